@@ -1,0 +1,33 @@
+# Each target bootstraps its own virtual environment: a fresh machine needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench schema clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "yunshegong needs Python 3.11+; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)  ## the service with demo data on the embedded database, at http://127.0.0.1:8000/graphql
+	$(BIN)/yunshegong serve --demo
+
+test: $(STAMP)  ## the whole test suite (lint included)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
+	$(BIN)/python bench/requests_page.py
+
+schema: $(STAMP)  ## regenerate the committed SDL
+	$(BIN)/yunshegong schema > schema/schema.graphql
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

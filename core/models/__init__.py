@@ -1,0 +1,23 @@
+"""Core SQLAlchemy models. Importing this package registers every core table on `Base.metadata`."""
+
+from core.models.assignment import Assignment
+from core.models.community import Community, CommunityLiaison
+from core.models.help_request import HelpRequest, HelpRequestStatusChange
+from core.models.meta import AppMeta
+from core.models.organization import District, Organization
+from core.models.volunteer import Training, Volunteer, VolunteerCredential, VolunteerTraining
+
+__all__ = [
+    "AppMeta",
+    "Assignment",
+    "Community",
+    "CommunityLiaison",
+    "District",
+    "HelpRequest",
+    "HelpRequestStatusChange",
+    "Organization",
+    "Training",
+    "Volunteer",
+    "VolunteerCredential",
+    "VolunteerTraining",
+]

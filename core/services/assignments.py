@@ -1,0 +1,173 @@
+"""Assignments: a volunteer on a help request.
+
+    offered → accepted → completed (with hours)
+    offered → declined;  offered / accepted → withdrawn
+
+A volunteer never holds more active (offered or accepted) assignments than their maximum. The service
+checks under the volunteer's row lock for a clear error; the database holds the invariant regardless
+(trigger-maintained counter + CHECK ck_volunteers_capacity), so no code path or race can break it.
+Lock order everywhere: request row, then volunteer row, then assignment rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from sqlalchemy import Select, select
+
+from core.errors import DomainError, Validator
+from core.models import Assignment, HelpRequest, Volunteer
+from core.services import help_requests
+from core.services import validation as check
+from core.services.common import flush, get
+from core.services.context import ServiceContext
+from core.services.pagination import Ordering, Page, paginate
+from core.vocab import AssignmentStatus, Availability, RequestStatus
+
+A = AssignmentStatus
+MAX_HOURS = Decimal(200)
+
+NEWEST_FIRST: Ordering[Assignment] = Ordering(
+    name="assignment_newest", columns=(Assignment.id,), key=lambda a: (a.id,), descending=True
+)
+
+
+async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: str = "") -> Assignment:
+    request = await get(ctx, HelpRequest, request_id, what="Help request", field=("input", "requestId"), lock=True)
+    if RequestStatus(request.status) not in help_requests.ASSIGNABLE_STATUSES:
+        raise DomainError(
+            "INVALID_TRANSITION",
+            f"Volunteers can be offered to verified, matched or in-progress requests, not {request.status} ones.",
+            ("input", "requestId"),
+        )
+    volunteer = await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"), lock=True)
+    if volunteer.availability != Availability.AVAILABLE:
+        raise DomainError("VOLUNTEER_UNAVAILABLE", f"The volunteer is {volunteer.availability}.", ("input", "volunteerId"))
+    if volunteer.active_assignments >= volunteer.max_concurrent_assignments:
+        raise DomainError(
+            "VOLUNTEER_AT_CAPACITY",
+            f"The volunteer already holds {volunteer.active_assignments} of "
+            f"{volunteer.max_concurrent_assignments} active assignments.",
+            ("input", "volunteerId"),
+        )
+    duplicate = await ctx.session.scalar(
+        select(Assignment.id).where(
+            Assignment.request_id == request_id,
+            Assignment.volunteer_id == volunteer_id,
+            Assignment.status.in_([A.OFFERED.value, A.ACCEPTED.value]),
+        )
+    )
+    if duplicate is not None:
+        raise DomainError("ALREADY_ASSIGNED", "The volunteer already holds this request.", ("input", "volunteerId"))
+    v = Validator()
+    clean_note = check.text(v, ("input", "note"), note, max_length=1000, required=False)
+    v.raise_if_any()
+    assignment = Assignment(
+        request_id=request_id, volunteer_id=volunteer_id, status=A.OFFERED.value, note=clean_note,
+        decline_reason="", offered_at=ctx.now(),
+    )
+    ctx.session.add(assignment)
+    await flush(ctx)
+    # The trigger changed the counter in the database; refresh our copy for anyone reading it next.
+    await ctx.session.refresh(volunteer, ["active_assignments"])
+    if request.status == RequestStatus.VERIFIED:
+        await help_requests.transition(ctx, request_id, RequestStatus.MATCHED, "volunteer offered")
+    return assignment
+
+
+async def accept(ctx: ServiceContext, assignment_id: int) -> Assignment:
+    _, assignment = await _lock(ctx, assignment_id)
+    _require(assignment, {A.OFFERED}, "accepted")
+    assignment.status = A.ACCEPTED.value
+    assignment.responded_at = ctx.now()
+    await flush(ctx)
+    return assignment
+
+
+async def decline(ctx: ServiceContext, assignment_id: int, reason: str = "") -> Assignment:
+    request, assignment = await _lock(ctx, assignment_id)
+    _require(assignment, {A.OFFERED}, "declined")
+    v = Validator()
+    assignment.decline_reason = check.text(v, ("input", "reason"), reason, max_length=1000, required=False)
+    v.raise_if_any()
+    assignment.status = A.DECLINED.value
+    assignment.responded_at = ctx.now()
+    await flush(ctx)
+    await help_requests.return_to_queue_if_unstaffed(ctx, request)
+    return assignment
+
+
+async def withdraw(ctx: ServiceContext, assignment_id: int, reason: str) -> Assignment:
+    request, assignment = await _lock(ctx, assignment_id)
+    _require(assignment, {A.OFFERED, A.ACCEPTED}, "withdrawn")
+    v = Validator()
+    assignment.note = check.text(v, ("input", "reason"), reason, max_length=1000, label="A reason")
+    v.raise_if_any()
+    assignment.status = A.WITHDRAWN.value
+    assignment.finished_at = ctx.now()
+    await flush(ctx)
+    await help_requests.return_to_queue_if_unstaffed(ctx, request)
+    return assignment
+
+
+async def complete(ctx: ServiceContext, assignment_id: int, hours: Decimal, note: str = "") -> Assignment:
+    request, assignment = await _lock(ctx, assignment_id)
+    _require(assignment, {A.ACCEPTED}, "completed")
+    if request.status not in (RequestStatus.IN_PROGRESS, RequestStatus.FULFILLED):
+        raise DomainError(
+            "INVALID_TRANSITION", "Work is completed on a request that is in progress or fulfilled.", ("input", "id")
+        )
+    v = Validator()
+    if hours <= 0 or hours > MAX_HOURS:
+        v.add(("input", "hours"), "OUT_OF_RANGE", f"Hours must be more than 0 and at most {MAX_HOURS}.")
+    elif hours != hours.quantize(Decimal("0.01")):
+        v.add(("input", "hours"), "OUT_OF_RANGE", "Hours are recorded to two decimals at most.")
+    clean_note = check.text(v, ("input", "note"), note, max_length=1000, required=False)
+    v.raise_if_any()
+    assignment.status = A.COMPLETED.value
+    assignment.hours = hours
+    assignment.finished_at = ctx.now()
+    if clean_note:
+        assignment.note = clean_note
+    await flush(ctx)
+    return assignment
+
+
+async def _lock(ctx: ServiceContext, assignment_id: int) -> tuple[HelpRequest, Assignment]:
+    """Lock an assignment and its request, request first (the order every writer uses)."""
+    request_id = await ctx.session.scalar(select(Assignment.request_id).where(Assignment.id == assignment_id))
+    if request_id is None:
+        raise DomainError("NOT_FOUND", "Assignment not found.", ("input", "id"))
+    request = await help_requests.lock(ctx, request_id)
+    assignment = await get(ctx, Assignment, assignment_id, what="Assignment", field=("input", "id"), lock=True)
+    return request, assignment
+
+
+def _require(assignment: Assignment, allowed: set[AssignmentStatus], to: str) -> None:
+    if AssignmentStatus(assignment.status) not in allowed:
+        raise DomainError(
+            "INVALID_TRANSITION", f"An {assignment.status} assignment cannot be {to}.", ("input", "id")
+        )
+
+
+def filtered(statuses: Sequence[AssignmentStatus | str] = ()) -> Select[tuple[Assignment]]:
+    """Assignments in the given statuses (all when empty); callers narrow to a volunteer or request."""
+    stmt = select(Assignment)
+    if statuses:
+        stmt = stmt.where(Assignment.status.in_([str(s) for s in statuses]))
+    return stmt
+
+
+async def list_for_volunteer(
+    ctx: ServiceContext, volunteer_id: int, statuses: Sequence[AssignmentStatus], *, first: int, after: str | None
+) -> Page[Assignment]:
+    stmt = filtered(statuses).where(Assignment.volunteer_id == volunteer_id)
+    return await paginate(ctx, stmt, NEWEST_FIRST, first=first, after=after)
+
+
+async def list_for_request(
+    ctx: ServiceContext, request_id: int, statuses: Sequence[AssignmentStatus] = ()
+) -> list[Assignment]:
+    stmt = filtered(statuses).where(Assignment.request_id == request_id).order_by(Assignment.id)
+    return list((await ctx.session.scalars(stmt)).all())

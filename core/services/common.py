@@ -1,0 +1,70 @@
+"""Helpers every service uses: loading by id, row locks, translating constraint violations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from core.errors import DomainError, NotFound
+from core.services.context import ServiceContext
+
+M = TypeVar("M")
+
+
+async def get(
+    ctx: ServiceContext, model: type[M], id_: int, *, what: str, field: Sequence[str] = ("id",), lock: bool = False
+) -> M:
+    """The row with this primary key, or NotFound. `lock` takes a row lock (SELECT … FOR UPDATE)."""
+    stmt = select(model).where(model.id == id_)  # type: ignore[attr-defined]
+    if lock:
+        # populate_existing: a locked read must see the committed row, not a stale identity-map copy.
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    row = (await ctx.session.execute(stmt)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(what, field)
+    return row
+
+
+def constraint_name(exc: DBAPIError) -> str | None:
+    """The violated constraint's name from asyncpg's exception behind SQLAlchemy's wrapper."""
+    orig: Any = exc.orig
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        name = getattr(candidate, "constraint_name", None)
+        if name:
+            return str(name)
+    return None
+
+
+# Violations that can happen under a race even after the services' own checks; each maps to the
+# user error the check would have given.
+CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
+    "uq_volunteers_phone": ("ALREADY_EXISTS", "A volunteer with this phone number exists already.",
+                            ("input", "phone")),
+    "uq_communities_district_id_name": ("ALREADY_EXISTS", "This district has a community of that name.",
+                                        ("input", "name")),
+    "ck_volunteers_capacity": ("VOLUNTEER_AT_CAPACITY",
+                               "The volunteer already holds their maximum of active assignments.", None),
+    "uq_assignments_active_pair": ("ALREADY_ASSIGNED",
+                                   "The volunteer already holds an active assignment on this request.", None),
+    "uq_community_liaisons_community_id_volunteer_id": (
+        "ALREADY_EXISTS", "The volunteer is on this community's liaison team already.", None),
+    "uq_districts_name": ("ALREADY_EXISTS", "A district of that name exists already.", ("input", "name")),
+    "uq_organizations_name": ("ALREADY_EXISTS", "An organisation of that name exists already.", ("input", "name")),
+    "uq_volunteer_trainings_volunteer_id_training_id": (
+        "ALREADY_EXISTS", "The volunteer has completed this training already.", None),
+}
+
+
+async def flush(ctx: ServiceContext) -> None:
+    """Flush pending writes, turning known constraint violations into user errors."""
+    try:
+        await ctx.session.flush()
+    except IntegrityError as exc:
+        known = CONSTRAINT_ERRORS.get(constraint_name(exc) or "")
+        if known is None:
+            raise
+        code, message, field = known
+        raise DomainError(code, message, field) from exc

@@ -1,0 +1,302 @@
+"""Help requests: intake, verification, urgency and the lifecycle
+
+    submitted → verified → matched → in_progress → fulfilled   (and rejected / cancelled)
+
+Every transition takes the request's row lock, checks the move is legal from the state it finds, and
+appends a history row (who, when, from, to, reason) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from core.errors import DomainError, Validator
+from core.models import Assignment, Community, HelpRequest, HelpRequestStatusChange
+from core.services import validation as check
+from core.services.common import flush, get
+from core.services.context import ServiceContext
+from core.services.pagination import Ordering, Page, paginate
+from core.services.search import contains
+from core.vocab import (
+    ACTIVE_ASSIGNMENT_STATUSES,
+    OPEN_REQUEST_STATUSES,
+    AssignmentStatus,
+    PopulationTag,
+    RequestCategory,
+    RequestStatus,
+    Urgency,
+)
+
+S = RequestStatus
+
+# The legal moves. Coordinators drive verify / reject / start / fulfil / cancel; offering an assignment
+# moves verified → matched, and losing the last active assignment moves matched → verified (back to queue).
+TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
+    S.SUBMITTED: frozenset({S.VERIFIED, S.REJECTED, S.CANCELLED}),
+    S.VERIFIED: frozenset({S.MATCHED, S.REJECTED, S.CANCELLED}),
+    S.MATCHED: frozenset({S.IN_PROGRESS, S.VERIFIED, S.CANCELLED}),
+    S.IN_PROGRESS: frozenset({S.FULFILLED, S.CANCELLED}),
+    S.FULFILLED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+# Statuses in which volunteers may be offered to the request.
+ASSIGNABLE_STATUSES = frozenset({S.VERIFIED, S.MATCHED, S.IN_PROGRESS})
+
+
+@dataclass
+class HelpRequestInput:
+    community_id: int
+    title: str
+    category: RequestCategory
+    urgency: Urgency
+    requester_name: str
+    requester_phone: str
+    description: str = ""
+    population_tags: Sequence[PopulationTag] = ()
+    beneficiaries: int = 1
+    volunteers_needed: int = 1
+    needed_by: datetime | None = None
+    required_skills: Sequence[str] = ()
+    requester_address: str = ""
+    health_details: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass
+class HelpRequestFilter:
+    statuses: Sequence[RequestStatus] = field(default_factory=tuple)
+    urgencies: Sequence[Urgency] = field(default_factory=tuple)
+    categories: Sequence[RequestCategory] = field(default_factory=tuple)
+    community_ids: Sequence[int] = field(default_factory=tuple)
+    district_id: int | None = None
+    population_tag: PopulationTag | None = None
+    needed_before: datetime | None = None
+    search: str | None = None
+
+
+BY_URGENCY: Ordering[HelpRequest] = Ordering(
+    name="urgency",
+    columns=(HelpRequest.urgency_rank, HelpRequest.needed_by_sort, HelpRequest.id),
+    key=lambda r: (r.urgency_rank, r.needed_by.isoformat() if r.needed_by else "infinity", r.id),
+)
+NEWEST: Ordering[HelpRequest] = Ordering(
+    name="newest", columns=(HelpRequest.created_at, HelpRequest.id), key=lambda r: (r.created_at, r.id),
+    descending=True,
+)
+ORDERINGS = {o.name: o for o in (BY_URGENCY, NEWEST)}
+
+
+async def _validated(
+    ctx: ServiceContext, data: HelpRequestInput, current: HelpRequest | None
+) -> dict[str, Any]:
+    v = Validator()
+    values: dict[str, Any] = {
+        "community_id": data.community_id,
+        "title": check.text(v, ("input", "title"), data.title, max_length=200, label="Title"),
+        "description": check.text(v, ("input", "description"), data.description, max_length=4000, required=False),
+        "category": RequestCategory(data.category).value,
+        "urgency": Urgency(data.urgency).value,
+        "population_tags": check.enum_values(data.population_tags),
+        "beneficiaries": check.int_range(v, ("input", "beneficiaries"), data.beneficiaries, 1, 1_000_000,
+                                         "The number of beneficiaries"),
+        "volunteers_needed": check.int_range(v, ("input", "volunteersNeeded"), data.volunteers_needed, 1, 100,
+                                             "The number of volunteers needed"),
+        "required_skills": check.tags(v, ("input", "requiredSkills"), data.required_skills),
+        "requester_name": check.text(v, ("input", "requesterName"), data.requester_name, max_length=50,
+                                     label="The requester's name"),
+        "requester_phone": check.phone(v, ("input", "requesterPhone"), data.requester_phone),
+        "requester_address": check.text(v, ("input", "requesterAddress"), data.requester_address,
+                                        max_length=300, required=False),
+        "health_details": check.text(v, ("input", "healthDetails"), data.health_details, max_length=4000,
+                                     required=False),
+    }
+    # An unchanged deadline may have passed since it was set; only a new one must lie ahead.
+    if current is None or data.needed_by != current.needed_by:
+        values["needed_by"] = check.future_time(v, ("input", "neededBy"), data.needed_by, ctx.now())
+    values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
+    v.raise_if_any()
+    community = await get(ctx, Community, data.community_id, what="Community", field=("input", "communityId"))
+    if values["latitude"] is None:
+        # Without a location of its own, a request is where its community is (for distance matching).
+        values["latitude"], values["longitude"] = community.latitude, community.longitude
+    return values
+
+
+async def submit(ctx: ServiceContext, data: HelpRequestInput) -> HelpRequest:
+    values = await _validated(ctx, data, None)
+    now = ctx.now()
+    request = HelpRequest(**values, status=S.SUBMITTED.value, status_changed_at=now)
+    ctx.session.add(request)
+    await flush(ctx)
+    _record(ctx, request, None, S.SUBMITTED, "", now)
+    await flush(ctx)
+    return request
+
+
+async def update(ctx: ServiceContext, request_id: int, changes: Mapping[str, Any]) -> HelpRequest:
+    """Apply the given fields to an open request (absent ones keep their value)."""
+    request = await get(ctx, HelpRequest, request_id, what="Help request", field=("input", "id"), lock=True)
+    if RequestStatus(request.status) not in OPEN_REQUEST_STATUSES:
+        raise DomainError("INVALID_TRANSITION", f"A {request.status} request can no longer be edited.", ("input", "id"))
+    if "community_id" in changes and changes["community_id"] != request.community_id and request.status != S.SUBMITTED:
+        raise DomainError("INVALID_TRANSITION", "Only a submitted request can move to another community.",
+                          ("input", "communityId"))
+    current = HelpRequestInput(**{f.name: getattr(request, f.name) for f in fields(HelpRequestInput)})
+    for key, value in (await _validated(ctx, replace(current, **changes), request)).items():
+        setattr(request, key, value)
+    await flush(ctx)
+    return request
+
+
+async def verify(ctx: ServiceContext, request_id: int, note: str = "") -> HelpRequest:
+    return await transition(ctx, request_id, S.VERIFIED, note)
+
+
+async def reject(ctx: ServiceContext, request_id: int, reason: str) -> HelpRequest:
+    return await transition(ctx, request_id, S.REJECTED, _reason(reason))
+
+
+async def cancel(ctx: ServiceContext, request_id: int, reason: str) -> HelpRequest:
+    return await transition(ctx, request_id, S.CANCELLED, _reason(reason))
+
+
+async def start(ctx: ServiceContext, request_id: int, note: str = "") -> HelpRequest:
+    request = await lock(ctx, request_id)
+    accepted = await ctx.session.scalar(
+        select(Assignment.id).where(
+            Assignment.request_id == request_id, Assignment.status == AssignmentStatus.ACCEPTED.value
+        ).limit(1)
+    )
+    if accepted is None and request.status == S.MATCHED:
+        raise DomainError("NO_ACCEPTED_ASSIGNMENT", "No volunteer has accepted this request yet.", ("input", "id"))
+    return await _move(ctx, request, S.IN_PROGRESS, note)
+
+
+async def fulfil(ctx: ServiceContext, request_id: int, note: str = "") -> HelpRequest:
+    return await transition(ctx, request_id, S.FULFILLED, note)
+
+
+async def transition(ctx: ServiceContext, request_id: int, to: RequestStatus, reason: str = "") -> HelpRequest:
+    return await _move(ctx, await lock(ctx, request_id), to, reason)
+
+
+async def lock(ctx: ServiceContext, request_id: int) -> HelpRequest:
+    return await get(ctx, HelpRequest, request_id, what="Help request", field=("input", "id"), lock=True)
+
+
+async def _move(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, reason: str) -> HelpRequest:
+    """Move a locked request to `to`, or raise INVALID_TRANSITION naming the legal moves."""
+    current = RequestStatus(request.status)
+    if to not in TRANSITIONS[current]:
+        legal = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none: it is closed"
+        raise DomainError(
+            "INVALID_TRANSITION", f"A {current.value} request cannot become {to.value} (legal: {legal}).",
+            ("input", "id"),
+        )
+    now = ctx.now()
+    request.status = to.value
+    request.status_changed_at = now
+    _record(ctx, request, current, to, reason.strip(), now)
+    if to not in OPEN_REQUEST_STATUSES:
+        await _release_assignments(ctx, request, to, now)
+    await flush(ctx)
+    return request
+
+
+async def _release_assignments(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, now: datetime) -> None:
+    """A closed request stops holding volunteers: pending offers are withdrawn; on rejection or cancellation
+    accepted ones too. (After fulfilment accepted volunteers stay on it until they report their hours.)"""
+    release = {AssignmentStatus.OFFERED.value}
+    if to != S.FULFILLED:
+        release.add(AssignmentStatus.ACCEPTED.value)
+    # Volunteer order: the trigger locks volunteer rows, and a fixed order cannot deadlock.
+    stmt = (
+        select(Assignment)
+        .where(Assignment.request_id == request.id, Assignment.status.in_(release))
+        .order_by(Assignment.volunteer_id)
+        .with_for_update()
+    )
+    for assignment in (await ctx.session.scalars(stmt)).all():
+        assignment.status = AssignmentStatus.WITHDRAWN.value
+        assignment.finished_at = now
+        assignment.note = f"request {to.value}"
+        await flush(ctx)
+
+
+def _record(
+    ctx: ServiceContext, request: HelpRequest, from_: RequestStatus | None, to: RequestStatus, reason: str,
+    at: datetime,
+) -> None:
+    ctx.session.add(
+        HelpRequestStatusChange(
+            request_id=request.id, from_status=from_.value if from_ else None, to_status=to.value,
+            actor=ctx.viewer.label, reason=reason, created_at=at,
+        )
+    )
+
+
+def _reason(reason: str) -> str:
+    v = Validator()
+    clean = check.text(v, ("input", "reason"), reason, max_length=1000, label="A reason")
+    v.raise_if_any()
+    return clean
+
+
+async def return_to_queue_if_unstaffed(ctx: ServiceContext, request: HelpRequest) -> None:
+    """After an assignment ends: a matched request with no active assignment goes back to verified."""
+    if request.status != S.MATCHED:
+        return
+    active = await ctx.session.scalar(
+        select(Assignment.id).where(
+            Assignment.request_id == request.id,
+            Assignment.status.in_([s.value for s in ACTIVE_ASSIGNMENT_STATUSES]),
+        ).limit(1)
+    )
+    if active is None:
+        await _move(ctx, request, S.VERIFIED, "no volunteer holds this request any more")
+
+
+async def history(ctx: ServiceContext, request_id: int) -> list[HelpRequestStatusChange]:
+    stmt = (
+        select(HelpRequestStatusChange)
+        .where(HelpRequestStatusChange.request_id == request_id)
+        .order_by(HelpRequestStatusChange.id)
+    )
+    return list((await ctx.session.scalars(stmt)).all())
+
+
+def filtered(f: HelpRequestFilter) -> Select[tuple[HelpRequest]]:
+    stmt = select(HelpRequest)
+    if f.statuses:
+        stmt = stmt.where(HelpRequest.status.in_([s.value for s in f.statuses]))
+    if f.urgencies:
+        stmt = stmt.where(HelpRequest.urgency.in_([u.value for u in f.urgencies]))
+    if f.categories:
+        stmt = stmt.where(HelpRequest.category.in_([c.value for c in f.categories]))
+    if f.community_ids:
+        stmt = stmt.where(HelpRequest.community_id.in_(list(f.community_ids)))
+    if f.district_id is not None:
+        stmt = stmt.where(
+            HelpRequest.community_id.in_(select(Community.id).where(Community.district_id == f.district_id))
+        )
+    if f.population_tag is not None:
+        stmt = stmt.where(HelpRequest.population_tags.any(f.population_tag.value))
+    if f.needed_before is not None:
+        stmt = stmt.where(HelpRequest.needed_by < f.needed_before)
+    if f.search:
+        stmt = stmt.where(contains(HelpRequest.title + " " + HelpRequest.description, f.search))
+    return stmt
+
+
+async def list_requests(
+    ctx: ServiceContext, f: HelpRequestFilter, *, order: str = "urgency", first: int, after: str | None
+) -> Page[HelpRequest]:
+    return await paginate(ctx, filtered(f), ORDERINGS[order], first=first, after=after)

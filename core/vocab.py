@@ -1,0 +1,131 @@
+"""The domain's closed vocabularies. Stored as text with CHECK constraints, exposed as GraphQL enums."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OrganizationKind(StrEnum):
+    ASSOCIATION = "association"
+    AGENCY = "agency"
+    HOSPITAL = "hospital"
+    FOUNDATION = "foundation"
+    COMPANY = "company"
+    GOVERNMENT = "government"
+    OTHER = "other"
+
+
+class DistrictKind(StrEnum):
+    DISTRICT = "district"
+    COUNTY = "county"
+    DEVELOPMENT_ZONE = "development_zone"
+
+
+class LiaisonRole(StrEnum):
+    SOCIAL_WORKER = "social_worker"
+    VOLUNTEER = "volunteer"
+
+
+# How many of each role a community's liaison team may have (the seed: one social worker, two volunteers).
+LIAISON_TEAM_LIMITS: dict[LiaisonRole, int] = {LiaisonRole.SOCIAL_WORKER: 1, LiaisonRole.VOLUNTEER: 2}
+
+
+class VolunteerMode(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    RESERVE = "reserve"
+
+
+class Team(StrEnum):
+    RECRUITMENT = "recruitment"
+    TRAINING = "training"
+    EXTERNAL_LIAISON = "external_liaison"
+    COMMUNITY_LIAISON = "community_liaison"
+    SUPPLIES_MANAGEMENT = "supplies_management"
+    DELIVERY = "delivery"
+    OPINION_MONITORING = "opinion_monitoring"
+    PSYCHOLOGICAL_SUPPORT = "psychological_support"
+    PUBLICITY = "publicity"
+
+
+class Availability(StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    OFF = "off"
+
+
+class CredentialKind(StrEnum):
+    VEHICLE_PASS = "vehicle_pass"
+    WORK_PERMIT = "work_permit"
+    DRIVING_LICENCE = "driving_licence"
+    MEDICAL_LICENCE = "medical_licence"
+    NURSING_LICENCE = "nursing_licence"
+    SOCIAL_WORKER_LICENCE = "social_worker_licence"
+    COUNSELOR_CERTIFICATE = "counselor_certificate"
+    OTHER = "other"
+
+
+class RequestCategory(StrEnum):
+    MEDICINE = "medicine"
+    FOOD = "food"
+    DAILY_SUPPLIES = "daily_supplies"
+    MEDICAL_CARE = "medical_care"
+    PSYCHOLOGICAL = "psychological"
+    EPIDEMIC_PREVENTION_SUPPLIES = "epidemic_prevention_supplies"
+    OTHER = "other"
+
+
+class PopulationTag(StrEnum):
+    ELDERLY = "elderly"
+    PREGNANT = "pregnant"
+    CHILD = "child"
+    DISABLED = "disabled"
+    CHRONIC_PATIENT = "chronic_patient"
+    STRANDED_NON_RESIDENT = "stranded_non_resident"
+    FRONT_LINE_WORKER = "front_line_worker"
+
+
+class Urgency(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+# Sort rank: lower is more urgent. Mirrored by the generated column help_requests.urgency_rank.
+URGENCY_RANK: dict[Urgency, int] = {Urgency.CRITICAL: 0, Urgency.HIGH: 1, Urgency.NORMAL: 2, Urgency.LOW: 3}
+
+
+class RequestStatus(StrEnum):
+    SUBMITTED = "submitted"
+    VERIFIED = "verified"
+    MATCHED = "matched"
+    IN_PROGRESS = "in_progress"
+    FULFILLED = "fulfilled"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+OPEN_REQUEST_STATUSES = frozenset(
+    {RequestStatus.SUBMITTED, RequestStatus.VERIFIED, RequestStatus.MATCHED, RequestStatus.IN_PROGRESS}
+)
+
+
+class AssignmentStatus(StrEnum):
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+
+
+# Active assignments occupy one of the volunteer's concurrent slots.
+ACTIVE_ASSIGNMENT_STATUSES = frozenset({AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED})
+
+
+def sql_in(values: type[StrEnum] | frozenset[StrEnum] | list[StrEnum]) -> str:
+    """`'a', 'b'` for CHECK constraints built from an enum, so model and vocabulary cannot drift.
+
+    Sets are sorted: their iteration order changes between runs, the generated SQL must not."""
+    items = sorted(values) if isinstance(values, frozenset) else list(values)
+    return ", ".join(f"'{v.value}'" for v in items)

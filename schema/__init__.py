@@ -1,0 +1,1 @@
+"""The GraphQL layer: types, resolvers, context and the schema builder."""

@@ -1,0 +1,61 @@
+"""Schema extensions: close the request's session, and make errors safe to show.
+
+Expected errors (DomainError raised from a query) keep their message and gain `extensions.code`;
+GraphQL syntax and validation errors pass unchanged; anything else is logged with the request id and
+replaced by a masked message carrying only that id, so no stack trace or SQL reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from core.errors import DomainError
+
+log = logging.getLogger("yunshegong.graphql")
+
+
+class RequestLifecycle(SchemaExtension):
+    async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+        try:
+            yield
+        finally:
+            context = self.execution_context.context
+            close = getattr(context, "close", None)
+            if close is not None:
+                await close()
+
+
+class SafeErrors(SchemaExtension):
+    def on_operation(self):  # type: ignore[no-untyped-def]
+        yield
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None):
+            return
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "-")
+        result.errors = [self._safe(error, request_id) for error in result.errors]
+
+    @staticmethod
+    def _safe(error: GraphQLError, request_id: str) -> GraphQLError:
+        original = error.original_error
+        if original is None:
+            return error  # syntax or validation: the client's query itself
+        if isinstance(original, DomainError):
+            first = original.errors[0]
+            return GraphQLError(
+                str(original) if len(original.errors) > 1 else first.message,
+                nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
+                extensions={"code": first.code, "field": list(first.field) if first.field else None},
+            )
+        if isinstance(original, GraphQLError):
+            return error  # e.g. a value that failed input coercion
+        log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=original)
+        return GraphQLError(
+            f"Internal error. Quote request id {request_id} to the operators.",
+            nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
+            extensions={"code": "INTERNAL_ERROR", "requestId": request_id},
+        )

@@ -1,0 +1,73 @@
+"""Assignment mutations: offer, accept, decline, withdraw, complete."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry import Info
+
+from core.services import assignments
+from core.services.context import ServiceContext
+from schema import ids
+from schema.mutations.base import mutate, payload
+from schema.types.assignment import Assignment
+
+AssignmentPayload = payload("AssignmentPayload", "assignment", Assignment)
+
+
+@strawberry.input
+class OfferAssignmentInput:
+    request_id: strawberry.ID
+    volunteer_id: strawberry.ID
+    note: str = ""
+
+
+@strawberry.input
+class AssignmentStepInput:
+    id: strawberry.ID
+    reason: str = strawberry.field(default="", description="Why (required to withdraw, optional to decline).")
+
+
+@strawberry.input
+class CompleteAssignmentInput:
+    id: strawberry.ID
+    hours: Decimal = strawberry.field(description="Hours served, more than 0, at most 200, two decimals.")
+    note: str = ""
+
+
+def _id(raw: str) -> int:
+    return ids.decode(raw, "Assignment", ("input", "id"))
+
+
+@strawberry.type
+class AssignmentMutations:
+    @strawberry.mutation(description="Offer a volunteer to a verified request (it becomes MATCHED).")
+    async def offer_assignment(self, info: Info, input: OfferAssignmentInput) -> AssignmentPayload:
+        async def work(ctx: ServiceContext) -> Any:
+            request_id = ids.decode(input.request_id, "HelpRequest", ("input", "requestId"))
+            volunteer_id = ids.decode(input.volunteer_id, "Volunteer", ("input", "volunteerId"))
+            return await assignments.offer(ctx, request_id, volunteer_id, input.note)
+
+        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model, work)
+
+    @strawberry.mutation
+    async def accept_assignment(self, info: Info, input: AssignmentStepInput) -> AssignmentPayload:
+        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model,
+                            lambda ctx: assignments.accept(ctx, _id(input.id)))
+
+    @strawberry.mutation
+    async def decline_assignment(self, info: Info, input: AssignmentStepInput) -> AssignmentPayload:
+        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model,
+                            lambda ctx: assignments.decline(ctx, _id(input.id), input.reason))
+
+    @strawberry.mutation
+    async def withdraw_assignment(self, info: Info, input: AssignmentStepInput) -> AssignmentPayload:
+        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model,
+                            lambda ctx: assignments.withdraw(ctx, _id(input.id), input.reason))
+
+    @strawberry.mutation(description="Record the work as done with the hours served.")
+    async def complete_assignment(self, info: Info, input: CompleteAssignmentInput) -> AssignmentPayload:
+        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model,
+                            lambda ctx: assignments.complete(ctx, _id(input.id), input.hours, input.note))

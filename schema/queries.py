@@ -1,0 +1,165 @@
+"""Root query fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+from strawberry import Info, relay
+
+from core import vocab
+from core.services import communities, help_requests, organizations, stats, volunteers
+from core.services.pagination import page_size
+from schema import ids
+from schema.types import enums
+from schema.types.common import Bucket, Connection
+from schema.types.community import Community
+from schema.types.enums import to_vocab
+from schema.types.help_request import HelpRequest
+from schema.types.reference import District, Organization, Training
+from schema.types.volunteer import Volunteer
+
+
+@strawberry.input(description="All given conditions must hold.")
+class HelpRequestFilter:
+    statuses: list[enums.RequestStatus] | None = None  # type: ignore[valid-type]
+    urgencies: list[enums.Urgency] | None = None  # type: ignore[valid-type]
+    categories: list[enums.RequestCategory] | None = None  # type: ignore[valid-type]
+    community_ids: list[strawberry.ID] | None = None
+    district_id: strawberry.ID | None = None
+    population_tag: enums.PopulationTag | None = None  # type: ignore[valid-type]
+    needed_before: datetime | None = strawberry.field(default=None, description="Deadline earlier than this.")
+    search: str | None = strawberry.field(default=None, description="Substring of title or description.")
+
+    def to_service(self) -> help_requests.HelpRequestFilter:
+        return help_requests.HelpRequestFilter(
+            statuses=[vocab.RequestStatus(s.value) for s in self.statuses or ()],
+            urgencies=[vocab.Urgency(u.value) for u in self.urgencies or ()],
+            categories=[vocab.RequestCategory(c.value) for c in self.categories or ()],
+            community_ids=[ids.decode(c, "Community", ("filter", "communityIds")) for c in self.community_ids or ()],
+            district_id=ids.decode_optional(self.district_id, "District", ("filter", "districtId")),
+            population_tag=to_vocab(vocab.PopulationTag, self.population_tag),
+            needed_before=self.needed_before,
+            search=self.search,
+        )
+
+
+@strawberry.input
+class VolunteerFilter:
+    mode: enums.VolunteerMode | None = None  # type: ignore[valid-type]
+    availability: enums.Availability | None = None  # type: ignore[valid-type]
+    district_id: strawberry.ID | None = None
+    team: enums.Team | None = None  # type: ignore[valid-type]
+    skills: list[str] | None = strawberry.field(default=None, description="Volunteers holding all of these.")
+    search: str | None = strawberry.field(default=None, description="Substring of the name.")
+
+    def to_service(self) -> volunteers.VolunteerFilter:
+        return volunteers.VolunteerFilter(
+            mode=to_vocab(vocab.VolunteerMode, self.mode),
+            availability=to_vocab(vocab.Availability, self.availability),
+            district_id=ids.decode_optional(self.district_id, "District", ("filter", "districtId")),
+            team=to_vocab(vocab.Team, self.team),
+            skills=tuple(self.skills or ()),
+            search=self.search,
+        )
+
+
+@strawberry.input
+class CommunityFilter:
+    district_id: strawberry.ID | None = None
+    organization_id: strawberry.ID | None = None
+    search: str | None = strawberry.field(default=None, description="Substring of the name.")
+
+    def to_service(self) -> communities.CommunityFilter:
+        return communities.CommunityFilter(
+            district_id=ids.decode_optional(self.district_id, "District", ("filter", "districtId")),
+            organization_id=ids.decode_optional(self.organization_id, "Organization", ("filter", "organizationId")),
+            search=self.search,
+        )
+
+
+@strawberry.type(description="The platform's headline figures.")
+class Stats:
+    volunteers_total: int
+    volunteers_by_mode: list[Bucket]
+    volunteers_by_district: list[Bucket]
+    requests_total: int
+    requests_by_status: list[Bucket]
+    requests_by_category: list[Bucket]
+    requests_by_urgency: list[Bucket]
+    communities_total: int
+    communities_served: int = strawberry.field(description="Communities with at least one fulfilled request.")
+    beneficiaries_served: int = strawberry.field(description="People covered by fulfilled requests.")
+    hours_served: Decimal
+
+
+def _buckets(items: list[stats.Bucket]) -> list[Bucket]:
+    return [Bucket(key=b.key, count=b.count) for b in items]
+
+
+@strawberry.type
+class CoreQuery:
+    node: relay.Node | None = relay.node(description="Any object by its global ID.")
+    nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in order; null where unknown.")
+
+    @strawberry.field(description="Help requests, most urgent first by default.")
+    async def help_requests(
+        self,
+        info: Info,
+        filter: HelpRequestFilter | None = None,
+        order_by: enums.HelpRequestOrder = enums.HelpRequestOrder.URGENCY,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[HelpRequest]:
+        size = page_size(first, info.context.settings.max_page_size)
+        f = (filter or HelpRequestFilter()).to_service()
+        page = await info.context.read(help_requests.list_requests, f, order=order_by.value, first=size, after=after)
+        return Connection.build(page, HelpRequest.from_model, lambda: info.context.read(lambda _: page.total_count()))
+
+    @strawberry.field
+    async def volunteers(
+        self, info: Info, filter: VolunteerFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[Volunteer]:
+        size = page_size(first, info.context.settings.max_page_size)
+        f = (filter or VolunteerFilter()).to_service()
+        page = await info.context.read(volunteers.list_volunteers, f, first=size, after=after)
+        return Connection.build(page, Volunteer.from_model, lambda: info.context.read(lambda _: page.total_count()))
+
+    @strawberry.field
+    async def communities(
+        self, info: Info, filter: CommunityFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[Community]:
+        size = page_size(first, info.context.settings.max_page_size)
+        f = (filter or CommunityFilter()).to_service()
+        page = await info.context.read(communities.list_communities, f, first=size, after=after)
+        return Connection.build(page, Community.from_model, lambda: info.context.read(lambda _: page.total_count()))
+
+    @strawberry.field(description="The city's districts, counties and development zones (a short list).")
+    async def districts(self, info: Info) -> list[District]:
+        return [District.from_model(d) for d in await info.context.read(organizations.list_districts)]
+
+    @strawberry.field
+    async def organizations(self, info: Info) -> list[Organization]:
+        return [Organization.from_model(o) for o in await info.context.read(organizations.list_organizations)]
+
+    @strawberry.field
+    async def trainings(self, info: Info) -> list[Training]:
+        return [Training.from_model(t) for t in await info.context.read(volunteers.list_trainings)]
+
+    @strawberry.field(description="Volunteers by mode and district, requests by status, category and urgency …")
+    async def stats(self, info: Info) -> Stats:
+        s = await info.context.read(stats.compute)
+        return Stats(
+            volunteers_total=s.volunteers_total,
+            volunteers_by_mode=_buckets(s.volunteers_by_mode),
+            volunteers_by_district=_buckets(s.volunteers_by_district),
+            requests_total=s.requests_total,
+            requests_by_status=_buckets(s.requests_by_status),
+            requests_by_category=_buckets(s.requests_by_category),
+            requests_by_urgency=_buckets(s.requests_by_urgency),
+            communities_total=s.communities_total,
+            communities_served=s.communities_served,
+            beneficiaries_served=s.beneficiaries_served,
+            hours_served=s.hours_served,
+        )

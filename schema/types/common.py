@@ -1,0 +1,64 @@
+"""Relay connections, page info and small shared types."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+
+from core.services.pagination import Page
+from schema.loaders import WindowPage
+
+T = TypeVar("T")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type(description="A page of a list; `totalCount` counts the whole filtered list.")
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The nodes of this page, without cursors.")
+    def nodes(self) -> list[T]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many items the whole filtered list holds (counted on demand).")
+    async def total_count(self) -> int:
+        return await self._count()
+
+    @classmethod
+    def build(
+        cls, page: Page[Any] | WindowPage, convert: Callable[[Any], T], count: Callable[[], Awaitable[int]]
+    ) -> Connection[T]:
+        edges = [Edge(cursor=c, node=convert(item)) for item, c in zip(page.items, page.cursors, strict=True)]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=page.cursors[0] if page.cursors else None,
+                end_cursor=page.cursors[-1] if page.cursors else None,
+            ),
+            _count=count,
+        )
+
+
+@strawberry.type(description="A count under a key, e.g. volunteers in one district.")
+class Bucket:
+    key: str
+    count: int

@@ -1,0 +1,94 @@
+"""HelpRequest and its lifecycle history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry import Info, relay
+
+from core import models
+from schema.types import enums
+from schema.types.community import Community
+from schema.types.nodes import resolve_nodes
+from schema.types.reference import load_optional
+
+if TYPE_CHECKING:
+    from schema.types.assignment import Assignment
+
+AssignmentRef = Annotated["Assignment", strawberry.lazy("schema.types.assignment")]
+
+
+@strawberry.type(description="One step of a request's lifecycle.")
+class StatusChange:
+    from_status: enums.RequestStatus | None  # type: ignore[valid-type]
+    to_status: enums.RequestStatus  # type: ignore[valid-type]
+    actor: str
+    reason: str
+    at: datetime
+
+
+@strawberry.type(description="A need posted by a community or resident.")
+class HelpRequest(relay.Node):
+    id: relay.NodeID[int]
+    title: str
+    description: str
+    category: enums.RequestCategory  # type: ignore[valid-type]
+    population_tags: list[enums.PopulationTag]  # type: ignore[valid-type]
+    beneficiaries: int
+    volunteers_needed: int
+    urgency: enums.Urgency  # type: ignore[valid-type]
+    needed_by: datetime | None
+    required_skills: list[str]
+    requester_name: str
+    requester_phone: str
+    requester_address: str
+    health_details: str
+    latitude: float | None
+    longitude: float | None
+    status: enums.RequestStatus  # type: ignore[valid-type]
+    status_changed_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    community_id: strawberry.Private[int]
+
+    @classmethod
+    def from_model(cls, m: models.HelpRequest) -> HelpRequest:
+        return cls(
+            id=m.id, title=m.title, description=m.description, category=enums.RequestCategory(m.category),
+            population_tags=[enums.PopulationTag(t) for t in m.population_tags], beneficiaries=m.beneficiaries,
+            volunteers_needed=m.volunteers_needed, urgency=enums.Urgency(m.urgency), needed_by=m.needed_by,
+            required_skills=list(m.required_skills), requester_name=m.requester_name,
+            requester_phone=m.requester_phone, requester_address=m.requester_address,
+            health_details=m.health_details, latitude=m.latitude, longitude=m.longitude,
+            status=enums.RequestStatus(m.status), status_changed_at=m.status_changed_at,
+            created_at=m.created_at, updated_at=m.updated_at, community_id=m.community_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await resolve_nodes(info, node_ids, lambda ld: ld.help_request, cls.from_model, required)
+
+    @strawberry.field
+    async def community(self, info: Info) -> Community:
+        return await load_optional(info, "community", self.community_id, Community.from_model)
+
+    @strawberry.field(description="Every volunteer offered to this request, in offer order.")
+    async def assignments(self, info: Info) -> list[AssignmentRef]:
+        from schema.types.assignment import Assignment
+
+        rows = await info.context.loaders.assignments_by_request.load(self.id)
+        return [Assignment.from_model(r) for r in rows]
+
+    @strawberry.field(description="Every status change, oldest first: who, when, from, to and why.")
+    async def history(self, info: Info) -> list[StatusChange]:
+        rows = await info.context.loaders.history_by_request.load(self.id)
+        return [
+            StatusChange(
+                from_status=enums.RequestStatus(r.from_status) if r.from_status else None,
+                to_status=enums.RequestStatus(r.to_status), actor=r.actor, reason=r.reason, at=r.created_at,
+            )
+            for r in rows
+        ]
