@@ -26,7 +26,7 @@ def alembic_config(extra_version_dirs: Sequence[Path] = ()) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     locations = [str(CORE_VERSIONS_DIR), *(str(Path(p).resolve()) for p in extra_version_dirs)]
     # os.pathsep keeps paths with spaces intact.
-    cfg.set_main_option("version_path_separator", "os")
+    cfg.set_main_option("path_separator", "os")
 
     cfg.set_main_option("version_locations", os.pathsep.join(locations))
     return cfg
