@@ -9,10 +9,12 @@ from enum import StrEnum
 
 from core.errors import Validator
 
-# Mainland mobile: 1[3-9] + 9 digits. Landline: area code 0 + 2–3 digits, then a 7–8 digit number,
-# optionally an extension. Separators (space, hyphen) and a +86/0086 prefix are accepted and dropped.
+# Mainland mobile: 1[3-9] + 9 digits. Landline: an area code, then a 7–8 digit number, optionally an
+# extension. Area codes are 010 and 02x (the large cities) or 0 + three digits starting 3–9; this
+# tells where the area code ends once separators are gone. Spaces, hyphens, brackets and a +86/0086
+# prefix are accepted and dropped.
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE = re.compile(r"^(0\d{2,3})(\d{7,8})(?:[#*转](\d{1,6}))?$")
+_LANDLINE = re.compile(r"^(0(?:10|2\d)|0[3-9]\d{2})(\d{7,8})(?:[#*转](\d{1,6}))?$")
 _COUNTRY_PREFIX = re.compile(r"^(?:\+86|0086)")
 
 
@@ -25,9 +27,6 @@ def normalize_phone(raw: str) -> str | None:
     landline = _LANDLINE.match(compact)
     if landline:
         area, number, extension = landline.groups()
-        # Three-digit area codes (010, 020–029) are the large cities; others have four digits.
-        if len(area) == 3 and not (area == "010" or area.startswith("02")):
-            return None
         formatted = f"{area}-{number}"
         return f"{formatted}-{extension}" if extension else formatted
     return None
