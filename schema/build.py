@@ -17,7 +17,7 @@ from schema.mutations.communities import CommunityMutations
 from schema.mutations.help_requests import HelpRequestMutations
 from schema.mutations.reference import ReferenceMutations
 from schema.mutations.volunteers import VolunteerMutations
-from schema.queries import CoreQuery
+from schema.queries import CoreQuery, node_fields
 
 
 def datetime_scalar(zone: str) -> object:
@@ -31,11 +31,6 @@ def datetime_scalar(zone: str) -> object:
 
 
 @strawberry.type
-class Query(CoreQuery):
-    pass
-
-
-@strawberry.type
 class Mutation(
     CommunityMutations, VolunteerMutations, HelpRequestMutations, AssignmentMutations, ReferenceMutations
 ):
@@ -44,8 +39,9 @@ class Mutation(
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
+    query = strawberry.type(type("Query", (CoreQuery,), node_fields()))
     return strawberry.Schema(
-        query=Query,
+        query=query,
         mutation=Mutation,
         extensions=[RequestLifecycle, SafeErrors],
         scalar_overrides={datetime: datetime_scalar(settings.timezone)},  # type: ignore[dict-item]

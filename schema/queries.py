@@ -98,10 +98,18 @@ def _buckets(items: list[stats.Bucket]) -> list[Bucket]:
     return [Bucket(key=b.key, count=b.count) for b in items]
 
 
+def node_fields() -> dict[str, object]:
+    """Fresh `node`/`nodes` root fields. strawberry's relay.node() binds to the first schema built from it,
+    so every schema (tests build many) needs its own."""
+    return {
+        "__annotations__": {"node": relay.Node | None, "nodes": list[relay.Node | None]},
+        "node": relay.node(description="Any object by its global ID."),
+        "nodes": relay.node(description="Objects by global ID, in order; null where unknown."),
+    }
+
+
 @strawberry.type
 class CoreQuery:
-    node: relay.Node | None = relay.node(description="Any object by its global ID.")
-    nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in order; null where unknown.")
 
     @strawberry.field(description="Help requests, most urgent first by default.")
     async def help_requests(

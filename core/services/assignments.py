@@ -126,7 +126,7 @@ async def complete(ctx: ServiceContext, assignment_id: int, hours: Decimal, note
     clean_note = check.text(v, ("input", "note"), note, max_length=1000, required=False)
     v.raise_if_any()
     assignment.status = A.COMPLETED.value
-    assignment.hours = hours
+    assignment.hours = hours.quantize(Decimal("0.01"))
     assignment.finished_at = ctx.now()
     if clean_note:
         assignment.note = clean_note

@@ -288,7 +288,7 @@ def filtered(f: HelpRequestFilter) -> Select[tuple[HelpRequest]]:
             HelpRequest.community_id.in_(select(Community.id).where(Community.district_id == f.district_id))
         )
     if f.population_tag is not None:
-        stmt = stmt.where(HelpRequest.population_tags.any(f.population_tag.value))
+        stmt = stmt.where(HelpRequest.population_tags.contains([f.population_tag.value]))
     if f.needed_before is not None:
         stmt = stmt.where(HelpRequest.needed_by < f.needed_before)
     if f.search:

@@ -165,7 +165,7 @@ def filtered(f: VolunteerFilter) -> Select[tuple[Volunteer]]:
     if f.district_id is not None:
         stmt = stmt.where(Volunteer.district_id == f.district_id)
     if f.team is not None:
-        stmt = stmt.where(Volunteer.teams.any(f.team.value))
+        stmt = stmt.where(Volunteer.teams.contains([f.team.value]))
     if f.skills:
         stmt = stmt.where(Volunteer.skills.contains([s.strip().lower() for s in f.skills]))
     if f.search:
