@@ -54,8 +54,10 @@ def create_app(settings: Settings | None = None, *, engine: Any = None, state: A
 
     async def healthz(request: Request) -> JSONResponse:
         ok = db_engine is not None and await ping(db_engine)
-        return JSONResponse({"status": "ok" if ok else "degraded", "database": "ok" if ok else "unreachable"},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unreachable"},
+            status_code=200 if ok else 503,
+        )
 
     return Starlette(
         routes=[

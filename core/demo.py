@@ -38,13 +38,20 @@ DEMO_VIEWER = Viewer(label="demo loader")
 
 # (name, kind, latitude, longitude) of the city's districts, counties and development zones.
 DISTRICTS = [
-    ("新城区", DistrictKind.DISTRICT, 34.2669, 108.9606), ("碑林区", DistrictKind.DISTRICT, 34.2537, 108.9400),
-    ("莲湖区", DistrictKind.DISTRICT, 34.2653, 108.9160), ("雁塔区", DistrictKind.DISTRICT, 34.2229, 108.9488),
-    ("灞桥区", DistrictKind.DISTRICT, 34.2729, 109.0646), ("未央区", DistrictKind.DISTRICT, 34.3159, 108.9402),
-    ("阎良区", DistrictKind.DISTRICT, 34.6624, 109.2264), ("临潼区", DistrictKind.DISTRICT, 34.3672, 109.2143),
-    ("长安区", DistrictKind.DISTRICT, 34.1590, 108.9072), ("高陵区", DistrictKind.DISTRICT, 34.5347, 109.0881),
-    ("鄠邑区", DistrictKind.DISTRICT, 34.1086, 108.6050), ("蓝田县", DistrictKind.COUNTY, 34.1513, 109.3232),
-    ("周至县", DistrictKind.COUNTY, 34.1636, 108.2222), ("高新区", DistrictKind.DEVELOPMENT_ZONE, 34.2145, 108.8818),
+    ("新城区", DistrictKind.DISTRICT, 34.2669, 108.9606),
+    ("碑林区", DistrictKind.DISTRICT, 34.2537, 108.9400),
+    ("莲湖区", DistrictKind.DISTRICT, 34.2653, 108.9160),
+    ("雁塔区", DistrictKind.DISTRICT, 34.2229, 108.9488),
+    ("灞桥区", DistrictKind.DISTRICT, 34.2729, 109.0646),
+    ("未央区", DistrictKind.DISTRICT, 34.3159, 108.9402),
+    ("阎良区", DistrictKind.DISTRICT, 34.6624, 109.2264),
+    ("临潼区", DistrictKind.DISTRICT, 34.3672, 109.2143),
+    ("长安区", DistrictKind.DISTRICT, 34.1590, 108.9072),
+    ("高陵区", DistrictKind.DISTRICT, 34.5347, 109.0881),
+    ("鄠邑区", DistrictKind.DISTRICT, 34.1086, 108.6050),
+    ("蓝田县", DistrictKind.COUNTY, 34.1513, 109.3232),
+    ("周至县", DistrictKind.COUNTY, 34.1636, 108.2222),
+    ("高新区", DistrictKind.DEVELOPMENT_ZONE, 34.2145, 108.8818),
     ("经开区", DistrictKind.DEVELOPMENT_ZONE, 34.3420, 108.9390),
     ("曲江新区", DistrictKind.DEVELOPMENT_ZONE, 34.2041, 108.9806),
     ("浐灞生态区", DistrictKind.DEVELOPMENT_ZONE, 34.3198, 109.0339),
@@ -56,20 +63,46 @@ DISTRICTS = [
 
 # (district, street, community, latitude, longitude)
 COMMUNITIES = [
-    ("雁塔区", "小寨路街道", "长延堡社区", 34.2196, 108.9462), ("雁塔区", "电子城街道", "电子西街社区", 34.2071, 108.9135),
-    ("碑林区", "南院门街道", "粉巷社区", 34.2558, 108.9387), ("新城区", "解放门街道", "尚勤路社区", 34.2744, 108.9612),
-    ("莲湖区", "北院门街道", "大皮院社区", 34.2651, 108.9363), ("未央区", "张家堡街道", "凤城五路社区", 34.3388, 108.9431),
-    ("长安区", "韦曲街道", "西街社区", 34.1579, 108.9410), ("灞桥区", "纺织城街道", "纺织城社区", 34.2679, 109.0571),
-    ("高新区", "丈八街道", "锦业路社区", 34.1923, 108.8701), ("曲江新区", "曲江街道", "雁南社区", 34.2128, 108.9760),
-    ("浐灞生态区", "广运潭街道", "世园社区", 34.3291, 109.0518), ("临潼区", "骊山街道", "华清社区", 34.3640, 109.2170),
+    ("雁塔区", "小寨路街道", "长延堡社区", 34.2196, 108.9462),
+    ("雁塔区", "电子城街道", "电子西街社区", 34.2071, 108.9135),
+    ("碑林区", "南院门街道", "粉巷社区", 34.2558, 108.9387),
+    ("新城区", "解放门街道", "尚勤路社区", 34.2744, 108.9612),
+    ("莲湖区", "北院门街道", "大皮院社区", 34.2651, 108.9363),
+    ("未央区", "张家堡街道", "凤城五路社区", 34.3388, 108.9431),
+    ("长安区", "韦曲街道", "西街社区", 34.1579, 108.9410),
+    ("灞桥区", "纺织城街道", "纺织城社区", 34.2679, 109.0571),
+    ("高新区", "丈八街道", "锦业路社区", 34.1923, 108.8701),
+    ("曲江新区", "曲江街道", "雁南社区", 34.2128, 108.9760),
+    ("浐灞生态区", "广运潭街道", "世园社区", 34.3291, 109.0518),
+    ("临潼区", "骊山街道", "华清社区", 34.3640, 109.2170),
 ]
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玲建国红梅鹏飞晨阳欣怡子涵浩然宇航思远佳琪雨萱博文嘉怡"
-SKILLS = ["driving", "first_aid", "nursing", "psychological_counseling", "logistics", "elderly_care",
-          "childcare", "pharmacy", "sign_language", "translation", "data_entry", "warehouse"]
-ONLINE_TEAMS = [Team.RECRUITMENT, Team.TRAINING, Team.EXTERNAL_LIAISON, Team.COMMUNITY_LIAISON,
-                Team.SUPPLIES_MANAGEMENT, Team.OPINION_MONITORING, Team.PSYCHOLOGICAL_SUPPORT, Team.PUBLICITY]
+SKILLS = [
+    "driving",
+    "first_aid",
+    "nursing",
+    "psychological_counseling",
+    "logistics",
+    "elderly_care",
+    "childcare",
+    "pharmacy",
+    "sign_language",
+    "translation",
+    "data_entry",
+    "warehouse",
+]
+ONLINE_TEAMS = [
+    Team.RECRUITMENT,
+    Team.TRAINING,
+    Team.EXTERNAL_LIAISON,
+    Team.COMMUNITY_LIAISON,
+    Team.SUPPLIES_MANAGEMENT,
+    Team.OPINION_MONITORING,
+    Team.PSYCHOLOGICAL_SUPPORT,
+    Team.PUBLICITY,
+]
 VOLUNTEER_COUNT = 300
 
 
@@ -100,34 +133,54 @@ async def load_demo(engine: AsyncEngine, *, now: datetime | None = None) -> bool
     return True
 
 
-async def _populate(ctx: ServiceContext, rng: random.Random) -> None:  # noqa: PLR0915 (one linear script)
+async def _populate(ctx: ServiceContext, rng: random.Random) -> None:
     now = ctx.now()
-    association = await organizations.create_organization(ctx, name="西安市社会工作协会",
-                                                          kind=OrganizationKind.ASSOCIATION)
-    for name, kind in [("西安市胸科医院志愿服务队", OrganizationKind.HOSPITAL),
-                       ("陕西慈善基金会", OrganizationKind.FOUNDATION),
-                       ("西安市疾病预防控制中心", OrganizationKind.GOVERNMENT),
-                       ("雁塔区阳光社工服务中心", OrganizationKind.AGENCY)]:
+    association = await organizations.create_organization(
+        ctx, name="西安市社会工作协会", kind=OrganizationKind.ASSOCIATION
+    )
+    for name, kind in [
+        ("西安市胸科医院志愿服务队", OrganizationKind.HOSPITAL),
+        ("陕西慈善基金会", OrganizationKind.FOUNDATION),
+        ("西安市疾病预防控制中心", OrganizationKind.GOVERNMENT),
+        ("雁塔区阳光社工服务中心", OrganizationKind.AGENCY),
+    ]:
         await organizations.create_organization(ctx, name=name, kind=kind)
 
     districts = {}
     for name, kind, lat, lng in DISTRICTS:
         districts[name] = (await organizations.create_district(ctx, name=name, kind=kind), lat, lng)
 
-    ppe = await volunteers.create_training(ctx, code="ppe-basics", name="岗前培训：疫情防控与个人防护",
-                                           description="Putting on and taking off protective gear; disinfection.")
-    delivery = await volunteers.create_training(ctx, code="delivery-safety", name="配送安全规范",
-                                                description="Contact-free handover, routes, vehicle passes.")
-    psych = await volunteers.create_training(ctx, code="psych-first-aid", name="心理援助基础",
-                                             description="Psychological first aid on the phone.")
+    ppe = await volunteers.create_training(
+        ctx,
+        code="ppe-basics",
+        name="岗前培训：疫情防控与个人防护",
+        description="Putting on and taking off protective gear; disinfection.",
+    )
+    delivery = await volunteers.create_training(
+        ctx, code="delivery-safety", name="配送安全规范", description="Contact-free handover, routes, vehicle passes."
+    )
+    psych = await volunteers.create_training(
+        ctx, code="psych-first-aid", name="心理援助基础", description="Psychological first aid on the phone."
+    )
 
     used_phones: set[str] = set()
     community_rows = []
     for district_name, street, name, lat, lng in COMMUNITIES:
-        community_rows.append(await communities.create_community(ctx, communities.CommunityInput(
-            name=name, district_id=districts[district_name][0].id, street=street, organization_id=association.id,
-            latitude=lat, longitude=lng, head_name=_name(rng), head_phone=_mobile(rng, used_phones),
-        )))
+        community_rows.append(
+            await communities.create_community(
+                ctx,
+                communities.CommunityInput(
+                    name=name,
+                    district_id=districts[district_name][0].id,
+                    street=street,
+                    organization_id=association.id,
+                    latitude=lat,
+                    longitude=lng,
+                    head_name=_name(rng),
+                    head_phone=_mobile(rng, used_phones),
+                ),
+            )
+        )
 
     # Modes in the seed's proportions: 1,625 online, 3,139 offline, 4,194 in reserve.
     modes = [VolunteerMode.ONLINE] * 18 + [VolunteerMode.OFFLINE] * 35 + [VolunteerMode.RESERVE] * 47
@@ -139,26 +192,44 @@ async def _populate(ctx: ServiceContext, rng: random.Random) -> None:  # noqa: P
         skills = rng.sample(SKILLS, rng.choice((1, 2, 3)))
         if mode == VolunteerMode.OFFLINE and i % 3 == 0:
             skills = ["driving", *[s for s in skills if s != "driving"]]
-        teams = [rng.choice(ONLINE_TEAMS)] if mode == VolunteerMode.ONLINE else (
-            [Team.DELIVERY] if "driving" in skills else [])
-        volunteer = await volunteers.register_volunteer(ctx, volunteers.VolunteerInput(
-            name=_name(rng), phone=_mobile(rng, used_phones), mode=mode, district_id=district.id,
-            organization_id=association.id,
-            latitude=round(lat + rng.uniform(-0.03, 0.03), 5), longitude=round(lng + rng.uniform(-0.03, 0.03), 5),
-            teams=teams, skills=skills,
-            availability=rng.choices(list(Availability), weights=(8, 1, 1))[0] if mode != VolunteerMode.RESERVE
-            else Availability.AVAILABLE,
-            max_concurrent_assignments=rng.choice((1, 2, 3, 3, 5)),
-        ))
+        teams = (
+            [rng.choice(ONLINE_TEAMS)]
+            if mode == VolunteerMode.ONLINE
+            else ([Team.DELIVERY] if "driving" in skills else [])
+        )
+        volunteer = await volunteers.register_volunteer(
+            ctx,
+            volunteers.VolunteerInput(
+                name=_name(rng),
+                phone=_mobile(rng, used_phones),
+                mode=mode,
+                district_id=district.id,
+                organization_id=association.id,
+                latitude=round(lat + rng.uniform(-0.03, 0.03), 5),
+                longitude=round(lng + rng.uniform(-0.03, 0.03), 5),
+                teams=teams,
+                skills=skills,
+                availability=rng.choices(list(Availability), weights=(8, 1, 1))[0]
+                if mode != VolunteerMode.RESERVE
+                else Availability.AVAILABLE,
+                max_concurrent_assignments=rng.choice((1, 2, 3, 3, 5)),
+            ),
+        )
         people.append(volunteer)
         await volunteers.record_training(ctx, volunteer.id, ppe.id, now - timedelta(days=rng.randrange(3, 30)))
         if "driving" in skills:
             await volunteers.record_training(ctx, volunteer.id, delivery.id, now - timedelta(days=rng.randrange(1, 20)))
             # Some passes have lapsed: matching must notice.
             expires = now + timedelta(days=rng.randrange(5, 60)) if i % 5 else now - timedelta(days=2)
-            await volunteers.add_credential(ctx, volunteer.id, kind=CredentialKind.VEHICLE_PASS,
-                                            number=f"XA-{2021000 + i}", issued_by="西安市交警支队",
-                                            valid_from=now - timedelta(days=40), expires_at=expires)
+            await volunteers.add_credential(
+                ctx,
+                volunteer.id,
+                kind=CredentialKind.VEHICLE_PASS,
+                number=f"XA-{2021000 + i}",
+                issued_by="西安市交警支队",
+                valid_from=now - timedelta(days=40),
+                expires_at=expires,
+            )
         if "psychological_counseling" in skills:
             await volunteers.record_training(ctx, volunteer.id, psych.id, now - timedelta(days=rng.randrange(1, 20)))
 
@@ -178,63 +249,114 @@ async def _populate(ctx: ServiceContext, rng: random.Random) -> None:  # noqa: P
 async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> None:  # type: ignore[no-untyped-def]
     now = ctx.now()
     by_name = {c.name: c for c in community_rows}
-    drivers = [p for p in people if "driving" in p.skills and p.mode == VolunteerMode.OFFLINE
-               and p.availability == Availability.AVAILABLE]
+    drivers = [
+        p
+        for p in people
+        if "driving" in p.skills and p.mode == VolunteerMode.OFFLINE and p.availability == Availability.AVAILABLE
+    ]
 
     def req(community: str, title: str, category: RequestCategory, urgency: Urgency, **kw):  # type: ignore[no-untyped-def]
         return help_requests.HelpRequestInput(
-            community_id=by_name[community].id, title=title, category=category, urgency=urgency,
+            community_id=by_name[community].id,
+            title=title,
+            category=category,
+            urgency=urgency,
             requester_name=kw.pop("requester_name", _name(rng)),
-            requester_phone=kw.pop("requester_phone", _mobile(rng, used_phones)), **kw,
+            requester_phone=kw.pop("requester_phone", _mobile(rng, used_phones)),
+            **kw,
         )
 
     # The TB medicine run: verified, four drivers accepted, under way.
-    tb = await help_requests.submit(ctx, req(
-        "粉巷社区", "30名结核病患者断药，急需抗结核药物", RequestCategory.MEDICINE, Urgency.CRITICAL,
-        description="辖区30名肺结核患者居家隔离，药品将于今晚用完；需从胸科医院取药并分送各户。",
-        population_tags=[PopulationTag.CHRONIC_PATIENT], beneficiaries=30, volunteers_needed=4,
-        needed_by=now + timedelta(hours=6), required_skills=["driving"],
-        requester_address="碑林区南院门街道粉巷社区居委会", health_details="肺结核，需异烟肼、利福平连续服药，不可中断。",
-    ))
+    tb = await help_requests.submit(
+        ctx,
+        req(
+            "粉巷社区",
+            "30名结核病患者断药，急需抗结核药物",
+            RequestCategory.MEDICINE,
+            Urgency.CRITICAL,
+            description="辖区30名肺结核患者居家隔离，药品将于今晚用完；需从胸科医院取药并分送各户。",
+            population_tags=[PopulationTag.CHRONIC_PATIENT],
+            beneficiaries=30,
+            volunteers_needed=4,
+            needed_by=now + timedelta(hours=6),
+            required_skills=["driving"],
+            requester_address="碑林区南院门街道粉巷社区居委会",
+            health_details="肺结核，需异烟肼、利福平连续服药，不可中断。",
+        ),
+    )
     await help_requests.verify(ctx, tb.id, "与胸科医院、疾控中心电话核实")
     for driver in drivers[:4]:
         offer = await assignments.offer(ctx, tb.id, driver.id, "持通行证，负责分片配送")
         await assignments.accept(ctx, offer.id)
     await help_requests.start(ctx, tb.id, "已取药，分四条路线配送")
 
-    formula = await help_requests.submit(ctx, req(
-        "凤城五路社区", "隔离病房婴儿奶粉即将用完", RequestCategory.DAILY_SUPPLIES, Urgency.CRITICAL,
-        description="隔离病房内8个月婴儿的奶粉仅剩一顿，需要指定品牌一段奶粉两罐。",
-        population_tags=[PopulationTag.CHILD], beneficiaries=1, needed_by=now + timedelta(hours=2),
-        required_skills=["driving"], requester_address="未央区凤城五路某隔离酒店",
-        health_details="婴儿对牛奶蛋白过敏，需深度水解配方。",
-    ))
+    formula = await help_requests.submit(
+        ctx,
+        req(
+            "凤城五路社区",
+            "隔离病房婴儿奶粉即将用完",
+            RequestCategory.DAILY_SUPPLIES,
+            Urgency.CRITICAL,
+            description="隔离病房内8个月婴儿的奶粉仅剩一顿，需要指定品牌一段奶粉两罐。",
+            population_tags=[PopulationTag.CHILD],
+            beneficiaries=1,
+            needed_by=now + timedelta(hours=2),
+            required_skills=["driving"],
+            requester_address="未央区凤城五路某隔离酒店",
+            health_details="婴儿对牛奶蛋白过敏，需深度水解配方。",
+        ),
+    )
     await help_requests.verify(ctx, formula.id, "已与隔离点医护核实")
     await assignments.offer(ctx, formula.id, drivers[4].id, "最近的持证司机")
 
-    elderly = await help_requests.submit(ctx, req(
-        "尚勤路社区", "独居老人生活困难，需要送菜和常用药", RequestCategory.FOOD, Urgency.HIGH,
-        description="82岁独居老人，行动不便，家中缺少蔬菜和降压药。",
-        population_tags=[PopulationTag.ELDERLY, PopulationTag.CHRONIC_PATIENT], beneficiaries=1,
-        needed_by=now + timedelta(hours=20), requester_address="新城区尚勤路社区3号楼2单元",
-        health_details="高血压，服用硝苯地平缓释片。",
-    ))
+    elderly = await help_requests.submit(
+        ctx,
+        req(
+            "尚勤路社区",
+            "独居老人生活困难，需要送菜和常用药",
+            RequestCategory.FOOD,
+            Urgency.HIGH,
+            description="82岁独居老人，行动不便，家中缺少蔬菜和降压药。",
+            population_tags=[PopulationTag.ELDERLY, PopulationTag.CHRONIC_PATIENT],
+            beneficiaries=1,
+            needed_by=now + timedelta(hours=20),
+            requester_address="新城区尚勤路社区3号楼2单元",
+            health_details="高血压，服用硝苯地平缓释片。",
+        ),
+    )
     await help_requests.verify(ctx, elderly.id, "社区网格员上门核实")
 
-    await help_requests.submit(ctx, req(
-        "长延堡社区", "孕妇带幼儿，急需日常生活物资", RequestCategory.DAILY_SUPPLIES, Urgency.HIGH,
-        description="孕32周，家中另有2岁幼儿，缺米面油和尿不湿。",
-        population_tags=[PopulationTag.PREGNANT, PopulationTag.CHILD], beneficiaries=2,
-        needed_by=now + timedelta(hours=30), requester_address="雁塔区长延堡社区7号楼",
-        health_details="妊娠32周，妊娠期糖尿病。",
-    ))
+    await help_requests.submit(
+        ctx,
+        req(
+            "长延堡社区",
+            "孕妇带幼儿，急需日常生活物资",
+            RequestCategory.DAILY_SUPPLIES,
+            Urgency.HIGH,
+            description="孕32周，家中另有2岁幼儿，缺米面油和尿不湿。",
+            population_tags=[PopulationTag.PREGNANT, PopulationTag.CHILD],
+            beneficiaries=2,
+            needed_by=now + timedelta(hours=30),
+            requester_address="雁塔区长延堡社区7号楼",
+            health_details="妊娠32周，妊娠期糖尿病。",
+        ),
+    )
 
-    prevention = await help_requests.submit(ctx, req(
-        "纺织城社区", "社区防疫物资短缺", RequestCategory.EPIDEMIC_PREVENTION_SUPPLIES, Urgency.NORMAL,
-        description="核酸检测点缺防护服200套、N95口罩1000只、消毒液50桶。",
-        population_tags=[PopulationTag.FRONT_LINE_WORKER], beneficiaries=1500, volunteers_needed=3,
-        needed_by=now + timedelta(days=2), required_skills=["logistics"],
-    ))
+    prevention = await help_requests.submit(
+        ctx,
+        req(
+            "纺织城社区",
+            "社区防疫物资短缺",
+            RequestCategory.EPIDEMIC_PREVENTION_SUPPLIES,
+            Urgency.NORMAL,
+            description="核酸检测点缺防护服200套、N95口罩1000只、消毒液50桶。",
+            population_tags=[PopulationTag.FRONT_LINE_WORKER],
+            beneficiaries=1500,
+            volunteers_needed=3,
+            needed_by=now + timedelta(days=2),
+            required_skills=["logistics"],
+        ),
+    )
     await help_requests.verify(ctx, prevention.id, "街道办确认")
     loaders = [p for p in people if "logistics" in p.skills and p.availability == Availability.AVAILABLE]
     for worker in loaders[:3]:
@@ -245,27 +367,58 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> None:
     for assignment in await assignments.list_for_request(ctx, prevention.id, [AssignmentStatus.ACCEPTED]):
         await assignments.complete(ctx, assignment.id, Decimal("3.5"))
 
-    await help_requests.submit(ctx, req(
-        "世园社区", "滞留外地务工人员缺少食物", RequestCategory.FOOD, Urgency.HIGH,
-        description="6名滞留务工人员住在工地宿舍，食物仅够一天。",
-        population_tags=[PopulationTag.STRANDED_NON_RESIDENT], beneficiaries=6, needed_by=now + timedelta(hours=36),
-    ))
-    await help_requests.submit(ctx, req(
-        "雁南社区", "居家隔离居民焦虑失眠，希望心理疏导", RequestCategory.PSYCHOLOGICAL, Urgency.NORMAL,
-        description="独自隔离第10天，情绪低落，夜间失眠。", beneficiaries=1,
-        required_skills=["psychological_counseling"], health_details="自述焦虑、失眠，无既往病史。",
-    ))
-    dialysis = await help_requests.submit(ctx, req(
-        "西街社区", "透析患者需要就医转运", RequestCategory.MEDICAL_CARE, Urgency.CRITICAL,
-        description="尿毒症患者每周三次透析，明早需送往医院。",
-        population_tags=[PopulationTag.CHRONIC_PATIENT, PopulationTag.DISABLED], beneficiaries=1,
-        needed_by=now + timedelta(hours=14), required_skills=["driving"],
-        health_details="尿毒症，规律血液透析。",
-    ))
+    await help_requests.submit(
+        ctx,
+        req(
+            "世园社区",
+            "滞留外地务工人员缺少食物",
+            RequestCategory.FOOD,
+            Urgency.HIGH,
+            description="6名滞留务工人员住在工地宿舍，食物仅够一天。",
+            population_tags=[PopulationTag.STRANDED_NON_RESIDENT],
+            beneficiaries=6,
+            needed_by=now + timedelta(hours=36),
+        ),
+    )
+    await help_requests.submit(
+        ctx,
+        req(
+            "雁南社区",
+            "居家隔离居民焦虑失眠，希望心理疏导",
+            RequestCategory.PSYCHOLOGICAL,
+            Urgency.NORMAL,
+            description="独自隔离第10天，情绪低落，夜间失眠。",
+            beneficiaries=1,
+            required_skills=["psychological_counseling"],
+            health_details="自述焦虑、失眠，无既往病史。",
+        ),
+    )
+    dialysis = await help_requests.submit(
+        ctx,
+        req(
+            "西街社区",
+            "透析患者需要就医转运",
+            RequestCategory.MEDICAL_CARE,
+            Urgency.CRITICAL,
+            description="尿毒症患者每周三次透析，明早需送往医院。",
+            population_tags=[PopulationTag.CHRONIC_PATIENT, PopulationTag.DISABLED],
+            beneficiaries=1,
+            needed_by=now + timedelta(hours=14),
+            required_skills=["driving"],
+            health_details="尿毒症，规律血液透析。",
+        ),
+    )
     await help_requests.verify(ctx, dialysis.id, "医院透析中心确认排班")
-    duplicate = await help_requests.submit(ctx, req(
-        "华清社区", "测试重复提交", RequestCategory.OTHER, Urgency.LOW, description="重复提交的测试请求。",
-    ))
+    duplicate = await help_requests.submit(
+        ctx,
+        req(
+            "华清社区",
+            "测试重复提交",
+            RequestCategory.OTHER,
+            Urgency.LOW,
+            description="重复提交的测试请求。",
+        ),
+    )
     await help_requests.reject(ctx, duplicate.id, "重复提交")
 
     # The everyday stream: dozens of smaller requests across communities.
@@ -280,11 +433,18 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> None:
     for i in range(48):
         title, category, tags = titles[i % len(titles)]
         community = community_rows[i % len(community_rows)]
-        item = await help_requests.submit(ctx, req(
-            community.name, f"{title}（{community.name}）", category, rng.choice(list(Urgency)),
-            description=f"{community.name}居民{title}。", population_tags=tags, beneficiaries=rng.randrange(1, 12),
-            needed_by=now + timedelta(hours=rng.randrange(3, 96)) if i % 4 else None,
-        ))
+        item = await help_requests.submit(
+            ctx,
+            req(
+                community.name,
+                f"{title}（{community.name}）",
+                category,
+                rng.choice(list(Urgency)),
+                description=f"{community.name}居民{title}。",
+                population_tags=tags,
+                beneficiaries=rng.randrange(1, 12),
+                needed_by=now + timedelta(hours=rng.randrange(3, 96)) if i % 4 else None,
+            ),
+        )
         if i % 3 == 0:
             await help_requests.verify(ctx, item.id, "电话核实")
-

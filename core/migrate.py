@@ -6,8 +6,8 @@ Core owns the `core` branch in migrations/versions; each plugin may contribute i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command
@@ -41,6 +41,18 @@ async def upgrade(engine: AsyncEngine, extra_version_dirs: Sequence[Path] = (), 
 
     async with engine.begin() as conn:
         # Two processes migrating at once (two replicas starting) must not interleave.
+        await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
+        await conn.run_sync(run)
+
+
+async def downgrade(engine: AsyncEngine, target: str, extra_version_dirs: Sequence[Path] = ()) -> None:
+    cfg = alembic_config(extra_version_dirs)
+
+    def run(connection: Connection) -> None:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, target)
+
+    async with engine.begin() as conn:
         await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
         await conn.run_sync(run)
 

@@ -31,9 +31,7 @@ def datetime_scalar(zone: str) -> object:
 
 
 @strawberry.type
-class Mutation(
-    CommunityMutations, VolunteerMutations, HelpRequestMutations, AssignmentMutations, ReferenceMutations
-):
+class Mutation(CommunityMutations, VolunteerMutations, HelpRequestMutations, AssignmentMutations, ReferenceMutations):
     pass
 
 

@@ -31,7 +31,7 @@ ErrorCode = _enum("ErrorCode", CORE_ERROR_CODES)
 class Error:
     message: str = strawberry.field(description="Human-readable; may change between releases.")
     field: list[str] | None = strawberry.field(
-        default=None, description="Path to the input field at fault, e.g. [\"input\", \"phone\"]."
+        default=None, description='Path to the input field at fault, e.g. ["input", "phone"].'
     )
 
 

@@ -48,7 +48,10 @@ class SafeErrors(SchemaExtension):
             first = original.errors[0]
             return GraphQLError(
                 str(original) if len(original.errors) > 1 else first.message,
-                nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
                 extensions={"code": first.code, "field": list(first.field) if first.field else None},
             )
         if isinstance(original, GraphQLError):
@@ -56,6 +59,9 @@ class SafeErrors(SchemaExtension):
         log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=original)
         return GraphQLError(
             f"Internal error. Quote request id {request_id} to the operators.",
-            nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
             extensions={"code": "INTERNAL_ERROR", "requestId": request_id},
         )

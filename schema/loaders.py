@@ -125,9 +125,7 @@ class Loaders:
                 rn = func.row_number().over(partition_by=fk, order_by=ordering.order_by()).label("rn")
                 sub = stmt.add_columns(rn).subquery()
                 entity = aliased(fk.class_, sub)
-                rows = await self.run(
-                    select(entity).where(sub.c.rn <= first + 1).order_by(sub.c[fk.key], sub.c.rn)
-                )
+                rows = await self.run(select(entity).where(sub.c.rn <= first + 1).order_by(sub.c[fk.key], sub.c.rn))
                 grouped: dict[int, list[Any]] = defaultdict(list)
                 for (row,) in rows:
                     grouped[getattr(row, fk.key)].append(row)
@@ -204,8 +202,7 @@ class Loaders:
 
     @property
     def liaisons_by_community(self) -> DataLoader[int, list[CommunityLiaison]]:
-        return self.group(CommunityLiaison, CommunityLiaison.community_id,
-                          [CommunityLiaison.role, CommunityLiaison.id])
+        return self.group(CommunityLiaison, CommunityLiaison.community_id, [CommunityLiaison.role, CommunityLiaison.id])
 
     @property
     def credentials_by_volunteer(self) -> DataLoader[int, list[VolunteerCredential]]:

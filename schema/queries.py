@@ -110,7 +110,6 @@ def node_fields() -> dict[str, object]:
 
 @strawberry.type
 class CoreQuery:
-
     @strawberry.field(description="Help requests, most urgent first by default.")
     async def help_requests(
         self,

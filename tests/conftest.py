@@ -75,10 +75,18 @@ async def empty_all_tables(engine: AsyncEngine) -> None:
         # Replica mode skips the append-only triggers (which rightly refuse deletes) and foreign-key
         # checks, so tables empty in any order. DELETE beats TRUNCATE on tables this small.
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
-        tables = (await conn.execute(text(
-            "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'"
-        ))).scalars().all()
+        tables = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
         for table in tables:
             await conn.execute(text(f"DELETE FROM {table}"))
 

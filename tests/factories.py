@@ -33,8 +33,11 @@ class Factory:
     async def community(self, district: District | None = None, **kw: Any) -> Community:
         district = district or await self.district()
         data = communities.CommunityInput(
-            name=kw.pop("name", f"社区{next(_seq)}"), district_id=district.id,
-            latitude=kw.pop("latitude", 34.25), longitude=kw.pop("longitude", 108.94), **kw,
+            name=kw.pop("name", f"社区{next(_seq)}"),
+            district_id=district.id,
+            latitude=kw.pop("latitude", 34.25),
+            longitude=kw.pop("longitude", 108.94),
+            **kw,
         )
         c = await communities.create_community(self.ctx, data)
         await self.commit()
@@ -42,8 +45,10 @@ class Factory:
 
     async def volunteer(self, **kw: Any) -> Volunteer:
         data = volunteers.VolunteerInput(
-            name=kw.pop("name", f"志愿者{next(_seq)}"), phone=kw.pop("phone", mobile()),
-            mode=kw.pop("mode", VolunteerMode.OFFLINE), **kw,
+            name=kw.pop("name", f"志愿者{next(_seq)}"),
+            phone=kw.pop("phone", mobile()),
+            mode=kw.pop("mode", VolunteerMode.OFFLINE),
+            **kw,
         )
         v = await volunteers.register_volunteer(self.ctx, data)
         await self.commit()
@@ -55,14 +60,20 @@ class Factory:
         """A request walked through the lifecycle up to `status` (with volunteers where a status needs them)."""
         community = community or await self.community()
         data = help_requests.HelpRequestInput(
-            community_id=community.id, title=kw.pop("title", "需要送药"), category=kw.pop("category", RequestCategory.MEDICINE),
-            urgency=kw.pop("urgency", Urgency.HIGH), requester_name=kw.pop("requester_name", "张三"),
+            community_id=community.id,
+            title=kw.pop("title", "需要送药"),
+            category=kw.pop("category", RequestCategory.MEDICINE),
+            urgency=kw.pop("urgency", Urgency.HIGH),
+            requester_name=kw.pop("requester_name", "张三"),
             requester_phone=kw.pop("requester_phone", mobile()),
-            needed_by=kw.pop("needed_by", self.ctx.now() + timedelta(hours=12)), **kw,
+            needed_by=kw.pop("needed_by", self.ctx.now() + timedelta(hours=12)),
+            **kw,
         )
         r = await help_requests.submit(self.ctx, data)
         path = {
-            RequestStatus.VERIFIED: 1, RequestStatus.MATCHED: 2, RequestStatus.IN_PROGRESS: 3,
+            RequestStatus.VERIFIED: 1,
+            RequestStatus.MATCHED: 2,
+            RequestStatus.IN_PROGRESS: 3,
             RequestStatus.FULFILLED: 4,
         }.get(status, 0)
         if path >= 1:

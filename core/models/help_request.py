@@ -33,9 +33,7 @@ class HelpRequest(Base):
         enum_check("category", RequestCategory),
         enum_check("urgency", Urgency),
         enum_check("status", RequestStatus),
-        CheckConstraint(
-            f"population_tags <@ ARRAY[{sql_in(PopulationTag)}]::varchar[]", name="population_tags_valid"
-        ),
+        CheckConstraint(f"population_tags <@ ARRAY[{sql_in(PopulationTag)}]::varchar[]", name="population_tags_valid"),
         CheckConstraint("beneficiaries >= 1", name="beneficiaries_positive"),
         CheckConstraint("volunteers_needed BETWEEN 1 AND 100", name="volunteers_needed_range"),
         CheckConstraint("char_length(title) > 0", name="title_not_empty"),
@@ -45,9 +43,10 @@ class HelpRequest(Base):
         Index("ix_help_requests_status", "status"),
         Index("ix_help_requests_created", "created_at", "id"),
         Index(
-            "ix_help_requests_text_trgm",
-            text("(title || ' ' || description) gin_trgm_ops"),
+            "ix_help_requests_search_text_trgm",
+            "search_text",
             postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
         ),
     )
 
@@ -66,6 +65,8 @@ class HelpRequest(Base):
     needed_by_sort: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), Computed("COALESCE(needed_by, 'infinity'::timestamptz)", persisted=True)
     )
+    # What text search looks in; a stored column so a plain trigram index covers it.
+    search_text: Mapped[str] = mapped_column(Text, Computed("title || ' ' || description", persisted=True))
     required_skills: Mapped[list[str]] = mapped_column(ARRAY(String(50)), server_default=text("'{}'"))
     requester_name: Mapped[str] = mapped_column(String(50))
     requester_phone: Mapped[str] = mapped_column(String(20))

@@ -43,7 +43,9 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
         )
     volunteer = await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"), lock=True)
     if volunteer.availability != Availability.AVAILABLE:
-        raise DomainError("VOLUNTEER_UNAVAILABLE", f"The volunteer is {volunteer.availability}.", ("input", "volunteerId"))
+        raise DomainError(
+            "VOLUNTEER_UNAVAILABLE", f"The volunteer is {volunteer.availability}.", ("input", "volunteerId")
+        )
     if volunteer.active_assignments >= volunteer.max_concurrent_assignments:
         raise DomainError(
             "VOLUNTEER_AT_CAPACITY",
@@ -64,8 +66,12 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
     clean_note = check.text(v, ("input", "note"), note, max_length=1000, required=False)
     v.raise_if_any()
     assignment = Assignment(
-        request_id=request_id, volunteer_id=volunteer_id, status=A.OFFERED.value, note=clean_note,
-        decline_reason="", offered_at=ctx.now(),
+        request_id=request_id,
+        volunteer_id=volunteer_id,
+        status=A.OFFERED.value,
+        note=clean_note,
+        decline_reason="",
+        offered_at=ctx.now(),
     )
     ctx.session.add(assignment)
     await flush(ctx)
@@ -146,9 +152,7 @@ async def _lock(ctx: ServiceContext, assignment_id: int) -> tuple[HelpRequest, A
 
 def _require(assignment: Assignment, allowed: set[AssignmentStatus], to: str) -> None:
     if AssignmentStatus(assignment.status) not in allowed:
-        raise DomainError(
-            "INVALID_TRANSITION", f"An {assignment.status} assignment cannot be {to}.", ("input", "id")
-        )
+        raise DomainError("INVALID_TRANSITION", f"An {assignment.status} assignment cannot be {to}.", ("input", "id"))
 
 
 def filtered(statuses: Sequence[AssignmentStatus | str] = ()) -> Select[tuple[Assignment]]:

@@ -41,20 +41,34 @@ def constraint_name(exc: DBAPIError) -> str | None:
 # Violations that can happen under a race even after the services' own checks; each maps to the
 # user error the check would have given.
 CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
-    "uq_volunteers_phone": ("ALREADY_EXISTS", "A volunteer with this phone number exists already.",
-                            ("input", "phone")),
-    "uq_communities_district_id_name": ("ALREADY_EXISTS", "This district has a community of that name.",
-                                        ("input", "name")),
-    "ck_volunteers_capacity": ("VOLUNTEER_AT_CAPACITY",
-                               "The volunteer already holds their maximum of active assignments.", None),
-    "uq_assignments_active_pair": ("ALREADY_ASSIGNED",
-                                   "The volunteer already holds an active assignment on this request.", None),
+    "uq_volunteers_phone": ("ALREADY_EXISTS", "A volunteer with this phone number exists already.", ("input", "phone")),
+    "uq_communities_district_id_name": (
+        "ALREADY_EXISTS",
+        "This district has a community of that name.",
+        ("input", "name"),
+    ),
+    "ck_volunteers_capacity": (
+        "VOLUNTEER_AT_CAPACITY",
+        "The volunteer already holds their maximum of active assignments.",
+        None,
+    ),
+    "uq_assignments_active_pair": (
+        "ALREADY_ASSIGNED",
+        "The volunteer already holds an active assignment on this request.",
+        None,
+    ),
     "uq_community_liaisons_community_id_volunteer_id": (
-        "ALREADY_EXISTS", "The volunteer is on this community's liaison team already.", None),
+        "ALREADY_EXISTS",
+        "The volunteer is on this community's liaison team already.",
+        None,
+    ),
     "uq_districts_name": ("ALREADY_EXISTS", "A district of that name exists already.", ("input", "name")),
     "uq_organizations_name": ("ALREADY_EXISTS", "An organisation of that name exists already.", ("input", "name")),
     "uq_volunteer_trainings_volunteer_id_training_id": (
-        "ALREADY_EXISTS", "The volunteer has completed this training already.", None),
+        "ALREADY_EXISTS",
+        "The volunteer has completed this training already.",
+        None,
+    ),
 }
 
 

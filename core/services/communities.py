@@ -83,9 +83,7 @@ async def add_liaison(ctx: ServiceContext, community_id: int, volunteer_id: int,
     community = await get(ctx, Community, community_id, what="Community", field=("input", "communityId"), lock=True)
     await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
     held = await ctx.session.scalar(
-        select(func.count()).where(
-            CommunityLiaison.community_id == community_id, CommunityLiaison.role == role.value
-        )
+        select(func.count()).where(CommunityLiaison.community_id == community_id, CommunityLiaison.role == role.value)
     )
     limit = LIAISON_TEAM_LIMITS[role]
     if (held or 0) >= limit:

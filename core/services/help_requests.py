@@ -88,15 +88,15 @@ BY_URGENCY: Ordering[HelpRequest] = Ordering(
     key=lambda r: (r.urgency_rank, r.needed_by.isoformat() if r.needed_by else "infinity", r.id),
 )
 NEWEST: Ordering[HelpRequest] = Ordering(
-    name="newest", columns=(HelpRequest.created_at, HelpRequest.id), key=lambda r: (r.created_at, r.id),
+    name="newest",
+    columns=(HelpRequest.created_at, HelpRequest.id),
+    key=lambda r: (r.created_at, r.id),
     descending=True,
 )
 ORDERINGS = {o.name: o for o in (BY_URGENCY, NEWEST)}
 
 
-async def _validated(
-    ctx: ServiceContext, data: HelpRequestInput, current: HelpRequest | None
-) -> dict[str, Any]:
+async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpRequest | None) -> dict[str, Any]:
     v = Validator()
     values: dict[str, Any] = {
         "community_id": data.community_id,
@@ -105,18 +105,23 @@ async def _validated(
         "category": RequestCategory(data.category).value,
         "urgency": Urgency(data.urgency).value,
         "population_tags": check.enum_values(data.population_tags),
-        "beneficiaries": check.int_range(v, ("input", "beneficiaries"), data.beneficiaries, 1, 1_000_000,
-                                         "The number of beneficiaries"),
-        "volunteers_needed": check.int_range(v, ("input", "volunteersNeeded"), data.volunteers_needed, 1, 100,
-                                             "The number of volunteers needed"),
+        "beneficiaries": check.int_range(
+            v, ("input", "beneficiaries"), data.beneficiaries, 1, 1_000_000, "The number of beneficiaries"
+        ),
+        "volunteers_needed": check.int_range(
+            v, ("input", "volunteersNeeded"), data.volunteers_needed, 1, 100, "The number of volunteers needed"
+        ),
         "required_skills": check.tags(v, ("input", "requiredSkills"), data.required_skills),
-        "requester_name": check.text(v, ("input", "requesterName"), data.requester_name, max_length=50,
-                                     label="The requester's name"),
+        "requester_name": check.text(
+            v, ("input", "requesterName"), data.requester_name, max_length=50, label="The requester's name"
+        ),
         "requester_phone": check.phone(v, ("input", "requesterPhone"), data.requester_phone),
-        "requester_address": check.text(v, ("input", "requesterAddress"), data.requester_address,
-                                        max_length=300, required=False),
-        "health_details": check.text(v, ("input", "healthDetails"), data.health_details, max_length=4000,
-                                     required=False),
+        "requester_address": check.text(
+            v, ("input", "requesterAddress"), data.requester_address, max_length=300, required=False
+        ),
+        "health_details": check.text(
+            v, ("input", "healthDetails"), data.health_details, max_length=4000, required=False
+        ),
     }
     # An unchanged deadline may have passed since it was set; only a new one must lie ahead.
     if current is None or data.needed_by != current.needed_by:
@@ -147,8 +152,9 @@ async def update(ctx: ServiceContext, request_id: int, changes: Mapping[str, Any
     if RequestStatus(request.status) not in OPEN_REQUEST_STATUSES:
         raise DomainError("INVALID_TRANSITION", f"A {request.status} request can no longer be edited.", ("input", "id"))
     if "community_id" in changes and changes["community_id"] != request.community_id and request.status != S.SUBMITTED:
-        raise DomainError("INVALID_TRANSITION", "Only a submitted request can move to another community.",
-                          ("input", "communityId"))
+        raise DomainError(
+            "INVALID_TRANSITION", "Only a submitted request can move to another community.", ("input", "communityId")
+        )
     current = HelpRequestInput(**{f.name: getattr(request, f.name) for f in fields(HelpRequestInput)})
     for key, value in (await _validated(ctx, replace(current, **changes), request)).items():
         setattr(request, key, value)
@@ -171,9 +177,9 @@ async def cancel(ctx: ServiceContext, request_id: int, reason: str) -> HelpReque
 async def start(ctx: ServiceContext, request_id: int, note: str = "") -> HelpRequest:
     request = await lock(ctx, request_id)
     accepted = await ctx.session.scalar(
-        select(Assignment.id).where(
-            Assignment.request_id == request_id, Assignment.status == AssignmentStatus.ACCEPTED.value
-        ).limit(1)
+        select(Assignment.id)
+        .where(Assignment.request_id == request_id, Assignment.status == AssignmentStatus.ACCEPTED.value)
+        .limit(1)
     )
     if accepted is None and request.status == S.MATCHED:
         raise DomainError("NO_ACCEPTED_ASSIGNMENT", "No volunteer has accepted this request yet.", ("input", "id"))
@@ -198,7 +204,8 @@ async def _move(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, re
     if to not in TRANSITIONS[current]:
         legal = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none: it is closed"
         raise DomainError(
-            "INVALID_TRANSITION", f"A {current.value} request cannot become {to.value} (legal: {legal}).",
+            "INVALID_TRANSITION",
+            f"A {current.value} request cannot become {to.value} (legal: {legal}).",
             ("input", "id"),
         )
     now = ctx.now()
@@ -232,13 +239,21 @@ async def _release_assignments(ctx: ServiceContext, request: HelpRequest, to: Re
 
 
 def _record(
-    ctx: ServiceContext, request: HelpRequest, from_: RequestStatus | None, to: RequestStatus, reason: str,
+    ctx: ServiceContext,
+    request: HelpRequest,
+    from_: RequestStatus | None,
+    to: RequestStatus,
+    reason: str,
     at: datetime,
 ) -> None:
     ctx.session.add(
         HelpRequestStatusChange(
-            request_id=request.id, from_status=from_.value if from_ else None, to_status=to.value,
-            actor=ctx.viewer.label, reason=reason, created_at=at,
+            request_id=request.id,
+            from_status=from_.value if from_ else None,
+            to_status=to.value,
+            actor=ctx.viewer.label,
+            reason=reason,
+            created_at=at,
         )
     )
 
@@ -255,10 +270,12 @@ async def return_to_queue_if_unstaffed(ctx: ServiceContext, request: HelpRequest
     if request.status != S.MATCHED:
         return
     active = await ctx.session.scalar(
-        select(Assignment.id).where(
+        select(Assignment.id)
+        .where(
             Assignment.request_id == request.id,
             Assignment.status.in_([s.value for s in ACTIVE_ASSIGNMENT_STATUSES]),
-        ).limit(1)
+        )
+        .limit(1)
     )
     if active is None:
         await _move(ctx, request, S.VERIFIED, "no volunteer holds this request any more")
@@ -292,7 +309,7 @@ def filtered(f: HelpRequestFilter) -> Select[tuple[HelpRequest]]:
     if f.needed_before is not None:
         stmt = stmt.where(HelpRequest.needed_by < f.needed_before)
     if f.search:
-        stmt = stmt.where(contains(HelpRequest.title + " " + HelpRequest.description, f.search))
+        stmt = stmt.where(contains(HelpRequest.search_text, f.search))
     return stmt
 
 

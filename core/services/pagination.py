@@ -77,9 +77,7 @@ class Page(Generic[M]):
 def page_size(first: int | None, max_page_size: int) -> int:
     size = DEFAULT_PAGE_SIZE if first is None else first
     if size < 0 or size > max_page_size:
-        raise DomainError(
-            "PAGE_SIZE_EXCEEDED", f"`first` must be between 0 and {max_page_size}.", ("first",)
-        )
+        raise DomainError("PAGE_SIZE_EXCEEDED", f"`first` must be between 0 and {max_page_size}.", ("first",))
     return size
 
 
@@ -105,4 +103,3 @@ async def paginate(
         filtered=filtered,
         ctx=ctx,
     )
-

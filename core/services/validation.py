@@ -69,8 +69,11 @@ def location(
     v: Validator, latitude: float | None, longitude: float | None, prefix: Sequence[str] = ()
 ) -> tuple[float | None, float | None]:
     if (latitude is None) != (longitude is None):
-        v.add((*prefix, "latitude" if latitude is None else "longitude"), "REQUIRED",
-              "Latitude and longitude go together.")
+        v.add(
+            (*prefix, "latitude" if latitude is None else "longitude"),
+            "REQUIRED",
+            "Latitude and longitude go together.",
+        )
         return None, None
     if latitude is not None and not -90 <= latitude <= 90:
         v.add((*prefix, "latitude"), "OUT_OF_RANGE", "Latitude must be between -90 and 90.")

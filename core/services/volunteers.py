@@ -59,15 +59,22 @@ async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunte
         "skills": check.tags(v, ("input", "skills"), data.skills),
         "availability": Availability(data.availability).value,
         "max_concurrent_assignments": check.int_range(
-            v, ("input", "maxConcurrentAssignments"), data.max_concurrent_assignments, 1, 50,
+            v,
+            ("input", "maxConcurrentAssignments"),
+            data.max_concurrent_assignments,
+            1,
+            50,
             "The maximum of concurrent assignments",
         ),
     }
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
     if current is not None and data.max_concurrent_assignments < current.active_assignments:
-        v.add(("input", "maxConcurrentAssignments"), "OUT_OF_RANGE",
-              f"The volunteer holds {current.active_assignments} active assignments now; "
-              "withdraw some before lowering the maximum below that.")
+        v.add(
+            ("input", "maxConcurrentAssignments"),
+            "OUT_OF_RANGE",
+            f"The volunteer holds {current.active_assignments} active assignments now; "
+            "withdraw some before lowering the maximum below that.",
+        )
     v.raise_if_any()
     if data.district_id is not None:
         await get(ctx, District, data.district_id, what="District", field=("input", "districtId"))
@@ -117,8 +124,12 @@ async def add_credential(
         v.add(("input", "expiresAt"), "OUT_OF_RANGE", "A credential must expire after it becomes valid.")
     v.raise_if_any()
     credential = VolunteerCredential(
-        volunteer_id=volunteer_id, kind=kind.value, number=clean_number, issued_by=clean_issuer,
-        valid_from=valid_from, expires_at=expires_at,
+        volunteer_id=volunteer_id,
+        kind=kind.value,
+        number=clean_number,
+        issued_by=clean_issuer,
+        valid_from=valid_from,
+        expires_at=expires_at,
     )
     ctx.session.add(credential)
     await flush(ctx)
@@ -173,9 +184,7 @@ def filtered(f: VolunteerFilter) -> Select[tuple[Volunteer]]:
     return stmt
 
 
-async def list_volunteers(
-    ctx: ServiceContext, f: VolunteerFilter, *, first: int, after: str | None
-) -> Page[Volunteer]:
+async def list_volunteers(ctx: ServiceContext, f: VolunteerFilter, *, first: int, after: str | None) -> Page[Volunteer]:
     return await paginate(ctx, filtered(f), BY_ID, first=first, after=after)
 
 

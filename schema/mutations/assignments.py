@@ -54,20 +54,40 @@ class AssignmentMutations:
 
     @strawberry.mutation
     async def accept_assignment(self, info: Info, input: AssignmentStepInput) -> AssignmentPayload:
-        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model,
-                            lambda ctx: assignments.accept(ctx, _id(input.id)))
+        return await mutate(
+            info,
+            AssignmentPayload,
+            "assignment",
+            Assignment.from_model,
+            lambda ctx: assignments.accept(ctx, _id(input.id)),
+        )
 
     @strawberry.mutation
     async def decline_assignment(self, info: Info, input: AssignmentStepInput) -> AssignmentPayload:
-        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model,
-                            lambda ctx: assignments.decline(ctx, _id(input.id), input.reason))
+        return await mutate(
+            info,
+            AssignmentPayload,
+            "assignment",
+            Assignment.from_model,
+            lambda ctx: assignments.decline(ctx, _id(input.id), input.reason),
+        )
 
     @strawberry.mutation
     async def withdraw_assignment(self, info: Info, input: AssignmentStepInput) -> AssignmentPayload:
-        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model,
-                            lambda ctx: assignments.withdraw(ctx, _id(input.id), input.reason))
+        return await mutate(
+            info,
+            AssignmentPayload,
+            "assignment",
+            Assignment.from_model,
+            lambda ctx: assignments.withdraw(ctx, _id(input.id), input.reason),
+        )
 
     @strawberry.mutation(description="Record the work as done with the hours served.")
     async def complete_assignment(self, info: Info, input: CompleteAssignmentInput) -> AssignmentPayload:
-        return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model,
-                            lambda ctx: assignments.complete(ctx, _id(input.id), input.hours, input.note))
+        return await mutate(
+            info,
+            AssignmentPayload,
+            "assignment",
+            Assignment.from_model,
+            lambda ctx: assignments.complete(ctx, _id(input.id), input.hours, input.note),
+        )

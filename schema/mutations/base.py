@@ -62,8 +62,9 @@ def changes(data: Any, *, skip: Iterable[str] = ("id",), nullable: Iterable[str]
             continue
         out[key] = value
     if missing:
-        from core.errors import UserErrorData
         from strawberry.utils.str_converters import to_camel_case
+
+        from core.errors import UserErrorData
 
         raise DomainError.many(
             UserErrorData(message="This field cannot be null.", code="REQUIRED", field=("input", to_camel_case(k)))

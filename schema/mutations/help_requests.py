@@ -80,7 +80,9 @@ class HelpRequestMutations:
     @strawberry.mutation(description="Record a new need; it starts as SUBMITTED, waiting for verification.")
     async def submit_help_request(self, info: Info, input: SubmitHelpRequestInput) -> HelpRequestPayload:
         async def work(ctx: ServiceContext) -> Any:
-            values = vars(input) | {"community_id": ids.decode(input.community_id, "Community", ("input", "communityId"))}
+            values = vars(input) | {
+                "community_id": ids.decode(input.community_id, "Community", ("input", "communityId"))
+            }
             return await help_requests.submit(ctx, help_requests.HelpRequestInput(**values))
 
         return await mutate(info, HelpRequestPayload, "help_request", HelpRequest.from_model, work)

@@ -40,7 +40,10 @@ class ReferenceMutations:
     @strawberry.mutation
     async def create_organization(self, info: Info, input: CreateOrganizationInput) -> OrganizationPayload:
         return await mutate(
-            info, OrganizationPayload, "organization", Organization.from_model,
+            info,
+            OrganizationPayload,
+            "organization",
+            Organization.from_model,
             lambda ctx: organizations.create_organization(
                 ctx, name=input.name, kind=vocab.OrganizationKind(input.kind)
             ),
@@ -49,14 +52,20 @@ class ReferenceMutations:
     @strawberry.mutation
     async def create_district(self, info: Info, input: CreateDistrictInput) -> DistrictPayload:
         return await mutate(
-            info, DistrictPayload, "district", District.from_model,
+            info,
+            DistrictPayload,
+            "district",
+            District.from_model,
             lambda ctx: organizations.create_district(ctx, name=input.name, kind=vocab.DistrictKind(input.kind)),
         )
 
     @strawberry.mutation
     async def create_training(self, info: Info, input: CreateTrainingInput) -> TrainingPayload:
         return await mutate(
-            info, TrainingPayload, "training", Training.from_model,
+            info,
+            TrainingPayload,
+            "training",
+            Training.from_model,
             lambda ctx: volunteers.create_training(
                 ctx, code=input.code, name=input.name, description=input.description
             ),

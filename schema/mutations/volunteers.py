@@ -98,8 +98,13 @@ class VolunteerMutations:
         async def work(ctx: ServiceContext) -> Any:
             pk = ids.decode(input.volunteer_id, "Volunteer", ("input", "volunteerId"))
             await volunteers.add_credential(
-                ctx, pk, kind=vocab.CredentialKind(input.kind), number=input.number, issued_by=input.issued_by,
-                valid_from=input.valid_from, expires_at=input.expires_at,
+                ctx,
+                pk,
+                kind=vocab.CredentialKind(input.kind),
+                number=input.number,
+                issued_by=input.issued_by,
+                valid_from=input.valid_from,
+                expires_at=input.expires_at,
             )
             return await volunteers.get_volunteer(ctx, pk)
 

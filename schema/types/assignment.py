@@ -34,9 +34,16 @@ class Assignment(relay.Node):
     @classmethod
     def from_model(cls, m: models.Assignment) -> Assignment:
         return cls(
-            id=m.id, status=enums.AssignmentStatus(m.status), note=m.note, decline_reason=m.decline_reason,
-            hours=m.hours, offered_at=m.offered_at, responded_at=m.responded_at, finished_at=m.finished_at,
-            request_id=m.request_id, volunteer_id=m.volunteer_id,
+            id=m.id,
+            status=enums.AssignmentStatus(m.status),
+            note=m.note,
+            decline_reason=m.decline_reason,
+            hours=m.hours,
+            offered_at=m.offered_at,
+            responded_at=m.responded_at,
+            finished_at=m.finished_at,
+            request_id=m.request_id,
+            volunteer_id=m.volunteer_id,
         )
 
     @classmethod

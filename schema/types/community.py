@@ -59,9 +59,16 @@ class Community(relay.Node):
     @classmethod
     def from_model(cls, m: models.Community) -> Community:
         return cls(
-            id=m.id, name=m.name, street=m.street, latitude=m.latitude, longitude=m.longitude,
-            head_name=m.head_name, head_phone=m.head_phone, created_at=m.created_at,
-            district_id=m.district_id, organization_id=m.organization_id,
+            id=m.id,
+            name=m.name,
+            street=m.street,
+            latitude=m.latitude,
+            longitude=m.longitude,
+            head_name=m.head_name,
+            head_phone=m.head_phone,
+            created_at=m.created_at,
+            district_id=m.district_id,
+            organization_id=m.organization_id,
         )
 
     @classmethod
@@ -98,7 +105,8 @@ class Community(relay.Node):
         filt = tuple(sorted(s.value for s in statuses)) if statuses else None
         model = models.HelpRequest
         loaders = info.context.loaders
-        page = await loaders.window("community_requests", _requests_of, model.community_id,
-                                    help_requests.BY_URGENCY).load(WindowKey(self.id, size, after, filt))
+        page = await loaders.window(
+            "community_requests", _requests_of, model.community_id, help_requests.BY_URGENCY
+        ).load(WindowKey(self.id, size, after, filt))
         counter = loaders.count("community_requests", _requests_of, model.community_id)
         return Connection.build(page, HelpRequest.from_model, lambda: counter.load((self.id, filt)))

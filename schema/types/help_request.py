@@ -57,14 +57,27 @@ class HelpRequest(relay.Node):
     @classmethod
     def from_model(cls, m: models.HelpRequest) -> HelpRequest:
         return cls(
-            id=m.id, title=m.title, description=m.description, category=enums.RequestCategory(m.category),
-            population_tags=[enums.PopulationTag(t) for t in m.population_tags], beneficiaries=m.beneficiaries,
-            volunteers_needed=m.volunteers_needed, urgency=enums.Urgency(m.urgency), needed_by=m.needed_by,
-            required_skills=list(m.required_skills), requester_name=m.requester_name,
-            requester_phone=m.requester_phone, requester_address=m.requester_address,
-            health_details=m.health_details, latitude=m.latitude, longitude=m.longitude,
-            status=enums.RequestStatus(m.status), status_changed_at=m.status_changed_at,
-            created_at=m.created_at, updated_at=m.updated_at, community_id=m.community_id,
+            id=m.id,
+            title=m.title,
+            description=m.description,
+            category=enums.RequestCategory(m.category),
+            population_tags=[enums.PopulationTag(t) for t in m.population_tags],
+            beneficiaries=m.beneficiaries,
+            volunteers_needed=m.volunteers_needed,
+            urgency=enums.Urgency(m.urgency),
+            needed_by=m.needed_by,
+            required_skills=list(m.required_skills),
+            requester_name=m.requester_name,
+            requester_phone=m.requester_phone,
+            requester_address=m.requester_address,
+            health_details=m.health_details,
+            latitude=m.latitude,
+            longitude=m.longitude,
+            status=enums.RequestStatus(m.status),
+            status_changed_at=m.status_changed_at,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            community_id=m.community_id,
         )
 
     @classmethod
@@ -88,7 +101,10 @@ class HelpRequest(relay.Node):
         return [
             StatusChange(
                 from_status=enums.RequestStatus(r.from_status) if r.from_status else None,
-                to_status=enums.RequestStatus(r.to_status), actor=r.actor, reason=r.reason, at=r.created_at,
+                to_status=enums.RequestStatus(r.to_status),
+                actor=r.actor,
+                reason=r.reason,
+                at=r.created_at,
             )
             for r in rows
         ]

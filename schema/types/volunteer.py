@@ -75,12 +75,20 @@ class Volunteer(relay.Node):
     @classmethod
     def from_model(cls, m: models.Volunteer) -> Volunteer:
         return cls(
-            id=m.id, name=m.name, phone=m.phone, mode=enums.VolunteerMode(m.mode),
-            teams=[enums.Team(t) for t in m.teams], skills=list(m.skills),
+            id=m.id,
+            name=m.name,
+            phone=m.phone,
+            mode=enums.VolunteerMode(m.mode),
+            teams=[enums.Team(t) for t in m.teams],
+            skills=list(m.skills),
             availability=enums.Availability(m.availability),
-            max_concurrent_assignments=m.max_concurrent_assignments, active_assignment_count=m.active_assignments,
-            latitude=m.latitude, longitude=m.longitude, created_at=m.created_at,
-            district_id=m.district_id, organization_id=m.organization_id,
+            max_concurrent_assignments=m.max_concurrent_assignments,
+            active_assignment_count=m.active_assignments,
+            latitude=m.latitude,
+            longitude=m.longitude,
+            created_at=m.created_at,
+            district_id=m.district_id,
+            organization_id=m.organization_id,
         )
 
     @classmethod
@@ -100,8 +108,11 @@ class Volunteer(relay.Node):
         rows = await info.context.loaders.credentials_by_volunteer.load(self.id)
         return [
             VolunteerCredential(
-                kind=enums.CredentialKind(r.kind), number=r.number, issued_by=r.issued_by,
-                valid_from=r.valid_from, expires_at=r.expires_at,
+                kind=enums.CredentialKind(r.kind),
+                number=r.number,
+                issued_by=r.issued_by,
+                valid_from=r.valid_from,
+                expires_at=r.expires_at,
             )
             for r in rows
         ]

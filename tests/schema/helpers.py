@@ -15,8 +15,16 @@ def gid(type_name: str, pk: int) -> str:
 
 async def row_counts(session: AsyncSession) -> dict[str, int]:
     """How many rows each core table holds: proves a failed mutation wrote nothing."""
-    tables = [models.Community, models.Volunteer, models.HelpRequest, models.HelpRequestStatusChange,
-              models.Assignment, models.CommunityLiaison, models.VolunteerCredential, models.District]
+    tables = [
+        models.Community,
+        models.Volunteer,
+        models.HelpRequest,
+        models.HelpRequestStatusChange,
+        models.Assignment,
+        models.CommunityLiaison,
+        models.VolunteerCredential,
+        models.District,
+    ]
     out = {}
     for model in tables:
         out[model.__tablename__] = int(await session.scalar(select(func.count()).select_from(model)) or 0)

@@ -11,14 +11,19 @@ from core.services import stats
 
 @pytest.mark.parametrize(
     "query",
-    ["{ helpRequests( { totalCount } }", "{ noSuchField }", "mutation { verifyHelpRequest { errors { code } } }",
-     "{ helpRequests(first: \"ten\") { totalCount } }"],
+    [
+        "{ helpRequests( { totalCount } }",
+        "{ noSuchField }",
+        "mutation { verifyHelpRequest { errors { code } } }",
+        '{ helpRequests(first: "ten") { totalCount } }',
+    ],
 )
 async def test_malformed_queries_get_errors_not_500(gql, query: str) -> None:  # type: ignore[no-untyped-def]
     response = await gql.http.post("/graphql", json={"query": query})
     assert response.status_code in (200, 400)
     body = response.json()
-    assert body["errors"] and all("message" in e for e in body["errors"])
+    assert body["errors"]
+    assert all("message" in e for e in body["errors"])
     assert "Traceback" not in response.text
 
 
@@ -44,6 +49,7 @@ async def test_unexpected_errors_are_masked_and_logged(gql, monkeypatch, caplog)
     assert error["extensions"]["code"] == "INTERNAL_ERROR"
     request_id = error["extensions"]["requestId"]
     assert request_id in error["message"]
-    assert "secret_table" not in response.text and "SELECT" not in response.text
+    assert "secret_table" not in response.text
+    assert "SELECT" not in response.text
     assert any(request_id in r.getMessage() for r in caplog.records)
     assert any("secret_table" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)

@@ -106,7 +106,8 @@ async def test_illegal_transition_over_graphql_is_a_user_error(gql, make: Factor
     before = await row_counts(make.ctx.session)
     # when it is fulfilled straight away
     data = await gql(
-        "mutation($id: ID!) { fulfillHelpRequest(input: {id: $id}) { helpRequest { status } errors { code field message } } }",
+        "mutation($id: ID!) { fulfillHelpRequest(input: {id: $id}) "
+        "{ helpRequest { status } errors { code field message } } }",
         {"id": gid("HelpRequest", request.id)},
     )
     # then INVALID_TRANSITION, and nothing moved
@@ -126,7 +127,8 @@ async def test_full_lifecycle_over_graphql(gql, make: Factory) -> None:  # type:
     await gql(TRANSITION, {"id": rid, "reason": "phoned the clinic"})
     offer = await gql(
         "mutation($r: ID!, $v: ID!) { offerAssignment(input: {requestId: $r, volunteerId: $v}) "
-        "{ assignment { id status request { status } } errors { code } } }", {"r": rid, "v": vid},
+        "{ assignment { id status request { status } } errors { code } } }",
+        {"r": rid, "v": vid},
     )
     assignment = offer["offerAssignment"]["assignment"]
     assert (assignment["status"], assignment["request"]["status"]) == ("OFFERED", "MATCHED")
@@ -136,18 +138,25 @@ async def test_full_lifecycle_over_graphql(gql, make: Factory) -> None:  # type:
         result = await gql(step.format(name=name), {"id": target})
         assert result[name]["errors"] == []
     done = await gql(
-        "mutation($id: ID!) { completeAssignment(input: {id: $id, hours: \"2.5\"}) "
+        'mutation($id: ID!) { completeAssignment(input: {id: $id, hours: "2.5"}) '
         "{ assignment { status hours volunteer { hoursServed activeAssignmentCount } } errors { code } } }",
         {"id": aid},
     )
     # then the history holds every step and the volunteer's hours are counted
     assert done["completeAssignment"]["assignment"] == {
-        "status": "COMPLETED", "hours": "2.50", "volunteer": {"hoursServed": "2.50", "activeAssignmentCount": 0},
+        "status": "COMPLETED",
+        "hours": "2.50",
+        "volunteer": {"hoursServed": "2.50", "activeAssignmentCount": 0},
     }
-    history = await gql("query($id: ID!) { node(id: $id) { ... on HelpRequest { history { toStatus reason } } } }",
-                        {"id": rid})
+    history = await gql(
+        "query($id: ID!) { node(id: $id) { ... on HelpRequest { history { toStatus reason } } } }", {"id": rid}
+    )
     assert [h["toStatus"] for h in history["node"]["history"]] == [
-        "SUBMITTED", "VERIFIED", "MATCHED", "IN_PROGRESS", "FULFILLED",
+        "SUBMITTED",
+        "VERIFIED",
+        "MATCHED",
+        "IN_PROGRESS",
+        "FULFILLED",
     ]
     assert history["node"]["history"][1]["reason"] == "phoned the clinic"
 
@@ -158,8 +167,10 @@ async def test_offering_a_volunteer_at_capacity_or_unavailable(gql, make: Factor
     full = await make.volunteer(max_concurrent_assignments=1)
     first = await make.request(status=RequestStatus.VERIFIED)
     second = await make.request(status=RequestStatus.VERIFIED)
-    offer = ("mutation($r: ID!, $v: ID!) { offerAssignment(input: {requestId: $r, volunteerId: $v}) "
-             "{ assignment { id } errors { code field } } }")
+    offer = (
+        "mutation($r: ID!, $v: ID!) { offerAssignment(input: {requestId: $r, volunteerId: $v}) "
+        "{ assignment { id } errors { code field } } }"
+    )
     await gql(offer, {"r": gid("HelpRequest", first.id), "v": gid("Volunteer", full.id)})
     before = await row_counts(make.ctx.session)
     # when each is offered the second request
@@ -201,11 +212,17 @@ query($filter: HelpRequestFilter, $first: Int, $after: String, $order: HelpReque
 async def test_list_sorts_by_urgency_then_deadline(gql, make: Factory, clock) -> None:  # type: ignore[no-untyped-def]
     # given requests of mixed urgency and deadlines
     community = await make.community()
-    specs = [("low", Urgency.LOW, 1), ("high-late", Urgency.HIGH, 30), ("critical", Urgency.CRITICAL, 20),
-             ("high-soon", Urgency.HIGH, 2), ("high-none", Urgency.HIGH, None)]
+    specs = [
+        ("low", Urgency.LOW, 1),
+        ("high-late", Urgency.HIGH, 30),
+        ("critical", Urgency.CRITICAL, 20),
+        ("high-soon", Urgency.HIGH, 2),
+        ("high-none", Urgency.HIGH, None),
+    ]
     for title, urgency, hours in specs:
-        await make.request(community, title=title, urgency=urgency,
-                           needed_by=clock.now + timedelta(hours=hours) if hours else None)
+        await make.request(
+            community, title=title, urgency=urgency, needed_by=clock.now + timedelta(hours=hours) if hours else None
+        )
     # when listed
     data = await gql(LIST, {"first": 10})
     # then critical first, then high by deadline (none last), then low
@@ -218,8 +235,12 @@ async def test_pages_cover_the_list_exactly_once(gql, make: Factory, clock) -> N
     community = await make.community()
     deadline = clock.now + timedelta(hours=5)
     for i in range(23):
-        await make.request(community, title=f"r{i}", urgency=[Urgency.HIGH, Urgency.NORMAL][i % 2],
-                           needed_by=deadline if i % 3 else None)
+        await make.request(
+            community,
+            title=f"r{i}",
+            urgency=[Urgency.HIGH, Urgency.NORMAL][i % 2],
+            needed_by=deadline if i % 3 else None,
+        )
     # when paged 5 at a time, in both orderings
     for order in ("URGENCY", "NEWEST"):
         seen: list[str] = []
@@ -240,12 +261,25 @@ async def test_filters(gql, make: Factory, clock) -> None:  # type: ignore[no-un
     north, south = await make.district("未央区"), await make.district("长安区")
     a = await make.community(north)
     b = await make.community(south)
-    await make.request(a, title="婴儿奶粉即将用完", category="daily_supplies", urgency=Urgency.CRITICAL,
-                       needed_by=clock.now + timedelta(hours=2), population_tags=["child"])
-    await make.request(a, title="老人送菜", category="food", urgency=Urgency.NORMAL, status=RequestStatus.VERIFIED,
-                       needed_by=None)
-    await make.request(b, title="结核病患者断药", category="medicine", urgency=Urgency.HIGH,
-                       needed_by=clock.now + timedelta(days=3), description="需要抗结核药物")
+    await make.request(
+        a,
+        title="婴儿奶粉即将用完",
+        category="daily_supplies",
+        urgency=Urgency.CRITICAL,
+        needed_by=clock.now + timedelta(hours=2),
+        population_tags=["child"],
+    )
+    await make.request(
+        a, title="老人送菜", category="food", urgency=Urgency.NORMAL, status=RequestStatus.VERIFIED, needed_by=None
+    )
+    await make.request(
+        b,
+        title="结核病患者断药",
+        category="medicine",
+        urgency=Urgency.HIGH,
+        needed_by=clock.now + timedelta(days=3),
+        description="需要抗结核药物",
+    )
 
     async def titles(filter: dict[str, Any]) -> list[str]:
         edges = (await gql(LIST, {"filter": filter}))["helpRequests"]["edges"]

@@ -81,7 +81,17 @@ async def test_each_loader_runs_once_per_request(gql, make: Factory, statements)
     await gql(REQUESTS_PAGE, {"first": 30})
     # then every table is read once (assignments twice: rows, and the hours sum), plus the count
     heads = sorted(s.split()[1].split(".")[0] for s in statements.statements)
-    assert heads == sorted([
-        "help_requests", "count(*)", "communities", "districts", "community_liaisons", "volunteers",
-        "assignments", "assignments", "help_request_status_changes", "volunteer_credentials",
-    ])
+    assert heads == sorted(
+        [
+            "help_requests",
+            "count(*)",
+            "communities",
+            "districts",
+            "community_liaisons",
+            "volunteers",
+            "assignments",
+            "assignments",
+            "help_request_status_changes",
+            "volunteer_credentials",
+        ]
+    )

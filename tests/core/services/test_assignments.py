@@ -25,9 +25,9 @@ async def _active(make: Factory, volunteer_id: int) -> tuple[int, int]:
     """(trigger-maintained counter, actual count of offered/accepted rows) for a volunteer."""
     counter = await make.ctx.session.scalar(select(Volunteer.active_assignments).where(Volunteer.id == volunteer_id))
     actual = await make.ctx.session.scalar(
-        select(text("count(*)")).select_from(Assignment).where(
-            Assignment.volunteer_id == volunteer_id, Assignment.status.in_(["offered", "accepted"])
-        )
+        select(text("count(*)"))
+        .select_from(Assignment)
+        .where(Assignment.volunteer_id == volunteer_id, Assignment.status.in_(["offered", "accepted"]))
     )
     return int(counter or 0), int(actual or 0)
 
@@ -56,8 +56,9 @@ async def test_offering_moves_a_verified_request_to_matched(make: Factory) -> No
     assert request.status == RequestStatus.MATCHED.value
 
 
-@pytest.mark.parametrize("status", [RequestStatus.SUBMITTED, RequestStatus.FULFILLED, RequestStatus.CANCELLED,
-                                    RequestStatus.REJECTED])
+@pytest.mark.parametrize(
+    "status", [RequestStatus.SUBMITTED, RequestStatus.FULFILLED, RequestStatus.CANCELLED, RequestStatus.REJECTED]
+)
 async def test_cannot_offer_on_an_unverified_or_closed_request(make: Factory, status: RequestStatus) -> None:
     request = await make.request(status=status)
     volunteer = await make.volunteer()
@@ -177,8 +178,10 @@ async def test_database_refuses_over_capacity_even_without_the_service(make: Fac
     # when a second active assignment is written straight into the table
     with pytest.raises(IntegrityError, match="ck_volunteers_capacity"):
         await make.ctx.session.execute(
-            text("INSERT INTO assignments (request_id, volunteer_id, status, note, decline_reason, offered_at) "
-                 "VALUES (:r, :v, 'offered', '', '', now())"),
+            text(
+                "INSERT INTO assignments (request_id, volunteer_id, status, note, decline_reason, offered_at) "
+                "VALUES (:r, :v, 'offered', '', '', now())"
+            ),
             {"r": b.id, "v": volunteer_id},
         )
     await make.ctx.session.rollback()

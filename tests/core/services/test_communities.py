@@ -42,8 +42,9 @@ async def test_team_limit_holds_under_concurrent_additions(make: Factory, engine
         async with sessionmaker() as session:
             try:
                 async with session.begin():
-                    await communities.add_liaison(ServiceContext(session=session), community.id, volunteer_id,
-                                                  LiaisonRole.VOLUNTEER)
+                    await communities.add_liaison(
+                        ServiceContext(session=session), community.id, volunteer_id, LiaisonRole.VOLUNTEER
+                    )
                 return "ok"
             except DomainError as exc:
                 return exc.code
@@ -52,9 +53,7 @@ async def test_team_limit_holds_under_concurrent_additions(make: Factory, engine
     outcomes = await asyncio.gather(*(add(p.id) for p in people))
     # then two seats are taken and four are told the team is full
     assert sorted(outcomes) == ["LIAISON_TEAM_FULL"] * 4 + ["ok"] * 2
-    seated = await make.ctx.session.scalar(
-        select(func.count()).where(CommunityLiaison.community_id == community.id)
-    )
+    seated = await make.ctx.session.scalar(select(func.count()).where(CommunityLiaison.community_id == community.id))
     assert seated == 2
 
 

@@ -87,8 +87,11 @@ async def test_history_reads_as_the_whole_lifecycle(make: Factory) -> None:
     request = await make.request(status=S.FULFILLED)
     steps = [(h.from_status, h.to_status) for h in await help_requests.history(make.ctx, request.id)]
     assert steps == [
-        (None, "submitted"), ("submitted", "verified"), ("verified", "matched"),
-        ("matched", "in_progress"), ("in_progress", "fulfilled"),
+        (None, "submitted"),
+        ("submitted", "verified"),
+        ("verified", "matched"),
+        ("matched", "in_progress"),
+        ("in_progress", "fulfilled"),
     ]
 
 
@@ -148,9 +151,9 @@ async def test_history_is_append_only_in_the_database(make: Factory) -> None:
         )
     await make.ctx.session.rollback()
     # then the row is unchanged
-    rows = (await make.ctx.session.scalars(
-        select(HelpRequestStatusChange).where(HelpRequestStatusChange.request_id == rid)
-    )).all()
+    rows = (
+        await make.ctx.session.scalars(select(HelpRequestStatusChange).where(HelpRequestStatusChange.request_id == rid))
+    ).all()
     assert [r.actor for r in rows] == ["test coordinator"]
 
 

@@ -28,8 +28,18 @@ def test_valid_numbers_are_normalised(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "12345", "12812345678", "1381234567", "138123456789", "phone", "029-123", "012-34567890",
-     "13812345678x", "+1 415 555 0100"],
+    [
+        "",
+        "12345",
+        "12812345678",
+        "1381234567",
+        "138123456789",
+        "phone",
+        "029-123",
+        "012-34567890",
+        "13812345678x",
+        "+1 415 555 0100",
+    ],
 )
 def test_invalid_numbers_are_refused(raw: str) -> None:
     assert normalize_phone(raw) is None

@@ -1,0 +1,39 @@
+"""The stats query: the seed's headline figures."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core.services import assignments
+from core.vocab import RequestStatus
+from tests.factories import Factory
+
+STATS = """{ stats { volunteersTotal volunteersByMode { key count } volunteersByDistrict { key count }
+  requestsTotal requestsByStatus { key count } requestsByCategory { key count } requestsByUrgency { key count }
+  communitiesTotal communitiesServed beneficiariesServed hoursServed } }"""
+
+
+async def test_stats_count_what_is_there(gql, make: Factory) -> None:  # type: ignore[no-untyped-def]
+    # given two districts' volunteers and requests in several states, one fulfilled with 3.5 hours served
+    district = await make.district("雁塔区")
+    for mode in ("online", "offline", "offline"):
+        await make.volunteer(mode=mode, district_id=district.id)
+    await make.volunteer(mode="reserve")
+    community = await make.community(district)
+    await make.request(community, status=RequestStatus.SUBMITTED, category="food")
+    done = await make.request(community, status=RequestStatus.FULFILLED, beneficiaries=30)
+    await make.community()
+    (held,) = await assignments.list_for_request(make.ctx, done.id, [])
+    await assignments.complete(make.ctx, held.id, Decimal("3.5"))
+    await make.commit()
+    # when the stats are read
+    stats = (await gql(STATS))["stats"]
+    # then every figure matches
+    assert stats["volunteersTotal"] == 5  # four above, plus the driver the fulfilled request needed
+    assert {b["key"]: b["count"] for b in stats["volunteersByMode"]} == {"offline": 3, "online": 1, "reserve": 1}
+    assert {b["key"]: b["count"] for b in stats["volunteersByDistrict"]}["雁塔区"] == 3
+    assert stats["requestsTotal"] == 2
+    assert {b["key"]: b["count"] for b in stats["requestsByStatus"]} == {"submitted": 1, "fulfilled": 1}
+    assert {b["key"]: b["count"] for b in stats["requestsByCategory"]} == {"food": 1, "medicine": 1}
+    assert (stats["communitiesTotal"], stats["communitiesServed"]) == (2, 1)
+    assert (stats["beneficiariesServed"], stats["hoursServed"]) == (30, "3.50")
