@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
-	$(BIN)/python bench/requests_page.py
+	$(BIN)/python -m bench.requests_page
 
 schema: $(STAMP)  ## regenerate the committed SDL
 	$(BIN)/yunshegong schema > schema/schema.graphql

@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 
@@ -41,7 +42,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return strawberry.Schema(
         query=query,
         mutation=Mutation,
-        extensions=[RequestLifecycle, SafeErrors],
+        # Front ends send the same few documents again and again: parse and validate each once.
+        extensions=[RequestLifecycle, SafeErrors, ParserCache(maxsize=256), ValidationCache(maxsize=256)],
         scalar_overrides={datetime: datetime_scalar(settings.timezone)},  # type: ignore[dict-item]
         config=StrawberryConfig(auto_camel_case=True),
     )

@@ -69,6 +69,12 @@ class Loaders:
             session = await self._session()
             return list((await session.execute(stmt)).all())
 
+    async def rows(self, model: type, *where: Any, order_by: Sequence[Any] = ()) -> list[Any]:
+        """Plain rows of a model's table (attribute access like the model, no ORM identity bookkeeping:
+        building ORM instances was the largest single cost of a nested page)."""
+        table = model.__table__  # type: ignore[attr-defined]
+        return await self.run(select(table).where(*where).order_by(*order_by))
+
     def get(self, name: str, factory: Callable[[Loaders], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         """The loader called `name`, made by `factory` on first use (plugins add theirs this way)."""
         loader = self._loaders.get(name)
@@ -83,26 +89,31 @@ class Loaders:
     # -- generic shapes --------------------------------------------------------------------------------
 
     def by_id(self, model: type) -> DataLoader[int, Any]:
+        name = f"by_id:{model.__name__}"
+        if name in self._loaders:
+            return self._loaders[name]
+
         async def load(ids: list[int]) -> list[Any]:
-            rows = await self.run(select(model).where(model.id.in_(ids)))  # type: ignore[attr-defined]
-            found = {row[0].id: row[0] for row in rows}
+            found = {row.id: row for row in await self.rows(model, model.id.in_(ids))}  # type: ignore[attr-defined]
             return [found.get(i) for i in ids]
 
-        return self.get(f"by_id:{model.__name__}", lambda _: DataLoader(load))
+        return self.get(name, lambda _: DataLoader(load))
 
     def group(
         self, model: type, fk: InstrumentedAttribute[Any], order_by: Sequence[Any], name: str | None = None
     ) -> DataLoader[int, list[Any]]:
         """All children of each parent id (for short, bounded lists)."""
+        name = name or f"group:{model.__name__}.{fk.key}"
+        if name in self._loaders:
+            return self._loaders[name]
 
         async def load(ids: list[int]) -> list[list[Any]]:
-            rows = await self.run(select(model).where(fk.in_(ids)).order_by(*order_by))
             grouped: dict[int, list[Any]] = defaultdict(list)
-            for (row,) in rows:
+            for row in await self.rows(model, fk.in_(ids), order_by=order_by):
                 grouped[getattr(row, fk.key)].append(row)
             return [grouped.get(i, []) for i in ids]
 
-        return self.get(name or f"group:{model.__name__}.{fk.key}", lambda _: DataLoader(load))
+        return self.get(name, lambda _: DataLoader(load))
 
     def window(
         self,

@@ -1,0 +1,193 @@
+"""A page of 100 help requests with community and assignments: GraphQL over HTTP vs hand-written SQL.
+
+Both sides run in this process's event loop against the same database, in the same run:
+- GraphQL: the real app under uvicorn in a subprocess, queried over HTTP with httpx;
+- baseline: asyncpg with hand-written SQL, the same data serialised with orjson.
+Prints p50/p95 latency (sequential) and requests/s (8 concurrent clients) for both, and the ratios.
+Goal (issue 2): p50 ratio <= 3x.
+
+    make bench            # or: .venv/bin/python -m bench.requests_page [--rounds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+from sqlalchemy import select
+
+from bench.common import bench_database, percentile, summary
+from core.database import asyncpg_dsn, create_engine, create_sessionmaker
+from core.demo import load_demo
+from core.models import Volunteer
+from core.services import assignments, help_requests
+from core.services.context import ServiceContext
+from core.vocab import RequestCategory, Urgency
+
+QUERY = """{ helpRequests(first: 100) { edges { node {
+  id title status urgency neededBy
+  community { name }
+  assignments { status volunteer { name } }
+} } } }"""
+
+PAGE_SQL = """
+SELECT id, title, status, urgency, needed_by, community_id FROM help_requests
+ORDER BY urgency_rank, needed_by_sort, id LIMIT 100"""
+COMMUNITIES_SQL = "SELECT id, name FROM communities WHERE id = ANY($1::bigint[])"
+ASSIGNMENTS_SQL = """
+SELECT a.request_id, a.status, v.name FROM assignments a JOIN volunteers v ON v.id = a.volunteer_id
+WHERE a.request_id = ANY($1::bigint[]) ORDER BY a.id"""
+
+
+async def baseline(conn: asyncpg.Connection) -> bytes:
+    rows = await conn.fetch(PAGE_SQL)
+    ids = [r["id"] for r in rows]
+    communities = {
+        r["id"]: r["name"] for r in await conn.fetch(COMMUNITIES_SQL, list({r["community_id"] for r in rows}))
+    }
+    assignments: dict[int, list[dict[str, Any]]] = {}
+    for a in await conn.fetch(ASSIGNMENTS_SQL, ids):
+        assignments.setdefault(a["request_id"], []).append({"status": a["status"], "volunteer": {"name": a["name"]}})
+    nodes = [
+        {
+            "id": r["id"],
+            "title": r["title"],
+            "status": r["status"],
+            "urgency": r["urgency"],
+            "neededBy": r["needed_by"],
+            "community": {"name": communities[r["community_id"]]},
+            "assignments": assignments.get(r["id"], []),
+        }
+        for r in rows
+    ]
+    return orjson.dumps({"data": {"helpRequests": {"edges": [{"node": n} for n in nodes]}}})
+
+
+async def add_requests(url: str, count: int) -> None:
+    """Top the demo up so the page is full, with two offers on every other request."""
+    engine = create_engine(url, pool_size=1)
+    async with create_sessionmaker(engine)() as session, session.begin():
+        ctx = ServiceContext(session=session)
+        roomy = select(Volunteer.id).where(
+            Volunteer.availability == "available", Volunteer.max_concurrent_assignments >= 5
+        )
+        volunteer_ids = (await session.execute(roomy)).scalars().all()
+        for i in range(count):
+            request = await help_requests.submit(
+                ctx,
+                help_requests.HelpRequestInput(
+                    community_id=1 + i % 12,
+                    title=f"基准请求 {i}",
+                    category=RequestCategory.FOOD,
+                    urgency=list(Urgency)[i % 4],
+                    requester_name="基准",
+                    requester_phone=f"137{i:08d}",
+                ),
+            )
+            if i % 2 == 0:
+                await help_requests.verify(ctx, request.id)
+                for v in volunteer_ids[(2 * i) % len(volunteer_ids) :][:2]:
+                    await assignments.offer(ctx, request.id, v)
+    await engine.dispose()
+
+
+async def measure(call: Callable[[], Awaitable[Any]], rounds: int, concurrency: int) -> tuple[list[float], float]:
+    for _ in range(10):  # warm-up: prepared statements, caches
+        await call()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - start)
+    per_worker = max(1, rounds // concurrency)
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            await call()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    throughput = per_worker * concurrency / (time.perf_counter() - start)
+    return samples, throughput
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def main(rounds: int, concurrency: int) -> None:
+    async with bench_database("ysg_bench_requests") as url:
+        engine = create_engine(url, pool_size=1)
+        await load_demo(engine)
+        await engine.dispose()
+        await add_requests(url, 120)
+
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": url, "YUNSHEGONG_LOG_LEVEL": "warning"}
+        server = await asyncio.create_subprocess_exec(
+            *[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "core.app:create_app",
+                "--factory",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                for _ in range(100):
+                    try:
+                        if (await http.get("/healthz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        await asyncio.sleep(0.1)
+
+                async def graphql() -> None:
+                    response = await http.post("/graphql", json={"query": QUERY})
+                    body = response.json()
+                    assert "errors" not in body, body
+                    assert len(body["data"]["helpRequests"]["edges"]) == 100
+
+                pool = await asyncpg.create_pool(**asyncpg_dsn(url), min_size=concurrency, max_size=concurrency)
+
+                async def sql() -> None:
+                    async with pool.acquire() as conn:
+                        await baseline(conn)
+
+                sql_samples, sql_rps = await measure(sql, rounds, concurrency)
+                gql_samples, gql_rps = await measure(graphql, rounds, concurrency)
+                await pool.close()
+        finally:
+            server.terminate()
+            await server.wait()
+
+    print(f"page of 100 requests + community + assignments, {rounds} sequential rounds, {concurrency} concurrent")
+    print(f"  baseline asyncpg+orjson  {summary(sql_samples)}  {sql_rps:8.1f} req/s")
+    print(f"  GraphQL over HTTP        {summary(gql_samples)}  {gql_rps:8.1f} req/s")
+    ratio = percentile(gql_samples, 50) / percentile(sql_samples, 50)
+    print(f"  p50 ratio GraphQL/baseline: {ratio:.2f}x (goal <= 3x); throughput ratio {sql_rps / gql_rps:.2f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.concurrency))
