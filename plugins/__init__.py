@@ -1,0 +1,1 @@
+"""Built-in service plugins, each registered through the same entry-point mechanism a third party uses."""
