@@ -43,7 +43,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=query,
         mutation=Mutation,
         # Front ends send the same few documents again and again: parse and validate each once.
-        extensions=[RequestLifecycle, SafeErrors, ParserCache(maxsize=256), ValidationCache(maxsize=256)],
+        extensions=[RequestLifecycle, SafeErrors, ParserCache, ValidationCache],
         scalar_overrides={datetime: datetime_scalar(settings.timezone)},  # type: ignore[dict-item]
         config=StrawberryConfig(auto_camel_case=True),
     )
