@@ -14,6 +14,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from core.database import create_sessionmaker, ping
+from core.plugins import PluginHost, build_plugin_host
 from core.settings import Settings
 from schema.build import build_schema
 from schema.context import AppState, Context
@@ -23,15 +24,29 @@ log = logging.getLogger("yunshegong")
 
 class GraphQLApp(GraphQL):
     def __init__(self, state: AppState, **kwargs: Any) -> None:
-        super().__init__(build_schema(state.settings), **kwargs)
+        super().__init__(build_schema(state.settings, state.host), **kwargs)
         self.state = state
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        return Context(app=self.state, request=request, response=response)
+        context = Context(
+            app=self.state, viewer=await self.state.authenticate(request), request=request, response=response
+        )
+        if self.state.host is not None:
+            for plugin, value in self.state.host.call_each("extend_context", context=context):
+                if value is not None:
+                    context.plugin_state[plugin.name] = value
+        return context
 
 
-def create_app(settings: Settings | None = None, *, engine: Any = None, state: AppState | None = None) -> Starlette:
-    """The ASGI app. Pass `engine` (tests, embedding) or let the lifespan open one from settings."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Any = None,
+    state: AppState | None = None,
+    host: PluginHost | None = None,
+) -> Starlette:
+    """The ASGI app. Pass `engine` (tests, embedding) or let the lifespan open one from settings; pass
+    `host` or let it load the installed plugins (settings.plugins limits which)."""
     settings = settings or Settings.from_env()
     owned: dict[str, Any] = {}
 
@@ -48,7 +63,9 @@ def create_app(settings: Settings | None = None, *, engine: Any = None, state: A
             if settings.database_url is None:
                 raise RuntimeError("create_app needs settings.database_url or an engine")
             engine = owned["engine"] = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine))
+        if host is None:
+            host = build_plugin_host(enabled=settings.plugins)
+        state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), host=host)
     graphql = GraphQLApp(state, graphql_ide="graphiql" if settings.graphiql else None)
     db_engine = engine
 

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from core.plugins import PluginHost, build_plugin_host
 from core.runtime import Database
 from core.settings import Settings
 
@@ -22,8 +23,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-async def _prepare(settings: Settings, *, demo: bool) -> Database:
-    """Open (or start) the database, migrate it, optionally load the demo data; returns the Database."""
+async def _prepare(settings: Settings, host: PluginHost, *, demo: bool) -> Database:
+    """Open (or start) the database, migrate core and plugin branches, optionally load the demo data."""
     from core import migrate
     from core.database import create_engine
     from core.runtime import open_database
@@ -31,11 +32,11 @@ async def _prepare(settings: Settings, *, demo: bool) -> Database:
     db = await open_database(settings)
     engine = create_engine(db.url, pool_size=2)
     try:
-        await migrate.upgrade(engine)
+        await migrate.upgrade(engine, host.migration_dirs())
         if demo:
             from core.demo import load_demo
 
-            loaded = await load_demo(engine)
+            loaded = await load_demo(engine, host=host)
             log.info("demo data %s", "loaded" if loaded else "already present")
     finally:
         await engine.dispose()
@@ -48,8 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from core.app import create_app
 
     settings = _settings(args)
-    db = asyncio.run(_prepare(settings, demo=args.demo))
-    app = create_app(settings.with_overrides(database_url=_render(db.url)))
+    host = build_plugin_host(enabled=settings.plugins)
+    db = asyncio.run(_prepare(settings, host, demo=args.demo))
+    app = create_app(settings.with_overrides(database_url=_render(db.url)), host=host)
     print(f"yunshegong: GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
@@ -59,14 +61,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    db = asyncio.run(_prepare(_settings(args), demo=False))
+    settings = _settings(args)
+    db = asyncio.run(_prepare(settings, build_plugin_host(enabled=settings.plugins), demo=False))
     db.stop()
     print("database is up to date")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    db = asyncio.run(_prepare(_settings(args), demo=True))
+    settings = _settings(args)
+    db = asyncio.run(_prepare(settings, build_plugin_host(enabled=settings.plugins), demo=True))
     db.stop()
     return 0
 
@@ -74,7 +78,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from schema.build import build_schema
 
-    sys.stdout.write(build_schema(_settings(args)).as_str() + "\n")
+    settings = _settings(args)
+    host = build_plugin_host(enabled=settings.plugins, entry_points=not args.builtin_only)
+    sys.stdout.write(build_schema(settings, host).as_str() + "\n")
     return 0
 
 
@@ -99,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     with_db(sub.add_parser("migrate", help="bring the database schema up to date")).set_defaults(func=cmd_migrate)
     with_db(sub.add_parser("demo", help="load the demo data set (idempotent)")).set_defaults(func=cmd_demo)
-    sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(func=cmd_schema)
+    schema = sub.add_parser("schema", help="print the GraphQL SDL of this deployment (installed plugins included)")
+    schema.add_argument(
+        "--builtin-only", action="store_true", help="ignore installed third-party plugins (the committed SDL)"
+    )
+    schema.set_defaults(func=cmd_schema)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -16,8 +16,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
-from core.models import AppMeta
-from core.services import assignments, communities, help_requests, organizations, volunteers
+from core.models import AppMeta, Organization
+from core.plugins import PluginHost
+from core.services import assignments, communities, help_requests, organizations, plugins, volunteers
 from core.services.context import ServiceContext, Viewer
 from core.vocab import (
     AssignmentStatus,
@@ -118,8 +119,10 @@ def _mobile(rng: random.Random, used: set[str]) -> str:
             return number
 
 
-async def load_demo(engine: AsyncEngine, *, now: datetime | None = None) -> bool:
-    """Load the demo data set unless it is there already. Returns whether it loaded anything."""
+async def load_demo(engine: AsyncEngine, *, now: datetime | None = None, host: PluginHost | None = None) -> bool:
+    """Load the demo data set unless it is there already. Returns whether it loaded anything.
+
+    With a plugin host, every loaded plugin is enabled for the association and adds its own demo data."""
     sessionmaker = create_sessionmaker(engine)
     async with sessionmaker() as session, session.begin():
         await session.execute(text("SELECT pg_advisory_xact_lock(727002)"))
@@ -128,12 +131,25 @@ async def load_demo(engine: AsyncEngine, *, now: datetime | None = None) -> bool
         ctx = ServiceContext(session=session, viewer=DEMO_VIEWER)
         if now is not None:
             ctx.clock = lambda: now
-        await _populate(ctx, random.Random(20211223))
+        if host is not None:
+            ctx.events = host
+        association = await _populate(ctx, random.Random(20211223))
+        if host is not None:
+            for name in host.plugins:
+                await plugins.set_enabled(
+                    ctx,
+                    organization_id=association.id,
+                    plugin=name,
+                    enabled=True,
+                    installed=frozenset(host.plugins),
+                    known=frozenset(host.plugins),
+                )
+            await host.call_each_async("register_demo_data", ctx=ctx)
         session.add(AppMeta(key=DEMO_MARKER, value=ctx.now().isoformat()))
     return True
 
 
-async def _populate(ctx: ServiceContext, rng: random.Random) -> None:
+async def _populate(ctx: ServiceContext, rng: random.Random) -> Organization:
     now = ctx.now()
     association = await organizations.create_organization(
         ctx, name="西安市社会工作协会", kind=OrganizationKind.ASSOCIATION
@@ -244,6 +260,7 @@ async def _populate(ctx: ServiceContext, rng: random.Random) -> None:
                 await communities.add_liaison(ctx, community.id, member.id, LiaisonRole.VOLUNTEER)
 
     await _seed_requests(ctx, rng, community_rows, people, used_phones)
+    return association
 
 
 async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> None:  # type: ignore[no-untyped-def]

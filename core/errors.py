@@ -31,6 +31,10 @@ CORE_ERROR_CODES: dict[str, str] = {
     "FORBIDDEN": "The caller may not do this.",
     "UNAUTHENTICATED": "The caller must sign in first.",
     "PLUGIN_DISABLED": "The plugin is not enabled for the caller's organisation.",
+    "UNKNOWN_PLUGIN": "No plugin of that name exists.",
+    "PLUGIN_NOT_INSTALLED": "The plugin exists but is not loaded in this deployment.",
+    "PLUGIN_REJECTED": "A plugin refused the change (its message says why); nothing was saved.",
+    "PLUGIN_FAILED": "A plugin failed while reacting to the change; nothing was saved.",
 }
 
 

@@ -11,12 +11,18 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.plugins import PluginHost
+from core.services import plugins as plugin_service
 from core.services.context import ServiceContext, Viewer, utc_now
 from core.settings import Settings
 from schema.loaders import Loaders
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+async def anonymous(request: Any) -> Viewer:
+    return Viewer()
 
 
 @dataclass
@@ -26,7 +32,9 @@ class AppState:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = utc_now
-    plugin_manager: Any = None
+    host: PluginHost | None = None
+    # Who is asking, from the HTTP request. Accounts (bearer tokens) plug in here.
+    authenticate: Callable[[Any], Awaitable[Viewer]] = anonymous
 
 
 @dataclass
@@ -36,9 +44,12 @@ class Context:
     request: Any = None
     response: Any = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # Per-request state plugins add through the extend_context hook, by plugin name.
+    plugin_state: dict[str, Any] = field(default_factory=dict)
     _session: AsyncSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: Loaders | None = None
+    _memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -56,7 +67,14 @@ class Context:
         return self._session
 
     def service_context(self, session: AsyncSession) -> ServiceContext:
-        return ServiceContext(session=session, viewer=self.viewer, clock=self.app.clock)
+        ctx = ServiceContext(session=session, viewer=self.viewer, clock=self.app.clock, memo=self._memo)
+        if self.app.host is not None:
+            ctx.events = self.app.host
+        return ctx
+
+    async def require_plugin(self, name: str) -> None:
+        """PLUGIN_DISABLED unless the viewer's organisation has enabled plugin `name`."""
+        await self.read(plugin_service.ensure_enabled, name)
 
     async def read(
         self, fn: Callable[Concatenate[ServiceContext, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
@@ -75,10 +93,13 @@ class Context:
             if session.in_transaction():
                 # A read earlier in this request opened a transaction; a write starts on a fresh snapshot.
                 await session.rollback()
-            async with session.begin():
-                result = await fn(self.service_context(session), *args, **kwargs)
-        # Loaded rows may predate this write; the payload must show the result.
-        self.loaders.clear()
+            try:
+                async with session.begin():
+                    result = await fn(self.service_context(session), *args, **kwargs)
+            finally:
+                # Loaded rows and memos may predate this write (or its rollback).
+                self.loaders.clear()
+                self._memo.clear()
         return result
 
     async def close(self) -> None:

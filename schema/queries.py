@@ -17,6 +17,7 @@ from schema.types.common import Bucket, Connection
 from schema.types.community import Community
 from schema.types.enums import to_vocab
 from schema.types.help_request import HelpRequest
+from schema.types.plugins import InstalledPlugin, installed
 from schema.types.reference import District, Organization, Training
 from schema.types.volunteer import Volunteer
 
@@ -79,6 +80,14 @@ class CommunityFilter:
         )
 
 
+@strawberry.type(description="A figure a plugin adds to the stats.")
+class PluginFigure:
+    plugin: str
+    key: str
+    label: str
+    value: Decimal
+
+
 @strawberry.type(description="The platform's headline figures.")
 class Stats:
     volunteers_total: int
@@ -92,6 +101,14 @@ class Stats:
     communities_served: int = strawberry.field(description="Communities with at least one fulfilled request.")
     beneficiaries_served: int = strawberry.field(description="People covered by fulfilled requests.")
     hours_served: Decimal
+
+    @strawberry.field(description="Figures from the plugins your organisation has enabled.")
+    async def plugin_figures(self, info: Info) -> list[PluginFigure]:
+        host = info.context.app.host
+        if host is None:
+            return []
+        figures = await info.context.read(stats.plugin_figures, host)
+        return [PluginFigure(plugin=p, key=f.key, label=f.label, value=Decimal(f.value)) for p, f in figures]
 
 
 def _buckets(items: list[stats.Bucket]) -> list[Bucket]:
@@ -153,6 +170,10 @@ class CoreQuery:
     @strawberry.field
     async def trainings(self, info: Info) -> list[Training]:
         return [Training.from_model(t) for t in await info.context.read(volunteers.list_trainings)]
+
+    @strawberry.field(description="Plugins installed in this deployment (enable them per organisation).")
+    def plugins(self, info: Info) -> list[InstalledPlugin]:
+        return installed(info)
 
     @strawberry.field(description="Volunteers by mode and district, requests by status, category and urgency …")
     async def stats(self, info: Info) -> Stats:

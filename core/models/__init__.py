@@ -5,6 +5,7 @@ from core.models.community import Community, CommunityLiaison
 from core.models.help_request import HelpRequest, HelpRequestStatusChange
 from core.models.meta import AppMeta
 from core.models.organization import District, Organization
+from core.models.plugin import PluginEnablement
 from core.models.volunteer import Training, Volunteer, VolunteerCredential, VolunteerTraining
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "HelpRequest",
     "HelpRequestStatusChange",
     "Organization",
+    "PluginEnablement",
     "Training",
     "Volunteer",
     "VolunteerCredential",

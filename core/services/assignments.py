@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import Select, select
 
+from core import events
 from core.errors import DomainError, Validator
 from core.models import Assignment, HelpRequest, Volunteer
 from core.services import help_requests
@@ -77,6 +78,7 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
     await flush(ctx)
     # The trigger changed the counter in the database; refresh our copy for anyone reading it next.
     await ctx.session.refresh(volunteer, ["active_assignments"])
+    await _announce(ctx, assignment)
     if request.status == RequestStatus.VERIFIED:
         await help_requests.transition(ctx, request_id, RequestStatus.MATCHED, "volunteer offered")
     return assignment
@@ -88,6 +90,7 @@ async def accept(ctx: ServiceContext, assignment_id: int) -> Assignment:
     assignment.status = A.ACCEPTED.value
     assignment.responded_at = ctx.now()
     await flush(ctx)
+    await _announce(ctx, assignment)
     return assignment
 
 
@@ -100,6 +103,7 @@ async def decline(ctx: ServiceContext, assignment_id: int, reason: str = "") -> 
     assignment.status = A.DECLINED.value
     assignment.responded_at = ctx.now()
     await flush(ctx)
+    await _announce(ctx, assignment)
     await help_requests.return_to_queue_if_unstaffed(ctx, request)
     return assignment
 
@@ -113,6 +117,7 @@ async def withdraw(ctx: ServiceContext, assignment_id: int, reason: str) -> Assi
     assignment.status = A.WITHDRAWN.value
     assignment.finished_at = ctx.now()
     await flush(ctx)
+    await _announce(ctx, assignment)
     await help_requests.return_to_queue_if_unstaffed(ctx, request)
     return assignment
 
@@ -137,7 +142,19 @@ async def complete(ctx: ServiceContext, assignment_id: int, hours: Decimal, note
     if clean_note:
         assignment.note = clean_note
     await flush(ctx)
+    await _announce(ctx, assignment)
     return assignment
+
+
+async def _announce(ctx: ServiceContext, assignment: Assignment) -> None:
+    await ctx.publish(
+        events.AssignmentChanged(
+            assignment_id=assignment.id,
+            request_id=assignment.request_id,
+            volunteer_id=assignment.volunteer_id,
+            status=assignment.status,
+        )
+    )
 
 
 async def _lock(ctx: ServiceContext, assignment_id: int) -> tuple[HelpRequest, Assignment]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from core.events import DomainEvent
 
 
 def utc_now() -> datetime:
@@ -25,12 +29,29 @@ class Viewer:
 SYSTEM = Viewer(label="system")
 
 
+class EventPublisher(Protocol):
+    async def publish(self, event: DomainEvent, ctx: ServiceContext) -> None: ...
+
+
+class _Nobody:
+    async def publish(self, event: DomainEvent, ctx: ServiceContext) -> None:
+        return None
+
+
 @dataclass
 class ServiceContext:
     session: AsyncSession
     viewer: Viewer = SYSTEM
     # Injected so that deadlines and expiry can be tested without sleeping.
     clock: Callable[[], datetime] = field(default=utc_now)
+    # The plugin host in a running service; without one, nobody listens.
+    events: EventPublisher = field(default_factory=_Nobody)
+    # Per-request memo (e.g. which plugins the viewer's organisation enabled); shared by one request's calls.
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock()
+
+    async def publish(self, event: DomainEvent) -> None:
+        """Tell plugins what happened, inside this transaction: a plugin's failure undoes the change."""
+        await self.events.publish(event, self)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from core import events
 from core.errors import DomainError, Validator
 from core.models import Assignment, Community, HelpRequest, HelpRequestStatusChange
 from core.services import validation as check
@@ -143,6 +144,14 @@ async def submit(ctx: ServiceContext, data: HelpRequestInput) -> HelpRequest:
     await flush(ctx)
     _record(ctx, request, None, S.SUBMITTED, "", now)
     await flush(ctx)
+    await ctx.publish(
+        events.HelpRequestSubmitted(
+            request_id=request.id,
+            community_id=request.community_id,
+            category=request.category,
+            urgency=request.urgency,
+        )
+    )
     return request
 
 
@@ -215,7 +224,35 @@ async def _move(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, re
     if to not in OPEN_REQUEST_STATUSES:
         await _release_assignments(ctx, request, to, now)
     await flush(ctx)
+    await _announce(ctx, request, current, to, reason.strip())
     return request
+
+
+async def _announce(
+    ctx: ServiceContext, request: HelpRequest, from_: RequestStatus, to: RequestStatus, reason: str
+) -> None:
+    await ctx.publish(
+        events.HelpRequestStatusChanged(
+            request_id=request.id, from_status=from_.value, to_status=to.value, reason=reason
+        )
+    )
+    if to == S.VERIFIED and from_ == S.SUBMITTED:
+        await ctx.publish(
+            events.HelpRequestVerified(
+                request_id=request.id, community_id=request.community_id, category=request.category
+            )
+        )
+    elif to == S.FULFILLED:
+        await ctx.publish(
+            events.HelpRequestFulfilled(
+                request_id=request.id,
+                community_id=request.community_id,
+                category=request.category,
+                beneficiaries=request.beneficiaries,
+            )
+        )
+    elif to in (S.REJECTED, S.CANCELLED):
+        await ctx.publish(events.HelpRequestClosed(request_id=request.id, status=to.value, reason=reason))
 
 
 async def _release_assignments(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, now: datetime) -> None:
@@ -236,6 +273,14 @@ async def _release_assignments(ctx: ServiceContext, request: HelpRequest, to: Re
         assignment.finished_at = now
         assignment.note = f"request {to.value}"
         await flush(ctx)
+        await ctx.publish(
+            events.AssignmentChanged(
+                assignment_id=assignment.id,
+                request_id=request.id,
+                volunteer_id=assignment.volunteer_id,
+                status=assignment.status,
+            )
+        )
 
 
 def _record(

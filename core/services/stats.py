@@ -9,7 +9,10 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from core.models import Assignment, Community, District, HelpRequest, Volunteer
+from core.plugin_api import StatFigure
+from core.plugins import PluginHost, PluginLoadError
 from core.services.context import ServiceContext
+from core.services.plugins import enabled_plugins
 from core.vocab import AssignmentStatus, RequestStatus
 
 
@@ -80,3 +83,14 @@ async def compute(ctx: ServiceContext) -> Stats:
         beneficiaries_served=int(totals[4]),
         hours_served=Decimal(totals[5]),
     )
+
+
+async def plugin_figures(ctx: ServiceContext, host: PluginHost) -> list[tuple[str, StatFigure]]:
+    """Figures contributed through `register_stats` by the plugins enabled for the viewer's organisation."""
+    out = []
+    enabled = await enabled_plugins(ctx)
+    for plugin, figures in await host.call_each_async("register_stats", only=enabled, ctx=ctx):
+        if not isinstance(figures, list) or not all(isinstance(f, StatFigure) for f in figures):
+            raise PluginLoadError(f"plugin {plugin.name!r}: register_stats must return a list of StatFigure")
+        out.extend((plugin.name, f) for f in figures)
+    return out

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from core import events
 from core.errors import DomainError, Validator
 from core.models import District, Organization, Training, Volunteer, VolunteerCredential, VolunteerTraining
 from core.services import validation as check
@@ -90,6 +91,7 @@ async def register_volunteer(ctx: ServiceContext, data: VolunteerInput) -> Volun
     volunteer = Volunteer(**await _validated(ctx, data, None))
     ctx.session.add(volunteer)
     await flush(ctx)
+    await ctx.publish(events.VolunteerRegistered(volunteer_id=volunteer.id, mode=volunteer.mode))
     return volunteer
 
 

@@ -36,7 +36,7 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
     try:
         await migrate.upgrade(engine)
         await migrate.upgrade(engine)  # a second run is a no-op
-        assert await migrate.current_heads(engine) == {"0001"}
+        assert await migrate.current_heads(engine) == {"0002"}
         await migrate.downgrade(engine, "base")
         async with engine.connect() as conn:
             left = (
@@ -53,7 +53,7 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
             )
         assert left == []
         await migrate.upgrade(engine)
-        assert await migrate.current_heads(engine) == {"0001"}
+        assert await migrate.current_heads(engine) == {"0002"}
     finally:
         await engine.dispose()
         await drop_database(server_url, name)

@@ -1,0 +1,97 @@
+"""Domain events: small frozen dataclasses published inside the transaction that caused them.
+
+Plugins react through the `on_event` hook. Every event has a stable dotted `name`; a plugin that
+publishes its own events registers their classes (`register_event_types`) so that other plugins can react
+by name (`event.name == "counseling.risk_raised"`) and read `event.data()` without importing the
+publisher: plugins never import each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    name: ClassVar[str] = "event"
+
+    def data(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class HelpRequestSubmitted(DomainEvent):
+    name: ClassVar[str] = "help_request.submitted"
+    request_id: int
+    community_id: int
+    category: str
+    urgency: str
+
+
+@dataclass(frozen=True)
+class HelpRequestStatusChanged(DomainEvent):
+    """Every lifecycle step, including those with an event of their own below."""
+
+    name: ClassVar[str] = "help_request.status_changed"
+    request_id: int
+    from_status: str
+    to_status: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HelpRequestVerified(DomainEvent):
+    name: ClassVar[str] = "help_request.verified"
+    request_id: int
+    community_id: int
+    category: str
+
+
+@dataclass(frozen=True)
+class HelpRequestFulfilled(DomainEvent):
+    name: ClassVar[str] = "help_request.fulfilled"
+    request_id: int
+    community_id: int
+    category: str
+    beneficiaries: int
+
+
+@dataclass(frozen=True)
+class HelpRequestClosed(DomainEvent):
+    """Rejected or cancelled."""
+
+    name: ClassVar[str] = "help_request.closed"
+    request_id: int
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AssignmentChanged(DomainEvent):
+    """An assignment was offered, accepted, declined, completed or withdrawn (see `status`)."""
+
+    name: ClassVar[str] = "assignment.changed"
+    assignment_id: int
+    request_id: int
+    volunteer_id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class VolunteerRegistered(DomainEvent):
+    name: ClassVar[str] = "volunteer.registered"
+    volunteer_id: int
+    mode: str
+
+
+CORE_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    HelpRequestSubmitted,
+    HelpRequestStatusChanged,
+    HelpRequestVerified,
+    HelpRequestFulfilled,
+    HelpRequestClosed,
+    AssignmentChanged,
+    VolunteerRegistered,
+)

@@ -1,0 +1,129 @@
+"""Every hook a yunshegong plugin can implement. This module is the plugin API's reference.
+
+Naming: `register_*` hooks contribute things (the host validates and merges what they return, and a
+malformed contribution stops startup with a message naming the plugin); `on_*` hooks react to events.
+Hooks are plain functions; any hook may return an awaitable instead of a value and the host awaits it
+(pluggy itself is synchronous). Implement a hook with `@core.hookimpl` in your plugin module and declare
+the module in the entry-point group `yunshegong.plugins`; see docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from core.events import DomainEvent
+    from core.plugin_api import GraphQLContribution, Permission, PluginInfo, StatFigure
+    from core.services.context import ServiceContext
+
+PROJECT = "yunshegong"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# identity
+# ---------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_plugin() -> PluginInfo:  # type: ignore[empty-body]
+    """Say who the plugin is. Required: a module without it is not a plugin.
+
+    Called once, when the plugin manager is built at startup.
+    Returns a `PluginInfo`: `name` (lower_snake_case, unique in the deployment; it prefixes the plugin's
+    tables, GraphQL names, permissions and migration branch), `version`, `description`.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------
+# contributions
+# ---------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_graphql() -> GraphQLContribution:  # type: ignore[empty-body]
+    """Contribute GraphQL schema pieces.
+
+    Called once per schema build (at startup). Returns a `GraphQLContribution` with optional `query`,
+    `mutation` and `subscription` strawberry types whose fields are merged into the root types, and
+    `types`: extra types to include (e.g. implementations of an interface). Every root field name must
+    start with the plugin's name in camelCase (`supplies` → `suppliesWarehouses`) and every type name
+    with it in PascalCase (`SuppliesWarehouse`); a clash with core or another plugin stops startup naming
+    both. The host makes every contributed root field and every contributed Node type answer
+    `PLUGIN_DISABLED` for callers whose organisation has not enabled the plugin.
+    """
+
+
+@hookspec
+def register_migrations() -> Path:  # type: ignore[empty-body]
+    """Contribute an Alembic version directory for the plugin's own tables.
+
+    Called by `yunshegong migrate` (and `serve`, which migrates first). Returns the directory. Its first
+    revision carries `branch_labels = ("<plugin name>",)` and `depends_on = "0001"` (core's first revision,
+    `core.migrate.CORE_ROOT_REVISION`) when its tables reference core tables.
+    """
+
+
+@hookspec
+def register_permissions() -> list[Permission]:  # type: ignore[empty-body]
+    """Contribute permissions the plugin's services check (e.g. `supplies.distribute`).
+
+    Called once at startup. Returns a list of `Permission(name, description, default_roles)`; names must
+    start with `<plugin name>.` and be unique. Roles grant them (see the accounts documentation).
+    """
+
+
+@hookspec
+def register_event_types() -> list[type[DomainEvent]]:  # type: ignore[empty-body]
+    """Declare the domain events this plugin publishes, so that other plugins can react to them by name.
+
+    Called once at startup. Returns `DomainEvent` subclasses whose `name` starts with `<plugin name>.`.
+    """
+
+
+@hookspec
+def register_stats(ctx: ServiceContext) -> Awaitable[list[StatFigure]] | list[StatFigure]:  # type: ignore[empty-body]
+    """Contribute figures to the `stats` query (e.g. items distributed).
+
+    Called while `stats` is resolved, for plugins enabled for the caller's organisation. Receives the
+    service context. Returns (or resolves to) a list of `StatFigure(key, label, value)`.
+    """
+
+
+@hookspec
+def register_demo_data(ctx: ServiceContext) -> Awaitable[None] | None:
+    """Add the plugin's part of the demo data set.
+
+    Called by `yunshegong demo` / `serve --demo` inside the demo transaction, after core's demo data
+    (so communities, volunteers and requests exist), once per database. Returns nothing.
+    """
+
+
+@hookspec
+def extend_context(context: Any) -> dict[str, Any] | None:
+    """Add per-request state (e.g. the plugin's own DataLoaders) to the GraphQL context.
+
+    Called when each GraphQL request's context is created. Receives the context; returns a dict stored as
+    `context.plugin_state["<plugin name>"]`, or None. Keep it cheap: it runs for every request.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reactions
+# ---------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def on_event(event: DomainEvent, ctx: ServiceContext) -> Awaitable[None] | None:
+    """React to a domain event inside the transaction that caused it.
+
+    Called for every event published by core or a plugin (check `event.name` or `isinstance`). Receives
+    the event and the service context of the change (same session, same transaction). Raising anything
+    rolls the whole change back and the client gets an error naming the plugin; raising `DomainError`
+    passes its message on. Returns nothing.
+    """

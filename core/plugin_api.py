@@ -1,0 +1,57 @@
+"""The values plugins hand to the host through hooks (see core.hookspecs)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    version: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class GraphQLContribution:
+    """Strawberry types whose fields join the root types, plus extra types to include."""
+
+    query: type | None = None
+    mutation: type | None = None
+    subscription: type | None = None
+    types: tuple[type, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Permission:
+    name: str
+    description: str
+    # Role names granted this permission unless an administrator changes it.
+    default_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatFigure:
+    key: str
+    label: str
+    value: int | Decimal
+
+
+def camel_prefix(plugin_name: str) -> str:
+    """`case_work` → `caseWork`: the prefix of the plugin's root field names."""
+    head, *rest = plugin_name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def pascal_prefix(plugin_name: str) -> str:
+    """`case_work` → `CaseWork`: the prefix of the plugin's type names."""
+    return "".join(part.capitalize() for part in plugin_name.split("_"))
+
+
+def describe(value: Any) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"

@@ -1,0 +1,260 @@
+"""The plugin host: builds the pluggy manager once per process and validates what plugins contribute.
+
+Load order: the built-in plugins in BUILTIN_PLUGINS order, then entry points of the group
+`yunshegong.plugins` sorted by name. pluggy calls hook implementations in reverse registration order
+(last registered first); no core behaviour depends on that order. Built-ins register through exactly the
+same path as third-party packages: a module with `@hookimpl` functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from core import hookspecs
+from core.errors import CORE_ERROR_CODES, DomainError
+from core.events import CORE_EVENT_TYPES, DomainEvent
+from core.plugin_api import PLUGIN_NAME, GraphQLContribution, Permission, PluginInfo, describe
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "yunshegong.plugins"
+
+# Built-in service modules, by module path, in registration order. Each arrives with its own issue.
+BUILTIN_PLUGINS: tuple[str, ...] = ()
+
+
+class PluginLoadError(RuntimeError):
+    """A plugin could not be loaded or contributed something malformed: startup stops."""
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    info: PluginInfo
+    module: Any
+    source: str  # "built-in" or "entry point <name> = <value> (<distribution>)"
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def package(self) -> str:
+        """Python package whose types belong to this plugin (its module's parent package)."""
+        module_name = getattr(self.module, "__name__", type(self.module).__module__)
+        return module_name.rpartition(".")[0] or module_name
+
+
+class PluginHost:
+    def __init__(self, pm: pluggy.PluginManager, plugins: Sequence[LoadedPlugin], skipped: Iterable[str]) -> None:
+        self.pm = pm
+        self.plugins: dict[str, LoadedPlugin] = {p.name: p for p in plugins}
+        # Installed but not loaded (filtered out by the YUNSHEGONG_PLUGINS setting).
+        self.skipped: frozenset[str] = frozenset(skipped)
+        self.permissions: list[Permission] = self._collect_permissions()
+        self.event_types: dict[str, type[DomainEvent]] = self._collect_event_types()
+
+    # -- calling hooks, with attribution -------------------------------------------------------------------
+
+    def call_each(
+        self, hook_name: str, *, only: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[tuple[LoadedPlugin, Any]]:
+        """Call one hook on every plugin implementing it (or on those named in `only`), returning
+        (plugin, result) pairs. Unlike pm.hook.X(), this keeps track of who returned what, so errors can
+        name the plugin."""
+        wanted = None if only is None else set(only)
+        results = []
+        by_object = {id(p.module): p for p in self.plugins.values()}
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            plugin = by_object.get(id(impl.plugin))
+            if plugin is None or (wanted is not None and plugin.name not in wanted):
+                continue
+            results.append((plugin, impl.function(**{k: kwargs[k] for k in impl.argnames})))
+        return results
+
+    async def call_each_async(
+        self, hook_name: str, *, only: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[tuple[LoadedPlugin, Any]]:
+        out = []
+        for plugin, result in self.call_each(hook_name, only=only, **kwargs):
+            out.append((plugin, await result if inspect.isawaitable(result) else result))
+        return out
+
+    # -- contributions ------------------------------------------------------------------------------------
+
+    def graphql_contributions(self) -> list[tuple[LoadedPlugin, GraphQLContribution]]:
+        out = []
+        for plugin, contribution in self.call_each("register_graphql"):
+            if not isinstance(contribution, GraphQLContribution):
+                raise PluginLoadError(
+                    f"plugin {plugin.name!r}: register_graphql must return GraphQLContribution, "
+                    f"got {describe(contribution)}"
+                )
+            out.append((plugin, contribution))
+        return out
+
+    def migration_dirs(self) -> list[Path]:
+        dirs = []
+        for plugin, value in self.call_each("register_migrations"):
+            path = Path(value) if isinstance(value, (str, Path)) else None
+            if path is None or not path.is_dir():
+                raise PluginLoadError(
+                    f"plugin {plugin.name!r}: register_migrations must return a directory, got {value!r}"
+                )
+            dirs.append(path)
+        return dirs
+
+    def _collect_permissions(self) -> list[Permission]:
+        seen: dict[str, str] = {}
+        permissions = []
+        for plugin, value in self.call_each("register_permissions"):
+            for permission in _as_list(plugin, "register_permissions", value, Permission):
+                if not permission.name.startswith(f"{plugin.name}."):
+                    raise PluginLoadError(
+                        f"plugin {plugin.name!r}: permission {permission.name!r} must start with '{plugin.name}.'"
+                    )
+                if permission.name in seen:
+                    raise PluginLoadError(
+                        f"permission {permission.name!r} is declared by both {seen[permission.name]!r} "
+                        f"and {plugin.name!r}"
+                    )
+                seen[permission.name] = plugin.name
+                permissions.append(permission)
+        return permissions
+
+    def _collect_event_types(self) -> dict[str, type[DomainEvent]]:
+        types = {t.name: t for t in CORE_EVENT_TYPES}
+        for plugin, value in self.call_each("register_event_types"):
+            for event_type in _as_list(plugin, "register_event_types", value, type):
+                if not issubclass(event_type, DomainEvent) or not event_type.name.startswith(f"{plugin.name}."):
+                    raise PluginLoadError(
+                        f"plugin {plugin.name!r}: event types must subclass DomainEvent and be named "
+                        f"'{plugin.name}.…', got {event_type!r}"
+                    )
+                if event_type.name in types:
+                    raise PluginLoadError(f"plugin {plugin.name!r}: event name {event_type.name!r} is taken")
+                types[event_type.name] = event_type
+        return types
+
+    def owner_of(self, cls: type) -> LoadedPlugin | None:
+        """The plugin whose package defines `cls`, if any."""
+        module = getattr(cls, "__module__", "") or ""
+        for plugin in self.plugins.values():
+            if module == plugin.package or module.startswith(plugin.package + "."):
+                return plugin
+        return None
+
+    # -- events -------------------------------------------------------------------------------------------
+
+    async def publish(self, event: DomainEvent, ctx: Any) -> None:
+        """Let every plugin react to `event` in the caller's transaction. Any failure aborts the change."""
+        for impl in reversed(self.pm.hook.on_event.get_hookimpls()):
+            name = impl.plugin_name
+            try:
+                result = impl.function(**{k: {"event": event, "ctx": ctx}[k] for k in impl.argnames})
+                if inspect.isawaitable(result):
+                    await result
+            except DomainError as exc:
+                code = exc.code if exc.code in CORE_ERROR_CODES else "PLUGIN_REJECTED"
+                raise DomainError(code, f"The {name} plugin refused this change: {exc.errors[0].message}") from exc
+            except Exception as exc:
+                log.exception("plugin %s failed on event %s", name, event.name)
+                raise DomainError(
+                    "PLUGIN_FAILED", f"The {name} plugin failed while handling {event.name}; nothing was saved."
+                ) from exc
+
+
+def _as_list(plugin: LoadedPlugin, hook: str, value: Any, kind: type) -> list[Any]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, kind) for v in value):
+        raise PluginLoadError(f"plugin {plugin.name!r}: {hook} must return a list of {kind.__name__}, got {value!r}")
+    return list(value)
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def build_plugin_host(
+    *,
+    enabled: Sequence[str] | None = None,
+    builtins: Sequence[str] = BUILTIN_PLUGINS,
+    entry_points: bool = True,
+    extra: Sequence[ModuleType | Any] = (),
+) -> PluginHost:
+    """Build the process's plugin host.
+
+    `enabled`: load only plugins with these names (None: all installed). `entry_points=False` and `extra`
+    let tests build a host with exactly the plugins they name (installed packages do not leak in).
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    candidates: list[tuple[str, Any]] = []
+    for module_path in builtins:
+        candidates.append(("built-in", _import(module_path, f"built-in plugin {module_path}")))
+    if entry_points:
+        for ep in _entry_points():
+            dist = f" ({ep.dist.name} {ep.dist.version})" if ep.dist else ""
+            source = f"entry point {ep.name} = {ep.value}{dist}"
+            try:
+                candidates.append((source, ep.load()))
+            except Exception as exc:
+                raise PluginLoadError(f"{source}: failed to import: {exc!r}") from exc
+    candidates += [("extra", module) for module in extra]
+
+    loaded: list[LoadedPlugin] = []
+    skipped: list[str] = []
+    names: dict[str, str] = {}
+    for source, module in candidates:
+        info = _info(module, source)
+        if info.name in names:
+            raise PluginLoadError(f"two plugins are named {info.name!r}: {names[info.name]} and {source}")
+        names[info.name] = source
+        if enabled is not None and info.name not in enabled:
+            skipped.append(info.name)
+            continue
+        try:
+            pm.register(module, name=info.name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginLoadError(f"plugin {info.name!r} ({source}): {exc}") from exc
+        loaded.append(LoadedPlugin(info=info, module=module, source=source))
+        log.info("plugin %s %s loaded (%s)", info.name, info.version, source)
+    if enabled is not None:
+        missing = set(enabled) - set(names)
+        if missing:
+            raise PluginLoadError(f"YUNSHEGONG_PLUGINS names plugins that are not installed: {sorted(missing)}")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(str(exc)) from exc
+    return PluginHost(pm, loaded, skipped)
+
+
+def _import(module_path: str, what: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_path)
+    except Exception as exc:
+        raise PluginLoadError(f"{what}: failed to import: {exc!r}") from exc
+
+
+def _info(module: Any, source: str) -> PluginInfo:
+    hook = getattr(module, "register_plugin", None)
+    if hook is None:
+        raise PluginLoadError(f"{source}: {describe(module)} has no register_plugin hook, so it is not a plugin")
+    try:
+        info = hook()
+    except Exception as exc:
+        raise PluginLoadError(f"{source}: register_plugin failed: {exc!r}") from exc
+    if not isinstance(info, PluginInfo) or not PLUGIN_NAME.match(info.name) or not info.version:
+        raise PluginLoadError(
+            f"{source}: register_plugin must return PluginInfo with a lower_snake_case name and a version, got {info!r}"
+        )
+    return info

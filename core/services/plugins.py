@@ -1,0 +1,68 @@
+"""Per-organisation plugin enablement: installed ≠ enabled.
+
+Checked here, in the service layer: the schema builder gates every plugin root field and plugin node
+type with `ensure_enabled`, so no resolver can forget it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from core.errors import DomainError
+from core.models import Organization, PluginEnablement
+from core.services.common import get
+from core.services.context import ServiceContext
+
+_MEMO_KEY = "plugins.enabled"
+
+
+async def enabled_plugins(ctx: ServiceContext) -> frozenset[str]:
+    """Plugins enabled for the viewer's organisation (read once per request)."""
+    cached = ctx.memo.get(_MEMO_KEY)
+    if cached is not None:
+        return cached
+    org = ctx.viewer.organization_id
+    names: frozenset[str] = frozenset()
+    if org is not None:
+        rows = await ctx.session.scalars(
+            select(PluginEnablement.plugin_name).where(
+                PluginEnablement.organization_id == org, PluginEnablement.enabled.is_(True)
+            )
+        )
+        names = frozenset(rows.all())
+    ctx.memo[_MEMO_KEY] = names
+    return names
+
+
+async def ensure_enabled(ctx: ServiceContext, plugin: str) -> None:
+    if plugin not in await enabled_plugins(ctx):
+        raise DomainError("PLUGIN_DISABLED", f"The {plugin} plugin is not enabled for your organisation.", (plugin,))
+
+
+async def set_enabled(
+    ctx: ServiceContext,
+    *,
+    organization_id: int,
+    plugin: str,
+    enabled: bool,
+    installed: frozenset[str],
+    known: frozenset[str],
+) -> None:
+    """Enable or disable `plugin` for an organisation. Takes effect for the next request; keeps all data."""
+    if plugin not in installed:
+        if plugin in known:
+            raise DomainError(
+                "PLUGIN_NOT_INSTALLED", f"The {plugin} plugin is not loaded in this deployment.", ("input", "plugin")
+            )
+        raise DomainError("UNKNOWN_PLUGIN", f"There is no plugin called {plugin!r}.", ("input", "plugin"))
+    await get(ctx, Organization, organization_id, what="Organisation", field=("input", "organizationId"))
+    stmt = insert(PluginEnablement).values(
+        organization_id=organization_id, plugin_name=plugin, enabled=enabled, changed_by=ctx.viewer.label
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[PluginEnablement.organization_id, PluginEnablement.plugin_name],
+        set_={"enabled": enabled, "changed_by": ctx.viewer.label, "updated_at": ctx.now()},
+    )
+    await ctx.session.execute(stmt)
+    ctx.memo.pop(_MEMO_KEY, None)
