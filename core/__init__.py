@@ -1,0 +1,61 @@
+"""yunshegong core. Plugins import what they need from here (and only from here).
+
+The names below are the plugin API; they load lazily so that importing `core` stays cheap and free of
+import cycles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # hooks
+    "hookimpl": "core.hookspecs",
+    "PluginInfo": "core.plugin_api",
+    "GraphQLContribution": "core.plugin_api",
+    "Permission": "core.plugin_api",
+    "StatFigure": "core.plugin_api",
+    # data
+    "Base": "core.database",
+    "Organization": "core.models",
+    "District": "core.models",
+    "Community": "core.models",
+    "Volunteer": "core.models",
+    "HelpRequest": "core.models",
+    "Assignment": "core.models",
+    "ServiceContext": "core.services.context",
+    "Viewer": "core.services.context",
+    # errors
+    "DomainError": "core.errors",
+    "NotFound": "core.errors",
+    "Validator": "core.errors",
+    # events
+    "DomainEvent": "core.events",
+    "HelpRequestSubmitted": "core.events",
+    "HelpRequestStatusChanged": "core.events",
+    "HelpRequestVerified": "core.events",
+    "HelpRequestFulfilled": "core.events",
+    "HelpRequestClosed": "core.events",
+    "AssignmentChanged": "core.events",
+    "VolunteerRegistered": "core.events",
+    # migrations
+    "CORE_ROOT_REVISION": "core.migrate",
+    # GraphQL helpers for plugin schemas
+    "error_type": "schema.errors",
+    "payload": "schema.mutations.base",
+    "mutate": "schema.mutations.base",
+    "Connection": "schema.types.common",
+    "encode_id": "schema.ids",
+    "decode_id": "schema.ids",
+}
+_RENAMED = {"encode_id": "encode", "decode_id": "decode"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), _RENAMED.get(name, name))

@@ -19,6 +19,8 @@ import migrations
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 CORE_VERSIONS_DIR = MIGRATIONS_DIR / "versions"
+# The first core revision: plugin branches whose tables reference core tables depend on it.
+CORE_ROOT_REVISION = "0001"
 
 
 def alembic_config(extra_version_dirs: Sequence[Path] = ()) -> Config:

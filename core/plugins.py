@@ -1,8 +1,9 @@
 """The plugin host: builds the pluggy manager once per process and validates what plugins contribute.
 
 Load order: the built-in plugins in BUILTIN_PLUGINS order, then entry points of the group
-`yunshegong.plugins` sorted by name. pluggy calls hook implementations in reverse registration order
-(last registered first); no core behaviour depends on that order. Built-ins register through exactly the
+`yunshegong.plugins` sorted by name. The host calls hook implementations itself, in that registration
+order (pluggy's own calling order would be the reverse), so that every result is attributed to its plugin
+and event reactions run in a documented order. Built-ins register through exactly the
 same path as third-party packages: a module with `@hookimpl` functions.
 """
 
@@ -74,7 +75,7 @@ class PluginHost:
         wanted = None if only is None else set(only)
         results = []
         by_object = {id(p.module): p for p in self.plugins.values()}
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             plugin = by_object.get(id(impl.plugin))
             if plugin is None or (wanted is not None and plugin.name not in wanted):
                 continue
@@ -157,7 +158,7 @@ class PluginHost:
 
     async def publish(self, event: DomainEvent, ctx: Any) -> None:
         """Let every plugin react to `event` in the caller's transaction. Any failure aborts the change."""
-        for impl in reversed(self.pm.hook.on_event.get_hookimpls()):
+        for impl in self.pm.hook.on_event.get_hookimpls():
             name = impl.plugin_name
             try:
                 result = impl.function(**{k: {"event": event, "ctx": ctx}[k] for k in impl.argnames})

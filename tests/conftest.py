@@ -36,6 +36,8 @@ from tests.factories import Factory
 
 RUN_TAG = f"{os.getpid()}"
 
+pytest_plugins = ["tests.plugin_support"]
+
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:

@@ -1,0 +1,378 @@
+"""The plugin system, proven with a real third-party package (tests/fixtures/yunshegong-hello) installed
+through pip with an entry point, and small fixture plugins for the failure cases."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core import hookspecs, migrate
+from core.database import create_sessionmaker
+from core.demo import load_demo
+from core.plugins import PluginHost, PluginLoadError, build_plugin_host
+from core.services import organizations
+from core.services.context import ServiceContext
+from core.vocab import OrganizationKind, RequestStatus
+from schema.build import build_schema
+from tests.factories import Factory
+from tests.plugin_support import Client
+from tests.schema.helpers import gid
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fixture_plugin(name: str) -> Any:
+    return importlib.import_module(f"tests.fixture_plugins.{name}.plugin")
+
+
+@pytest.fixture
+async def hello_make(hello_engine: AsyncEngine, clock: Any, hello_host: PluginHost) -> Any:
+    async with create_sessionmaker(hello_engine)() as session:
+        yield Factory(ServiceContext(session=session, clock=clock, events=hello_host))
+
+
+async def _org(make: Factory, name: str) -> int:
+    org = await organizations.create_organization(make.ctx, name=name, kind=OrganizationKind.AGENCY)
+    await make.commit()
+    return org.id
+
+
+async def _enable(client: Client, org: int, enabled: bool = True, plugin: str = "hello") -> dict[str, Any]:
+    data = await client(
+        "mutation($o: ID!, $p: String!, $e: Boolean!) { setPluginEnabled(input: "
+        "{organizationId: $o, plugin: $p, enabled: $e}) { plugin { name enabledForMe } errors { code field } } }",
+        {"o": gid("Organization", org), "p": plugin, "e": enabled},
+        org=org,
+    )
+    return data["setPluginEnabled"]
+
+
+# -- identity and discovery ---------------------------------------------------------------------------------
+
+
+def test_hook_register_plugin(hello_installed: Path) -> None:
+    # given the hello package installed with pip: when the host is built from entry points
+    host = build_plugin_host(builtins=())
+    # then hello is found through its entry point, with its name, version and source
+    hello = host.plugins["hello"]
+    assert (hello.info.version, hello.info.description) == ("1.2.0", "Thanks volunteers when a request is fulfilled.")
+    assert hello.source == "entry point hello = yunshegong_hello.plugin (yunshegong-hello 1.2.0)"
+
+
+def test_plugin_appears_in_the_sdl_only_when_installed(hello_installed: Path) -> None:
+    without = build_schema(host=build_plugin_host(entry_points=False)).as_str()
+    with_hello = build_schema(host=build_plugin_host()).as_str()
+    filtered = build_schema(host=build_plugin_host(enabled=[])).as_str()
+    assert "helloGreet(" not in without
+    assert "helloGreet(" in with_hello
+    assert "type HelloGreeting implements Node" in with_hello
+    assert "helloGreet(" not in filtered
+
+
+def test_operator_setting_naming_a_missing_plugin_fails_startup(hello_installed: Path) -> None:
+    with pytest.raises(PluginLoadError, match="not installed: \\['nope'\\]"):
+        build_plugin_host(enabled=["hello", "nope"])
+
+
+# -- GraphQL contributions and enablement ---------------------------------------------------------------------
+
+GREET = """mutation($r: ID!, $m: String!) { helloGreet(input: {requestId: $r, message: $m}) {
+  greeting { id message } errors { code field message } } }"""
+
+
+async def test_hook_register_graphql(hello_client: Client, hello_make: Factory) -> None:
+    # given an organisation that enabled hello and one that did not
+    enabled_org, other_org = await _org(hello_make, "A 社工站"), await _org(hello_make, "B 社工站")
+    request = await hello_make.request()
+    assert (await _enable(hello_client, enabled_org))["plugin"] == {"name": "hello", "enabledForMe": True}
+    # when a member of each uses hello's mutation and query
+    ok = await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "加油"}, org=enabled_org)
+    refused = await hello_client.raw(GREET, {"r": gid("HelpRequest", request.id), "m": "hi"}, org=other_org)
+    anonymous = await hello_client.raw("{ helloGreetings { message } }")
+    # then it works for the first, and the others get PLUGIN_DISABLED and no data
+    assert ok["helloGreet"]["greeting"]["message"] == "加油"
+    assert refused["data"] is None
+    assert refused["errors"][0]["extensions"]["code"] == "PLUGIN_DISABLED"
+    assert anonymous["errors"][0]["extensions"]["code"] == "PLUGIN_DISABLED"
+    listed = await hello_client("{ helloGreetings { message } }", org=enabled_org)
+    assert listed["helloGreetings"] == [{"message": "加油"}]
+
+
+async def test_plugin_error_type_and_codes(hello_client: Client, hello_make: Factory) -> None:
+    org = await _org(hello_make, "C 社工站")
+    request = await hello_make.request()
+    await _enable(hello_client, org)
+    shouted = await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "HELLO!!"}, org=org)
+    assert shouted["helloGreet"] == {
+        "greeting": None,
+        "errors": [{"code": "TOO_LOUD", "field": ["input", "message"], "message": "No shouting."}],
+    }
+    unknown = await hello_client(GREET, {"r": gid("HelpRequest", 999), "m": "hi"}, org=org)
+    assert unknown["helloGreet"]["errors"][0]["code"] == "NOT_FOUND"
+
+
+async def test_disabling_takes_effect_at_once_and_keeps_data(hello_client: Client, hello_make: Factory) -> None:
+    # given greetings written while hello was enabled
+    org = await _org(hello_make, "D 社工站")
+    request = await hello_make.request()
+    await _enable(hello_client, org)
+    await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "第一条"}, org=org)
+    # when hello is disabled, then re-enabled
+    assert (await _enable(hello_client, org, enabled=False))["plugin"]["enabledForMe"] is False
+    disabled = await hello_client.raw("{ helloGreetings { message } }", org=org)
+    await _enable(hello_client, org)
+    again = await hello_client("{ helloGreetings { message } }", org=org)
+    # then it was refused at once while disabled, and the data is back afterwards
+    assert disabled["errors"][0]["extensions"]["code"] == "PLUGIN_DISABLED"
+    assert again["helloGreetings"] == [{"message": "第一条"}]
+
+
+async def test_node_lookup_of_a_plugin_type_obeys_enablement(hello_client: Client, hello_make: Factory) -> None:
+    org, other = await _org(hello_make, "E 社工站"), await _org(hello_make, "F 社工站")
+    request = await hello_make.request()
+    await _enable(hello_client, org)
+    greeting = await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "你好"}, org=org)
+    node_id = greeting["helloGreet"]["greeting"]["id"]
+    query = "query($id: ID!) { node(id: $id) { ... on HelloGreeting { message } } }"
+    assert (await hello_client(query, {"id": node_id}, org=org))["node"] == {"message": "你好"}
+    refused = await hello_client.raw(query, {"id": node_id}, org=other)
+    assert refused["errors"][0]["extensions"]["code"] == "PLUGIN_DISABLED"
+
+
+@pytest.mark.parametrize(("plugin", "code"), [("no_such_plugin", "UNKNOWN_PLUGIN"), ("hello", None)])
+async def test_enabling_unknown_plugins_is_a_user_error(
+    hello_client: Client, hello_make: Factory, plugin: str, code: str | None
+) -> None:
+    org = await _org(hello_make, "G 社工站")
+    result = await _enable(hello_client, org, plugin=plugin)
+    assert [e["code"] for e in result["errors"]] == ([code] if code else [])
+
+
+async def test_enabling_an_installed_but_unloaded_plugin(
+    hello_installed: Path, hello_engine: AsyncEngine, hello_make: Factory
+) -> None:
+    # given a deployment whose operator loads no plugins although hello is installed
+    from core.app import create_app
+    from core.settings import Settings
+    from schema.context import AppState
+    from tests.plugin_support import viewer_from_test_header
+
+    host = build_plugin_host(enabled=[])
+    state = AppState(
+        settings=Settings(),
+        sessionmaker=create_sessionmaker(hello_engine),
+        host=host,
+        authenticate=viewer_from_test_header,
+    )
+    import httpx
+
+    app = create_app(Settings(), engine=hello_engine, state=state)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        org = await _org(hello_make, "H 社工站")
+        result = await _enable(Client(http), org)
+    # then enabling it says it is not installed here
+    assert result["errors"] == [{"code": "PLUGIN_NOT_INSTALLED", "field": ["input", "plugin"]}]
+
+
+async def test_plugins_query_lists_installed_plugins(hello_client: Client, hello_make: Factory) -> None:
+    org = await _org(hello_make, "I 社工站")
+    data = await hello_client("{ plugins { name version description enabledForMe permissions { name } } }", org=org)
+    assert data["plugins"] == [
+        {
+            "name": "hello",
+            "version": "1.2.0",
+            "description": "Thanks volunteers when a request is fulfilled.",
+            "enabledForMe": False,
+            "permissions": [{"name": "hello.greet"}],
+        },
+    ]
+
+
+# -- events ------------------------------------------------------------------------------------------------------
+
+FULFIL = (
+    "mutation($id: ID!) { fulfillHelpRequest(input: {id: $id}) { helpRequest { status } errors { code message } } }"
+)
+
+
+async def _greetings(make: Factory) -> int:
+    return int(await make.ctx.session.scalar(text("SELECT count(*) FROM hello_greetings")) or 0)
+
+
+async def test_hook_on_event(hello_client: Client, hello_make: Factory) -> None:
+    # given a request in progress
+    request = await hello_make.request(status=RequestStatus.IN_PROGRESS, title="送药")
+    # when it is fulfilled
+    data = await hello_client(FULFIL, {"id": gid("HelpRequest", request.id)})
+    # then hello's reaction wrote its greeting in the same change
+    assert data["fulfillHelpRequest"]["errors"] == []
+    assert await _greetings(hello_make) == 1
+
+
+@pytest.mark.parametrize(
+    ("title", "code", "says"),
+    [
+        ("boom 送药", "PLUGIN_FAILED", "The hello plugin failed while handling help_request.fulfilled"),
+        ("refuse 送药", "OUT_OF_RANGE", "The hello plugin refused this change: hello refuses"),
+    ],
+)
+async def test_a_failing_reaction_rolls_the_core_change_back(
+    hello_client: Client, hello_make: Factory, title: str, code: str, says: str
+) -> None:
+    # given a request whose fulfilment hello's reaction will fail on
+    request = await hello_make.request(status=RequestStatus.IN_PROGRESS, title=title)
+    history_before = await hello_make.ctx.session.scalar(
+        text("SELECT count(*) FROM help_request_status_changes WHERE request_id = :id"), {"id": request.id}
+    )
+    await hello_make.ctx.session.commit()
+    # when it is fulfilled
+    data = await hello_client(FULFIL, {"id": gid("HelpRequest", request.id)})
+    # then the client is told which plugin failed, and neither core nor plugin changes were kept
+    payload = data["fulfillHelpRequest"]
+    assert payload["helpRequest"] is None
+    assert payload["errors"][0]["code"] == code
+    assert says in payload["errors"][0]["message"]
+    status = await hello_make.ctx.session.scalar(
+        text("SELECT status FROM help_requests WHERE id = :id"), {"id": request.id}
+    )
+    history_after = await hello_make.ctx.session.scalar(
+        text("SELECT count(*) FROM help_request_status_changes WHERE request_id = :id"), {"id": request.id}
+    )
+    assert (status, history_after) == ("in_progress", history_before)
+    assert await _greetings(hello_make) == 0
+
+
+async def test_hook_register_event_types(hello_plugin: Any, hello_engine: AsyncEngine, clock: Any) -> None:
+    # given hello (which publishes hello.greeted) and a listener that never imports hello
+    listener = fixture_plugin("listener")
+    listener.HEARD.clear()
+    host = build_plugin_host(entry_points=False, extra=[hello_plugin, listener])
+    assert "hello.greeted" in host.event_types
+    async with create_sessionmaker(hello_engine)() as session:
+        make = Factory(ServiceContext(session=session, clock=clock, events=host))
+        request = await make.request()
+        # when hello publishes its event
+        services = importlib.import_module("yunshegong_hello.services")
+        greeting = await services.greet(make.ctx, request.id, "你好")
+        await session.commit()
+    # then the listener heard it by name, with its data, after core's own events
+    names = [name for name, _ in listener.HEARD]
+    assert names[0] == "help_request.submitted"
+    assert listener.HEARD[-1] == ("hello.greeted", {"greeting_id": greeting.id, "request_id": request.id})
+
+
+# -- other contributions ---------------------------------------------------------------------------------------
+
+
+async def test_hook_register_migrations(hello_engine: AsyncEngine, hello_host: PluginHost) -> None:
+    # given the hello database migrated through the host's migration directories
+    heads = await migrate.current_heads(hello_engine)
+    # then both branches are at their heads and hello's table exists
+    assert heads == {"0002", "h001"}
+    async with hello_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT to_regclass('hello_greetings') IS NOT NULL"))
+    assert [p.name for p in hello_host.migration_dirs()] == ["migrations"]
+
+
+def test_hook_register_permissions(hello_host: PluginHost) -> None:
+    assert [p.name for p in hello_host.permissions] == ["hello.greet"]
+    with pytest.raises(PluginLoadError, match=r"'sloppy_perm'.*must start with 'sloppy_perm\.'"):
+        build_plugin_host(entry_points=False, extra=[fixture_plugin("sloppy_perm")])
+
+
+async def test_hook_register_stats(hello_client: Client, hello_make: Factory) -> None:
+    org, other = await _org(hello_make, "J 社工站"), await _org(hello_make, "K 社工站")
+    request = await hello_make.request()
+    await _enable(hello_client, org)
+    await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "一"}, org=org)
+    query = "{ stats { pluginFigures { plugin key label value } } }"
+    assert (await hello_client(query, org=org))["stats"]["pluginFigures"] == [
+        {"plugin": "hello", "key": "greetings", "label": "Greetings sent", "value": "1"}
+    ]
+    assert (await hello_client(query, org=other))["stats"]["pluginFigures"] == []
+
+
+async def test_hook_register_demo_data(hello_engine: AsyncEngine, hello_host: PluginHost) -> None:
+    # when the demo is loaded with hello installed
+    assert await load_demo(hello_engine, host=hello_host)
+    # then hello added its greeting, thanked the volunteers of the demo's fulfilled request (its event
+    # reaction ran during the demo too), and is enabled for the association
+    async with hello_engine.connect() as conn:
+        messages = (await conn.execute(text("SELECT message FROM hello_greetings ORDER BY id"))).scalars().all()
+        assert sorted(messages) == ["Welcome to the demo", "谢谢！Thank you, volunteers."]
+        enabled = await conn.scalar(
+            select(func.count()).select_from(text("plugin_enablements")).where(text("plugin_name = 'hello'"))
+        )
+    assert enabled == 1
+
+
+async def test_hook_extend_context(hello_client: Client, hello_make: Factory) -> None:
+    org = await _org(hello_make, "L 社工站")
+    await _enable(hello_client, org)
+    assert (await hello_client("{ helloContextState }", org=org)) == {"helloContextState": "hello from the context"}
+
+
+# -- startup failures --------------------------------------------------------------------------------------------
+
+
+def test_root_field_clash_names_both_plugins() -> None:
+    host = build_plugin_host(entry_points=False, extra=[fixture_plugin("case"), fixture_plugin("case_work")])
+    with pytest.raises(PluginLoadError, match="'caseWorkItems' is defined by both 'case' and 'case_work'"):
+        build_schema(host=host)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "message"),
+    [
+        ("badtype", "plugin 'badtype': type 'Widget' must start with 'Badtype'"),
+        ("badfield", "plugin 'badfield': query field 'stats' must start with 'badfield'"),
+        ("malformed", "plugin 'malformed': register_graphql must return GraphQLContribution, got builtins.str"),
+    ],
+)
+def test_malformed_contributions_stop_startup_naming_the_plugin(plugin: str, message: str) -> None:
+    host = build_plugin_host(entry_points=False, extra=[fixture_plugin(plugin)])
+    with pytest.raises(PluginLoadError, match=re.escape(message)):
+        build_schema(host=host)
+
+
+def test_two_plugins_with_one_name_stop_startup(hello_plugin: Any) -> None:
+    with pytest.raises(PluginLoadError, match="two plugins are named 'hello'"):
+        build_plugin_host(entry_points=False, extra=[hello_plugin, hello_plugin])
+
+
+def test_a_plugin_that_fails_to_import_stops_startup() -> None:
+    message = "built-in plugin tests.fixture_plugins.missing.plugin: failed to import"
+    with pytest.raises(PluginLoadError, match=re.escape(message)):
+        build_plugin_host(entry_points=False, builtins=["tests.fixture_plugins.missing.plugin"])
+
+
+def test_a_module_without_register_plugin_is_refused() -> None:
+    with pytest.raises(PluginLoadError, match="has no register_plugin hook"):
+        build_plugin_host(entry_points=False, extra=[importlib.import_module("tests.fixture_plugins")])
+
+
+# -- the plugin API is documented and tested ------------------------------------------------------------------
+
+
+def _hook_names() -> list[str]:
+    return [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "yunshegong_spec")]
+
+
+def test_every_hook_is_documented() -> None:
+    docs = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    assert _hook_names(), "no hookspecs found"
+    missing = [name for name in _hook_names() if f"### `{name}`" not in docs]
+    assert missing == [], f"document these hooks in docs/plugins.md: {missing}"
+
+
+def test_every_hook_has_a_test() -> None:
+    tests = {name for name, _ in inspect.getmembers(importlib.import_module(__name__), inspect.isfunction)}
+    missing = [name for name in _hook_names() if f"test_hook_{name}" not in tests]
+    assert missing == [], f"write test_hook_<name> for: {missing}"
