@@ -63,7 +63,9 @@ class PluginGate(FieldExtension):
 
     async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any) -> Any:
         await info.context.require_plugin(self.plugin)
-        return await next_(source, info, **kwargs)
+        result = next_(source, info, **kwargs)
+        # A subscription resolver hands back an async generator, which is not awaited.
+        return await result if inspect.isawaitable(result) else result
 
 
 def _root_fields(cls: type) -> dict[str, Any]:

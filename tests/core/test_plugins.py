@@ -376,3 +376,43 @@ def test_every_hook_has_a_test() -> None:
     tests = {name for name, _ in inspect.getmembers(importlib.import_module(__name__), inspect.isfunction)}
     missing = [name for name in _hook_names() if f"test_hook_{name}" not in tests]
     assert missing == [], f"write test_hook_<name> for: {missing}"
+
+
+async def test_plugin_subscriptions_are_gated_too(hello_engine: AsyncEngine, hello_make: Factory) -> None:
+    # given a plugin contributing a subscription, and an organisation that enabled it
+    from core.services import plugins as plugin_service
+    from core.services.context import Viewer
+    from core.settings import Settings
+    from schema.context import AppState, Context
+
+    host = build_plugin_host(entry_points=False, extra=[fixture_plugin("ticker")])
+    schema = build_schema(host=host)
+    org = await _org(hello_make, "M 社工站")
+    await plugin_service.set_enabled(
+        hello_make.ctx,
+        organization_id=org,
+        plugin="ticker",
+        enabled=True,
+        installed=frozenset({"ticker"}),
+        known=frozenset({"ticker"}),
+    )
+    await hello_make.commit()
+    state = AppState(settings=Settings(), sessionmaker=create_sessionmaker(hello_engine), host=host)
+
+    async def ticks(viewer: Viewer) -> tuple[list[Any], list[str]]:
+        result = await schema.subscribe(
+            "subscription { tickerTicks(count: 2) }", context_value=Context(app=state, viewer=viewer)
+        )
+        data, errors = [], []
+        async for item in result:  # type: ignore[union-attr]
+            data += [item.data] if item.data else []
+            errors += [e.message for e in item.errors or []]
+        return data, errors
+
+    # when a member subscribes, and an outsider does
+    member = await ticks(Viewer(label="member", organization_id=org))
+    outsider = await ticks(Viewer(label="outsider"))
+    # then only the member gets the stream
+    assert member == ([{"tickerTicks": 0}, {"tickerTicks": 1}], [])
+    assert outsider[0] == []
+    assert "PLUGIN_DISABLED" in outsider[1][0]
