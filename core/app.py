@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from core.database import create_sessionmaker, ping
 from core.plugins import PluginHost, build_plugin_host
+from core.services import auth
+from core.services.context import Viewer
 from core.settings import Settings
 from schema.build import build_schema
 from schema.context import AppState, Context
@@ -27,10 +32,22 @@ class GraphQLApp(GraphQL):
         super().__init__(build_schema(state.settings, state.host), **kwargs)
         self.state = state
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Credentials that are present but not valid are refused outright (never downgraded to anonymous).
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            try:
+                scope.setdefault("state", {})["viewer"] = await self.state.authenticate(request)
+            except auth.Unauthenticated as exc:
+                body = {"errors": [{"message": str(exc), "extensions": {"code": "UNAUTHENTICATED"}}]}
+                response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        context = Context(
-            app=self.state, viewer=await self.state.authenticate(request), request=request, response=response
-        )
+        viewer = request.scope.get("state", {}).get("viewer") or Viewer()
+        context = Context(app=self.state, viewer=viewer, request=request, response=response)
         if self.state.host is not None:
             for plugin, value in self.state.host.call_each("extend_context", context=context):
                 if value is not None:
@@ -66,6 +83,7 @@ def create_app(
         if host is None:
             host = build_plugin_host(enabled=settings.plugins)
         state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), host=host)
+        state.authenticate = bearer_authenticator(state)
     graphql = GraphQLApp(state, graphql_ide="graphiql" if settings.graphiql else None)
     db_engine = engine
 
@@ -76,10 +94,40 @@ def create_app(
             status_code=200 if ok else 503,
         )
 
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
+        middleware=middleware,
         lifespan=lifespan,
     )
+
+
+def bearer_authenticator(state: AppState) -> Callable[[Any], Awaitable[Viewer]]:
+    """`Authorization: Bearer <JWT or API token>` → the viewer; no header → anonymous."""
+
+    async def authenticate(request: Any) -> Viewer:
+        header = request.headers.get("authorization")
+        if not header:
+            return Viewer()
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise auth.Unauthenticated("Use `Authorization: Bearer <token>`.")
+        secret = await state.token_secret()
+        async with state.sessionmaker() as session:
+            return await auth.authenticate_bearer(
+                session, token.strip(), secret, state.clock(), state.plugin_permissions
+            )
+
+    return authenticate

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.database import create_sessionmaker
 from core.models import AppMeta, Organization
 from core.plugins import PluginHost
-from core.services import assignments, communities, help_requests, organizations, plugins, volunteers
+from core.services import assignments, auth, communities, help_requests, organizations, plugins, volunteers
 from core.services.context import ServiceContext, Viewer
 from core.vocab import (
     AssignmentStatus,
@@ -29,13 +29,24 @@ from core.vocab import (
     OrganizationKind,
     PopulationTag,
     RequestCategory,
+    Role,
     Team,
     Urgency,
     VolunteerMode,
 )
 
 DEMO_MARKER = "demo_loaded_at"
-DEMO_VIEWER = Viewer(label="demo loader")
+DEMO_VIEWER = Viewer(label="demo loader", role="system")
+
+# One account per role, for trying the access rules (documented in the README). Demo only.
+DEMO_PASSWORDS = {
+    "admin": "demo-admin-2021",
+    "orgadmin": "demo-orgadmin-2021",
+    "socialworker": "demo-socialworker-2021",
+    "counselor": "demo-counselor-2021",
+    "head": "demo-head-2021",
+    "volunteer": "demo-volunteer-2021",
+}
 
 # (name, kind, latitude, longitude) of the city's districts, counties and development zones.
 DISTRICTS = [
@@ -259,11 +270,41 @@ async def _populate(ctx: ServiceContext, rng: random.Random) -> Organization:
             if member.id != social_worker.id:
                 await communities.add_liaison(ctx, community.id, member.id, LiaisonRole.VOLUNTEER)
 
-    await _seed_requests(ctx, rng, community_rows, people, used_phones)
+    tb_drivers = await _seed_requests(ctx, rng, community_rows, people, used_phones)
+    await _accounts(ctx, association.id, community_rows, people, tb_drivers)
     return association
 
 
-async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> None:  # type: ignore[no-untyped-def]
+async def _accounts(ctx, org_id, community_rows, people, tb_drivers) -> None:  # type: ignore[no-untyped-def]
+    """The TB request's community (粉巷社区) is the one the demo accounts look after."""
+    fenxiang = next(c for c in community_rows if c.name == "粉巷社区")
+    seats = await communities.liaisons_of(ctx, fenxiang.id)
+    social_worker = next(s.volunteer_id for s in seats if s.role == LiaisonRole.SOCIAL_WORKER)
+    taken = {social_worker, *tb_drivers}
+    counselor = next(p.id for p in people if "psychological_counseling" in p.skills and p.id not in taken)
+    specs = [
+        ("admin", "平台管理员", Role.PLATFORM_ADMIN, {}),
+        ("orgadmin", "协会管理员", Role.ORGANIZATION_ADMIN, {}),
+        ("socialworker", "粉巷社工", Role.SOCIAL_WORKER, {"volunteer_id": social_worker}),
+        ("counselor", "心理咨询师", Role.COUNSELOR, {"volunteer_id": counselor}),
+        ("head", "粉巷社区主任", Role.COMMUNITY_HEAD, {"community_id": fenxiang.id}),
+        ("volunteer", "送药志愿者", Role.VOLUNTEER, {"volunteer_id": tb_drivers[0]}),
+    ]
+    for username, name, role, scope in specs:
+        await auth.create_account(
+            ctx,
+            auth.AccountInput(
+                username=username,
+                display_name=name,
+                password=DEMO_PASSWORDS[username],
+                role=role,
+                organization_id=org_id,
+                **scope,
+            ),
+        )
+
+
+async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> list[int]:  # type: ignore[no-untyped-def]
     now = ctx.now()
     by_name = {c.name: c for c in community_rows}
     drivers = [
@@ -306,6 +347,7 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> None:
         offer = await assignments.offer(ctx, tb.id, driver.id, "持通行证，负责分片配送")
         await assignments.accept(ctx, offer.id)
     await help_requests.start(ctx, tb.id, "已取药，分四条路线配送")
+    tb_drivers = [d.id for d in drivers[:4]]
 
     formula = await help_requests.submit(
         ctx,
@@ -465,3 +507,4 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> None:
         )
         if i % 3 == 0:
             await help_requests.verify(ctx, item.id, "电话核实")
+    return tb_drivers

@@ -46,6 +46,20 @@ class Settings:
     # None: every installed plugin loads; otherwise only these names.
     plugins: tuple[str, ...] | None = None
     log_level: str = "info"
+    # Signs bearer tokens. None: generated once and kept in the database (fine for one deployment;
+    # set it explicitly when several processes or databases must accept each other's tokens).
+    secret_key: str | None = None
+    token_ttl_minutes: int = 12 * 60
+    # Hardening. Introspection off also turns field suggestions off.
+    introspection: bool = True
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 4000
+    max_batch: int = 10
+    cors_origins: tuple[str, ...] = ()
+    # Failed sign-ins per username (and per client address) within the window before sign-in pauses.
+    login_max_failures: int = 5
+    login_window_minutes: int = 15
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,6 +76,16 @@ class Settings:
             db_pool_size=int(os.environ.get("YUNSHEGONG_DB_POOL_SIZE", defaults.db_pool_size)),
             plugins=_env_list("YUNSHEGONG_PLUGINS"),
             log_level=os.environ.get("YUNSHEGONG_LOG_LEVEL", defaults.log_level),
+            secret_key=os.environ.get("YUNSHEGONG_SECRET_KEY") or None,
+            token_ttl_minutes=int(os.environ.get("YUNSHEGONG_TOKEN_TTL_MINUTES", defaults.token_ttl_minutes)),
+            introspection=_env_bool("YUNSHEGONG_INTROSPECTION", defaults.introspection),
+            max_query_depth=int(os.environ.get("YUNSHEGONG_MAX_QUERY_DEPTH", defaults.max_query_depth)),
+            max_aliases=int(os.environ.get("YUNSHEGONG_MAX_ALIASES", defaults.max_aliases)),
+            max_tokens=int(os.environ.get("YUNSHEGONG_MAX_TOKENS", defaults.max_tokens)),
+            max_batch=int(os.environ.get("YUNSHEGONG_MAX_BATCH", defaults.max_batch)),
+            cors_origins=_env_list("YUNSHEGONG_CORS_ORIGINS") or (),
+            login_max_failures=int(os.environ.get("YUNSHEGONG_LOGIN_MAX_FAILURES", defaults.login_max_failures)),
+            login_window_minutes=int(os.environ.get("YUNSHEGONG_LOGIN_WINDOW_MINUTES", defaults.login_window_minutes)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

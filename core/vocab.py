@@ -5,6 +5,19 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class Role(StrEnum):
+    """Who an account is. `system` (scripts, the demo loader) and `partner` (API tokens) never sign in."""
+
+    PLATFORM_ADMIN = "platform_admin"
+    ORGANIZATION_ADMIN = "organization_admin"
+    SOCIAL_WORKER = "social_worker"
+    COUNSELOR = "counselor"
+    COMMUNITY_HEAD = "community_head"
+    VOLUNTEER = "volunteer"
+    PARTNER = "partner"
+    SYSTEM = "system"
+
+
 class OrganizationKind(StrEnum):
     ASSOCIATION = "association"
     AGENCY = "agency"

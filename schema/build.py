@@ -16,7 +16,16 @@ from zoneinfo import ZoneInfo
 import strawberry
 from strawberry import Info, relay
 from strawberry.exceptions import DuplicatedTypeName
-from strawberry.extensions import FieldExtension, ParserCache, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    FieldExtension,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.utils.str_converters import to_camel_case
@@ -24,8 +33,9 @@ from strawberry.utils.str_converters import to_camel_case
 from core.plugin_api import camel_prefix, pascal_prefix
 from core.plugins import LoadedPlugin, PluginHost, PluginLoadError
 from core.settings import Settings
-from schema.extensions import RequestLifecycle, SafeErrors
+from schema.extensions import RequestLifecycle, SafeErrors, page_size_rule
 from schema.mutations.assignments import AssignmentMutations
+from schema.mutations.auth import AuthMutations
 from schema.mutations.communities import CommunityMutations
 from schema.mutations.help_requests import HelpRequestMutations
 from schema.mutations.plugins import PluginMutations
@@ -34,6 +44,7 @@ from schema.mutations.volunteers import VolunteerMutations
 from schema.queries import CoreQuery, node_fields
 
 CORE_MUTATIONS = (
+    AuthMutations,
     CommunityMutations,
     VolunteerMutations,
     HelpRequestMutations,
@@ -104,6 +115,25 @@ def _gate_node_type(cls: type, plugin: str) -> None:
     cls.__yunshegong_gated__ = plugin  # type: ignore[attr-defined]
 
 
+def hardening(settings: Settings) -> list[Any]:
+    """Extensions, as factories (one instance per request). Limits reject hostile documents during
+    validation, before anything executes."""
+    extensions: list[Any] = [
+        RequestLifecycle,
+        SafeErrors,
+        # Front ends send the same few documents again and again: parse and validate each once.
+        ParserCache,
+        ValidationCache,
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules([page_size_rule(settings.max_page_size)]),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return extensions
+
+
 def build_schema(settings: Settings | None = None, host: PluginHost | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     core_query = type("CoreQueryFields", (CoreQuery,), node_fields())
@@ -133,10 +163,14 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
             mutation=mutation,
             subscription=subscription,
             types=extra_types,
-            # Front ends send the same few documents again and again: parse and validate each once.
-            extensions=[RequestLifecycle, SafeErrors, ParserCache, ValidationCache],
+            extensions=hardening(settings),
             scalar_overrides={datetime: datetime_scalar(settings.timezone)},  # type: ignore[dict-item]
-            config=StrawberryConfig(auto_camel_case=True),
+            config=StrawberryConfig(
+                auto_camel_case=True,
+                # Suggestions ("did you mean …") would leak the schema that introspection hides.
+                disable_field_suggestions=not settings.introspection,
+                batching_config={"max_operations": settings.max_batch},
+            ),
         )
     except DuplicatedTypeName as exc:
         names = [_owner_name(host, c) for c in (exc.first_cls, exc.second_cls)]

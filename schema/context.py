@@ -12,6 +12,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.plugins import PluginHost
+from core.services import audit, auth
 from core.services import plugins as plugin_service
 from core.services.context import ServiceContext, Viewer, utc_now
 from core.settings import Settings
@@ -33,8 +34,25 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = utc_now
     host: PluginHost | None = None
-    # Who is asking, from the HTTP request. Accounts (bearer tokens) plug in here.
+    # Who is asking, from the HTTP request (core.app installs bearer-token authentication). Raises
+    # auth.Unauthenticated for credentials that are present but not valid.
     authenticate: Callable[[Any], Awaitable[Viewer]] = anonymous
+    _secret: str | None = None
+
+    async def token_secret(self) -> str:
+        if self._secret is None:
+            async with self.sessionmaker() as session:
+                self._secret = await auth.token_secret(session, self.settings.secret_key)
+        return self._secret
+
+    @property
+    def plugin_permissions(self) -> dict[str, frozenset[str]]:
+        """Role → permissions plugins grant it by default."""
+        granted: dict[str, set[str]] = {}
+        for permission in self.host.permissions if self.host else []:
+            for role in permission.default_roles:
+                granted.setdefault(role, set()).add(permission.name)
+        return {role: frozenset(names) for role, names in granted.items()}
 
 
 @dataclass
@@ -50,6 +68,8 @@ class Context:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: Loaders | None = None
     _memo: dict[str, Any] = field(default_factory=dict)
+    _sensitive_reads: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    operation_name: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -58,8 +78,26 @@ class Context:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self._get_session, self._lock)
+            self._loaders = Loaders(self._get_session, self._lock, self.viewer)
         return self._loaders
+
+    def note_sensitive_read(self, record_type: str, record_id: int, field: str) -> None:
+        """Remember that this request revealed a sensitive value; written to the audit trail at the end."""
+        self._sensitive_reads.setdefault((record_type, record_id), set()).add(field)
+
+    async def flush_audit(self) -> None:
+        records = [
+            audit.AuditRecord(
+                action="read",
+                operation=self.operation_name or "query",
+                record_type=rtype,
+                record_id=rid,
+                fields=tuple(sorted(fields)),
+            )
+            for (rtype, rid), fields in sorted(self._sensitive_reads.items())
+        ]
+        self._sensitive_reads.clear()
+        await audit.record_separately(self.app.sessionmaker, self.viewer, records, self.app.clock(), self.request_id)
 
     async def _get_session(self) -> AsyncSession:
         if self._session is None:
@@ -85,9 +123,14 @@ class Context:
             return await fn(self.service_context(session), *args, **kwargs)
 
     async def write(
-        self, fn: Callable[Concatenate[ServiceContext, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+        self,
+        fn: Callable[Concatenate[ServiceContext, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> R:
-        """Run a service call in its own transaction: committed if it returns, rolled back if it raises."""
+        """Run a service call in its own transaction: committed if it returns, rolled back if it raises.
+        The audit entry of the write is part of the same transaction."""
+        operation = self.operation_name or "mutation"
         async with self._lock:
             session = await self._get_session()
             if session.in_transaction():
@@ -95,14 +138,37 @@ class Context:
                 await session.rollback()
             try:
                 async with session.begin():
-                    result = await fn(self.service_context(session), *args, **kwargs)
+                    sctx = self.service_context(session)
+                    result = await fn(sctx, *args, **kwargs)
+                    audit.record(sctx, _write_record(operation, result), self.request_id)
             finally:
                 # Loaded rows and memos may predate this write (or its rollback).
                 self.loaders.clear()
                 self._memo.clear()
         return result
 
+    async def record_attempt(
+        self, fn: Callable[Concatenate[ServiceContext, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Run `fn` in its own transaction and commit whatever it recorded, success or not (sign-ins:
+        a failed attempt must count towards throttling and stay in the audit trail)."""
+        async with self._lock:
+            session = await self._get_session()
+            if session.in_transaction():
+                await session.rollback()
+            async with session.begin():
+                return await fn(self.service_context(session), *args, **kwargs)
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _write_record(operation: str, result: Any) -> audit.AuditRecord:
+    record_id = getattr(result, "id", None)
+    if isinstance(record_id, int):
+        return audit.AuditRecord(
+            action="write", operation=operation, record_type=type(result).__name__, record_id=record_id
+        )
+    return audit.AuditRecord(action="write", operation=operation, detail=str(result)[:200])

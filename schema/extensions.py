@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from graphql import GraphQLError
+from graphql import GraphQLError, IntValueNode, ValidationContext, ValidationRule
 from strawberry.extensions import SchemaExtension
 
 from core.errors import DomainError
@@ -20,10 +20,13 @@ log = logging.getLogger("yunshegong.graphql")
 
 class RequestLifecycle(SchemaExtension):
     async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+        context = self.execution_context.context
         try:
             yield
         finally:
-            context = self.execution_context.context
+            flush_audit = getattr(context, "flush_audit", None)
+            if flush_audit is not None:
+                await flush_audit()
             close = getattr(context, "close", None)
             if close is not None:
                 await close()
@@ -65,3 +68,25 @@ class SafeErrors(SchemaExtension):
             path=error.path,
             extensions={"code": "INTERNAL_ERROR", "requestId": request_id},
         )
+
+
+def page_size_rule(max_page_size: int) -> type[ValidationRule]:
+    """Refuse `first:` literals above the page limit during validation (variables are checked by the
+    resolvers, which see their values)."""
+
+    class PageSizeLimit(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+
+        def enter_argument(self, node, *_args):  # type: ignore[no-untyped-def]
+            literal = isinstance(node.value, IntValueNode)
+            if node.name.value == "first" and literal and int(node.value.value) > max_page_size:
+                self.report_error(
+                    GraphQLError(
+                        f"`first` must be at most {max_page_size}.",
+                        node,
+                        extensions={"code": "PAGE_SIZE_EXCEEDED"},
+                    )
+                )
+
+    return PageSizeLimit

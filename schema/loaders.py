@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from strawberry.dataloader import DataLoader
@@ -32,10 +32,33 @@ from core.models import (
     VolunteerCredential,
     VolunteerTraining,
 )
+from core.services import access
+from core.services.context import Viewer
 from core.services.pagination import Ordering, decode_cursor, encode_cursor
-from core.vocab import AssignmentStatus
+from core.vocab import AssignmentStatus, Role
 
 SessionGetter = Callable[[], Awaitable[AsyncSession]]
+
+SCOPES: dict[type, Callable[[Viewer], Any]] = {
+    HelpRequest: access.request_scope,
+    Community: access.community_scope,
+    Volunteer: access.volunteer_scope,
+    Assignment: access.assignment_scope,
+    # Children of a request are visible with the request.
+    HelpRequestStatusChange: lambda v: HelpRequestStatusChange.request_id.in_(
+        select(HelpRequest.id).where(access.request_scope(v))
+    ),
+    # Credentials, trainings and liaison seats with their volunteer or community.
+    VolunteerCredential: lambda v: VolunteerCredential.volunteer_id.in_(
+        select(Volunteer.id).where(access.volunteer_scope(v))
+    ),
+    VolunteerTraining: lambda v: VolunteerTraining.volunteer_id.in_(
+        select(Volunteer.id).where(access.volunteer_scope(v))
+    ),
+    CommunityLiaison: lambda v: CommunityLiaison.community_id.in_(
+        select(Community.id).where(access.community_scope(v))
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -59,10 +82,16 @@ class WindowPage:
 class Loaders:
     """The loaders of one request, created on first use."""
 
-    def __init__(self, session: SessionGetter, lock: asyncio.Lock) -> None:
+    def __init__(self, session: SessionGetter, lock: asyncio.Lock, viewer: Viewer) -> None:
         self._session = session
         self._lock = lock
+        self.viewer = viewer
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
+
+    def scope(self, model: type) -> Any:
+        """The viewer's access rule for rows of `model` (every loader applies it: no path around it)."""
+        rule = SCOPES.get(model)
+        return rule(self.viewer) if rule else true()
 
     async def run(self, stmt: Select[Any]) -> list[Any]:
         async with self._lock:
@@ -73,7 +102,7 @@ class Loaders:
         """Plain rows of a model's table (attribute access like the model, no ORM identity bookkeeping:
         building ORM instances was the largest single cost of a nested page)."""
         table = model.__table__  # type: ignore[attr-defined]
-        return await self.run(select(table).where(*where).order_by(*order_by))
+        return await self.run(select(table).where(self.scope(model), *where).order_by(*order_by))
 
     def get(self, name: str, factory: Callable[[Loaders], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         """The loader called `name`, made by `factory` on first use (plugins add theirs this way)."""
@@ -130,7 +159,7 @@ class Loaders:
                 by_shape[(key.first, key.after, key.filter)].append(key.parent_id)
             pages: dict[WindowKey, WindowPage] = {}
             for (first, after, filt), parent_ids in by_shape.items():
-                stmt = base(filt).where(fk.in_(parent_ids))
+                stmt = base(filt).where(fk.in_(parent_ids), self.scope(fk.class_))
                 if after is not None:
                     stmt = stmt.where(ordering.after(decode_cursor(after, ordering)))
                 rn = func.row_number().over(partition_by=fk, order_by=ordering.order_by()).label("rn")
@@ -164,7 +193,7 @@ class Loaders:
                 by_filter[filt].append(parent_id)
             counts: dict[tuple[int, Hashable], int] = {}
             for filt, parent_ids in by_filter.items():
-                sub = base(filt).where(fk.in_(parent_ids)).subquery()
+                sub = base(filt).where(fk.in_(parent_ids), self.scope(fk.class_)).subquery()
                 rows = await self.run(select(sub.c[fk.key], func.count()).group_by(sub.c[fk.key]))
                 found = {parent: int(n) for parent, n in rows}
                 for parent_id in parent_ids:
@@ -222,6 +251,28 @@ class Loaders:
     @property
     def trainings_by_volunteer(self) -> DataLoader[int, list[VolunteerTraining]]:
         return self.group(VolunteerTraining, VolunteerTraining.volunteer_id, [VolunteerTraining.completed_at])
+
+    @property
+    def holds_accepted(self) -> DataLoader[int, bool]:
+        """Whether the viewer (a volunteer) holds an accepted assignment on each request."""
+        name = "holds_accepted"
+        if name in self._loaders:
+            return self._loaders[name]
+
+        async def load(ids: list[int]) -> list[bool]:
+            if access.role_of(self.viewer) != Role.VOLUNTEER:
+                return [False] * len(ids)
+            rows = await self.run(
+                select(Assignment.request_id).where(
+                    Assignment.request_id.in_(ids),
+                    Assignment.volunteer_id == self.viewer.volunteer_id,
+                    Assignment.status == AssignmentStatus.ACCEPTED.value,
+                )
+            )
+            held = {r[0] for r in rows}
+            return [i in held for i in ids]
+
+        return self.get(name, lambda _: DataLoader(load))
 
     @property
     def hours_by_volunteer(self) -> DataLoader[int, Decimal]:

@@ -9,10 +9,12 @@ import strawberry
 from strawberry import Info, relay
 
 from core import vocab
-from core.services import communities, help_requests, organizations, stats, volunteers
+from core.services import access, audit, auth, communities, help_requests, organizations, stats, volunteers
 from core.services.pagination import page_size
 from schema import ids
 from schema.types import enums
+from schema.types.account import Account, ApiToken, AuditEntry, Me
+from schema.types.account import Role as AccountRole
 from schema.types.common import Bucket, Connection
 from schema.types.community import Community
 from schema.types.enums import to_vocab
@@ -170,6 +172,45 @@ class CoreQuery:
     @strawberry.field
     async def trainings(self, info: Info) -> list[Training]:
         return [Training.from_model(t) for t in await info.context.read(volunteers.list_trainings)]
+
+    @strawberry.field(description="Who you are signed in as (role null: anonymous).")
+    async def me(self, info: Info) -> Me:
+        viewer = info.context.viewer
+        account = None
+        if viewer.account_id is not None:
+            account = Account.from_model(await info.context.read(auth.get_account, viewer.account_id))
+        role = vocab.Role(viewer.role) if viewer.role else None
+        permissions = sorted(access.ROLE_PERMISSIONS.get(role, frozenset()) | viewer.extra_permissions) if role else []
+        return Me(
+            label=viewer.label,
+            role=AccountRole(role.value) if role else None,
+            account=account,
+            organization_id=viewer.organization_id,
+            permissions=permissions,
+        )
+
+    @strawberry.field(description="API tokens of your organisation (all, for platform administrators).")
+    async def api_tokens(self, info: Info) -> list[ApiToken]:
+        return [ApiToken.from_model(t) for t in await info.context.read(auth.list_api_tokens)]
+
+    @strawberry.field(description="The audit trail, newest first (administrators; read-only).")
+    async def audit_log(
+        self,
+        info: Info,
+        record_id: strawberry.ID | None = None,
+        actions: list[str] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[AuditEntry]:
+        size = page_size(first, info.context.settings.max_page_size)
+        f = audit.AuditFilter(actions=tuple(actions or ()))
+        if record_id is not None:
+            from strawberry.relay import GlobalID
+
+            gid = GlobalID.from_id(record_id)
+            f.record_type, f.record_id = gid.type_name, int(gid.node_id)
+        page = await info.context.read(audit.list_entries, f, first=size, after=after)
+        return Connection.build(page, AuditEntry.from_model, lambda: info.context.read(lambda _: page.total_count()))
 
     @strawberry.field(description="Plugins installed in this deployment (enable them per organisation).")
     def plugins(self, info: Info) -> list[InstalledPlugin]:

@@ -136,7 +136,7 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 def ctx(session: AsyncSession, clock: Clock) -> ServiceContext:
     """A service context on its own session; tests commit with `await ctx.session.commit()`."""
-    return ServiceContext(session=session, viewer=Viewer(label="test coordinator"), clock=clock)
+    return ServiceContext(session=session, viewer=Viewer(label="test coordinator", role="platform_admin"), clock=clock)
 
 
 @pytest.fixture
@@ -149,9 +149,18 @@ def settings() -> Settings:
     return Settings(database_url=None, max_page_size=200)
 
 
+ADMIN = Viewer(label="test admin", role="platform_admin")
+
+
+async def as_admin(request: Any) -> Viewer:
+    return ADMIN
+
+
 @pytest.fixture
 def app_state(engine: AsyncEngine, settings: Settings, clock: Clock) -> AppState:
-    return AppState(settings=settings, sessionmaker=create_sessionmaker(engine), clock=clock)
+    """GraphQL tests of core behaviour act as a platform administrator; tests/schema/test_access.py
+    covers every other role through real sign-in."""
+    return AppState(settings=settings, sessionmaker=create_sessionmaker(engine), clock=clock, authenticate=as_admin)
 
 
 class GraphQLClient:

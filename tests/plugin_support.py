@@ -89,9 +89,13 @@ async def hello_engine(hello_db: Any) -> AsyncIterator[AsyncEngine]:
 
 
 async def viewer_from_test_header(request: Any) -> Viewer:
-    """Test-only: the caller's organisation comes from a header (accounts replace this in production)."""
+    """Test-only: the caller is an administrator of the organisation named in a header (or a platform
+    administrator of no organisation without it), so plugin tests can switch organisations cheaply.
+    Real sign-in is covered by tests/schema/test_access.py."""
     org = request.headers.get(TEST_ORG_HEADER)
-    return Viewer(label="plugin tester", organization_id=int(org) if org else None)
+    if org:
+        return Viewer(label="plugin tester", organization_id=int(org), role="organization_admin")
+    return Viewer(label="plugin tester", role="platform_admin")
 
 
 class Client:

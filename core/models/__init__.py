@@ -1,5 +1,6 @@
 """Core SQLAlchemy models. Importing this package registers every core table on `Base.metadata`."""
 
+from core.models.account import Account, ApiToken, AuditEntry, LoginAttempt
 from core.models.assignment import Assignment
 from core.models.community import Community, CommunityLiaison
 from core.models.help_request import HelpRequest, HelpRequestStatusChange
@@ -9,13 +10,17 @@ from core.models.plugin import PluginEnablement
 from core.models.volunteer import Training, Volunteer, VolunteerCredential, VolunteerTraining
 
 __all__ = [
+    "Account",
+    "ApiToken",
     "AppMeta",
     "Assignment",
+    "AuditEntry",
     "Community",
     "CommunityLiaison",
     "District",
     "HelpRequest",
     "HelpRequestStatusChange",
+    "LoginAttempt",
     "Organization",
     "PluginEnablement",
     "Training",

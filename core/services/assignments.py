@@ -19,7 +19,7 @@ from sqlalchemy import Select, select
 from core import events
 from core.errors import DomainError, Validator
 from core.models import Assignment, HelpRequest, Volunteer
-from core.services import help_requests
+from core.services import access, help_requests
 from core.services import validation as check
 from core.services.common import flush, get
 from core.services.context import ServiceContext
@@ -35,14 +35,31 @@ NEWEST_FIRST: Ordering[Assignment] = Ordering(
 
 
 async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: str = "") -> Assignment:
-    request = await get(ctx, HelpRequest, request_id, what="Help request", field=("input", "requestId"), lock=True)
+    access.require(ctx, "requests.coordinate")
+    request = await get(
+        ctx,
+        HelpRequest,
+        request_id,
+        what="Help request",
+        field=("input", "requestId"),
+        lock=True,
+        scope=access.request_scope(ctx.viewer),
+    )
     if RequestStatus(request.status) not in help_requests.ASSIGNABLE_STATUSES:
         raise DomainError(
             "INVALID_TRANSITION",
             f"Volunteers can be offered to verified, matched or in-progress requests, not {request.status} ones.",
             ("input", "requestId"),
         )
-    volunteer = await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"), lock=True)
+    volunteer = await get(
+        ctx,
+        Volunteer,
+        volunteer_id,
+        what="Volunteer",
+        field=("input", "volunteerId"),
+        lock=True,
+        scope=access.volunteer_scope(ctx.viewer),
+    )
     if volunteer.availability != Availability.AVAILABLE:
         raise DomainError(
             "VOLUNTEER_UNAVAILABLE", f"The volunteer is {volunteer.availability}.", ("input", "volunteerId")
@@ -85,7 +102,7 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
 
 
 async def accept(ctx: ServiceContext, assignment_id: int) -> Assignment:
-    _, assignment = await _lock(ctx, assignment_id)
+    _, assignment = await _lock(ctx, assignment_id, own_allowed=True)
     _require(assignment, {A.OFFERED}, "accepted")
     assignment.status = A.ACCEPTED.value
     assignment.responded_at = ctx.now()
@@ -95,7 +112,7 @@ async def accept(ctx: ServiceContext, assignment_id: int) -> Assignment:
 
 
 async def decline(ctx: ServiceContext, assignment_id: int, reason: str = "") -> Assignment:
-    request, assignment = await _lock(ctx, assignment_id)
+    request, assignment = await _lock(ctx, assignment_id, own_allowed=True)
     _require(assignment, {A.OFFERED}, "declined")
     v = Validator()
     assignment.decline_reason = check.text(v, ("input", "reason"), reason, max_length=1000, required=False)
@@ -123,7 +140,7 @@ async def withdraw(ctx: ServiceContext, assignment_id: int, reason: str) -> Assi
 
 
 async def complete(ctx: ServiceContext, assignment_id: int, hours: Decimal, note: str = "") -> Assignment:
-    request, assignment = await _lock(ctx, assignment_id)
+    request, assignment = await _lock(ctx, assignment_id, own_allowed=True)
     _require(assignment, {A.ACCEPTED}, "completed")
     if request.status not in (RequestStatus.IN_PROGRESS, RequestStatus.FULFILLED):
         raise DomainError(
@@ -157,12 +174,28 @@ async def _announce(ctx: ServiceContext, assignment: Assignment) -> None:
     )
 
 
-async def _lock(ctx: ServiceContext, assignment_id: int) -> tuple[HelpRequest, Assignment]:
-    """Lock an assignment and its request, request first (the order every writer uses)."""
-    request_id = await ctx.session.scalar(select(Assignment.request_id).where(Assignment.id == assignment_id))
-    if request_id is None:
+async def _lock(ctx: ServiceContext, assignment_id: int, own_allowed: bool = False) -> tuple[HelpRequest, Assignment]:
+    """Lock an assignment and its request, request first (the order every writer uses).
+
+    Coordinators act on assignments of requests in their scope; with `own_allowed`, a volunteer also acts
+    on their own assignments (accept, decline, report hours)."""
+    row = (
+        await ctx.session.execute(
+            select(Assignment.request_id, Assignment.volunteer_id).where(
+                Assignment.id == assignment_id, access.assignment_scope(ctx.viewer)
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        access.require(ctx, "assignments.respond")
         raise DomainError("NOT_FOUND", "Assignment not found.", ("input", "id"))
-    request = await help_requests.lock(ctx, request_id)
+    request_id, volunteer_id = row
+    own = own_allowed and ctx.viewer.volunteer_id is not None and ctx.viewer.volunteer_id == volunteer_id
+    if own:
+        access.require(ctx, "assignments.respond")
+        request = await get(ctx, HelpRequest, request_id, what="Help request", field=("input", "id"), lock=True)
+    else:
+        request = await help_requests.lock(ctx, request_id)
     assignment = await get(ctx, Assignment, assignment_id, what="Assignment", field=("input", "id"), lock=True)
     return request, assignment
 
@@ -183,12 +216,17 @@ def filtered(statuses: Sequence[AssignmentStatus | str] = ()) -> Select[tuple[As
 async def list_for_volunteer(
     ctx: ServiceContext, volunteer_id: int, statuses: Sequence[AssignmentStatus], *, first: int, after: str | None
 ) -> Page[Assignment]:
-    stmt = filtered(statuses).where(Assignment.volunteer_id == volunteer_id)
+    access.require(ctx, "requests.read")
+    stmt = filtered(statuses).where(Assignment.volunteer_id == volunteer_id, access.assignment_scope(ctx.viewer))
     return await paginate(ctx, stmt, NEWEST_FIRST, first=first, after=after)
 
 
 async def list_for_request(
     ctx: ServiceContext, request_id: int, statuses: Sequence[AssignmentStatus] = ()
 ) -> list[Assignment]:
-    stmt = filtered(statuses).where(Assignment.request_id == request_id).order_by(Assignment.id)
+    stmt = (
+        filtered(statuses)
+        .where(Assignment.request_id == request_id, access.assignment_scope(ctx.viewer))
+        .order_by(Assignment.id)
+    )
     return list((await ctx.session.scalars(stmt)).all())

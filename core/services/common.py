@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import DomainError, NotFound
 from core.services.context import ServiceContext
@@ -15,10 +16,20 @@ M = TypeVar("M")
 
 
 async def get(
-    ctx: ServiceContext, model: type[M], id_: int, *, what: str, field: Sequence[str] = ("id",), lock: bool = False
+    ctx: ServiceContext,
+    model: type[M],
+    id_: int,
+    *,
+    what: str,
+    field: Sequence[str] = ("id",),
+    lock: bool = False,
+    scope: ColumnElement[bool] | None = None,
 ) -> M:
-    """The row with this primary key, or NotFound. `lock` takes a row lock (SELECT … FOR UPDATE)."""
+    """The row with this primary key, or NotFound. `lock` takes a row lock (SELECT … FOR UPDATE); `scope`
+    (an access rule) makes rows the viewer may not see answer NotFound as well."""
     stmt = select(model).where(model.id == id_)  # type: ignore[attr-defined]
+    if scope is not None:
+        stmt = stmt.where(scope)
     if lock:
         # populate_existing: a locked read must see the committed row, not a stale identity-map copy.
         stmt = stmt.with_for_update().execution_options(populate_existing=True)

@@ -10,12 +10,13 @@ from sqlalchemy import Select, func, select
 
 from core.errors import DomainError, Validator
 from core.models import Community, CommunityLiaison, District, Organization, Volunteer
+from core.services import access
 from core.services import validation as check
 from core.services.common import flush, get
 from core.services.context import ServiceContext
 from core.services.pagination import Ordering, Page, paginate
 from core.services.search import contains
-from core.vocab import LIAISON_TEAM_LIMITS, LiaisonRole
+from core.vocab import LIAISON_TEAM_LIMITS, LiaisonRole, Role
 
 
 @dataclass
@@ -42,7 +43,15 @@ BY_NAME: Ordering[Community] = Ordering(
 )
 
 
+def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
+    """Platform administrators manage every community; organisation administrators their organisation's."""
+    access.require(ctx, "communities.manage")
+    if access.role_of(ctx.viewer) == Role.ORGANIZATION_ADMIN and organization_id != ctx.viewer.organization_id:
+        raise DomainError("FORBIDDEN", "Only communities of your organisation.", ("input", "organizationId"))
+
+
 async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, object]:
+    _require_manage(ctx, data.organization_id)
     v = Validator()
     values: dict[str, object] = {
         "name": check.text(v, ("input", "name"), data.name, max_length=100, label="Name"),
@@ -69,7 +78,16 @@ async def create_community(ctx: ServiceContext, data: CommunityInput) -> Communi
 
 async def update_community(ctx: ServiceContext, community_id: int, changes: Mapping[str, Any]) -> Community:
     """Apply the given fields (absent ones keep their value) after validating the result as a whole."""
-    community = await get(ctx, Community, community_id, what="Community", field=("input", "id"), lock=True)
+    access.require(ctx, "communities.manage")
+    community = await get(
+        ctx,
+        Community,
+        community_id,
+        what="Community",
+        field=("input", "id"),
+        lock=True,
+        scope=access.community_scope(ctx.viewer),
+    )
     current = CommunityInput(**{f.name: getattr(community, f.name) for f in fields(CommunityInput)})
     for key, value in (await _validated(ctx, replace(current, **changes))).items():
         setattr(community, key, value)
@@ -81,6 +99,7 @@ async def add_liaison(ctx: ServiceContext, community_id: int, volunteer_id: int,
     """Seat a volunteer on the community's work group; returns the community."""
     # The community's row lock serialises concurrent additions, so the team limit holds under races.
     community = await get(ctx, Community, community_id, what="Community", field=("input", "communityId"), lock=True)
+    _require_manage(ctx, community.organization_id)
     await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
     held = await ctx.session.scalar(
         select(func.count()).where(CommunityLiaison.community_id == community_id, CommunityLiaison.role == role.value)
@@ -99,6 +118,7 @@ async def add_liaison(ctx: ServiceContext, community_id: int, volunteer_id: int,
 
 async def remove_liaison(ctx: ServiceContext, community_id: int, volunteer_id: int) -> Community:
     community = await get(ctx, Community, community_id, what="Community", field=("input", "communityId"), lock=True)
+    _require_manage(ctx, community.organization_id)
     liaison = await ctx.session.scalar(
         select(CommunityLiaison).where(
             CommunityLiaison.community_id == community_id, CommunityLiaison.volunteer_id == volunteer_id
@@ -125,4 +145,10 @@ def filtered(f: CommunityFilter) -> Select[tuple[Community]]:
 async def list_communities(
     ctx: ServiceContext, f: CommunityFilter, *, first: int, after: str | None
 ) -> Page[Community]:
-    return await paginate(ctx, filtered(f), BY_NAME, first=first, after=after)
+    access.require(ctx, "communities.read")
+    return await paginate(ctx, filtered(f).where(access.community_scope(ctx.viewer)), BY_NAME, first=first, after=after)
+
+
+async def liaisons_of(ctx: ServiceContext, community_id: int) -> list[CommunityLiaison]:
+    stmt = select(CommunityLiaison).where(CommunityLiaison.community_id == community_id).order_by(CommunityLiaison.id)
+    return list((await ctx.session.scalars(stmt)).all())

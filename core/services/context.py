@@ -19,14 +19,25 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is acting. `label` is what histories record as the actor."""
+    """Who is acting. `label` is what histories record as the actor; `role` None means anonymous.
+
+    Scope fields: `organization_id` (organisation roles, API tokens), `community_id` (community heads),
+    `volunteer_id` (volunteers, and social workers: the communities they serve are their liaison seats).
+    """
 
     label: str = "anonymous"
     account_id: int | None = None
     organization_id: int | None = None
+    role: str | None = None
+    community_id: int | None = None
+    volunteer_id: int | None = None
+    # Plugin permissions granted to the role (core.hookspecs.register_permissions).
+    extra_permissions: frozenset[str] = frozenset()
+    api_token_id: int | None = None
 
 
-SYSTEM = Viewer(label="system")
+# Scripts, migrations and the demo loader: may do everything, and histories say "system".
+SYSTEM = Viewer(label="system", role="system")
 
 
 class EventPublisher(Protocol):

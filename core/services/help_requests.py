@@ -18,6 +18,7 @@ from sqlalchemy import Select, select
 from core import events
 from core.errors import DomainError, Validator
 from core.models import Assignment, Community, HelpRequest, HelpRequestStatusChange
+from core.services import access
 from core.services import validation as check
 from core.services.common import flush, get
 from core.services.context import ServiceContext
@@ -130,6 +131,13 @@ async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpR
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
     v.raise_if_any()
     community = await get(ctx, Community, data.community_id, what="Community", field=("input", "communityId"))
+    if (
+        await ctx.session.scalar(
+            select(Community.id).where(Community.id == community.id, access.community_scope(ctx.viewer))
+        )
+        is None
+    ):
+        raise DomainError("FORBIDDEN", "You may not post requests for this community.", ("input", "communityId"))
     if values["latitude"] is None:
         # Without a location of its own, a request is where its community is (for distance matching).
         values["latitude"], values["longitude"] = community.latitude, community.longitude
@@ -137,6 +145,7 @@ async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpR
 
 
 async def submit(ctx: ServiceContext, data: HelpRequestInput) -> HelpRequest:
+    access.require(ctx, "requests.create")
     values = await _validated(ctx, data, None)
     now = ctx.now()
     request = HelpRequest(**values, status=S.SUBMITTED.value, status_changed_at=now)
@@ -157,7 +166,7 @@ async def submit(ctx: ServiceContext, data: HelpRequestInput) -> HelpRequest:
 
 async def update(ctx: ServiceContext, request_id: int, changes: Mapping[str, Any]) -> HelpRequest:
     """Apply the given fields to an open request (absent ones keep their value)."""
-    request = await get(ctx, HelpRequest, request_id, what="Help request", field=("input", "id"), lock=True)
+    request = await lock(ctx, request_id, "requests.create")
     if RequestStatus(request.status) not in OPEN_REQUEST_STATUSES:
         raise DomainError("INVALID_TRANSITION", f"A {request.status} request can no longer be edited.", ("input", "id"))
     if "community_id" in changes and changes["community_id"] != request.community_id and request.status != S.SUBMITTED:
@@ -180,7 +189,7 @@ async def reject(ctx: ServiceContext, request_id: int, reason: str) -> HelpReque
 
 
 async def cancel(ctx: ServiceContext, request_id: int, reason: str) -> HelpRequest:
-    return await transition(ctx, request_id, S.CANCELLED, _reason(reason))
+    return await _move(ctx, await lock(ctx, request_id, "requests.cancel"), S.CANCELLED, _reason(reason))
 
 
 async def start(ctx: ServiceContext, request_id: int, note: str = "") -> HelpRequest:
@@ -203,8 +212,18 @@ async def transition(ctx: ServiceContext, request_id: int, to: RequestStatus, re
     return await _move(ctx, await lock(ctx, request_id), to, reason)
 
 
-async def lock(ctx: ServiceContext, request_id: int) -> HelpRequest:
-    return await get(ctx, HelpRequest, request_id, what="Help request", field=("input", "id"), lock=True)
+async def lock(ctx: ServiceContext, request_id: int, permission: str = "requests.coordinate") -> HelpRequest:
+    """The request, row-locked, if the viewer holds `permission` and the request is in their scope."""
+    access.require(ctx, permission)
+    return await get(
+        ctx,
+        HelpRequest,
+        request_id,
+        what="Help request",
+        field=("input", "id"),
+        lock=True,
+        scope=access.request_scope(ctx.viewer),
+    )
 
 
 async def _move(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, reason: str) -> HelpRequest:
@@ -327,6 +346,8 @@ async def return_to_queue_if_unstaffed(ctx: ServiceContext, request: HelpRequest
 
 
 async def history(ctx: ServiceContext, request_id: int) -> list[HelpRequestStatusChange]:
+    access.require(ctx, "requests.read")
+    await access.require_in_scope(ctx, HelpRequest, request_id, access.request_scope(ctx.viewer))
     stmt = (
         select(HelpRequestStatusChange)
         .where(HelpRequestStatusChange.request_id == request_id)
@@ -361,4 +382,6 @@ def filtered(f: HelpRequestFilter) -> Select[tuple[HelpRequest]]:
 async def list_requests(
     ctx: ServiceContext, f: HelpRequestFilter, *, order: str = "urgency", first: int, after: str | None
 ) -> Page[HelpRequest]:
-    return await paginate(ctx, filtered(f), ORDERINGS[order], first=first, after=after)
+    access.require(ctx, "requests.read")
+    stmt = filtered(f).where(access.request_scope(ctx.viewer))
+    return await paginate(ctx, stmt, ORDERINGS[order], first=first, after=after)

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from core.errors import Validator
 from core.models import District, Organization
+from core.services import access
 from core.services import validation as check
 from core.services.common import flush
 from core.services.context import ServiceContext
@@ -13,6 +14,7 @@ from core.vocab import DistrictKind, OrganizationKind
 
 
 async def create_organization(ctx: ServiceContext, *, name: str, kind: OrganizationKind) -> Organization:
+    access.require(ctx, "reference.manage")
     v = Validator()
     clean_name = check.text(v, ("input", "name"), name, max_length=200, label="Name")
     v.raise_if_any()
@@ -23,6 +25,7 @@ async def create_organization(ctx: ServiceContext, *, name: str, kind: Organizat
 
 
 async def create_district(ctx: ServiceContext, *, name: str, kind: DistrictKind) -> District:
+    access.require(ctx, "reference.manage")
     v = Validator()
     clean_name = check.text(v, ("input", "name"), name, max_length=100, label="Name")
     v.raise_if_any()
@@ -33,8 +36,10 @@ async def create_district(ctx: ServiceContext, *, name: str, kind: DistrictKind)
 
 
 async def list_districts(ctx: ServiceContext) -> list[District]:
+    access.require_signed_in(ctx)
     return list((await ctx.session.scalars(select(District).order_by(District.id))).all())
 
 
 async def list_organizations(ctx: ServiceContext) -> list[Organization]:
+    access.require_signed_in(ctx)
     return list((await ctx.session.scalars(select(Organization).order_by(Organization.id))).all())

@@ -11,8 +11,10 @@ from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import DomainError
 from core.models import Organization, PluginEnablement
+from core.services import access
 from core.services.common import get
 from core.services.context import ServiceContext
+from core.vocab import Role
 
 _MEMO_KEY = "plugins.enabled"
 
@@ -50,6 +52,9 @@ async def set_enabled(
     known: frozenset[str],
 ) -> None:
     """Enable or disable `plugin` for an organisation. Takes effect for the next request; keeps all data."""
+    access.require(ctx, "plugins.manage")
+    if access.role_of(ctx.viewer) == Role.ORGANIZATION_ADMIN and organization_id != ctx.viewer.organization_id:
+        raise DomainError("FORBIDDEN", "Only for your own organisation.", ("input", "organizationId"))
     if plugin not in installed:
         if plugin in known:
             raise DomainError(

@@ -12,12 +12,13 @@ from sqlalchemy import Select, select
 from core import events
 from core.errors import DomainError, Validator
 from core.models import District, Organization, Training, Volunteer, VolunteerCredential, VolunteerTraining
+from core.services import access
 from core.services import validation as check
 from core.services.common import flush, get
 from core.services.context import ServiceContext
 from core.services.pagination import Ordering, Page, paginate
 from core.services.search import contains
-from core.vocab import Availability, CredentialKind, Team, VolunteerMode
+from core.vocab import Availability, CredentialKind, Role, Team, VolunteerMode
 
 
 @dataclass
@@ -46,6 +47,16 @@ class VolunteerFilter:
 
 
 BY_ID: Ordering[Volunteer] = Ordering(name="volunteer_id", columns=(Volunteer.id,), key=lambda v: (v.id,))
+
+
+def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
+    access.require(ctx, "volunteers.manage")
+    if access.role_of(ctx.viewer) == Role.ORGANIZATION_ADMIN and organization_id != ctx.viewer.organization_id:
+        raise DomainError("FORBIDDEN", "Only volunteers of your organisation.", ("input", "organizationId"))
+
+
+# What volunteers may change about themselves.
+SELF_SERVICE_FIELDS = frozenset({"availability"})
 
 
 async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunteer | None) -> dict[str, Any]:
@@ -88,6 +99,7 @@ async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunte
 
 
 async def register_volunteer(ctx: ServiceContext, data: VolunteerInput) -> Volunteer:
+    _require_manage(ctx, data.organization_id)
     volunteer = Volunteer(**await _validated(ctx, data, None))
     ctx.session.add(volunteer)
     await flush(ctx)
@@ -96,8 +108,23 @@ async def register_volunteer(ctx: ServiceContext, data: VolunteerInput) -> Volun
 
 
 async def update_volunteer(ctx: ServiceContext, volunteer_id: int, changes: Mapping[str, Any]) -> Volunteer:
-    """Apply the given fields (absent ones keep their value). Locks the row: capacity checks read it."""
-    volunteer = await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "id"), lock=True)
+    """Apply the given fields (absent ones keep their value). Locks the row: capacity checks read it.
+
+    A volunteer may change their own availability; everything else needs volunteers.manage."""
+    self_service = ctx.viewer.volunteer_id == volunteer_id and set(changes) <= SELF_SERVICE_FIELDS
+    if not self_service:
+        access.require(ctx, "volunteers.manage")
+    volunteer = await get(
+        ctx,
+        Volunteer,
+        volunteer_id,
+        what="Volunteer",
+        field=("input", "id"),
+        lock=True,
+        scope=access.volunteer_scope(ctx.viewer),
+    )
+    if not self_service:
+        _require_manage(ctx, changes.get("organization_id", volunteer.organization_id))
     current = VolunteerInput(**{f.name: getattr(volunteer, f.name) for f in fields(VolunteerInput)})
     for key, value in (await _validated(ctx, replace(current, **changes), volunteer)).items():
         setattr(volunteer, key, value)
@@ -115,7 +142,8 @@ async def add_credential(
     valid_from: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> VolunteerCredential:
-    await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    owner = await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    _require_manage(ctx, owner.organization_id)
     v = Validator()
     clean_number = check.text(v, ("input", "number"), number, max_length=64, required=False)
     clean_issuer = check.text(v, ("input", "issuedBy"), issued_by, max_length=100, required=False)
@@ -139,6 +167,7 @@ async def add_credential(
 
 
 async def create_training(ctx: ServiceContext, *, code: str, name: str, description: str = "") -> Training:
+    access.require(ctx, "volunteers.manage")
     v = Validator()
     clean_code = check.text(v, ("input", "code"), code, max_length=50, label="Code").lower()
     clean_name = check.text(v, ("input", "name"), name, max_length=100, label="Name")
@@ -155,7 +184,8 @@ async def create_training(ctx: ServiceContext, *, code: str, name: str, descript
 async def record_training(
     ctx: ServiceContext, volunteer_id: int, training_id: int, completed_at: datetime
 ) -> VolunteerTraining:
-    await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    owner = await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    _require_manage(ctx, owner.organization_id)
     await get(ctx, Training, training_id, what="Training", field=("input", "trainingId"))
     v = Validator()
     if completed_at.tzinfo is None:
@@ -187,12 +217,21 @@ def filtered(f: VolunteerFilter) -> Select[tuple[Volunteer]]:
 
 
 async def list_volunteers(ctx: ServiceContext, f: VolunteerFilter, *, first: int, after: str | None) -> Page[Volunteer]:
-    return await paginate(ctx, filtered(f), BY_ID, first=first, after=after)
+    access.require(ctx, "volunteers.read")
+    return await paginate(ctx, filtered(f).where(access.volunteer_scope(ctx.viewer)), BY_ID, first=first, after=after)
 
 
 async def get_volunteer(ctx: ServiceContext, volunteer_id: int) -> Volunteer:
-    return await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    return await get(
+        ctx,
+        Volunteer,
+        volunteer_id,
+        what="Volunteer",
+        field=("input", "volunteerId"),
+        scope=access.volunteer_scope(ctx.viewer),
+    )
 
 
 async def list_trainings(ctx: ServiceContext) -> list[Training]:
+    access.require_signed_in(ctx)
     return list((await ctx.session.scalars(select(Training).order_by(Training.id))).all())

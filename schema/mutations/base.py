@@ -13,10 +13,13 @@ import strawberry
 from strawberry import Info
 
 from core.errors import DomainError
+from core.services import audit
 from core.services.context import ServiceContext
 from schema.errors import UserError, to_user_errors
 
 R = TypeVar("R")
+
+DENIED_CODES = frozenset({"FORBIDDEN", "UNAUTHENTICATED", "PLUGIN_DISABLED"})
 
 
 def payload(name: str, field_name: str, type_: Any, error_cls: type[Any] = UserError, description: str = "") -> Any:
@@ -41,9 +44,20 @@ async def mutate(
     work: Callable[[ServiceContext], Awaitable[Any]],
     error_cls: type[Any] = UserError,
 ) -> Any:
+    context = info.context
+    context.operation_name = info.field_name
     try:
-        result = await info.context.write(work)
+        result = await context.write(work)
     except DomainError as exc:
+        if exc.code in DENIED_CODES:
+            # The change was refused and rolled back; the attempt itself is kept.
+            await audit.record_separately(
+                context.app.sessionmaker,
+                context.viewer,
+                [audit.AuditRecord(action="denied", operation=info.field_name, detail=str(exc))],
+                context.app.clock(),
+                context.request_id,
+            )
         return payload_cls(errors=to_user_errors(exc, error_cls))
     return payload_cls(**{field_name: convert(result)}, errors=[])
 

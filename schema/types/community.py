@@ -10,7 +10,7 @@ import strawberry
 from strawberry import Info, relay
 
 from core import models
-from core.services import help_requests
+from core.services import help_requests, privacy
 from core.services.pagination import page_size
 from schema.loaders import WindowKey
 from schema.types import enums
@@ -36,8 +36,8 @@ class CommunityLiaison:
     since: datetime
     volunteer_id: strawberry.Private[int]
 
-    @strawberry.field
-    async def volunteer(self, info: Info) -> VolunteerRef:
+    @strawberry.field(description="Null when the volunteer is outside what you may see.")
+    async def volunteer(self, info: Info) -> VolunteerRef | None:
         from schema.types.volunteer import Volunteer
 
         return await load_optional(info, "volunteer", self.volunteer_id, Volunteer.from_model)
@@ -51,8 +51,8 @@ class Community(relay.Node):
     latitude: float | None
     longitude: float | None
     head_name: str
-    head_phone: str | None
     created_at: datetime
+    head_phone_value: strawberry.Private[str | None]
     district_id: strawberry.Private[int]
     organization_id: strawberry.Private[int | None]
 
@@ -65,7 +65,7 @@ class Community(relay.Node):
             latitude=m.latitude,
             longitude=m.longitude,
             head_name=m.head_name,
-            head_phone=m.head_phone,
+            head_phone_value=m.head_phone,
             created_at=m.created_at,
             district_id=m.district_id,
             organization_id=m.organization_id,
@@ -74,6 +74,15 @@ class Community(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await resolve_nodes(info, node_ids, lambda ld: ld.community, cls.from_model, required)
+
+    @strawberry.field(description="Sensitive. Masked unless you coordinate this community or are its head.")
+    def head_phone(self, info: Info) -> str | None:
+        viewer = info.context.viewer
+        if privacy.sees_contact(viewer) or (viewer.role == "community_head" and viewer.community_id == self.id):
+            if self.head_phone_value:
+                info.context.note_sensitive_read("Community", self.id, "headPhone")
+            return self.head_phone_value
+        return privacy.mask_phone(self.head_phone_value)
 
     @strawberry.field
     async def district(self, info: Info) -> District:

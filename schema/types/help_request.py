@@ -10,6 +10,7 @@ import strawberry
 from strawberry import Info, relay
 
 from core import models
+from core.services import privacy
 from schema.types import enums
 from schema.types.community import Community
 from schema.types.nodes import resolve_nodes
@@ -43,9 +44,6 @@ class HelpRequest(relay.Node):
     needed_by: datetime | None
     required_skills: list[str]
     requester_name: str
-    requester_phone: str
-    requester_address: str
-    health_details: str
     latitude: float | None
     longitude: float | None
     status: enums.RequestStatus  # type: ignore[valid-type]
@@ -53,6 +51,9 @@ class HelpRequest(relay.Node):
     created_at: datetime
     updated_at: datetime
     community_id: strawberry.Private[int]
+    phone_value: strawberry.Private[str]
+    address_value: strawberry.Private[str]
+    health_value: strawberry.Private[str]
 
     @classmethod
     def from_model(cls, m: models.HelpRequest) -> HelpRequest:
@@ -68,9 +69,9 @@ class HelpRequest(relay.Node):
             needed_by=m.needed_by,
             required_skills=list(m.required_skills),
             requester_name=m.requester_name,
-            requester_phone=m.requester_phone,
-            requester_address=m.requester_address,
-            health_details=m.health_details,
+            phone_value=m.requester_phone,
+            address_value=m.requester_address,
+            health_value=m.health_details,
             latitude=m.latitude,
             longitude=m.longitude,
             status=enums.RequestStatus(m.status),
@@ -83,6 +84,34 @@ class HelpRequest(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await resolve_nodes(info, node_ids, lambda ld: ld.help_request, cls.from_model, required)
+
+    async def _reveals(self, info: Info, field: str) -> bool:
+        holds = await info.context.loaders.holds_accepted.load(self.id)
+        if privacy.sees_request_details(info.context.viewer, holds):
+            info.context.note_sensitive_read("HelpRequest", self.id, field)
+            return True
+        return False
+
+    @strawberry.field(description="Whether you see the requester's phone, address and health details unmasked.")
+    async def sensitive_details_visible(self, info: Info) -> bool:
+        holds = await info.context.loaders.holds_accepted.load(self.id)
+        return privacy.sees_request_details(info.context.viewer, holds)
+
+    @strawberry.field(description="Sensitive. Masked (138****5678) for volunteers without an accepted assignment.")
+    async def requester_phone(self, info: Info) -> str:
+        return self.phone_value if await self._reveals(info, "requesterPhone") else privacy.mask_phone(self.phone_value)
+
+    @strawberry.field(description="Sensitive. Only the first characters unless you may see the details.")
+    async def requester_address(self, info: Info) -> str:
+        return (
+            self.address_value
+            if await self._reveals(info, "requesterAddress")
+            else privacy.mask_text(self.address_value)
+        )
+
+    @strawberry.field(description="Sensitive: diagnoses, medication, pregnancy. Empty unless you may see it.")
+    async def health_details(self, info: Info) -> str:
+        return self.health_value if await self._reveals(info, "healthDetails") else ""
 
     @strawberry.field
     async def community(self, info: Info) -> Community:

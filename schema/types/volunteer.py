@@ -11,7 +11,7 @@ import strawberry
 from strawberry import Info, relay
 
 from core import models
-from core.services import assignments
+from core.services import assignments, privacy
 from core.services.pagination import page_size
 from schema.loaders import WindowKey
 from schema.types import enums
@@ -59,7 +59,6 @@ class CompletedTraining:
 class Volunteer(relay.Node):
     id: relay.NodeID[int]
     name: str
-    phone: str
     mode: enums.VolunteerMode  # type: ignore[valid-type]
     teams: list[enums.Team]  # type: ignore[valid-type]
     skills: list[str]
@@ -71,13 +70,14 @@ class Volunteer(relay.Node):
     created_at: datetime
     district_id: strawberry.Private[int | None]
     organization_id: strawberry.Private[int | None]
+    phone_value: strawberry.Private[str]
 
     @classmethod
     def from_model(cls, m: models.Volunteer) -> Volunteer:
         return cls(
             id=m.id,
             name=m.name,
-            phone=m.phone,
+            phone_value=m.phone,
             mode=enums.VolunteerMode(m.mode),
             teams=[enums.Team(t) for t in m.teams],
             skills=list(m.skills),
@@ -94,6 +94,13 @@ class Volunteer(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await resolve_nodes(info, node_ids, lambda ld: ld.volunteer, cls.from_model, required)
+
+    @strawberry.field(description="Sensitive. Coordinators and the volunteer see it; others a masked number.")
+    def phone(self, info: Info) -> str:
+        if privacy.sees_contact(info.context.viewer, self.id):
+            info.context.note_sensitive_read("Volunteer", self.id, "phone")
+            return self.phone_value
+        return privacy.mask_phone(self.phone_value) or ""
 
     @strawberry.field
     async def district(self, info: Info) -> District | None:

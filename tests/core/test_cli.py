@@ -64,6 +64,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> str:
 
 
 QUERY = '{ helpRequests(filter: {search: "结核病"}) { totalCount nodes { beneficiaries } } stats { volunteersTotal } }'
+LOGIN = 'mutation { login(input: {username: "admin", password: "demo-admin-2021"}) { token errors { code } } }'
+
+
+def _post(port: int, query: str, variables: dict | None = None, token: str | None = None) -> dict:  # type: ignore[type-arg]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(
+        f"http://127.0.0.1:{port}/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers=headers,
+        timeout=10,
+    ).json()
 
 
 def test_serve_with_demo_data_survives_a_restart(tmp_path: Path) -> None:
@@ -73,40 +84,36 @@ def test_serve_with_demo_data_survives_a_restart(tmp_path: Path) -> None:
     proc = _serve(data_dir, port)
     try:
         _wait_healthy(proc, port)
-        # when a front end queries it
-        body = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=10).json()
-        # then the demo data set answers
+        # when a front end signs in with the documented demo account and queries it
+        anonymous = _post(port, QUERY)
+        token = _post(port, LOGIN)["data"]["login"]["token"]
+        body = _post(port, QUERY, token=token)
+        # then the demo data set answers (and anonymous callers get nothing but the stats)
+        assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert body["data"]["helpRequests"]["nodes"] == [{"beneficiaries": 30}]
         volunteers = body["data"]["stats"]["volunteersTotal"]
         assert volunteers == 300
         # and a new request survives a restart
-        add = httpx.post(
-            f"http://127.0.0.1:{port}/graphql",
-            json={"query": "{ communities(first: 1) { nodes { id } } }"},
-            timeout=10,
-        ).json()
+        add = _post(port, "{ communities(first: 1) { nodes { id } } }", token=token)
         community_id = add["data"]["communities"]["nodes"][0]["id"]
-        created = httpx.post(
-            f"http://127.0.0.1:{port}/graphql",
-            json={
-                "query": 'mutation($c: ID!) { submitHelpRequest(input: {communityId: $c, title: "重启测试", '
-                'category: OTHER, urgency: LOW, requesterName: "测试", requesterPhone: "13900000000"}) '
-                "{ errors { code } } }",
-                "variables": {"c": community_id},
-            },
-            timeout=10,
-        ).json()
+        created = _post(
+            port,
+            'mutation($c: ID!) { submitHelpRequest(input: {communityId: $c, title: "重启测试", '
+            'category: OTHER, urgency: LOW, requesterName: "测试", requesterPhone: "13900000000"}) '
+            "{ errors { code } } }",
+            {"c": community_id},
+            token=token,
+        )
         assert created["data"]["submitHelpRequest"]["errors"] == []
     finally:
         _stop(proc)
     restarted = _serve(data_dir, port)
     try:
         _wait_healthy(restarted, port)
-        body = httpx.post(
-            f"http://127.0.0.1:{port}/graphql",
-            json={"query": '{ helpRequests(filter: {search: "重启测试"}) { totalCount } stats { volunteersTotal } }'},
-            timeout=10,
-        ).json()
+        token = _post(port, LOGIN)["data"]["login"]["token"]
+        body = _post(
+            port, '{ helpRequests(filter: {search: "重启测试"}) { totalCount } stats { volunteersTotal } }', token=token
+        )
         # then the data is still there, and the demo was not loaded twice
         assert body["data"]["helpRequests"]["totalCount"] == 1
         assert body["data"]["stats"]["volunteersTotal"] == 300

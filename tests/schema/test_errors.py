@@ -27,7 +27,7 @@ async def test_malformed_queries_get_errors_not_500(gql, query: str) -> None:  #
     assert "Traceback" not in response.text
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"query": ""}', b"[]", b'{"query": 5}'])
+@pytest.mark.parametrize("body", [b"{not json", b'{"query": ""}', b'{"query": 5}'])
 async def test_unusable_request_bodies_are_client_errors(gql, body: bytes) -> None:  # type: ignore[no-untyped-def]
     response = await gql.http.post("/graphql", content=body, headers={"content-type": "application/json"})
     assert 400 <= response.status_code < 500

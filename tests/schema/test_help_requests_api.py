@@ -51,7 +51,7 @@ async def test_submit_creates_a_submitted_request_with_history(gql, make: Factor
     assert request["requesterPhone"] == "029-88881234"
     assert request["neededBy"].endswith("+08:00")
     assert request["community"]["name"] == "粉巷社区"
-    assert request["history"] == [{"fromStatus": None, "toStatus": "SUBMITTED", "actor": "anonymous"}]
+    assert request["history"] == [{"fromStatus": None, "toStatus": "SUBMITTED", "actor": "test admin"}]
 
 
 BAD_INPUTS = [
