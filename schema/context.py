@@ -41,8 +41,11 @@ class AppState:
 
     async def token_secret(self) -> str:
         if self._secret is None:
+            configured = self.settings.secret_key
+            if configured is not None and len(configured) < 32:
+                raise RuntimeError("YUNSHEGONG_SECRET_KEY must be at least 32 characters long")
             async with self.sessionmaker() as session:
-                self._secret = await auth.token_secret(session, self.settings.secret_key)
+                self._secret = await auth.token_secret(session, configured)
         return self._secret
 
     @property
@@ -70,6 +73,7 @@ class Context:
     _memo: dict[str, Any] = field(default_factory=dict)
     _sensitive_reads: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     operation_name: str | None = None
+    active_operations: int = 0
 
     @property
     def settings(self) -> Settings:

@@ -21,15 +21,17 @@ log = logging.getLogger("yunshegong.graphql")
 class RequestLifecycle(SchemaExtension):
     async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
         context = self.execution_context.context
+        # A batched HTTP request runs several operations on one context: the last one out cleans up.
+        if hasattr(context, "active_operations"):
+            context.active_operations += 1
         try:
             yield
         finally:
-            flush_audit = getattr(context, "flush_audit", None)
-            if flush_audit is not None:
-                await flush_audit()
-            close = getattr(context, "close", None)
-            if close is not None:
-                await close()
+            if hasattr(context, "active_operations"):
+                context.active_operations -= 1
+                if context.active_operations == 0:
+                    await context.flush_audit()
+                    await context.close()
 
 
 class SafeErrors(SchemaExtension):

@@ -68,7 +68,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
         }
     ),
     R.COUNSELOR: frozenset({"requests.read", "communities.read", "volunteers.read"}),
-    R.COMMUNITY_HEAD: frozenset({"requests.read", "requests.create", "requests.cancel", "communities.read"}),
+    R.COMMUNITY_HEAD: frozenset(
+        {"requests.read", "requests.create", "requests.cancel", "communities.read", "volunteers.read"}
+    ),
     R.VOLUNTEER: frozenset({"requests.read", "assignments.respond", "communities.read", "volunteers.read"}),
     R.PARTNER: frozenset({"requests.read", "requests.create", "communities.read", "volunteers.read"}),
 }

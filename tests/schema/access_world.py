@@ -1,0 +1,152 @@
+"""A small world with one account per role, for the permission matrix and the audit tests.
+
+Built once per module in a database of its own; tests must leave it as they found it (mutation rows
+act on targets created for them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from core.app import create_app
+from core.database import create_engine, create_sessionmaker
+from core.plugins import build_plugin_host
+from core.services import assignments, auth, communities, help_requests, organizations, volunteers
+from core.services.context import SYSTEM, ServiceContext
+from core.settings import Settings
+from core.vocab import DistrictKind, LiaisonRole, OrganizationKind, RequestCategory, Role, Urgency, VolunteerMode
+
+PASSWORD = "correct horse battery"
+ROLES = [
+    "anonymous",
+    "platform_admin",
+    "org_admin_a",
+    "org_admin_b",
+    "social_worker",
+    "counselor",
+    "community_head",
+    "volunteer",
+    "partner_a",
+]
+
+
+@dataclass
+class World:
+    http: httpx.AsyncClient
+    engine: Any
+    tokens: dict[str, str | None] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    async def gql(self, role: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        token = self.tokens.get(role)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code in (200, 400, 401), response.text
+        return response.json()
+
+    def ctx(self, session: Any) -> ServiceContext:
+        return ServiceContext(session=session, viewer=SYSTEM)
+
+    async def make_request(self, community: str, **kw: Any) -> int:
+        async with create_sessionmaker(self.engine)() as session, session.begin():
+            request = await help_requests.submit(self.ctx(session), _request_input(self.ids[community], **kw))
+            return request.id
+
+
+def _request_input(community_id: int, **kw: Any) -> help_requests.HelpRequestInput:
+    return help_requests.HelpRequestInput(
+        community_id=community_id,
+        title=kw.pop("title", "送药"),
+        category=RequestCategory.MEDICINE,
+        urgency=Urgency.HIGH,
+        requester_name="王阿姨",
+        requester_phone=kw.pop("phone", "13812345678"),
+        requester_address=kw.pop("address", "碑林区粉巷5号楼3单元"),
+        health_details=kw.pop("health", "肺结核，服药中"),
+        **kw,
+    )
+
+
+async def build_world(url: Any) -> World:
+    engine = create_engine(url, pool_size=5)
+    ids: dict[str, int] = {}
+    async with create_sessionmaker(engine)() as session, session.begin():
+        ctx = ServiceContext(session=session, viewer=SYSTEM)
+        org_a = await organizations.create_organization(ctx, name="协会", kind=OrganizationKind.ASSOCIATION)
+        org_b = await organizations.create_organization(ctx, name="外区机构", kind=OrganizationKind.AGENCY)
+        district = await organizations.create_district(ctx, name="碑林区", kind=DistrictKind.DISTRICT)
+        ids |= {"org_a": org_a.id, "org_b": org_b.id, "district": district.id}
+        for key, org in (("c1", org_a), ("c2", org_a), ("c3", org_b)):
+            c = await communities.create_community(
+                ctx,
+                communities.CommunityInput(
+                    name=f"社区{key}",
+                    district_id=district.id,
+                    organization_id=org.id,
+                    head_name="主任",
+                    head_phone="029-88881234",
+                ),
+            )
+            ids[key] = c.id
+        people = {}
+        for key, org in (("sw", org_a), ("counselor", org_a), ("driver", org_a), ("other", org_a), ("b_vol", org_b)):
+            v = await volunteers.register_volunteer(
+                ctx,
+                volunteers.VolunteerInput(
+                    name=f"志愿者{key}",
+                    phone=f"1390000{len(people):04d}",
+                    mode=VolunteerMode.OFFLINE,
+                    organization_id=org.id,
+                    max_concurrent_assignments=50,
+                ),
+            )
+            people[key] = v.id
+        ids |= {f"v_{k}": v for k, v in people.items()}
+        await communities.add_liaison(ctx, ids["c1"], people["sw"], LiaisonRole.SOCIAL_WORKER)
+        await communities.add_liaison(ctx, ids["c1"], people["counselor"], LiaisonRole.VOLUNTEER)
+        # r1: the driver holds an accepted assignment; r2: only an offer; r3 in c2; r4 in org B's c3.
+        for key, community in (("r1", "c1"), ("r2", "c1"), ("r3", "c2"), ("r4", "c3")):
+            r = await help_requests.submit(ctx, _request_input(ids[community], title=key))
+            ids[key] = r.id
+        for key in ("r1", "r2"):
+            await help_requests.verify(ctx, ids[key])
+            offer = await assignments.offer(ctx, ids[key], people["driver"])
+            ids[f"a_{key}"] = offer.id
+        await assignments.accept(ctx, ids["a_r1"])
+        accounts = [
+            ("platform_admin", Role.PLATFORM_ADMIN, {"organization_id": org_a.id}),
+            ("org_admin_a", Role.ORGANIZATION_ADMIN, {"organization_id": org_a.id}),
+            ("org_admin_b", Role.ORGANIZATION_ADMIN, {"organization_id": org_b.id}),
+            ("social_worker", Role.SOCIAL_WORKER, {"organization_id": org_a.id, "volunteer_id": people["sw"]}),
+            ("counselor", Role.COUNSELOR, {"organization_id": org_a.id, "volunteer_id": people["counselor"]}),
+            ("community_head", Role.COMMUNITY_HEAD, {"organization_id": org_a.id, "community_id": ids["c1"]}),
+            ("volunteer", Role.VOLUNTEER, {"organization_id": org_a.id, "volunteer_id": people["driver"]}),
+        ]
+        for username, role, scope in accounts:
+            account = await auth.create_account(
+                ctx, auth.AccountInput(username=username, display_name=username, password=PASSWORD, role=role, **scope)
+            )
+            ids[f"account_{username}"] = account.id
+        partner_token, _ = await auth.create_api_token(ctx, org_a.id, "hospital system")
+    settings = Settings(login_max_failures=1000)
+    app = create_app(settings, engine=engine, host=build_plugin_host(entry_points=False))
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    world = World(http=http, engine=engine, ids=ids)
+    world.tokens["anonymous"] = None
+    world.tokens["partner_a"] = partner_token
+    for username, _, _ in accounts:
+        body = await world.gql("anonymous", LOGIN, {"u": username, "p": PASSWORD})
+        world.tokens[username] = body["data"]["login"]["token"]
+    return world
+
+
+LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { token errors { code } } }"
+
+
+def in_hours(clock_now: Any, hours: int) -> str:
+    return (clock_now + timedelta(hours=hours)).isoformat()

@@ -1,0 +1,86 @@
+"""Hostile documents are rejected during validation, before anything executes (no SQL runs)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.app import create_app
+from core.settings import Settings
+from schema.context import AppState
+from tests.conftest import as_admin
+
+
+def _deep(depth: int) -> str:
+    inner = "id"
+    for _ in range(depth):
+        inner = f"assignments {{ request {{ {inner} }} }}"
+    return f"{{ helpRequests(first: 1) {{ nodes {{ {inner} }} }} }}"
+
+
+HOSTILE = {
+    "depth 20": _deep(20),
+    "1000 aliases": "{ " + " ".join(f"a{i}: stats {{ volunteersTotal }}" for i in range(1000)) + " }",
+    "huge page": "{ helpRequests(first: 100000) { totalCount } }",
+    "token flood": "{ stats { " + "volunteersTotal " * 5000 + "} }",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_hostile_queries_are_rejected_before_execution(gql, statements, name: str) -> None:  # type: ignore[no-untyped-def]
+    statements.statements.clear()
+    body = await gql.raw(HOSTILE[name])
+    assert body["errors"]
+    assert body.get("data") is None
+    assert statements.count == 0, "nothing may run for a rejected document"
+
+
+async def test_reasonable_nesting_still_works(gql) -> None:  # type: ignore[no-untyped-def]
+    assert await gql(_deep(3))
+
+
+async def test_batches_are_limited(gql) -> None:  # type: ignore[no-untyped-def]
+    one = {"query": "{ stats { volunteersTotal } }"}
+    small = await gql.http.post("/graphql", json=[one] * 3)
+    assert small.status_code == 200
+    assert [r["data"]["stats"]["volunteersTotal"] for r in small.json()] == [0, 0, 0]
+    flood = await gql.http.post("/graphql", json=[one] * 100)
+    assert flood.status_code == 400
+    assert "Too many operations" in flood.text
+
+
+@pytest.fixture
+async def locked_down(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(introspection=False, graphiql=False)
+    from core.database import create_sessionmaker
+
+    state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), authenticate=as_admin)
+    app = create_app(settings, engine=engine, state=state)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        yield http
+
+
+async def test_introspection_and_suggestions_can_be_switched_off(locked_down: httpx.AsyncClient) -> None:
+    introspection = (await locked_down.post("/graphql", json={"query": "{ __schema { types { name } } }"})).json()
+    assert introspection["errors"]
+    typo = (await locked_down.post("/graphql", json={"query": "{ stat { volunteersTotal } }"})).json()
+    assert "Did you mean" not in typo["errors"][0]["message"]
+    works = (await locked_down.post("/graphql", json={"query": "{ stats { volunteersTotal } }"})).json()
+    assert works["data"]["stats"]["volunteersTotal"] == 0
+
+
+async def test_cors_is_configurable(engine: AsyncEngine) -> None:
+    settings = Settings(cors_origins=("https://app.example.org",))
+    app = create_app(settings, engine=engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        allowed = await http.options(
+            "/graphql", headers={"Origin": "https://app.example.org", "Access-Control-Request-Method": "POST"}
+        )
+        other = await http.options(
+            "/graphql", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"}
+        )
+    assert allowed.headers.get("access-control-allow-origin") == "https://app.example.org"
+    assert "access-control-allow-origin" not in other.headers
