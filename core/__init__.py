@@ -26,6 +26,10 @@ _EXPORTS: dict[str, str] = {
     "Assignment": "core.models",
     "ServiceContext": "core.services.context",
     "Viewer": "core.services.context",
+    # access: plugins check their own permissions and mask their own sensitive fields
+    "require": "core.services.access",
+    "can": "core.services.access",
+    "mask_phone": "core.services.privacy",
     # errors
     "DomainError": "core.errors",
     "NotFound": "core.errors",

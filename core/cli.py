@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -75,6 +76,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _create_admin(settings: Settings, username: str, password: str, organization: str) -> str:
+    from sqlalchemy import select
+
+    from core.database import create_engine, create_sessionmaker
+    from core.models import Organization
+    from core.services import auth, organizations
+    from core.services.context import SYSTEM, ServiceContext
+    from core.vocab import OrganizationKind, Role
+
+    db = await _prepare(settings, build_plugin_host(enabled=settings.plugins), demo=False)
+    engine = create_engine(db.url, pool_size=1)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            ctx = ServiceContext(session=session, viewer=SYSTEM)
+            org = await session.scalar(select(Organization).where(Organization.name == organization))
+            if org is None:
+                org = await organizations.create_organization(ctx, name=organization, kind=OrganizationKind.ASSOCIATION)
+            account = await auth.create_account(
+                ctx, auth.AccountInput(username, "Administrator", password, Role.PLATFORM_ADMIN, org.id)
+            )
+            return account.username
+    finally:
+        await engine.dispose()
+        db.stop()
+
+
+def cmd_createadmin(args: argparse.Namespace) -> int:
+    import getpass
+
+    from core.errors import DomainError
+
+    password = os.environ.get("YUNSHEGONG_ADMIN_PASSWORD") or getpass.getpass("Password for the new administrator: ")
+    try:
+        name = asyncio.run(_create_admin(_settings(args), args.username, password, args.organization))
+    except DomainError as exc:
+        print(f"yunshegong createadmin: {exc}", file=sys.stderr)
+        return 2
+    print(f"platform administrator {name!r} created")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from schema.build import build_schema
 
@@ -105,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     with_db(sub.add_parser("migrate", help="bring the database schema up to date")).set_defaults(func=cmd_migrate)
     with_db(sub.add_parser("demo", help="load the demo data set (idempotent)")).set_defaults(func=cmd_demo)
+    admin = with_db(
+        sub.add_parser(
+            "createadmin", help="create a platform administrator (password from YUNSHEGONG_ADMIN_PASSWORD or a prompt)"
+        )
+    )
+    admin.add_argument("username")
+    admin.add_argument("--organization", default="西安市社会工作协会", help="the association the admin belongs to")
+    admin.set_defaults(func=cmd_createadmin)
     schema = sub.add_parser("schema", help="print the GraphQL SDL of this deployment (installed plugins included)")
     schema.add_argument(
         "--builtin-only", action="store_true", help="ignore installed third-party plugins (the committed SDL)"

@@ -124,3 +124,20 @@ def test_serve_with_demo_data_survives_a_restart(tmp_path: Path) -> None:
 def test_schema_command_prints_the_committed_sdl() -> None:
     out = subprocess.run([SCRIPT, "schema", "--builtin-only"], capture_output=True, check=True, text=True).stdout
     assert out == (REPO / "schema" / "schema.graphql").read_text(encoding="utf-8")
+
+
+def test_createadmin_creates_a_platform_administrator(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
+        "YUNSHEGONG_ADMIN_PASSWORD": "first admin pw 2026"
+    }
+    data_dir = str(tmp_path / "pgdata")
+    created = subprocess.run(
+        [SCRIPT, "createadmin", "root", "--data-dir", data_dir], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert created.returncode == 0, created.stderr
+    assert "platform administrator 'root' created" in created.stdout
+    again = subprocess.run(
+        [SCRIPT, "createadmin", "root", "--data-dir", data_dir], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 2
+    assert "ALREADY_EXISTS" in again.stderr

@@ -416,3 +416,20 @@ async def test_plugin_subscriptions_are_gated_too(hello_engine: AsyncEngine, hel
     assert member == ([{"tickerTicks": 0}, {"tickerTicks": 1}], [])
     assert outsider[0] == []
     assert "PLUGIN_DISABLED" in outsider[1][0]
+
+
+def test_plugin_permissions_reach_the_roles_that_hold_them(hello_host: PluginHost) -> None:
+    # given hello's permission, granted to social workers by default
+    from core.models import Account
+    from core.services import access, auth
+    from core.settings import Settings
+    from schema.context import AppState
+
+    granted = AppState(settings=Settings(), sessionmaker=None, host=hello_host).plugin_permissions  # type: ignore[arg-type]
+    # when accounts of two roles are turned into viewers
+    social_worker = auth.viewer_for(Account(id=1, username="sw", role="social_worker", token_version=1), granted)
+    head = auth.viewer_for(Account(id=2, username="head", role="community_head", token_version=1), granted)
+    # then only the social worker holds it
+    assert granted == {"social_worker": frozenset({"hello.greet"})}
+    assert access.can(social_worker, "hello.greet")
+    assert not access.can(head, "hello.greet")
