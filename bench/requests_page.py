@@ -39,6 +39,8 @@ QUERY = """{ helpRequests(first: 100) { edges { node {
   assignments { status volunteer { name } }
 } } } }"""
 
+LOGIN = 'mutation { login(input: {username: "admin", password: "demo-admin-2021"}) { token } }'
+
 PAGE_SQL = """
 SELECT id, title, status, urgency, needed_by, community_id FROM help_requests
 ORDER BY urgency_rank, needed_by_sort, id LIMIT 100"""
@@ -158,6 +160,9 @@ async def main(rounds: int, concurrency: int) -> None:
                             break
                     except httpx.HTTPError:
                         await asyncio.sleep(0.1)
+
+                login = await http.post("/graphql", json={"query": LOGIN})
+                http.headers["Authorization"] = f"Bearer {login.json()['data']['login']['token']}"
 
                 async def graphql() -> None:
                     response = await http.post("/graphql", json={"query": QUERY})

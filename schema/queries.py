@@ -205,10 +205,7 @@ class CoreQuery:
         size = page_size(first, info.context.settings.max_page_size)
         f = audit.AuditFilter(actions=tuple(actions or ()))
         if record_id is not None:
-            from strawberry.relay import GlobalID
-
-            gid = GlobalID.from_id(record_id)
-            f.record_type, f.record_id = gid.type_name, int(gid.node_id)
+            f.record_type, f.record_id = ids.decode_any(record_id, ("recordId",))
         page = await info.context.read(audit.list_entries, f, first=size, after=after)
         return Connection.build(page, AuditEntry.from_model, lambda: info.context.read(lambda _: page.total_count()))
 

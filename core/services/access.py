@@ -110,6 +110,13 @@ def require(ctx: ServiceContext, permission: str) -> None:
         raise DomainError("FORBIDDEN", "You may not do this.")
 
 
+def require_manage(ctx: ServiceContext, permission: str, organization_id: int | None, what: str) -> None:
+    """`permission`, and for organisation administrators only within their own organisation."""
+    require(ctx, permission)
+    if role_of(ctx.viewer) == R.ORGANIZATION_ADMIN and organization_id != ctx.viewer.organization_id:
+        raise DomainError("FORBIDDEN", f"Only {what} of your organisation.", ("input", "organizationId"))
+
+
 def _served_communities(viewer: Viewer) -> ColumnElement[bool] | object:
     return select(CommunityLiaison.community_id).where(CommunityLiaison.volunteer_id == viewer.volunteer_id)
 

@@ -16,7 +16,7 @@ from core.services.common import flush, get
 from core.services.context import ServiceContext
 from core.services.pagination import Ordering, Page, paginate
 from core.services.search import contains
-from core.vocab import LIAISON_TEAM_LIMITS, LiaisonRole, Role
+from core.vocab import LIAISON_TEAM_LIMITS, LiaisonRole
 
 
 @dataclass
@@ -44,10 +44,7 @@ BY_NAME: Ordering[Community] = Ordering(
 
 
 def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
-    """Platform administrators manage every community; organisation administrators their organisation's."""
-    access.require(ctx, "communities.manage")
-    if access.role_of(ctx.viewer) == Role.ORGANIZATION_ADMIN and organization_id != ctx.viewer.organization_id:
-        raise DomainError("FORBIDDEN", "Only communities of your organisation.", ("input", "organizationId"))
+    access.require_manage(ctx, "communities.manage", organization_id, "communities")
 
 
 async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, object]:

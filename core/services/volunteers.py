@@ -18,7 +18,7 @@ from core.services.common import flush, get
 from core.services.context import ServiceContext
 from core.services.pagination import Ordering, Page, paginate
 from core.services.search import contains
-from core.vocab import Availability, CredentialKind, Role, Team, VolunteerMode
+from core.vocab import Availability, CredentialKind, Team, VolunteerMode
 
 
 @dataclass
@@ -50,9 +50,7 @@ BY_ID: Ordering[Volunteer] = Ordering(name="volunteer_id", columns=(Volunteer.id
 
 
 def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
-    access.require(ctx, "volunteers.manage")
-    if access.role_of(ctx.viewer) == Role.ORGANIZATION_ADMIN and organization_id != ctx.viewer.organization_id:
-        raise DomainError("FORBIDDEN", "Only volunteers of your organisation.", ("input", "organizationId"))
+    access.require_manage(ctx, "volunteers.manage", organization_id, "volunteers")
 
 
 # What volunteers may change about themselves.

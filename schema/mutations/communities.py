@@ -50,20 +50,12 @@ class CommunityLiaisonInput:
     role: enums.LiaisonRole = strawberry.field(default=enums.LiaisonRole.VOLUNTEER)  # type: ignore[valid-type]
 
 
-def _decode_refs(values: dict[str, Any]) -> dict[str, Any]:
-    if values.get("district_id") is not None:
-        values["district_id"] = ids.decode(values["district_id"], "District", ("input", "districtId"))
-    if values.get("organization_id") is not None:
-        values["organization_id"] = ids.decode(values["organization_id"], "Organization", ("input", "organizationId"))
-    return values
-
-
 @strawberry.type
 class CommunityMutations:
     @strawberry.mutation
     async def create_community(self, info: Info, input: CreateCommunityInput) -> CommunityPayload:
         async def work(ctx: ServiceContext) -> Any:
-            return await communities.create_community(ctx, communities.CommunityInput(**_decode_refs(vars(input))))
+            return await communities.create_community(ctx, communities.CommunityInput(**ids.decode_refs(vars(input))))
 
         return await mutate(info, CommunityPayload, "community", Community.from_model, work)
 
@@ -72,7 +64,7 @@ class CommunityMutations:
         async def work(ctx: ServiceContext) -> Any:
             pk = ids.decode(input.id, "Community", ("input", "id"))
             nullable = ("organization_id", "latitude", "longitude", "head_phone")
-            return await communities.update_community(ctx, pk, _decode_refs(changes(input, nullable=nullable)))
+            return await communities.update_community(ctx, pk, ids.decode_refs(changes(input, nullable=nullable)))
 
         return await mutate(info, CommunityPayload, "community", Community.from_model, work)
 

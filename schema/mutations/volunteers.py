@@ -67,20 +67,12 @@ class RecordTrainingInput:
     completed_at: datetime
 
 
-def _decode_refs(values: dict[str, Any]) -> dict[str, Any]:
-    if values.get("district_id") is not None:
-        values["district_id"] = ids.decode(values["district_id"], "District", ("input", "districtId"))
-    if values.get("organization_id") is not None:
-        values["organization_id"] = ids.decode(values["organization_id"], "Organization", ("input", "organizationId"))
-    return values
-
-
 @strawberry.type
 class VolunteerMutations:
     @strawberry.mutation
     async def register_volunteer(self, info: Info, input: RegisterVolunteerInput) -> VolunteerPayload:
         async def work(ctx: ServiceContext) -> Any:
-            return await volunteers.register_volunteer(ctx, volunteers.VolunteerInput(**_decode_refs(vars(input))))
+            return await volunteers.register_volunteer(ctx, volunteers.VolunteerInput(**ids.decode_refs(vars(input))))
 
         return await mutate(info, VolunteerPayload, "volunteer", Volunteer.from_model, work)
 
@@ -89,7 +81,7 @@ class VolunteerMutations:
         async def work(ctx: ServiceContext) -> Any:
             pk = ids.decode(input.id, "Volunteer", ("input", "id"))
             nullable = ("district_id", "organization_id", "latitude", "longitude")
-            return await volunteers.update_volunteer(ctx, pk, _decode_refs(changes(input, nullable=nullable)))
+            return await volunteers.update_volunteer(ctx, pk, ids.decode_refs(changes(input, nullable=nullable)))
 
         return await mutate(info, VolunteerPayload, "volunteer", Volunteer.from_model, work)
 

@@ -244,3 +244,9 @@ async def test_nobody_can_edit_the_audit_trail(api: Api, accounts: dict[str, int
         with pytest.raises(DBAPIError, match="append-only"):
             async with engine.begin() as conn:
                 await conn.execute(text(statement))
+
+
+async def test_audit_log_filter_with_a_malformed_id_is_a_typed_error(api: Api, accounts: dict[str, int]) -> None:
+    admin = (await api.login("admin"))["token"]
+    body = (await api.post('{ auditLog(recordId: "nonsense") { totalCount } }', token=admin)).json()
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"
