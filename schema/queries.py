@@ -113,6 +113,10 @@ class Stats:
         return [PluginFigure(plugin=p, key=f.key, label=f.label, value=Decimal(f.value)) for p, f in figures]
 
 
+async def _signed_in(ctx: object) -> None:
+    access.require_signed_in(ctx)  # type: ignore[arg-type]
+
+
 def _buckets(items: list[stats.Bucket]) -> list[Bucket]:
     return [Bucket(key=b.key, count=b.count) for b in items]
 
@@ -210,7 +214,8 @@ class CoreQuery:
         return Connection.build(page, AuditEntry.from_model, lambda: info.context.read(lambda _: page.total_count()))
 
     @strawberry.field(description="Plugins installed in this deployment (enable them per organisation).")
-    def plugins(self, info: Info) -> list[InstalledPlugin]:
+    async def plugins(self, info: Info) -> list[InstalledPlugin]:
+        await info.context.read(_signed_in)
         return installed(info)
 
     @strawberry.field(description="Volunteers by mode and district, requests by status, category and urgency …")

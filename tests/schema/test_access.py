@@ -202,6 +202,13 @@ READS = [
         ),
     ),
     Read(
+        "installed plugins",
+        "{ plugins { name } }",
+        lambda w: {},
+        lambda d: d["plugins"],
+        per_role(**{key: [] for key in ROLES} | {"anonymous": "UNAUTHENTICATED"}),
+    ),
+    Read(
         "stats are public",
         "{ stats { volunteersTotal requestsTotal } }",
         lambda w: {},
