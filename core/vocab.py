@@ -109,6 +109,14 @@ class Urgency(StrEnum):
 URGENCY_RANK: dict[Urgency, int] = {Urgency.CRITICAL: 0, Urgency.HIGH: 1, Urgency.NORMAL: 2, Urgency.LOW: 3}
 
 
+class EscalationStage(StrEnum):
+    """The target a request can miss: verified in time, matched in time, fulfilled in time."""
+
+    VERIFICATION = "verification"
+    MATCHING = "matching"
+    FULFILMENT = "fulfilment"
+
+
 class RequestStatus(StrEnum):
     SUBMITTED = "submitted"
     VERIFIED = "verified"
@@ -130,6 +138,8 @@ class AssignmentStatus(StrEnum):
     DECLINED = "declined"
     COMPLETED = "completed"
     WITHDRAWN = "withdrawn"
+    # An offer nobody answered in time; the request went back to the queue.
+    EXPIRED = "expired"
 
 
 # Active assignments occupy one of the volunteer's concurrent slots.

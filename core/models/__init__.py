@@ -4,6 +4,7 @@ from core.models.account import Account, ApiToken, AuditEntry, LoginAttempt
 from core.models.assignment import Assignment
 from core.models.community import Community, CommunityLiaison
 from core.models.help_request import HelpRequest, HelpRequestStatusChange
+from core.models.matching import CategoryTraining, Escalation, Notification
 from core.models.meta import AppMeta
 from core.models.organization import District, Organization
 from core.models.plugin import PluginEnablement
@@ -15,12 +16,15 @@ __all__ = [
     "AppMeta",
     "Assignment",
     "AuditEntry",
+    "CategoryTraining",
     "Community",
     "CommunityLiaison",
     "District",
+    "Escalation",
     "HelpRequest",
     "HelpRequestStatusChange",
     "LoginAttempt",
+    "Notification",
     "Organization",
     "PluginEnablement",
     "Training",

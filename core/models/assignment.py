@@ -29,6 +29,7 @@ class Assignment(Base):
         ),
         Index("ix_assignments_request", "request_id"),
         Index("ix_assignments_volunteer", "volunteer_id", "id"),
+        Index("ix_assignments_expiring", "expires_at", postgresql_where=text("status = 'offered'")),
     )
 
     id: Mapped[int] = pk()
@@ -41,3 +42,5 @@ class Assignment(Base):
     offered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An offer not answered by then expires and the request returns to the queue.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base
 from core.models._columns import created_at, enum_check, latlng_checks, pk, updated_at
-from core.vocab import PopulationTag, RequestCategory, RequestStatus, Urgency, sql_in
+from core.vocab import CredentialKind, PopulationTag, RequestCategory, RequestStatus, Urgency, sql_in
 
 URGENCY_RANK_SQL = "CASE urgency WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
 
@@ -37,6 +37,10 @@ class HelpRequest(Base):
         CheckConstraint("beneficiaries >= 1", name="beneficiaries_positive"),
         CheckConstraint("volunteers_needed BETWEEN 1 AND 100", name="volunteers_needed_range"),
         CheckConstraint("char_length(title) > 0", name="title_not_empty"),
+        CheckConstraint(
+            f"required_credentials <@ ARRAY[{sql_in(CredentialKind)}]::varchar[]", name="required_credentials_valid"
+        ),
+        Index("ix_help_requests_requester_phone", "requester_phone"),
         *latlng_checks(),
         # The coordinator's work list: open requests by urgency, then deadline.
         Index("ix_help_requests_queue", "urgency_rank", "needed_by_sort", "id"),
@@ -68,6 +72,10 @@ class HelpRequest(Base):
     # What text search looks in; a stored column so a plain trigram index covers it.
     search_text: Mapped[str] = mapped_column(Text, Computed("title || ' ' || description", persisted=True))
     required_skills: Mapped[list[str]] = mapped_column(ARRAY(String(50)), server_default=text("'{}'"))
+    # Credentials a volunteer must hold, valid at the needed-by time (e.g. a vehicle pass in a lockdown).
+    required_credentials: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+    # Set at intake when the request is probably the same as an open one; verification can merge them.
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("help_requests.id"))
     requester_name: Mapped[str] = mapped_column(String(50))
     requester_phone: Mapped[str] = mapped_column(String(20))
     requester_address: Mapped[str] = mapped_column(String(300), default="")

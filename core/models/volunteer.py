@@ -40,6 +40,13 @@ class Volunteer(Base):
         *latlng_checks(),
         Index("ix_volunteers_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
         Index("ix_volunteers_skills", "skills", postgresql_using="gin"),
+        # Nearest-neighbour search (`<->`) for matching: earthdistance's earth() points in a GiST index.
+        Index(
+            "ix_volunteers_earth",
+            text("ll_to_earth(latitude, longitude)"),
+            postgresql_using="gist",
+            postgresql_where=text("latitude IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = pk()

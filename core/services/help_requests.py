@@ -28,6 +28,7 @@ from core.vocab import (
     ACTIVE_ASSIGNMENT_STATUSES,
     OPEN_REQUEST_STATUSES,
     AssignmentStatus,
+    CredentialKind,
     PopulationTag,
     RequestCategory,
     RequestStatus,
@@ -66,6 +67,7 @@ class HelpRequestInput:
     volunteers_needed: int = 1
     needed_by: datetime | None = None
     required_skills: Sequence[str] = ()
+    required_credentials: Sequence[CredentialKind] = ()
     requester_address: str = ""
     health_details: str = ""
     latitude: float | None = None
@@ -114,6 +116,7 @@ async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpR
             v, ("input", "volunteersNeeded"), data.volunteers_needed, 1, 100, "The number of volunteers needed"
         ),
         "required_skills": check.tags(v, ("input", "requiredSkills"), data.required_skills),
+        "required_credentials": check.enum_values(data.required_credentials),
         "requester_name": check.text(
             v, ("input", "requesterName"), data.requester_name, max_length=50, label="The requester's name"
         ),

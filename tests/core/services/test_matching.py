@@ -1,0 +1,123 @@
+"""Candidates for one request: hand-made cases whose right answer is known."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from core.errors import DomainError
+from core.models import CategoryTraining
+from core.services import assignments, matching, volunteers
+from core.services.matching_policy import MatchingPolicy
+from core.vocab import CredentialKind, RequestCategory, RequestStatus, VolunteerMode
+from tests.factories import Factory
+
+POLICY = MatchingPolicy()
+# 粉巷 in 碑林区; a point ~1 km and one ~8 km away.
+HERE = (34.2558, 108.9387)
+NEAR = (34.2648, 108.9387)
+FAR = (34.3278, 108.9387)
+
+
+async def _ranked(make: Factory, request_id: int, first: int = 10) -> list[matching.Candidate]:
+    return await matching.candidates(make.ctx, request_id, first, POLICY)
+
+
+async def test_the_nearer_qualified_volunteer_wins(make: Factory) -> None:
+    # given two equally qualified drivers, one near and one far
+    community = await make.community(latitude=HERE[0], longitude=HERE[1])
+    request = await make.request(community, status=RequestStatus.VERIFIED, required_skills=["driving"])
+    far = await make.volunteer(skills=["driving"], latitude=FAR[0], longitude=FAR[1])
+    near = await make.volunteer(skills=["driving"], latitude=NEAR[0], longitude=NEAR[1])
+    unskilled = await make.volunteer(skills=["cooking"], latitude=HERE[0], longitude=HERE[1])
+    # when candidates are ranked
+    ranked = await _ranked(make, request.id)
+    # then the near one is first, the far one second, the one without the skill absent; each explained
+    assert [c.volunteer_id for c in ranked] == [near.id, far.id]
+    assert unskilled.id not in [c.volunteer_id for c in ranked]
+    assert ranked[0].distance_km == pytest.approx(1.0, abs=0.1)
+    assert {p.component for p in ranked[0].parts} == {"distance", "skills", "load", "reliability", "recency"}
+    assert ranked[0].score == pytest.approx(sum(p.value * p.weight for p in ranked[0].parts))
+
+
+async def test_an_expired_vehicle_pass_excludes(make: Factory, clock) -> None:  # type: ignore[no-untyped-def]
+    # given a request needing a vehicle pass at its needed-by time, and two drivers
+    community = await make.community(latitude=HERE[0], longitude=HERE[1])
+    request = await make.request(community, status=RequestStatus.VERIFIED, required_credentials=["vehicle_pass"],
+                                 needed_by=clock.now + timedelta(hours=6))
+    valid = await make.volunteer(latitude=FAR[0], longitude=FAR[1])
+    lapsing = await make.volunteer(latitude=NEAR[0], longitude=NEAR[1])
+    await volunteers.add_credential(make.ctx, valid.id, kind=CredentialKind.VEHICLE_PASS,
+                                    expires_at=clock.now + timedelta(days=10))
+    # the nearer one's pass lapses before the request is needed
+    await volunteers.add_credential(make.ctx, lapsing.id, kind=CredentialKind.VEHICLE_PASS,
+                                    expires_at=clock.now + timedelta(hours=2))
+    await make.commit()
+    # then only the valid pass holder is a candidate
+    assert [c.volunteer_id for c in await _ranked(make, request.id)] == [valid.id]
+
+
+async def test_a_training_the_category_requires_excludes(make: Factory, clock) -> None:  # type: ignore[no-untyped-def]
+    training = await volunteers.create_training(make.ctx, code="delivery-safety", name="配送安全")
+    make.ctx.session.add(CategoryTraining(category="medicine", training_id=training.id))
+    trained, untrained = await make.volunteer(), await make.volunteer()
+    await volunteers.record_training(make.ctx, trained.id, training.id, clock.now - timedelta(days=1))
+    request = await make.request(status=RequestStatus.VERIFIED, category=RequestCategory.MEDICINE)
+    ids = [c.volunteer_id for c in await _ranked(make, request.id)]
+    assert trained.id in ids
+    assert untrained.id not in ids
+
+
+async def test_physical_help_needs_someone_offline_and_capacity(make: Factory) -> None:
+    request = await make.request(status=RequestStatus.VERIFIED, category=RequestCategory.FOOD)
+    online = await make.volunteer(mode=VolunteerMode.ONLINE)
+    busy = await make.volunteer(availability="busy")
+    full = await make.volunteer(max_concurrent_assignments=1)
+    other = await make.request(status=RequestStatus.VERIFIED)
+    await assignments.offer(make.ctx, other.id, full.id)
+    ok = await make.volunteer()
+    await make.commit()
+    ids = [c.volunteer_id for c in await _ranked(make, request.id)]
+    assert ok.id in ids
+    assert not {online.id, busy.id, full.id} & set(ids)
+
+
+async def test_reserve_volunteers_only_when_active_ones_do_not_suffice(make: Factory) -> None:
+    request = await make.request(status=RequestStatus.VERIFIED)
+    active = await make.volunteer()
+    reserve = await make.volunteer(mode=VolunteerMode.RESERVE)
+    # one active volunteer suffices for one candidate
+    assert [(c.volunteer_id, c.is_reserve) for c in await _ranked(make, request.id, first=1)] == [(active.id, False)]
+    # asking for two brings the reserve in, flagged and after the active one
+    assert [(c.volunteer_id, c.is_reserve) for c in await _ranked(make, request.id, first=2)] == [
+        (active.id, False), (reserve.id, True),
+    ]
+
+
+async def test_a_volunteer_who_declined_is_not_proposed_again(make: Factory) -> None:
+    request = await make.request(status=RequestStatus.VERIFIED)
+    volunteer = await make.volunteer()
+    offer = await assignments.offer(make.ctx, request.id, volunteer.id)
+    await assignments.decline(make.ctx, offer.id, "no car")
+    await make.commit()
+    assert volunteer.id not in [c.volunteer_id for c in await _ranked(make, request.id)]
+
+
+@pytest.mark.parametrize("status", [RequestStatus.SUBMITTED, RequestStatus.FULFILLED, RequestStatus.CANCELLED])
+async def test_unverified_or_closed_requests_are_not_matched(make: Factory, status: RequestStatus) -> None:
+    request = await make.request(status=status)
+    with pytest.raises(DomainError) as err:
+        await _ranked(make, request.id)
+    assert err.value.code == "NOT_MATCHABLE"
+
+
+async def test_fairness_prefers_the_less_loaded_of_two_equals(make: Factory) -> None:
+    request = await make.request(status=RequestStatus.VERIFIED)
+    loaded = await make.volunteer(max_concurrent_assignments=3)
+    idle = await make.volunteer(max_concurrent_assignments=3)
+    for _ in range(2):
+        await assignments.offer(make.ctx, (await make.request(status=RequestStatus.VERIFIED)).id, loaded.id)
+    await make.commit()
+    ranked = await _ranked(make, request.id)
+    assert [c.volunteer_id for c in ranked][:2] == [idle.id, loaded.id]
