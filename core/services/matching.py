@@ -74,8 +74,12 @@ def earth(lat: Any, lng: Any) -> Any:
     return func.ll_to_earth(lat, lng)
 
 
-def qualified(request: Any, at: Any, modes: Sequence[str]) -> ColumnElement[bool]:
-    """The hard filters, against a request given as columns or values (used per request and in batch)."""
+def qualified(
+    request: Any, at: Any, modes: Sequence[str] | ColumnElement[bool], outer: Sequence[Any] = ()
+) -> ColumnElement[bool]:
+    """The hard filters, against a request given as columns or values (used per request and in batch).
+    `modes`: the allowed volunteer modes, or a condition on Volunteer.mode. `outer`: the FROM elements the
+    request's columns come from, correlated explicitly (they may sit several levels up, as in a LATERAL)."""
     need = func.unnest(request.required_credentials).table_valued("kind").render_derived(name="need")
     credential_ok = exists(
         select(VolunteerCredential.id)
@@ -85,7 +89,7 @@ def qualified(request: Any, at: Any, modes: Sequence[str]) -> ColumnElement[bool
             (VolunteerCredential.valid_from.is_(None)) | (VolunteerCredential.valid_from <= at),
             (VolunteerCredential.expires_at.is_(None)) | (VolunteerCredential.expires_at > at),
         )
-        .correlate_except(VolunteerCredential)
+        .correlate(Volunteer, need, *outer)
     )
     # A training the category requires that this volunteer has not completed.
     missing_training = (
@@ -98,22 +102,25 @@ def qualified(request: Any, at: Any, modes: Sequence[str]) -> ColumnElement[bool
             ),
         )
         .where(CategoryTraining.category == request.category, VolunteerTraining.id.is_(None))
+        .correlate(Volunteer, *outer)
     )
     return and_(
         Volunteer.availability == "available",
         Volunteer.active_assignments < Volunteer.max_concurrent_assignments,
-        Volunteer.mode.in_(list(modes)),
+        Volunteer.mode.in_(list(modes)) if isinstance(modes, (list, tuple)) else modes,
         Volunteer.skills.contains(request.required_skills),
         not_(
             exists(
-                select(Assignment.id).where(
+                select(Assignment.id)
+                .where(
                     Assignment.request_id == request.id,
                     Assignment.volunteer_id == Volunteer.id,
                     Assignment.status.in_(["offered", "accepted", "declined", "completed"]),
                 )
+                .correlate(Volunteer, *outer)
             )
         ),
-        not_(exists(select(literal(1)).select_from(need).where(not_(credential_ok)))),
+        not_(exists(select(literal(1)).select_from(need).where(not_(credential_ok)).correlate(Volunteer, *outer))),
         not_(exists(missing_training)),
     )
 

@@ -1,0 +1,317 @@
+"""Batch assignment: a global plan for many requests at once, solved as a minimum-cost bipartite matching.
+
+Rows are the open slots of the requests (volunteers needed minus those already on them); columns are the
+volunteers' free capacity (one column per free slot) plus one "uncovered" column per row, so a full
+matching always exists. Edge costs are 1 − score over a nearest-neighbour prefiltered candidate set
+(`MatchingPolicy.plan_prefilter` per request, hard filters in SQL); reserve volunteers cost one more, so
+they are used only where active ones cannot be; an uncovered slot costs more than any assignment.
+scipy's LAPJVsp (`min_weight_full_bipartite_matching`) finds the optimum.
+
+`commit_plan` applies a plan in one transaction, locking requests then volunteers in id order (the
+order every writer uses); if anything changed meanwhile it fails with STALE_PLAN and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from sqlalchemy import and_, func, literal, not_, or_, select, true
+
+from core.errors import DomainError, UserErrorData
+from core.models import Assignment, HelpRequest, Volunteer
+from core.services import access, assignments
+from core.services.context import ServiceContext
+from core.services.matching import (
+    MATCHABLE,
+    ScorePart,
+    earth,
+    history_features,
+    qualified,
+    score_parts,
+    volunteer_features,
+)
+from core.services.matching_policy import PHYSICAL, MatchingPolicy
+from core.vocab import RequestStatus
+
+UNCOVERED_COST = 10.0
+RESERVE_PENALTY = 1.0
+
+
+@dataclass
+class PlanItem:
+    request_id: int
+    volunteer_id: int
+    distance_km: float | None
+    is_reserve: bool
+    parts: list[ScorePart]
+
+    @property
+    def score(self) -> float:
+        return round(sum(p.contribution for p in self.parts), 6)
+
+
+@dataclass
+class Uncovered:
+    request_id: int
+    slots: int
+    reason: str
+
+
+@dataclass
+class Plan:
+    items: list[PlanItem] = field(default_factory=list)
+    uncovered: list[Uncovered] = field(default_factory=list)
+
+    @property
+    def total_cost(self) -> float:
+        return round(
+            sum(1 - i.score + (RESERVE_PENALTY if i.is_reserve else 0) for i in self.items)
+            + UNCOVERED_COST * sum(u.slots for u in self.uncovered),
+            6,
+        )
+
+
+@dataclass(frozen=True)
+class _Pair:
+    request_id: int
+    volunteer_id: int
+    distance_km: float | None
+    is_reserve: bool
+
+
+async def _load_requests(ctx: ServiceContext, request_ids: Sequence[int]) -> dict[int, HelpRequest]:
+    rows = await ctx.session.scalars(
+        select(HelpRequest).where(HelpRequest.id.in_(list(request_ids)), access.request_scope(ctx.viewer))
+    )
+    found = {r.id: r for r in rows}
+    problems = []
+    for index, rid in enumerate(request_ids):
+        request = found.get(rid)
+        if request is None:
+            problems.append(UserErrorData("Help request not found.", "NOT_FOUND", ("requestIds", str(index))))
+        elif RequestStatus(request.status) not in MATCHABLE:
+            problems.append(
+                UserErrorData(
+                    f"A {request.status} request cannot be planned.", "NOT_MATCHABLE", ("requestIds", str(index))
+                )
+            )
+    if problems:
+        raise DomainError.many(problems)
+    return found
+
+
+async def _open_slots(ctx: ServiceContext, requests: dict[int, HelpRequest]) -> dict[int, int]:
+    held = dict(
+        (
+            await ctx.session.execute(
+                select(Assignment.request_id, func.count())
+                .where(Assignment.request_id.in_(list(requests)), Assignment.status.in_(["offered", "accepted"]))
+                .group_by(Assignment.request_id)
+            )
+        ).all()
+    )
+    return {rid: max(0, r.volunteers_needed - int(held.get(rid, 0))) for rid, r in requests.items()}
+
+
+async def _candidate_pairs(
+    ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: object
+) -> list[_Pair]:
+    """The nearest qualified volunteers of every request, in one statement (a LATERAL KNN per request)."""
+    if not request_ids:
+        return []
+    r = (
+        select(
+            HelpRequest.id,
+            HelpRequest.category,
+            HelpRequest.latitude,
+            HelpRequest.longitude,
+            HelpRequest.required_skills,
+            HelpRequest.required_credentials,
+            func.coalesce(HelpRequest.needed_by, now).label("at"),
+        )
+        .where(HelpRequest.id.in_(request_ids))
+        .subquery("r")
+    )
+    physical = r.c.category.in_([c.value for c in PHYSICAL])
+    if reserve:
+        modes = Volunteer.mode == "reserve"
+    else:
+        modes = or_(Volunteer.mode == "offline", and_(not_(physical), Volunteer.mode == "online"))
+    located = and_(physical, r.c.latitude.is_not(None))
+    request = SimpleNamespace(
+        id=r.c.id,
+        category=r.c.category,
+        required_skills=r.c.required_skills,
+        required_credentials=r.c.required_credentials,
+    )
+    base = and_(qualified(request, r.c.at, modes, outer=(r,)), access.volunteer_scope(ctx.viewer))
+    distance = func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(r.c.latitude, r.c.longitude))
+    near = (
+        select(Volunteer.id.label("volunteer_id"), distance.label("meters"))
+        .where(base, Volunteer.latitude.is_not(None))
+        .order_by(earth(Volunteer.latitude, Volunteer.longitude).op("<->")(earth(r.c.latitude, r.c.longitude)))
+        .limit(per_request)
+        .lateral("near")
+    )
+    by_load = (
+        select(Volunteer.id.label("volunteer_id"), literal(None).label("meters"))
+        .where(base)
+        .order_by(Volunteer.active_assignments * 1.0 / Volunteer.max_concurrent_assignments, Volunteer.id)
+        .limit(per_request)
+        .lateral("by_load")
+    )
+    rows = (
+        await ctx.session.execute(
+            select(r.c.id, near.c.volunteer_id, near.c.meters).select_from(r).join(near, true()).where(located)
+        )
+    ).all()
+    rows += (
+        await ctx.session.execute(
+            select(r.c.id, by_load.c.volunteer_id, by_load.c.meters)
+            .select_from(r)
+            .join(by_load, true())
+            .where(not_(located))
+        )
+    ).all()
+    return [_Pair(rid, vid, None if m is None else float(m) / 1000, reserve) for rid, vid, m in rows]
+
+
+async def plan(ctx: ServiceContext, request_ids: Sequence[int], policy: MatchingPolicy) -> Plan:
+    access.require(ctx, "requests.coordinate")
+    ids = list(dict.fromkeys(request_ids))
+    requests = await _load_requests(ctx, ids)
+    slots = await _open_slots(ctx, requests)
+    wanted = [rid for rid in ids if slots[rid] > 0]
+    now = ctx.now()
+    pairs = await _candidate_pairs(ctx, wanted, policy.plan_prefilter, reserve=False, now=now)
+    per_request = defaultdict(int)
+    for p in pairs:
+        per_request[p.request_id] += 1
+    short = [rid for rid in wanted if per_request[rid] < slots[rid]]
+    pairs += await _candidate_pairs(ctx, short, policy.plan_prefilter, reserve=True, now=now)
+    return await _solve(ctx, policy, requests, slots, wanted, pairs)
+
+
+async def _solve(
+    ctx: ServiceContext,
+    policy: MatchingPolicy,
+    requests: dict[int, HelpRequest],
+    slots: dict[int, int],
+    wanted: list[int],
+    pairs: list[_Pair],
+) -> Plan:
+    volunteer_ids = sorted({p.volunteer_id for p in pairs})
+    people = await volunteer_features(ctx, volunteer_ids)
+    history = await history_features(ctx, volunteer_ids)
+    now = ctx.now()
+    parts: dict[tuple[int, int], list[ScorePart]] = {}
+    for p in pairs:
+        v, r = people[p.volunteer_id], requests[p.request_id]
+        parts[(p.request_id, p.volunteer_id)] = score_parts(
+            policy,
+            category=r.category,
+            required_skills=r.required_skills,
+            distance_km=p.distance_km,
+            skills=v.skills,
+            active=v.active_assignments,
+            maximum=v.max_concurrent_assignments,
+            history=history.get(p.volunteer_id),
+            now=now,
+        )
+    # Rows: request slots. Columns: volunteer capacity slots, then one "uncovered" column per row.
+    rows = [(rid, j) for rid in wanted for j in range(slots[rid])]
+    listed: dict[int, int] = defaultdict(int)
+    row_has_candidates: dict[int, bool] = defaultdict(bool)
+    for p in pairs:
+        listed[p.volunteer_id] += 1
+        row_has_candidates[p.request_id] = True
+    columns: dict[int, list[int]] = {}
+    next_col = 0
+    for vid in volunteer_ids:
+        free = people[vid].max_concurrent_assignments - people[vid].active_assignments
+        copies = max(0, min(free, listed[vid]))
+        columns[vid] = list(range(next_col, next_col + copies))
+        next_col += copies
+    row_of: dict[int, list[int]] = defaultdict(list)
+    for index, (rid, _) in enumerate(rows):
+        row_of[rid].append(index)
+    r_idx, c_idx, cost = [], [], []
+    for p in pairs:
+        edge = 1.0 - sum(x.contribution for x in parts[(p.request_id, p.volunteer_id)])
+        edge += RESERVE_PENALTY if p.is_reserve else 0.0
+        for row in row_of[p.request_id]:
+            for col in columns[p.volunteer_id]:
+                r_idx.append(row)
+                c_idx.append(col)
+                cost.append(edge + 1e-6)  # strictly positive: zero entries would read as "no edge"
+    for row in range(len(rows)):
+        r_idx.append(row)
+        c_idx.append(next_col + row)
+        cost.append(UNCOVERED_COST)
+    result = Plan()
+    if rows:
+        graph = csr_matrix(
+            (np.array(cost), (np.array(r_idx), np.array(c_idx))), shape=(len(rows), next_col + len(rows))
+        )
+        matched_rows, matched_cols = min_weight_full_bipartite_matching(graph)
+        owner = {col: vid for vid, cols in columns.items() for col in cols}
+        reserve = {(p.request_id, p.volunteer_id) for p in pairs if p.is_reserve}
+        distance = {(p.request_id, p.volunteer_id): p.distance_km for p in pairs}
+        taken: set[tuple[int, int]] = set()
+        uncovered: dict[int, int] = defaultdict(int)
+        for row, col in zip(matched_rows, matched_cols, strict=True):
+            rid = rows[row][0]
+            vid = owner.get(int(col))
+            # A volunteer fills at most one slot of a request; a second copy picked for the same request
+            # (possible only when a request needs several volunteers) leaves that slot uncovered.
+            if vid is None or (rid, vid) in taken:
+                uncovered[rid] += 1
+                continue
+            taken.add((rid, vid))
+            result.items.append(PlanItem(rid, vid, distance[(rid, vid)], (rid, vid) in reserve, parts[(rid, vid)]))
+        for rid, count in uncovered.items():
+            reason = (
+                "no qualified volunteer is free"
+                if not row_has_candidates[rid]
+                else ("its qualified volunteers are needed more elsewhere in this plan")
+            )
+            result.uncovered.append(Uncovered(rid, count, reason))
+    result.items.sort(key=lambda i: (i.request_id, -i.score))
+    result.uncovered.sort(key=lambda u: u.request_id)
+    return result
+
+
+async def commit_plan(ctx: ServiceContext, items: Sequence[tuple[int, int]]) -> list[Assignment]:
+    """Offer every (request, volunteer) pair of a plan, all or nothing."""
+    access.require(ctx, "requests.coordinate")
+    pairs = sorted(set(items))
+    if not pairs:
+        raise DomainError("REQUIRED", "A plan needs at least one item.", ("input", "items"))
+    # Lock order: requests, then volunteers, each by id: the order single offers use too.
+    await ctx.session.execute(
+        select(HelpRequest.id)
+        .where(HelpRequest.id.in_({r for r, _ in pairs}))
+        .order_by(HelpRequest.id)
+        .with_for_update()
+    )
+    await ctx.session.execute(
+        select(Volunteer.id).where(Volunteer.id.in_({v for _, v in pairs})).order_by(Volunteer.id).with_for_update()
+    )
+    offers = []
+    for index, (request_id, volunteer_id) in enumerate(pairs):
+        try:
+            offers.append(await assignments.offer(ctx, request_id, volunteer_id, "batch plan"))
+        except DomainError as exc:
+            raise DomainError(
+                "STALE_PLAN",
+                f"Item {index} (request {request_id}, volunteer {volunteer_id}) no longer fits: "
+                f"{exc.errors[0].message} Plan again.",
+                ("input", "items", str(index)),
+            ) from exc
+    return offers

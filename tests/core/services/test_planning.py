@@ -1,0 +1,144 @@
+"""Batch planning: optimal where greedy is not, capacity, uncovered requests, stale and concurrent commits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.database import create_sessionmaker
+from core.errors import DomainError
+from core.models import Volunteer
+from core.services import assignments, planning
+from core.services.context import ServiceContext, Viewer
+from core.services.matching_policy import MatchingPolicy
+from core.vocab import RequestStatus
+from tests.factories import Factory
+
+# Distance only, so the right answer is plain geometry.
+POLICY = MatchingPolicy(weights={"distance": 1.0})
+A = (34.2500, 108.9400)
+B = (34.2500, 109.0400)  # ~9.2 km east of A
+
+
+def _east(km: float, of: tuple[float, float]) -> tuple[float, float]:
+    return of[0], of[1] + km / 92.0  # ~92 km per degree of longitude here
+
+
+async def _request_at(make: Factory, point: tuple[float, float], **kw):  # type: ignore[no-untyped-def]
+    community = await make.community(latitude=point[0], longitude=point[1])
+    return await make.request(community, status=RequestStatus.VERIFIED, **kw)
+
+
+async def test_plan_is_optimal_where_greedy_is_not(make: Factory) -> None:
+    # given X between A and B (1 km from A, ~8 km from B) and Y 3 km west of A (far from B)
+    a = await _request_at(make, A)
+    b = await _request_at(make, B)
+    xlat, xlng = _east(1.0, A)
+    x = await make.volunteer(latitude=xlat, longitude=xlng, max_concurrent_assignments=1)
+    ylat, ylng = _east(-3.0, A)
+    y = await make.volunteer(latitude=ylat, longitude=ylng, max_concurrent_assignments=1)
+    # when both requests are planned at once
+    plan = await planning.plan(make.ctx, [a.id, b.id], POLICY)
+    # then A gets Y and B gets X (greedy, taking A first, would give A X and B the far Y)
+    assert {(i.request_id, i.volunteer_id) for i in plan.items} == {(a.id, y.id), (b.id, x.id)}
+    assert plan.uncovered == []
+    greedy_cost = (1 - (1 - 1.0 / 30)) + (1 - max(0.0, 1 - 12.2 / 30))
+    assert plan.total_cost < greedy_cost
+
+
+async def test_capacity_lets_one_volunteer_cover_two_requests(make: Factory) -> None:
+    a, b = await _request_at(make, A), await _request_at(make, A)
+    v = await make.volunteer(latitude=A[0], longitude=A[1], max_concurrent_assignments=2)
+    plan = await planning.plan(make.ctx, [a.id, b.id], POLICY)
+    assert sorted((i.request_id, i.volunteer_id) for i in plan.items) == [(a.id, v.id), (b.id, v.id)]
+
+
+async def test_requests_it_cannot_cover_are_reported_with_a_reason(make: Factory) -> None:
+    a = await _request_at(make, A)
+    b = await _request_at(make, A, required_skills=["sign_language"])
+    c = await _request_at(make, A)
+    only = await make.volunteer(latitude=A[0], longitude=A[1], max_concurrent_assignments=1)
+    plan = await planning.plan(make.ctx, [a.id, b.id, c.id], POLICY)
+    assert len(plan.items) == 1
+    assert plan.items[0].volunteer_id == only.id
+    reasons = {u.request_id: u.reason for u in plan.uncovered}
+    assert reasons[b.id] == "no qualified volunteer is free"
+    assert reasons[(c.id if plan.items[0].request_id == a.id else a.id)] == (
+        "its qualified volunteers are needed more elsewhere in this plan")
+
+
+async def test_a_request_needing_several_volunteers_gets_several(make: Factory) -> None:
+    a = await _request_at(make, A, volunteers_needed=3)
+    people = [await make.volunteer(latitude=A[0], longitude=A[1]) for _ in range(4)]
+    plan = await planning.plan(make.ctx, [a.id], POLICY)
+    chosen = [i.volunteer_id for i in plan.items]
+    assert len(chosen) == len(set(chosen)) == 3
+    assert set(chosen) <= {p.id for p in people}
+
+
+async def test_planning_unknown_or_closed_requests_is_refused(make: Factory) -> None:
+    closed = await make.request(status=RequestStatus.FULFILLED)
+    with pytest.raises(DomainError) as err:
+        await planning.plan(make.ctx, [closed.id, 999_999], POLICY)
+    assert [(e.code, e.field) for e in err.value.errors] == [
+        ("NOT_MATCHABLE", ("requestIds", "0")), ("NOT_FOUND", ("requestIds", "1")),
+    ]
+
+
+async def test_committing_a_stale_plan_fails_and_writes_nothing(make: Factory) -> None:
+    # given a plan, and then the volunteer takes another assignment
+    a = await _request_at(make, A)
+    a_id = a.id
+    v = await make.volunteer(latitude=A[0], longitude=A[1], max_concurrent_assignments=1)
+    plan = await planning.plan(make.ctx, [a.id], POLICY)
+    other = await _request_at(make, A)
+    await assignments.offer(make.ctx, other.id, v.id)
+    await make.commit()
+    # when the plan is committed
+    with pytest.raises(DomainError) as err:
+        await planning.commit_plan(make.ctx, [(i.request_id, i.volunteer_id) for i in plan.items])
+    await make.ctx.session.rollback()
+    # then STALE_PLAN, and no assignment was added
+    assert err.value.code == "STALE_PLAN"
+    assert len(await assignments.list_for_request(make.ctx, a_id)) == 0
+
+
+async def test_capacity_holds_under_two_concurrent_commits(make: Factory, engine: AsyncEngine, clock) -> None:  # type: ignore[no-untyped-def]
+    # given one volunteer with room for one, and two plans each giving them a different request
+    a, b = await _request_at(make, A), await _request_at(make, A)
+    v = await make.volunteer(latitude=A[0], longitude=A[1], max_concurrent_assignments=1)
+    sessionmaker = create_sessionmaker(engine)
+    viewer = Viewer(label="coordinator", role="platform_admin")
+
+    async def commit(request_id: int) -> str:
+        async with sessionmaker() as session:
+            try:
+                async with session.begin():
+                    await planning.commit_plan(ServiceContext(session, viewer, clock), [(request_id, v.id)])
+                return "ok"
+            except DomainError as exc:
+                return exc.code
+
+    # when both are committed at once, in real concurrent transactions
+    outcomes = await asyncio.gather(commit(a.id), commit(b.id))
+    # then exactly one holds
+    assert sorted(outcomes) == ["STALE_PLAN", "ok"]
+    active = await make.ctx.session.scalar(select(Volunteer.active_assignments).where(Volunteer.id == v.id))
+    assert active == 1
+
+
+async def test_each_request_is_filtered_on_its_own(make: Factory) -> None:
+    # given a volunteer who declined request A but not B, and a required credential only B lacks
+    a, b = await _request_at(make, A), await _request_at(make, A)
+    v = await make.volunteer(latitude=A[0], longitude=A[1])
+    offer = await assignments.offer(make.ctx, a.id, v.id)
+    await assignments.decline(make.ctx, offer.id, "not today")
+    await make.commit()
+    # when both are planned together
+    plan = await planning.plan(make.ctx, [a.id, b.id], POLICY)
+    # then the decline rules the volunteer out for A only
+    assert [(i.request_id, i.volunteer_id) for i in plan.items] == [(b.id, v.id)]
+    assert [u.request_id for u in plan.uncovered] == [a.id]
