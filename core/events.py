@@ -69,6 +69,18 @@ class HelpRequestClosed(DomainEvent):
 
 
 @dataclass(frozen=True)
+class HelpRequestEscalated(DomainEvent):
+    """A request missed its target time for a stage (verification, matching, fulfilment). Fired once
+    per request and stage; notification channels and plugins react."""
+
+    name: ClassVar[str] = "help_request.escalated"
+    request_id: int
+    stage: str
+    urgency: str
+    due_at: str
+
+
+@dataclass(frozen=True)
 class AssignmentChanged(DomainEvent):
     """An assignment was offered, accepted, declined, completed or withdrawn (see `status`)."""
 
@@ -92,6 +104,7 @@ CORE_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     HelpRequestVerified,
     HelpRequestFulfilled,
     HelpRequestClosed,
+    HelpRequestEscalated,
     AssignmentChanged,
     VolunteerRegistered,
 )

@@ -18,7 +18,7 @@ from sqlalchemy import Select, select
 
 from core import events
 from core.errors import DomainError, Validator
-from core.models import Assignment, HelpRequest, Volunteer
+from core.models import Assignment, HelpRequest, Notification, Volunteer
 from core.services import access, help_requests
 from core.services import validation as check
 from core.services.common import flush, get
@@ -83,16 +83,19 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
     v = Validator()
     clean_note = check.text(v, ("input", "note"), note, max_length=1000, required=False)
     v.raise_if_any()
+    now = ctx.now()
     assignment = Assignment(
         request_id=request_id,
         volunteer_id=volunteer_id,
         status=A.OFFERED.value,
         note=clean_note,
         decline_reason="",
-        offered_at=ctx.now(),
+        offered_at=now,
+        expires_at=now + ctx.policy.offer_ttl,
     )
     ctx.session.add(assignment)
     await flush(ctx)
+    notify(ctx, volunteer_id, "offer", assignment)
     # The trigger changed the counter in the database; refresh our copy for anyone reading it next.
     await ctx.session.refresh(volunteer, ["active_assignments"])
     await _announce(ctx, assignment)
@@ -104,6 +107,8 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
 async def accept(ctx: ServiceContext, assignment_id: int) -> Assignment:
     _, assignment = await _lock(ctx, assignment_id, own_allowed=True)
     _require(assignment, {A.OFFERED}, "accepted")
+    if assignment.expires_at is not None and assignment.expires_at <= ctx.now():
+        raise DomainError("OFFER_EXPIRED", "This offer has expired.", ("input", "id"))
     assignment.status = A.ACCEPTED.value
     assignment.responded_at = ctx.now()
     await flush(ctx)
@@ -230,3 +235,56 @@ async def list_for_request(
         .order_by(Assignment.id)
     )
     return list((await ctx.session.scalars(stmt)).all())
+
+
+def notify(ctx: ServiceContext, volunteer_id: int, kind: str, assignment: Assignment) -> None:
+    """Queue a message for the volunteer in the outbox; delivery channels pick it up later."""
+    ctx.session.add(
+        Notification(
+            volunteer_id=volunteer_id,
+            kind=kind,
+            payload={
+                "assignment_id": assignment.id,
+                "request_id": assignment.request_id,
+                "expires_at": assignment.expires_at.isoformat() if assignment.expires_at else None,
+            },
+        )
+    )
+
+
+async def expire_offers(ctx: ServiceContext, limit: int = 500) -> int:
+    """Expire offers nobody answered in time; their requests go back to the queue. Safe to run in
+    several processes at once (SKIP LOCKED). Returns how many expired."""
+    due = (
+        await ctx.session.execute(
+            select(Assignment.id, Assignment.request_id)
+            .where(Assignment.status == A.OFFERED.value, Assignment.expires_at <= ctx.now())
+            .order_by(Assignment.expires_at)
+            .limit(limit)
+        )
+    ).all()
+    expired = 0
+    for assignment_id, request_id in sorted(due, key=lambda row: (row[1], row[0])):
+        # Request first, then assignment: the lock order of every writer.
+        request = await ctx.session.scalar(
+            select(HelpRequest)
+            .where(HelpRequest.id == request_id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        assignment = await ctx.session.scalar(
+            select(Assignment)
+            .where(Assignment.id == assignment_id, Assignment.status == A.OFFERED.value)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        if request is None or assignment is None:
+            continue  # someone else is handling it right now
+        assignment.status = A.EXPIRED.value
+        assignment.finished_at = ctx.now()
+        await flush(ctx)
+        notify(ctx, assignment.volunteer_id, "offer_expired", assignment)
+        await _announce(ctx, assignment)
+        await help_requests.return_to_queue_if_unstaffed(ctx, request)
+        expired += 1
+    return expired

@@ -44,6 +44,12 @@ class EventPublisher(Protocol):
     async def publish(self, event: DomainEvent, ctx: ServiceContext) -> None: ...
 
 
+def _default_policy() -> Any:
+    from core.services.matching_policy import MatchingPolicy
+
+    return MatchingPolicy()
+
+
 class _Nobody:
     async def publish(self, event: DomainEvent, ctx: ServiceContext) -> None:
         return None
@@ -59,6 +65,8 @@ class ServiceContext:
     events: EventPublisher = field(default_factory=_Nobody)
     # Per-request memo (e.g. which plugins the viewer's organisation enabled); shared by one request's calls.
     memo: dict[str, Any] = field(default_factory=dict)
+    # Matching weights, offer lifetime and deadline targets (core.services.matching_policy).
+    policy: Any = field(default_factory=_default_policy)
 
     def now(self) -> datetime:
         return self.clock()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from core import events
 from core.errors import DomainError, Validator
@@ -151,7 +151,8 @@ async def submit(ctx: ServiceContext, data: HelpRequestInput) -> HelpRequest:
     access.require(ctx, "requests.create")
     values = await _validated(ctx, data, None)
     now = ctx.now()
-    request = HelpRequest(**values, status=S.SUBMITTED.value, status_changed_at=now)
+    duplicate_of = await probable_duplicate(ctx, values)
+    request = HelpRequest(**values, status=S.SUBMITTED.value, status_changed_at=now, duplicate_of_id=duplicate_of)
     ctx.session.add(request)
     await flush(ctx)
     _record(ctx, request, None, S.SUBMITTED, "", now)
@@ -346,6 +347,65 @@ async def return_to_queue_if_unstaffed(ctx: ServiceContext, request: HelpRequest
     )
     if active is None:
         await _move(ctx, request, S.VERIFIED, "no volunteer holds this request any more")
+
+
+# A new request is probably the same as an open one when the requester's phone matches, or when its text
+# is this similar (pg_trgm) and it comes from nearby (or the same community) within this window.
+DUPLICATE_SIMILARITY = 0.5
+DUPLICATE_DISTANCE_M = 1000
+DUPLICATE_WINDOW = timedelta(hours=48)
+
+
+async def probable_duplicate(ctx: ServiceContext, values: Mapping[str, Any]) -> int | None:
+    open_ = [s.value for s in OPEN_REQUEST_STATUSES]
+    same_phone = await ctx.session.scalar(
+        select(HelpRequest.id)
+        .where(HelpRequest.status.in_(open_), HelpRequest.requester_phone == values["requester_phone"])
+        .order_by(HelpRequest.id)
+        .limit(1)
+    )
+    if same_phone is not None:
+        return int(same_phone)
+    text = f"{values['title']} {values['description']}"
+    similarity = func.similarity(HelpRequest.search_text, text)
+    place = HelpRequest.community_id == values["community_id"]
+    if values.get("latitude") is not None:
+        distance = func.earth_distance(
+            func.ll_to_earth(HelpRequest.latitude, HelpRequest.longitude),
+            func.ll_to_earth(values["latitude"], values["longitude"]),
+        )
+        place = place | (distance < DUPLICATE_DISTANCE_M)
+    similar = await ctx.session.scalar(
+        select(HelpRequest.id)
+        .where(
+            HelpRequest.status.in_(open_),
+            HelpRequest.created_at > ctx.now() - DUPLICATE_WINDOW,
+            similarity >= DUPLICATE_SIMILARITY,
+            place,
+        )
+        .order_by(similarity.desc(), HelpRequest.id)
+        .limit(1)
+    )
+    return None if similar is None else int(similar)
+
+
+async def merge(ctx: ServiceContext, keep_id: int, duplicate_id: int, reason: str = "") -> HelpRequest:
+    """Close `duplicate_id` as merged into `keep_id` (which stays as it is). Verification's job."""
+    if keep_id == duplicate_id:
+        raise DomainError("INVALID_INPUT", "A request cannot be merged into itself.", ("input", "duplicateId"))
+    first, second = sorted((keep_id, duplicate_id))  # lock in id order
+    locked = {first: await lock(ctx, first), second: await lock(ctx, second)}
+    keep, duplicate = locked[keep_id], locked[duplicate_id]
+    if RequestStatus(keep.status) not in OPEN_REQUEST_STATUSES:
+        raise DomainError("INVALID_TRANSITION", f"Cannot merge into a {keep.status} request.", ("input", "keepId"))
+    if duplicate.status not in (S.SUBMITTED, S.VERIFIED):
+        raise DomainError(
+            "INVALID_TRANSITION", f"A {duplicate.status} request cannot be merged away.", ("input", "duplicateId")
+        )
+    duplicate.duplicate_of_id = keep.id
+    note = f"merged into request {keep.id}" + (f": {reason.strip()}" if reason.strip() else "")
+    await _move(ctx, duplicate, S.CANCELLED, note)
+    return keep
 
 
 async def history(ctx: ServiceContext, request_id: int) -> list[HelpRequestStatusChange]:

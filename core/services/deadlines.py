@@ -1,0 +1,130 @@
+"""Targets, overdue requests, escalation, and the coordinator's queue.
+
+Each open request has one target at a time, by status:
+- submitted:            verified within targets.verify of submission;
+- verified:             matched within targets.match of verification;
+- matched, in progress: fulfilled by its needed-by time, or within targets.fulfil of submission.
+Crossing a target raises HelpRequestEscalated once per request and stage (a unique row in escalations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy.dialects.postgresql import insert
+
+from core import events
+from core.models import Assignment, Escalation, HelpRequest
+from core.services import access
+from core.services.context import ServiceContext
+from core.services.matching_policy import MatchingPolicy
+from core.vocab import EscalationStage, RequestStatus, Urgency
+
+S = RequestStatus
+
+
+@dataclass(frozen=True)
+class Overdue:
+    request: HelpRequest
+    stage: EscalationStage
+    due_at: datetime
+
+
+def _by_urgency(policy: MatchingPolicy, pick: str) -> object:
+    return case(
+        *[(HelpRequest.urgency == u.value, literal(getattr(policy.targets[u], pick))) for u in Urgency],
+        else_=literal(getattr(policy.targets[Urgency.LOW], pick)),
+    )
+
+
+def due_columns(policy: MatchingPolicy) -> tuple[object, object]:
+    """(stage, due time) of each open request, as SQL."""
+    fulfil_by = func.least(
+        func.coalesce(HelpRequest.needed_by, HelpRequest.created_at + _by_urgency(policy, "fulfil")),
+        HelpRequest.created_at + _by_urgency(policy, "fulfil"),
+    )
+    stage = case(
+        (HelpRequest.status == S.SUBMITTED.value, literal(EscalationStage.VERIFICATION.value)),
+        (HelpRequest.status == S.VERIFIED.value, literal(EscalationStage.MATCHING.value)),
+        else_=literal(EscalationStage.FULFILMENT.value),
+    )
+    due = case(
+        (HelpRequest.status == S.SUBMITTED.value, HelpRequest.created_at + _by_urgency(policy, "verify")),
+        (HelpRequest.status == S.VERIFIED.value, HelpRequest.status_changed_at + _by_urgency(policy, "match")),
+        else_=fulfil_by,
+    )
+    return stage.label("stage"), due.label("due_at")
+
+
+def _overdue_query(ctx: ServiceContext) -> Select[tuple[HelpRequest, str, datetime]]:
+    stage, due = due_columns(ctx.policy)
+    open_ = [s.value for s in (S.SUBMITTED, S.VERIFIED, S.MATCHED, S.IN_PROGRESS)]
+    inner = (
+        select(HelpRequest.id.label("id"), stage, due)
+        .where(HelpRequest.status.in_(open_), access.request_scope(ctx.viewer))
+        .subquery()
+    )
+    return (
+        select(HelpRequest, inner.c.stage, inner.c.due_at)
+        .join(inner, inner.c.id == HelpRequest.id)
+        .where(inner.c.due_at < ctx.now())
+        .order_by(HelpRequest.urgency_rank, inner.c.due_at, HelpRequest.id)
+    )
+
+
+async def overdue(ctx: ServiceContext, limit: int = 100) -> list[Overdue]:
+    """Requests past their current target, most urgent first, then longest overdue."""
+    access.require(ctx, "requests.read")
+    rows = (await ctx.session.execute(_overdue_query(ctx).limit(limit))).all()
+    return [Overdue(request=r, stage=EscalationStage(stage), due_at=due) for r, stage, due in rows]
+
+
+async def escalate(ctx: ServiceContext, limit: int = 1000) -> int:
+    """Record and announce every newly overdue (request, stage); each fires once. Returns how many."""
+    rows = (await ctx.session.execute(_overdue_query(ctx).limit(limit))).all()
+    raised = 0
+    for request, stage, due in rows:
+        inserted = await ctx.session.scalar(
+            insert(Escalation)
+            .values(request_id=request.id, stage=stage, due_at=due, raised_at=ctx.now())
+            .on_conflict_do_nothing(index_elements=[Escalation.request_id, Escalation.stage])
+            .returning(Escalation.id)
+        )
+        if inserted is not None:
+            raised += 1
+            await ctx.publish(
+                events.HelpRequestEscalated(
+                    request_id=request.id, stage=stage, urgency=request.urgency, due_at=due.isoformat()
+                )
+            )
+    return raised
+
+
+@dataclass
+class Queue:
+    unverified: list[HelpRequest]
+    unmatched: list[HelpRequest]
+    pending_offers: list[Assignment]
+
+
+async def queue(ctx: ServiceContext, limit: int = 50) -> Queue:
+    """The coordinator's work list: to verify, to match, offers awaiting an answer (most urgent first)."""
+    access.require(ctx, "requests.read")
+    scope = access.request_scope(ctx.viewer)
+    order = (HelpRequest.urgency_rank, HelpRequest.needed_by_sort, HelpRequest.id)
+    unverified = await ctx.session.scalars(
+        select(HelpRequest).where(HelpRequest.status == S.SUBMITTED.value, scope).order_by(*order).limit(limit)
+    )
+    unmatched = await ctx.session.scalars(
+        select(HelpRequest).where(HelpRequest.status == S.VERIFIED.value, scope).order_by(*order).limit(limit)
+    )
+    pending = await ctx.session.scalars(
+        select(Assignment)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .where(Assignment.status == "offered", scope)
+        .order_by(Assignment.expires_at, Assignment.id)
+        .limit(limit)
+    )
+    return Queue(list(unverified), list(unmatched), list(pending))
