@@ -351,7 +351,7 @@ async def return_to_queue_if_unstaffed(ctx: ServiceContext, request: HelpRequest
 
 # A new request is probably the same as an open one when the requester's phone matches, or when its text
 # is this similar (pg_trgm) and it comes from nearby (or the same community) within this window.
-DUPLICATE_SIMILARITY = 0.5
+DUPLICATE_SIMILARITY = 0.4
 DUPLICATE_DISTANCE_M = 1000
 DUPLICATE_WINDOW = timedelta(hours=48)
 

@@ -44,15 +44,21 @@ async def test_the_nearer_qualified_volunteer_wins(make: Factory) -> None:
 async def test_an_expired_vehicle_pass_excludes(make: Factory, clock) -> None:  # type: ignore[no-untyped-def]
     # given a request needing a vehicle pass at its needed-by time, and two drivers
     community = await make.community(latitude=HERE[0], longitude=HERE[1])
-    request = await make.request(community, status=RequestStatus.VERIFIED, required_credentials=["vehicle_pass"],
-                                 needed_by=clock.now + timedelta(hours=6))
+    request = await make.request(
+        community,
+        status=RequestStatus.VERIFIED,
+        required_credentials=["vehicle_pass"],
+        needed_by=clock.now + timedelta(hours=6),
+    )
     valid = await make.volunteer(latitude=FAR[0], longitude=FAR[1])
     lapsing = await make.volunteer(latitude=NEAR[0], longitude=NEAR[1])
-    await volunteers.add_credential(make.ctx, valid.id, kind=CredentialKind.VEHICLE_PASS,
-                                    expires_at=clock.now + timedelta(days=10))
+    await volunteers.add_credential(
+        make.ctx, valid.id, kind=CredentialKind.VEHICLE_PASS, expires_at=clock.now + timedelta(days=10)
+    )
     # the nearer one's pass lapses before the request is needed
-    await volunteers.add_credential(make.ctx, lapsing.id, kind=CredentialKind.VEHICLE_PASS,
-                                    expires_at=clock.now + timedelta(hours=2))
+    await volunteers.add_credential(
+        make.ctx, lapsing.id, kind=CredentialKind.VEHICLE_PASS, expires_at=clock.now + timedelta(hours=2)
+    )
     await make.commit()
     # then only the valid pass holder is a candidate
     assert [c.volunteer_id for c in await _ranked(make, request.id)] == [valid.id]
@@ -91,7 +97,8 @@ async def test_reserve_volunteers_only_when_active_ones_do_not_suffice(make: Fac
     assert [(c.volunteer_id, c.is_reserve) for c in await _ranked(make, request.id, first=1)] == [(active.id, False)]
     # asking for two brings the reserve in, flagged and after the active one
     assert [(c.volunteer_id, c.is_reserve) for c in await _ranked(make, request.id, first=2)] == [
-        (active.id, False), (reserve.id, True),
+        (active.id, False),
+        (reserve.id, True),
     ]
 
 

@@ -67,7 +67,8 @@ async def test_requests_it_cannot_cover_are_reported_with_a_reason(make: Factory
     reasons = {u.request_id: u.reason for u in plan.uncovered}
     assert reasons[b.id] == "no qualified volunteer is free"
     assert reasons[(c.id if plan.items[0].request_id == a.id else a.id)] == (
-        "its qualified volunteers are needed more elsewhere in this plan")
+        "its qualified volunteers are needed more elsewhere in this plan"
+    )
 
 
 async def test_a_request_needing_several_volunteers_gets_several(make: Factory) -> None:
@@ -84,7 +85,8 @@ async def test_planning_unknown_or_closed_requests_is_refused(make: Factory) -> 
     with pytest.raises(DomainError) as err:
         await planning.plan(make.ctx, [closed.id, 999_999], POLICY)
     assert [(e.code, e.field) for e in err.value.errors] == [
-        ("NOT_MATCHABLE", ("requestIds", "0")), ("NOT_FOUND", ("requestIds", "1")),
+        ("NOT_MATCHABLE", ("requestIds", "0")),
+        ("NOT_FOUND", ("requestIds", "1")),
     ]
 
 
