@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "GraphQLContribution": "core.plugin_api",
     "Permission": "core.plugin_api",
     "StatFigure": "core.plugin_api",
+    "MatchCriterion": "core.plugin_api",
     # data
     "Base": "core.database",
     "Organization": "core.models",

@@ -17,7 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from core.events import DomainEvent
-    from core.plugin_api import GraphQLContribution, Permission, PluginInfo, StatFigure
+    from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
     from core.services.context import ServiceContext
 
 PROJECT = "yunshegong"
@@ -83,6 +83,18 @@ def register_event_types() -> list[type[DomainEvent]]:  # type: ignore[empty-bod
     """Declare the domain events this plugin publishes, so that other plugins can react to them by name.
 
     Called once at startup. Returns `DomainEvent` subclasses whose `name` starts with `<plugin name>.`.
+    """
+
+
+@hookspec
+def register_match_criteria() -> list[MatchCriterion]:  # type: ignore[empty-body]
+    """Add filters or scores to volunteer matching (e.g. a counseling plugin preferring counselors who
+    speak the client's language).
+
+    Called once at startup. Returns `MatchCriterion(name, weight, score)` objects, named
+    `<plugin name>.…`; `score(ctx, request, volunteer_ids)` is awaited for each ranking with the
+    candidates that passed core's hard filters, and returns a value in [0, 1] per volunteer id or None to
+    exclude one. The value joins the explained score as a component with the given weight.
     """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -40,6 +41,16 @@ class StatFigure:
     key: str
     label: str
     value: int | Decimal
+
+
+@dataclass(frozen=True)
+class MatchCriterion:
+    """A plugin's extra say in matching. `score(ctx, request, volunteer_ids)` resolves to a value in [0, 1]
+    per volunteer id (missing ids count 0), or None to rule a volunteer out."""
+
+    name: str
+    weight: float
+    score: Callable[[Any, Any, list[int]], Awaitable[dict[int, float | None]]]
 
 
 def camel_prefix(plugin_name: str) -> str:

@@ -24,7 +24,7 @@ import pluggy
 from core import hookspecs
 from core.errors import CORE_ERROR_CODES, DomainError
 from core.events import CORE_EVENT_TYPES, DomainEvent
-from core.plugin_api import PLUGIN_NAME, GraphQLContribution, Permission, PluginInfo, describe
+from core.plugin_api import PLUGIN_NAME, GraphQLContribution, MatchCriterion, Permission, PluginInfo, describe
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class PluginHost:
         self.skipped: frozenset[str] = frozenset(skipped)
         self.permissions: list[Permission] = self._collect_permissions()
         self.event_types: dict[str, type[DomainEvent]] = self._collect_event_types()
+        self.match_criteria: list[MatchCriterion] = self._collect_match_criteria()
 
     # -- calling hooks, with attribution -------------------------------------------------------------------
 
@@ -145,6 +146,17 @@ class PluginHost:
                     raise PluginLoadError(f"plugin {plugin.name!r}: event name {event_type.name!r} is taken")
                 types[event_type.name] = event_type
         return types
+
+    def _collect_match_criteria(self) -> list[MatchCriterion]:
+        criteria = []
+        for plugin, value in self.call_each("register_match_criteria"):
+            for criterion in _as_list(plugin, "register_match_criteria", value, MatchCriterion):
+                if not criterion.name.startswith(f"{plugin.name}."):
+                    raise PluginLoadError(
+                        f"plugin {plugin.name!r}: match criterion {criterion.name!r} must start with '{plugin.name}.'"
+                    )
+                criteria.append(criterion)
+        return criteria
 
     def owner_of(self, cls: type) -> LoadedPlugin | None:
         """The plugin whose package defines `cls`, if any."""

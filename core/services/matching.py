@@ -280,7 +280,15 @@ async def candidates(
             )
         )
     for criterion in criteria:
-        await criterion.apply(ctx, facts, ranked)
+        values = await criterion.score(ctx, facts, [c.volunteer_id for c in ranked])
+        kept = []
+        for candidate in ranked:
+            value = values.get(candidate.volunteer_id, 0.0)
+            if value is None:
+                continue  # the plugin rules this volunteer out
+            candidate.parts.append(ScorePart(criterion.name, round(min(1.0, max(0.0, value)), 4), criterion.weight))
+            kept.append(candidate)
+        ranked = kept
     # Reserve volunteers only after every active one, whatever their score.
     ranked.sort(
         key=lambda c: (c.is_reserve, -c.score, c.distance_km if c.distance_km is not None else 1e9, c.volunteer_id)

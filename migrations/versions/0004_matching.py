@@ -11,82 +11,139 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0004'
-down_revision: str | Sequence[str] | None = '0003'
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table('category_trainings',
-    sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
-    sa.Column('category', sa.String(length=40), nullable=False),
-    sa.Column('training_id', sa.BigInteger(), nullable=False),
-    sa.CheckConstraint("category IN ('medicine', 'food', 'daily_supplies', 'medical_care', 'psychological', 'epidemic_prevention_supplies', 'other')", name=op.f('ck_category_trainings_category_valid')),
-    sa.ForeignKeyConstraint(['training_id'], ['trainings.id'], name=op.f('fk_category_trainings_training_id_trainings')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_category_trainings')),
-    sa.UniqueConstraint('category', 'training_id', name=op.f('uq_category_trainings_category_training_id'))
+    op.create_table(
+        "category_trainings",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column("training_id", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(
+            "category IN ('medicine', 'food', 'daily_supplies', 'medical_care', 'psychological', 'epidemic_prevention_supplies', 'other')",
+            name=op.f("ck_category_trainings_category_valid"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["training_id"], ["trainings.id"], name=op.f("fk_category_trainings_training_id_trainings")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_category_trainings")),
+        sa.UniqueConstraint("category", "training_id", name=op.f("uq_category_trainings_category_training_id")),
     )
-    op.create_table('notifications',
-    sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
-    sa.Column('volunteer_id', sa.BigInteger(), nullable=False),
-    sa.Column('kind', sa.String(length=40), nullable=False),
-    sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'"), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['volunteer_id'], ['volunteers.id'], name=op.f('fk_notifications_volunteer_id_volunteers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("volunteer_id", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["volunteer_id"], ["volunteers.id"], name=op.f("fk_notifications_volunteer_id_volunteers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
     )
-    op.create_index('ix_notifications_pending', 'notifications', ['id'], unique=False, postgresql_where=sa.text('delivered_at IS NULL'))
-    op.create_index(op.f('ix_notifications_volunteer_id'), 'notifications', ['volunteer_id'], unique=False)
-    op.create_table('escalations',
-    sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
-    sa.Column('request_id', sa.BigInteger(), nullable=False),
-    sa.Column('stage', sa.String(length=16), nullable=False),
-    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('raised_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("stage IN ('verification', 'matching', 'fulfilment')", name=op.f('ck_escalations_stage_valid')),
-    sa.ForeignKeyConstraint(['request_id'], ['help_requests.id'], name=op.f('fk_escalations_request_id_help_requests')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_escalations')),
-    sa.UniqueConstraint('request_id', 'stage', name=op.f('uq_escalations_request_id_stage'))
+    op.create_index(
+        "ix_notifications_pending",
+        "notifications",
+        ["id"],
+        unique=False,
+        postgresql_where=sa.text("delivered_at IS NULL"),
     )
-    op.add_column('assignments', sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True))
-    op.create_index('ix_assignments_expiring', 'assignments', ['expires_at'], unique=False, postgresql_where=sa.text("status = 'offered'"))
-    op.add_column('help_requests', sa.Column('required_credentials', postgresql.ARRAY(sa.String(length=32)), server_default=sa.text("'{}'"), nullable=False))
-    op.add_column('help_requests', sa.Column('duplicate_of_id', sa.BigInteger(), nullable=True))
-    op.create_index('ix_help_requests_requester_phone', 'help_requests', ['requester_phone'], unique=False)
-    op.create_foreign_key(op.f('fk_help_requests_duplicate_of_id_help_requests'), 'help_requests', 'help_requests', ['duplicate_of_id'], ['id'])
-    op.create_index('ix_volunteers_earth', 'volunteers', [sa.literal_column('ll_to_earth(latitude, longitude)')], unique=False, postgresql_using='gist', postgresql_where=sa.text('latitude IS NOT NULL'))
+    op.create_index(op.f("ix_notifications_volunteer_id"), "notifications", ["volunteer_id"], unique=False)
+    op.create_table(
+        "escalations",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("request_id", sa.BigInteger(), nullable=False),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "stage IN ('verification', 'matching', 'fulfilment')", name=op.f("ck_escalations_stage_valid")
+        ),
+        sa.ForeignKeyConstraint(
+            ["request_id"], ["help_requests.id"], name=op.f("fk_escalations_request_id_help_requests")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_escalations")),
+        sa.UniqueConstraint("request_id", "stage", name=op.f("uq_escalations_request_id_stage")),
+    )
+    op.add_column("assignments", sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index(
+        "ix_assignments_expiring",
+        "assignments",
+        ["expires_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'offered'"),
+    )
+    op.add_column(
+        "help_requests",
+        sa.Column(
+            "required_credentials",
+            postgresql.ARRAY(sa.String(length=32)),
+            server_default=sa.text("'{}'"),
+            nullable=False,
+        ),
+    )
+    op.add_column("help_requests", sa.Column("duplicate_of_id", sa.BigInteger(), nullable=True))
+    op.create_index("ix_help_requests_requester_phone", "help_requests", ["requester_phone"], unique=False)
+    op.create_foreign_key(
+        op.f("fk_help_requests_duplicate_of_id_help_requests"),
+        "help_requests",
+        "help_requests",
+        ["duplicate_of_id"],
+        ["id"],
+    )
+    op.create_index(
+        "ix_volunteers_earth",
+        "volunteers",
+        [sa.literal_column("ll_to_earth(latitude, longitude)")],
+        unique=False,
+        postgresql_using="gist",
+        postgresql_where=sa.text("latitude IS NOT NULL"),
+    )
     # Check constraints are not autogenerated: an offer can now expire; requests name credentials.
-    op.drop_constraint(op.f('ck_assignments_status_valid'), 'assignments', type_='check')
+    op.drop_constraint(op.f("ck_assignments_status_valid"), "assignments", type_="check")
     op.create_check_constraint(
-        op.f('ck_assignments_status_valid'), 'assignments',
+        op.f("ck_assignments_status_valid"),
+        "assignments",
         "status IN ('offered', 'accepted', 'declined', 'completed', 'withdrawn', 'expired')",
     )
     op.create_check_constraint(
-        op.f('ck_help_requests_required_credentials_valid'), 'help_requests',
+        op.f("ck_help_requests_required_credentials_valid"),
+        "help_requests",
         "required_credentials <@ ARRAY['vehicle_pass', 'work_permit', 'driving_licence', 'medical_licence', "
         "'nursing_licence', 'social_worker_licence', 'counselor_certificate', 'other']::varchar[]",
     )
 
 
 def downgrade() -> None:
-    op.drop_constraint(op.f('ck_help_requests_required_credentials_valid'), 'help_requests', type_='check')
+    op.drop_constraint(op.f("ck_help_requests_required_credentials_valid"), "help_requests", type_="check")
     op.execute("UPDATE assignments SET status = 'withdrawn' WHERE status = 'expired'")
-    op.drop_constraint(op.f('ck_assignments_status_valid'), 'assignments', type_='check')
+    op.drop_constraint(op.f("ck_assignments_status_valid"), "assignments", type_="check")
     op.create_check_constraint(
-        op.f('ck_assignments_status_valid'), 'assignments',
+        op.f("ck_assignments_status_valid"),
+        "assignments",
         "status IN ('offered', 'accepted', 'declined', 'completed', 'withdrawn')",
     )
-    op.drop_index('ix_volunteers_earth', table_name='volunteers', postgresql_using='gist', postgresql_where=sa.text('latitude IS NOT NULL'))
-    op.drop_constraint(op.f('fk_help_requests_duplicate_of_id_help_requests'), 'help_requests', type_='foreignkey')
-    op.drop_index('ix_help_requests_requester_phone', table_name='help_requests')
-    op.drop_column('help_requests', 'duplicate_of_id')
-    op.drop_column('help_requests', 'required_credentials')
-    op.drop_index('ix_assignments_expiring', table_name='assignments', postgresql_where=sa.text("status = 'offered'"))
-    op.drop_column('assignments', 'expires_at')
-    op.drop_table('escalations')
-    op.drop_index(op.f('ix_notifications_volunteer_id'), table_name='notifications')
-    op.drop_index('ix_notifications_pending', table_name='notifications', postgresql_where=sa.text('delivered_at IS NULL'))
-    op.drop_table('notifications')
-    op.drop_table('category_trainings')
+    op.drop_index(
+        "ix_volunteers_earth",
+        table_name="volunteers",
+        postgresql_using="gist",
+        postgresql_where=sa.text("latitude IS NOT NULL"),
+    )
+    op.drop_constraint(op.f("fk_help_requests_duplicate_of_id_help_requests"), "help_requests", type_="foreignkey")
+    op.drop_index("ix_help_requests_requester_phone", table_name="help_requests")
+    op.drop_column("help_requests", "duplicate_of_id")
+    op.drop_column("help_requests", "required_credentials")
+    op.drop_index("ix_assignments_expiring", table_name="assignments", postgresql_where=sa.text("status = 'offered'"))
+    op.drop_column("assignments", "expires_at")
+    op.drop_table("escalations")
+    op.drop_index(op.f("ix_notifications_volunteer_id"), table_name="notifications")
+    op.drop_index(
+        "ix_notifications_pending", table_name="notifications", postgresql_where=sa.text("delivered_at IS NULL")
+    )
+    op.drop_table("notifications")
+    op.drop_table("category_trainings")

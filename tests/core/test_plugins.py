@@ -433,3 +433,21 @@ def test_plugin_permissions_reach_the_roles_that_hold_them(hello_host: PluginHos
     assert granted == {"social_worker": frozenset({"hello.greet"})}
     assert access.can(social_worker, "hello.greet")
     assert not access.can(head, "hello.greet")
+
+
+async def test_hook_register_match_criteria(make: Factory) -> None:
+    # given a plugin that strongly prefers Cantonese speakers and rules out volunteers without a phone
+    from core.services import matching
+    from core.services.matching_policy import MatchingPolicy
+
+    host = build_plugin_host(entry_points=False, extra=[fixture_plugin("linguist")])
+    request = await make.request(status=RequestStatus.VERIFIED)
+    plain = await make.volunteer()
+    cantonese = await make.volunteer(skills=["cantonese"])
+    unreachable = await make.volunteer(skills=["no_phone"])
+    # when candidates are ranked with the plugin's criteria
+    ranked = await matching.candidates(make.ctx, request.id, 10, MatchingPolicy(), host.match_criteria)
+    # then its component is in the breakdown, the Cantonese speaker leads, the other is gone
+    assert [c.volunteer_id for c in ranked] == [cantonese.id, plain.id]
+    assert unreachable.id not in [c.volunteer_id for c in ranked]
+    assert next(p for p in ranked[0].parts if p.component == "linguist.cantonese").value == 1.0
