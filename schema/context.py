@@ -15,6 +15,7 @@ from core.plugins import PluginHost
 from core.services import audit, auth
 from core.services import plugins as plugin_service
 from core.services.context import ServiceContext, Viewer, utc_now
+from core.services.matching_policy import MatchingPolicy
 from core.settings import Settings
 from schema.loaders import Loaders
 
@@ -37,6 +38,7 @@ class AppState:
     # Who is asking, from the HTTP request (core.app installs bearer-token authentication). Raises
     # auth.Unauthenticated for credentials that are present but not valid.
     authenticate: Callable[[Any], Awaitable[Viewer]] = anonymous
+    policy: MatchingPolicy = field(default_factory=MatchingPolicy.from_env)
     _secret: str | None = None
 
     async def token_secret(self) -> str:
@@ -109,7 +111,9 @@ class Context:
         return self._session
 
     def service_context(self, session: AsyncSession) -> ServiceContext:
-        ctx = ServiceContext(session=session, viewer=self.viewer, clock=self.app.clock, memo=self._memo)
+        ctx = ServiceContext(
+            session=session, viewer=self.viewer, clock=self.app.clock, memo=self._memo, policy=self.app.policy
+        )
         if self.app.host is not None:
             ctx.events = self.app.host
         return ctx

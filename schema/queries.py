@@ -9,19 +9,37 @@ import strawberry
 from strawberry import Info, relay
 
 from core import vocab
-from core.services import access, audit, auth, communities, help_requests, organizations, stats, volunteers
+from core.errors import DomainError
+from core.services import (
+    access,
+    assignments,
+    audit,
+    auth,
+    communities,
+    deadlines,
+    help_requests,
+    matching,
+    organizations,
+    planning,
+    stats,
+    volunteers,
+)
 from core.services.pagination import page_size
 from schema import ids
 from schema.types import enums
 from schema.types.account import Account, ApiToken, AuditEntry, Me
 from schema.types.account import Role as AccountRole
+from schema.types.assignment import Assignment
 from schema.types.common import Bucket, Connection
 from schema.types.community import Community
 from schema.types.enums import to_vocab
 from schema.types.help_request import HelpRequest
+from schema.types.matching import AssignmentPlan, CoordinatorQueue, MatchCandidate, OverdueRequest
 from schema.types.plugins import InstalledPlugin, installed
 from schema.types.reference import District, Organization, Training
 from schema.types.volunteer import Volunteer
+
+MAX_PLAN = 2000
 
 
 @strawberry.input(description="All given conditions must hold.")
@@ -176,6 +194,51 @@ class CoreQuery:
     @strawberry.field
     async def trainings(self, info: Info) -> list[Training]:
         return [Training.from_model(t) for t in await info.context.read(volunteers.list_trainings)]
+
+    @strawberry.field(description="Volunteers for a request, best first, each with the reasons for its rank.")
+    async def match_candidates(self, info: Info, request_id: strawberry.ID, first: int = 10) -> list[MatchCandidate]:
+        size = page_size(first, info.context.settings.max_page_size)
+        pk = ids.decode(request_id, "HelpRequest", ("requestId",))
+        host = info.context.app.host
+        criteria = host.match_criteria if host else []
+        found = await info.context.read(matching.candidates, pk, size, info.context.app.policy, criteria)
+        return [MatchCandidate.from_candidate(c) for c in found]
+
+    @strawberry.field(description="A global assignment proposal for many requests (writes nothing).")
+    async def plan_assignments(self, info: Info, request_ids: list[strawberry.ID]) -> AssignmentPlan:
+        if len(request_ids) > MAX_PLAN:
+            raise DomainError("OUT_OF_RANGE", f"At most {MAX_PLAN} requests per plan.", ("requestIds",))
+        pks = [ids.decode(r, "HelpRequest", ("requestIds", str(i))) for i, r in enumerate(request_ids)]
+        plan = await info.context.read(planning.plan, pks, info.context.app.policy)
+        return AssignmentPlan.from_plan(plan)
+
+    @strawberry.field(description="Requests past the target time of their stage, most urgent first.")
+    async def overdue(self, info: Info, first: int = 50) -> list[OverdueRequest]:
+        size = page_size(first, info.context.settings.max_page_size)
+        return [OverdueRequest.from_overdue(o) for o in await info.context.read(deadlines.overdue, size)]
+
+    @strawberry.field(description="The coordinator's work list: to verify, to match, offers awaiting an answer.")
+    async def queue(self, info: Info, first: int = 50) -> CoordinatorQueue:
+        size = page_size(first, info.context.settings.max_page_size)
+        q = await info.context.read(deadlines.queue, size)
+        return CoordinatorQueue(
+            unverified=[HelpRequest.from_model(r) for r in q.unverified],
+            unmatched=[HelpRequest.from_model(r) for r in q.unmatched],
+            pending_offers=[Assignment.from_model(a) for a in q.pending_offers],
+        )
+
+    @strawberry.field(description="Your own assignments (volunteers), newest first.")
+    async def my_assignments(
+        self,
+        info: Info,
+        statuses: list[enums.AssignmentStatus] | None = None,  # type: ignore[valid-type]
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Assignment]:
+        size = page_size(first, info.context.settings.max_page_size)
+        wanted = [vocab.AssignmentStatus(s.value) for s in statuses or ()]
+        page = await info.context.read(assignments.list_mine, wanted, first=size, after=after)
+        return Connection.build(page, Assignment.from_model, lambda: info.context.read(lambda _: page.total_count()))
 
     @strawberry.field(description="Who you are signed in as (role null: anonymous).")
     async def me(self, info: Info) -> Me:

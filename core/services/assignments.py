@@ -288,3 +288,14 @@ async def expire_offers(ctx: ServiceContext, limit: int = 500) -> int:
         await help_requests.return_to_queue_if_unstaffed(ctx, request)
         expired += 1
     return expired
+
+
+async def list_mine(
+    ctx: ServiceContext, statuses: Sequence[AssignmentStatus], *, first: int, after: str | None
+) -> Page[Assignment]:
+    """The viewer's own assignments (volunteer self-service)."""
+    access.require(ctx, "assignments.respond")
+    if ctx.viewer.volunteer_id is None:
+        raise DomainError("FORBIDDEN", "Your account has no volunteer record.")
+    stmt = filtered(statuses).where(Assignment.volunteer_id == ctx.viewer.volunteer_id)
+    return await paginate(ctx, stmt, NEWEST_FIRST, first=first, after=after)

@@ -8,13 +8,22 @@ from typing import Any
 import strawberry
 from strawberry import Info
 
-from core.services import assignments
+from core.services import assignments, planning
 from core.services.context import ServiceContext
 from schema import ids
+from schema.errors import UserError
 from schema.mutations.base import mutate, payload
 from schema.types.assignment import Assignment
 
 AssignmentPayload = payload("AssignmentPayload", "assignment", Assignment)
+
+
+class _Offers:
+    """Internal carrier for commitPlan's result (not part of the schema)."""
+
+    def __init__(self, offers: list[Any] | None = None, errors: list[Any] | None = None) -> None:
+        self.offers = offers
+        self.errors = errors or []
 
 
 @strawberry.input
@@ -41,8 +50,40 @@ def _id(raw: str) -> int:
     return ids.decode(raw, "Assignment", ("input", "id"))
 
 
+@strawberry.input
+class PlanItemInput:
+    request_id: strawberry.ID
+    volunteer_id: strawberry.ID
+
+
+@strawberry.input(description="The items of a plan from planAssignments (all of them, or the ones you keep).")
+class CommitPlanInput:
+    items: list[PlanItemInput]
+
+
+@strawberry.type(description="The offers made, or why the plan no longer fits (nothing was written then).")
+class CommitPlanPayload:
+    assignments: list[Assignment] = strawberry.field(default_factory=list)
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class AssignmentMutations:
+    @strawberry.mutation(description="Offer every pair of a plan at once: all or nothing.")
+    async def commit_plan(self, info: Info, input: CommitPlanInput) -> CommitPlanPayload:
+        async def work(ctx: ServiceContext) -> Any:
+            pairs = [
+                (
+                    ids.decode(i.request_id, "HelpRequest", ("input", "items", str(n), "requestId")),
+                    ids.decode(i.volunteer_id, "Volunteer", ("input", "items", str(n), "volunteerId")),
+                )
+                for n, i in enumerate(input.items)
+            ]
+            return await planning.commit_plan(ctx, pairs)
+
+        result = await mutate(info, _Offers, "offers", lambda rows: [Assignment.from_model(r) for r in rows], work)
+        return CommitPlanPayload(assignments=result.offers or [], errors=result.errors)
+
     @strawberry.mutation(description="Offer a volunteer to a verified request (it becomes MATCHED).")
     async def offer_assignment(self, info: Info, input: OfferAssignmentInput) -> AssignmentPayload:
         async def work(ctx: ServiceContext) -> Any:

@@ -33,6 +33,7 @@ class SubmitHelpRequestInput:
     volunteers_needed: int = 1
     needed_by: datetime | None = None
     required_skills: list[str] = strawberry.field(default_factory=list)
+    required_credentials: list[enums.CredentialKind] = strawberry.field(default_factory=list)  # type: ignore[valid-type]
     requester_address: str = ""
     health_details: str = ""
     latitude: float | None = None
@@ -54,6 +55,7 @@ class UpdateHelpRequestInput:
     volunteers_needed: int | None = UNSET
     needed_by: datetime | None = UNSET
     required_skills: list[str] | None = UNSET
+    required_credentials: list[enums.CredentialKind] | None = UNSET  # type: ignore[valid-type]
     requester_address: str | None = UNSET
     health_details: str | None = UNSET
     latitude: float | None = UNSET
@@ -63,6 +65,13 @@ class UpdateHelpRequestInput:
 @strawberry.input(description="A lifecycle step; `reason` is required to reject or cancel.")
 class HelpRequestTransitionInput:
     id: strawberry.ID
+    reason: str = ""
+
+
+@strawberry.input
+class MergeHelpRequestsInput:
+    keep_id: strawberry.ID
+    duplicate_id: strawberry.ID
     reason: str = ""
 
 
@@ -113,6 +122,15 @@ class HelpRequestMutations:
     @strawberry.mutation(description="MATCHED → IN_PROGRESS; needs at least one accepted assignment.")
     async def start_help_request(self, info: Info, input: HelpRequestTransitionInput) -> HelpRequestPayload:
         return await _transition(info, input, help_requests.start)
+
+    @strawberry.mutation(description="Close a duplicate as merged into the request kept (during verification).")
+    async def merge_help_requests(self, info: Info, input: MergeHelpRequestsInput) -> HelpRequestPayload:
+        async def work(ctx: ServiceContext) -> Any:
+            keep = ids.decode(input.keep_id, "HelpRequest", ("input", "keepId"))
+            duplicate = ids.decode(input.duplicate_id, "HelpRequest", ("input", "duplicateId"))
+            return await help_requests.merge(ctx, keep, duplicate, input.reason)
+
+        return await mutate(info, HelpRequestPayload, "help_request", HelpRequest.from_model, work)
 
     @strawberry.mutation(description="IN_PROGRESS → FULFILLED; pending offers are withdrawn.")
     async def fulfill_help_request(self, info: Info, input: HelpRequestTransitionInput) -> HelpRequestPayload:

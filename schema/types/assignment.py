@@ -28,6 +28,7 @@ class Assignment(relay.Node):
     offered_at: datetime
     responded_at: datetime | None
     finished_at: datetime | None
+    expires_at: datetime | None = strawberry.field(description="An unanswered offer expires then.")
     request_id: strawberry.Private[int]
     volunteer_id: strawberry.Private[int]
 
@@ -42,6 +43,7 @@ class Assignment(relay.Node):
             offered_at=m.offered_at,
             responded_at=m.responded_at,
             finished_at=m.finished_at,
+            expires_at=m.expires_at,
             request_id=m.request_id,
             volunteer_id=m.volunteer_id,
         )

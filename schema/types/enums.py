@@ -34,6 +34,7 @@ RequestCategory = mirror(vocab.RequestCategory, "What a help request asks for.")
 PopulationTag = mirror(vocab.PopulationTag, "Who the people helped are.")
 Urgency = mirror(vocab.Urgency, "How urgent a request is; lists sort critical first.")
 RequestStatus = mirror(vocab.RequestStatus, "Where a request is in its lifecycle.")
+EscalationStage = mirror(vocab.EscalationStage, "The target a request can miss.")
 AssignmentStatus = mirror(vocab.AssignmentStatus, "Where an assignment is in its lifecycle.")
 
 

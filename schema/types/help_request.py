@@ -43,6 +43,7 @@ class HelpRequest(relay.Node):
     urgency: enums.Urgency  # type: ignore[valid-type]
     needed_by: datetime | None
     required_skills: list[str]
+    required_credentials: list[enums.CredentialKind]  # type: ignore[valid-type]
     requester_name: str
     latitude: float | None
     longitude: float | None
@@ -51,6 +52,7 @@ class HelpRequest(relay.Node):
     created_at: datetime
     updated_at: datetime
     community_id: strawberry.Private[int]
+    duplicate_of_id: strawberry.Private[int | None]
     phone_value: strawberry.Private[str]
     address_value: strawberry.Private[str]
     health_value: strawberry.Private[str]
@@ -68,6 +70,8 @@ class HelpRequest(relay.Node):
             urgency=enums.Urgency(m.urgency),
             needed_by=m.needed_by,
             required_skills=list(m.required_skills),
+            required_credentials=[enums.CredentialKind(c) for c in m.required_credentials],
+            duplicate_of_id=m.duplicate_of_id,
             requester_name=m.requester_name,
             phone_value=m.requester_phone,
             address_value=m.requester_address,
@@ -112,6 +116,10 @@ class HelpRequest(relay.Node):
     @strawberry.field(description="Sensitive: diagnoses, medication, pregnancy. Empty unless you may see it.")
     async def health_details(self, info: Info) -> str:
         return self.health_value if await self._reveals(info, "healthDetails") else ""
+
+    @strawberry.field(description="The open request this one probably repeats (flagged at intake).")
+    async def duplicate_of(self, info: Info) -> HelpRequest | None:
+        return await load_optional(info, "help_request", self.duplicate_of_id, HelpRequest.from_model)
 
     @strawberry.field
     async def community(self, info: Info) -> Community:
