@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -69,7 +70,16 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        jobs = None
+        if settings.jobs_interval > 0:
+            from core.jobs import run_forever
+
+            jobs = asyncio.create_task(run_forever(state, settings.jobs_interval))
         yield
+        if jobs is not None:
+            jobs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await jobs
         if "engine" in owned:
             await owned["engine"].dispose()
 

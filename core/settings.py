@@ -60,6 +60,8 @@ class Settings:
     # Failed sign-ins per username (and per client address) within the window before sign-in pauses.
     login_max_failures: int = 5
     login_window_minutes: int = 15
+    # Seconds between rounds of offer expiry and escalation in `serve`; 0 turns them off.
+    jobs_interval: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
             cors_origins=_env_list("YUNSHEGONG_CORS_ORIGINS") or (),
             login_max_failures=int(os.environ.get("YUNSHEGONG_LOGIN_MAX_FAILURES", defaults.login_max_failures)),
             login_window_minutes=int(os.environ.get("YUNSHEGONG_LOGIN_WINDOW_MINUTES", defaults.login_window_minutes)),
+            jobs_interval=float(os.environ.get("YUNSHEGONG_JOBS_INTERVAL", defaults.jobs_interval)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -108,6 +108,12 @@ class PluginFigure:
     value: Decimal
 
 
+@strawberry.type
+class TeamHours:
+    team: str
+    hours: Decimal
+
+
 @strawberry.type(description="The platform's headline figures.")
 class Stats:
     volunteers_total: int
@@ -121,6 +127,7 @@ class Stats:
     communities_served: int = strawberry.field(description="Communities with at least one fulfilled request.")
     beneficiaries_served: int = strawberry.field(description="People covered by fulfilled requests.")
     hours_served: Decimal
+    hours_by_team: list[TeamHours] = strawberry.field(description="Completed hours per volunteer team.")
 
     @strawberry.field(description="Figures from the plugins your organisation has enabled.")
     async def plugin_figures(self, info: Info) -> list[PluginFigure]:
@@ -296,4 +303,5 @@ class CoreQuery:
             communities_served=s.communities_served,
             beneficiaries_served=s.beneficiaries_served,
             hours_served=s.hours_served,
+            hours_by_team=[TeamHours(team=t, hours=h) for t, h in s.hours_by_team],
         )

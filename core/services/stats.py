@@ -35,6 +35,7 @@ class Stats:
     communities_served: int
     beneficiaries_served: int
     hours_served: Decimal
+    hours_by_team: list[tuple[str, Decimal]]
 
 
 async def _buckets(ctx: ServiceContext, column: object, model: type) -> list[Bucket]:
@@ -82,7 +83,22 @@ async def compute(ctx: ServiceContext) -> Stats:
         communities_served=int(totals[3]),
         beneficiaries_served=int(totals[4]),
         hours_served=Decimal(totals[5]),
+        hours_by_team=await _hours_by_team(ctx),
     )
+
+
+async def _hours_by_team(ctx: ServiceContext) -> list[tuple[str, Decimal]]:
+    """Hours of completed assignments per team (a volunteer in two teams counts for both)."""
+    team = func.unnest(Volunteer.teams).label("team")
+    per_volunteer = select(Volunteer.id, team).select_from(Volunteer).subquery()
+    stmt = (
+        select(per_volunteer.c.team, func.sum(Assignment.hours))
+        .join(Assignment, Assignment.volunteer_id == per_volunteer.c.id)
+        .where(Assignment.status == AssignmentStatus.COMPLETED.value)
+        .group_by(per_volunteer.c.team)
+        .order_by(func.sum(Assignment.hours).desc(), per_volunteer.c.team)
+    )
+    return [(str(t), Decimal(h)) for t, h in (await ctx.session.execute(stmt)).all()]
 
 
 async def plugin_figures(ctx: ServiceContext, host: PluginHost) -> list[tuple[str, StatFigure]]:

@@ -10,7 +10,7 @@ from tests.factories import Factory
 
 STATS = """{ stats { volunteersTotal volunteersByMode { key count } volunteersByDistrict { key count }
   requestsTotal requestsByStatus { key count } requestsByCategory { key count } requestsByUrgency { key count }
-  communitiesTotal communitiesServed beneficiariesServed hoursServed } }"""
+  communitiesTotal communitiesServed beneficiariesServed hoursServed hoursByTeam { team hours } } }"""
 
 
 async def test_stats_count_what_is_there(gql, make: Factory) -> None:  # type: ignore[no-untyped-def]
@@ -37,3 +37,26 @@ async def test_stats_count_what_is_there(gql, make: Factory) -> None:  # type: i
     assert {b["key"]: b["count"] for b in stats["requestsByCategory"]} == {"food": 1, "medicine": 1}
     assert (stats["communitiesTotal"], stats["communitiesServed"]) == (2, 1)
     assert (stats["beneficiariesServed"], stats["hoursServed"]) == (30, "3.50")
+    # the driver who served belongs to no team in this test
+    assert stats["hoursByTeam"] == []
+
+
+async def test_hours_are_totalled_per_team(gql, make: Factory) -> None:  # type: ignore[no-untyped-def]
+    # given a delivery-and-training volunteer who served 2 hours and a publicity one who served 1.5
+    from core.services import help_requests
+
+    for teams, hours in ((["delivery", "training"], "2"), (["publicity"], "1.5")):
+        request = await make.request(status=RequestStatus.VERIFIED)
+        volunteer = await make.volunteer(teams=teams)
+        offer = await assignments.offer(make.ctx, request.id, volunteer.id)
+        await assignments.accept(make.ctx, offer.id)
+        await help_requests.start(make.ctx, request.id)
+        await assignments.complete(make.ctx, offer.id, Decimal(hours))
+    await make.commit()
+    # then each team's total counts its members' hours
+    data = await gql("{ stats { hoursByTeam { team hours } } }")
+    assert data["stats"]["hoursByTeam"] == [
+        {"team": "delivery", "hours": "2.00"},
+        {"team": "training", "hours": "2.00"},
+        {"team": "publicity", "hours": "1.50"},
+    ]

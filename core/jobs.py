@@ -1,0 +1,40 @@
+"""Periodic work of a running service: expire unanswered offers, raise escalations.
+
+Runs inside `yunshegong serve` (the app's lifespan) every YUNSHEGONG_JOBS_INTERVAL seconds. Safe with
+several processes: expiry skips rows another process holds (SKIP LOCKED) and escalations are unique
+per request and stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core.services import assignments, deadlines
+from core.services.context import SYSTEM, ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+async def run_once(state: object) -> tuple[int, int]:
+    """One round: (offers expired, escalations raised)."""
+    async with state.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
+        ctx = ServiceContext(session=session, viewer=SYSTEM, clock=state.clock, policy=state.policy)  # type: ignore[attr-defined]
+        if state.host is not None:  # type: ignore[attr-defined]
+            ctx.events = state.host  # type: ignore[attr-defined]
+        expired = await assignments.expire_offers(ctx)
+        raised = await deadlines.escalate(ctx)
+    return expired, raised
+
+
+async def run_forever(state: object, interval: float) -> None:
+    while True:
+        try:
+            expired, raised = await run_once(state)
+            if expired or raised:
+                log.info("jobs: %d offers expired, %d escalations raised", expired, raised)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failing round must not stop the next one
+            log.exception("periodic jobs failed")
+        await asyncio.sleep(interval)
