@@ -182,7 +182,23 @@ async def _candidate_pairs(
     return [_Pair(rid, vid, None if m is None else float(m) / 1000, reserve) for rid, vid, m in rows]
 
 
-async def plan(ctx: ServiceContext, request_ids: Sequence[int], policy: MatchingPolicy) -> Plan:
+@dataclass
+class Problem:
+    """What a plan is solved from: open slots per request and scored candidate pairs."""
+
+    wanted: list[int]
+    slots: dict[int, int]
+    pairs: list[_Pair]
+    parts: dict[tuple[int, int], list[ScorePart]]
+    free: dict[int, int]  # volunteer id → free capacity
+
+    def cost(self, request_id: int, volunteer_id: int, is_reserve: bool) -> float:
+        score = sum(x.contribution for x in self.parts[(request_id, volunteer_id)])
+        return 1.0 - score + (RESERVE_PENALTY if is_reserve else 0.0)
+
+
+async def gather(ctx: ServiceContext, request_ids: Sequence[int], policy: MatchingPolicy) -> Problem:
+    """Load the requests, their open slots and scored candidates (three statements, whatever the size)."""
     access.require(ctx, "requests.coordinate")
     ids = list(dict.fromkeys(request_ids))
     requests = await _load_requests(ctx, ids)
@@ -190,26 +206,14 @@ async def plan(ctx: ServiceContext, request_ids: Sequence[int], policy: Matching
     wanted = [rid for rid in ids if slots[rid] > 0]
     now = ctx.now()
     pairs = await _candidate_pairs(ctx, wanted, policy.plan_prefilter, reserve=False, now=now)
-    per_request = defaultdict(int)
+    per_request: dict[int, int] = defaultdict(int)
     for p in pairs:
         per_request[p.request_id] += 1
     short = [rid for rid in wanted if per_request[rid] < slots[rid]]
     pairs += await _candidate_pairs(ctx, short, policy.plan_prefilter, reserve=True, now=now)
-    return await _solve(ctx, policy, requests, slots, wanted, pairs)
-
-
-async def _solve(
-    ctx: ServiceContext,
-    policy: MatchingPolicy,
-    requests: dict[int, HelpRequest],
-    slots: dict[int, int],
-    wanted: list[int],
-    pairs: list[_Pair],
-) -> Plan:
     volunteer_ids = sorted({p.volunteer_id for p in pairs})
     people = await volunteer_features(ctx, volunteer_ids)
     history = await history_features(ctx, volunteer_ids)
-    now = ctx.now()
     parts: dict[tuple[int, int], list[ScorePart]] = {}
     for p in pairs:
         v, r = people[p.volunteer_id], requests[p.request_id]
@@ -224,6 +228,18 @@ async def _solve(
             history=history.get(p.volunteer_id),
             now=now,
         )
+    free = {vid: max(0, v.max_concurrent_assignments - v.active_assignments) for vid, v in people.items()}
+    return Problem(wanted=wanted, slots=slots, pairs=pairs, parts=parts, free=free)
+
+
+async def plan(ctx: ServiceContext, request_ids: Sequence[int], policy: MatchingPolicy) -> Plan:
+    return solve(await gather(ctx, request_ids, policy))
+
+
+def solve(problem: Problem) -> Plan:
+    """The minimum-cost assignment of the problem's slots (see the module docstring)."""
+    wanted, slots, pairs, parts = problem.wanted, problem.slots, problem.pairs, problem.parts
+    volunteer_ids = sorted({p.volunteer_id for p in pairs})
     # Rows: request slots. Columns: volunteer capacity slots, then one "uncovered" column per row.
     rows = [(rid, j) for rid in wanted for j in range(slots[rid])]
     listed: dict[int, int] = defaultdict(int)
@@ -234,8 +250,7 @@ async def _solve(
     columns: dict[int, list[int]] = {}
     next_col = 0
     for vid in volunteer_ids:
-        free = people[vid].max_concurrent_assignments - people[vid].active_assignments
-        copies = max(0, min(free, listed[vid]))
+        copies = max(0, min(problem.free[vid], listed[vid]))
         columns[vid] = list(range(next_col, next_col + copies))
         next_col += copies
     row_of: dict[int, list[int]] = defaultdict(list)
@@ -243,8 +258,7 @@ async def _solve(
         row_of[rid].append(index)
     r_idx, c_idx, cost = [], [], []
     for p in pairs:
-        edge = 1.0 - sum(x.contribution for x in parts[(p.request_id, p.volunteer_id)])
-        edge += RESERVE_PENALTY if p.is_reserve else 0.0
+        edge = problem.cost(p.request_id, p.volunteer_id, p.is_reserve)
         for row in row_of[p.request_id]:
             for col in columns[p.volunteer_id]:
                 r_idx.append(row)
