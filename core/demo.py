@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
-from core.models import AppMeta, Organization
+from core.models import AppMeta, CategoryTraining, Organization
 from core.plugins import PluginHost
 from core.services import assignments, auth, communities, help_requests, organizations, plugins, volunteers
 from core.services.context import ServiceContext, Viewer
@@ -186,6 +186,8 @@ async def _populate(ctx: ServiceContext, rng: random.Random) -> Organization:
     delivery = await volunteers.create_training(
         ctx, code="delivery-safety", name="配送安全规范", description="Contact-free handover, routes, vehicle passes."
     )
+    # Medicine runs need the delivery-safety course: matching will only propose trained volunteers.
+    ctx.session.add(CategoryTraining(category=RequestCategory.MEDICINE.value, training_id=delivery.id))
     psych = await volunteers.create_training(
         ctx, code="psych-first-aid", name="心理援助基础", description="Psychological first aid on the phone."
     )
@@ -338,6 +340,7 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> list[
             volunteers_needed=4,
             needed_by=now + timedelta(hours=6),
             required_skills=["driving"],
+            required_credentials=[CredentialKind.VEHICLE_PASS],
             requester_address="碑林区南院门街道粉巷社区居委会",
             health_details="肺结核，需异烟肼、利福平连续服药，不可中断。",
         ),

@@ -19,7 +19,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, not_, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal, not_, or_, select
 
 from core.errors import DomainError
 from core.models import Assignment, CategoryTraining, HelpRequest, Volunteer, VolunteerCredential, VolunteerTraining
@@ -108,7 +108,9 @@ def qualified(
         Volunteer.availability == "available",
         Volunteer.active_assignments < Volunteer.max_concurrent_assignments,
         Volunteer.mode.in_(list(modes)) if isinstance(modes, (list, tuple)) else modes,
-        Volunteer.skills.contains(request.required_skills),
+        # The OR keeps the planner on the nearest-neighbour index: `skills @> '{}'` alone invites the GIN
+        # index on skills, which matches nearly everyone and then needs a full sort by distance.
+        or_(func.cardinality(request.required_skills) == 0, Volunteer.skills.contains(request.required_skills)),
         not_(
             exists(
                 select(Assignment.id)
@@ -163,7 +165,7 @@ async def _nearest(
         required_skills=literal(list(facts.required_skills), type_=Volunteer.skills.type),
         required_credentials=literal(list(facts.required_credentials), type_=HelpRequest.required_credentials.type),
     )
-    located = facts.latitude is not None and facts.physical
+    located = facts.latitude is not None
     distance = (
         func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(facts.latitude, facts.longitude))
         if facts.latitude is not None
@@ -175,7 +177,7 @@ async def _nearest(
         .where(qualified(request, facts.at, modes_for(facts.physical, reserve)), access.volunteer_scope(ctx.viewer))
         .limit(limit)
     )
-    by_load = ((Volunteer.active_assignments * 1.0 / Volunteer.max_concurrent_assignments), Volunteer.id)
+    by_load = (Volunteer.active_assignments, Volunteer.id)
     if not located:
         rows = (await ctx.session.execute(stmt.order_by(*by_load))).all()
         return [(r.id, None if r.meters is None else float(r.meters) / 1000) for r in rows]

@@ -44,9 +44,9 @@ class MatchingPolicy:
     # Beyond this the distance component is 0.
     max_distance_km: float = 30.0
     # Nearest qualified volunteers considered per request before scoring (the KNN prefilter).
-    prefilter: int = 100
+    prefilter: int = 40
     # Per request in batch planning: fewer, since the solver sees every request's list at once.
-    plan_prefilter: int = 12
+    plan_prefilter: int = 10
     # Skills that make a volunteer better suited to a category (beyond the request's required skills).
     preferred_skills: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {

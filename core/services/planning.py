@@ -40,6 +40,8 @@ from core.services.matching_policy import PHYSICAL, MatchingPolicy
 from core.vocab import RequestStatus
 
 UNCOVERED_COST = 10.0
+# How many nearest available volunteers per request the batch looks at before its hard filters.
+KNN_OVERSAMPLE = 5
 RESERVE_PENALTY = 1.0
 
 
@@ -143,7 +145,7 @@ async def _candidate_pairs(
         modes = Volunteer.mode == "reserve"
     else:
         modes = or_(Volunteer.mode == "offline", and_(not_(physical), Volunteer.mode == "online"))
-    located = and_(physical, r.c.latitude.is_not(None))
+    located = r.c.latitude.is_not(None)
     request = SimpleNamespace(
         id=r.c.id,
         category=r.c.category,
@@ -152,23 +154,36 @@ async def _candidate_pairs(
     )
     base = and_(qualified(request, r.c.at, modes, outer=(r,)), access.volunteer_scope(ctx.viewer))
     distance = func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(r.c.latitude, r.c.longitude))
-    near = (
-        select(Volunteer.id.label("volunteer_id"), distance.label("meters"))
-        .where(base, Volunteer.latitude.is_not(None))
+    # Two steps, so the planner cannot trade the nearest-neighbour index for a scan: the nearest available
+    # volunteers by pure KNN (a LATERAL per request), then the hard filters, then the best few by distance.
+    knn = (
+        select(Volunteer.id.label("volunteer_id"))
+        .where(Volunteer.latitude.is_not(None), Volunteer.availability == "available")
         .order_by(earth(Volunteer.latitude, Volunteer.longitude).op("<->")(earth(r.c.latitude, r.c.longitude)))
-        .limit(per_request)
-        .lateral("near")
+        .limit(per_request * KNN_OVERSAMPLE)
+        .lateral("knn")
+    )
+    rank = func.row_number().over(partition_by=r.c.id, order_by=distance).label("rank")
+    filtered = (
+        select(r.c.id.label("request_id"), Volunteer.id.label("volunteer_id"), distance.label("meters"), rank)
+        .select_from(r)
+        .join(knn, true())
+        .join(Volunteer, Volunteer.id == knn.c.volunteer_id)
+        .where(located, base)
+        .subquery("filtered")
     )
     by_load = (
         select(Volunteer.id.label("volunteer_id"), literal(None).label("meters"))
         .where(base)
-        .order_by(Volunteer.active_assignments * 1.0 / Volunteer.max_concurrent_assignments, Volunteer.id)
+        .order_by(Volunteer.active_assignments, Volunteer.id)
         .limit(per_request)
         .lateral("by_load")
     )
     rows = (
         await ctx.session.execute(
-            select(r.c.id, near.c.volunteer_id, near.c.meters).select_from(r).join(near, true()).where(located)
+            select(filtered.c.request_id, filtered.c.volunteer_id, filtered.c.meters).where(
+                filtered.c.rank <= per_request
+            )
         )
     ).all()
     rows += (
