@@ -7,7 +7,7 @@ Core owns the `core` branch in migrations/versions; each plugin may contribute i
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alembic import command
@@ -34,12 +34,12 @@ def alembic_config(extra_version_dirs: Sequence[Path] = ()) -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, extra_version_dirs: Sequence[Path] = (), target: str = "heads") -> None:
+async def _run(engine: AsyncEngine, extra_version_dirs: Sequence[Path], step: Callable[[Config], None]) -> None:
     cfg = alembic_config(extra_version_dirs)
 
     def run(connection: Connection) -> None:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, target)
+        step(cfg)
 
     async with engine.begin() as conn:
         # Two processes migrating at once (two replicas starting) must not interleave.
@@ -47,16 +47,12 @@ async def upgrade(engine: AsyncEngine, extra_version_dirs: Sequence[Path] = (), 
         await conn.run_sync(run)
 
 
+async def upgrade(engine: AsyncEngine, extra_version_dirs: Sequence[Path] = (), target: str = "heads") -> None:
+    await _run(engine, extra_version_dirs, lambda cfg: command.upgrade(cfg, target))
+
+
 async def downgrade(engine: AsyncEngine, target: str, extra_version_dirs: Sequence[Path] = ()) -> None:
-    cfg = alembic_config(extra_version_dirs)
-
-    def run(connection: Connection) -> None:
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, target)
-
-    async with engine.begin() as conn:
-        await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
-        await conn.run_sync(run)
+    await _run(engine, extra_version_dirs, lambda cfg: command.downgrade(cfg, target))
 
 
 async def current_heads(engine: AsyncEngine, extra_version_dirs: Sequence[Path] = ()) -> set[str]:

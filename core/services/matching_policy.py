@@ -84,4 +84,19 @@ class MatchingPolicy:
         ttl = os.environ.get("YUNSHEGONG_OFFER_TTL_MINUTES")
         if ttl:
             policy = replace(policy, offer_ttl=timedelta(minutes=int(ttl)))
+        raw_targets = os.environ.get("YUNSHEGONG_TARGETS")
+        if raw_targets:
+            policy = replace(policy, targets=parse_targets(raw_targets, policy.targets))
         return policy
+
+
+def parse_targets(raw: str, defaults: dict[str, Targets]) -> dict[str, Targets]:
+    """`critical=30/60/360,high=120/240/1440`: minutes to verify / match / fulfil, per urgency."""
+    targets = dict(defaults)
+    for part in raw.split(","):
+        urgency, _, minutes = part.partition("=")
+        if urgency.strip() not in {u.value for u in Urgency}:
+            raise ValueError(f"unknown urgency {urgency!r} in YUNSHEGONG_TARGETS")
+        verify, match, fulfil = (timedelta(minutes=int(m)) for m in minutes.split("/"))
+        targets[Urgency(urgency.strip())] = Targets(verify, match, fulfil)
+    return targets

@@ -213,3 +213,19 @@ async def test_fulfilment_withdraws_pending_offers_but_keeps_accepted_work(make:
     accepted = next(i for i, s in statuses.items() if s == A.ACCEPTED.value)
     done = await assignments.complete(make.ctx, accepted, Decimal(4))
     assert done.status == A.COMPLETED.value
+
+
+async def test_a_volunteer_cannot_answer_someone_elses_offer(make: Factory) -> None:
+    # given an offer to one volunteer
+    request = await make.request(status=RequestStatus.VERIFIED)
+    mine, theirs = await make.volunteer(), await make.volunteer()
+    offer = await assignments.offer(make.ctx, request.id, theirs.id)
+    await make.commit()
+    # when another volunteer tries to accept it
+    from core.services.context import ServiceContext, Viewer
+
+    other = ServiceContext(make.ctx.session, Viewer(label="v", role="volunteer", volunteer_id=mine.id), make.ctx.clock)
+    with pytest.raises(DomainError) as err:
+        await assignments.accept(other, offer.id)
+    # then, as far as they can tell, there is no such offer
+    assert err.value.code == "NOT_FOUND"

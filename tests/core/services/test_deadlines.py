@@ -124,3 +124,14 @@ async def test_verification_can_merge_a_duplicate(make: Factory) -> None:
     with pytest.raises(DomainError) as err:
         await help_requests.merge(make.ctx, keep.id, keep.id)
     assert err.value.code == "INVALID_INPUT"
+
+
+def test_targets_are_configurable() -> None:
+    from core.services.matching_policy import MatchingPolicy, parse_targets
+
+    targets = parse_targets("critical=10/20/60", MatchingPolicy().targets)
+    assert targets[Urgency.CRITICAL].verify == timedelta(minutes=10)
+    assert targets[Urgency.CRITICAL].fulfil == timedelta(hours=1)
+    assert targets[Urgency.HIGH] == MatchingPolicy().targets[Urgency.HIGH]
+    with pytest.raises(ValueError, match="unknown urgency"):
+        parse_targets("urgent=1/2/3", MatchingPolicy().targets)
