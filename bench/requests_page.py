@@ -25,6 +25,7 @@ import httpx
 import orjson
 from sqlalchemy import select
 
+from bench import floor
 from bench.common import bench_database, percentile, summary
 from core.database import asyncpg_dsn, create_engine, create_sessionmaker
 from core.demo import load_demo
@@ -177,6 +178,7 @@ async def main(rounds: int, concurrency: int) -> None:
                         await baseline(conn)
 
                 sql_samples, sql_rps = await measure(sql, rounds, concurrency)
+                floor_samples, _ = await measure(floor.execute, rounds, 1)
                 gql_samples, gql_rps = await measure(graphql, rounds, concurrency)
                 await pool.close()
         finally:
@@ -186,6 +188,7 @@ async def main(rounds: int, concurrency: int) -> None:
     print(f"page of 100 requests + community + assignments, {rounds} sequential rounds, {concurrency} concurrent")
     print(f"  baseline asyncpg+orjson  {summary(sql_samples)}  {sql_rps:8.1f} req/s")
     print(f"  GraphQL over HTTP        {summary(gql_samples)}  {gql_rps:8.1f} req/s")
+    print(f"  strawberry floor, no I/O  {summary(floor_samples)}  (GraphQL execution alone, same shape)")
     ratio = percentile(gql_samples, 50) / percentile(sql_samples, 50)
     print(f"  p50 ratio GraphQL/baseline: {ratio:.2f}x (goal <= 3x); throughput ratio {sql_rps / gql_rps:.2f}x")
 
