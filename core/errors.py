@@ -28,6 +28,8 @@ CORE_ERROR_CODES: dict[str, str] = {
     "NOT_MATCHABLE": "Only verified, matched or in-progress requests can be matched.",
     "STALE_PLAN": "The plan no longer fits: something changed since it was made; plan again.",
     "OFFER_EXPIRED": "The offer expired before it was answered.",
+    "SLOT_TAKEN": "The person is already booked at that time.",
+    "OUTSIDE_AVAILABILITY": "The person does not take appointments then (outside their hours, or away).",
     "LIAISON_TEAM_FULL": "A community's liaison team has one social worker and two volunteers at most.",
     "PAGE_SIZE_EXCEEDED": "More items were asked for than one page may hold.",
     "INVALID_CURSOR": "A pagination cursor is malformed or belongs to another ordering.",

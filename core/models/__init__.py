@@ -8,14 +8,18 @@ from core.models.matching import CategoryTraining, Escalation, Notification
 from core.models.meta import AppMeta
 from core.models.organization import District, Organization
 from core.models.plugin import PluginEnablement
+from core.models.scheduling import Appointment, AvailabilityException, AvailabilityWindow
 from core.models.volunteer import Training, Volunteer, VolunteerCredential, VolunteerTraining
 
 __all__ = [
     "Account",
     "ApiToken",
     "AppMeta",
+    "Appointment",
     "Assignment",
     "AuditEntry",
+    "AvailabilityException",
+    "AvailabilityWindow",
     "CategoryTraining",
     "Community",
     "CommunityLiaison",

@@ -275,7 +275,7 @@ async def test_hook_register_migrations(hello_engine: AsyncEngine, hello_host: P
     # given the hello database migrated through the host's migration directories
     heads = await migrate.current_heads(hello_engine)
     # then both branches are at their heads and hello's table exists
-    assert heads == {"0004", "h001"}
+    assert heads == {"0005", "h001"}
     async with hello_engine.connect() as conn:
         assert await conn.scalar(text("SELECT to_regclass('hello_greetings') IS NOT NULL"))
     assert [p.name for p in hello_host.migration_dirs()] == ["migrations"]

@@ -42,7 +42,7 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
     try:
         await migrate.upgrade(engine)
         await migrate.upgrade(engine)  # a second run is a no-op
-        assert await migrate.current_heads(engine) == {"0004"}
+        assert await migrate.current_heads(engine) == {"0005"}
         await migrate.downgrade(engine, "base")
         async with engine.connect() as conn:
             left = (
@@ -59,7 +59,7 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
             )
         assert left == []
         await migrate.upgrade(engine)
-        assert await migrate.current_heads(engine) == {"0004"}
+        assert await migrate.current_heads(engine) == {"0005"}
     finally:
         await engine.dispose()
         await drop_database(server_url, name)

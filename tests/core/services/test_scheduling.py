@@ -1,0 +1,158 @@
+"""The shared calendar: no double booking under concurrency or across kinds, buffers, availability,
+exceptions, free-slot search across time zones, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.database import create_sessionmaker
+from core.errors import DomainError
+from core.services import scheduling
+from core.services.context import ServiceContext
+from tests.factories import Factory
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def next_monday(clock) -> datetime:  # type: ignore[no-untyped-def]
+    today = clock.now.astimezone(SHANGHAI).date()
+    monday = today + timedelta(days=(7 - today.weekday()) % 7 or 7)
+    return datetime.combine(monday, time(0), SHANGHAI)
+
+
+def at(day: datetime, hh: int, mm: int = 0) -> datetime:
+    return day.replace(hour=hh, minute=mm)
+
+
+@pytest.fixture
+async def counselor(make: Factory) -> int:
+    person = await make.volunteer()
+    for weekday in range(7):
+        await scheduling.add_window(make.ctx, person.id, weekday, time(9), time(12))
+    await make.commit()
+    return person.id
+
+
+async def test_twenty_concurrent_bookings_of_one_slot_leave_exactly_one(
+    make: Factory, engine: AsyncEngine, counselor: int, clock
+) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+    sessionmaker = create_sessionmaker(engine)
+
+    async def book(offset_minutes: int) -> str:
+        async with sessionmaker() as session:
+            ctx = ServiceContext(session=session, clock=clock)
+            try:
+                async with session.begin():
+                    start = at(monday, 10) + timedelta(minutes=offset_minutes)
+                    await scheduling.book(ctx, counselor, "counseling.session", start, start + timedelta(minutes=50))
+                return "ok"
+            except DomainError as exc:
+                return exc.code
+
+    # when twenty clients try overlapping slots at once
+    outcomes = await asyncio.gather(*(book(i % 5) for i in range(20)))
+    # then exactly one is booked and every other one was told the slot is taken
+    assert sorted(outcomes) == ["SLOT_TAKEN"] * 19 + ["ok"]
+
+
+async def test_two_kinds_cannot_overlap_for_one_person(make: Factory, counselor: int, clock) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+    await scheduling.book(make.ctx, counselor, "case_work.visit", at(monday, 9), at(monday, 10))
+    with pytest.raises(DomainError) as err:
+        await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 9, 30), at(monday, 10, 30))
+    assert err.value.code == "SLOT_TAKEN"
+
+
+async def test_buffer_after_an_appointment_and_cancel_frees_it(make: Factory, counselor: int, clock) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+    first = await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 9), at(monday, 10))
+    # the 10-minute buffer after it is taken, the time after it is free
+    with pytest.raises(DomainError):
+        await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 10, 5), at(monday, 11))
+    await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 10, 10), at(monday, 11))
+    # cancelling frees the slot for someone else
+    await scheduling.cancel(make.ctx, first.id, "client ill")
+    again = await scheduling.book(make.ctx, counselor, "case_work.visit", at(monday, 9), at(monday, 9, 50))
+    assert again.status == "active"
+
+
+async def test_availability_and_exceptions_are_honoured(make: Factory, counselor: int, clock) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+    with pytest.raises(DomainError) as err:
+        await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 11, 30), at(monday, 12, 30))
+    assert err.value.code == "OUTSIDE_AVAILABILITY"
+    await scheduling.add_exception(make.ctx, counselor, at(monday, 10), at(monday, 11), "training day")
+    with pytest.raises(DomainError) as err:
+        await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 10, 30), at(monday, 10, 45))
+    assert err.value.code == "OUTSIDE_AVAILABILITY"
+
+
+async def test_free_slots_for_a_utc_caller(make: Factory, counselor: int, clock) -> None:  # type: ignore[no-untyped-def]
+    # given Monday 09–12 Shanghai, a booking 09:00–09:50 (+10 buffer) and an absence 10:00–11:00
+    monday = next_monday(clock)
+    await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 9), at(monday, 9, 50))
+    await scheduling.add_exception(make.ctx, counselor, at(monday, 10), at(monday, 11), "supervision")
+    # when a caller working in UTC asks for 50-minute slots that Monday
+    day_start_utc = at(monday, 0).astimezone(UTC)
+    slots = await scheduling.free_slots(
+        make.ctx, [counselor], day_start_utc, day_start_utc + timedelta(days=1), timedelta(minutes=50)
+    )
+    # then the only one is 11:00 Shanghai, i.e. 03:00 UTC
+    assert [(s.start.astimezone(UTC).time(), s.end.astimezone(UTC).time()) for s in slots] == [(time(3), time(3, 50))]
+    assert slots[0].start == at(monday, 11)
+
+
+async def test_free_slots_for_any_of_several_people(make: Factory, counselor: int, clock) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+    other = await make.volunteer()
+    await scheduling.add_window(make.ctx, other.id, monday.weekday(), time(8), time(9))
+    slots = await scheduling.free_slots(
+        make.ctx, [counselor, other.id], at(monday, 0), at(monday, 23), timedelta(minutes=60), step=timedelta(hours=1)
+    )
+    assert [(s.owner_id, s.start.hour) for s in slots] == [
+        (other.id, 8),
+        (counselor, 9),
+        (counselor, 10),
+        (counselor, 11),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("start_h", "end_h", "code"),
+    [(10, 9, "OUT_OF_RANGE"), (10, 10, "OUT_OF_RANGE"), (0, 10, "OUT_OF_RANGE")],
+    ids=["end before start", "zero length", "over long"],
+)
+async def test_bad_intervals(make: Factory, counselor: int, clock, start_h: int, end_h: int, code: str) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+    with pytest.raises(DomainError) as err:
+        await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, start_h), at(monday, end_h))
+    assert err.value.code == code
+
+
+async def test_booking_in_the_past_or_for_nobody(make: Factory, counselor: int, clock) -> None:  # type: ignore[no-untyped-def]
+    past = clock.now - timedelta(days=1)
+    with pytest.raises(DomainError) as err:
+        await scheduling.book(make.ctx, counselor, "counseling.session", past, past + timedelta(hours=1))
+    assert err.value.code == "IN_PAST"
+    monday = next_monday(clock)
+    with pytest.raises(DomainError) as err:
+        await scheduling.book(make.ctx, 987654, "counseling.session", at(monday, 9), at(monday, 10))
+    assert err.value.code == "NOT_FOUND"
+
+
+async def test_a_refused_booking_leaves_the_transaction_usable(make: Factory, counselor: int, clock) -> None:  # type: ignore[no-untyped-def]
+    # a plugin booking "the earliest free slot" tries, is refused, and tries the next one in one transaction
+    monday = next_monday(clock)
+    await scheduling.book(make.ctx, counselor, "case_work.visit", at(monday, 9), at(monday, 10))
+    with pytest.raises(DomainError):
+        await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 9), at(monday, 9, 30))
+    later = await scheduling.book(make.ctx, counselor, "counseling.session", at(monday, 10, 10), at(monday, 11))
+    await make.commit()
+    moved = await scheduling.reschedule(make.ctx, later.id, at(monday, 11), at(monday, 11, 50))
+    assert moved.during.lower == at(monday, 11)
