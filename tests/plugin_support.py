@@ -62,7 +62,7 @@ def hello_plugin(hello_installed: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def hello_host(hello_plugin: Any) -> PluginHost:
-    return build_plugin_host(entry_points=False, extra=[hello_plugin])
+    return build_plugin_host(entry_points=False, builtins=(), extra=[hello_plugin])
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,9 @@ async def world(server_url: str) -> AsyncIterator[World]:
     from core.database import create_engine
 
     engine = create_engine(url, pool_size=1)
-    await upgrade(engine)
+    from core.plugins import build_plugin_host
+
+    await upgrade(engine, build_plugin_host(entry_points=False).migration_dirs())
     await engine.dispose()
     w = await build_world(url)
     yield w
@@ -206,7 +208,7 @@ READS = [
         "{ plugins { name } }",
         lambda w: {},
         lambda d: d["plugins"],
-        per_role(**{key: [] for key in ROLES} | {"anonymous": "UNAUTHENTICATED"}),
+        per_role(**{key: [{"name": "counseling"}] for key in ROLES} | {"anonymous": "UNAUTHENTICATED"}),
     ),
     Read(
         "match candidates for r1",

@@ -1,0 +1,57 @@
+"""Hook implementations of the counseling plugin (registered like any third-party plugin)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import core
+from plugins.counseling.services import RiskRaised
+
+
+@core.hookimpl
+def register_plugin() -> core.PluginInfo:
+    return core.PluginInfo(
+        name="counseling",
+        version="0.1.0",
+        description="Counseling sessions on the shared calendar, 14-day mental-health journals, risk follow-up.",
+    )
+
+
+@core.hookimpl
+def register_graphql() -> core.GraphQLContribution:
+    from plugins.counseling.types import CounselingMutation, CounselingQuery
+
+    return core.GraphQLContribution(query=CounselingQuery, mutation=CounselingMutation)
+
+
+@core.hookimpl
+def register_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@core.hookimpl
+def register_permissions() -> list[core.Permission]:
+    return [
+        core.Permission(
+            "counseling.manage",
+            "Register counselors and clients, book sessions, keep journals.",
+            ("counselor", "social_worker", "organization_admin", "platform_admin"),
+        ),
+        core.Permission(
+            "counseling.read_notes",
+            "Read every session's notes and the open risk flags (supervisors).",
+            ("organization_admin", "platform_admin"),
+        ),
+    ]
+
+
+@core.hookimpl
+def register_event_types() -> list[type]:
+    return [RiskRaised]
+
+
+@core.hookimpl
+async def register_demo_data(ctx: core.ServiceContext) -> None:
+    from plugins.counseling.demo import load
+
+    await load(ctx)

@@ -1,0 +1,447 @@
+"""GraphQL of the counseling plugin. Every root field starts with `counseling`, every type with `Counseling`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import strawberry
+from strawberry import Info
+
+import core
+from core.services import scheduling
+from plugins.counseling import services
+from plugins.counseling.models import Client, Counselor, Enrolment, Programme, RiskFlag, Session
+
+CounselingError = core.error_type(
+    "Counseling", {"NO_COUNSELOR": "No counselor offers this specialty, language and mode."}
+)
+
+
+@strawberry.type
+class CounselingCounselor:
+    id: strawberry.ID
+    specialties: list[str]
+    languages: list[str]
+    modes: list[str]
+    volunteer_pk: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, c: Counselor) -> CounselingCounselor:
+        return cls(
+            id=strawberry.ID(core.encode_id("CounselingCounselor", c.id)),
+            specialties=list(c.specialties),
+            languages=list(c.languages),
+            modes=list(c.modes),
+            volunteer_pk=c.volunteer_id,
+        )
+
+    @strawberry.field
+    async def name(self, info: Info) -> str | None:
+        person = await info.context.loaders.volunteer.load(self.volunteer_pk)
+        return person.name if person else None
+
+
+@strawberry.type
+class CounselingClient:
+    id: strawberry.ID
+    name: str
+    consent_at: datetime
+    phone_value: strawberry.Private[str]
+    pk: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, c: Client) -> CounselingClient:
+        return cls(
+            id=strawberry.ID(core.encode_id("CounselingClient", c.id)),
+            name=c.name,
+            consent_at=c.consent_at,
+            phone_value=c.phone,
+            pk=c.id,
+        )
+
+    @strawberry.field(description="Sensitive: counselors and supervisors only; masked for others.")
+    def phone(self, info: Info) -> str:
+        if core.can(info.context.viewer, "counseling.manage"):
+            info.context.note_sensitive_read("CounselingClient", self.pk, "phone")
+            return self.phone_value
+        return core.mask_phone(self.phone_value) or ""
+
+
+@strawberry.type
+class CounselingSession:
+    id: strawberry.ID
+    status: str
+    mode: str
+    meeting_link: str
+    place: str
+    cancel_reason: str
+    row: strawberry.Private[Session]
+
+    @classmethod
+    def of(cls, s: Session) -> CounselingSession:
+        return cls(
+            id=strawberry.ID(core.encode_id("CounselingSession", s.id)),
+            status=s.status,
+            mode=s.mode,
+            meeting_link=s.meeting_link,
+            place=s.place,
+            cancel_reason=s.cancel_reason,
+            row=s,
+        )
+
+    @strawberry.field
+    async def start(self, info: Info) -> datetime:
+        return (await info.context.read(_appointment, self.row.appointment_id)).during.lower
+
+    @strawberry.field
+    async def end(self, info: Info) -> datetime:
+        return (await info.context.read(_appointment, self.row.appointment_id)).during.upper
+
+    @strawberry.field(description="Sensitive: the session's counselor and supervisors only; null for others.")
+    async def notes(self, info: Info) -> str | None:
+        if await info.context.read(services.can_read_notes, self.row):
+            info.context.note_sensitive_read("CounselingSession", self.row.id, "notes")
+            return self.row.notes
+        return None
+
+
+async def _appointment(ctx: core.ServiceContext, appointment_id: int) -> Any:
+    from core.models import Appointment
+
+    return await ctx.session.get(Appointment, appointment_id)
+
+
+@strawberry.type
+class CounselingSlot:
+    start: datetime
+    end: datetime
+    counselor: CounselingCounselor
+
+
+@strawberry.type
+class CounselingRiskFlag:
+    id: strawberry.ID
+    severity: str
+    source: str
+    note: str
+    raised_at: datetime
+    age_minutes: int
+    client_id: strawberry.ID
+
+
+@strawberry.type
+class CounselingJournalDay:
+    day: int
+    mood: int
+
+
+@strawberry.type
+class CounselingJournal:
+    entries: list[CounselingJournalDay]
+    missed_days: list[int]
+    moving_average: list[float] = strawberry.field(description="Mean mood of each entry and the two before it.")
+
+
+@strawberry.type
+class CounselingProgramme:
+    id: strawberry.ID
+    name: str
+    days: int
+    prompts: list[str]
+
+    @classmethod
+    def of(cls, p: Programme) -> CounselingProgramme:
+        return cls(
+            id=strawberry.ID(core.encode_id("CounselingProgramme", p.id)),
+            name=p.name,
+            days=p.days,
+            prompts=list(p.prompts),
+        )
+
+
+@strawberry.type
+class CounselingEnrolment:
+    id: strawberry.ID
+    starts_on: date
+    days: int
+
+    @classmethod
+    def of(cls, e: Enrolment) -> CounselingEnrolment:
+        return cls(id=strawberry.ID(core.encode_id("CounselingEnrolment", e.id)), starts_on=e.starts_on, days=e.days)
+
+
+def _flag(f: RiskFlag, age_minutes: int) -> CounselingRiskFlag:
+    return CounselingRiskFlag(
+        id=strawberry.ID(core.encode_id("CounselingRiskFlag", f.id)),
+        severity=f.severity,
+        source=f.source,
+        note=f.note,
+        raised_at=f.raised_at,
+        age_minutes=age_minutes,
+        client_id=strawberry.ID(core.encode_id("CounselingClient", f.client_id)),
+    )
+
+
+CounselingCounselorPayload = core.payload(
+    "CounselingCounselorPayload", "counselor", CounselingCounselor, CounselingError
+)
+CounselingClientPayload = core.payload("CounselingClientPayload", "client", CounselingClient, CounselingError)
+CounselingSessionPayload = core.payload("CounselingSessionPayload", "session", CounselingSession, CounselingError)
+CounselingProgrammePayload = core.payload(
+    "CounselingProgrammePayload", "programme", CounselingProgramme, CounselingError
+)
+CounselingEnrolmentPayload = core.payload(
+    "CounselingEnrolmentPayload", "enrolment", CounselingEnrolment, CounselingError
+)
+CounselingEntryPayload = core.payload("CounselingEntryPayload", "entry", CounselingJournalDay, CounselingError)
+CounselingRiskPayload = core.payload("CounselingRiskPayload", "flag", CounselingRiskFlag, CounselingError)
+
+
+def _id(raw: str, type_name: str, field: str) -> int:
+    return core.decode_id(raw, type_name, ("input", field))
+
+
+@strawberry.input
+class CounselingBookSessionInput:
+    client_id: strawberry.ID
+    minutes: int = 50
+    mode: str = "online"
+    counselor_id: strawberry.ID | None = None
+    start: datetime | None = strawberry.field(
+        default=None, description="With a counselor: the slot. Without: the earliest time."
+    )
+    specialty: str | None = None
+    language: str | None = None
+    meeting_link: str = ""
+    place: str = ""
+
+
+@strawberry.type
+class CounselingQuery:
+    @strawberry.field(description="Sessions, newest first.")
+    async def counseling_sessions(self, info: Info, first: int = 50) -> list[CounselingSession]:
+        rows = await info.context.read(_sessions, min(first, info.context.settings.max_page_size))
+        return [CounselingSession.of(s) for s in rows]
+
+    @strawberry.field(description="Free slots of counselors who fit, earliest first (times in your zone).")
+    async def counseling_free_slots(
+        self,
+        info: Info,
+        start: datetime,
+        end: datetime,
+        minutes: int = 50,
+        specialty: str | None = None,
+        language: str | None = None,
+        mode: str = "online",
+    ) -> list[CounselingSlot]:
+        async def find(ctx: core.ServiceContext) -> list[tuple[Any, Counselor]]:
+            core.require(ctx, "counseling.manage")
+            counselors = {c.volunteer_id: c for c in await services.matching_counselors(ctx, specialty, language, mode)}
+            slots = await scheduling.free_slots(
+                ctx, list(counselors), start, end, timedelta(minutes=minutes)
+            )
+            return [(s, counselors[s.owner_id]) for s in slots]
+
+        return [
+            CounselingSlot(start=s.start, end=s.end, counselor=CounselingCounselor.of(c))
+            for s, c in await info.context.read(find)
+        ]
+
+    @strawberry.field(description="Open risk flags, most severe and oldest first (supervisors).")
+    async def counseling_open_risk_flags(self, info: Info) -> list[CounselingRiskFlag]:
+        return [_flag(f, int(age.total_seconds() // 60)) for f, age in await info.context.read(services.open_flags)]
+
+    @strawberry.field
+    async def counseling_journal(self, info: Info, enrolment_id: strawberry.ID) -> CounselingJournal:
+        pk = core.decode_id(enrolment_id, "CounselingEnrolment", ("enrolmentId",))
+
+        async def load(ctx: core.ServiceContext) -> tuple[list[tuple[int, int]], list[int]]:
+            core.require(ctx, "counseling.manage")
+            return await services.trend(ctx, pk), await services.missed_days(ctx, pk)
+
+        entries, missed = await info.context.read(load)
+        moods = [m for _, m in entries]
+        averages = [
+            round(sum(moods[max(0, i - 2) : i + 1]) / len(moods[max(0, i - 2) : i + 1]), 2) for i in range(len(moods))
+        ]
+        return CounselingJournal(
+            entries=[CounselingJournalDay(day=d, mood=m) for d, m in entries],
+            missed_days=missed,
+            moving_average=averages,
+        )
+
+
+async def _sessions(ctx: core.ServiceContext, limit: int) -> list[Session]:
+    from sqlalchemy import select
+
+    core.require(ctx, "counseling.manage")
+    return list((await ctx.session.scalars(select(Session).order_by(Session.id.desc()).limit(limit))).all())
+
+
+@strawberry.type
+class CounselingMutation:
+    @strawberry.mutation
+    async def counseling_register_counselor(
+        self,
+        info: Info,
+        volunteer_id: strawberry.ID,
+        specialties: list[str],
+        languages: list[str],
+        modes: list[str] | None = None,
+    ) -> CounselingCounselorPayload:
+        return await core.mutate(
+            info,
+            CounselingCounselorPayload,
+            "counselor",
+            CounselingCounselor.of,
+            lambda ctx: services.register_counselor(
+                ctx,
+                _id(volunteer_id, "Volunteer", "volunteerId"),
+                specialties=specialties,
+                languages=languages,
+                modes=modes or ["online", "offline"],
+            ),
+            CounselingError,
+        )
+
+    @strawberry.mutation
+    async def counseling_register_client(
+        self, info: Info, name: str, phone: str, consent: bool, consent_note: str = ""
+    ) -> CounselingClientPayload:
+        return await core.mutate(
+            info,
+            CounselingClientPayload,
+            "client",
+            CounselingClient.of,
+            lambda ctx: services.register_client(
+                ctx, name=name, phone=phone, consent=consent, consent_note=consent_note
+            ),
+            CounselingError,
+        )
+
+    @strawberry.mutation(description="Book a given slot, or the earliest slot of a counselor who fits.")
+    async def counseling_book_session(self, info: Info, input: CounselingBookSessionInput) -> CounselingSessionPayload:
+        async def work(ctx: core.ServiceContext) -> Any:
+            counselor = (
+                None if input.counselor_id is None else _id(input.counselor_id, "CounselingCounselor", "counselorId")
+            )
+            return await services.book_session(
+                ctx,
+                client_id=_id(input.client_id, "CounselingClient", "clientId"),
+                minutes=input.minutes,
+                mode=input.mode,
+                counselor_id=counselor,
+                start=input.start,
+                specialty=input.specialty,
+                language=input.language,
+                meeting_link=input.meeting_link,
+                place=input.place,
+            )
+
+        return await core.mutate(info, CounselingSessionPayload, "session", CounselingSession.of, work, CounselingError)
+
+    @strawberry.mutation
+    async def counseling_reschedule_session(
+        self, info: Info, id: strawberry.ID, start: datetime, minutes: int = 50
+    ) -> CounselingSessionPayload:
+        return await core.mutate(
+            info,
+            CounselingSessionPayload,
+            "session",
+            CounselingSession.of,
+            lambda ctx: services.reschedule_session(ctx, _id(id, "CounselingSession", "id"), start, minutes),
+            CounselingError,
+        )
+
+    @strawberry.mutation
+    async def counseling_cancel_session(self, info: Info, id: strawberry.ID, reason: str) -> CounselingSessionPayload:
+        return await core.mutate(
+            info,
+            CounselingSessionPayload,
+            "session",
+            CounselingSession.of,
+            lambda ctx: services.cancel_session(ctx, _id(id, "CounselingSession", "id"), reason),
+            CounselingError,
+        )
+
+    @strawberry.mutation
+    async def counseling_mark_session(self, info: Info, id: strawberry.ID, attended: bool) -> CounselingSessionPayload:
+        return await core.mutate(
+            info,
+            CounselingSessionPayload,
+            "session",
+            CounselingSession.of,
+            lambda ctx: services.mark_session(ctx, _id(id, "CounselingSession", "id"), attended),
+            CounselingError,
+        )
+
+    @strawberry.mutation
+    async def counseling_write_notes(self, info: Info, id: strawberry.ID, notes: str) -> CounselingSessionPayload:
+        return await core.mutate(
+            info,
+            CounselingSessionPayload,
+            "session",
+            CounselingSession.of,
+            lambda ctx: services.write_notes(ctx, _id(id, "CounselingSession", "id"), notes),
+            CounselingError,
+        )
+
+    @strawberry.mutation
+    async def counseling_create_programme(
+        self, info: Info, name: str, prompts: list[str]
+    ) -> CounselingProgrammePayload:
+        return await core.mutate(
+            info,
+            CounselingProgrammePayload,
+            "programme",
+            CounselingProgramme.of,
+            lambda ctx: services.create_programme(ctx, name, prompts),
+            CounselingError,
+        )
+
+    @strawberry.mutation
+    async def counseling_enrol(
+        self, info: Info, client_id: strawberry.ID, programme_id: strawberry.ID, starts_on: date
+    ) -> CounselingEnrolmentPayload:
+        return await core.mutate(
+            info,
+            CounselingEnrolmentPayload,
+            "enrolment",
+            CounselingEnrolment.of,
+            lambda ctx: services.enrol(
+                ctx,
+                _id(client_id, "CounselingClient", "clientId"),
+                _id(programme_id, "CounselingProgramme", "programmeId"),
+                starts_on,
+            ),
+            CounselingError,
+        )
+
+    @strawberry.mutation
+    async def counseling_add_journal_entry(
+        self, info: Info, enrolment_id: strawberry.ID, mood: int, text: str = "", on: date | None = None
+    ) -> CounselingEntryPayload:
+        return await core.mutate(
+            info,
+            CounselingEntryPayload,
+            "entry",
+            lambda e: CounselingJournalDay(day=e.day, mood=e.mood),
+            lambda ctx: services.add_entry(
+                ctx, _id(enrolment_id, "CounselingEnrolment", "enrolmentId"), mood, text, on
+            ),
+            CounselingError,
+        )
+
+    @strawberry.mutation(description="A counselor's concern: opens a risk flag (once) for follow-up.")
+    async def counseling_flag_risk(
+        self, info: Info, client_id: strawberry.ID, severity: str, note: str
+    ) -> CounselingRiskPayload:
+        return await core.mutate(
+            info,
+            CounselingRiskPayload,
+            "flag",
+            lambda f: _flag(f, 0) if f else None,
+            lambda ctx: services.flag_risk(ctx, _id(client_id, "CounselingClient", "clientId"), severity, note),
+            CounselingError,
+        )
