@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,7 +23,7 @@ from core.plugins import PluginHost, build_plugin_host
 from core.services import auth
 from core.services.context import Viewer
 from core.settings import Settings
-from schema.build import build_schema
+from schema.build import CALLER_ZONE, build_schema
 from schema.context import AppState, Context
 
 log = logging.getLogger("yunshegong")
@@ -37,6 +38,15 @@ class GraphQLApp(GraphQL):
         # Credentials that are present but not valid are refused outright (never downgraded to anonymous).
         if scope["type"] == "http":
             request = Request(scope, receive)
+            zone = request.headers.get("x-timezone")
+            if zone:
+                try:
+                    CALLER_ZONE.set(ZoneInfo(zone))
+                except (KeyError, ValueError):
+                    message = f"Unknown time zone {zone!r}."
+                    body = {"errors": [{"message": message, "extensions": {"code": "INVALID_INPUT"}}]}
+                    await JSONResponse(body, status_code=400)(scope, receive, send)
+                    return
             try:
                 scope.setdefault("state", {})["viewer"] = await self.state.authenticate(request)
             except auth.Unauthenticated as exc:

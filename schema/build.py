@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,13 +55,21 @@ CORE_MUTATIONS = (
 )
 
 
+# The caller's zone for this request (the `X-Timezone` header), else the deployment's default.
+CALLER_ZONE: ContextVar[ZoneInfo | None] = ContextVar("caller_zone", default=None)
+
+
 def datetime_scalar(zone: str) -> object:
-    """DateTime as ISO 8601 with offset, presented in `zone` (the database keeps UTC)."""
-    tz = ZoneInfo(zone)
+    """DateTime as ISO 8601 with offset, presented in the caller's zone (X-Timezone) or `zone`; the
+    database keeps UTC."""
+    default = ZoneInfo(zone)
     return dataclasses.replace(
         DateTimeDefinition,
-        description=f"ISO 8601 date-time with offset; shown in {zone}. Inputs must carry an offset.",
-        serialize=lambda value: value.astimezone(tz).isoformat(),
+        description=(
+            f"ISO 8601 date-time with offset; shown in the zone of the X-Timezone request header (IANA name), "
+            f"else {zone}. Inputs must carry an offset."
+        ),
+        serialize=lambda value: value.astimezone(CALLER_ZONE.get() or default).isoformat(),
     )
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 import core
@@ -110,9 +110,11 @@ async def register_client(
 
 
 async def matching_counselors(
-    ctx: core.ServiceContext, specialty: str | None, language: str | None, mode: str
+    ctx: core.ServiceContext, specialty: str | None, language: str | None, mode: str, qualification: str | None = None
 ) -> list[Counselor]:
     stmt = select(Counselor).where(Counselor.modes.contains([mode]))
+    if qualification:
+        stmt = stmt.where(Counselor.qualifications.contains([qualification]))
     if specialty:
         stmt = stmt.where(Counselor.specialties.contains([specialty]))
     if language:
@@ -378,12 +380,23 @@ async def flag_risk(ctx: core.ServiceContext, client_id: int, severity: str, not
     return await raise_flag(ctx, client_id, severity, "counselor", note)
 
 
+def in_my_organisation(ctx: core.ServiceContext, stmt: Select[Any]) -> Select[Any]:
+    """Sessions and flags of the viewer's organisation's clients (platform administrators: all)."""
+    if ctx.viewer.role in ("platform_admin", "system"):
+        return stmt
+    mine = select(Client.id).where(Client.organization_id == ctx.viewer.organization_id)
+    entity = stmt.column_descriptions[0]["entity"]
+    return stmt.where(entity.client_id.in_(mine))
+
+
 async def open_flags(ctx: core.ServiceContext) -> list[tuple[RiskFlag, timedelta]]:
     """Open flags, most severe and oldest first, with their age."""
     core.require(ctx, "counseling.read_notes")
     severity = func.array_position(["high", "medium", "low"], RiskFlag.severity)
     rows = await ctx.session.scalars(
-        select(RiskFlag).where(RiskFlag.resolved_at.is_(None)).order_by(severity, RiskFlag.raised_at)
+        in_my_organisation(
+            ctx, select(RiskFlag).where(RiskFlag.resolved_at.is_(None)).order_by(severity, RiskFlag.raised_at)
+        )
     )
     now = ctx.now()
     return [(f, now - f.raised_at) for f in rows]

@@ -234,13 +234,13 @@ class CounselingQuery:
         specialty: str | None = None,
         language: str | None = None,
         mode: str = "online",
+        qualification: str | None = None,
     ) -> list[CounselingSlot]:
         async def find(ctx: core.ServiceContext) -> list[tuple[Any, Counselor]]:
             core.require(ctx, "counseling.manage")
-            counselors = {c.volunteer_id: c for c in await services.matching_counselors(ctx, specialty, language, mode)}
-            slots = await scheduling.free_slots(
-                ctx, list(counselors), start, end, timedelta(minutes=minutes)
-            )
+            found = await services.matching_counselors(ctx, specialty, language, mode, qualification)
+            counselors = {c.volunteer_id: c for c in found}
+            slots = await scheduling.free_slots(ctx, list(counselors), start, end, timedelta(minutes=minutes))
             return [(s, counselors[s.owner_id]) for s in slots]
 
         return [
@@ -276,7 +276,8 @@ async def _sessions(ctx: core.ServiceContext, limit: int) -> list[Session]:
     from sqlalchemy import select
 
     core.require(ctx, "counseling.manage")
-    return list((await ctx.session.scalars(select(Session).order_by(Session.id.desc()).limit(limit))).all())
+    stmt = select(Session).order_by(Session.id.desc()).limit(limit)
+    return list((await ctx.session.scalars(services.in_my_organisation(ctx, stmt))).all())
 
 
 @strawberry.type

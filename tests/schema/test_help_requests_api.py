@@ -318,3 +318,19 @@ async def test_node_resolves_every_core_type(gql, make: Factory) -> None:  # typ
         assert data["node"] == {"__typename": type_name, "id": node_id}
     missing = await gql("query($id: ID!) { node(id: $id) { id } }", {"id": gid("HelpRequest", 987654)})
     assert missing["node"] is None
+
+
+async def test_times_are_shown_in_the_callers_zone(gql, make: Factory, clock) -> None:  # type: ignore[no-untyped-def]
+    request = await make.request(needed_by=clock.now + timedelta(hours=5))
+    query = {
+        "query": "query($id: ID!) { node(id: $id) { ... on HelpRequest { neededBy } } }",
+        "variables": {"id": gid("HelpRequest", request.id)},
+    }
+    default = (await gql.http.post("/graphql", json=query)).json()["data"]["node"]["neededBy"]
+    utc = (await gql.http.post("/graphql", json=query, headers={"X-Timezone": "UTC"})).json()["data"]["node"][
+        "neededBy"
+    ]
+    bad = await gql.http.post("/graphql", json=query, headers={"X-Timezone": "Mars/Olympus"})
+    assert default.endswith("+08:00")
+    assert utc.endswith("+00:00")
+    assert (bad.status_code, bad.json()["errors"][0]["extensions"]["code"]) == (400, "INVALID_INPUT")

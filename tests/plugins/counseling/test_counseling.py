@@ -1,0 +1,221 @@
+"""Counseling: sessions on the shared calendar, notes privacy, journals and risk follow-up."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.database import create_sessionmaker
+from core.errors import DomainError
+from core.models import Appointment
+from core.services import scheduling
+from core.services.context import ServiceContext, Viewer
+from plugins.counseling import services
+from tests.core.services.test_scheduling import at, next_monday
+from tests.factories import Factory
+
+MANAGE = frozenset({"counseling.manage"})
+SUPERVISE = frozenset({"counseling.manage", "counseling.read_notes"})
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    async def publish(self, event: object, ctx: ServiceContext) -> None:
+        self.events.append(event)
+
+
+def as_(make: Factory, role: str, permissions: frozenset[str], volunteer_id: int | None = None) -> ServiceContext:
+    viewer = Viewer(label=role, role=role, volunteer_id=volunteer_id, extra_permissions=permissions)
+    return ServiceContext(make.ctx.session, viewer, make.ctx.clock, events=make.ctx.events)
+
+
+@pytest.fixture
+async def setup(make: Factory) -> dict[str, int]:
+    staff = as_(make, "organization_admin", SUPERVISE)
+    ids = {}
+    for key, specialties in (("grief", ["grief"]), ("perinatal", ["perinatal", "anxiety"])):
+        person = await make.volunteer()
+        counselor = await services.register_counselor(staff, person.id, specialties=specialties, languages=["zh"])
+        for weekday in range(7):
+            await scheduling.add_window(staff, person.id, weekday, time(9), time(12))
+        ids[key], ids[f"{key}_person"] = counselor.id, person.id
+    client = await services.register_client(staff, name="居民", phone="13700001111", consent=True)
+    ids["client"] = client.id
+    await make.commit()
+    return ids
+
+
+def online(**kw: object) -> dict[str, object]:
+    return {"minutes": 50, "mode": "online", "meeting_link": "https://meet.example/room"} | kw
+
+
+async def test_earliest_slot_goes_to_a_counselor_with_the_specialty(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
+    staff = as_(make, "counselor", MANAGE)
+    session = await services.book_session(staff, client_id=setup["client"], specialty="perinatal", **online())
+    assert session.counselor_id == setup["perinatal"]
+    # the next one for the same counselor lands after the first plus its buffer
+    second = await services.book_session(staff, client_id=setup["client"], specialty="perinatal", **online())
+    first_slot = await make.ctx.session.get(Appointment, session.appointment_id)
+    second_slot = await make.ctx.session.get(Appointment, second.appointment_id)
+    assert second_slot.during.lower >= first_slot.during.upper + timedelta(minutes=10)
+
+
+async def test_twenty_concurrent_bookings_of_one_counselor(make: Factory, setup, engine: AsyncEngine, clock) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+    sessionmaker = create_sessionmaker(engine)
+
+    async def book(offset: int) -> str:
+        async with sessionmaker() as session:
+            ctx = ServiceContext(session, Viewer(label="c", role="counselor", extra_permissions=MANAGE), clock)
+            try:
+                async with session.begin():
+                    await services.book_session(
+                        ctx,
+                        client_id=setup["client"],
+                        counselor_id=setup["grief"],
+                        start=at(monday, 10) + timedelta(minutes=offset),
+                        **online(),
+                    )
+                return "ok"
+            except DomainError as exc:
+                return exc.code
+
+    outcomes = await asyncio.gather(*(book(i % 4 * 5) for i in range(20)))
+    assert sorted(outcomes) == ["SLOT_TAKEN"] * 19 + ["ok"]
+
+
+async def test_a_casework_visit_and_a_session_cannot_overlap(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+    await scheduling.book(make.ctx, setup["grief_person"], "case_work.visit", at(monday, 10), at(monday, 11))
+    with pytest.raises(DomainError) as err:
+        await services.book_session(
+            as_(make, "counselor", MANAGE),
+            client_id=setup["client"],
+            counselor_id=setup["grief"],
+            start=at(monday, 10, 30),
+            **online(),
+        )
+    assert err.value.code == "SLOT_TAKEN"
+
+
+async def test_notes_are_for_the_counselor_and_supervisors_only(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
+    own = as_(make, "counselor", MANAGE, volunteer_id=setup["grief_person"])
+    session = await services.book_session(
+        own, client_id=setup["client"], counselor_id=setup["grief"], start=at(next_monday(clock), 9), **online()
+    )
+    await services.write_notes(own, session.id, "来访者提到失眠")
+    other_counselor = as_(make, "counselor", MANAGE, volunteer_id=setup["perinatal_person"])
+    social_worker = as_(make, "social_worker", MANAGE, volunteer_id=None)
+    supervisor = as_(make, "organization_admin", SUPERVISE)
+    readers = {
+        name: await services.can_read_notes(ctx, session)
+        for name, ctx in {
+            "own": own,
+            "other counselor": other_counselor,
+            "social worker": social_worker,
+            "supervisor": supervisor,
+        }.items()
+    }
+    assert readers == {"own": True, "other counselor": False, "social worker": False, "supervisor": True}
+    with pytest.raises(DomainError) as err:
+        await services.write_notes(other_counselor, session.id, "overwrite")
+    assert err.value.code == "FORBIDDEN"
+
+
+async def test_session_lifecycle_and_bad_input(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
+    staff = as_(make, "counselor", MANAGE)
+    monday = next_monday(clock)
+    session = await services.book_session(
+        staff, client_id=setup["client"], counselor_id=setup["grief"], start=at(monday, 9), **online()
+    )
+    await services.reschedule_session(staff, session.id, at(monday, 11), 50)
+    await services.cancel_session(staff, session.id, "client moved")
+    cases = [
+        (lambda: services.reschedule_session(staff, session.id, at(monday, 9), 50), "INVALID_TRANSITION"),
+        (
+            lambda: services.book_session(
+                staff, client_id=setup["client"], counselor_id=setup["grief"], start=at(monday, 9), **online(minutes=5)
+            ),
+            "OUT_OF_RANGE",
+        ),
+        (
+            lambda: services.book_session(
+                staff,
+                client_id=setup["client"],
+                counselor_id=setup["grief"],
+                start=at(monday, 9),
+                minutes=50,
+                mode="online",
+            ),
+            "REQUIRED",
+        ),
+        (
+            lambda: services.book_session(
+                staff,
+                client_id=setup["client"],
+                counselor_id=setup["grief"],
+                start=clock.now - timedelta(days=1),
+                **online(),
+            ),
+            "IN_PAST",
+        ),
+        (
+            lambda: services.book_session(
+                staff, client_id=setup["client"], counselor_id=setup["grief"], start=at(monday, 13), **online()
+            ),
+            "OUTSIDE_AVAILABILITY",
+        ),
+        (
+            lambda: services.book_session(
+                staff, client_id=setup["client"], counselor_id=999999, start=at(monday, 9), **online()
+            ),
+            "NOT_FOUND",
+        ),
+        (lambda: services.register_client(staff, name="x", phone="13700002222", consent=False), "REQUIRED"),
+    ]
+    for call, code in cases:
+        with pytest.raises(DomainError) as err:
+            await call()
+        assert err.value.code == code
+
+
+async def test_journal_missed_days_trend_and_a_risk_event_fired_once(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
+    recorder = Recorder()
+    make.ctx.events = recorder
+    staff = as_(make, "counselor", MANAGE)
+    programme = await services.create_programme(staff, "14天心理健康日志", [f"第{i}天" for i in range(1, 15)])
+    start = clock.now.astimezone(SHANGHAI).date() - timedelta(days=5)
+    enrolment = await services.enrol(staff, setup["client"], programme.id, start)
+    # entries on days 1, 2, 4, 5, 6 (today); day 3 missed
+    for offset, mood in ((0, 6), (1, 3), (3, 2), (4, 2), (5, 1)):
+        await services.add_entry(staff, enrolment.id, mood, on=start + timedelta(days=offset))
+    assert await services.missed_days(staff, enrolment.id) == [3]
+    assert await services.trend(staff, enrolment.id) == [(1, 6), (2, 3), (4, 2), (5, 2), (6, 1)]
+    raised = [e for e in recorder.events if getattr(e, "name", "") == "counseling.risk_raised"]
+    assert len(raised) == 1  # the flag stayed open: later low entries did not raise it again
+    flags = await services.open_flags(as_(make, "organization_admin", SUPERVISE))
+    assert [(f.source, f.severity) for f, _ in flags] == [("mood_trend", "medium")]
+    for bad in (
+        {"mood": 11},
+        {"mood": 5, "on": start - timedelta(days=1)},
+        {"mood": 5, "on": start + timedelta(days=20)},
+    ):
+        with pytest.raises(DomainError) as err:
+            await services.add_entry(staff, enrolment.id, **bad)  # type: ignore[arg-type]
+        assert err.value.code == "OUT_OF_RANGE"
+
+
+async def test_open_flags_are_for_supervisors(make: Factory, setup) -> None:  # type: ignore[no-untyped-def]
+    await services.flag_risk(as_(make, "counselor", MANAGE), setup["client"], "high", "expressed hopelessness")
+    with pytest.raises(DomainError) as err:
+        await services.open_flags(as_(make, "counselor", MANAGE))
+    assert err.value.code == "FORBIDDEN"
+    ((flag, age),) = await services.open_flags(as_(make, "organization_admin", SUPERVISE))
+    assert (flag.severity, age) == ("high", timedelta(0))

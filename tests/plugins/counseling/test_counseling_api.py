@@ -1,0 +1,124 @@
+"""The counseling plugin through /graphql: enablement, booking, notes visible to their readers only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import time
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.app import create_app
+from core.database import create_sessionmaker
+from core.plugins import build_plugin_host
+from core.services import organizations, plugins, scheduling
+from core.services.context import Viewer
+from core.settings import Settings
+from core.vocab import OrganizationKind
+from schema.context import AppState
+from tests.core.services.test_scheduling import at, next_monday
+from tests.factories import Factory
+from tests.schema.helpers import gid
+
+
+@pytest.fixture
+async def api(engine: AsyncEngine, clock: Any) -> AsyncIterator[Any]:
+    host = build_plugin_host(entry_points=False)
+    state = AppState(settings=Settings(), sessionmaker=create_sessionmaker(engine), clock=clock, host=host)
+
+    async def authenticate(request: Any) -> Viewer:
+        role = request.headers.get("x-role")
+        if not role:
+            return Viewer()
+        return Viewer(
+            label=role,
+            role=role,
+            organization_id=int(request.headers["x-org"]),
+            volunteer_id=int(request.headers.get("x-volunteer", 0)) or None,
+            extra_permissions=state.plugin_permissions.get(role, frozenset()),
+        )
+
+    state.authenticate = authenticate
+    app = create_app(state.settings, engine=engine, state=state)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+
+        async def call(query: str, variables: dict[str, Any] | None = None, **who: Any) -> dict[str, Any]:
+            headers = {f"x-{k}": str(v) for k, v in who.items()}
+            return (
+                await http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+            ).json()
+
+        yield call
+
+
+async def test_counseling_over_graphql(api, make: Factory, clock) -> None:  # type: ignore[no-untyped-def]
+    # given an organisation that enabled counseling, its counselor with Monday hours, and another organisation
+    org = await organizations.create_organization(make.ctx, name="心理援助中心", kind=OrganizationKind.AGENCY)
+    other = await organizations.create_organization(make.ctx, name="别的机构", kind=OrganizationKind.AGENCY)
+    await plugins.set_enabled(
+        make.ctx,
+        organization_id=org.id,
+        plugin="counseling",
+        enabled=True,
+        installed=frozenset({"counseling"}),
+        known=frozenset({"counseling"}),
+    )
+    person = await make.volunteer()
+    monday = next_monday(clock)
+    await scheduling.add_window(make.ctx, person.id, monday.weekday(), time(9), time(12))
+    await make.commit()
+    admin = {"role": "organization_admin", "org": org.id}
+    counselor = {"role": "counselor", "org": org.id, "volunteer": person.id}
+    registered = await api(
+        'mutation($v: ID!) { counselingRegisterCounselor(volunteerId: $v, specialties: ["grief"], languages: ["zh"]) '
+        "{ counselor { id name } errors { code } } }",
+        {"v": gid("Volunteer", person.id)},
+        **admin,
+    )
+    counselor_id = registered["data"]["counselingRegisterCounselor"]["counselor"]["id"]
+    client = await api(
+        'mutation { counselingRegisterClient(name: "居民", phone: "13700001111", consent: true) '
+        "{ client { id phone } errors { code } } }",
+        **admin,
+    )
+    client_id = client["data"]["counselingRegisterClient"]["client"]["id"]
+    # when the counselor books a session and writes notes
+    booked = await api(
+        "mutation($c: ID!, $k: ID!, $s: DateTime!) { counselingBookSession(input: {clientId: $c, counselorId: $k, "
+        'start: $s, meetingLink: "https://meet.example/1"}) { session { id start status } errors { code } } }',
+        {"c": client_id, "k": counselor_id, "s": at(monday, 9).isoformat()},
+        **counselor,
+    )
+    session = booked["data"]["counselingBookSession"]["session"]
+    await api(
+        'mutation($id: ID!) { counselingWriteNotes(id: $id, notes: "失眠") { errors { code } } }',
+        {"id": session["id"]},
+        **counselor,
+    )
+    # then the counselor and the supervisor read the notes, a social worker of the same organisation does not,
+    # and the other organisation's members are refused by the plugin gate
+    query = "{ counselingSessions { status start notes } }"
+    seen = {
+        name: await api(query, **who)
+        for name, who in {
+            "counselor": counselor,
+            "supervisor": admin,
+            "social worker": {"role": "social_worker", "org": org.id},
+            "other org": {"role": "organization_admin", "org": other.id},
+        }.items()
+    }
+    assert seen["counselor"]["data"]["counselingSessions"][0]["notes"] == "失眠"
+    assert seen["supervisor"]["data"]["counselingSessions"][0]["notes"] == "失眠"
+    assert seen["social worker"]["data"]["counselingSessions"][0]["notes"] is None
+    assert seen["other org"]["errors"][0]["extensions"]["code"] == "PLUGIN_DISABLED"
+    assert session["start"] == at(monday, 9).isoformat()
+    # and a second booking of the same slot is refused with SLOT_TAKEN, writing nothing
+    again = await api(
+        "mutation($c: ID!, $k: ID!, $s: DateTime!) { counselingBookSession(input: {clientId: $c, counselorId: $k, "
+        'start: $s, meetingLink: "https://meet.example/2"}) { session { id } errors { code } } }',
+        {"c": client_id, "k": counselor_id, "s": at(monday, 9, 30).isoformat()},
+        **counselor,
+    )
+    assert again["data"]["counselingBookSession"] == {"session": None, "errors": [{"code": "SLOT_TAKEN"}]}
