@@ -41,6 +41,7 @@ from schema.mutations.communities import CommunityMutations
 from schema.mutations.help_requests import HelpRequestMutations
 from schema.mutations.plugins import PluginMutations
 from schema.mutations.reference import ReferenceMutations
+from schema.mutations.scheduling import SchedulingMutations
 from schema.mutations.volunteers import VolunteerMutations
 from schema.queries import CoreQuery, node_fields
 
@@ -52,6 +53,7 @@ CORE_MUTATIONS = (
     AssignmentMutations,
     ReferenceMutations,
     PluginMutations,
+    SchedulingMutations,
 )
 
 

@@ -144,10 +144,18 @@ async def cancel(ctx: ServiceContext, appointment_id: int, reason: str) -> Appoi
     return appointment
 
 
+async def _require_calendar_keeper(ctx: ServiceContext, owner_id: int) -> None:
+    """People keep their own hours; administrators keep everyone's (in their organisation)."""
+    if ctx.viewer.volunteer_id is not None and ctx.viewer.volunteer_id == owner_id:
+        return
+    owner = await get(ctx, Volunteer, owner_id, what="Staff member", field=("input", "volunteerId"))
+    access.require_manage(ctx, "volunteers.manage", owner.organization_id, "calendars")
+
+
 async def add_window(
     ctx: ServiceContext, owner_id: int, weekday: int, start: time, end: time, timezone: str = "Asia/Shanghai"
 ) -> AvailabilityWindow:
-    access.require(ctx, "volunteers.read")
+    await _require_calendar_keeper(ctx, owner_id)
     v = Validator()
     v.check(0 <= weekday <= 6, ("input", "weekday"), "OUT_OF_RANGE", "Weekday is 0 (Monday) to 6 (Sunday).")
     v.check(end > start, ("input", "end"), "OUT_OF_RANGE", "A window ends after it starts.")
@@ -162,11 +170,16 @@ async def add_window(
     return window
 
 
-async def add_exception(ctx: ServiceContext, owner_id: int, start: datetime, end: datetime, reason: str = "") -> None:
+async def add_exception(
+    ctx: ServiceContext, owner_id: int, start: datetime, end: datetime, reason: str = ""
+) -> AvailabilityException:
+    await _require_calendar_keeper(ctx, owner_id)
     if end <= start:
         raise DomainError("OUT_OF_RANGE", "An absence ends after it starts.", ("input", "end"))
-    ctx.session.add(AvailabilityException(owner_id=owner_id, during=Range(start, end), reason=reason))
+    exception = AvailabilityException(owner_id=owner_id, during=Range(start, end), reason=reason.strip())
+    ctx.session.add(exception)
     await ctx.session.flush()
+    return exception
 
 
 async def free_slots(

@@ -401,8 +401,31 @@ async def _account(w: World) -> tuple[str, dict[str, Any]]:
     )
 
 
+async def _hours(w: World) -> tuple[str, dict[str, Any]]:
+    return (
+        'mutation($v: ID!) { m: addAvailabilityWindow(input: {volunteerId: $v, weekday: 0, start: "09:00", '
+        'end: "12:00"}) { errors { code } } }',
+        {"v": ids.encode("Volunteer", w.ids["v_driver"])},
+    )
+
+
 U, F, N = "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"
 WRITES = [
+    Write(
+        "set the driver's working hours",
+        _hours,
+        per_role(
+            anonymous=U,
+            platform_admin=OK,
+            org_admin_a=OK,
+            org_admin_b=F,
+            social_worker=F,
+            counselor=F,
+            community_head=F,
+            volunteer=OK,
+            partner_a=F,
+        ),
+    ),
     Write(
         "verify a request of c2",
         _verify,
