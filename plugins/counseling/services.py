@@ -400,3 +400,8 @@ async def open_flags(ctx: core.ServiceContext) -> list[tuple[RiskFlag, timedelta
     )
     now = ctx.now()
     return [(f, now - f.raised_at) for f in rows]
+
+
+async def all_sessions(ctx: core.ServiceContext) -> list[Session]:
+    """Every session (tests and scripts)."""
+    return list((await ctx.session.scalars(select(Session).order_by(Session.id))).all())

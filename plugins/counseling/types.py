@@ -9,6 +9,7 @@ import strawberry
 from strawberry import Info
 
 import core
+from core.models import Appointment
 from core.services import scheduling
 from plugins.counseling import services
 from plugins.counseling.models import Client, Counselor, Enrolment, Programme, RiskFlag, Session
@@ -90,13 +91,17 @@ class CounselingSession:
             row=s,
         )
 
+    async def _slot(self, info: Info) -> Any:
+        # One batched query for every session of the page (a DataLoader), not one per session.
+        return await info.context.loaders.by_id(Appointment).load(self.row.appointment_id)
+
     @strawberry.field
     async def start(self, info: Info) -> datetime:
-        return (await info.context.read(_appointment, self.row.appointment_id)).during.lower
+        return (await self._slot(info)).during.lower
 
     @strawberry.field
     async def end(self, info: Info) -> datetime:
-        return (await info.context.read(_appointment, self.row.appointment_id)).during.upper
+        return (await self._slot(info)).during.upper
 
     @strawberry.field(description="Sensitive: the session's counselor and supervisors only; null for others.")
     async def notes(self, info: Info) -> str | None:
@@ -104,12 +109,6 @@ class CounselingSession:
             info.context.note_sensitive_read("CounselingSession", self.row.id, "notes")
             return self.row.notes
         return None
-
-
-async def _appointment(ctx: core.ServiceContext, appointment_id: int) -> Any:
-    from core.models import Appointment
-
-    return await ctx.session.get(Appointment, appointment_id)
 
 
 @strawberry.type

@@ -122,3 +122,46 @@ async def test_counseling_over_graphql(api, make: Factory, clock) -> None:  # ty
         **counselor,
     )
     assert again["data"]["counselingBookSession"] == {"session": None, "errors": [{"code": "SLOT_TAKEN"}]}
+
+
+async def test_listing_sessions_costs_the_same_for_2_and_8(api, make: Factory, clock, statements) -> None:  # type: ignore[no-untyped-def]
+    from plugins.counseling import services
+
+    org = await organizations.create_organization(make.ctx, name="心理援助中心", kind=OrganizationKind.AGENCY)
+    await plugins.set_enabled(
+        make.ctx,
+        organization_id=org.id,
+        plugin="counseling",
+        enabled=True,
+        installed=frozenset({"counseling"}),
+        known=frozenset({"counseling"}),
+    )
+    admin = {"role": "organization_admin", "org": org.id}
+    from core.services.context import SYSTEM, ServiceContext
+
+    system = ServiceContext(make.ctx.session, SYSTEM, make.ctx.clock)
+    person = await make.volunteer()
+    counselor = await services.register_counselor(system, person.id, specialties=["grief"])
+    monday = next_monday(clock)
+    await scheduling.add_window(system, person.id, monday.weekday(), time(8), time(20))
+    client = await services.register_client(system, name="居民", phone="13700001111", consent=True)
+    client.organization_id = org.id
+    counts = {}
+    for total in (2, 8):
+        while len(await services.all_sessions(system)) < total:
+            n = len(await services.all_sessions(system))
+            await services.book_session(
+                system,
+                client_id=client.id,
+                counselor_id=counselor.id,
+                start=at(monday, 8 + n),
+                minutes=50,
+                mode="offline",
+                place="社区活动室",
+            )
+        await make.commit()
+        statements.statements.clear()
+        body = await api("{ counselingSessions { start end status counselor: status } }", **admin)
+        assert len(body["data"]["counselingSessions"]) == total
+        counts[total] = statements.count
+    assert counts[2] == counts[8]
