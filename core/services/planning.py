@@ -13,15 +13,17 @@ order every writer uses); if anything changed meanwhile it fails with STALE_PLAN
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from sqlalchemy import and_, func, literal, not_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import DomainError, UserErrorData
 from core.models import Assignment, HelpRequest, Volunteer
@@ -41,7 +43,7 @@ from core.vocab import RequestStatus
 
 UNCOVERED_COST = 10.0
 # How many nearest available volunteers per request the batch looks at before its hard filters.
-KNN_OVERSAMPLE = 5
+KNN_OVERSAMPLE = 3
 RESERVE_PENALTY = 1.0
 
 
@@ -121,10 +123,35 @@ async def _open_slots(ctx: ServiceContext, requests: dict[int, HelpRequest]) -> 
     return {rid: max(0, r.volunteers_needed - int(held.get(rid, 0))) for rid, r in requests.items()}
 
 
+# Large batches split their candidate search over this many connections (one KNN scan per request is
+# CPU-bound in PostgreSQL; the machines this runs on have several cores).
+PARALLEL_CHUNKS = 2
+PARALLEL_FROM = 200
+
+
 async def _candidate_pairs(
     ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: object
 ) -> list[_Pair]:
-    """The nearest qualified volunteers of every request, in one statement (a LATERAL KNN per request)."""
+    """The nearest qualified volunteers of every request (a LATERAL KNN per request). A large batch is
+    split across connections of its own: planning only reads, and a proposal may use committed data."""
+    engine = ctx.session.bind
+    if len(request_ids) < PARALLEL_FROM or engine is None:
+        return await _candidate_pairs_on(ctx, request_ids, per_request, reserve=reserve, now=now)
+    size = -(-len(request_ids) // PARALLEL_CHUNKS)
+    chunks = [request_ids[i : i + size] for i in range(0, len(request_ids), size)]
+
+    async def run(chunk: list[int]) -> list[_Pair]:
+        async with AsyncSession(bind=engine) as session:
+            side = replace(ctx, session=session)
+            return await _candidate_pairs_on(side, chunk, per_request, reserve=reserve, now=now)
+
+    results = await asyncio.gather(*(run(chunk) for chunk in chunks))
+    return [pair for part in results for pair in part]
+
+
+async def _candidate_pairs_on(
+    ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: object
+) -> list[_Pair]:
     if not request_ids:
         return []
     r = (
