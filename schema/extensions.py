@@ -8,7 +8,8 @@ replaced by a masked message carrying only that id, so no stack trace or SQL rea
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from graphql import GraphQLError, IntValueNode, ValidationContext, ValidationRule
 from strawberry.extensions import SchemaExtension
@@ -43,6 +44,13 @@ class SafeErrors(SchemaExtension):
         context = self.execution_context.context
         request_id = getattr(context, "request_id", "-")
         result.errors = [self._safe(error, request_id) for error in result.errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """The same treatment for each result of a subscription (or other streamed execution)."""
+        if getattr(result, "errors", None):
+            request_id = getattr(self.execution_context.context, "request_id", "-")
+            result.errors = [self._safe(error, request_id) for error in result.errors]
+        yield None
 
     @staticmethod
     def _safe(error: GraphQLError, request_id: str) -> GraphQLError:
