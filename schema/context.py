@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,9 +51,9 @@ class AppState:
                 self._secret = await auth.token_secret(session, configured)
         return self._secret
 
-    @property
+    @cached_property
     def plugin_permissions(self) -> dict[str, frozenset[str]]:
-        """Role → permissions plugins grant it by default."""
+        """Role → permissions plugins grant it by default (computed once: the host is fixed per process)."""
         granted: dict[str, set[str]] = {}
         for permission in self.host.permissions if self.host else []:
             for role in permission.default_roles:
