@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "yunshegong.plugins"
 
 # Built-in service modules, by module path, in registration order. Each arrives with its own issue.
-BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.counseling.plugin",)
+BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.counseling.plugin", "plugins.supplies.plugin")
 
 
 class PluginLoadError(RuntimeError):

@@ -208,7 +208,9 @@ READS = [
         "{ plugins { name } }",
         lambda w: {},
         lambda d: d["plugins"],
-        per_role(**{key: [{"name": "counseling"}] for key in ROLES} | {"anonymous": "UNAUTHENTICATED"}),
+        per_role(
+            **{key: [{"name": "counseling"}, {"name": "supplies"}] for key in ROLES} | {"anonymous": "UNAUTHENTICATED"}
+        ),
     ),
     Read(
         "match candidates for r1",

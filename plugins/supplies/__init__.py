@@ -1,0 +1,1 @@
+"""Supplies: donations in, a stock ledger, distributions out — nothing lost, nothing doubled."""

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core import Base
+
+CATEGORIES = ("medical_protection", "food", "daily_necessities", "medicine", "infant_supplies", "equipment")
+
+
+def _pk() -> Mapped[int]:
+    return mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Item(Base):
+    __tablename__ = "supplies_items"
+    __table_args__ = (CheckConstraint(f"category IN {CATEGORIES!r}", name="category_valid"),)
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    category: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(16))
+    # Tracked by batch with an expiry date (medicine, food, formula): picked first-expiry-first-out.
+    batched: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class Warehouse(Base):
+    __tablename__ = "supplies_warehouses"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    address: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class Donor(Base):
+    __tablename__ = "supplies_donors"
+    __table_args__ = (CheckConstraint("kind IN ('organization', 'person')", name="kind_valid"),)
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    # Sensitive: donor contact details are for supplies managers only.
+    contact: Mapped[str] = mapped_column(String(100), server_default="")
+
+
+class Batch(Base):
+    """A lot of one item: a donation line's goods, with its expiry. `code` '' for unbatched items."""
+
+    __tablename__ = "supplies_batches"
+    __table_args__ = (UniqueConstraint("item_id", "code", "donor_id"),)
+
+    id: Mapped[int] = _pk()
+    item_id: Mapped[int] = mapped_column(ForeignKey("supplies_items.id"))
+    code: Mapped[str] = mapped_column(String(64), server_default="")
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    donor_id: Mapped[int | None] = mapped_column(ForeignKey("supplies_donors.id"))
+
+
+class Balance(Base):
+    """On hand per batch and warehouse, kept in the same transaction as the ledger. The CHECK makes
+    negative stock impossible whatever code writes; services also decrement conditionally."""
+
+    __tablename__ = "supplies_balances"
+    __table_args__ = (CheckConstraint("on_hand >= 0", name="not_negative"),)
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("supplies_batches.id"), primary_key=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("supplies_warehouses.id"), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer)
+
+
+class Movement(Base):
+    """The append-only stock ledger (a trigger refuses UPDATE and DELETE). Corrections are reversals."""
+
+    __tablename__ = "supplies_movements"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('receipt', 'transfer_out', 'transfer_in', 'distribution', 'adjustment', 'reversal')",
+            name="kind_valid",
+        ),
+        CheckConstraint("quantity <> 0", name="quantity_not_zero"),
+        Index("ix_supplies_movements_batch", "batch_id", "warehouse_id"),
+        Index(
+            "uq_supplies_movements_reverses",
+            "reverses_id",
+            unique=True,
+            postgresql_where=text("reverses_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = _pk()
+    kind: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("supplies_batches.id"))
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("supplies_warehouses.id"))
+    # Signed: into the warehouse positive, out of it negative.
+    quantity: Mapped[int] = mapped_column(Integer)
+    distribution_id: Mapped[int | None] = mapped_column(ForeignKey("supplies_distributions.id"))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("supplies_movements.id"))
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Distribution(Base):
+    __tablename__ = "supplies_distributions"
+    __table_args__ = (
+        CheckConstraint("status IN ('planned', 'dispatched', 'delivered')", name="status_valid"),
+        CheckConstraint(
+            "(community_id IS NOT NULL)::int + (request_id IS NOT NULL)::int + (recipient <> '')::int = 1",
+            name="one_recipient",
+        ),
+    )
+
+    id: Mapped[int] = _pk()
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("supplies_warehouses.id"))
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("help_requests.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(100), server_default="")
+    status: Mapped[str] = mapped_column(String(16), server_default="planned")
+    confirmed_by: Mapped[str] = mapped_column(String(100), server_default="")
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = _now()
+
+
+class IdempotencyKey(Base):
+    """A mutation's key, the fingerprint of its arguments and what it produced: a retry returns that."""
+
+    __tablename__ = "supplies_idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(50))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = _now()

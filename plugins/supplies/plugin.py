@@ -1,0 +1,50 @@
+"""Hook implementations of the supplies plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import core
+
+
+@core.hookimpl
+def register_plugin() -> core.PluginInfo:
+    return core.PluginInfo(
+        name="supplies",
+        version="0.1.0",
+        description="Donated goods into warehouses, an append-only stock ledger, distributions out.",
+    )
+
+
+@core.hookimpl
+def register_graphql() -> core.GraphQLContribution:
+    from plugins.supplies.types import SuppliesMutation, SuppliesQuery
+
+    return core.GraphQLContribution(query=SuppliesQuery, mutation=SuppliesMutation)
+
+
+@core.hookimpl
+def register_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@core.hookimpl
+def register_permissions() -> list[core.Permission]:
+    return [
+        core.Permission(
+            "supplies.manage",
+            "Receive, move, adjust and distribute stock; read reports.",
+            ("organization_admin", "platform_admin", "social_worker"),
+        ),
+    ]
+
+
+@core.hookimpl
+async def register_stats(ctx: core.ServiceContext) -> list[core.StatFigure]:
+    from plugins.supplies.services import report
+
+    rows = await report(ctx)
+    return [
+        core.StatFigure(key="items_received", label="Items received", value=sum(r.received for r in rows)),
+        core.StatFigure(key="items_distributed", label="Items distributed", value=sum(r.distributed for r in rows)),
+    ]

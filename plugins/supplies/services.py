@@ -1,0 +1,445 @@
+"""Stock rules. Every change is a ledger movement plus a balance change in the same transaction; on-hand
+stock can never go negative (conditional decrement under row locks, and a CHECK in the database);
+distributions pick first-expiry-first-out; retries with an idempotency key apply nothing twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
+import core
+from core.services import help_requests, validation
+from plugins.supplies.models import CATEGORIES, Balance, Batch, Distribution, IdempotencyKey, Item, Movement, Warehouse
+
+MAX_QUANTITY = 10_000_000
+
+
+async def _get(ctx: core.ServiceContext, model: type, pk: int, what: str, field: str) -> Any:
+    row = await ctx.session.get(model, pk)
+    if row is None:
+        raise core.NotFound(what, ("input", field))
+    return row
+
+
+def _quantity(v: core.Validator, quantity: int, field: str = "quantity") -> None:
+    v.check(
+        0 < quantity <= MAX_QUANTITY,
+        ("input", field),
+        "OUT_OF_RANGE",
+        f"A quantity is a whole number from 1 to {MAX_QUANTITY}.",
+    )
+
+
+# -- catalogue ------------------------------------------------------------------------------------------------------
+
+
+async def create_item(ctx: core.ServiceContext, name: str, category: str, unit: str, batched: bool = False) -> Item:
+    core.require(ctx, "supplies.manage")
+    v = core.Validator()
+    clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
+    v.check(
+        category in CATEGORIES, ("input", "category"), "INVALID_INPUT", f"Category is one of {', '.join(CATEGORIES)}."
+    )
+    clean_unit = validation.text(v, ("input", "unit"), unit, max_length=16, label="Unit")
+    v.raise_if_any()
+    item = Item(name=clean, category=category, unit=clean_unit, batched=batched)
+    ctx.session.add(item)
+    await ctx.session.flush()
+    return item
+
+
+async def create_warehouse(ctx: core.ServiceContext, name: str, address: str = "") -> Warehouse:
+    core.require(ctx, "supplies.manage")
+    v = core.Validator()
+    clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
+    v.raise_if_any()
+    warehouse = Warehouse(name=clean, address=address.strip())
+    ctx.session.add(warehouse)
+    await ctx.session.flush()
+    return warehouse
+
+
+# -- balances ----------------------------------------------------------------------------------------------------
+
+
+async def _put(ctx: core.ServiceContext, batch_id: int, warehouse_id: int, quantity: int) -> None:
+    stmt = insert(Balance).values(batch_id=batch_id, warehouse_id=warehouse_id, on_hand=quantity)
+    await ctx.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[Balance.batch_id, Balance.warehouse_id], set_={"on_hand": Balance.on_hand + quantity}
+        )
+    )
+
+
+async def _take(ctx: core.ServiceContext, batch_id: int, warehouse_id: int, quantity: int) -> bool:
+    """Decrement only if enough is there (the row lock of the UPDATE serialises concurrent takers)."""
+    taken = await ctx.session.scalar(
+        update(Balance)
+        .where(Balance.batch_id == batch_id, Balance.warehouse_id == warehouse_id, Balance.on_hand >= quantity)
+        .values(on_hand=Balance.on_hand - quantity)
+        .returning(Balance.on_hand)
+    )
+    return taken is not None
+
+
+def _move(ctx: core.ServiceContext, kind: str, batch_id: int, warehouse_id: int, quantity: int, **kw: Any) -> Movement:
+    movement = Movement(
+        kind=kind,
+        batch_id=batch_id,
+        warehouse_id=warehouse_id,
+        quantity=quantity,
+        actor=ctx.viewer.label,
+        at=ctx.now(),
+        **kw,
+    )
+    ctx.session.add(movement)
+    return movement
+
+
+# -- stock in, across, corrections ---------------------------------------------------------------------------------
+
+
+async def receive(
+    ctx: core.ServiceContext,
+    *,
+    warehouse_id: int,
+    item_id: int,
+    quantity: int,
+    donor_id: int | None = None,
+    batch_code: str = "",
+    expires_on: date | None = None,
+) -> Movement:
+    core.require(ctx, "supplies.manage")
+    v = core.Validator()
+    _quantity(v, quantity)
+    v.raise_if_any()
+    item = await _get(ctx, Item, item_id, "Item", "itemId")
+    await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    if item.batched and expires_on is None:
+        raise core.DomainError(
+            "REQUIRED", "This item is tracked by batch: give its expiry date.", ("input", "expiresOn")
+        )
+    batch_id = await ctx.session.scalar(
+        insert(Batch)
+        .values(item_id=item_id, code=batch_code.strip(), expires_on=expires_on, donor_id=donor_id)
+        .on_conflict_do_update(index_elements=[Batch.item_id, Batch.code, Batch.donor_id], set_={"code": Batch.code})
+        .returning(Batch.id)
+    )
+    await _put(ctx, batch_id, warehouse_id, quantity)
+    movement = _move(ctx, "receipt", batch_id, warehouse_id, quantity)
+    await ctx.session.flush()
+    return movement
+
+
+async def transfer(
+    ctx: core.ServiceContext, *, batch_id: int, from_warehouse: int, to_warehouse: int, quantity: int
+) -> Movement:
+    core.require(ctx, "supplies.manage")
+    v = core.Validator()
+    _quantity(v, quantity)
+    v.check(
+        from_warehouse != to_warehouse,
+        ("input", "toWarehouseId"),
+        "SAME_WAREHOUSE",
+        "A transfer goes to another warehouse.",
+    )
+    v.raise_if_any()
+    await _get(ctx, Batch, batch_id, "Batch", "batchId")
+    await _get(ctx, Warehouse, to_warehouse, "Warehouse", "toWarehouseId")
+    if not await _take(ctx, batch_id, from_warehouse, quantity):
+        raise core.DomainError(
+            "INSUFFICIENT_STOCK", "Not that much of this batch is in that warehouse.", ("input", "quantity")
+        )
+    await _put(ctx, batch_id, to_warehouse, quantity)
+    _move(ctx, "transfer_out", batch_id, from_warehouse, -quantity)
+    movement = _move(ctx, "transfer_in", batch_id, to_warehouse, quantity)
+    await ctx.session.flush()
+    return movement
+
+
+async def adjust(ctx: core.ServiceContext, *, batch_id: int, warehouse_id: int, delta: int, reason: str) -> Movement:
+    """A counted difference (damage, loss, found stock). Needs a reason; cannot drive stock negative."""
+    core.require(ctx, "supplies.manage")
+    v = core.Validator()
+    v.check(delta != 0 and abs(delta) <= MAX_QUANTITY, ("input", "delta"), "OUT_OF_RANGE", "An adjustment is not zero.")
+    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
+    v.raise_if_any()
+    await _get(ctx, Batch, batch_id, "Batch", "batchId")
+    await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    if delta > 0:
+        await _put(ctx, batch_id, warehouse_id, delta)
+    elif not await _take(ctx, batch_id, warehouse_id, -delta):
+        raise core.DomainError("INSUFFICIENT_STOCK", "The adjustment would make stock negative.", ("input", "delta"))
+    movement = _move(ctx, "adjustment", batch_id, warehouse_id, delta, reason=clean)
+    await ctx.session.flush()
+    return movement
+
+
+async def reverse(ctx: core.ServiceContext, movement_id: int, reason: str) -> Movement:
+    """Undo a wrong entry with its opposite (the ledger itself is never edited)."""
+    core.require(ctx, "supplies.manage")
+    v = core.Validator()
+    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
+    v.raise_if_any()
+    original = await ctx.session.scalar(select(Movement).where(Movement.id == movement_id).with_for_update())
+    if original is None:
+        raise core.NotFound("Movement", ("input", "movementId"))
+    if original.kind == "reversal":
+        raise core.DomainError("INVALID_TRANSITION", "A reversal cannot itself be reversed.", ("input", "movementId"))
+    if original.kind in ("transfer_out", "transfer_in", "distribution"):
+        raise core.DomainError(
+            "INVALID_TRANSITION",
+            f"A {original.kind} is undone by a new transfer or delivery correction, not reversed.",
+            ("input", "movementId"),
+        )
+    if await ctx.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id)) is not None:
+        raise core.DomainError("ALREADY_EXISTS", "This movement is reversed already.", ("input", "movementId"))
+    if original.quantity > 0:
+        if not await _take(ctx, original.batch_id, original.warehouse_id, original.quantity):
+            raise core.DomainError(
+                "INSUFFICIENT_STOCK", "Its goods have left the warehouse since.", ("input", "movementId")
+            )
+    else:
+        await _put(ctx, original.batch_id, original.warehouse_id, -original.quantity)
+    movement = _move(
+        ctx,
+        "reversal",
+        original.batch_id,
+        original.warehouse_id,
+        -original.quantity,
+        reverses_id=original.id,
+        reason=clean,
+    )
+    await ctx.session.flush()
+    return movement
+
+
+# -- distributions --------------------------------------------------------------------------------------------------
+
+
+async def distribute(
+    ctx: core.ServiceContext,
+    *,
+    warehouse_id: int,
+    item_id: int,
+    quantity: int,
+    community_id: int | None = None,
+    request_id: int | None = None,
+    recipient: str = "",
+    note: str = "",
+) -> Distribution:
+    """Take `quantity` of an item out of a warehouse, earliest expiry first, for one recipient."""
+    core.require(ctx, "supplies.manage")
+    v = core.Validator()
+    _quantity(v, quantity)
+    targets = (community_id is not None) + (request_id is not None) + bool(recipient.strip())
+    v.check(
+        targets == 1,
+        ("input", "communityId"),
+        "INVALID_INPUT",
+        "A distribution goes to exactly one of: a community, a help request, a person.",
+    )
+    v.raise_if_any()
+    await _get(ctx, Item, item_id, "Item", "itemId")
+    await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    if community_id is not None:
+        await _get(ctx, core.Community, community_id, "Community", "communityId")
+    if request_id is not None:
+        await _get(ctx, core.HelpRequest, request_id, "Help request", "requestId")
+    # Lock this item's balances in the warehouse, earliest expiry first: concurrent distributions queue here.
+    rows = (
+        await ctx.session.execute(
+            select(Balance.batch_id, Balance.on_hand)
+            .join(Batch, Batch.id == Balance.batch_id)
+            .where(Batch.item_id == item_id, Balance.warehouse_id == warehouse_id, Balance.on_hand > 0)
+            .order_by(Batch.expires_on.asc().nulls_last(), Batch.id)
+            .with_for_update(of=Balance)
+        )
+    ).all()
+    if sum(on_hand for _, on_hand in rows) < quantity:
+        raise core.DomainError("INSUFFICIENT_STOCK", "Not enough of this item in the warehouse.", ("input", "quantity"))
+    distribution = Distribution(
+        warehouse_id=warehouse_id,
+        community_id=community_id,
+        request_id=request_id,
+        recipient=recipient.strip(),
+        note=note.strip(),
+    )
+    ctx.session.add(distribution)
+    await ctx.session.flush()
+    left = quantity
+    for batch_id, on_hand in rows:
+        if left == 0:
+            break
+        take = min(left, on_hand)
+        if not await _take(ctx, batch_id, warehouse_id, take):  # cannot happen under the lock; the DB agrees
+            raise core.DomainError("INSUFFICIENT_STOCK", "Stock changed meanwhile.", ("input", "quantity"))
+        _move(ctx, "distribution", batch_id, warehouse_id, -take, distribution_id=distribution.id)
+        left -= take
+    await ctx.session.flush()
+    return distribution
+
+
+async def dispatch(ctx: core.ServiceContext, distribution_id: int) -> Distribution:
+    core.require(ctx, "supplies.manage")
+    distribution = await _locked(ctx, distribution_id)
+    if distribution.status != "planned":
+        raise core.DomainError(
+            "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be dispatched.", ("input", "id")
+        )
+    distribution.status = "dispatched"
+    await ctx.session.flush()
+    return distribution
+
+
+async def confirm_delivery(ctx: core.ServiceContext, distribution_id: int, note: str = "") -> Distribution:
+    """The recipient side confirms (a community head for their community, or supplies staff)."""
+    distribution = await _locked(ctx, distribution_id)
+    head_of_it = (
+        ctx.viewer.role == "community_head"
+        and distribution.community_id is not None
+        and distribution.community_id == ctx.viewer.community_id
+    )
+    if not head_of_it:
+        core.require(ctx, "supplies.manage")
+    if distribution.status != "dispatched":
+        raise core.DomainError(
+            "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be delivered.", ("input", "id")
+        )
+    distribution.status, distribution.confirmed_by, distribution.confirmed_at = "delivered", ctx.viewer.label, ctx.now()
+    distribution.note = (distribution.note + " " + note.strip()).strip()
+    await ctx.session.flush()
+    if distribution.request_id is not None and core.can(ctx.viewer, "requests.coordinate"):
+        request = await ctx.session.get(core.HelpRequest, distribution.request_id)
+        if request is not None and request.status == "in_progress":
+            # Goods delivered: the core request moves forward through core's own service.
+            await help_requests.fulfil(ctx, request.id, f"supplies delivered (distribution {distribution.id})")
+    return distribution
+
+
+async def _locked(ctx: core.ServiceContext, distribution_id: int) -> Distribution:
+    row = await ctx.session.scalar(select(Distribution).where(Distribution.id == distribution_id).with_for_update())
+    if row is None:
+        raise core.NotFound("Distribution")
+    return row
+
+
+# -- idempotency ------------------------------------------------------------------------------------------------------
+
+
+async def idempotent(
+    ctx: core.ServiceContext,
+    key: str | None,
+    operation: str,
+    arguments: dict[str, Any],
+    run: Callable[[], Awaitable[Any]],
+    load: Callable[[int], Awaitable[Any]],
+) -> Any:
+    """Run once per key. A retry with the same key and arguments returns the first result; with other
+    arguments it is IDEMPOTENCY_MISMATCH. Concurrent retries wait on the key's unique index."""
+    if not key:
+        return await run()
+    v = core.Validator()
+    v.check(len(key) <= 100, ("input", "idempotencyKey"), "OUT_OF_RANGE", "At most 100 characters.")
+    v.raise_if_any()
+    fingerprint = hashlib.sha256(json.dumps([operation, arguments], sort_keys=True, default=str).encode()).hexdigest()
+    claimed = await ctx.session.scalar(
+        insert(IdempotencyKey)
+        .values(key=key, operation=operation, fingerprint=fingerprint)
+        .on_conflict_do_nothing(index_elements=[IdempotencyKey.key])
+        .returning(IdempotencyKey.key)
+    )
+    if claimed is None:
+        first = await ctx.session.get(IdempotencyKey, key, populate_existing=True)
+        if first is None or first.fingerprint != fingerprint:
+            raise core.DomainError(
+                "IDEMPOTENCY_MISMATCH", "This key was used with other arguments.", ("input", "idempotencyKey")
+            )
+        return await load(int(first.result["id"]))
+    result = await run()
+    await ctx.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key).values(result={"id": result.id}))
+    return result
+
+
+# -- reports ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CategoryFigures:
+    category: str
+    received: int
+    distributed: int
+    adjusted: int
+    transferred_net: int
+    on_hand: int
+
+    @property
+    def balanced(self) -> bool:
+        """Conservation: what came in, net of corrections, is on hand or went out."""
+        return self.received + self.adjusted + self.transferred_net == self.on_hand + self.distributed
+
+
+async def report(ctx: core.ServiceContext) -> list[CategoryFigures]:
+    core.require(ctx, "supplies.manage")
+    by_kind = (
+        await ctx.session.execute(
+            select(Item.category, Movement.kind, func.sum(Movement.quantity))
+            .join(Batch, Batch.id == Movement.batch_id)
+            .join(Item, Item.id == Batch.item_id)
+            .group_by(Item.category, Movement.kind)
+        )
+    ).all()
+    on_hand = dict(
+        (
+            await ctx.session.execute(
+                select(Item.category, func.sum(Balance.on_hand))
+                .join(Batch, Batch.id == Balance.batch_id)
+                .join(Item, Item.id == Batch.item_id)
+                .group_by(Item.category)
+            )
+        ).all()
+    )
+    sums: dict[str, dict[str, int]] = {}
+    for category, kind, total in by_kind:
+        sums.setdefault(category, {})[kind] = int(total)
+    out = []
+    for category in sorted(set(sums) | set(on_hand)):
+        k = sums.get(category, {})
+        out.append(
+            CategoryFigures(
+                category=category,
+                received=k.get("receipt", 0),
+                distributed=-k.get("distribution", 0),
+                adjusted=k.get("adjustment", 0) + k.get("reversal", 0),
+                transferred_net=k.get("transfer_in", 0) + k.get("transfer_out", 0),
+                on_hand=int(on_hand.get(category, 0) or 0),
+            )
+        )
+    return out
+
+
+def report_csv(rows: list[CategoryFigures]) -> str:
+    lines = ["category,received,distributed,adjusted,on_hand,balanced"]
+    lines += [
+        f"{r.category},{r.received},{r.distributed},{r.adjusted},{r.on_hand},{str(r.balanced).lower()}" for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def ledger_agrees(ctx: core.ServiceContext) -> bool:
+    """Every balance equals the sum of its ledger movements (an audit query, also used by tests)."""
+    mismatches = await ctx.session.scalar(
+        text(
+            "SELECT count(*) FROM supplies_balances b FULL JOIN (SELECT batch_id, warehouse_id, sum(quantity) AS q "
+            "FROM supplies_movements GROUP BY 1, 2) m USING (batch_id, warehouse_id) "
+            "WHERE coalesce(b.on_hand, 0) <> coalesce(m.q, 0)"
+        )
+    )
+    return mismatches == 0

@@ -1,0 +1,265 @@
+"""GraphQL of the supplies plugin. Root fields start with `supplies`, types with `Supplies`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import strawberry
+from strawberry import Info
+
+import core
+from plugins.supplies import services
+from plugins.supplies.models import Distribution, Item, Movement, Warehouse
+
+SuppliesError = core.error_type(
+    "Supplies",
+    {
+        "INSUFFICIENT_STOCK": "Not enough on hand.",
+        "SAME_WAREHOUSE": "A transfer goes to another warehouse.",
+        "IDEMPOTENCY_MISMATCH": "The idempotency key was used with other arguments.",
+    },
+)
+
+
+@strawberry.type
+class SuppliesItem:
+    id: strawberry.ID
+    name: str
+    category: str
+    unit: str
+    batched: bool
+
+    @classmethod
+    def of(cls, i: Item) -> SuppliesItem:
+        return cls(
+            id=strawberry.ID(core.encode_id("SuppliesItem", i.id)),
+            name=i.name,
+            category=i.category,
+            unit=i.unit,
+            batched=i.batched,
+        )
+
+
+@strawberry.type
+class SuppliesWarehouse:
+    id: strawberry.ID
+    name: str
+
+    @classmethod
+    def of(cls, w: Warehouse) -> SuppliesWarehouse:
+        return cls(id=strawberry.ID(core.encode_id("SuppliesWarehouse", w.id)), name=w.name)
+
+
+@strawberry.type
+class SuppliesMovement:
+    id: strawberry.ID
+    kind: str
+    quantity: int
+    batch_id: strawberry.ID
+    at: datetime
+
+    @classmethod
+    def of(cls, m: Movement) -> SuppliesMovement:
+        return cls(
+            id=strawberry.ID(core.encode_id("SuppliesMovement", m.id)),
+            kind=m.kind,
+            quantity=m.quantity,
+            batch_id=strawberry.ID(core.encode_id("SuppliesBatch", m.batch_id)),
+            at=m.at,
+        )
+
+
+@strawberry.type
+class SuppliesDistribution:
+    id: strawberry.ID
+    status: str
+    recipient: str
+    confirmed_by: str
+    confirmed_at: datetime | None
+
+    @classmethod
+    def of(cls, d: Distribution) -> SuppliesDistribution:
+        return cls(
+            id=strawberry.ID(core.encode_id("SuppliesDistribution", d.id)),
+            status=d.status,
+            recipient=d.recipient,
+            confirmed_by=d.confirmed_by,
+            confirmed_at=d.confirmed_at,
+        )
+
+
+@strawberry.type(description="Per category; `balanced` checks received + adjusted = on hand + distributed.")
+class SuppliesReportRow:
+    category: str
+    received: int
+    distributed: int
+    adjusted: int
+    on_hand: int
+    balanced: bool
+
+
+SuppliesItemPayload = core.payload("SuppliesItemPayload", "item", SuppliesItem, SuppliesError)
+SuppliesWarehousePayload = core.payload("SuppliesWarehousePayload", "warehouse", SuppliesWarehouse, SuppliesError)
+SuppliesMovementPayload = core.payload("SuppliesMovementPayload", "movement", SuppliesMovement, SuppliesError)
+SuppliesDistributionPayload = core.payload(
+    "SuppliesDistributionPayload", "distribution", SuppliesDistribution, SuppliesError
+)
+
+
+def _id(raw: str | None, type_name: str, field: str) -> int | None:
+    return None if raw is None else core.decode_id(raw, type_name, ("input", field))
+
+
+@strawberry.input
+class SuppliesDistributeInput:
+    warehouse_id: strawberry.ID
+    item_id: strawberry.ID
+    quantity: int
+    community_id: strawberry.ID | None = None
+    request_id: strawberry.ID | None = None
+    recipient: str = ""
+    note: str = ""
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="A retry with the same key applies nothing twice."
+    )
+
+
+@strawberry.input
+class SuppliesReceiveInput:
+    warehouse_id: strawberry.ID
+    item_id: strawberry.ID
+    quantity: int
+    batch_code: str = ""
+    expires_on: date | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.type
+class SuppliesQuery:
+    @strawberry.field(description="Received, distributed, adjusted and on hand per category.")
+    async def supplies_report(self, info: Info) -> list[SuppliesReportRow]:
+        rows = await info.context.read(services.report)
+        return [
+            SuppliesReportRow(
+                category=r.category,
+                received=r.received,
+                distributed=r.distributed,
+                adjusted=r.adjusted,
+                on_hand=r.on_hand,
+                balanced=r.balanced,
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(description="The same report as CSV.")
+    async def supplies_report_csv(self, info: Info) -> str:
+        return services.report_csv(await info.context.read(services.report))
+
+
+@strawberry.type
+class SuppliesMutation:
+    @strawberry.mutation
+    async def supplies_create_item(
+        self, info: Info, name: str, category: str, unit: str, batched: bool = False
+    ) -> SuppliesItemPayload:
+        return await core.mutate(
+            info,
+            SuppliesItemPayload,
+            "item",
+            SuppliesItem.of,
+            lambda ctx: services.create_item(ctx, name, category, unit, batched),
+            SuppliesError,
+        )
+
+    @strawberry.mutation
+    async def supplies_create_warehouse(self, info: Info, name: str, address: str = "") -> SuppliesWarehousePayload:
+        return await core.mutate(
+            info,
+            SuppliesWarehousePayload,
+            "warehouse",
+            SuppliesWarehouse.of,
+            lambda ctx: services.create_warehouse(ctx, name, address),
+            SuppliesError,
+        )
+
+    @strawberry.mutation(description="Goods into a warehouse (a donation line).")
+    async def supplies_receive(self, info: Info, input: SuppliesReceiveInput) -> SuppliesMovementPayload:
+        async def work(ctx: core.ServiceContext) -> Any:
+            args = {
+                "warehouse_id": _id(input.warehouse_id, "SuppliesWarehouse", "warehouseId"),
+                "item_id": _id(input.item_id, "SuppliesItem", "itemId"),
+                "quantity": input.quantity,
+                "batch_code": input.batch_code,
+                "expires_on": input.expires_on,
+            }
+            return await services.idempotent(
+                ctx,
+                input.idempotency_key,
+                "receive",
+                args,
+                lambda: services.receive(ctx, **args),
+                lambda pk: ctx.session.get(Movement, pk),
+            )
+
+        return await core.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work, SuppliesError)
+
+    @strawberry.mutation(description="Goods out, earliest expiry first, to a community, a help request or a person.")
+    async def supplies_distribute(self, info: Info, input: SuppliesDistributeInput) -> SuppliesDistributionPayload:
+        async def work(ctx: core.ServiceContext) -> Any:
+            args = {
+                "warehouse_id": _id(input.warehouse_id, "SuppliesWarehouse", "warehouseId"),
+                "item_id": _id(input.item_id, "SuppliesItem", "itemId"),
+                "quantity": input.quantity,
+                "community_id": _id(input.community_id, "Community", "communityId"),
+                "request_id": _id(input.request_id, "HelpRequest", "requestId"),
+                "recipient": input.recipient,
+                "note": input.note,
+            }
+            return await services.idempotent(
+                ctx,
+                input.idempotency_key,
+                "distribute",
+                args,
+                lambda: services.distribute(ctx, **args),
+                lambda pk: ctx.session.get(Distribution, pk),
+            )
+
+        return await core.mutate(
+            info, SuppliesDistributionPayload, "distribution", SuppliesDistribution.of, work, SuppliesError
+        )
+
+    @strawberry.mutation
+    async def supplies_dispatch(self, info: Info, id: strawberry.ID) -> SuppliesDistributionPayload:
+        return await core.mutate(
+            info,
+            SuppliesDistributionPayload,
+            "distribution",
+            SuppliesDistribution.of,
+            lambda ctx: services.dispatch(ctx, _id(id, "SuppliesDistribution", "id")),
+            SuppliesError,
+        )
+
+    @strawberry.mutation(description="The recipient side confirms delivery (community heads for their community).")
+    async def supplies_confirm_delivery(
+        self, info: Info, id: strawberry.ID, note: str = ""
+    ) -> SuppliesDistributionPayload:
+        return await core.mutate(
+            info,
+            SuppliesDistributionPayload,
+            "distribution",
+            SuppliesDistribution.of,
+            lambda ctx: services.confirm_delivery(ctx, _id(id, "SuppliesDistribution", "id"), note),
+            SuppliesError,
+        )
+
+    @strawberry.mutation(description="Undo a wrong receipt or adjustment with its opposite.")
+    async def supplies_reverse(self, info: Info, movement_id: strawberry.ID, reason: str) -> SuppliesMovementPayload:
+        return await core.mutate(
+            info,
+            SuppliesMovementPayload,
+            "movement",
+            SuppliesMovement.of,
+            lambda ctx: services.reverse(ctx, _id(movement_id, "SuppliesMovement", "movementId"), reason),
+            SuppliesError,
+        )
