@@ -155,3 +155,30 @@ class IdempotencyKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
     created_at: Mapped[datetime] = _now()
+
+
+class MoneyDonation(Base):
+    """Money received, in fen (never floats). What is left to allocate is derived, never stored."""
+
+    __tablename__ = "supplies_money_donations"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+
+    id: Mapped[int] = _pk()
+    donor_id: Mapped[int] = mapped_column(ForeignKey("supplies_donors.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    purpose: Mapped[str] = mapped_column(Text, server_default="")
+    receipt_no: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MoneyAllocation(Base):
+    """Part of a donation assigned to a purchase or programme."""
+
+    __tablename__ = "supplies_money_allocations"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+
+    id: Mapped[int] = _pk()
+    donation_id: Mapped[int] = mapped_column(ForeignKey("supplies_money_donations.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    purpose: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()

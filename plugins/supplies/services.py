@@ -8,7 +8,8 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -16,7 +17,19 @@ from sqlalchemy.dialects.postgresql import insert
 
 import core
 from core.services import help_requests, validation
-from plugins.supplies.models import CATEGORIES, Balance, Batch, Distribution, IdempotencyKey, Item, Movement, Warehouse
+from plugins.supplies.models import (
+    CATEGORIES,
+    Balance,
+    Batch,
+    Distribution,
+    Donor,
+    IdempotencyKey,
+    Item,
+    MoneyAllocation,
+    MoneyDonation,
+    Movement,
+    Warehouse,
+)
 
 MAX_QUANTITY = 10_000_000
 
@@ -64,6 +77,79 @@ async def create_warehouse(ctx: core.ServiceContext, name: str, address: str = "
     ctx.session.add(warehouse)
     await ctx.session.flush()
     return warehouse
+
+
+# -- donors and money ----------------------------------------------------------------------------------------------
+
+FEN_PER_YUAN = 100
+
+
+def to_fen(amount: Decimal | str, field: str = "amount") -> int:
+    """A yuan amount with at most two decimals, as integer fen; anything else is OUT_OF_RANGE."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise core.DomainError("INVALID_INPUT", "Not an amount.", ("input", field)) from None
+    if value <= 0 or value != value.quantize(Decimal("0.01")) or value > Decimal("100000000000"):
+        raise core.DomainError("OUT_OF_RANGE", "An amount is positive with at most two decimals.", ("input", field))
+    return int(value * FEN_PER_YUAN)
+
+
+async def create_donor(ctx: core.ServiceContext, name: str, kind: str, contact: str = "") -> Donor:
+    core.require(ctx, "supplies.manage")
+    v = core.Validator()
+    clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
+    v.check(kind in ("organization", "person"), ("input", "kind"), "INVALID_INPUT", "Kind is organization or person.")
+    v.raise_if_any()
+    donor = Donor(name=clean, kind=kind, contact=contact.strip())
+    ctx.session.add(donor)
+    await ctx.session.flush()
+    return donor
+
+
+async def receive_money(
+    ctx: core.ServiceContext, donor_id: int, amount: Decimal | str, receipt_no: str, purpose: str = ""
+) -> MoneyDonation:
+    core.require(ctx, "supplies.manage")
+    fen = to_fen(amount)
+    v = core.Validator()
+    receipt = validation.text(v, ("input", "receiptNo"), receipt_no, max_length=64, label="The receipt number")
+    v.raise_if_any()
+    await _get(ctx, Donor, donor_id, "Donor", "donorId")
+    if await ctx.session.scalar(select(MoneyDonation.id).where(MoneyDonation.receipt_no == receipt)) is not None:
+        raise core.DomainError("ALREADY_EXISTS", "This receipt number is recorded already.", ("input", "receiptNo"))
+    donation = MoneyDonation(
+        donor_id=donor_id, amount_fen=fen, receipt_no=receipt, purpose=purpose.strip(), received_at=ctx.now()
+    )
+    ctx.session.add(donation)
+    await ctx.session.flush()
+    return donation
+
+
+async def unallocated_fen(ctx: core.ServiceContext, donation_id: int) -> int:
+    allocated = await ctx.session.scalar(
+        select(func.coalesce(func.sum(MoneyAllocation.amount_fen), 0)).where(MoneyAllocation.donation_id == donation_id)
+    )
+    amount = await ctx.session.scalar(select(MoneyDonation.amount_fen).where(MoneyDonation.id == donation_id))
+    return int(amount or 0) - int(allocated or 0)
+
+
+async def allocate(ctx: core.ServiceContext, donation_id: int, amount: Decimal | str, purpose: str) -> MoneyAllocation:
+    """Assign part of a donation; never more than is left (the donation's row lock serialises allocators)."""
+    core.require(ctx, "supplies.manage")
+    fen = to_fen(amount)
+    v = core.Validator()
+    clean = validation.text(v, ("input", "purpose"), purpose, max_length=500, label="A purpose")
+    v.raise_if_any()
+    donation = await ctx.session.scalar(select(MoneyDonation).where(MoneyDonation.id == donation_id).with_for_update())
+    if donation is None:
+        raise core.NotFound("Donation", ("input", "donationId"))
+    if fen > await unallocated_fen(ctx, donation_id):
+        raise core.DomainError("INSUFFICIENT_FUNDS", "More than is left of this donation.", ("input", "amount"))
+    allocation = MoneyAllocation(donation_id=donation_id, amount_fen=fen, purpose=clean)
+    ctx.session.add(allocation)
+    await ctx.session.flush()
+    return allocation
 
 
 # -- balances ----------------------------------------------------------------------------------------------------
@@ -443,3 +529,60 @@ async def ledger_agrees(ctx: core.ServiceContext) -> bool:
         )
     )
     return mismatches == 0
+
+
+@dataclass(frozen=True)
+class StockLine:
+    item: str
+    warehouse: str
+    batch: str
+    expires_on: date | None
+    on_hand: int
+
+
+async def stock_lines(
+    ctx: core.ServiceContext, *, near_expiry_days: int | None = None, below: int | None = None
+) -> list[StockLine]:
+    """On hand per item, warehouse and batch; optionally only what expires within N days or runs below a level."""
+    core.require(ctx, "supplies.manage")
+    stmt = (
+        select(Item.name, Warehouse.name, Batch.code, Batch.expires_on, Balance.on_hand)
+        .join(Batch, Batch.id == Balance.batch_id)
+        .join(Item, Item.id == Batch.item_id)
+        .join(Warehouse, Warehouse.id == Balance.warehouse_id)
+        .where(Balance.on_hand > 0)
+        .order_by(Batch.expires_on.asc().nulls_last(), Item.name, Warehouse.name)
+    )
+    if near_expiry_days is not None:
+        stmt = stmt.where(Batch.expires_on <= ctx.now().date() + timedelta(days=near_expiry_days))
+    if below is not None:
+        stmt = stmt.where(Balance.on_hand < below)
+    return [StockLine(*row) for row in (await ctx.session.execute(stmt)).all()]
+
+
+async def received_by_donor(ctx: core.ServiceContext) -> list[tuple[str, int, int]]:
+    """(donor, items received, money received in fen) per donor."""
+    core.require(ctx, "supplies.manage")
+    goods = dict(
+        (
+            await ctx.session.execute(
+                select(Donor.name, func.sum(Movement.quantity))
+                .join(Batch, Batch.donor_id == Donor.id)
+                .join(Movement, Movement.batch_id == Batch.id)
+                .where(Movement.kind == "receipt")
+                .group_by(Donor.name)
+            )
+        ).all()
+    )
+    money = dict(
+        (
+            await ctx.session.execute(
+                select(Donor.name, func.sum(MoneyDonation.amount_fen))
+                .join(MoneyDonation, MoneyDonation.donor_id == Donor.id)
+                .group_by(Donor.name)
+            )
+        ).all()
+    )
+    return [
+        (name, int(goods.get(name, 0) or 0), int(money.get(name, 0) or 0)) for name in sorted(set(goods) | set(money))
+    ]

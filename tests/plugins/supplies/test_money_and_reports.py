@@ -1,0 +1,98 @@
+"""Money in fen, allocations that never exceed a donation (also under concurrency), stock reports."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.database import create_sessionmaker
+from core.errors import DomainError
+from core.services.context import SYSTEM, ServiceContext
+from plugins.supplies import services
+from tests.factories import Factory
+
+
+@pytest.fixture
+def ctx(make: Factory) -> ServiceContext:
+    return ServiceContext(make.ctx.session, SYSTEM, make.ctx.clock)
+
+
+@pytest.mark.parametrize(("amount", "fen"), [("5000000", 500_000_000), ("30000.5", 3_000_050), ("0.01", 1)])
+def test_amounts_become_fen(amount: str, fen: int) -> None:
+    assert services.to_fen(amount) == fen
+
+
+@pytest.mark.parametrize(
+    ("amount", "code"),
+    [("1.005", "OUT_OF_RANGE"), ("0", "OUT_OF_RANGE"), ("-3", "OUT_OF_RANGE"), ("abc", "INVALID_INPUT")],
+)
+def test_bad_amounts(amount: str, code: str) -> None:
+    with pytest.raises(DomainError) as err:
+        services.to_fen(amount)
+    assert err.value.code == code
+
+
+async def test_allocations_never_exceed_the_donation_under_concurrency(
+    ctx: ServiceContext, engine: AsyncEngine, clock: Any
+) -> None:
+    # given a 5,000,000 yuan donation from a foundation
+    donor = await services.create_donor(ctx, "陕西慈善基金会", "organization", contact="029-88880000")
+    donation = await services.receive_money(ctx, donor.id, Decimal("5000000"), "R-2021-0001", "抗疫专项")
+    await ctx.session.commit()
+    sessionmaker = create_sessionmaker(engine)
+
+    async def allocate() -> str:
+        async with sessionmaker() as session:
+            side = ServiceContext(session, SYSTEM, clock)
+            try:
+                async with session.begin():
+                    await services.allocate(side, donation.id, "400000", "采购防护服")
+                return "ok"
+            except DomainError as exc:
+                return exc.code
+
+    # when twenty purchases of 400,000 are allocated at once
+    outcomes = await asyncio.gather(*(allocate() for _ in range(20)))
+    # then twelve fit (4,800,000) and 200,000 remain, derived from the allocations
+    assert sorted(outcomes) == ["INSUFFICIENT_FUNDS"] * 8 + ["ok"] * 12
+    assert await services.unallocated_fen(ctx, donation.id) == 20_000_000
+    with pytest.raises(DomainError) as err:
+        await services.receive_money(ctx, donor.id, "1", "R-2021-0001")
+    assert err.value.code == "ALREADY_EXISTS"
+
+
+async def test_stock_reports(ctx: ServiceContext, clock: Any) -> None:
+    donor = await services.create_donor(ctx, "爱心企业", "organization")
+    formula = await services.create_item(ctx, "婴儿配方奶粉", "infant_supplies", "罐", batched=True)
+    masks = await services.create_item(ctx, "N95口罩", "medical_protection", "只")
+    store = await services.create_warehouse(ctx, "碑林仓库")
+    today = clock.now.date()
+    await services.receive(
+        ctx,
+        warehouse_id=store.id,
+        item_id=formula.id,
+        quantity=8,
+        donor_id=donor.id,
+        batch_code="A",
+        expires_on=today + timedelta(days=10),
+    )
+    await services.receive(
+        ctx,
+        warehouse_id=store.id,
+        item_id=formula.id,
+        quantity=20,
+        donor_id=donor.id,
+        batch_code="B",
+        expires_on=today + timedelta(days=300),
+    )
+    await services.receive(ctx, warehouse_id=store.id, item_id=masks.id, quantity=500)
+    near = await services.stock_lines(ctx, near_expiry_days=30)
+    low = await services.stock_lines(ctx, below=10)
+    assert [(s.batch, s.on_hand) for s in near] == [("A", 8)]
+    assert [(s.item, s.on_hand) for s in low] == [("婴儿配方奶粉", 8)]
+    assert await services.received_by_donor(ctx) == [("爱心企业", 28, 0)]
