@@ -586,3 +586,17 @@ async def received_by_donor(ctx: core.ServiceContext) -> list[tuple[str, int, in
     return [
         (name, int(goods.get(name, 0) or 0), int(money.get(name, 0) or 0)) for name in sorted(set(goods) | set(money))
     ]
+
+
+async def trace(ctx: core.ServiceContext, batch_id: int) -> list[Movement]:
+    """Where one donation line's goods went: every movement of its batch, in order (exact per batch,
+    since distributions pick by batch, first expiry first)."""
+    core.require(ctx, "supplies.manage")
+    await _get(ctx, Batch, batch_id, "Batch", "batchId")
+    rows = await ctx.session.scalars(select(Movement).where(Movement.batch_id == batch_id).order_by(Movement.id))
+    return list(rows.all())
+
+
+async def list_donors(ctx: core.ServiceContext) -> list[Donor]:
+    core.require(ctx, "supplies.manage")
+    return list((await ctx.session.scalars(select(Donor).order_by(Donor.name))).all())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import strawberry
@@ -10,12 +11,13 @@ from strawberry import Info
 
 import core
 from plugins.supplies import services
-from plugins.supplies.models import Distribution, Item, Movement, Warehouse
+from plugins.supplies.models import Distribution, Donor, Item, MoneyDonation, Movement, Warehouse
 
 SuppliesError = core.error_type(
     "Supplies",
     {
         "INSUFFICIENT_STOCK": "Not enough on hand.",
+        "INSUFFICIENT_FUNDS": "More than is left of the donation.",
         "SAME_WAREHOUSE": "A transfer goes to another warehouse.",
         "IDEMPOTENCY_MISMATCH": "The idempotency key was used with other arguments.",
     },
@@ -99,6 +101,46 @@ class SuppliesReportRow:
     balanced: bool
 
 
+@strawberry.type(description="A donor. Contact details are for supplies staff only (this list needs supplies.manage).")
+class SuppliesDonor:
+    id: strawberry.ID
+    name: str
+    kind: str
+    contact: str
+
+    @classmethod
+    def of(cls, d: Donor) -> SuppliesDonor:
+        return cls(id=strawberry.ID(core.encode_id("SuppliesDonor", d.id)), name=d.name, kind=d.kind, contact=d.contact)
+
+
+@strawberry.type
+class SuppliesMoneyDonation:
+    id: strawberry.ID
+    amount: Decimal = strawberry.field(description="Yuan, two decimals (stored as fen).")
+    receipt_no: str
+    purpose: str
+
+    @classmethod
+    def of(cls, m: MoneyDonation) -> SuppliesMoneyDonation:
+        return cls(
+            id=strawberry.ID(core.encode_id("SuppliesMoneyDonation", m.id)),
+            amount=Decimal(m.amount_fen) / 100,
+            receipt_no=m.receipt_no,
+            purpose=m.purpose,
+        )
+
+
+@strawberry.type
+class SuppliesStockLine:
+    item: str
+    warehouse: str
+    batch: str
+    expires_on: date | None
+    on_hand: int
+
+
+SuppliesDonorPayload = core.payload("SuppliesDonorPayload", "donor", SuppliesDonor, SuppliesError)
+SuppliesMoneyPayload = core.payload("SuppliesMoneyPayload", "donation", SuppliesMoneyDonation, SuppliesError)
 SuppliesItemPayload = core.payload("SuppliesItemPayload", "item", SuppliesItem, SuppliesError)
 SuppliesWarehousePayload = core.payload("SuppliesWarehousePayload", "warehouse", SuppliesWarehouse, SuppliesError)
 SuppliesMovementPayload = core.payload("SuppliesMovementPayload", "movement", SuppliesMovement, SuppliesError)
@@ -151,6 +193,27 @@ class SuppliesQuery:
             )
             for r in rows
         ]
+
+    @strawberry.field(description="On hand per item, warehouse and batch (optionally near expiry or low).")
+    async def supplies_stock(
+        self, info: Info, near_expiry_days: int | None = None, below: int | None = None
+    ) -> list[SuppliesStockLine]:
+        lines = await info.context.read(services.stock_lines, near_expiry_days=near_expiry_days, below=below)
+        return [
+            SuppliesStockLine(
+                item=x.item, warehouse=x.warehouse, batch=x.batch, expires_on=x.expires_on, on_hand=x.on_hand
+            )
+            for x in lines
+        ]
+
+    @strawberry.field(description="Every movement of one batch: where a donation line's goods went.")
+    async def supplies_trace(self, info: Info, batch_id: strawberry.ID) -> list[SuppliesMovement]:
+        pk = core.decode_id(batch_id, "SuppliesBatch", ("batchId",))
+        return [SuppliesMovement.of(m) for m in await info.context.read(services.trace, pk)]
+
+    @strawberry.field
+    async def supplies_donors(self, info: Info) -> list[SuppliesDonor]:
+        return [SuppliesDonor.of(d) for d in await info.context.read(services.list_donors)]
 
     @strawberry.field(description="The same report as CSV.")
     async def supplies_report_csv(self, info: Info) -> str:
@@ -250,6 +313,86 @@ class SuppliesMutation:
             "distribution",
             SuppliesDistribution.of,
             lambda ctx: services.confirm_delivery(ctx, _id(id, "SuppliesDistribution", "id"), note),
+            SuppliesError,
+        )
+
+    @strawberry.mutation
+    async def supplies_create_donor(self, info: Info, name: str, kind: str, contact: str = "") -> SuppliesDonorPayload:
+        return await core.mutate(
+            info,
+            SuppliesDonorPayload,
+            "donor",
+            SuppliesDonor.of,
+            lambda ctx: services.create_donor(ctx, name, kind, contact),
+            SuppliesError,
+        )
+
+    @strawberry.mutation(description="Money received; amounts in yuan with at most two decimals.")
+    async def supplies_receive_money(
+        self, info: Info, donor_id: strawberry.ID, amount: str, receipt_no: str, purpose: str = ""
+    ) -> SuppliesMoneyPayload:
+        return await core.mutate(
+            info,
+            SuppliesMoneyPayload,
+            "donation",
+            SuppliesMoneyDonation.of,
+            lambda ctx: services.receive_money(
+                ctx, _id(donor_id, "SuppliesDonor", "donorId"), amount, receipt_no, purpose
+            ),
+            SuppliesError,
+        )
+
+    @strawberry.mutation(description="Assign part of a money donation; never more than is left.")
+    async def supplies_allocate(
+        self, info: Info, donation_id: strawberry.ID, amount: str, purpose: str
+    ) -> SuppliesMoneyPayload:
+        async def work(ctx: core.ServiceContext) -> Any:
+            pk = _id(donation_id, "SuppliesMoneyDonation", "donationId")
+            await services.allocate(ctx, pk, amount, purpose)
+            return await ctx.session.get(MoneyDonation, pk)
+
+        return await core.mutate(info, SuppliesMoneyPayload, "donation", SuppliesMoneyDonation.of, work, SuppliesError)
+
+    @strawberry.mutation
+    async def supplies_transfer(
+        self,
+        info: Info,
+        batch_id: strawberry.ID,
+        from_warehouse_id: strawberry.ID,
+        to_warehouse_id: strawberry.ID,
+        quantity: int,
+    ) -> SuppliesMovementPayload:
+        return await core.mutate(
+            info,
+            SuppliesMovementPayload,
+            "movement",
+            SuppliesMovement.of,
+            lambda ctx: services.transfer(
+                ctx,
+                batch_id=_id(batch_id, "SuppliesBatch", "batchId"),
+                from_warehouse=_id(from_warehouse_id, "SuppliesWarehouse", "fromWarehouseId"),
+                to_warehouse=_id(to_warehouse_id, "SuppliesWarehouse", "toWarehouseId"),
+                quantity=quantity,
+            ),
+            SuppliesError,
+        )
+
+    @strawberry.mutation(description="A counted difference, with a reason; cannot make stock negative.")
+    async def supplies_adjust(
+        self, info: Info, batch_id: strawberry.ID, warehouse_id: strawberry.ID, delta: int, reason: str
+    ) -> SuppliesMovementPayload:
+        return await core.mutate(
+            info,
+            SuppliesMovementPayload,
+            "movement",
+            SuppliesMovement.of,
+            lambda ctx: services.adjust(
+                ctx,
+                batch_id=_id(batch_id, "SuppliesBatch", "batchId"),
+                warehouse_id=_id(warehouse_id, "SuppliesWarehouse", "warehouseId"),
+                delta=delta,
+                reason=reason,
+            ),
             SuppliesError,
         )
 

@@ -213,3 +213,15 @@ async def test_the_database_refuses_negative_stock_whatever_writes(stock: dict[s
     with pytest.raises(DBAPIError, match="ck_supplies_balances_not_negative"):
         await ctx.session.execute(text("UPDATE supplies_balances SET on_hand = on_hand - 101"))
     await ctx.session.rollback()
+
+
+async def test_trace_follows_a_donation_line(stock: dict[str, int], make: Factory, ctx: ServiceContext) -> None:
+    community = await make.community()
+    await services.transfer(
+        ctx, batch_id=stock["mask_batch"], from_warehouse=stock["main"], to_warehouse=stock["other"], quantity=40
+    )
+    await services.distribute(
+        ctx, warehouse_id=stock["other"], item_id=stock["masks"], quantity=15, community_id=community.id
+    )
+    kinds = [(m.kind, m.quantity) for m in await services.trace(ctx, stock["mask_batch"])]
+    assert kinds == [("receipt", 100), ("transfer_out", -40), ("transfer_in", 40), ("distribution", -15)]

@@ -78,3 +78,36 @@ async def test_supplies_are_gated_per_organisation(api, make: Factory) -> None: 
     await make.commit()
     body: Any = await api("{ suppliesReport { category } }", role="organization_admin", org=other.id)
     assert body["errors"][0]["extensions"]["code"] == "PLUGIN_DISABLED"
+
+
+async def test_money_and_donor_contacts_over_graphql(api, make: Factory) -> None:  # type: ignore[no-untyped-def]
+    org = await organizations.create_organization(make.ctx, name="财务组", kind=OrganizationKind.ASSOCIATION)
+    await plugins.set_enabled(
+        make.ctx,
+        organization_id=org.id,
+        plugin="supplies",
+        enabled=True,
+        installed=frozenset({"supplies"}),
+        known=frozenset({"supplies"}),
+    )
+    await make.community()
+    await make.commit()
+    staff = {"role": "organization_admin", "org": org.id}
+    donor = await api(
+        'mutation { suppliesCreateDonor(name: "陕西慈善基金会", kind: "organization", contact: "029-1") '
+        "{ donor { id } errors { code } } }",
+        **staff,
+    )
+    donor_id = donor["data"]["suppliesCreateDonor"]["donor"]["id"]
+    money = (
+        "mutation($d: ID!, $a: String!, $r: String!) { suppliesReceiveMoney(donorId: $d, amount: $a, receiptNo: $r) "
+        "{ donation { amount } errors { code field } } }"
+    )
+    ok = await api(money, {"d": donor_id, "a": "30000.50", "r": "R-1"}, **staff)
+    bad = await api(money, {"d": donor_id, "a": "1.005", "r": "R-2"}, **staff)
+    assert ok["data"]["suppliesReceiveMoney"] == {"donation": {"amount": "30000.5"}, "errors": []}
+    assert bad["data"]["suppliesReceiveMoney"]["errors"] == [{"code": "OUT_OF_RANGE", "field": ["input", "amount"]}]
+    # donor contacts: supplies staff yes, a community head of the same organisation no
+    assert (await api("{ suppliesDonors { contact } }", **staff))["data"]["suppliesDonors"] == [{"contact": "029-1"}]
+    head = await api("{ suppliesDonors { contact } }", role="community_head", org=org.id)
+    assert head["errors"][0]["extensions"]["code"] == "FORBIDDEN"
