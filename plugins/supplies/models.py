@@ -97,7 +97,7 @@ class Movement(Base):
     __tablename__ = "supplies_movements"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('receipt', 'transfer_out', 'transfer_in', 'distribution', 'adjustment', 'reversal')",
+            "kind IN ('receipt', 'transfer_out', 'transfer_in', 'distribution', 'return', 'adjustment', 'reversal')",
             name="kind_valid",
         ),
         CheckConstraint("quantity <> 0", name="quantity_not_zero"),
@@ -139,6 +139,8 @@ class Distribution(Base):
     request_id: Mapped[int | None] = mapped_column(ForeignKey("help_requests.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(100), server_default="")
     status: Mapped[str] = mapped_column(String(16), server_default="planned")
+    # Set at delivery; less than was sent means the rest came back into the warehouse ('return' movements).
+    delivered_quantity: Mapped[int | None] = mapped_column(Integer)
     confirmed_by: Mapped[str] = mapped_column(String(100), server_default="")
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str] = mapped_column(Text, server_default="")

@@ -385,8 +385,11 @@ async def dispatch(ctx: core.ServiceContext, distribution_id: int) -> Distributi
     return distribution
 
 
-async def confirm_delivery(ctx: core.ServiceContext, distribution_id: int, note: str = "") -> Distribution:
-    """The recipient side confirms (a community head for their community, or supplies staff)."""
+async def confirm_delivery(
+    ctx: core.ServiceContext, distribution_id: int, note: str = "", delivered: int | None = None
+) -> Distribution:
+    """The recipient side confirms (a community head for their community, or supplies staff). `delivered`
+    below what was sent records a partial delivery: the rest goes back into the warehouse."""
     distribution = await _locked(ctx, distribution_id)
     head_of_it = (
         ctx.viewer.role == "community_head"
@@ -399,15 +402,55 @@ async def confirm_delivery(ctx: core.ServiceContext, distribution_id: int, note:
         raise core.DomainError(
             "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be delivered.", ("input", "id")
         )
+    picks = list(
+        (
+            await ctx.session.scalars(
+                select(Movement)
+                .where(Movement.distribution_id == distribution.id, Movement.kind == "distribution")
+                .order_by(Movement.id.desc())
+            )
+        ).all()
+    )
+    sent = -sum(m.quantity for m in picks)
+    received = sent if delivered is None else delivered
+    if not 0 <= received <= sent:
+        raise core.DomainError("OUT_OF_RANGE", f"Between 0 and the {sent} sent.", ("input", "delivered"))
+    shortfall = sent - received
+    for pick in picks:  # latest-expiring batch first back into stock
+        if shortfall == 0:
+            break
+        back = min(shortfall, -pick.quantity)
+        await _put(ctx, pick.batch_id, pick.warehouse_id, back)
+        _move(
+            ctx,
+            "return",
+            pick.batch_id,
+            pick.warehouse_id,
+            back,
+            distribution_id=distribution.id,
+            reason="not delivered",
+        )
+        shortfall -= back
     distribution.status, distribution.confirmed_by, distribution.confirmed_at = "delivered", ctx.viewer.label, ctx.now()
+    distribution.delivered_quantity = received
     distribution.note = (distribution.note + " " + note.strip()).strip()
     await ctx.session.flush()
-    if distribution.request_id is not None and core.can(ctx.viewer, "requests.coordinate"):
-        request = await ctx.session.get(core.HelpRequest, distribution.request_id)
-        if request is not None and request.status == "in_progress":
-            # Goods delivered: the core request moves forward through core's own service.
-            await help_requests.fulfil(ctx, request.id, f"supplies delivered (distribution {distribution.id})")
+    if distribution.request_id is not None:
+        await _fulfil_if_complete(ctx, distribution.request_id, distribution.id)
     return distribution
+
+
+async def _fulfil_if_complete(ctx: core.ServiceContext, request_id: int, distribution_id: int) -> None:
+    """Goods delivered and nothing else on its way: the core request moves forward through core's service.
+    (Only for callers who may coordinate requests; a community head's confirmation leaves that to them.)"""
+    if not core.can(ctx.viewer, "requests.coordinate"):
+        return
+    pending = await ctx.session.scalar(
+        select(func.count()).where(Distribution.request_id == request_id, Distribution.status != "delivered")
+    )
+    request = await ctx.session.get(core.HelpRequest, request_id)
+    if pending == 0 and request is not None and request.status == "in_progress":
+        await help_requests.fulfil(ctx, request.id, f"supplies delivered (distribution {distribution_id})")
 
 
 async def _locked(ctx: core.ServiceContext, distribution_id: int) -> Distribution:
@@ -502,7 +545,7 @@ async def report(ctx: core.ServiceContext) -> list[CategoryFigures]:
             CategoryFigures(
                 category=category,
                 received=k.get("receipt", 0),
-                distributed=-k.get("distribution", 0),
+                distributed=-(k.get("distribution", 0) + k.get("return", 0)),
                 adjusted=k.get("adjustment", 0) + k.get("reversal", 0),
                 transferred_net=k.get("transfer_in", 0) + k.get("transfer_out", 0),
                 on_hand=int(on_hand.get(category, 0) or 0),

@@ -305,14 +305,14 @@ class SuppliesMutation:
 
     @strawberry.mutation(description="The recipient side confirms delivery (community heads for their community).")
     async def supplies_confirm_delivery(
-        self, info: Info, id: strawberry.ID, note: str = ""
+        self, info: Info, id: strawberry.ID, note: str = "", delivered: int | None = None
     ) -> SuppliesDistributionPayload:
         return await core.mutate(
             info,
             SuppliesDistributionPayload,
             "distribution",
             SuppliesDistribution.of,
-            lambda ctx: services.confirm_delivery(ctx, _id(id, "SuppliesDistribution", "id"), note),
+            lambda ctx: services.confirm_delivery(ctx, _id(id, "SuppliesDistribution", "id"), note, delivered),
             SuppliesError,
         )
 

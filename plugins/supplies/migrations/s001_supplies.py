@@ -98,6 +98,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.BigInteger(), nullable=True),
         sa.Column("recipient", sa.String(length=100), server_default="", nullable=False),
         sa.Column("status", sa.String(length=16), server_default="planned", nullable=False),
+        sa.Column("delivered_quantity", sa.Integer(), nullable=True),
         sa.Column("confirmed_by", sa.String(length=100), server_default="", nullable=False),
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), server_default="", nullable=False),
@@ -138,7 +139,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "kind IN ('receipt', 'transfer_out', 'transfer_in', 'distribution', 'adjustment', 'reversal')",
+            "kind IN ('receipt', 'transfer_out', 'transfer_in', 'distribution', 'return', 'adjustment', 'reversal')",
             name=op.f("ck_supplies_movements_kind_valid"),
         ),
         sa.CheckConstraint("quantity <> 0", name=op.f("ck_supplies_movements_quantity_not_zero")),

@@ -225,3 +225,21 @@ async def test_trace_follows_a_donation_line(stock: dict[str, int], make: Factor
     )
     kinds = [(m.kind, m.quantity) for m in await services.trace(ctx, stock["mask_batch"])]
     assert kinds == [("receipt", 100), ("transfer_out", -40), ("transfer_in", 40), ("distribution", -15)]
+
+
+async def test_a_partial_delivery_returns_the_rest_to_stock(
+    stock: dict[str, int], make: Factory, ctx: ServiceContext
+) -> None:
+    community = await make.community()
+    distribution = await services.distribute(
+        ctx, warehouse_id=stock["main"], item_id=stock["masks"], quantity=30, community_id=community.id
+    )
+    await services.dispatch(ctx, distribution.id)
+    with pytest.raises(DomainError) as err:
+        await services.confirm_delivery(ctx, distribution.id, delivered=31)
+    assert err.value.code == "OUT_OF_RANGE"
+    done = await services.confirm_delivery(ctx, distribution.id, "两箱破损", delivered=25)
+    assert (done.status, done.delivered_quantity) == ("delivered", 25)
+    (masks,) = [r for r in await services.report(ctx) if r.category == "medical_protection"]
+    assert (masks.distributed, masks.on_hand, masks.balanced) == (25, 75, True)
+    assert await services.ledger_agrees(ctx)
