@@ -643,3 +643,66 @@ async def trace(ctx: core.ServiceContext, batch_id: int) -> list[Movement]:
 async def list_donors(ctx: core.ServiceContext) -> list[Donor]:
     core.require(ctx, "supplies.manage")
     return list((await ctx.session.scalars(select(Donor).order_by(Donor.name))).all())
+
+
+REPORT_DIMENSIONS = ("category", "warehouse", "community", "donor")
+
+
+async def report_by(ctx: core.ServiceContext, dimension: str) -> list[tuple[str, int, int, int]]:
+    """(key, received, distributed net of returns, on hand) grouped by category, warehouse, community
+    (distributed only) or donor (of the goods)."""
+    core.require(ctx, "supplies.manage")
+    if dimension not in REPORT_DIMENSIONS:
+        raise core.DomainError("INVALID_INPUT", f"Report by one of {', '.join(REPORT_DIMENSIONS)}.", ("by",))
+    keys = {
+        "category": Item.category,
+        "warehouse": Warehouse.name,
+        "community": func.coalesce(core.Community.name, "—"),
+        "donor": func.coalesce(Donor.name, "—"),
+    }
+    key = keys[dimension].label("key")
+    stmt = (
+        select(
+            key,
+            func.coalesce(func.sum(Movement.quantity).filter(Movement.kind == "receipt"), 0),
+            -func.coalesce(func.sum(Movement.quantity).filter(Movement.kind.in_(["distribution", "return"])), 0),
+        )
+        .select_from(Movement)
+        .join(Batch, Batch.id == Movement.batch_id)
+        .join(Item, Item.id == Batch.item_id)
+        .join(Warehouse, Warehouse.id == Movement.warehouse_id)
+        .outerjoin(Donor, Donor.id == Batch.donor_id)
+        .outerjoin(Distribution, Distribution.id == Movement.distribution_id)
+        .outerjoin(core.Community, core.Community.id == Distribution.community_id)
+        .group_by(key)
+        .order_by(key)
+    )
+    flows = (await ctx.session.execute(stmt)).all()
+    held: dict[str, int] = {}
+    if dimension != "community":
+        hold_key = {"category": Item.category, "warehouse": Warehouse.name, "donor": func.coalesce(Donor.name, "—")}[
+            dimension
+        ].label("key")
+        held = {
+            k: int(v)
+            for k, v in (
+                await ctx.session.execute(
+                    select(hold_key, func.sum(Balance.on_hand))
+                    .select_from(Balance)
+                    .join(Batch, Batch.id == Balance.batch_id)
+                    .join(Item, Item.id == Batch.item_id)
+                    .join(Warehouse, Warehouse.id == Balance.warehouse_id)
+                    .outerjoin(Donor, Donor.id == Batch.donor_id)
+                    .group_by(hold_key)
+                )
+            ).all()
+        }
+    return [(str(k), int(r), int(d), held.get(str(k), 0)) for k, r, d in flows]
+
+
+def rows_csv(header: str, rows: list[tuple[object, ...]]) -> str:
+    def cell(value: object) -> str:
+        text_value = str(value)
+        return '"' + text_value.replace('"', '""') + '"' if any(c in text_value for c in ',"\n') else text_value
+
+    return "\n".join([header, *(",".join(cell(v) for v in row) for row in rows)]) + "\n"

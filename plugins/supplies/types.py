@@ -215,6 +215,19 @@ class SuppliesQuery:
     async def supplies_donors(self, info: Info) -> list[SuppliesDonor]:
         return [SuppliesDonor.of(d) for d in await info.context.read(services.list_donors)]
 
+    @strawberry.field(description="Received, distributed and on hand by category, warehouse, community or donor.")
+    async def supplies_report_by(self, info: Info, by: str) -> list[SuppliesReportRow]:
+        rows = await info.context.read(services.report_by, by)
+        return [
+            SuppliesReportRow(category=k, received=r, distributed=d, adjusted=0, on_hand=h, balanced=True)
+            for k, r, d, h in rows
+        ]
+
+    @strawberry.field(description="supplies_report_by as CSV.")
+    async def supplies_report_by_csv(self, info: Info, by: str) -> str:
+        rows = await info.context.read(services.report_by, by)
+        return services.rows_csv(f"{by},received,distributed,on_hand", rows)
+
     @strawberry.field(description="The same report as CSV.")
     async def supplies_report_csv(self, info: Info) -> str:
         return services.report_csv(await info.context.read(services.report))

@@ -96,3 +96,23 @@ async def test_stock_reports(ctx: ServiceContext, clock: Any) -> None:
     assert [(s.batch, s.on_hand) for s in near] == [("A", 8)]
     assert [(s.item, s.on_hand) for s in low] == [("婴儿配方奶粉", 8)]
     assert await services.received_by_donor(ctx) == [("爱心企业", 28, 0)]
+
+
+async def test_reports_by_dimension(ctx: ServiceContext, make: Factory) -> None:
+    donor = await services.create_donor(ctx, "爱心企业", "organization")
+    masks = await services.create_item(ctx, "N95口罩", "medical_protection", "只")
+    rice = await services.create_item(ctx, "大米", "food", "袋")
+    a, b = await services.create_warehouse(ctx, "碑林仓库"), await services.create_warehouse(ctx, "雁塔仓库")
+    await services.receive(ctx, warehouse_id=a.id, item_id=masks.id, quantity=100, donor_id=donor.id)
+    await services.receive(ctx, warehouse_id=b.id, item_id=rice.id, quantity=40)
+    community = await make.community(name="粉巷社区")
+    await services.distribute(ctx, warehouse_id=a.id, item_id=masks.id, quantity=30, community_id=community.id)
+    assert await services.report_by(ctx, "warehouse") == [("碑林仓库", 100, 30, 70), ("雁塔仓库", 40, 0, 40)]
+    assert sorted(await services.report_by(ctx, "donor")) == sorted([("爱心企业", 100, 30, 70), ("—", 40, 0, 40)])
+    community_rows = await services.report_by(ctx, "community")
+    assert ("粉巷社区", 0, 30, 0) in community_rows
+    assert (
+        services.rows_csv("donor,received,distributed,on_hand", [("a, b", 1, 2, 3)]).splitlines()[1] == '"a, b",1,2,3'
+    )
+    with pytest.raises(DomainError):
+        await services.report_by(ctx, "weather")
