@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
 	$(BIN)/python -m bench.requests_page
 	$(BIN)/python -m bench.matching
+	$(BIN)/python -m bench.supplies
 
 schema: $(STAMP)  ## regenerate the committed SDL
 	$(BIN)/yunshegong schema --builtin-only > schema/schema.graphql
