@@ -108,7 +108,8 @@ async def main(movements: int, distributions: int, concurrency: int) -> None:
         print(f"{per * concurrency} distributions, {concurrency} concurrent, same item and warehouse:")
         print(f"  raw SQL (conditional update + ledger row)  {sql_rate:8.1f} /s")
         print(
-            f"  GraphQL mutation (FEFO, ledger, checks)     {gql_rate:8.1f} /s  -> SQL/GraphQL ratio {sql_rate / gql_rate:.1f}x"
+            f"  GraphQL mutation (FEFO, ledger, checks)     {gql_rate:8.1f} /s  "
+            f"-> SQL/GraphQL ratio {sql_rate / gql_rate:.1f}x"
         )
 
         # 600,000 ledger movements: receipts and distributions over 50 items x 5 warehouses, balances kept consistent.
