@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -508,33 +508,75 @@ class CategoryFigures:
     adjusted: int
     transferred_net: int
     on_hand: int
+    # Stock at the start of the period (0 for an all-time report).
+    opening: int = 0
 
     @property
     def balanced(self) -> bool:
-        """Conservation: what came in, net of corrections, is on hand or went out."""
-        return self.received + self.adjusted + self.transferred_net == self.on_hand + self.distributed
+        """Conservation: what was there and came in, net of corrections, is on hand or went out."""
+        return self.opening + self.received + self.adjusted + self.transferred_net == self.on_hand + self.distributed
 
 
-async def report(ctx: core.ServiceContext) -> list[CategoryFigures]:
+async def report(
+    ctx: core.ServiceContext, since: datetime | None = None, until: datetime | None = None
+) -> list[CategoryFigures]:
+    """Per category over [since, until) (default: all time). On hand is stock at the end of the period."""
     core.require(ctx, "supplies.manage")
-    by_kind = (
-        await ctx.session.execute(
-            select(Item.category, Movement.kind, func.sum(Movement.quantity))
+    flows = (
+        select(Item.category, Movement.kind, func.sum(Movement.quantity))
+        .join(Batch, Batch.id == Movement.batch_id)
+        .join(Item, Item.id == Batch.item_id)
+        .group_by(Item.category, Movement.kind)
+    )
+    if since is not None:
+        flows = flows.where(Movement.at >= since)
+    if until is not None:
+        flows = flows.where(Movement.at < until)
+    by_kind = (await ctx.session.execute(flows)).all()
+    if since is not None or until is not None:
+        # Stock at the end of the period: everything moved before its end.
+        held = (
+            select(Item.category, func.sum(Movement.quantity))
             .join(Batch, Batch.id == Movement.batch_id)
             .join(Item, Item.id == Batch.item_id)
-            .group_by(Item.category, Movement.kind)
         )
-    ).all()
-    on_hand = dict(
-        (
-            await ctx.session.execute(
-                select(Item.category, func.sum(Balance.on_hand))
-                .join(Batch, Batch.id == Balance.batch_id)
-                .join(Item, Item.id == Batch.item_id)
-                .group_by(Item.category)
+        if until is not None:
+            held = held.where(Movement.at < until)
+        on_hand_at = dict((await ctx.session.execute(held.group_by(Item.category))).all())
+        opening = (
+            dict(
+                (
+                    await ctx.session.execute(
+                        select(Item.category, func.sum(Movement.quantity))
+                        .join(Batch, Batch.id == Movement.batch_id)
+                        .join(Item, Item.id == Batch.item_id)
+                        .where(Movement.at < since)
+                        .group_by(Item.category)
+                    )
+                ).all()
             )
-        ).all()
+            if since is not None
+            else {}
+        )
+        return _figures(by_kind, on_hand_at, opening)
+    return _figures(
+        by_kind,
+        dict(
+            (
+                await ctx.session.execute(
+                    select(Item.category, func.sum(Balance.on_hand))
+                    .join(Batch, Batch.id == Balance.batch_id)
+                    .join(Item, Item.id == Batch.item_id)
+                    .group_by(Item.category)
+                )
+            ).all()
+        ),
+        {},
     )
+
+
+def _figures(by_kind: Any, on_hand: dict[str, Any], opening: dict[str, Any]) -> list[CategoryFigures]:
+    """Figures per category; with an opening stock, conservation holds for any window."""
     sums: dict[str, dict[str, int]] = {}
     for category, kind, total in by_kind:
         sums.setdefault(category, {})[kind] = int(total)
@@ -545,6 +587,7 @@ async def report(ctx: core.ServiceContext) -> list[CategoryFigures]:
             CategoryFigures(
                 category=category,
                 received=k.get("receipt", 0),
+                opening=int(opening.get(category, 0) or 0),
                 distributed=-(k.get("distribution", 0) + k.get("return", 0)),
                 adjusted=k.get("adjustment", 0) + k.get("reversal", 0),
                 transferred_net=k.get("transfer_in", 0) + k.get("transfer_out", 0),

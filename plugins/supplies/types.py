@@ -11,7 +11,7 @@ from strawberry import Info
 
 import core
 from plugins.supplies import services
-from plugins.supplies.models import Distribution, Donor, Item, MoneyDonation, Movement, Warehouse
+from plugins.supplies.models import Distribution, Donor, Item, MoneyAllocation, MoneyDonation, Movement, Warehouse
 
 SuppliesError = core.error_type(
     "Supplies",
@@ -99,6 +99,7 @@ class SuppliesReportRow:
     adjusted: int
     on_hand: int
     balanced: bool
+    opening: int = strawberry.field(default=0, description="Stock at the start of the period.")
 
 
 @strawberry.type(description="A donor. Contact details are for supplies staff only (this list needs supplies.manage).")
@@ -119,6 +120,11 @@ class SuppliesMoneyDonation:
     amount: Decimal = strawberry.field(description="Yuan, two decimals (stored as fen).")
     receipt_no: str
     purpose: str
+    pk: strawberry.Private[int]
+
+    @strawberry.field(description="What is left to allocate (derived from the allocations, never stored).")
+    async def unallocated(self, info: Info) -> Decimal:
+        return Decimal(await info.context.read(services.unallocated_fen, self.pk)) / 100
 
     @classmethod
     def of(cls, m: MoneyDonation) -> SuppliesMoneyDonation:
@@ -127,6 +133,7 @@ class SuppliesMoneyDonation:
             amount=Decimal(m.amount_fen) / 100,
             receipt_no=m.receipt_no,
             purpose=m.purpose,
+            pk=m.id,
         )
 
 
@@ -180,11 +187,14 @@ class SuppliesReceiveInput:
 @strawberry.type
 class SuppliesQuery:
     @strawberry.field(description="Received, distributed, adjusted and on hand per category.")
-    async def supplies_report(self, info: Info) -> list[SuppliesReportRow]:
-        rows = await info.context.read(services.report)
+    async def supplies_report(
+        self, info: Info, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SuppliesReportRow]:
+        rows = await info.context.read(services.report, since, until)
         return [
             SuppliesReportRow(
                 category=r.category,
+                opening=r.opening,
                 received=r.received,
                 distributed=r.distributed,
                 adjusted=r.adjusted,
@@ -342,26 +352,42 @@ class SuppliesMutation:
 
     @strawberry.mutation(description="Money received; amounts in yuan with at most two decimals.")
     async def supplies_receive_money(
-        self, info: Info, donor_id: strawberry.ID, amount: str, receipt_no: str, purpose: str = ""
+        self,
+        info: Info,
+        donor_id: strawberry.ID,
+        amount: str,
+        receipt_no: str,
+        purpose: str = "",
+        idempotency_key: str | None = None,
     ) -> SuppliesMoneyPayload:
-        return await core.mutate(
-            info,
-            SuppliesMoneyPayload,
-            "donation",
-            SuppliesMoneyDonation.of,
-            lambda ctx: services.receive_money(
-                ctx, _id(donor_id, "SuppliesDonor", "donorId"), amount, receipt_no, purpose
-            ),
-            SuppliesError,
-        )
+        async def work(ctx: core.ServiceContext) -> Any:
+            donor = _id(donor_id, "SuppliesDonor", "donorId")
+            args = {"donor": donor, "amount": amount, "receipt": receipt_no, "purpose": purpose}
+            return await services.idempotent(
+                ctx,
+                idempotency_key,
+                "receive_money",
+                args,
+                lambda: services.receive_money(ctx, donor, amount, receipt_no, purpose),
+                lambda pk: ctx.session.get(MoneyDonation, pk),
+            )
+
+        return await core.mutate(info, SuppliesMoneyPayload, "donation", SuppliesMoneyDonation.of, work, SuppliesError)
 
     @strawberry.mutation(description="Assign part of a money donation; never more than is left.")
     async def supplies_allocate(
-        self, info: Info, donation_id: strawberry.ID, amount: str, purpose: str
+        self, info: Info, donation_id: strawberry.ID, amount: str, purpose: str, idempotency_key: str | None = None
     ) -> SuppliesMoneyPayload:
         async def work(ctx: core.ServiceContext) -> Any:
             pk = _id(donation_id, "SuppliesMoneyDonation", "donationId")
-            await services.allocate(ctx, pk, amount, purpose)
+            await services.idempotent(
+                ctx,
+                idempotency_key,
+                "allocate",
+                {"donation": pk, "amount": amount, "purpose": purpose},
+                lambda: services.allocate(ctx, pk, amount, purpose),
+                lambda allocation_pk: ctx.session.get(MoneyAllocation, allocation_pk),
+            )
             return await ctx.session.get(MoneyDonation, pk)
 
         return await core.mutate(info, SuppliesMoneyPayload, "donation", SuppliesMoneyDonation.of, work, SuppliesError)
@@ -374,48 +400,67 @@ class SuppliesMutation:
         from_warehouse_id: strawberry.ID,
         to_warehouse_id: strawberry.ID,
         quantity: int,
+        idempotency_key: str | None = None,
     ) -> SuppliesMovementPayload:
-        return await core.mutate(
-            info,
-            SuppliesMovementPayload,
-            "movement",
-            SuppliesMovement.of,
-            lambda ctx: services.transfer(
+        async def work(ctx: core.ServiceContext) -> Any:
+            args = {
+                "batch_id": _id(batch_id, "SuppliesBatch", "batchId"),
+                "from_warehouse": _id(from_warehouse_id, "SuppliesWarehouse", "fromWarehouseId"),
+                "to_warehouse": _id(to_warehouse_id, "SuppliesWarehouse", "toWarehouseId"),
+                "quantity": quantity,
+            }
+            return await services.idempotent(
                 ctx,
-                batch_id=_id(batch_id, "SuppliesBatch", "batchId"),
-                from_warehouse=_id(from_warehouse_id, "SuppliesWarehouse", "fromWarehouseId"),
-                to_warehouse=_id(to_warehouse_id, "SuppliesWarehouse", "toWarehouseId"),
-                quantity=quantity,
-            ),
-            SuppliesError,
-        )
+                idempotency_key,
+                "transfer",
+                args,
+                lambda: services.transfer(ctx, **args),
+                lambda pk: ctx.session.get(Movement, pk),
+            )
+
+        return await core.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work, SuppliesError)
 
     @strawberry.mutation(description="A counted difference, with a reason; cannot make stock negative.")
     async def supplies_adjust(
-        self, info: Info, batch_id: strawberry.ID, warehouse_id: strawberry.ID, delta: int, reason: str
+        self,
+        info: Info,
+        batch_id: strawberry.ID,
+        warehouse_id: strawberry.ID,
+        delta: int,
+        reason: str,
+        idempotency_key: str | None = None,
     ) -> SuppliesMovementPayload:
-        return await core.mutate(
-            info,
-            SuppliesMovementPayload,
-            "movement",
-            SuppliesMovement.of,
-            lambda ctx: services.adjust(
+        async def work(ctx: core.ServiceContext) -> Any:
+            args = {
+                "batch_id": _id(batch_id, "SuppliesBatch", "batchId"),
+                "warehouse_id": _id(warehouse_id, "SuppliesWarehouse", "warehouseId"),
+                "delta": delta,
+                "reason": reason,
+            }
+            return await services.idempotent(
                 ctx,
-                batch_id=_id(batch_id, "SuppliesBatch", "batchId"),
-                warehouse_id=_id(warehouse_id, "SuppliesWarehouse", "warehouseId"),
-                delta=delta,
-                reason=reason,
-            ),
-            SuppliesError,
-        )
+                idempotency_key,
+                "adjust",
+                args,
+                lambda: services.adjust(ctx, **args),
+                lambda pk: ctx.session.get(Movement, pk),
+            )
+
+        return await core.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work, SuppliesError)
 
     @strawberry.mutation(description="Undo a wrong receipt or adjustment with its opposite.")
-    async def supplies_reverse(self, info: Info, movement_id: strawberry.ID, reason: str) -> SuppliesMovementPayload:
-        return await core.mutate(
-            info,
-            SuppliesMovementPayload,
-            "movement",
-            SuppliesMovement.of,
-            lambda ctx: services.reverse(ctx, _id(movement_id, "SuppliesMovement", "movementId"), reason),
-            SuppliesError,
-        )
+    async def supplies_reverse(
+        self, info: Info, movement_id: strawberry.ID, reason: str, idempotency_key: str | None = None
+    ) -> SuppliesMovementPayload:
+        async def work(ctx: core.ServiceContext) -> Any:
+            pk = _id(movement_id, "SuppliesMovement", "movementId")
+            return await services.idempotent(
+                ctx,
+                idempotency_key,
+                "reverse",
+                {"movement": pk, "reason": reason},
+                lambda: services.reverse(ctx, pk, reason),
+                lambda result_pk: ctx.session.get(Movement, result_pk),
+            )
+
+        return await core.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work, SuppliesError)

@@ -243,3 +243,18 @@ async def test_a_partial_delivery_returns_the_rest_to_stock(
     (masks,) = [r for r in await services.report(ctx) if r.category == "medical_protection"]
     assert (masks.distributed, masks.on_hand, masks.balanced) == (25, 75, True)
     assert await services.ledger_agrees(ctx)
+
+
+async def test_report_for_a_period(stock: dict[str, int], make: Factory, ctx: ServiceContext, clock: Any) -> None:
+    # 100 received before the period; during it 20 more arrive and 30 go out
+    start = clock.now
+    clock.now += timedelta(days=1)
+    await services.receive(ctx, warehouse_id=stock["main"], item_id=stock["masks"], quantity=20)
+    await services.distribute(ctx, warehouse_id=stock["main"], item_id=stock["masks"], quantity=30, recipient="社区")
+    clock.now += timedelta(days=1)
+    (row,) = [
+        r
+        for r in await services.report(ctx, since=start + timedelta(hours=1), until=clock.now)
+        if r.category == "medical_protection"
+    ]
+    assert (row.opening, row.received, row.distributed, row.on_hand, row.balanced) == (100, 20, 30, 90, True)

@@ -101,13 +101,40 @@ async def test_money_and_donor_contacts_over_graphql(api, make: Factory) -> None
     donor_id = donor["data"]["suppliesCreateDonor"]["donor"]["id"]
     money = (
         "mutation($d: ID!, $a: String!, $r: String!) { suppliesReceiveMoney(donorId: $d, amount: $a, receiptNo: $r) "
-        "{ donation { amount } errors { code field } } }"
+        "{ donation { amount unallocated } errors { code field } } }"
     )
     ok = await api(money, {"d": donor_id, "a": "30000.50", "r": "R-1"}, **staff)
     bad = await api(money, {"d": donor_id, "a": "1.005", "r": "R-2"}, **staff)
-    assert ok["data"]["suppliesReceiveMoney"] == {"donation": {"amount": "30000.5"}, "errors": []}
+    assert ok["data"]["suppliesReceiveMoney"] == {
+        "donation": {"amount": "30000.5", "unallocated": "30000.5"},
+        "errors": [],
+    }
     assert bad["data"]["suppliesReceiveMoney"]["errors"] == [{"code": "OUT_OF_RANGE", "field": ["input", "amount"]}]
     # donor contacts: supplies staff yes, a community head of the same organisation no
     assert (await api("{ suppliesDonors { contact } }", **staff))["data"]["suppliesDonors"] == [{"contact": "029-1"}]
     head = await api("{ suppliesDonors { contact } }", role="community_head", org=org.id)
     assert head["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_money_retries_with_a_key_apply_once(api, make: Factory) -> None:  # type: ignore[no-untyped-def]
+    org = await organizations.create_organization(make.ctx, name="财务", kind=OrganizationKind.ASSOCIATION)
+    await plugins.set_enabled(
+        make.ctx,
+        organization_id=org.id,
+        plugin="supplies",
+        enabled=True,
+        installed=frozenset({"supplies"}),
+        known=frozenset({"supplies"}),
+    )
+    await make.commit()
+    staff = {"role": "organization_admin", "org": org.id}
+    donor = await api('mutation { suppliesCreateDonor(name: "个人", kind: "person") { donor { id } } }', **staff)
+    query = (
+        'mutation($d: ID!) { suppliesReceiveMoney(donorId: $d, amount: "200", receiptNo: "R-9", '
+        'idempotencyKey: "pay-9") { donation { id } errors { code } } }'
+    )
+    variables = {"d": donor["data"]["suppliesCreateDonor"]["donor"]["id"]}
+    one = await api(query, variables, **staff)
+    two = await api(query, variables, **staff)
+    assert one["data"]["suppliesReceiveMoney"] == two["data"]["suppliesReceiveMoney"]
+    assert await make.ctx.session.scalar(text("SELECT count(*) FROM supplies_money_donations")) == 1
