@@ -48,3 +48,10 @@ async def register_stats(ctx: core.ServiceContext) -> list[core.StatFigure]:
         core.StatFigure(key="items_received", label="Items received", value=sum(r.received for r in rows)),
         core.StatFigure(key="items_distributed", label="Items distributed", value=sum(r.distributed for r in rows)),
     ]
+
+
+@core.hookimpl
+async def register_demo_data(ctx: core.ServiceContext) -> None:
+    from plugins.supplies.demo import load
+
+    await load(ctx)
