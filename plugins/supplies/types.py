@@ -138,6 +138,13 @@ class SuppliesMoneyDonation:
 
 
 @strawberry.type
+class SuppliesDonorTotal:
+    donor: str
+    items: int
+    money: Decimal
+
+
+@strawberry.type
 class SuppliesStockLine:
     item: str
     warehouse: str
@@ -220,6 +227,11 @@ class SuppliesQuery:
     async def supplies_trace(self, info: Info, batch_id: strawberry.ID) -> list[SuppliesMovement]:
         pk = core.decode_id(batch_id, "SuppliesBatch", ("batchId",))
         return [SuppliesMovement.of(m) for m in await info.context.read(services.trace, pk)]
+
+    @strawberry.field(description="Per donor: items received and money received (yuan).")
+    async def supplies_received_by_donor(self, info: Info) -> list[SuppliesDonorTotal]:
+        rows = await info.context.read(services.received_by_donor)
+        return [SuppliesDonorTotal(donor=name, items=items, money=Decimal(fen) / 100) for name, items, fen in rows]
 
     @strawberry.field
     async def supplies_donors(self, info: Info) -> list[SuppliesDonor]:

@@ -258,3 +258,25 @@ async def test_report_for_a_period(stock: dict[str, int], make: Factory, ctx: Se
         if r.category == "medical_protection"
     ]
     assert (row.opening, row.received, row.distributed, row.on_hand, row.balanced) == (100, 20, 30, 90, True)
+
+
+async def test_community_heads_confirm_deliveries_to_their_own_community(
+    stock: dict[str, int], make: Factory, ctx: ServiceContext
+) -> None:
+    from core.services.context import Viewer
+
+    mine, theirs = await make.community(), await make.community()
+    to_mine = await services.distribute(
+        ctx, warehouse_id=stock["main"], item_id=stock["masks"], quantity=5, community_id=mine.id
+    )
+    to_theirs = await services.distribute(
+        ctx, warehouse_id=stock["main"], item_id=stock["masks"], quantity=5, community_id=theirs.id
+    )
+    for d in (to_mine, to_theirs):
+        await services.dispatch(ctx, d.id)
+    head = ServiceContext(ctx.session, Viewer(label="head", role="community_head", community_id=mine.id), ctx.clock)
+    done = await services.confirm_delivery(head, to_mine.id, "收到")
+    assert (done.status, done.confirmed_by) == ("delivered", "head")
+    with pytest.raises(DomainError) as err:
+        await services.confirm_delivery(head, to_theirs.id)
+    assert err.value.code == "FORBIDDEN"
