@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "Assignment": "core.models",
     "ServiceContext": "core.services.context",
     "Viewer": "core.services.context",
+    # loading: the row with a primary key (optionally locked or scoped), or NotFound addressed to a field
+    "get_row": "core.services.common",
     # access: plugins check their own permissions and mask their own sensitive fields
     "require": "core.services.access",
     "can": "core.services.access",
@@ -54,7 +56,7 @@ _EXPORTS: dict[str, str] = {
     "encode_id": "schema.ids",
     "decode_id": "schema.ids",
 }
-_RENAMED = {"encode_id": "encode", "decode_id": "decode"}
+_RENAMED = {"encode_id": "encode", "decode_id": "decode", "get_row": "get"}
 
 __all__ = sorted(_EXPORTS)
 

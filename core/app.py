@@ -39,6 +39,9 @@ class GraphQLApp(GraphQL):
         if scope["type"] == "http":
             request = Request(scope, receive)
             zone = request.headers.get("x-timezone")
+            # Set for every request (None without the header): a server running several requests in one
+            # task (e.g. an in-process test client) must not carry one caller's zone into the next.
+            CALLER_ZONE.set(None)
             if zone:
                 try:
                     CALLER_ZONE.set(ZoneInfo(zone))

@@ -37,11 +37,8 @@ class RiskRaised(core.DomainEvent):
     source: str
 
 
-async def _get(ctx: core.ServiceContext, model: type, pk: int, what: str, field: str = "id") -> object:
-    row = await ctx.session.get(model, pk, with_for_update=False)
-    if row is None:
-        raise core.NotFound(what, ("input", field))
-    return row
+async def _get(ctx: core.ServiceContext, model: type, pk: int, what: str, field: str = "id") -> Any:
+    return await core.get_row(ctx, model, pk, what=what, field=("input", field))
 
 
 # -- people ------------------------------------------------------------------------------------------------------

@@ -34,11 +34,8 @@ from plugins.supplies.models import (
 MAX_QUANTITY = 10_000_000
 
 
-async def _get(ctx: core.ServiceContext, model: type, pk: int, what: str, field: str) -> Any:
-    row = await ctx.session.get(model, pk)
-    if row is None:
-        raise core.NotFound(what, ("input", field))
-    return row
+async def _get(ctx: core.ServiceContext, model: type, pk: int, what: str, field: str = "id") -> Any:
+    return await core.get_row(ctx, model, pk, what=what, field=("input", field))
 
 
 def _quantity(v: core.Validator, quantity: int, field: str = "quantity") -> None:

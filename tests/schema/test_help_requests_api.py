@@ -331,6 +331,8 @@ async def test_times_are_shown_in_the_callers_zone(gql, make: Factory, clock) ->
         "neededBy"
     ]
     bad = await gql.http.post("/graphql", json=query, headers={"X-Timezone": "Mars/Olympus"})
+    after = (await gql.http.post("/graphql", json=query)).json()["data"]["node"]["neededBy"]
+    assert after == default  # one caller's zone does not stick to the next request
     assert default.endswith("+08:00")
     assert utc.endswith("+00:00")
     assert (bad.status_code, bad.json()["errors"][0]["extensions"]["code"]) == (400, "INVALID_INPUT")
