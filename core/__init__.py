@@ -19,6 +19,9 @@ _EXPORTS: dict[str, str] = {
     "MatchCriterion": "core.plugin_api",
     # data
     "Base": "core.database",
+    # Column helpers, so plugin tables follow core's conventions (bigint identity keys, timestamptz now()).
+    "pk_column": "core.models._columns",
+    "created_at_column": "core.models._columns",
     "Organization": "core.models",
     "District": "core.models",
     "Community": "core.models",
@@ -56,7 +59,13 @@ _EXPORTS: dict[str, str] = {
     "encode_id": "schema.ids",
     "decode_id": "schema.ids",
 }
-_RENAMED = {"encode_id": "encode", "decode_id": "decode", "get_row": "get"}
+_RENAMED = {
+    "encode_id": "encode",
+    "decode_id": "decode",
+    "get_row": "get",
+    "pk_column": "pk",
+    "created_at_column": "created_at",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -4,32 +4,21 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
-    Identity,
     Index,
     SmallInteger,
     String,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core import Base
-
-
-def _pk() -> Mapped[int]:
-    return mapped_column(BigInteger, Identity(), primary_key=True)
-
-
-def _now() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now())
+from core import Base, created_at_column, pk_column
 
 
 class Counselor(Base):
@@ -37,14 +26,14 @@ class Counselor(Base):
 
     __tablename__ = "counseling_counselors"
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id"), unique=True)
     qualifications: Mapped[list[str]] = mapped_column(ARRAY(String(50)), server_default=text("'{}'"))
     specialties: Mapped[list[str]] = mapped_column(ARRAY(String(30)), server_default=text("'{}'"))
     languages: Mapped[list[str]] = mapped_column(ARRAY(String(30)), server_default=text("'{}'"))
     modes: Mapped[list[str]] = mapped_column(ARRAY(String(10)), server_default=text("'{online,offline}'"))
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class Client(Base):
@@ -52,14 +41,14 @@ class Client(Base):
 
     __tablename__ = "counseling_clients"
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     name: Mapped[str] = mapped_column(String(50))
     phone: Mapped[str] = mapped_column(String(20))
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     consent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     consent_note: Mapped[str] = mapped_column(Text, server_default="")
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class Session(Base):
@@ -70,7 +59,7 @@ class Session(Base):
         Index("ix_counseling_sessions_counselor", "counselor_id", "id"),
     )
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     counselor_id: Mapped[int] = mapped_column(ForeignKey("counseling_counselors.id"))
     client_id: Mapped[int] = mapped_column(ForeignKey("counseling_clients.id"), index=True)
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), unique=True)
@@ -81,7 +70,7 @@ class Session(Base):
     cancel_reason: Mapped[str] = mapped_column(Text, server_default="")
     # Sensitive: visible to the session's counselor and supervisors only.
     notes: Mapped[str] = mapped_column(Text, server_default="")
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class Programme(Base):
@@ -89,7 +78,7 @@ class Programme(Base):
 
     __tablename__ = "counseling_programmes"
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     name: Mapped[str] = mapped_column(String(100), unique=True)
     days: Mapped[int] = mapped_column(SmallInteger)
     prompts: Mapped[list[Any]] = mapped_column(JSONB)
@@ -99,7 +88,7 @@ class Enrolment(Base):
     __tablename__ = "counseling_enrolments"
     __table_args__ = (UniqueConstraint("client_id", "programme_id", "starts_on"),)
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     client_id: Mapped[int] = mapped_column(ForeignKey("counseling_clients.id"), index=True)
     programme_id: Mapped[int] = mapped_column(ForeignKey("counseling_programmes.id"))
     starts_on: Mapped[date] = mapped_column(Date)
@@ -114,12 +103,12 @@ class JournalEntry(Base):
         CheckConstraint("day >= 1", name="day_positive"),
     )
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     enrolment_id: Mapped[int] = mapped_column(ForeignKey("counseling_enrolments.id"))
     day: Mapped[int] = mapped_column(SmallInteger)
     mood: Mapped[int] = mapped_column(SmallInteger)
     text: Mapped[str] = mapped_column(Text, server_default="")
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class RiskFlag(Base):
@@ -139,7 +128,7 @@ class RiskFlag(Base):
         ),
     )
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     client_id: Mapped[int] = mapped_column(ForeignKey("counseling_clients.id"))
     severity: Mapped[str] = mapped_column(String(10))
     source: Mapped[str] = mapped_column(String(16))

@@ -10,36 +10,26 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
-    Identity,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core import Base
+from core import Base, created_at_column, pk_column
 
 CATEGORIES = ("medical_protection", "food", "daily_necessities", "medicine", "infant_supplies", "equipment")
-
-
-def _pk() -> Mapped[int]:
-    return mapped_column(BigInteger, Identity(), primary_key=True)
-
-
-def _now() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Item(Base):
     __tablename__ = "supplies_items"
     __table_args__ = (CheckConstraint(f"category IN {CATEGORIES!r}", name="category_valid"),)
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     name: Mapped[str] = mapped_column(String(100), unique=True)
     category: Mapped[str] = mapped_column(String(32))
     unit: Mapped[str] = mapped_column(String(16))
@@ -50,7 +40,7 @@ class Item(Base):
 class Warehouse(Base):
     __tablename__ = "supplies_warehouses"
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     name: Mapped[str] = mapped_column(String(100), unique=True)
     address: Mapped[str] = mapped_column(Text, server_default="")
 
@@ -59,7 +49,7 @@ class Donor(Base):
     __tablename__ = "supplies_donors"
     __table_args__ = (CheckConstraint("kind IN ('organization', 'person')", name="kind_valid"),)
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(16))
     # Sensitive: donor contact details are for supplies managers only.
@@ -72,7 +62,7 @@ class Batch(Base):
     __tablename__ = "supplies_batches"
     __table_args__ = (UniqueConstraint("item_id", "code", "donor_id"),)
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     item_id: Mapped[int] = mapped_column(ForeignKey("supplies_items.id"))
     code: Mapped[str] = mapped_column(String(64), server_default="")
     expires_on: Mapped[date | None] = mapped_column(Date)
@@ -110,7 +100,7 @@ class Movement(Base):
         ),
     )
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     kind: Mapped[str] = mapped_column(String(16))
     batch_id: Mapped[int] = mapped_column(ForeignKey("supplies_batches.id"))
     warehouse_id: Mapped[int] = mapped_column(ForeignKey("supplies_warehouses.id"))
@@ -133,7 +123,7 @@ class Distribution(Base):
         ),
     )
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     warehouse_id: Mapped[int] = mapped_column(ForeignKey("supplies_warehouses.id"))
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("help_requests.id"), index=True)
@@ -144,7 +134,7 @@ class Distribution(Base):
     confirmed_by: Mapped[str] = mapped_column(String(100), server_default="")
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str] = mapped_column(Text, server_default="")
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class IdempotencyKey(Base):
@@ -156,7 +146,7 @@ class IdempotencyKey(Base):
     operation: Mapped[str] = mapped_column(String(50))
     fingerprint: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class MoneyDonation(Base):
@@ -165,7 +155,7 @@ class MoneyDonation(Base):
     __tablename__ = "supplies_money_donations"
     __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     donor_id: Mapped[int] = mapped_column(ForeignKey("supplies_donors.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     purpose: Mapped[str] = mapped_column(Text, server_default="")
@@ -179,8 +169,8 @@ class MoneyAllocation(Base):
     __tablename__ = "supplies_money_allocations"
     __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
 
-    id: Mapped[int] = _pk()
+    id: Mapped[int] = pk_column()
     donation_id: Mapped[int] = mapped_column(ForeignKey("supplies_money_donations.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     purpose: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_at_column()
