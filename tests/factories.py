@@ -6,10 +6,10 @@ import itertools
 from datetime import timedelta
 from typing import Any
 
-from core.models import Community, District, HelpRequest, Volunteer
-from core.services import assignments, communities, help_requests, organizations, volunteers
+from core.models import Community, District, HelpRequest, Organization, Volunteer
+from core.services import assignments, communities, help_requests, organizations, plugins, volunteers
 from core.services.context import ServiceContext
-from core.vocab import DistrictKind, RequestCategory, RequestStatus, Urgency, VolunteerMode
+from core.vocab import DistrictKind, OrganizationKind, RequestCategory, RequestStatus, Urgency, VolunteerMode
 
 _seq = itertools.count(1)
 
@@ -24,6 +24,22 @@ class Factory:
 
     async def commit(self) -> None:
         await self.ctx.session.commit()
+
+    async def organization_using(self, plugin: str, name: str | None = None) -> Organization:
+        """An organisation that has enabled `plugin` (committed)."""
+        org = await organizations.create_organization(
+            self.ctx, name=name or f"机构{next(_seq)}", kind=OrganizationKind.AGENCY
+        )
+        await plugins.set_enabled(
+            self.ctx,
+            organization_id=org.id,
+            plugin=plugin,
+            enabled=True,
+            installed=frozenset({plugin}),
+            known=frozenset({plugin}),
+        )
+        await self.commit()
+        return org
 
     async def district(self, name: str | None = None) -> District:
         d = await organizations.create_district(self.ctx, name=name or f"区{next(_seq)}", kind=DistrictKind.DISTRICT)

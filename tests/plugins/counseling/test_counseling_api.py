@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 
-from core.services import organizations, plugins, scheduling
+from core.services import organizations, scheduling
 from core.vocab import OrganizationKind
 from tests.core.services.test_scheduling import at, next_monday
 from tests.factories import Factory
@@ -13,16 +13,8 @@ from tests.schema.helpers import gid
 
 async def test_counseling_over_graphql(api, make: Factory, clock) -> None:  # type: ignore[no-untyped-def]
     # given an organisation that enabled counseling, its counselor with Monday hours, and another organisation
-    org = await organizations.create_organization(make.ctx, name="心理援助中心", kind=OrganizationKind.AGENCY)
+    org = await make.organization_using("counseling", "心理援助中心")
     other = await organizations.create_organization(make.ctx, name="别的机构", kind=OrganizationKind.AGENCY)
-    await plugins.set_enabled(
-        make.ctx,
-        organization_id=org.id,
-        plugin="counseling",
-        enabled=True,
-        installed=frozenset({"counseling"}),
-        known=frozenset({"counseling"}),
-    )
     person = await make.volunteer()
     monday = next_monday(clock)
     await scheduling.add_window(make.ctx, person.id, monday.weekday(), time(9), time(12))
@@ -85,15 +77,7 @@ async def test_counseling_over_graphql(api, make: Factory, clock) -> None:  # ty
 async def test_listing_sessions_costs_the_same_for_2_and_8(api, make: Factory, clock, statements) -> None:  # type: ignore[no-untyped-def]
     from plugins.counseling import services
 
-    org = await organizations.create_organization(make.ctx, name="心理援助中心", kind=OrganizationKind.AGENCY)
-    await plugins.set_enabled(
-        make.ctx,
-        organization_id=org.id,
-        plugin="counseling",
-        enabled=True,
-        installed=frozenset({"counseling"}),
-        known=frozenset({"counseling"}),
-    )
+    org = await make.organization_using("counseling", "心理援助中心")
     admin = {"role": "organization_admin", "org": org.id}
     from core.services.context import SYSTEM, ServiceContext
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from core.services import organizations, plugins
+from core.services import organizations
 from core.services.context import SYSTEM, ServiceContext
 from core.vocab import OrganizationKind, RequestStatus
 from plugins.supplies import services
@@ -19,15 +19,7 @@ DISTRIBUTE = """mutation($input: SuppliesDistributeInput!) { suppliesDistribute(
 
 async def test_supplies_over_graphql(api, make: Factory) -> None:  # type: ignore[no-untyped-def]
     # given an organisation with supplies enabled, 10 masks in a warehouse and a request in progress
-    org = await organizations.create_organization(make.ctx, name="物资组", kind=OrganizationKind.ASSOCIATION)
-    await plugins.set_enabled(
-        make.ctx,
-        organization_id=org.id,
-        plugin="supplies",
-        enabled=True,
-        installed=frozenset({"supplies"}),
-        known=frozenset({"supplies"}),
-    )
+    org = await make.organization_using("supplies", "物资组")
     system = ServiceContext(make.ctx.session, SYSTEM, make.ctx.clock)
     item = await services.create_item(system, "N95口罩", "medical_protection", "只")
     warehouse = await services.create_warehouse(system, "碑林仓库")
@@ -81,15 +73,7 @@ async def test_supplies_are_gated_per_organisation(api, make: Factory) -> None: 
 
 
 async def test_money_and_donor_contacts_over_graphql(api, make: Factory) -> None:  # type: ignore[no-untyped-def]
-    org = await organizations.create_organization(make.ctx, name="财务组", kind=OrganizationKind.ASSOCIATION)
-    await plugins.set_enabled(
-        make.ctx,
-        organization_id=org.id,
-        plugin="supplies",
-        enabled=True,
-        installed=frozenset({"supplies"}),
-        known=frozenset({"supplies"}),
-    )
+    org = await make.organization_using("supplies", "财务组")
     await make.community()
     await make.commit()
     staff = {"role": "organization_admin", "org": org.id}
@@ -117,15 +101,7 @@ async def test_money_and_donor_contacts_over_graphql(api, make: Factory) -> None
 
 
 async def test_money_retries_with_a_key_apply_once(api, make: Factory) -> None:  # type: ignore[no-untyped-def]
-    org = await organizations.create_organization(make.ctx, name="财务", kind=OrganizationKind.ASSOCIATION)
-    await plugins.set_enabled(
-        make.ctx,
-        organization_id=org.id,
-        plugin="supplies",
-        enabled=True,
-        installed=frozenset({"supplies"}),
-        known=frozenset({"supplies"}),
-    )
+    org = await make.organization_using("supplies", "财务")
     await make.commit()
     staff = {"role": "organization_admin", "org": org.id}
     donor = await api('mutation { suppliesCreateDonor(name: "个人", kind: "person") { donor { id } } }', **staff)
