@@ -32,6 +32,13 @@ _EXPORTS: dict[str, str] = {
     "Viewer": "core.services.context",
     # loading: the row with a primary key (optionally locked or scoped), or NotFound addressed to a field
     "get_row": "core.services.common",
+    # organisations: plugin tables are organisation-owned (models: OrganizationOwned; migrations: own_table)
+    "OrganizationOwned": "core.tenancy",
+    "SharedByAllOrganizations": "core.tenancy",
+    "is_enabled": "core.services.plugins",
+    "own_table": "core.tenancy",
+    "organization_column": "core.tenancy",
+    "Inherit": "core.tenancy",
     # access: plugins check their own permissions and mask their own sensitive fields
     "require": "core.services.access",
     "can": "core.services.access",

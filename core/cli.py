@@ -26,7 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 async def _prepare(settings: Settings, host: PluginHost, *, demo: bool) -> Database:
     """Open (or start) the database, migrate core and plugin branches, optionally load the demo data."""
-    from core import migrate
+    from core import migrate, tenancy
     from core.database import create_engine
     from core.runtime import open_database
 
@@ -34,6 +34,11 @@ async def _prepare(settings: Settings, host: PluginHost, *, demo: bool) -> Datab
     engine = create_engine(db.url, pool_size=2)
     try:
         await migrate.upgrade(engine, host.migration_dirs())
+        async with engine.connect() as conn:
+            # A table declared organisation-owned without its policies would be open to every organisation.
+            unprotected = await tenancy.unprotected_tables(conn, tenancy.owned_tables())
+        if unprotected:
+            raise SystemExit(f"yunshegong: tables without row-level security: {', '.join(unprotected)}")
         if demo:
             from core.demo import load_demo
 
@@ -52,7 +57,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = build_plugin_host(enabled=settings.plugins)
     db = asyncio.run(_prepare(settings, host, demo=args.demo))
-    app = create_app(settings.with_overrides(database_url=_render(db.url)), host=host)
+    from core.database import app_url
+
+    # Migrated as the owner; served as the app role, which row-level security applies to.
+    served = app_url(db.url, settings.app_database_url)
+    app = create_app(settings.with_overrides(database_url=_render(served)), host=host)
     print(f"yunshegong: GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)

@@ -17,6 +17,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+# Importing tenancy registers the per-transaction organisation settings on every Session.
+from core import tenancy
+
 log = logging.getLogger(__name__)
 
 APP_DATABASE = "yunshegong"
@@ -57,6 +60,16 @@ def asyncpg_dsn(url: str | URL) -> dict[str, Any]:
         "port": parsed.port,
     }
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def app_url(owner_url: str | URL, configured: str | None = None) -> URL:
+    """The URL the service connects with: `configured` (YUNSHEGONG_APP_DATABASE_URL) or the owner's URL
+    with the app role's name (no password: the embedded server trusts local connections; an external
+    server needs YUNSHEGONG_APP_DATABASE_URL with the password its administrator gave the role)."""
+    if configured:
+        return make_url(configured)
+    parsed = make_url(owner_url) if isinstance(owner_url, str) else owner_url
+    return parsed.set(username=tenancy.APP_ROLE, password=None)
 
 
 def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:

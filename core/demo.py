@@ -8,6 +8,7 @@ idempotent: a marker row in app_meta says it was done, and an advisory lock keep
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,7 +37,9 @@ from core.vocab import (
 )
 
 DEMO_MARKER = "demo_loaded_at"
-DEMO_VIEWER = Viewer(label="demo loader", role="system")
+# The demo creates organisations and their records: it acts as a platform administrator (and so works
+# through the app role's row-level security as well as through the owner's connection).
+DEMO_VIEWER = Viewer(label="demo loader", role="platform_admin")
 
 # One account per role, for trying the access rules (documented in the README). Demo only.
 DEMO_PASSWORDS = {
@@ -145,6 +148,8 @@ async def load_demo(engine: AsyncEngine, *, now: datetime | None = None, host: P
         if host is not None:
             ctx.events = host
         association = await _populate(ctx, random.Random(20211223))
+        # Plugins add their demo rows as the association's (their tables default to the caller's organisation).
+        ctx = dataclasses.replace(ctx, viewer=dataclasses.replace(DEMO_VIEWER, organization_id=association.id))
         if host is not None:
             for name in host.plugins:
                 await plugins.set_enabled(

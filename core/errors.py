@@ -31,6 +31,7 @@ CORE_ERROR_CODES: dict[str, str] = {
     "SLOT_TAKEN": "The person is already booked at that time.",
     "OUTSIDE_AVAILABILITY": "The person does not take appointments then (outside their hours, or away).",
     "LIAISON_TEAM_FULL": "A community's liaison team has one social worker and two volunteers at most.",
+    "ORGANIZATION_MISMATCH": "The records named belong to different organisations and cannot be linked.",
     "PAGE_SIZE_EXCEEDED": "More items were asked for than one page may hold.",
     "INVALID_CURSOR": "A pagination cursor is malformed or belongs to another ordering.",
     "FORBIDDEN": "The caller may not do this.",

@@ -9,13 +9,18 @@ publisher: plugins never import each other.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
 class DomainEvent:
+    """Base of every event. `organization_id` is the organisation of the record that changed: the host
+    delivers the event only to plugins that organisation has enabled (keyword-only, and required, so no
+    publisher can forget it)."""
+
     name: ClassVar[str] = "event"
+    organization_id: int = field(kw_only=True)
 
     def data(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

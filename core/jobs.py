@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
+from sqlalchemy import select
+
+from core.models import Organization
 from core.services import assignments, deadlines
 from core.services.context import SYSTEM, ServiceContext
 
@@ -17,13 +21,19 @@ log = logging.getLogger(__name__)
 
 
 async def run_once(state: object) -> tuple[int, int]:
-    """One round: (offers expired, escalations raised)."""
-    async with state.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
-        ctx = ServiceContext(session=session, viewer=SYSTEM, clock=state.clock, policy=state.policy)  # type: ignore[attr-defined]
-        if state.host is not None:  # type: ignore[attr-defined]
-            ctx.events = state.host  # type: ignore[attr-defined]
-        expired = await assignments.expire_offers(ctx)
-        raised = await deadlines.escalate(ctx)
+    """One round: (offers expired, escalations raised). Each organisation's work runs in a transaction
+    of its own, acting for that organisation: a job sees no more than the organisation it works for."""
+    async with state.sessionmaker() as session:  # type: ignore[attr-defined]
+        org_ids = (await session.scalars(select(Organization.id).order_by(Organization.id))).all()
+    expired = raised = 0
+    for org_id in org_ids:
+        async with state.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
+            viewer = replace(SYSTEM, organization_id=org_id)
+            ctx = ServiceContext(session=session, viewer=viewer, clock=state.clock, policy=state.policy)  # type: ignore[attr-defined]
+            if state.host is not None:  # type: ignore[attr-defined]
+                ctx.events = state.host  # type: ignore[attr-defined]
+            expired += await assignments.expire_offers(ctx)
+            raised += await deadlines.escalate(ctx)
     return expired, raised
 
 

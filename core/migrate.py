@@ -12,10 +12,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from core import tenancy
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 CORE_VERSIONS_DIR = MIGRATIONS_DIR / "versions"
@@ -45,6 +47,10 @@ async def _run(engine: AsyncEngine, extra_version_dirs: Sequence[Path], step: Ca
         # Two processes migrating at once (two replicas starting) must not interleave.
         await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
         await conn.run_sync(run)
+        if await conn.scalar(text("SELECT to_regproc('app_org') IS NOT NULL")):
+            # Tables a plugin branch just created are usable by the app role (RLS decides which rows).
+            for statement in tenancy.grant_sql():
+                await conn.exec_driver_sql(statement)
 
 
 async def upgrade(engine: AsyncEngine, extra_version_dirs: Sequence[Path] = (), target: str = "heads") -> None:

@@ -169,9 +169,19 @@ class PluginHost:
     # -- events -------------------------------------------------------------------------------------------
 
     async def publish(self, event: DomainEvent, ctx: Any) -> None:
-        """Let every plugin react to `event` in the caller's transaction. Any failure aborts the change."""
-        for impl in self.pm.hook.on_event.get_hookimpls():
+        """Let every plugin enabled for the event's organisation react to `event` in the caller's
+        transaction. Any failure aborts the change. A plugin the organisation has not enabled neither
+        hears of the change nor can block it."""
+        from core.services.plugins import enabled_for
+
+        impls = self.pm.hook.on_event.get_hookimpls()
+        if not impls:
+            return
+        enabled = await enabled_for(ctx, event.organization_id)
+        for impl in impls:
             name = impl.plugin_name
+            if name not in enabled:
+                continue
             try:
                 result = impl.function(**{k: {"event": event, "ctx": ctx}[k] for k in impl.argnames})
                 if inspect.isawaitable(result):
@@ -248,7 +258,37 @@ def build_plugin_host(
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginLoadError(str(exc)) from exc
-    return PluginHost(pm, loaded, skipped)
+    host = PluginHost(pm, loaded, skipped)
+    check_tables_declared(host)
+    return host
+
+
+def check_tables_declared(host: PluginHost) -> None:
+    """Refuse a plugin with a table that is neither organisation-owned (`core.OrganizationOwned`, and the
+    migration's `core.tenancy.own_table`) nor declared shared with a reason (`core.SharedByAllOrganizations`).
+    A forgotten declaration would be a table every organisation reads: it stops startup instead."""
+    from core.database import Base
+    from core.tenancy import tenancy_of
+
+    for mapper in Base.registry.mappers:
+        cls = mapper.class_
+        plugin = host.owner_of(cls)
+        if plugin is None:
+            continue
+        table = getattr(mapper.local_table, "name", cls.__name__)
+        tenancy = tenancy_of(cls)
+        if tenancy is None:
+            raise PluginLoadError(
+                f"plugin {plugin.name!r}: table {table!r} ({cls.__qualname__}) does not say whom its rows belong "
+                "to: subclass core.OrganizationOwned (and call core.tenancy.own_table in its migration), or "
+                "core.SharedByAllOrganizations with __tenancy_why__ for reference data"
+            )
+        if tenancy == "organization":
+            column = mapper.local_table.c.get("organization_id")
+            if column is None or column.nullable:
+                raise PluginLoadError(
+                    f"plugin {plugin.name!r}: table {table!r} is organisation-owned but has no NOT NULL organization_id"
+                )
 
 
 def _import(module_path: str, what: str) -> ModuleType:

@@ -34,6 +34,9 @@ def _env_list(name: str) -> tuple[str, ...] | None:
 class Settings:
     # None means: start the embedded PostgreSQL in data_dir.
     database_url: str | None = None
+    # The login the service uses (row-level security applies to it); None: DATABASE_URL's server and
+    # database as the role `yunshegong_app`, without a password (core.database.app_url).
+    app_database_url: str | None = None
     data_dir: Path = field(default_factory=_default_data_dir)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -69,6 +72,7 @@ class Settings:
         data_dir = os.environ.get("YUNSHEGONG_DATA_DIR")
         return cls(
             database_url=os.environ.get("DATABASE_URL") or None,
+            app_database_url=os.environ.get("YUNSHEGONG_APP_DATABASE_URL") or None,
             data_dir=Path(data_dir).expanduser() if data_dir else defaults.data_dir,
             host=os.environ.get("YUNSHEGONG_HOST", defaults.host),
             port=int(os.environ.get("YUNSHEGONG_PORT", defaults.port)),

@@ -10,11 +10,14 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import tenancy
 from core.plugins import PluginHost
 from core.services import audit, auth
 from core.services import plugins as plugin_service
+from core.services.common import domain_error_for
 from core.services.context import ServiceContext, Viewer, utc_now
 from core.services.matching_policy import MatchingPolicy
 from core.settings import Settings
@@ -109,6 +112,7 @@ class Context:
     async def _get_session(self) -> AsyncSession:
         if self._session is None:
             self._session = self.app.sessionmaker()
+            tenancy.bind(self._session, self.viewer)
         return self._session
 
     def service_context(self, session: AsyncSession) -> ServiceContext:
@@ -150,6 +154,12 @@ class Context:
                     sctx = self.service_context(session)
                     result = await fn(sctx, *args, **kwargs)
                     audit.record(sctx, _write_record(operation, result), self.request_id)
+            except DBAPIError as exc:
+                # Refusals the database makes at flush or commit (row-level security, constraints).
+                error = domain_error_for(exc)
+                if error is None:
+                    raise
+                raise error from exc
             finally:
                 # Loaded rows and memos may predate this write (or its rollback).
                 self.loaders.clear()

@@ -7,6 +7,7 @@ the truncation costs a few milliseconds.)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,7 @@ from core import migrate
 from core.app import create_app
 from core.database import (
     EmbeddedPostgres,
+    app_url,
     create_engine,
     create_sessionmaker,
     database_url_for,
@@ -30,8 +32,10 @@ from core.database import (
     ensure_database,
 )
 from core.plugins import build_plugin_host
+from core.services import organizations
 from core.services.context import ServiceContext, Viewer
 from core.settings import Settings
+from core.vocab import OrganizationKind
 from schema.context import AppState
 from tests.factories import Factory
 
@@ -96,17 +100,27 @@ async def empty_all_tables(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture(scope="session")
+async def owner_engine(test_db: Any) -> AsyncIterator[AsyncEngine]:
+    """The migrating owner (a superuser on the embedded server): only for emptying tables between tests
+    and for inspecting the catalog. Everything a test exercises runs as the app role."""
+    engine = create_engine(test_db, pool_size=1)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
 async def shared_engine(test_db: Any) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(test_db, pool_size=5)
+    """The app role's engine: row-level security applies to everything the tests do through it."""
+    engine = create_engine(app_url(test_db), pool_size=5)
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
-async def db_url(test_db: Any, shared_engine: AsyncEngine) -> AsyncIterator[Any]:
-    """The test database's URL (for tests that open engines of their own), emptied after the test."""
-    yield test_db
-    await empty_all_tables(shared_engine)
+async def db_url(test_db: Any, shared_engine: AsyncEngine, owner_engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The app role's URL to the test database (for tests that open engines of their own), emptied after."""
+    yield app_url(test_db)
+    await empty_all_tables(owner_engine)
 
 
 @pytest.fixture
@@ -136,9 +150,24 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-def ctx(session: AsyncSession, clock: Clock) -> ServiceContext:
+async def home_org(engine: AsyncEngine) -> int:
+    """The organisation the tests' platform administrator belongs to: records created without naming an
+    organisation belong to it (as they would to a real administrator's)."""
+    async with create_sessionmaker(engine)() as session, session.begin():
+        ctx = ServiceContext(session=session, viewer=Viewer(label="setup", role="platform_admin"))
+        org = await organizations.create_organization(ctx, name="测试协会", kind=OrganizationKind.ASSOCIATION)
+        return org.id
+
+
+@pytest.fixture
+def admin(home_org: int) -> Viewer:
+    return Viewer(label="test coordinator", role="platform_admin", organization_id=home_org)
+
+
+@pytest.fixture
+def ctx(session: AsyncSession, clock: Clock, admin: Viewer) -> ServiceContext:
     """A service context on its own session; tests commit with `await ctx.session.commit()`."""
-    return ServiceContext(session=session, viewer=Viewer(label="test coordinator", role="platform_admin"), clock=clock)
+    return ServiceContext(session=session, viewer=admin, clock=clock)
 
 
 @pytest.fixture
@@ -151,17 +180,16 @@ def settings() -> Settings:
     return Settings(database_url=None, max_page_size=200)
 
 
-ADMIN = Viewer(label="test admin", role="platform_admin")
-
-
-async def as_admin(request: Any) -> Viewer:
-    return ADMIN
-
-
 @pytest.fixture
-def app_state(engine: AsyncEngine, settings: Settings, clock: Clock) -> AppState:
+def app_state(engine: AsyncEngine, settings: Settings, clock: Clock, admin: Viewer) -> AppState:
     """GraphQL tests of core behaviour act as a platform administrator; tests/schema/test_access.py
     covers every other role through real sign-in."""
+
+    over_http = dataclasses.replace(admin, label="test admin")
+
+    async def as_admin(request: Any) -> Viewer:
+        return over_http
+
     return AppState(settings=settings, sessionmaker=create_sessionmaker(engine), clock=clock, authenticate=as_admin)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import migrate
 from core.app import create_app
-from core.database import create_engine, create_sessionmaker, database_url_for, drop_database, ensure_database
+from core.database import app_url, create_engine, create_sessionmaker, database_url_for, drop_database, ensure_database
 from core.plugins import PluginHost, build_plugin_host
 from core.services.context import Viewer
 from core.settings import Settings
@@ -80,12 +80,15 @@ async def hello_db(server_url: str, hello_host: PluginHost) -> AsyncIterator[Any
 
 @pytest.fixture
 async def hello_engine(hello_db: Any) -> AsyncIterator[AsyncEngine]:
+    """The app role's engine to the hello database (emptied afterwards through the owner's)."""
     from tests.conftest import empty_all_tables
 
-    engine = create_engine(hello_db, pool_size=5)
+    engine = create_engine(app_url(hello_db), pool_size=5)
     yield engine
-    await empty_all_tables(engine)
     await engine.dispose()
+    owner = create_engine(hello_db, pool_size=1)
+    await empty_all_tables(owner)
+    await owner.dispose()
 
 
 async def viewer_from_test_header(request: Any) -> Viewer:

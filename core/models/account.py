@@ -8,10 +8,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base
 from core.models._columns import created_at, enum_check, pk
+from core.tenancy import OrganizationOwned
 from core.vocab import Role
 
 
 class Account(Base):
+    __tenancy__ = "organization"
     """A person who signs in. One role, scoped by organisation, community or volunteer record."""
 
     __tablename__ = "accounts"
@@ -26,6 +28,7 @@ class Account(Base):
     display_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(32))
+    # None only for platform administrators who belong to no organisation.
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
     # The account's own volunteer record: a volunteer's, or a social worker's (their liaison seats).
@@ -36,13 +39,12 @@ class Account(Base):
     created_at: Mapped[datetime] = created_at()
 
 
-class ApiToken(Base):
+class ApiToken(OrganizationOwned, Base):
     """A partner system's credential: shown once, stored as a SHA-256 hash, revocable, one organisation."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = pk()
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -8,10 +8,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base
 from core.models._columns import enum_check, pk
+from core.tenancy import OrganizationOwned
 from core.vocab import ACTIVE_ASSIGNMENT_STATUSES, AssignmentStatus, sql_in
 
 
-class Assignment(Base):
+class Assignment(OrganizationOwned, Base):
     """A volunteer on a help request: offered → accepted / declined → completed / withdrawn."""
 
     __tablename__ = "assignments"

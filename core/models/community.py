@@ -7,21 +7,21 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base
 from core.models._columns import created_at, enum_check, latlng_checks, pk, updated_at
+from core.tenancy import OrganizationOwned
 from core.vocab import LiaisonRole
 
 
-class Community(Base):
+class Community(OrganizationOwned, Base):
     """A residential community (社区) that posts needs through its head."""
 
     __tablename__ = "communities"
     __table_args__ = (
-        UniqueConstraint("district_id", "name"),
+        UniqueConstraint("organization_id", "district_id", "name"),
         *latlng_checks(),
         Index("ix_communities_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = pk()
-    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     street: Mapped[str] = mapped_column(String(100), default="")
@@ -33,7 +33,7 @@ class Community(Base):
     updated_at: Mapped[datetime] = updated_at()
 
 
-class CommunityLiaison(Base):
+class CommunityLiaison(OrganizationOwned, Base):
     """A member of a community's work group: one professional social worker and two volunteers."""
 
     __tablename__ = "community_liaisons"

@@ -20,12 +20,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base
 from core.models._columns import created_at, enum_check, latlng_checks, pk, updated_at
+from core.tenancy import OrganizationOwned
 from core.vocab import CredentialKind, PopulationTag, RequestCategory, RequestStatus, Urgency, sql_in
 
 URGENCY_RANK_SQL = "CASE urgency WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
 
 
-class HelpRequest(Base):
+class HelpRequest(OrganizationOwned, Base):
     """A need posted by a community or resident, verified, matched to volunteers and fulfilled."""
 
     __tablename__ = "help_requests"
@@ -89,7 +90,7 @@ class HelpRequest(Base):
     updated_at: Mapped[datetime] = updated_at()
 
 
-class HelpRequestStatusChange(Base):
+class HelpRequestStatusChange(OrganizationOwned, Base):
     """One step of a request's lifecycle. Append-only: a trigger refuses UPDATE and DELETE."""
 
     __tablename__ = "help_request_status_changes"

@@ -9,10 +9,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base
 from core.models._columns import created_at, enum_check, pk
+from core.tenancy import OrganizationOwned
 from core.vocab import EscalationStage, RequestCategory
 
 
-class Notification(Base):
+class Notification(OrganizationOwned, Base):
     """Outbox: a message to a volunteer (an offer, an expiry …) that delivery channels (SMS, WeChat,
     app push) pick up with SELECT … FOR UPDATE SKIP LOCKED and mark delivered."""
 
@@ -27,7 +28,7 @@ class Notification(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Escalation(Base):
+class Escalation(OrganizationOwned, Base):
     """A request crossed a target time for one stage. Unique per (request, stage): fired once."""
 
     __tablename__ = "escalations"

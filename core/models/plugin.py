@@ -10,6 +10,7 @@ from core.models._columns import updated_at
 
 
 class PluginEnablement(Base):
+    __tenancy__ = "organization"
     """Whether an organisation uses an installed plugin. No row means not enabled; disabling keeps data."""
 
     __tablename__ = "plugin_enablements"

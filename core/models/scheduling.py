@@ -8,9 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base
 from core.models._columns import created_at, pk
+from core.tenancy import OrganizationOwned
 
 
-class Appointment(Base):
+class Appointment(OrganizationOwned, Base):
     """A block of a staff member's time, booked by a plugin (a counseling session, a casework visit …).
 
     `blocked` is the appointment plus its buffer after it; the exclusion constraint makes two active
@@ -45,7 +46,7 @@ class Appointment(Base):
     created_at: Mapped[datetime] = created_at()
 
 
-class AvailabilityWindow(Base):
+class AvailabilityWindow(OrganizationOwned, Base):
     """A weekly recurring window in which a staff member takes appointments (local time of `timezone`)."""
 
     __tablename__ = "availability_windows"
@@ -62,7 +63,7 @@ class AvailabilityWindow(Base):
     timezone: Mapped[str] = mapped_column(String(64), server_default="Asia/Shanghai")
 
 
-class AvailabilityException(Base):
+class AvailabilityException(OrganizationOwned, Base):
     """Time a staff member is away (leave, holidays) although a window would cover it."""
 
     __tablename__ = "availability_exceptions"

@@ -19,14 +19,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.database import Base
 from core.models._columns import created_at, enum_check, latlng_checks, pk, updated_at
+from core.tenancy import OrganizationOwned
 from core.vocab import Availability, CredentialKind, Team, VolunteerMode, sql_in
 
 
-class Volunteer(Base):
+class Volunteer(OrganizationOwned, Base):
     """A social worker or volunteer who can be assigned to help requests."""
 
     __tablename__ = "volunteers"
     __table_args__ = (
+        # Per organisation: a global key on another organisation's (hidden) row would be an existence oracle.
+        UniqueConstraint("organization_id", "phone"),
         enum_check("mode", VolunteerMode),
         enum_check("availability", Availability),
         CheckConstraint(f"teams <@ ARRAY[{sql_in(Team)}]::varchar[]", name="teams_valid"),
@@ -59,9 +62,8 @@ class Volunteer(Base):
     )
 
     id: Mapped[int] = pk()
-    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     name: Mapped[str] = mapped_column(String(50))
-    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"), index=True)
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
@@ -76,7 +78,7 @@ class Volunteer(Base):
     updated_at: Mapped[datetime] = updated_at()
 
 
-class VolunteerCredential(Base):
+class VolunteerCredential(OrganizationOwned, Base):
     """A document that lets a volunteer do something: a vehicle pass, a work permit, a licence."""
 
     __tablename__ = "volunteer_credentials"
@@ -106,7 +108,7 @@ class Training(Base):
     description: Mapped[str] = mapped_column(Text, default="")
 
 
-class VolunteerTraining(Base):
+class VolunteerTraining(OrganizationOwned, Base):
     __tablename__ = "volunteer_trainings"
     __table_args__ = (UniqueConstraint("volunteer_id", "training_id"),)
 

@@ -117,6 +117,22 @@ def require_manage(ctx: ServiceContext, permission: str, organization_id: int | 
         raise DomainError("FORBIDDEN", f"Only {what} of your organisation.", ("input", "organizationId"))
 
 
+def owning_organization(ctx: ServiceContext, organization_id: int | None, field: tuple[str, ...]) -> int:
+    """The organisation a new record belongs to: the one named, else the caller's own."""
+    chosen = organization_id if organization_id is not None else ctx.viewer.organization_id
+    if chosen is None:
+        raise DomainError("REQUIRED", "Say which organisation this belongs to.", field)
+    return chosen
+
+
+def refuse_move(current: int, changes: dict[str, object] | object, field: tuple[str, ...]) -> None:
+    """A record never moves to another organisation: what hangs off it (requests, history, plugin rows)
+    belongs to the organisation it was created in."""
+    wanted = changes.get("organization_id", current) if isinstance(changes, dict) else current
+    if wanted != current:
+        raise DomainError("INVALID_INPUT", "A record cannot move to another organisation.", field)
+
+
 def _served_communities(viewer: Viewer) -> ColumnElement[bool] | object:
     return select(CommunityLiaison.community_id).where(CommunityLiaison.volunteer_id == viewer.volunteer_id)
 

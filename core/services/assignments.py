@@ -171,6 +171,7 @@ async def complete(ctx: ServiceContext, assignment_id: int, hours: Decimal, note
 async def _announce(ctx: ServiceContext, assignment: Assignment) -> None:
     await ctx.publish(
         events.AssignmentChanged(
+            organization_id=assignment.organization_id,
             assignment_id=assignment.id,
             request_id=assignment.request_id,
             volunteer_id=assignment.volunteer_id,

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import tenancy
 from core.models import AuditEntry
 from core.services import access
 from core.services.context import ServiceContext, Viewer
@@ -32,19 +33,29 @@ class AuditRecord:
 
 
 def entry(viewer: Viewer, record: AuditRecord, at: datetime, request_id: str = "") -> AuditEntry:
-    return AuditEntry(
-        at=at,
-        actor=viewer.label,
-        account_id=viewer.account_id,
-        organization_id=viewer.organization_id,
-        action=record.action,
-        operation=record.operation,
-        record_type=record.record_type,
-        record_id=record.record_id,
-        fields=list(record.fields),
-        request_id=request_id,
-        detail=record.detail[:1000],
-    )
+    return AuditEntry(**_values(viewer, record, at, request_id))
+
+
+def _values(viewer: Viewer, record: AuditRecord, at: datetime, request_id: str = "") -> dict[str, object]:
+    return {
+        "at": at,
+        "actor": viewer.label,
+        "account_id": viewer.account_id,
+        "organization_id": viewer.organization_id,
+        "action": record.action,
+        "operation": record.operation,
+        "record_type": record.record_type,
+        "record_id": record.record_id,
+        "fields": list(record.fields),
+        "request_id": request_id,
+        "detail": record.detail[:1000],
+    }
+
+
+async def append(ctx: ServiceContext, rec: AuditRecord, request_id: str = "") -> None:
+    """Add an entry to the caller's transaction without reading it back: an entry about no organisation
+    (a sign-in attempt) is one its anonymous writer may add but, under row-level security, not read."""
+    await ctx.session.execute(insert(AuditEntry).values(_values(ctx.viewer, rec, ctx.now(), request_id)))
 
 
 def record(ctx: ServiceContext, rec: AuditRecord, request_id: str = "") -> None:
@@ -63,7 +74,9 @@ async def record_separately(
     if not records:
         return
     async with sessionmaker() as session, session.begin():
-        session.add_all([entry(viewer, r, at, request_id) for r in records])
+        tenancy.bind(session, viewer)
+        # Not read back (no RETURNING): the writer may be anonymous (see `append`).
+        await session.execute(insert(AuditEntry).values([_values(viewer, r, at, request_id) for r in records]))
 
 
 @dataclass

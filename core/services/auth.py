@@ -21,12 +21,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 
+from core import tenancy
 from core.errors import DomainError, Validator
 from core.models import Account, ApiToken, AppMeta, Community, LoginAttempt, Organization, Volunteer
 from core.services import access, audit
 from core.services import validation as check
 from core.services.common import flush, get
-from core.services.context import ServiceContext, Viewer
+from core.services.context import AUTHENTICATOR, ServiceContext, Viewer
 from core.vocab import Role
 
 _hasher = PasswordHasher()
@@ -176,7 +177,10 @@ async def login(
             None, DomainError("TOO_MANY_ATTEMPTS", f"Too many failed sign-ins; try again in {window_minutes} minutes.")
         )
     else:
+        # Before the caller is known: the authenticator's narrow policy reads accounts by username.
+        tenancy.bind(ctx.session, AUTHENTICATOR)
         account = await ctx.session.scalar(select(Account).where(Account.username == name))
+        tenancy.bind(ctx.session, ctx.viewer)
         if account is None:
             _dummy_work(password)
         if account is None or not account.is_active or not verify_password(account.password_hash, password):
@@ -185,7 +189,7 @@ async def login(
             outcome = LoginOutcome(account, None)
     ctx.session.add(LoginAttempt(username=name, address=address, success=outcome.error is None, at=now))
     action = "login" if outcome.error is None else "login_failed"
-    audit.record(
+    await audit.append(
         ctx,
         audit.AuditRecord(
             action=action,
@@ -230,6 +234,7 @@ async def authenticate_bearer(
     session: Any, token: str, secret: str, now: datetime, plugin_permissions: dict[str, frozenset[str]]
 ) -> Viewer:
     """The viewer a bearer token stands for, or Unauthenticated (forged, expired, revoked, deactivated)."""
+    tenancy.bind(session, AUTHENTICATOR)
     if token.startswith(API_TOKEN_PREFIX):
         row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(token)))
         if row is None or row.revoked_at is not None:

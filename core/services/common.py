@@ -52,8 +52,12 @@ def constraint_name(exc: DBAPIError) -> str | None:
 # Violations that can happen under a race even after the services' own checks; each maps to the
 # user error the check would have given.
 CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
-    "uq_volunteers_phone": ("ALREADY_EXISTS", "A volunteer with this phone number exists already.", ("input", "phone")),
-    "uq_communities_district_id_name": (
+    "uq_volunteers_organization_id_phone": (
+        "ALREADY_EXISTS",
+        "A volunteer with this phone number exists already.",
+        ("input", "phone"),
+    ),
+    "uq_communities_organization_id_district_id_name": (
         "ALREADY_EXISTS",
         "This district has a community of that name.",
         ("input", "name"),
@@ -73,6 +77,11 @@ CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
         "The volunteer is on this community's liaison team already.",
         None,
     ),
+    "tenant_same_organization": (
+        "ORGANIZATION_MISMATCH",
+        "These records belong to different organisations.",
+        None,
+    ),
     "uq_districts_name": ("ALREADY_EXISTS", "A district of that name exists already.", ("input", "name")),
     "uq_organizations_name": ("ALREADY_EXISTS", "An organisation of that name exists already.", ("input", "name")),
     "uq_volunteer_trainings_volunteer_id_training_id": (
@@ -83,13 +92,38 @@ CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
 }
 
 
+def sqlstate(exc: DBAPIError) -> str | None:
+    orig: Any = exc.orig
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if state:
+            return str(state)
+    return None
+
+
+# Row-level security refused a write naming a row of another organisation (an INSERT … ON CONFLICT on a
+# hidden row, a child of a hidden parent). Such a row answers exactly like a missing one.
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def domain_error_for(exc: DBAPIError) -> DomainError | None:
+    """The user error a database refusal stands for, or None for an unexpected failure."""
+    if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
+        return DomainError("NOT_FOUND", "Not found.", None)
+    if isinstance(exc, IntegrityError):
+        known = CONSTRAINT_ERRORS.get(constraint_name(exc) or "")
+        if known is not None:
+            code, message, field = known
+            return DomainError(code, message, field)
+    return None
+
+
 async def flush(ctx: ServiceContext) -> None:
     """Flush pending writes, turning known constraint violations into user errors."""
     try:
         await ctx.session.flush()
-    except IntegrityError as exc:
-        known = CONSTRAINT_ERRORS.get(constraint_name(exc) or "")
-        if known is None:
+    except DBAPIError as exc:
+        error = domain_error_for(exc)
+        if error is None:
             raise
-        code, message, field = known
-        raise DomainError(code, message, field) from exc
+        raise error from exc

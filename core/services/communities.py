@@ -48,6 +48,7 @@ def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
 
 
 async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, object]:
+    data = replace(data, organization_id=access.owning_organization(ctx, data.organization_id, ORG_FIELD))
     _require_manage(ctx, data.organization_id)
     v = Validator()
     values: dict[str, object] = {
@@ -61,9 +62,11 @@ async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, obj
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
     v.raise_if_any()
     await get(ctx, District, data.district_id, what="District", field=("input", "districtId"))
-    if data.organization_id is not None:
-        await get(ctx, Organization, data.organization_id, what="Organisation", field=("input", "organizationId"))
+    await get(ctx, Organization, data.organization_id, what="Organisation", field=ORG_FIELD)
     return values
+
+
+ORG_FIELD = ("input", "organizationId")
 
 
 async def create_community(ctx: ServiceContext, data: CommunityInput) -> Community:
@@ -85,6 +88,7 @@ async def update_community(ctx: ServiceContext, community_id: int, changes: Mapp
         lock=True,
         scope=access.community_scope(ctx.viewer),
     )
+    access.refuse_move(community.organization_id, dict(changes), ORG_FIELD)
     current = CommunityInput(**{f.name: getattr(community, f.name) for f in fields(CommunityInput)})
     for key, value in (await _validated(ctx, replace(current, **changes))).items():
         setattr(community, key, value)

@@ -36,8 +36,11 @@ class Viewer:
     api_token_id: int | None = None
 
 
-# Scripts, migrations and the demo loader: may do everything, and histories say "system".
+# Scripts and jobs: every permission, but -- like everyone -- only within the organisation named
+# (`dataclasses.replace(SYSTEM, organization_id=…)`); the database keeps them there (core.tenancy).
 SYSTEM = Viewer(label="system", role="system")
+# Reads accounts and API tokens before the caller is known (sign-in, bearer tokens); nothing else.
+AUTHENTICATOR = Viewer(label="authenticator", role="authenticator")
 
 
 class EventPublisher(Protocol):
@@ -67,6 +70,12 @@ class ServiceContext:
     memo: dict[str, Any] = field(default_factory=dict)
     # Matching weights, offer lifetime and deadline targets (core.services.matching_policy).
     policy: Any = field(default_factory=_default_policy)
+
+    def __post_init__(self) -> None:
+        # The database acts for this viewer from the next statement on (organisation isolation).
+        from core import tenancy
+
+        tenancy.bind(self.session, self.viewer)
 
     def now(self) -> datetime:
         return self.clock()

@@ -96,6 +96,7 @@ async def escalate(ctx: ServiceContext, limit: int = 1000) -> int:
             raised += 1
             await ctx.publish(
                 events.HelpRequestEscalated(
+                    organization_id=request.organization_id,
                     request_id=request.id, stage=stage, urgency=request.urgency, due_at=due.isoformat()
                 )
             )

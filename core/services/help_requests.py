@@ -159,6 +159,7 @@ async def submit(ctx: ServiceContext, data: HelpRequestInput) -> HelpRequest:
     await flush(ctx)
     await ctx.publish(
         events.HelpRequestSubmitted(
+            organization_id=request.organization_id,
             request_id=request.id,
             community_id=request.community_id,
             category=request.category,
@@ -256,18 +257,21 @@ async def _announce(
 ) -> None:
     await ctx.publish(
         events.HelpRequestStatusChanged(
+            organization_id=request.organization_id,
             request_id=request.id, from_status=from_.value, to_status=to.value, reason=reason
         )
     )
     if to == S.VERIFIED and from_ == S.SUBMITTED:
         await ctx.publish(
             events.HelpRequestVerified(
+                organization_id=request.organization_id,
                 request_id=request.id, community_id=request.community_id, category=request.category
             )
         )
     elif to == S.FULFILLED:
         await ctx.publish(
             events.HelpRequestFulfilled(
+                organization_id=request.organization_id,
                 request_id=request.id,
                 community_id=request.community_id,
                 category=request.category,
@@ -275,7 +279,8 @@ async def _announce(
             )
         )
     elif to in (S.REJECTED, S.CANCELLED):
-        await ctx.publish(events.HelpRequestClosed(request_id=request.id, status=to.value, reason=reason))
+        await ctx.publish(events.HelpRequestClosed(
+                organization_id=request.organization_id, request_id=request.id, status=to.value, reason=reason))
 
 
 async def _release_assignments(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, now: datetime) -> None:
@@ -298,6 +303,7 @@ async def _release_assignments(ctx: ServiceContext, request: HelpRequest, to: Re
         await flush(ctx)
         await ctx.publish(
             events.AssignmentChanged(
+                organization_id=assignment.organization_id,
                 assignment_id=assignment.id,
                 request_id=request.id,
                 volunteer_id=assignment.volunteer_id,

@@ -21,20 +21,30 @@ _MEMO_KEY = "plugins.enabled"
 
 async def enabled_plugins(ctx: ServiceContext) -> frozenset[str]:
     """Plugins enabled for the viewer's organisation (read once per request)."""
-    cached = ctx.memo.get(_MEMO_KEY)
+    return await enabled_for(ctx, ctx.viewer.organization_id)
+
+
+async def enabled_for(ctx: ServiceContext, organization_id: int | None) -> frozenset[str]:
+    """Plugins enabled for `organization_id` (read once per request and organisation)."""
+    key = (_MEMO_KEY, organization_id)
+    cached = ctx.memo.get(key)  # type: ignore[call-overload]
     if cached is not None:
         return cached
-    org = ctx.viewer.organization_id
     names: frozenset[str] = frozenset()
-    if org is not None:
+    if organization_id is not None:
         rows = await ctx.session.scalars(
             select(PluginEnablement.plugin_name).where(
-                PluginEnablement.organization_id == org, PluginEnablement.enabled.is_(True)
+                PluginEnablement.organization_id == organization_id, PluginEnablement.enabled.is_(True)
             )
         )
         names = frozenset(rows.all())
-    ctx.memo[_MEMO_KEY] = names
+    ctx.memo[key] = names  # type: ignore[index]
     return names
+
+
+async def is_enabled(ctx: ServiceContext, plugin: str) -> bool:
+    """Whether the caller's organisation has enabled `plugin` (part of the plugin API: `core.is_enabled`)."""
+    return plugin in await enabled_plugins(ctx)
 
 
 async def ensure_enabled(ctx: ServiceContext, plugin: str) -> None:
@@ -70,4 +80,4 @@ async def set_enabled(
         set_={"enabled": enabled, "changed_by": ctx.viewer.label, "updated_at": ctx.now()},
     )
     await ctx.session.execute(stmt)
-    ctx.memo.pop(_MEMO_KEY, None)
+    ctx.memo.pop((_MEMO_KEY, organization_id), None)  # type: ignore[call-overload]

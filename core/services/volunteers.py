@@ -88,20 +88,29 @@ async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunte
     v.raise_if_any()
     if data.district_id is not None:
         await get(ctx, District, data.district_id, what="District", field=("input", "districtId"))
-    if data.organization_id is not None:
-        await get(ctx, Organization, data.organization_id, what="Organisation", field=("input", "organizationId"))
-    taken = await ctx.session.scalar(select(Volunteer.id).where(Volunteer.phone == values["phone"]))
+    await get(ctx, Organization, data.organization_id, what="Organisation", field=ORG_FIELD)
+    taken = await ctx.session.scalar(
+        select(Volunteer.id).where(
+            Volunteer.organization_id == data.organization_id, Volunteer.phone == values["phone"]
+        )
+    )
     if taken is not None and (current is None or taken != current.id):
         raise DomainError("ALREADY_EXISTS", "A volunteer with this phone number exists already.", ("input", "phone"))
     return values
 
 
+ORG_FIELD = ("input", "organizationId")
+
+
 async def register_volunteer(ctx: ServiceContext, data: VolunteerInput) -> Volunteer:
+    data = replace(data, organization_id=access.owning_organization(ctx, data.organization_id, ORG_FIELD))
     _require_manage(ctx, data.organization_id)
     volunteer = Volunteer(**await _validated(ctx, data, None))
     ctx.session.add(volunteer)
     await flush(ctx)
-    await ctx.publish(events.VolunteerRegistered(volunteer_id=volunteer.id, mode=volunteer.mode))
+    await ctx.publish(events.VolunteerRegistered(
+            organization_id=volunteer.organization_id, volunteer_id=volunteer.id, mode=volunteer.mode
+        ))
     return volunteer
 
 
@@ -121,8 +130,9 @@ async def update_volunteer(ctx: ServiceContext, volunteer_id: int, changes: Mapp
         lock=True,
         scope=access.volunteer_scope(ctx.viewer),
     )
+    access.refuse_move(volunteer.organization_id, dict(changes), ORG_FIELD)
     if not self_service:
-        _require_manage(ctx, changes.get("organization_id", volunteer.organization_id))
+        _require_manage(ctx, volunteer.organization_id)
     current = VolunteerInput(**{f.name: getattr(volunteer, f.name) for f in fields(VolunteerInput)})
     for key, value in (await _validated(ctx, replace(current, **changes), volunteer)).items():
         setattr(volunteer, key, value)

@@ -18,10 +18,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core import Base, created_at_column, pk_column
+from core import Base, OrganizationOwned, created_at_column, pk_column
 
 
-class Counselor(Base):
+class Counselor(OrganizationOwned, Base):
     """A staff member (their volunteer record) who gives counseling sessions."""
 
     __tablename__ = "counseling_counselors"
@@ -32,11 +32,10 @@ class Counselor(Base):
     specialties: Mapped[list[str]] = mapped_column(ARRAY(String(30)), server_default=text("'{}'"))
     languages: Mapped[list[str]] = mapped_column(ARRAY(String(30)), server_default=text("'{}'"))
     modes: Mapped[list[str]] = mapped_column(ARRAY(String(10)), server_default=text("'{online,offline}'"))
-    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     created_at: Mapped[datetime] = created_at_column()
 
 
-class Client(Base):
+class Client(OrganizationOwned, Base):
     """A resident receiving counseling. Consent is recorded before anything else happens."""
 
     __tablename__ = "counseling_clients"
@@ -45,13 +44,12 @@ class Client(Base):
     name: Mapped[str] = mapped_column(String(50))
     phone: Mapped[str] = mapped_column(String(20))
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
-    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     consent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     consent_note: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = created_at_column()
 
 
-class Session(Base):
+class Session(OrganizationOwned, Base):
     __tablename__ = "counseling_sessions"
     __table_args__ = (
         CheckConstraint("status IN ('booked', 'attended', 'no_show', 'cancelled')", name="status_valid"),
@@ -73,18 +71,19 @@ class Session(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
-class Programme(Base):
+class Programme(OrganizationOwned, Base):
     """A journal programme: its days and daily prompts are data, not code."""
 
     __tablename__ = "counseling_programmes"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
 
     id: Mapped[int] = pk_column()
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
     days: Mapped[int] = mapped_column(SmallInteger)
     prompts: Mapped[list[Any]] = mapped_column(JSONB)
 
 
-class Enrolment(Base):
+class Enrolment(OrganizationOwned, Base):
     __tablename__ = "counseling_enrolments"
     __table_args__ = (UniqueConstraint("client_id", "programme_id", "starts_on"),)
 
@@ -95,7 +94,7 @@ class Enrolment(Base):
     days: Mapped[int] = mapped_column(SmallInteger)
 
 
-class JournalEntry(Base):
+class JournalEntry(OrganizationOwned, Base):
     __tablename__ = "counseling_journal_entries"
     __table_args__ = (
         UniqueConstraint("enrolment_id", "day"),
@@ -111,7 +110,7 @@ class JournalEntry(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
-class RiskFlag(Base):
+class RiskFlag(OrganizationOwned, Base):
     """An open concern for a client: raised by a low mood trend or by a counselor; listed until resolved.
     At most one open flag per client and source (partial unique index)."""
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -20,32 +21,36 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core import Base, created_at_column, pk_column
+from core import Base, OrganizationOwned, created_at_column, pk_column
 
 CATEGORIES = ("medical_protection", "food", "daily_necessities", "medicine", "infant_supplies", "equipment")
 
 
-class Item(Base):
+class Item(OrganizationOwned, Base):
     __tablename__ = "supplies_items"
-    __table_args__ = (CheckConstraint(f"category IN {CATEGORIES!r}", name="category_valid"),)
+    __table_args__ = (
+        CheckConstraint(f"category IN {CATEGORIES!r}", name="category_valid"),
+        UniqueConstraint("organization_id", "name"),
+    )
 
     id: Mapped[int] = pk_column()
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
     category: Mapped[str] = mapped_column(String(32))
     unit: Mapped[str] = mapped_column(String(16))
     # Tracked by batch with an expiry date (medicine, food, formula): picked first-expiry-first-out.
     batched: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
-class Warehouse(Base):
+class Warehouse(OrganizationOwned, Base):
     __tablename__ = "supplies_warehouses"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
 
     id: Mapped[int] = pk_column()
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
     address: Mapped[str] = mapped_column(Text, server_default="")
 
 
-class Donor(Base):
+class Donor(OrganizationOwned, Base):
     __tablename__ = "supplies_donors"
     __table_args__ = (CheckConstraint("kind IN ('organization', 'person')", name="kind_valid"),)
 
@@ -56,7 +61,7 @@ class Donor(Base):
     contact: Mapped[str] = mapped_column(String(100), server_default="")
 
 
-class Batch(Base):
+class Batch(OrganizationOwned, Base):
     """A lot of one item: a donation line's goods, with its expiry. `code` '' for unbatched items."""
 
     __tablename__ = "supplies_batches"
@@ -69,7 +74,7 @@ class Batch(Base):
     donor_id: Mapped[int | None] = mapped_column(ForeignKey("supplies_donors.id"))
 
 
-class Balance(Base):
+class Balance(OrganizationOwned, Base):
     """On hand per batch and warehouse, kept in the same transaction as the ledger. The CHECK makes
     negative stock impossible whatever code writes; services also decrement conditionally."""
 
@@ -81,7 +86,7 @@ class Balance(Base):
     on_hand: Mapped[int] = mapped_column(Integer)
 
 
-class Movement(Base):
+class Movement(OrganizationOwned, Base):
     """The append-only stock ledger (a trigger refuses UPDATE and DELETE). Corrections are reversals."""
 
     __tablename__ = "supplies_movements"
@@ -113,7 +118,7 @@ class Movement(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class Distribution(Base):
+class Distribution(OrganizationOwned, Base):
     __tablename__ = "supplies_distributions"
     __table_args__ = (
         CheckConstraint("status IN ('planned', 'dispatched', 'delivered')", name="status_valid"),
@@ -141,7 +146,12 @@ class IdempotencyKey(Base):
     """A mutation's key, the fingerprint of its arguments and what it produced: a retry returns that."""
 
     __tablename__ = "supplies_idempotency_keys"
+    __tenancy__ = "organization"
 
+    # Keys are per organisation: one organisation's key never collides with (or reveals) another's.
+    organization_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id"), primary_key=True, index=True, server_default=FetchedValue()
+    )
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     operation: Mapped[str] = mapped_column(String(50))
     fingerprint: Mapped[str] = mapped_column(String(64))
@@ -149,21 +159,24 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
-class MoneyDonation(Base):
+class MoneyDonation(OrganizationOwned, Base):
     """Money received, in fen (never floats). What is left to allocate is derived, never stored."""
 
     __tablename__ = "supplies_money_donations"
-    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        UniqueConstraint("organization_id", "receipt_no"),
+    )
 
     id: Mapped[int] = pk_column()
     donor_id: Mapped[int] = mapped_column(ForeignKey("supplies_donors.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     purpose: Mapped[str] = mapped_column(Text, server_default="")
-    receipt_no: Mapped[str] = mapped_column(String(64), unique=True)
+    receipt_no: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class MoneyAllocation(Base):
+class MoneyAllocation(OrganizationOwned, Base):
     """Part of a donation assigned to a purchase or programme."""
 
     __tablename__ = "supplies_money_allocations"

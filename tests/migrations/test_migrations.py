@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import core.models  # noqa: F401  (all tables on the metadata)
 from core import migrate
 from core.database import Base, create_engine, database_url_for, drop_database, ensure_database
+from core.plugins import build_plugin_host
 
 BUILTIN_MODELS = ("plugins.counseling.models", "plugins.supplies.models")
 
@@ -47,11 +48,13 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
     await drop_database(server_url, name)
     await ensure_database(server_url, name)
     engine = create_engine(database_url_for(server_url, name), pool_size=1)
+    dirs = build_plugin_host(entry_points=False).migration_dirs()
+    heads = {"s003", "c002"}  # core 0006 is below both
     try:
-        await migrate.upgrade(engine)
-        await migrate.upgrade(engine)  # a second run is a no-op
-        assert await migrate.current_heads(engine) == {"0005"}
-        await migrate.downgrade(engine, "base")
+        await migrate.upgrade(engine, dirs)
+        await migrate.upgrade(engine, dirs)  # a second run is a no-op
+        assert await migrate.current_heads(engine, dirs) == heads
+        await migrate.downgrade(engine, "base", dirs)
         async with engine.connect() as conn:
             left = (
                 (
@@ -66,8 +69,8 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
                 .all()
             )
         assert left == []
-        await migrate.upgrade(engine)
-        assert await migrate.current_heads(engine) == {"0005"}
+        await migrate.upgrade(engine, dirs)
+        assert await migrate.current_heads(engine, dirs) == heads
     finally:
         await engine.dispose()
         await drop_database(server_url, name)

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 
 from core.app import create_app
-from core.database import create_engine, create_sessionmaker
+from core.database import app_url, create_engine, create_sessionmaker
 from core.plugins import build_plugin_host
 from core.services import assignments, auth, communities, help_requests, organizations, volunteers
-from core.services.context import SYSTEM, ServiceContext
+from core.services.context import ServiceContext, Viewer
 from core.settings import Settings
 from core.vocab import DistrictKind, LiaisonRole, OrganizationKind, RequestCategory, Role, Urgency, VolunteerMode
 
@@ -50,7 +50,7 @@ class World:
         return response.json()
 
     def ctx(self, session: Any) -> ServiceContext:
-        return ServiceContext(session=session, viewer=SYSTEM)
+        return ServiceContext(session=session, viewer=BUILDER)
 
     async def make_request(self, community: str, **kw: Any) -> int:
         async with create_sessionmaker(self.engine)() as session, session.begin():
@@ -72,11 +72,15 @@ def _request_input(community_id: int, **kw: Any) -> help_requests.HelpRequestInp
     )
 
 
+BUILDER = Viewer(label="world builder", role="platform_admin")
+
+
 async def build_world(url: Any) -> World:
-    engine = create_engine(url, pool_size=5)
+    # The app role, as every caller: row-level security applies to what the world's users do.
+    engine = create_engine(app_url(url), pool_size=5)
     ids: dict[str, int] = {}
     async with create_sessionmaker(engine)() as session, session.begin():
-        ctx = ServiceContext(session=session, viewer=SYSTEM)
+        ctx = ServiceContext(session=session, viewer=BUILDER)
         org_a = await organizations.create_organization(ctx, name="协会", kind=OrganizationKind.ASSOCIATION)
         org_b = await organizations.create_organization(ctx, name="外区机构", kind=OrganizationKind.AGENCY)
         district = await organizations.create_district(ctx, name="碑林区", kind=DistrictKind.DISTRICT)

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.app import create_app
+from core.services.context import Viewer
 from core.settings import Settings
 from schema.context import AppState
-from tests.conftest import as_admin
 
 
 def _deep(depth: int) -> str:
@@ -53,9 +53,12 @@ async def test_batches_are_limited(gql) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def locked_down(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+async def locked_down(engine: AsyncEngine, admin: Viewer) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(introspection=False, graphiql=False)
     from core.database import create_sessionmaker
+
+    async def as_admin(request: object) -> Viewer:
+        return admin
 
     state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), authenticate=as_admin)
     app = create_app(settings, engine=engine, state=state)
