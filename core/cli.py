@@ -91,14 +91,15 @@ async def _create_admin(settings: Settings, username: str, password: str, organi
     from core.database import create_engine, create_sessionmaker
     from core.models import Organization
     from core.services import auth, organizations
-    from core.services.context import SYSTEM, ServiceContext
+    from core.services.context import ServiceContext, Viewer
     from core.vocab import OrganizationKind, Role
 
     db = await _prepare(settings, build_plugin_host(enabled=settings.plugins), demo=False)
     engine = create_engine(db.url, pool_size=1)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            ctx = ServiceContext(session=session, viewer=SYSTEM)
+            # The first administrator is created by the deployment's operator, acting for the platform.
+            ctx = ServiceContext(session=session, viewer=Viewer(label="createadmin", role="platform_admin"))
             org = await session.scalar(select(Organization).where(Organization.name == organization))
             if org is None:
                 org = await organizations.create_organization(ctx, name=organization, kind=OrganizationKind.ASSOCIATION)

@@ -147,29 +147,25 @@ async def load_demo(engine: AsyncEngine, *, now: datetime | None = None, host: P
             ctx.clock = lambda: now
         if host is not None:
             ctx.events = host
-        association = await _populate(ctx, random.Random(20211223))
+        association = await _populate(ctx, random.Random(20211223), frozenset(host.plugins) if host else frozenset())
         # Plugins add their demo rows as the association's (their tables default to the caller's organisation).
         ctx = dataclasses.replace(ctx, viewer=dataclasses.replace(DEMO_VIEWER, organization_id=association.id))
         if host is not None:
-            for name in host.plugins:
-                await plugins.set_enabled(
-                    ctx,
-                    organization_id=association.id,
-                    plugin=name,
-                    enabled=True,
-                    installed=frozenset(host.plugins),
-                    known=frozenset(host.plugins),
-                )
             await host.call_each_async("register_demo_data", ctx=ctx)
         session.add(AppMeta(key=DEMO_MARKER, value=ctx.now().isoformat()))
     return True
 
 
-async def _populate(ctx: ServiceContext, rng: random.Random) -> Organization:
+async def _populate(ctx: ServiceContext, rng: random.Random, plugin_names: frozenset[str]) -> Organization:
     now = ctx.now()
     association = await organizations.create_organization(
         ctx, name="西安市社会工作协会", kind=OrganizationKind.ASSOCIATION
     )
+    # Enabled before anything happens, so the plugins hear the association's demo events.
+    for name in sorted(plugin_names):
+        await plugins.set_enabled(
+            ctx, organization_id=association.id, plugin=name, enabled=True, installed=plugin_names, known=plugin_names
+        )
     for name, kind in [
         ("西安市胸科医院志愿服务队", OrganizationKind.HOSPITAL),
         ("陕西慈善基金会", OrganizationKind.FOUNDATION),

@@ -47,6 +47,34 @@ $$ SELECT NULLIF(current_setting('{ORG_SETTING}', true), '')::bigint $$""",
 $$ SELECT coalesce(current_setting('{ROLE_SETTING}', true), '') $$""",
     """CREATE OR REPLACE FUNCTION app_is_platform() RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS
 $$ SELECT app_role() = 'platform_admin' $$""",
+    # The public headline figures (the `stats` query) are totals over every organisation. This function
+    # is the one place that reads across organisations for a caller who is not a platform administrator:
+    # its SET clause applies to its own body only (restored on return), and it returns counts, never rows.
+    """CREATE OR REPLACE FUNCTION platform_figures() RETURNS jsonb LANGUAGE sql STABLE
+SET app.role = 'platform_admin' AS $$
+SELECT jsonb_build_object(
+    'volunteers_total', (SELECT count(*) FROM volunteers),
+    'requests_total', (SELECT count(*) FROM help_requests),
+    'communities_total', (SELECT count(*) FROM communities),
+    'communities_served', (SELECT count(DISTINCT community_id) FROM help_requests WHERE status = 'fulfilled'),
+    'beneficiaries_served', (SELECT coalesce(sum(beneficiaries), 0) FROM help_requests WHERE status = 'fulfilled'),
+    'hours_served', (SELECT coalesce(sum(hours), 0) FROM assignments WHERE status = 'completed'),
+    'volunteers_by_mode', (SELECT coalesce(jsonb_agg(jsonb_build_array(k, n) ORDER BY n DESC, k), '[]')
+        FROM (SELECT mode AS k, count(*) AS n FROM volunteers GROUP BY mode) b),
+    'volunteers_by_district', (SELECT coalesce(jsonb_agg(jsonb_build_array(k, n) ORDER BY n DESC, k), '[]')
+        FROM (SELECT coalesce(d.name, '—') AS k, count(v.id) AS n FROM volunteers v
+              LEFT JOIN districts d ON d.id = v.district_id GROUP BY d.name) b),
+    'requests_by_status', (SELECT coalesce(jsonb_agg(jsonb_build_array(k, n) ORDER BY n DESC, k), '[]')
+        FROM (SELECT status AS k, count(*) AS n FROM help_requests GROUP BY status) b),
+    'requests_by_category', (SELECT coalesce(jsonb_agg(jsonb_build_array(k, n) ORDER BY n DESC, k), '[]')
+        FROM (SELECT category AS k, count(*) AS n FROM help_requests GROUP BY category) b),
+    'requests_by_urgency', (SELECT coalesce(jsonb_agg(jsonb_build_array(k, n) ORDER BY n DESC, k), '[]')
+        FROM (SELECT urgency AS k, count(*) AS n FROM help_requests GROUP BY urgency) b),
+    'hours_by_team', (SELECT coalesce(jsonb_agg(jsonb_build_array(k, n) ORDER BY n DESC, k), '[]')
+        FROM (SELECT t.team AS k, sum(a.hours) AS n FROM assignments a
+              JOIN (SELECT id, unnest(teams) AS team FROM volunteers) t ON t.id = a.volunteer_id
+              WHERE a.status = 'completed' GROUP BY t.team) b)
+) $$""",
     # A child row belongs to its parent's organisation: filled in when absent, refused when different.
     # The parent is read with the caller's rights, so a parent of another organisation is invisible and
     # the insert fails with insufficient_privilege (42501) -- which the service answers as NOT_FOUND.

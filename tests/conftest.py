@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core import migrate
+from core import migrate, tenancy
 from core.app import create_app
 from core.database import (
     EmbeddedPostgres,
@@ -144,8 +144,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+async def session(engine: AsyncEngine, admin: Viewer) -> AsyncIterator[AsyncSession]:
+    """A session acting for the tests' platform administrator (row-level security applies)."""
     async with create_sessionmaker(engine)() as session:
+        tenancy.bind(session, admin)
         yield session
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,11 @@ class Factory:
 
     async def commit(self) -> None:
         await self.ctx.session.commit()
+
+    def in_org(self, organization_id: int) -> Factory:
+        """A factory whose records belong to `organization_id` (same session, same caller otherwise)."""
+        viewer = dataclasses.replace(self.ctx.viewer, organization_id=organization_id)
+        return Factory(dataclasses.replace(self.ctx, viewer=viewer))
 
     async def organization_using(self, plugin: str, name: str | None = None) -> Organization:
         """An organisation that has enabled `plugin` (committed)."""

@@ -55,12 +55,17 @@ def _values(viewer: Viewer, record: AuditRecord, at: datetime, request_id: str =
 async def append(ctx: ServiceContext, rec: AuditRecord, request_id: str = "") -> None:
     """Add an entry to the caller's transaction without reading it back: an entry about no organisation
     (a sign-in attempt) is one its anonymous writer may add but, under row-level security, not read."""
-    await ctx.session.execute(insert(AuditEntry).values(_values(ctx.viewer, rec, ctx.now(), request_id)))
+    await _insert(ctx.session, [_values(ctx.viewer, rec, ctx.now(), request_id)])
 
 
 def record(ctx: ServiceContext, rec: AuditRecord, request_id: str = "") -> None:
     """Add an entry to the caller's transaction."""
     ctx.session.add(entry(ctx.viewer, rec, ctx.now(), request_id))
+
+
+async def _insert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    # A multi-row VALUES on the table: no RETURNING (which a single-row insert would add for its key).
+    await session.execute(insert(AuditEntry.__table__).values(rows))
 
 
 async def record_separately(
@@ -76,7 +81,7 @@ async def record_separately(
     async with sessionmaker() as session, session.begin():
         tenancy.bind(session, viewer)
         # Not read back (no RETURNING): the writer may be anonymous (see `append`).
-        await session.execute(insert(AuditEntry).values([_values(viewer, r, at, request_id) for r in records]))
+        await _insert(session, [_values(viewer, r, at, request_id) for r in records])
 
 
 @dataclass

@@ -146,6 +146,7 @@ async def cancel(ctx: ServiceContext, appointment_id: int, reason: str) -> Appoi
 
 async def _require_calendar_keeper(ctx: ServiceContext, owner_id: int) -> None:
     """People keep their own hours; administrators keep everyone's (in their organisation)."""
+    access.require_signed_in(ctx)
     if ctx.viewer.volunteer_id is not None and ctx.viewer.volunteer_id == owner_id:
         return
     owner = await get(ctx, Volunteer, owner_id, what="Staff member", field=("input", "volunteerId"))

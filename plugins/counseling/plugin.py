@@ -37,10 +37,13 @@ def register_permissions() -> list[core.Permission]:
             "Register counselors and clients, book sessions, keep journals.",
             ("counselor", "social_worker", "organization_admin", "platform_admin"),
         ),
+        # Supervisors: within their own organisation only (plugins.counseling.services.supervises). Platform
+        # administrators do not supervise by rank: reading another organisation's confidential notes needs an
+        # explicit, audited access with a stated purpose.
         core.Permission(
             "counseling.read_notes",
-            "Read every session's notes and the open risk flags (supervisors).",
-            ("organization_admin", "platform_admin"),
+            "Supervise counseling in your organisation: read its sessions' notes, follow up its open risk flags.",
+            ("organization_admin",),
         ),
     ]
 

@@ -1,19 +1,35 @@
 """Counseling rules: sessions on the shared calendar, notes for the counselor and supervisors only,
-14-day journals with missed days and trends, risk flags raised once."""
+14-day journals with missed days and trends, risk flags raised once.
+
+Every counseling row belongs to one organisation, and row-level security keeps each organisation's rows
+from the others (core.tenancy). The services state the same scope in their own queries (`visible`), so
+that another organisation's record answers exactly like a missing one (NOT_FOUND in payloads, null in
+queries) whatever the database does, and so that a platform administrator, who sees every organisation's
+rows, still cannot link records of two organisations (ORGANIZATION_MISMATCH).
+
+Confidential notes are read by relation, not by rank (`can_read_notes`): the session's own counselor,
+and supervisors -- holders of `counseling.read_notes` -- of the session's own organisation. Nobody reads
+another organisation's notes, a platform administrator included; risk flags are followed up by the same
+supervisors, each within their organisation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import false, func, select, true
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
 
 import core
+from core.models import Appointment
 from core.services import scheduling, validation
+from core.services.common import constraint_name, domain_error_for
 from plugins.counseling.models import Client, Counselor, Enrolment, JournalEntry, Programme, RiskFlag, Session
 
 KIND = "counseling.session"
@@ -24,11 +40,42 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 LOW_MOOD_MEAN = 3.0
 TREND_WINDOW = 3
 SEARCH_HORIZON = timedelta(days=14)
+PLATFORM_ADMIN = "platform_admin"
+# Roles that serve clients themselves and so see their phone numbers; administrators see them masked.
+SERVING_ROLES = frozenset({"counselor", "social_worker"})
+SUPERVISE = "counseling.read_notes"
+
+M = TypeVar("M")
+
+# Unique keys a race can still violate after the services' own checks, and the answer each stands for.
+CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
+    "uq_counseling_counselors_volunteer_id": (
+        "ALREADY_EXISTS",
+        "This person is a counselor already.",
+        ("input", "volunteerId"),
+    ),
+    "uq_counseling_programmes_organization_id_name": (
+        "ALREADY_EXISTS",
+        "Your organisation has a programme of that name already.",
+        ("input", "name"),
+    ),
+    "uq_counseling_enrolments_client_id_programme_id_starts_on": (
+        "ALREADY_EXISTS",
+        "The client is enrolled in this programme from that day already.",
+        ("input", "startsOn"),
+    ),
+    "uq_counseling_journal_entries_enrolment_id_day": (
+        "ALREADY_EXISTS",
+        "This day has an entry already.",
+        ("input", "on"),
+    ),
+}
 
 
 @dataclass(frozen=True)
 class RiskRaised(core.DomainEvent):
-    """A client's risk flag was raised (a low mood trend, or a counselor's concern). Casework reacts."""
+    """A client's risk flag was raised (a low mood trend, or a counselor's concern). Casework reacts.
+    `organization_id` (keyword) is the client's organisation."""
 
     name: ClassVar[str] = "counseling.risk_raised"
     flag_id: int
@@ -37,8 +84,57 @@ class RiskRaised(core.DomainEvent):
     source: str
 
 
-async def _get(ctx: core.ServiceContext, model: type, pk: int, what: str, field: str = "id") -> Any:
-    return await core.get_row(ctx, model, pk, what=what, field=("input", field))
+# -- organisation scope ----------------------------------------------------------------------------------------
+
+
+def visible(ctx: core.ServiceContext, model: Any) -> ColumnElement[bool]:
+    """The rows of `model` the viewer may address: their own organisation's (platform administrators:
+    every organisation's). The same rule as the row-level security policy, stated in the service."""
+    if ctx.viewer.role == PLATFORM_ADMIN:
+        return true()
+    if ctx.viewer.organization_id is None:
+        return false()
+    column: ColumnElement[bool] = model.organization_id == ctx.viewer.organization_id
+    return column
+
+
+def own_organisation(ctx: core.ServiceContext) -> int:
+    """The organisation a new root record (client, programme) belongs to: the caller's own."""
+    if ctx.viewer.organization_id is None:
+        raise core.DomainError("REQUIRED", "Act as a member of an organisation to keep counseling records.")
+    return ctx.viewer.organization_id
+
+
+def same_organisation(first: Any, second: Any, field: str) -> None:
+    """Records of two organisations are never linked (only a platform administrator can name both)."""
+    if first.organization_id != second.organization_id:
+        raise core.DomainError(
+            "ORGANIZATION_MISMATCH", "These records belong to different organisations.", ("input", field)
+        )
+
+
+async def _get(
+    ctx: core.ServiceContext, model: type[M], pk: int, what: str, field: str = "id", *, lock: bool = False
+) -> M:
+    """The row, or NOT_FOUND -- for another organisation's row exactly as for a missing one."""
+    row: M = await core.get_row(ctx, model, pk, what=what, field=("input", field), lock=lock, scope=visible(ctx, model))
+    return row
+
+
+async def _flush(ctx: core.ServiceContext) -> None:
+    """Flush, turning refusals the database makes (unique keys under a race, row-level security, rows of
+    two organisations) into the answers the services' own checks give."""
+    try:
+        await ctx.session.flush()
+    except DBAPIError as exc:
+        known = CONSTRAINT_ERRORS.get(constraint_name(exc) or "")
+        if known is not None:
+            code, message, field = known
+            raise core.DomainError(code, message, field) from exc
+        error = domain_error_for(exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 # -- people ------------------------------------------------------------------------------------------------------
@@ -53,6 +149,7 @@ async def register_counselor(
     languages: Sequence[str] = (),
     modes: Sequence[str] = ("online", "offline"),
 ) -> Counselor:
+    """A counselor belongs to the organisation of their volunteer record."""
     core.require(ctx, "counseling.manage")
     v = core.Validator()
     unknown = set(specialties) - SPECIALTIES
@@ -62,16 +159,18 @@ async def register_counselor(
     )
     v.raise_if_any()
     person = await _get(ctx, core.Volunteer, volunteer_id, "Volunteer", "volunteerId")
+    if await ctx.session.scalar(select(Counselor.id).where(Counselor.volunteer_id == volunteer_id)) is not None:
+        raise core.DomainError("ALREADY_EXISTS", "This person is a counselor already.", ("input", "volunteerId"))
     counselor = Counselor(
         volunteer_id=volunteer_id,
         qualifications=list(qualifications),
         specialties=list(specialties),
         languages=[x.lower() for x in languages],
         modes=list(modes),
-        organization_id=getattr(person, "organization_id", None),
+        organization_id=person.organization_id,
     )
     ctx.session.add(counselor)
-    await ctx.session.flush()
+    await _flush(ctx)
     return counselor
 
 
@@ -84,32 +183,64 @@ async def register_client(
     community_id: int | None = None,
     consent_note: str = "",
 ) -> Client:
+    """A client of the caller's organisation (in one of its communities, if one is named)."""
     core.require(ctx, "counseling.manage")
     v = core.Validator()
     clean_name = validation.text(v, ("input", "name"), name, max_length=50, label="Name")
     clean_phone = validation.phone(v, ("input", "phone"), phone)
     v.check(consent, ("input", "consent"), "REQUIRED", "The client's consent must be recorded first.")
     v.raise_if_any()
+    organization_id = own_organisation(ctx)
+    if community_id is not None:
+        community = await _get(ctx, core.Community, community_id, "Community", "communityId")
+        if community.organization_id != organization_id:
+            raise core.NotFound("Community", ("input", "communityId"))
     client = Client(
         name=clean_name,
         phone=clean_phone,
         community_id=community_id,
         consent_at=ctx.now(),
         consent_note=consent_note.strip(),
-        organization_id=ctx.viewer.organization_id,
+        organization_id=organization_id,
     )
     ctx.session.add(client)
-    await ctx.session.flush()
+    await _flush(ctx)
     return client
+
+
+async def list_clients(ctx: core.ServiceContext, limit: int) -> list[Client]:
+    """Clients, newest first: the caller's organisation's (platform administrators: every organisation's)."""
+    core.require(ctx, "counseling.manage")
+    stmt = select(Client).where(visible(ctx, Client)).order_by(Client.id.desc()).limit(limit)
+    return list((await ctx.session.scalars(stmt)).all())
+
+
+def sees_phone(viewer: core.Viewer, client_organization_id: int) -> bool:
+    """A client's phone number: for the people who serve clients (counselors, social workers) of the
+    client's organisation; masked for administrators, platform administrators included."""
+    return (
+        viewer.role in SERVING_ROLES
+        and core.can(viewer, "counseling.manage")
+        and viewer.organization_id == client_organization_id
+    )
 
 
 # -- sessions ------------------------------------------------------------------------------------------------------
 
 
 async def matching_counselors(
-    ctx: core.ServiceContext, specialty: str | None, language: str | None, mode: str, qualification: str | None = None
+    ctx: core.ServiceContext,
+    specialty: str | None,
+    language: str | None,
+    mode: str,
+    qualification: str | None = None,
+    *,
+    organization_id: int | None = None,
 ) -> list[Counselor]:
-    stmt = select(Counselor).where(Counselor.modes.contains([mode]))
+    """Counselors who fit, among those the caller may address (and of `organization_id`, if given)."""
+    stmt = select(Counselor).where(visible(ctx, Counselor), Counselor.modes.contains([mode]))
+    if organization_id is not None:
+        stmt = stmt.where(Counselor.organization_id == organization_id)
     if qualification:
         stmt = stmt.where(Counselor.qualifications.contains([qualification]))
     if specialty:
@@ -132,7 +263,8 @@ async def book_session(
     meeting_link: str = "",
     place: str = "",
 ) -> Session:
-    """Book a given slot with a given counselor, or the earliest slot of any counselor who fits."""
+    """Book a given slot with a given counselor, or the earliest slot of any counselor who fits -- always
+    a counselor of the client's organisation."""
     core.require(ctx, "counseling.manage")
     v = core.Validator()
     v.check(mode in MODES, ("input", "mode"), "INVALID_INPUT", "Mode is online or offline.")
@@ -149,14 +281,16 @@ async def book_session(
     if counselor_id is not None and start is None:
         v.add(("input", "start"), "REQUIRED", "Booking a given counselor needs a start time.")
     v.raise_if_any()
-    await _get(ctx, Client, client_id, "Client", "clientId")
+    client = await _get(ctx, Client, client_id, "Client", "clientId")
     duration = timedelta(minutes=minutes)
+    appointment: Appointment | None = None
     if counselor_id is not None:
         counselor = await _get(ctx, Counselor, counselor_id, "Counselor", "counselorId")
+        same_organisation(client, counselor, "counselorId")
         assert start is not None
-        appointment = await scheduling.book(ctx, counselor.volunteer_id, KIND, start, start + duration)  # type: ignore[attr-defined]
+        appointment = await scheduling.book(ctx, counselor.volunteer_id, KIND, start, start + duration)
     else:
-        counselors = await matching_counselors(ctx, specialty, language, mode)
+        counselors = await matching_counselors(ctx, specialty, language, mode, organization_id=client.organization_id)
         if not counselors:
             raise core.DomainError(
                 "NO_COUNSELOR", "No counselor offers this specialty, language and mode.", ("input", "specialty")
@@ -164,7 +298,6 @@ async def book_session(
         by_person = {c.volunteer_id: c for c in counselors}
         earliest = start or ctx.now()
         slots = await scheduling.free_slots(ctx, list(by_person), earliest, earliest + SEARCH_HORIZON, duration)
-        appointment = None
         for slot in slots:
             try:
                 appointment = await scheduling.book(ctx, slot.owner_id, KIND, slot.start, slot.end)
@@ -180,22 +313,26 @@ async def book_session(
         counselor_id=counselor.id,
         client_id=client_id,
         appointment_id=appointment.id,
-        mode=mode,  # type: ignore[attr-defined]
+        mode=mode,
         meeting_link=meeting_link,
         place=place.strip(),
     )
     ctx.session.add(session)
-    await ctx.session.flush()
+    await _flush(ctx)
     appointment.record_id = session.id
-    await ctx.session.flush()
+    await _flush(ctx)
     return session
 
 
 async def _session(ctx: core.ServiceContext, session_id: int) -> Session:
-    row = await ctx.session.scalar(select(Session).where(Session.id == session_id).with_for_update())
-    if row is None:
-        raise core.NotFound("Session")
-    return row
+    return await _get(ctx, Session, session_id, "Session", lock=True)
+
+
+async def list_sessions(ctx: core.ServiceContext, limit: int) -> list[Session]:
+    """Sessions, newest first: the caller's organisation's (platform administrators: every organisation's)."""
+    core.require(ctx, "counseling.manage")
+    stmt = select(Session).where(visible(ctx, Session)).order_by(Session.id.desc()).limit(limit)
+    return list((await ctx.session.scalars(stmt)).all())
 
 
 async def reschedule_session(ctx: core.ServiceContext, session_id: int, start: datetime, minutes: int) -> Session:
@@ -229,28 +366,48 @@ async def mark_session(ctx: core.ServiceContext, session_id: int, attended: bool
     session = await _session(ctx, session_id)
     if session.status != "booked":
         raise core.DomainError("INVALID_TRANSITION", f"A {session.status} session cannot be marked.", ("input", "id"))
-    appointment = await ctx.session.get(core_appointment(), session.appointment_id)
-    if appointment is not None and appointment.during.lower > ctx.now():
+    appointment = await _get(ctx, Appointment, session.appointment_id, "Appointment")
+    if appointment.during.lower > ctx.now():
         raise core.DomainError("INVALID_TRANSITION", "A session is marked once it has started.", ("input", "id"))
     session.status = "attended" if attended else "no_show"
-    await ctx.session.flush()
+    await _flush(ctx)
     return session
 
 
-def core_appointment() -> type:
-    from core.models import Appointment
+def _counselor_memo_key(volunteer_id: int) -> str:
+    return f"counseling.counselor_of_volunteer:{volunteer_id}"
 
-    return Appointment
+
+async def own_counselor_id(ctx: core.ServiceContext) -> int | None:
+    """The caller's own counselor record, if they are a counselor (read once per request)."""
+    volunteer_id = ctx.viewer.volunteer_id
+    if volunteer_id is None:
+        return None
+    key = _counselor_memo_key(volunteer_id)
+    if key not in ctx.memo:
+        ctx.memo[key] = await ctx.session.scalar(
+            select(Counselor.id).where(Counselor.volunteer_id == volunteer_id, visible(ctx, Counselor))
+        )
+    found: int | None = ctx.memo[key]
+    return found
+
+
+def supervises(viewer: core.Viewer, organization_id: int) -> bool:
+    """A supervisor of `organization_id`'s counseling: holds counseling.read_notes *and* belongs to that
+    organisation. Rank alone (a platform administrator, another organisation's administrator) is not enough."""
+    in_organisation = viewer.organization_id is not None and viewer.organization_id == organization_id
+    return in_organisation and core.can(viewer, SUPERVISE)
 
 
 async def can_read_notes(ctx: core.ServiceContext, session: Session) -> bool:
-    """The session's own counselor, and supervisors (counseling.read_notes)."""
-    if core.can(ctx.viewer, "counseling.read_notes"):
+    """By relation: the session's own counselor, and supervisors of the session's organisation. At most one
+    query per request (the caller's counselor record), however many sessions are asked about."""
+    if supervises(ctx.viewer, session.organization_id):
         return True
-    if ctx.viewer.volunteer_id is None:
+    if ctx.viewer.organization_id != session.organization_id:
         return False
-    owner = await ctx.session.scalar(select(Counselor.volunteer_id).where(Counselor.id == session.counselor_id))
-    return owner == ctx.viewer.volunteer_id
+    mine = await own_counselor_id(ctx)
+    return mine is not None and mine == session.counselor_id
 
 
 async def write_notes(ctx: core.ServiceContext, session_id: int, notes: str) -> Session:
@@ -258,7 +415,7 @@ async def write_notes(ctx: core.ServiceContext, session_id: int, notes: str) -> 
     if not await can_read_notes(ctx, session):
         raise core.DomainError("FORBIDDEN", "Only the session's counselor and supervisors write its notes.")
     session.notes = notes.strip()[:20000]
-    await ctx.session.flush()
+    await _flush(ctx)
     return session
 
 
@@ -266,24 +423,36 @@ async def write_notes(ctx: core.ServiceContext, session_id: int, notes: str) -> 
 
 
 async def create_programme(ctx: core.ServiceContext, name: str, prompts: Sequence[str]) -> Programme:
+    """A programme of the caller's organisation; names are unique within an organisation."""
     core.require(ctx, "counseling.manage")
     v = core.Validator()
     clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
     v.check(1 <= len(prompts) <= 90, ("input", "prompts"), "OUT_OF_RANGE", "A programme has 1 to 90 daily prompts.")
     v.raise_if_any()
-    programme = Programme(name=clean, days=len(prompts), prompts=[p.strip() for p in prompts])
+    organization_id = own_organisation(ctx)
+    taken = await ctx.session.scalar(
+        select(Programme.id).where(Programme.organization_id == organization_id, Programme.name == clean)
+    )
+    if taken is not None:
+        raise core.DomainError(
+            "ALREADY_EXISTS", "Your organisation has a programme of that name already.", ("input", "name")
+        )
+    programme = Programme(
+        name=clean, days=len(prompts), prompts=[p.strip() for p in prompts], organization_id=organization_id
+    )
     ctx.session.add(programme)
-    await ctx.session.flush()
+    await _flush(ctx)
     return programme
 
 
 async def enrol(ctx: core.ServiceContext, client_id: int, programme_id: int, starts_on: date) -> Enrolment:
     core.require(ctx, "counseling.manage")
-    await _get(ctx, Client, client_id, "Client", "clientId")
+    client = await _get(ctx, Client, client_id, "Client", "clientId")
     programme = await _get(ctx, Programme, programme_id, "Programme", "programmeId")
-    enrolment = Enrolment(client_id=client_id, programme_id=programme_id, starts_on=starts_on, days=programme.days)  # type: ignore[attr-defined]
+    same_organisation(client, programme, "programmeId")
+    enrolment = Enrolment(client_id=client_id, programme_id=programme_id, starts_on=starts_on, days=programme.days)
     ctx.session.add(enrolment)
-    await ctx.session.flush()
+    await _flush(ctx)
     return enrolment
 
 
@@ -298,15 +467,10 @@ async def add_entry(
     core.require(ctx, "counseling.manage")
     enrolment = await _get(ctx, Enrolment, enrolment_id, "Enrolment", "enrolmentId")
     entry_date = on or today(ctx)
-    day = (entry_date - enrolment.starts_on).days + 1  # type: ignore[attr-defined]
+    day = (entry_date - enrolment.starts_on).days + 1
     v = core.Validator()
     v.check(0 <= mood <= 10, ("input", "mood"), "OUT_OF_RANGE", "Mood is scored 0 to 10.")
-    v.check(
-        1 <= day <= enrolment.days,
-        ("input", "on"),
-        "OUT_OF_RANGE",  # type: ignore[attr-defined]
-        "This day is outside the enrolment period.",
-    )
+    v.check(1 <= day <= enrolment.days, ("input", "on"), "OUT_OF_RANGE", "This day is outside the enrolment period.")
     v.check(entry_date <= today(ctx), ("input", "on"), "OUT_OF_RANGE", "Entries cannot be made for future days.")
     v.raise_if_any()
     if (
@@ -318,15 +482,16 @@ async def add_entry(
         raise core.DomainError("ALREADY_EXISTS", "This day has an entry already.", ("input", "on"))
     entry = JournalEntry(enrolment_id=enrolment_id, day=day, mood=mood, text=text.strip()[:4000])
     ctx.session.add(entry)
-    await ctx.session.flush()
-    await _check_trend(ctx, enrolment)  # type: ignore[arg-type]
+    await _flush(ctx)
+    await _check_trend(ctx, enrolment)
     return entry
 
 
 async def trend(ctx: core.ServiceContext, enrolment_id: int) -> list[tuple[int, int]]:
+    """(day, mood) of an enrolment's entries; none for an enrolment the caller may not address."""
     rows = await ctx.session.execute(
         select(JournalEntry.day, JournalEntry.mood)
-        .where(JournalEntry.enrolment_id == enrolment_id)
+        .where(JournalEntry.enrolment_id == enrolment_id, visible(ctx, JournalEntry))
         .order_by(JournalEntry.day)
     )
     return [(d, m) for d, m in rows]
@@ -334,9 +499,24 @@ async def trend(ctx: core.ServiceContext, enrolment_id: int) -> list[tuple[int, 
 
 async def missed_days(ctx: core.ServiceContext, enrolment_id: int) -> list[int]:
     enrolment = await _get(ctx, Enrolment, enrolment_id, "Enrolment", "enrolmentId")
-    elapsed = min(enrolment.days, (today(ctx) - enrolment.starts_on).days)  # type: ignore[attr-defined]  # today may still come
-    written = {d for d, _ in await trend(ctx, enrolment_id)}
+    return _missed(ctx, enrolment, await trend(ctx, enrolment_id))
+
+
+def _missed(ctx: core.ServiceContext, enrolment: Enrolment, entries: list[tuple[int, int]]) -> list[int]:
+    elapsed = min(enrolment.days, (today(ctx) - enrolment.starts_on).days)  # today may still come
+    written = {d for d, _ in entries}
     return [d for d in range(1, elapsed + 1) if d not in written]
+
+
+async def journal(ctx: core.ServiceContext, enrolment_id: int) -> tuple[list[tuple[int, int]], list[int]] | None:
+    """An enrolment's entries and missed days, or None for a missing enrolment -- and for another
+    organisation's, which answers exactly like a missing one."""
+    core.require(ctx, "counseling.manage")
+    enrolment = await ctx.session.scalar(select(Enrolment).where(Enrolment.id == enrolment_id, visible(ctx, Enrolment)))
+    if enrolment is None:
+        return None
+    entries = await trend(ctx, enrolment_id)
+    return entries, _missed(ctx, enrolment, entries)
 
 
 async def _check_trend(ctx: core.ServiceContext, enrolment: Enrolment) -> None:
@@ -354,18 +534,32 @@ async def _check_trend(ctx: core.ServiceContext, enrolment: Enrolment) -> None:
 async def raise_flag(
     ctx: core.ServiceContext, client_id: int, severity: str, source: str, note: str = ""
 ) -> RiskFlag | None:
-    """Open a flag unless one from this source is open already; announce it once."""
-    flag_id = await ctx.session.scalar(
-        insert(RiskFlag)
-        .values(client_id=client_id, severity=severity, source=source, note=note, raised_at=ctx.now())
-        .on_conflict_do_nothing(
-            index_elements=[RiskFlag.client_id, RiskFlag.source], index_where=RiskFlag.resolved_at.is_(None)
-        )
-        .returning(RiskFlag.id)
-    )
-    if flag_id is None:
+    """Open a flag unless one from this source is open already; announce it once, to the plugins the
+    client's organisation has enabled. The caller has checked that the client is theirs to address."""
+    try:
+        raised = (
+            await ctx.session.execute(
+                insert(RiskFlag)
+                .values(client_id=client_id, severity=severity, source=source, note=note, raised_at=ctx.now())
+                .on_conflict_do_nothing(
+                    index_elements=[RiskFlag.client_id, RiskFlag.source], index_where=RiskFlag.resolved_at.is_(None)
+                )
+                .returning(RiskFlag.id, RiskFlag.organization_id)
+            )
+        ).one_or_none()
+    except DBAPIError as exc:
+        error = domain_error_for(exc)  # a client of another organisation: NOT_FOUND, like a missing one
+        if error is None:
+            raise
+        raise error from exc
+    if raised is None:
         return None
-    await ctx.publish(RiskRaised(flag_id=flag_id, client_id=client_id, severity=severity, source=source))
+    flag_id, organization_id = raised
+    await ctx.publish(
+        RiskRaised(
+            organization_id=organization_id, flag_id=flag_id, client_id=client_id, severity=severity, source=source
+        )
+    )
     return await ctx.session.get(RiskFlag, flag_id)
 
 
@@ -374,31 +568,45 @@ async def flag_risk(ctx: core.ServiceContext, client_id: int, severity: str, not
     if severity not in ("low", "medium", "high"):
         raise core.DomainError("INVALID_INPUT", "Severity is low, medium or high.", ("input", "severity"))
     await _get(ctx, Client, client_id, "Client", "clientId")
-    return await raise_flag(ctx, client_id, severity, "counselor", note)
+    return await raise_flag(ctx, client_id, severity, source="counselor", note=note)
 
 
-def in_my_organisation(ctx: core.ServiceContext, stmt: Select[Any]) -> Select[Any]:
-    """Sessions and flags of the viewer's organisation's clients (platform administrators: all)."""
-    if ctx.viewer.role in ("platform_admin", "system"):
-        return stmt
-    mine = select(Client.id).where(Client.organization_id == ctx.viewer.organization_id)
-    entity = stmt.column_descriptions[0]["entity"]
-    return stmt.where(entity.client_id.in_(mine))
+def supervised(ctx: core.ServiceContext) -> ColumnElement[bool]:
+    """Risk flags are followed up by the supervisors of the client's organisation: the caller's own
+    organisation's flags only (platform administrators included)."""
+    if ctx.viewer.organization_id is None:
+        return false()
+    column: ColumnElement[bool] = RiskFlag.organization_id == ctx.viewer.organization_id
+    return column
 
 
 async def open_flags(ctx: core.ServiceContext) -> list[tuple[RiskFlag, timedelta]]:
-    """Open flags, most severe and oldest first, with their age."""
-    core.require(ctx, "counseling.read_notes")
+    """Open flags of the caller's organisation, most severe and oldest first, with their age (supervisors)."""
+    core.require(ctx, SUPERVISE)
     severity = func.array_position(["high", "medium", "low"], RiskFlag.severity)
     rows = await ctx.session.scalars(
-        in_my_organisation(
-            ctx, select(RiskFlag).where(RiskFlag.resolved_at.is_(None)).order_by(severity, RiskFlag.raised_at)
-        )
+        select(RiskFlag)
+        .where(RiskFlag.resolved_at.is_(None), supervised(ctx))
+        .order_by(severity, RiskFlag.raised_at, RiskFlag.id)
     )
     now = ctx.now()
     return [(f, now - f.raised_at) for f in rows]
 
 
+async def resolve_flag(ctx: core.ServiceContext, flag_id: int) -> RiskFlag:
+    """Close a flag after follow-up (supervisors of its organisation); another organisation's flag answers
+    NOT_FOUND, like a missing one. A mood trend may raise a new flag for the client afterwards."""
+    core.require(ctx, SUPERVISE)
+    flag = await core.get_row(
+        ctx, RiskFlag, flag_id, what="Risk flag", field=("input", "id"), lock=True, scope=supervised(ctx)
+    )
+    if flag.resolved_at is not None:
+        raise core.DomainError("INVALID_TRANSITION", "This flag is resolved already.", ("input", "id"))
+    flag.resolved_at = ctx.now()
+    await _flush(ctx)
+    return flag
+
+
 async def all_sessions(ctx: core.ServiceContext) -> list[Session]:
-    """Every session (tests and scripts)."""
-    return list((await ctx.session.scalars(select(Session).order_by(Session.id))).all())
+    """Every session the caller may address (tests and scripts)."""
+    return list((await ctx.session.scalars(select(Session).where(visible(ctx, Session)).order_by(Session.id))).all())

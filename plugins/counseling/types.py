@@ -50,6 +50,7 @@ class CounselingClient:
     consent_at: datetime
     phone_value: strawberry.Private[str]
     pk: strawberry.Private[int]
+    organization_pk: strawberry.Private[int]
 
     @classmethod
     def of(cls, c: Client) -> CounselingClient:
@@ -59,11 +60,14 @@ class CounselingClient:
             consent_at=c.consent_at,
             phone_value=c.phone,
             pk=c.id,
+            organization_pk=c.organization_id,
         )
 
-    @strawberry.field(description="Sensitive: counselors and supervisors only; masked for others.")
+    @strawberry.field(
+        description="Sensitive: the client's organisation's counselors and social workers; masked for others."
+    )
     def phone(self, info: Info) -> str:
-        if core.can(info.context.viewer, "counseling.manage"):
+        if services.sees_phone(info.context.viewer, self.organization_pk):
             info.context.note_sensitive_read("CounselingClient", self.pk, "phone")
             return self.phone_value
         return core.mask_phone(self.phone_value) or ""
@@ -103,7 +107,9 @@ class CounselingSession:
     async def end(self, info: Info) -> datetime:
         return (await self._slot(info)).during.upper
 
-    @strawberry.field(description="Sensitive: the session's counselor and supervisors only; null for others.")
+    @strawberry.field(
+        description="Confidential: the session's counselor and its organisation's supervisors only; null for others."
+    )
     async def notes(self, info: Info) -> str | None:
         if await info.context.read(services.can_read_notes, self.row):
             info.context.note_sensitive_read("CounselingSession", self.row.id, "notes")
@@ -125,6 +131,7 @@ class CounselingRiskFlag:
     source: str
     note: str
     raised_at: datetime
+    resolved_at: datetime | None
     age_minutes: int
     client_id: strawberry.ID
 
@@ -177,6 +184,7 @@ def _flag(f: RiskFlag, age_minutes: int) -> CounselingRiskFlag:
         source=f.source,
         note=f.note,
         raised_at=f.raised_at,
+        resolved_at=f.resolved_at,
         age_minutes=age_minutes,
         client_id=strawberry.ID(core.encode_id("CounselingClient", f.client_id)),
     )
@@ -218,10 +226,15 @@ class CounselingBookSessionInput:
 
 @strawberry.type
 class CounselingQuery:
-    @strawberry.field(description="Sessions, newest first.")
+    @strawberry.field(description="Sessions of your organisation, newest first.")
     async def counseling_sessions(self, info: Info, first: int = 50) -> list[CounselingSession]:
-        rows = await info.context.read(_sessions, min(first, info.context.settings.max_page_size))
+        rows = await info.context.read(services.list_sessions, min(first, info.context.settings.max_page_size))
         return [CounselingSession.of(s) for s in rows]
+
+    @strawberry.field(description="Clients of your organisation, newest first.")
+    async def counseling_clients(self, info: Info, first: int = 50) -> list[CounselingClient]:
+        rows = await info.context.read(services.list_clients, min(first, info.context.settings.max_page_size))
+        return [CounselingClient.of(c) for c in rows]
 
     @strawberry.field(description="Free slots of counselors who fit, earliest first (times in your zone).")
     async def counseling_free_slots(
@@ -251,15 +264,13 @@ class CounselingQuery:
     async def counseling_open_risk_flags(self, info: Info) -> list[CounselingRiskFlag]:
         return [_flag(f, int(age.total_seconds() // 60)) for f, age in await info.context.read(services.open_flags)]
 
-    @strawberry.field
-    async def counseling_journal(self, info: Info, enrolment_id: strawberry.ID) -> CounselingJournal:
+    @strawberry.field(description="An enrolment's journal; null for an enrolment that does not exist (or not for you).")
+    async def counseling_journal(self, info: Info, enrolment_id: strawberry.ID) -> CounselingJournal | None:
         pk = core.decode_id(enrolment_id, "CounselingEnrolment", ("enrolmentId",))
-
-        async def load(ctx: core.ServiceContext) -> tuple[list[tuple[int, int]], list[int]]:
-            core.require(ctx, "counseling.manage")
-            return await services.trend(ctx, pk), await services.missed_days(ctx, pk)
-
-        entries, missed = await info.context.read(load)
+        found = await info.context.read(services.journal, pk)
+        if found is None:
+            return None
+        entries, missed = found
         moods = [m for _, m in entries]
         averages = [
             round(sum(moods[max(0, i - 2) : i + 1]) / len(moods[max(0, i - 2) : i + 1]), 2) for i in range(len(moods))
@@ -269,14 +280,6 @@ class CounselingQuery:
             missed_days=missed,
             moving_average=averages,
         )
-
-
-async def _sessions(ctx: core.ServiceContext, limit: int) -> list[Session]:
-    from sqlalchemy import select
-
-    core.require(ctx, "counseling.manage")
-    stmt = select(Session).order_by(Session.id.desc()).limit(limit)
-    return list((await ctx.session.scalars(services.in_my_organisation(ctx, stmt))).all())
 
 
 @strawberry.type
@@ -443,5 +446,16 @@ class CounselingMutation:
             "flag",
             lambda f: _flag(f, 0) if f else None,
             lambda ctx: services.flag_risk(ctx, _id(client_id, "CounselingClient", "clientId"), severity, note),
+            CounselingError,
+        )
+
+    @strawberry.mutation(description="Close a risk flag after follow-up (supervisors of its organisation).")
+    async def counseling_resolve_risk_flag(self, info: Info, id: strawberry.ID) -> CounselingRiskPayload:
+        return await core.mutate(
+            info,
+            CounselingRiskPayload,
+            "flag",
+            lambda f: _flag(f, int((info.context.app.clock() - f.raised_at).total_seconds() // 60)),
+            lambda ctx: services.resolve_flag(ctx, _id(id, "CounselingRiskFlag", "id")),
             CounselingError,
         )

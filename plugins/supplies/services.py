@@ -1,6 +1,12 @@
 """Stock rules. Every change is a ledger movement plus a balance change in the same transaction; on-hand
 stock can never go negative (conditional decrement under row locks, and a CHECK in the database);
-distributions pick first-expiry-first-out; retries with an idempotency key apply nothing twice."""
+distributions pick first-expiry-first-out; retries with an idempotency key apply nothing twice.
+
+Organisations: every supplies row belongs to one organisation and PostgreSQL row-level security shows a
+caller only its own (platform administrators: all). Root rows (items, warehouses, donors, idempotency keys)
+belong to the caller's organisation; the others inherit theirs from their parents. A row of another
+organisation answers exactly like a missing one (NOT_FOUND): every id is loaded through `_get` before it is
+used, so a zero row count never stands for "insufficient stock" when the row is merely invisible."""
 
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 
 import core
-from core.services import help_requests, validation
+from core.services import common, help_requests, validation
 from plugins.supplies.models import (
     CATEGORIES,
     Balance,
@@ -35,7 +42,60 @@ MAX_QUANTITY = 10_000_000
 
 
 async def _get(ctx: core.ServiceContext, model: type, pk: int, what: str, field: str = "id") -> Any:
+    """The row, or NOT_FOUND -- also for a row of another organisation (row-level security hides it)."""
     return await core.get_row(ctx, model, pk, what=what, field=("input", field))
+
+
+def _organization(ctx: core.ServiceContext) -> int:
+    """The caller's organisation, which new root rows (and idempotency keys) belong to. Supplies are kept
+    per organisation: a caller of none (a platform administrator without one) may not record any."""
+    if ctx.viewer.organization_id is None:
+        raise core.DomainError("FORBIDDEN", "Supplies are kept per organisation: act for one.")
+    return ctx.viewer.organization_id
+
+
+def _manage(ctx: core.ServiceContext) -> int:
+    """supplies.manage, acting for an organisation; the caller's organisation."""
+    core.require(ctx, "supplies.manage")
+    return _organization(ctx)
+
+
+def _same_organization(*rows: Any) -> None:
+    """Rows linked by one change belong to one organisation (only a platform administrator sees rows of
+    several; the database's triggers refuse the mix anyway, this answers it before anything is written)."""
+    if len({row.organization_id for row in rows if row is not None}) > 1:
+        raise core.DomainError("ORGANIZATION_MISMATCH", "These records belong to different organisations.")
+
+
+# Unique keys (per organisation) a concurrent writer can hit after the service's own check passed.
+_UNIQUE: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "uq_supplies_items_organization_id_name": (
+        "ALREADY_EXISTS",
+        "An item of that name exists already.",
+        ("input", "name"),
+    ),
+    "uq_supplies_warehouses_organization_id_name": (
+        "ALREADY_EXISTS",
+        "A warehouse of that name exists already.",
+        ("input", "name"),
+    ),
+    "uq_supplies_money_donations_organization_id_receipt_no": (
+        "ALREADY_EXISTS",
+        "This receipt number is recorded already.",
+        ("input", "receiptNo"),
+    ),
+}
+
+
+async def _flush(ctx: core.ServiceContext) -> None:
+    """Flush, answering a violated supplies unique key as ALREADY_EXISTS (core maps its own refusals)."""
+    try:
+        await ctx.session.flush()
+    except IntegrityError as exc:
+        known = _UNIQUE.get(common.constraint_name(exc) or "")
+        if known is None:
+            raise
+        raise core.DomainError(*known) from exc
 
 
 def _quantity(v: core.Validator, quantity: int, field: str = "quantity") -> None:
@@ -51,7 +111,8 @@ def _quantity(v: core.Validator, quantity: int, field: str = "quantity") -> None
 
 
 async def create_item(ctx: core.ServiceContext, name: str, category: str, unit: str, batched: bool = False) -> Item:
-    core.require(ctx, "supplies.manage")
+    """An item of the caller's organisation's catalogue (names are unique per organisation)."""
+    organization_id = _manage(ctx)
     v = core.Validator()
     clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
     v.check(
@@ -59,20 +120,33 @@ async def create_item(ctx: core.ServiceContext, name: str, category: str, unit: 
     )
     clean_unit = validation.text(v, ("input", "unit"), unit, max_length=16, label="Unit")
     v.raise_if_any()
-    item = Item(name=clean, category=category, unit=clean_unit, batched=batched)
+    if (
+        await ctx.session.scalar(select(Item.id).where(Item.organization_id == organization_id, Item.name == clean))
+        is not None
+    ):
+        raise core.DomainError(*_UNIQUE["uq_supplies_items_organization_id_name"])
+    item = Item(organization_id=organization_id, name=clean, category=category, unit=clean_unit, batched=batched)
     ctx.session.add(item)
-    await ctx.session.flush()
+    await _flush(ctx)
     return item
 
 
 async def create_warehouse(ctx: core.ServiceContext, name: str, address: str = "") -> Warehouse:
-    core.require(ctx, "supplies.manage")
+    """A warehouse of the caller's organisation (names are unique per organisation)."""
+    organization_id = _manage(ctx)
     v = core.Validator()
     clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
     v.raise_if_any()
-    warehouse = Warehouse(name=clean, address=address.strip())
+    if (
+        await ctx.session.scalar(
+            select(Warehouse.id).where(Warehouse.organization_id == organization_id, Warehouse.name == clean)
+        )
+        is not None
+    ):
+        raise core.DomainError(*_UNIQUE["uq_supplies_warehouses_organization_id_name"])
+    warehouse = Warehouse(organization_id=organization_id, name=clean, address=address.strip())
     ctx.session.add(warehouse)
-    await ctx.session.flush()
+    await _flush(ctx)
     return warehouse
 
 
@@ -93,33 +167,42 @@ def to_fen(amount: Decimal | str, field: str = "amount") -> int:
 
 
 async def create_donor(ctx: core.ServiceContext, name: str, kind: str, contact: str = "") -> Donor:
-    core.require(ctx, "supplies.manage")
+    """A donor of the caller's organisation (its contact is visible to that organisation's staff only)."""
+    organization_id = _manage(ctx)
     v = core.Validator()
     clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
     v.check(kind in ("organization", "person"), ("input", "kind"), "INVALID_INPUT", "Kind is organization or person.")
     v.raise_if_any()
-    donor = Donor(name=clean, kind=kind, contact=contact.strip())
+    donor = Donor(organization_id=organization_id, name=clean, kind=kind, contact=contact.strip())
     ctx.session.add(donor)
-    await ctx.session.flush()
+    await _flush(ctx)
     return donor
 
 
 async def receive_money(
     ctx: core.ServiceContext, donor_id: int, amount: Decimal | str, receipt_no: str, purpose: str = ""
 ) -> MoneyDonation:
-    core.require(ctx, "supplies.manage")
+    """Money from a donor; the donation belongs to the donor's organisation, whose receipt numbers are unique."""
+    _manage(ctx)
     fen = to_fen(amount)
     v = core.Validator()
     receipt = validation.text(v, ("input", "receiptNo"), receipt_no, max_length=64, label="The receipt number")
     v.raise_if_any()
-    await _get(ctx, Donor, donor_id, "Donor", "donorId")
-    if await ctx.session.scalar(select(MoneyDonation.id).where(MoneyDonation.receipt_no == receipt)) is not None:
-        raise core.DomainError("ALREADY_EXISTS", "This receipt number is recorded already.", ("input", "receiptNo"))
+    donor = await _get(ctx, Donor, donor_id, "Donor", "donorId")
+    if (
+        await ctx.session.scalar(
+            select(MoneyDonation.id).where(
+                MoneyDonation.organization_id == donor.organization_id, MoneyDonation.receipt_no == receipt
+            )
+        )
+        is not None
+    ):
+        raise core.DomainError(*_UNIQUE["uq_supplies_money_donations_organization_id_receipt_no"])
     donation = MoneyDonation(
         donor_id=donor_id, amount_fen=fen, receipt_no=receipt, purpose=purpose.strip(), received_at=ctx.now()
     )
     ctx.session.add(donation)
-    await ctx.session.flush()
+    await _flush(ctx)
     return donation
 
 
@@ -133,26 +216,27 @@ async def unallocated_fen(ctx: core.ServiceContext, donation_id: int) -> int:
 
 async def allocate(ctx: core.ServiceContext, donation_id: int, amount: Decimal | str, purpose: str) -> MoneyAllocation:
     """Assign part of a donation; never more than is left (the donation's row lock serialises allocators)."""
-    core.require(ctx, "supplies.manage")
+    _manage(ctx)
     fen = to_fen(amount)
     v = core.Validator()
     clean = validation.text(v, ("input", "purpose"), purpose, max_length=500, label="A purpose")
     v.raise_if_any()
-    donation = await ctx.session.scalar(select(MoneyDonation).where(MoneyDonation.id == donation_id).with_for_update())
-    if donation is None:
-        raise core.NotFound("Donation", ("input", "donationId"))
+    await core.get_row(ctx, MoneyDonation, donation_id, what="Donation", field=("input", "donationId"), lock=True)
     if fen > await unallocated_fen(ctx, donation_id):
         raise core.DomainError("INSUFFICIENT_FUNDS", "More than is left of this donation.", ("input", "amount"))
     allocation = MoneyAllocation(donation_id=donation_id, amount_fen=fen, purpose=clean)
     ctx.session.add(allocation)
-    await ctx.session.flush()
+    await _flush(ctx)
     return allocation
 
 
 # -- balances ----------------------------------------------------------------------------------------------------
+# Callers load the batch and the warehouse (`_get`) before touching a balance: the balance belongs to their
+# organisation, so a balance the caller can see exists or is truly absent -- never merely hidden.
 
 
 async def _put(ctx: core.ServiceContext, batch_id: int, warehouse_id: int, quantity: int) -> None:
+    # The primary key (batch, warehouse) is the conflict target; the row takes the warehouse's organisation.
     stmt = insert(Balance).values(batch_id=batch_id, warehouse_id=warehouse_id, on_hand=quantity)
     await ctx.session.execute(
         stmt.on_conflict_do_update(
@@ -162,7 +246,8 @@ async def _put(ctx: core.ServiceContext, batch_id: int, warehouse_id: int, quant
 
 
 async def _take(ctx: core.ServiceContext, batch_id: int, warehouse_id: int, quantity: int) -> bool:
-    """Decrement only if enough is there (the row lock of the UPDATE serialises concurrent takers)."""
+    """Decrement only if enough is there (the row lock of the UPDATE serialises concurrent takers).
+    False means "not enough" only because the caller loaded the batch and the warehouse first."""
     taken = await ctx.session.scalar(
         update(Balance)
         .where(Balance.batch_id == batch_id, Balance.warehouse_id == warehouse_id, Balance.on_hand >= quantity)
@@ -199,16 +284,19 @@ async def receive(
     batch_code: str = "",
     expires_on: date | None = None,
 ) -> Movement:
-    core.require(ctx, "supplies.manage")
+    _manage(ctx)
     v = core.Validator()
     _quantity(v, quantity)
     v.raise_if_any()
     item = await _get(ctx, Item, item_id, "Item", "itemId")
-    await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    warehouse = await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    donor = None if donor_id is None else await _get(ctx, Donor, donor_id, "Donor", "donorId")
+    _same_organization(item, warehouse, donor)
     if item.batched and expires_on is None:
         raise core.DomainError(
             "REQUIRED", "This item is tracked by batch: give its expiry date.", ("input", "expiresOn")
         )
+    # The batch key (item, code, donor) lies within the item's organisation: a conflicting batch is visible.
     batch_id = await ctx.session.scalar(
         insert(Batch)
         .values(item_id=item_id, code=batch_code.strip(), expires_on=expires_on, donor_id=donor_id)
@@ -217,14 +305,14 @@ async def receive(
     )
     await _put(ctx, batch_id, warehouse_id, quantity)
     movement = _move(ctx, "receipt", batch_id, warehouse_id, quantity)
-    await ctx.session.flush()
+    await _flush(ctx)
     return movement
 
 
 async def transfer(
     ctx: core.ServiceContext, *, batch_id: int, from_warehouse: int, to_warehouse: int, quantity: int
 ) -> Movement:
-    core.require(ctx, "supplies.manage")
+    _manage(ctx)
     v = core.Validator()
     _quantity(v, quantity)
     v.check(
@@ -234,8 +322,10 @@ async def transfer(
         "A transfer goes to another warehouse.",
     )
     v.raise_if_any()
-    await _get(ctx, Batch, batch_id, "Batch", "batchId")
-    await _get(ctx, Warehouse, to_warehouse, "Warehouse", "toWarehouseId")
+    batch = await _get(ctx, Batch, batch_id, "Batch", "batchId")
+    source = await _get(ctx, Warehouse, from_warehouse, "Warehouse", "fromWarehouseId")
+    target = await _get(ctx, Warehouse, to_warehouse, "Warehouse", "toWarehouseId")
+    _same_organization(batch, source, target)
     if not await _take(ctx, batch_id, from_warehouse, quantity):
         raise core.DomainError(
             "INSUFFICIENT_STOCK", "Not that much of this batch is in that warehouse.", ("input", "quantity")
@@ -243,37 +333,37 @@ async def transfer(
     await _put(ctx, batch_id, to_warehouse, quantity)
     _move(ctx, "transfer_out", batch_id, from_warehouse, -quantity)
     movement = _move(ctx, "transfer_in", batch_id, to_warehouse, quantity)
-    await ctx.session.flush()
+    await _flush(ctx)
     return movement
 
 
 async def adjust(ctx: core.ServiceContext, *, batch_id: int, warehouse_id: int, delta: int, reason: str) -> Movement:
     """A counted difference (damage, loss, found stock). Needs a reason; cannot drive stock negative."""
-    core.require(ctx, "supplies.manage")
+    _manage(ctx)
     v = core.Validator()
     v.check(delta != 0 and abs(delta) <= MAX_QUANTITY, ("input", "delta"), "OUT_OF_RANGE", "An adjustment is not zero.")
     clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
     v.raise_if_any()
-    await _get(ctx, Batch, batch_id, "Batch", "batchId")
-    await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    batch = await _get(ctx, Batch, batch_id, "Batch", "batchId")
+    warehouse = await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    _same_organization(batch, warehouse)
     if delta > 0:
         await _put(ctx, batch_id, warehouse_id, delta)
     elif not await _take(ctx, batch_id, warehouse_id, -delta):
         raise core.DomainError("INSUFFICIENT_STOCK", "The adjustment would make stock negative.", ("input", "delta"))
     movement = _move(ctx, "adjustment", batch_id, warehouse_id, delta, reason=clean)
-    await ctx.session.flush()
+    await _flush(ctx)
     return movement
 
 
 async def reverse(ctx: core.ServiceContext, movement_id: int, reason: str) -> Movement:
     """Undo a wrong entry with its opposite (the ledger itself is never edited)."""
-    core.require(ctx, "supplies.manage")
+    _manage(ctx)
     v = core.Validator()
     clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
     v.raise_if_any()
-    original = await ctx.session.scalar(select(Movement).where(Movement.id == movement_id).with_for_update())
-    if original is None:
-        raise core.NotFound("Movement", ("input", "movementId"))
+    # The movement's batch and warehouse are of its organisation: visible whenever the movement is.
+    original = await core.get_row(ctx, Movement, movement_id, what="Movement", field=("input", "movementId"), lock=True)
     if original.kind == "reversal":
         raise core.DomainError("INVALID_TRANSITION", "A reversal cannot itself be reversed.", ("input", "movementId"))
     if original.kind in ("transfer_out", "transfer_in", "distribution"):
@@ -300,7 +390,7 @@ async def reverse(ctx: core.ServiceContext, movement_id: int, reason: str) -> Mo
         reverses_id=original.id,
         reason=clean,
     )
-    await ctx.session.flush()
+    await _flush(ctx)
     return movement
 
 
@@ -318,8 +408,10 @@ async def distribute(
     recipient: str = "",
     note: str = "",
 ) -> Distribution:
-    """Take `quantity` of an item out of a warehouse, earliest expiry first, for one recipient."""
-    core.require(ctx, "supplies.manage")
+    """Take `quantity` of an item out of a warehouse, earliest expiry first, for one recipient. The item,
+    the warehouse and the community or help request must all be the caller's to see (else NOT_FOUND) and
+    of one organisation."""
+    _manage(ctx)
     v = core.Validator()
     _quantity(v, quantity)
     targets = (community_id is not None) + (request_id is not None) + bool(recipient.strip())
@@ -330,13 +422,15 @@ async def distribute(
         "A distribution goes to exactly one of: a community, a help request, a person.",
     )
     v.raise_if_any()
-    await _get(ctx, Item, item_id, "Item", "itemId")
-    await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
-    if community_id is not None:
-        await _get(ctx, core.Community, community_id, "Community", "communityId")
-    if request_id is not None:
-        await _get(ctx, core.HelpRequest, request_id, "Help request", "requestId")
+    item = await _get(ctx, Item, item_id, "Item", "itemId")
+    warehouse = await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    community = (
+        None if community_id is None else await _get(ctx, core.Community, community_id, "Community", "communityId")
+    )
+    request = None if request_id is None else await _get(ctx, core.HelpRequest, request_id, "Help request", "requestId")
+    _same_organization(item, warehouse, community, request)
     # Lock this item's balances in the warehouse, earliest expiry first: concurrent distributions queue here.
+    # (Item and warehouse are visible and of one organisation, so are their balances: a short sum is real.)
     rows = (
         await ctx.session.execute(
             select(Balance.batch_id, Balance.on_hand)
@@ -356,7 +450,7 @@ async def distribute(
         note=note.strip(),
     )
     ctx.session.add(distribution)
-    await ctx.session.flush()
+    await _flush(ctx)
     left = quantity
     for batch_id, on_hand in rows:
         if left == 0:
@@ -366,19 +460,19 @@ async def distribute(
             raise core.DomainError("INSUFFICIENT_STOCK", "Stock changed meanwhile.", ("input", "quantity"))
         _move(ctx, "distribution", batch_id, warehouse_id, -take, distribution_id=distribution.id)
         left -= take
-    await ctx.session.flush()
+    await _flush(ctx)
     return distribution
 
 
 async def dispatch(ctx: core.ServiceContext, distribution_id: int) -> Distribution:
-    core.require(ctx, "supplies.manage")
+    _manage(ctx)
     distribution = await _locked(ctx, distribution_id)
     if distribution.status != "planned":
         raise core.DomainError(
             "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be dispatched.", ("input", "id")
         )
     distribution.status = "dispatched"
-    await ctx.session.flush()
+    await _flush(ctx)
     return distribution
 
 
@@ -394,7 +488,7 @@ async def confirm_delivery(
         and distribution.community_id == ctx.viewer.community_id
     )
     if not head_of_it:
-        core.require(ctx, "supplies.manage")
+        _manage(ctx)
     if distribution.status != "dispatched":
         raise core.DomainError(
             "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be delivered.", ("input", "id")
@@ -431,7 +525,7 @@ async def confirm_delivery(
     distribution.status, distribution.confirmed_by, distribution.confirmed_at = "delivered", ctx.viewer.label, ctx.now()
     distribution.delivered_quantity = received
     distribution.note = (distribution.note + " " + note.strip()).strip()
-    await ctx.session.flush()
+    await _flush(ctx)
     if distribution.request_id is not None:
         await _fulfil_if_complete(ctx, distribution.request_id, distribution.id)
     return distribution
@@ -451,10 +545,8 @@ async def _fulfil_if_complete(ctx: core.ServiceContext, request_id: int, distrib
 
 
 async def _locked(ctx: core.ServiceContext, distribution_id: int) -> Distribution:
-    row = await ctx.session.scalar(select(Distribution).where(Distribution.id == distribution_id).with_for_update())
-    if row is None:
-        raise core.NotFound("Distribution")
-    return row
+    """The distribution, row-locked; NOT_FOUND also for one of another organisation."""
+    return await core.get_row(ctx, Distribution, distribution_id, what="Distribution", field=("id",), lock=True)
 
 
 # -- idempotency ------------------------------------------------------------------------------------------------------
@@ -469,28 +561,34 @@ async def idempotent(
     load: Callable[[int], Awaitable[Any]],
 ) -> Any:
     """Run once per key. A retry with the same key and arguments returns the first result; with other
-    arguments it is IDEMPOTENCY_MISMATCH. Concurrent retries wait on the key's unique index."""
+    arguments it is IDEMPOTENCY_MISMATCH. Concurrent retries wait on the key's unique index. Keys are per
+    organisation (the caller's): another organisation's use of the same key neither blocks nor reveals."""
     if not key:
         return await run()
+    organization_id = _manage(ctx)
     v = core.Validator()
     v.check(len(key) <= 100, ("input", "idempotencyKey"), "OUT_OF_RANGE", "At most 100 characters.")
     v.raise_if_any()
     fingerprint = hashlib.sha256(json.dumps([operation, arguments], sort_keys=True, default=str).encode()).hexdigest()
     claimed = await ctx.session.scalar(
         insert(IdempotencyKey)
-        .values(key=key, operation=operation, fingerprint=fingerprint)
-        .on_conflict_do_nothing(index_elements=[IdempotencyKey.key])
+        .values(organization_id=organization_id, key=key, operation=operation, fingerprint=fingerprint)
+        .on_conflict_do_nothing(index_elements=[IdempotencyKey.organization_id, IdempotencyKey.key])
         .returning(IdempotencyKey.key)
     )
     if claimed is None:
-        first = await ctx.session.get(IdempotencyKey, key, populate_existing=True)
+        first = await ctx.session.get(IdempotencyKey, (organization_id, key), populate_existing=True)
         if first is None or first.fingerprint != fingerprint:
             raise core.DomainError(
                 "IDEMPOTENCY_MISMATCH", "This key was used with other arguments.", ("input", "idempotencyKey")
             )
         return await load(int(first.result["id"]))
     result = await run()
-    await ctx.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key).values(result={"id": result.id}))
+    await ctx.session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.organization_id == organization_id, IdempotencyKey.key == key)
+        .values(result={"id": result.id})
+    )
     return result
 
 
@@ -678,6 +776,16 @@ async def trace(ctx: core.ServiceContext, batch_id: int) -> list[Movement]:
     await _get(ctx, Batch, batch_id, "Batch", "batchId")
     rows = await ctx.session.scalars(select(Movement).where(Movement.batch_id == batch_id).order_by(Movement.id))
     return list(rows.all())
+
+
+async def rows_by_id(ctx: core.ServiceContext, model: type, ids: list[int]) -> dict[int, Any]:
+    """Rows of a supplies table by id (node lookups), for supplies staff. Row-level security leaves out
+    another organisation's rows, so they are absent exactly like ids that do not exist."""
+    core.require(ctx, "supplies.manage")
+    if not ids:
+        return {}
+    rows = await ctx.session.scalars(select(model).where(model.id.in_(ids)))  # type: ignore[attr-defined]
+    return {row.id: row for row in rows.all()}
 
 
 async def list_donors(ctx: core.ServiceContext) -> list[Donor]:

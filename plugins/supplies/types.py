@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import strawberry
-from strawberry import Info
+from strawberry import Info, relay
 
 import core
 from plugins.supplies import services
@@ -24,9 +25,30 @@ SuppliesError = core.error_type(
 )
 
 
+def _node_pk(raw: str) -> int | None:
+    try:
+        pk = int(raw)
+    except ValueError:
+        return None
+    return pk if 0 < pk < 2**63 else None
+
+
+async def _resolve_nodes(
+    info: Info, node_ids: Iterable[str], model: type, convert: Callable[[Any], Any], required: bool
+) -> list[Any]:
+    """node(id:) for a supplies type: rows the caller may see (row-level security: their organisation's),
+    None for the others -- exactly as for ids that do not exist. Needs supplies.manage, as the lists do."""
+    pks = [_node_pk(str(i)) for i in node_ids]
+    found = await info.context.read(services.rows_by_id, model, [p for p in pks if p is not None])
+    out = [convert(found[p]) if p in found else None for p in pks]
+    if required and any(o is None for o in out):
+        raise ValueError("Some of the requested nodes do not exist.")
+    return out
+
+
 @strawberry.type
-class SuppliesItem:
-    id: strawberry.ID
+class SuppliesItem(relay.Node):
+    id: relay.NodeID[int]
     name: str
     category: str
     unit: str
@@ -34,28 +56,30 @@ class SuppliesItem:
 
     @classmethod
     def of(cls, i: Item) -> SuppliesItem:
-        return cls(
-            id=strawberry.ID(core.encode_id("SuppliesItem", i.id)),
-            name=i.name,
-            category=i.category,
-            unit=i.unit,
-            batched=i.batched,
-        )
+        return cls(id=i.id, name=i.name, category=i.category, unit=i.unit, batched=i.batched)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Item, cls.of, required)
 
 
 @strawberry.type
-class SuppliesWarehouse:
-    id: strawberry.ID
+class SuppliesWarehouse(relay.Node):
+    id: relay.NodeID[int]
     name: str
 
     @classmethod
     def of(cls, w: Warehouse) -> SuppliesWarehouse:
-        return cls(id=strawberry.ID(core.encode_id("SuppliesWarehouse", w.id)), name=w.name)
+        return cls(id=w.id, name=w.name)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Warehouse, cls.of, required)
 
 
 @strawberry.type
-class SuppliesMovement:
-    id: strawberry.ID
+class SuppliesMovement(relay.Node):
+    id: relay.NodeID[int]
     kind: str
     quantity: int
     batch_id: strawberry.ID
@@ -64,17 +88,21 @@ class SuppliesMovement:
     @classmethod
     def of(cls, m: Movement) -> SuppliesMovement:
         return cls(
-            id=strawberry.ID(core.encode_id("SuppliesMovement", m.id)),
+            id=m.id,
             kind=m.kind,
             quantity=m.quantity,
             batch_id=strawberry.ID(core.encode_id("SuppliesBatch", m.batch_id)),
             at=m.at,
         )
 
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Movement, cls.of, required)
+
 
 @strawberry.type
-class SuppliesDistribution:
-    id: strawberry.ID
+class SuppliesDistribution(relay.Node):
+    id: relay.NodeID[int]
     status: str
     recipient: str
     confirmed_by: str
@@ -83,12 +111,16 @@ class SuppliesDistribution:
     @classmethod
     def of(cls, d: Distribution) -> SuppliesDistribution:
         return cls(
-            id=strawberry.ID(core.encode_id("SuppliesDistribution", d.id)),
+            id=d.id,
             status=d.status,
             recipient=d.recipient,
             confirmed_by=d.confirmed_by,
             confirmed_at=d.confirmed_at,
         )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Distribution, cls.of, required)
 
 
 @strawberry.type(description="Per category; `balanced` checks received + adjusted = on hand + distributed.")
@@ -103,38 +135,39 @@ class SuppliesReportRow:
 
 
 @strawberry.type(description="A donor. Contact details are for supplies staff only (this list needs supplies.manage).")
-class SuppliesDonor:
-    id: strawberry.ID
+class SuppliesDonor(relay.Node):
+    id: relay.NodeID[int]
     name: str
     kind: str
     contact: str
 
     @classmethod
     def of(cls, d: Donor) -> SuppliesDonor:
-        return cls(id=strawberry.ID(core.encode_id("SuppliesDonor", d.id)), name=d.name, kind=d.kind, contact=d.contact)
+        return cls(id=d.id, name=d.name, kind=d.kind, contact=d.contact)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Donor, cls.of, required)
 
 
 @strawberry.type
-class SuppliesMoneyDonation:
-    id: strawberry.ID
+class SuppliesMoneyDonation(relay.Node):
+    id: relay.NodeID[int]
     amount: Decimal = strawberry.field(description="Yuan, two decimals (stored as fen).")
     receipt_no: str
     purpose: str
-    pk: strawberry.Private[int]
 
     @strawberry.field(description="What is left to allocate (derived from the allocations, never stored).")
     async def unallocated(self, info: Info) -> Decimal:
-        return Decimal(await info.context.read(services.unallocated_fen, self.pk)) / 100
+        return Decimal(await info.context.read(services.unallocated_fen, self.id)) / 100
 
     @classmethod
     def of(cls, m: MoneyDonation) -> SuppliesMoneyDonation:
-        return cls(
-            id=strawberry.ID(core.encode_id("SuppliesMoneyDonation", m.id)),
-            amount=Decimal(m.amount_fen) / 100,
-            receipt_no=m.receipt_no,
-            purpose=m.purpose,
-            pk=m.id,
-        )
+        return cls(id=m.id, amount=Decimal(m.amount_fen) / 100, receipt_no=m.receipt_no, purpose=m.purpose)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, MoneyDonation, cls.of, required)
 
 
 @strawberry.type

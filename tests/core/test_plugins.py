@@ -14,11 +14,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import hookspecs, migrate
-from core.database import create_sessionmaker
+from core.database import create_engine, create_sessionmaker
 from core.demo import load_demo
 from core.plugins import PluginHost, PluginLoadError, build_plugin_host
 from core.services import organizations
-from core.services.context import ServiceContext
+from core.services import plugins as plugin_service
+from core.services.context import ServiceContext, Viewer
 from core.vocab import OrganizationKind, RequestStatus
 from schema.build import build_schema
 from tests.factories import Factory
@@ -32,10 +33,16 @@ def fixture_plugin(name: str) -> Any:
     return importlib.import_module(f"tests.fixture_plugins.{name}.plugin")
 
 
+PLATFORM = Viewer(label="test admin", role="platform_admin")
+
+
 @pytest.fixture
 async def hello_make(hello_engine: AsyncEngine, clock: Any, hello_host: PluginHost) -> Any:
+    """A platform administrator's factory whose records belong to an organisation that enabled hello."""
     async with create_sessionmaker(hello_engine)() as session:
-        yield Factory(ServiceContext(session=session, clock=clock, events=hello_host))
+        make = Factory(ServiceContext(session=session, viewer=PLATFORM, clock=clock, events=hello_host))
+        home = await make.organization_using("hello", name="hello 协会")
+        yield make.in_org(home.id)
 
 
 async def _org(make: Factory, name: str) -> int:
@@ -90,7 +97,7 @@ GREET = """mutation($r: ID!, $m: String!) { helloGreet(input: {requestId: $r, me
 async def test_hook_register_graphql(hello_client: Client, hello_make: Factory) -> None:
     # given an organisation that enabled hello and one that did not
     enabled_org, other_org = await _org(hello_make, "A 社工站"), await _org(hello_make, "B 社工站")
-    request = await hello_make.request()
+    request = await hello_make.in_org(enabled_org).request()
     assert (await _enable(hello_client, enabled_org))["plugin"] == {"name": "hello", "enabledForMe": True}
     # when a member of each uses hello's mutation and query
     ok = await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "加油"}, org=enabled_org)
@@ -107,7 +114,7 @@ async def test_hook_register_graphql(hello_client: Client, hello_make: Factory) 
 
 async def test_plugin_error_type_and_codes(hello_client: Client, hello_make: Factory) -> None:
     org = await _org(hello_make, "C 社工站")
-    request = await hello_make.request()
+    request = await hello_make.in_org(org).request()
     await _enable(hello_client, org)
     shouted = await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "HELLO!!"}, org=org)
     assert shouted["helloGreet"] == {
@@ -121,7 +128,7 @@ async def test_plugin_error_type_and_codes(hello_client: Client, hello_make: Fac
 async def test_disabling_takes_effect_at_once_and_keeps_data(hello_client: Client, hello_make: Factory) -> None:
     # given greetings written while hello was enabled
     org = await _org(hello_make, "D 社工站")
-    request = await hello_make.request()
+    request = await hello_make.in_org(org).request()
     await _enable(hello_client, org)
     await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "第一条"}, org=org)
     # when hello is disabled, then re-enabled
@@ -136,7 +143,7 @@ async def test_disabling_takes_effect_at_once_and_keeps_data(hello_client: Clien
 
 async def test_node_lookup_of_a_plugin_type_obeys_enablement(hello_client: Client, hello_make: Factory) -> None:
     org, other = await _org(hello_make, "E 社工站"), await _org(hello_make, "F 社工站")
-    request = await hello_make.request()
+    request = await hello_make.in_org(org).request()
     await _enable(hello_client, org)
     greeting = await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "你好"}, org=org)
     node_id = greeting["helloGreet"]["greeting"]["id"]
@@ -216,6 +223,19 @@ async def test_hook_on_event(hello_client: Client, hello_make: Factory) -> None:
     assert await _greetings(hello_make) == 1
 
 
+async def test_a_plugin_the_organisation_has_not_enabled_neither_hears_nor_blocks(
+    hello_client: Client, hello_make: Factory
+) -> None:
+    # given a request of an organisation that has not enabled hello, titled so hello's reaction would refuse
+    other = await _org(hello_make, "N 社工站")
+    request = await hello_make.in_org(other).request(status=RequestStatus.IN_PROGRESS, title="refuse 送药")
+    # when it is fulfilled
+    data = await hello_client(FULFIL, {"id": gid("HelpRequest", request.id)})
+    # then hello was not asked: the change went through and hello wrote nothing for that organisation
+    assert data["fulfillHelpRequest"] == {"helpRequest": {"status": "FULFILLED"}, "errors": []}
+    assert await _greetings(hello_make) == 0
+
+
 @pytest.mark.parametrize(
     ("title", "code", "says"),
     [
@@ -256,7 +276,17 @@ async def test_hook_register_event_types(hello_plugin: Any, hello_engine: AsyncE
     host = build_plugin_host(entry_points=False, extra=[hello_plugin, listener])
     assert "hello.greeted" in host.event_types
     async with create_sessionmaker(hello_engine)() as session:
-        make = Factory(ServiceContext(session=session, clock=clock, events=host))
+        make = Factory(ServiceContext(session=session, viewer=PLATFORM, clock=clock, events=host))
+        org = await make.organization_using("hello")
+        await plugin_service.set_enabled(
+            make.ctx,
+            organization_id=org.id,
+            plugin="listener",
+            enabled=True,
+            installed=frozenset({"listener"}),
+            known=frozenset({"listener"}),
+        )
+        make = make.in_org(org.id)
         request = await make.request()
         # when hello publishes its event
         services = importlib.import_module("yunshegong_hello.services")
@@ -265,7 +295,10 @@ async def test_hook_register_event_types(hello_plugin: Any, hello_engine: AsyncE
     # then the listener heard it by name, with its data, after core's own events
     names = [name for name, _ in listener.HEARD]
     assert names[0] == "help_request.submitted"
-    assert listener.HEARD[-1] == ("hello.greeted", {"greeting_id": greeting.id, "request_id": request.id})
+    assert listener.HEARD[-1] == (
+        "hello.greeted",
+        {"organization_id": org.id, "greeting_id": greeting.id, "request_id": request.id},
+    )
 
 
 # -- other contributions ---------------------------------------------------------------------------------------
@@ -275,7 +308,7 @@ async def test_hook_register_migrations(hello_engine: AsyncEngine, hello_host: P
     # given the hello database migrated through the host's migration directories
     heads = await migrate.current_heads(hello_engine)
     # then both branches are at their heads and hello's table exists
-    assert heads == {"0005", "h001"}
+    assert heads == {"h001"}  # core's head 0006 lies below hello's (h001 depends on it)
     async with hello_engine.connect() as conn:
         assert await conn.scalar(text("SELECT to_regclass('hello_greetings') IS NOT NULL"))
     assert [p.name for p in hello_host.migration_dirs()] == ["migrations"]
@@ -289,7 +322,7 @@ def test_hook_register_permissions(hello_host: PluginHost) -> None:
 
 async def test_hook_register_stats(hello_client: Client, hello_make: Factory) -> None:
     org, other = await _org(hello_make, "J 社工站"), await _org(hello_make, "K 社工站")
-    request = await hello_make.request()
+    request = await hello_make.in_org(org).request()
     await _enable(hello_client, org)
     await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "一"}, org=org)
     query = "{ stats { pluginFigures { plugin key label value } } }"
@@ -299,17 +332,19 @@ async def test_hook_register_stats(hello_client: Client, hello_make: Factory) ->
     assert (await hello_client(query, org=other))["stats"]["pluginFigures"] == []
 
 
-async def test_hook_register_demo_data(hello_engine: AsyncEngine, hello_host: PluginHost) -> None:
-    # when the demo is loaded with hello installed
+async def test_hook_register_demo_data(hello_engine: AsyncEngine, hello_host: PluginHost, hello_db: Any) -> None:
+    # when the demo is loaded with hello installed (through the app role, as a platform administrator)
     assert await load_demo(hello_engine, host=hello_host)
     # then hello added its greeting, thanked the volunteers of the demo's fulfilled request (its event
-    # reaction ran during the demo too), and is enabled for the association
-    async with hello_engine.connect() as conn:
+    # reaction ran during the demo too), and is enabled for the association (read as the owner)
+    owner = create_engine(hello_db, pool_size=1)
+    async with owner.connect() as conn:
         messages = (await conn.execute(text("SELECT message FROM hello_greetings ORDER BY id"))).scalars().all()
         assert sorted(messages) == ["Welcome to the demo", "谢谢！Thank you, volunteers."]
         enabled = await conn.scalar(
             select(func.count()).select_from(text("plugin_enablements")).where(text("plugin_name = 'hello'"))
         )
+    await owner.dispose()
     assert enabled == 1
 
 
@@ -380,8 +415,6 @@ def test_every_hook_has_a_test() -> None:
 
 async def test_plugin_subscriptions_are_gated_too(hello_engine: AsyncEngine, hello_make: Factory) -> None:
     # given a plugin contributing a subscription, and an organisation that enabled it
-    from core.services import plugins as plugin_service
-    from core.services.context import Viewer
     from core.settings import Settings
     from schema.context import AppState, Context
 

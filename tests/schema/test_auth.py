@@ -18,7 +18,7 @@ from core.database import create_sessionmaker
 from core.models import AuditEntry
 from core.plugins import build_plugin_host
 from core.services import auth, organizations
-from core.services.context import SYSTEM, ServiceContext
+from core.services.context import ServiceContext, Viewer
 from core.settings import Settings
 from core.vocab import OrganizationKind, Role
 from tests.factories import Factory
@@ -59,7 +59,7 @@ async def api(engine: AsyncEngine, clock: Any) -> AsyncIterator[Api]:
 @pytest.fixture
 async def accounts(engine: AsyncEngine) -> dict[str, int]:
     async with create_sessionmaker(engine)() as session, session.begin():
-        ctx = ServiceContext(session=session, viewer=SYSTEM)
+        ctx = ServiceContext(session=session, viewer=Viewer(label="setup", role="platform_admin"))
         org = await organizations.create_organization(ctx, name="协会", kind=OrganizationKind.ASSOCIATION)
         admin = await auth.create_account(
             ctx, auth.AccountInput("admin", "管理员", PASSWORD, Role.PLATFORM_ADMIN, org.id)
@@ -79,7 +79,9 @@ async def test_login_and_me(api: Api, accounts: dict[str, int]) -> None:
     assert (anonymous["role"], anonymous["permissions"]) == (None, [])
 
 
-async def test_wrong_password_and_unknown_user_look_the_same(api: Api, accounts: dict[str, int], engine) -> None:  # type: ignore[no-untyped-def]
+async def test_wrong_password_and_unknown_user_look_the_same(
+    api: Api, accounts: dict[str, int], owner_engine: AsyncEngine
+) -> None:
     wrong = await api.login("admin", "not the password")
     unknown = await api.login("nobody", "not the password")
     assert (
@@ -92,7 +94,7 @@ async def test_wrong_password_and_unknown_user_look_the_same(api: Api, accounts:
         }
     )
     # and both attempts are in the audit trail
-    async with engine.connect() as conn:
+    async with owner_engine.connect() as conn:
         rows = (await conn.execute(select(AuditEntry.action, AuditEntry.detail).order_by(AuditEntry.id))).all()
     assert [r.action for r in rows] == ["login_failed", "login_failed"]
     assert "username=nobody" in rows[1].detail
@@ -157,7 +159,9 @@ async def test_password_change_revokes_older_tokens(api: Api, accounts: dict[str
     assert (await api.login("admin"))["errors"][0]["code"] == "UNAUTHENTICATED"
 
 
-async def test_api_tokens_are_shown_once_scoped_and_revocable(api: Api, accounts: dict[str, int], engine) -> None:  # type: ignore[no-untyped-def]
+async def test_api_tokens_are_shown_once_scoped_and_revocable(
+    api: Api, accounts: dict[str, int], owner_engine: AsyncEngine
+) -> None:
     admin = (await api.login("admin"))["token"]
     created = (
         await api.post(
@@ -174,7 +178,7 @@ async def test_api_tokens_are_shown_once_scoped_and_revocable(api: Api, accounts
     me = (await api.post(ME, token=plain)).json()["data"]["me"]
     assert (me["role"], me["label"]) == ("PARTNER", "api:胸科医院")
     # only its hash is stored
-    async with engine.connect() as conn:
+    async with owner_engine.connect() as conn:
         stored = (await conn.execute(text("SELECT token_hash FROM api_tokens"))).scalar_one()
     assert plain not in stored
     # and once revoked it is refused
@@ -187,7 +191,7 @@ async def test_api_tokens_are_shown_once_scoped_and_revocable(api: Api, accounts
 
 
 async def test_sensitive_reads_are_audited_and_masked_reads_are_not(
-    api: Api, accounts: dict[str, int], make: Factory, engine: AsyncEngine
+    api: Api, accounts: dict[str, int], make: Factory, engine: AsyncEngine, owner_engine: AsyncEngine
 ) -> None:
     # given a request with a requester's phone, read by the administrator
     request = await make.request(requester_phone="13812345678", health_details="妊娠32周")
@@ -196,7 +200,7 @@ async def test_sensitive_reads_are_audited_and_masked_reads_are_not(
     body = (await api.post(query, {"id": gid("HelpRequest", request.id)}, token=admin)).json()
     assert body["data"]["node"]["requesterPhone"] == "13812345678"
     # then the read is in the audit trail with the fields revealed, and admins can query it
-    async with engine.connect() as conn:
+    async with owner_engine.connect() as conn:
         read = (
             await conn.execute(
                 select(AuditEntry).where(AuditEntry.action == "read").order_by(AuditEntry.id.desc()).limit(1)
@@ -214,13 +218,15 @@ async def test_sensitive_reads_are_audited_and_masked_reads_are_not(
     assert log == {"totalCount": 1, "nodes": [{"actor": "admin", "fields": ["healthDetails", "requesterPhone"]}]}
 
 
-async def test_writes_and_refusals_are_audited(api: Api, accounts: dict[str, int], make: Factory, engine) -> None:  # type: ignore[no-untyped-def]
+async def test_writes_and_refusals_are_audited(
+    api: Api, accounts: dict[str, int], make: Factory, owner_engine: AsyncEngine
+) -> None:
     request = await make.request()
     admin = (await api.login("admin"))["token"]
     verify = "mutation($id: ID!) { verifyHelpRequest(input: {id: $id}) { errors { code } } }"
     await api.post(verify, {"id": gid("HelpRequest", request.id)}, token=admin)
     await api.post(verify, {"id": gid("HelpRequest", request.id)})  # anonymous: refused
-    async with engine.connect() as conn:
+    async with owner_engine.connect() as conn:
         rows = (
             await conn.execute(
                 select(AuditEntry.action, AuditEntry.operation, AuditEntry.actor, AuditEntry.record_id)
@@ -234,7 +240,7 @@ async def test_writes_and_refusals_are_audited(api: Api, accounts: dict[str, int
     ]
 
 
-async def test_nobody_can_edit_the_audit_trail(api: Api, accounts: dict[str, int], engine: AsyncEngine) -> None:
+async def test_nobody_can_edit_the_audit_trail(api: Api, accounts: dict[str, int], owner_engine: AsyncEngine) -> None:
     await api.login("admin", "wrong password")
     # no mutation touches it
     schema = (await api.post("{ __schema { mutationType { fields { name } } } }")).json()
@@ -242,7 +248,7 @@ async def test_nobody_can_edit_the_audit_trail(api: Api, accounts: dict[str, int
     # and the database refuses edits and deletes, whoever asks
     for statement in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
         with pytest.raises(DBAPIError, match="append-only"):
-            async with engine.begin() as conn:
+            async with owner_engine.begin() as conn:
                 await conn.execute(text(statement))
 
 

@@ -153,7 +153,7 @@ async def test_capacity_holds_under_concurrent_offers(make: Factory, engine: Asy
 
     async def offer(request_id: int) -> str:
         async with sessionmaker() as session:
-            ctx = ServiceContext(session=session, clock=clock)
+            ctx = ServiceContext(session=session, viewer=make.ctx.viewer, clock=clock)
             try:
                 async with session.begin():
                     await assignments.offer(ctx, request_id, volunteer.id)
@@ -224,7 +224,8 @@ async def test_a_volunteer_cannot_answer_someone_elses_offer(make: Factory) -> N
     # when another volunteer tries to accept it
     from core.services.context import ServiceContext, Viewer
 
-    other = ServiceContext(make.ctx.session, Viewer(label="v", role="volunteer", volunteer_id=mine.id), make.ctx.clock)
+    volunteer = Viewer(label="v", role="volunteer", volunteer_id=mine.id, organization_id=mine.organization_id)
+    other = ServiceContext(make.ctx.session, volunteer, make.ctx.clock)
     with pytest.raises(DomainError) as err:
         await assignments.accept(other, offer.id)
     # then, as far as they can tell, there is no such offer

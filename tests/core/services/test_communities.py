@@ -43,7 +43,10 @@ async def test_team_limit_holds_under_concurrent_additions(make: Factory, engine
             try:
                 async with session.begin():
                     await communities.add_liaison(
-                        ServiceContext(session=session), community.id, volunteer_id, LiaisonRole.VOLUNTEER
+                        ServiceContext(session=session, viewer=make.ctx.viewer),
+                        community.id,
+                        volunteer_id,
+                        LiaisonRole.VOLUNTEER,
                     )
                 return "ok"
             except DomainError as exc:

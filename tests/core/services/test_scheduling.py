@@ -46,7 +46,7 @@ async def test_twenty_concurrent_bookings_of_one_slot_leave_exactly_one(
 
     async def book(offset_minutes: int) -> str:
         async with sessionmaker() as session:
-            ctx = ServiceContext(session=session, clock=clock)
+            ctx = ServiceContext(session=session, viewer=make.ctx.viewer, clock=clock)
             try:
                 async with session.begin():
                     start = at(monday, 10) + timedelta(minutes=offset_minutes)

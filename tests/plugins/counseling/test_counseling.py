@@ -1,14 +1,19 @@
-"""Counseling: sessions on the shared calendar, notes privacy, journals and risk follow-up."""
+"""Counseling: sessions on the shared calendar, notes privacy, journals and risk follow-up.
+
+The callers act for the fixtures' organisation (`home_org`): under row-level security a caller of no
+organisation sees no counseling record at all."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core import tenancy
 from core.database import create_sessionmaker
 from core.errors import DomainError
 from core.models import Appointment
@@ -32,23 +37,39 @@ class Recorder:
 
 
 def as_(make: Factory, role: str, permissions: frozenset[str], volunteer_id: int | None = None) -> ServiceContext:
-    viewer = Viewer(label=role, role=role, volunteer_id=volunteer_id, extra_permissions=permissions)
+    """A caller of the fixtures' organisation on the shared session. Creating it binds the session to this
+    caller (the database acts for the latest one): create it right where it is used."""
+    viewer = Viewer(
+        label=role,
+        role=role,
+        organization_id=make.ctx.viewer.organization_id,
+        volunteer_id=volunteer_id,
+        extra_permissions=permissions,
+    )
     return ServiceContext(make.ctx.session, viewer, make.ctx.clock, events=make.ctx.events)
+
+
+def as_admin(make: Factory) -> ServiceContext:
+    """The factory's own caller again (a platform administrator of the fixtures' organisation)."""
+    tenancy.bind(make.ctx.session, make.ctx.viewer)
+    return make.ctx
 
 
 @pytest.fixture
 async def setup(make: Factory) -> dict[str, int]:
-    staff = as_(make, "organization_admin", SUPERVISE)
+    staff = partial(as_, make, "organization_admin", SUPERVISE)
     ids = {}
     for key, specialties in (("grief", ["grief"]), ("perinatal", ["perinatal", "anxiety"])):
+        as_admin(make)
         person = await make.volunteer()
-        counselor = await services.register_counselor(staff, person.id, specialties=specialties, languages=["zh"])
+        counselor = await services.register_counselor(staff(), person.id, specialties=specialties, languages=["zh"])
         for weekday in range(7):
-            await scheduling.add_window(staff, person.id, weekday, time(9), time(12))
+            await scheduling.add_window(staff(), person.id, weekday, time(9), time(12))
         ids[key], ids[f"{key}_person"] = counselor.id, person.id
-    client = await services.register_client(staff, name="居民", phone="13700001111", consent=True)
+    client = await services.register_client(staff(), name="居民", phone="13700001111", consent=True)
     ids["client"] = client.id
     await make.commit()
+    as_admin(make)
     return ids
 
 
@@ -73,7 +94,10 @@ async def test_twenty_concurrent_bookings_of_one_counselor(make: Factory, setup,
 
     async def book(offset: int) -> str:
         async with sessionmaker() as session:
-            ctx = ServiceContext(session, Viewer(label="c", role="counselor", extra_permissions=MANAGE), clock)
+            viewer = Viewer(
+                label="c", role="counselor", organization_id=make.ctx.viewer.organization_id, extra_permissions=MANAGE
+            )
+            ctx = ServiceContext(session, viewer, clock)
             try:
                 async with session.begin():
                     await services.book_session(
@@ -106,27 +130,32 @@ async def test_a_casework_visit_and_a_session_cannot_overlap(make: Factory, setu
 
 
 async def test_notes_are_for_the_counselor_and_supervisors_only(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
-    own = as_(make, "counselor", MANAGE, volunteer_id=setup["grief_person"])
+    own = partial(as_, make, "counselor", MANAGE, volunteer_id=setup["grief_person"])
     session = await services.book_session(
-        own, client_id=setup["client"], counselor_id=setup["grief"], start=at(next_monday(clock), 9), **online()
+        own(), client_id=setup["client"], counselor_id=setup["grief"], start=at(next_monday(clock), 9), **online()
     )
-    await services.write_notes(own, session.id, "来访者提到失眠")
-    other_counselor = as_(make, "counselor", MANAGE, volunteer_id=setup["perinatal_person"])
-    social_worker = as_(make, "social_worker", MANAGE, volunteer_id=None)
-    supervisor = as_(make, "organization_admin", SUPERVISE)
-    readers = {
-        name: await services.can_read_notes(ctx, session)
-        for name, ctx in {
-            "own": own,
-            "other counselor": other_counselor,
-            "social worker": social_worker,
-            "supervisor": supervisor,
-        }.items()
+    await services.write_notes(own(), session.id, "来访者提到失眠")
+    callers = {
+        "own": own,
+        "other counselor": partial(as_, make, "counselor", MANAGE, volunteer_id=setup["perinatal_person"]),
+        "social worker": partial(as_, make, "social_worker", MANAGE, volunteer_id=None),
+        "supervisor": partial(as_, make, "organization_admin", SUPERVISE),
+        # rank alone does not read notes: an administrator without counseling.read_notes
+        "platform administrator": partial(as_, make, "platform_admin", MANAGE),
     }
-    assert readers == {"own": True, "other counselor": False, "social worker": False, "supervisor": True}
+    readers = {name: await services.can_read_notes(caller(), session) for name, caller in callers.items()}
+    assert readers == {
+        "own": True,
+        "other counselor": False,
+        "social worker": False,
+        "supervisor": True,
+        "platform administrator": False,
+    }
     with pytest.raises(DomainError) as err:
-        await services.write_notes(other_counselor, session.id, "overwrite")
+        await services.write_notes(callers["other counselor"](), session.id, "overwrite")
     assert err.value.code == "FORBIDDEN"
+    await make.ctx.session.refresh(session)
+    assert session.notes == "来访者提到失眠"
 
 
 async def test_session_lifecycle_and_bad_input(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
@@ -189,17 +218,20 @@ async def test_session_lifecycle_and_bad_input(make: Factory, setup, clock) -> N
 async def test_journal_missed_days_trend_and_a_risk_event_fired_once(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
     recorder = Recorder()
     make.ctx.events = recorder
-    staff = as_(make, "counselor", MANAGE)
-    programme = await services.create_programme(staff, "14天心理健康日志", [f"第{i}天" for i in range(1, 15)])
+    staff = partial(as_, make, "counselor", MANAGE)
+    programme = await services.create_programme(staff(), "14天心理健康日志", [f"第{i}天" for i in range(1, 15)])
     start = clock.now.astimezone(SHANGHAI).date() - timedelta(days=5)
-    enrolment = await services.enrol(staff, setup["client"], programme.id, start)
+    enrolment = await services.enrol(staff(), setup["client"], programme.id, start)
     # entries on days 1, 2, 4, 5, 6 (today); day 3 missed
     for offset, mood in ((0, 6), (1, 3), (3, 2), (4, 2), (5, 1)):
-        await services.add_entry(staff, enrolment.id, mood, on=start + timedelta(days=offset))
-    assert await services.missed_days(staff, enrolment.id) == [3]
-    assert await services.trend(staff, enrolment.id) == [(1, 6), (2, 3), (4, 2), (5, 2), (6, 1)]
+        await services.add_entry(staff(), enrolment.id, mood, on=start + timedelta(days=offset))
+    assert await services.missed_days(staff(), enrolment.id) == [3]
+    assert await services.trend(staff(), enrolment.id) == [(1, 6), (2, 3), (4, 2), (5, 2), (6, 1)]
     raised = [e for e in recorder.events if getattr(e, "name", "") == "counseling.risk_raised"]
     assert len(raised) == 1  # the flag stayed open: later low entries did not raise it again
+    # the event names the client's organisation (the host delivers it to the plugins that one enabled)
+    assert raised[0].organization_id == make.ctx.viewer.organization_id
+    assert (raised[0].client_id, raised[0].source) == (setup["client"], "mood_trend")
     flags = await services.open_flags(as_(make, "organization_admin", SUPERVISE))
     assert [(f.source, f.severity) for f, _ in flags] == [("mood_trend", "medium")]
     for bad in (
@@ -208,7 +240,7 @@ async def test_journal_missed_days_trend_and_a_risk_event_fired_once(make: Facto
         {"mood": 5, "on": start + timedelta(days=20)},
     ):
         with pytest.raises(DomainError) as err:
-            await services.add_entry(staff, enrolment.id, **bad)  # type: ignore[arg-type]
+            await services.add_entry(staff(), enrolment.id, **bad)  # type: ignore[arg-type]
         assert err.value.code == "OUT_OF_RANGE"
 
 
@@ -219,3 +251,13 @@ async def test_open_flags_are_for_supervisors(make: Factory, setup) -> None:  # 
     assert err.value.code == "FORBIDDEN"
     ((flag, age),) = await services.open_flags(as_(make, "organization_admin", SUPERVISE))
     assert (flag.severity, age) == ("high", timedelta(0))
+    # a supervisor resolves it after follow-up: it leaves the list, and a second resolve is refused
+    with pytest.raises(DomainError) as err:
+        await services.resolve_flag(as_(make, "counselor", MANAGE), flag.id)
+    assert err.value.code == "FORBIDDEN"
+    resolved = await services.resolve_flag(as_(make, "organization_admin", SUPERVISE), flag.id)
+    assert resolved.resolved_at is not None
+    assert await services.open_flags(as_(make, "organization_admin", SUPERVISE)) == []
+    with pytest.raises(DomainError) as err:
+        await services.resolve_flag(as_(make, "organization_admin", SUPERVISE), flag.id)
+    assert err.value.code == "INVALID_TRANSITION"

@@ -12,14 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
 from core.errors import DomainError
-from core.services.context import SYSTEM, ServiceContext
+from core.services.context import ServiceContext, Viewer
 from plugins.supplies import services
-from tests.factories import Factory
+from tests.plugins.supplies.conftest import NewCommunity
 
 
 @pytest.fixture
-def ctx(make: Factory) -> ServiceContext:
-    return ServiceContext(make.ctx.session, SYSTEM, make.ctx.clock)
+def ctx(staff_ctx: ServiceContext) -> ServiceContext:
+    """The supplies organisation's staff (tests/plugins/supplies/conftest.py)."""
+    return staff_ctx
 
 
 @pytest.mark.parametrize(("amount", "fen"), [("5000000", 500_000_000), ("30000.5", 3_000_050), ("0.01", 1)])
@@ -38,7 +39,7 @@ def test_bad_amounts(amount: str, code: str) -> None:
 
 
 async def test_allocations_never_exceed_the_donation_under_concurrency(
-    ctx: ServiceContext, engine: AsyncEngine, clock: Any
+    ctx: ServiceContext, staff: Viewer, engine: AsyncEngine, clock: Any
 ) -> None:
     # given a 5,000,000 yuan donation from a foundation
     donor = await services.create_donor(ctx, "陕西慈善基金会", "organization", contact="029-88880000")
@@ -48,7 +49,7 @@ async def test_allocations_never_exceed_the_donation_under_concurrency(
 
     async def allocate() -> str:
         async with sessionmaker() as session:
-            side = ServiceContext(session, SYSTEM, clock)
+            side = ServiceContext(session, staff, clock)
             try:
                 async with session.begin():
                     await services.allocate(side, donation.id, "400000", "采购防护服")
@@ -98,14 +99,14 @@ async def test_stock_reports(ctx: ServiceContext, clock: Any) -> None:
     assert await services.received_by_donor(ctx) == [("爱心企业", 28, 0)]
 
 
-async def test_reports_by_dimension(ctx: ServiceContext, make: Factory) -> None:
+async def test_reports_by_dimension(ctx: ServiceContext, new_community: NewCommunity) -> None:
     donor = await services.create_donor(ctx, "爱心企业", "organization")
     masks = await services.create_item(ctx, "N95口罩", "medical_protection", "只")
     rice = await services.create_item(ctx, "大米", "food", "袋")
     a, b = await services.create_warehouse(ctx, "碑林仓库"), await services.create_warehouse(ctx, "雁塔仓库")
     await services.receive(ctx, warehouse_id=a.id, item_id=masks.id, quantity=100, donor_id=donor.id)
     await services.receive(ctx, warehouse_id=b.id, item_id=rice.id, quantity=40)
-    community = await make.community(name="粉巷社区")
+    community = await new_community(name="粉巷社区")
     await services.distribute(ctx, warehouse_id=a.id, item_id=masks.id, quantity=30, community_id=community.id)
     assert await services.report_by(ctx, "warehouse") == [("碑林仓库", 100, 30, 70), ("雁塔仓库", 40, 0, 40)]
     assert sorted(await services.report_by(ctx, "donor")) == sorted([("爱心企业", 100, 30, 70), ("—", 40, 0, 40)])

@@ -13,15 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
 from core.errors import DomainError
-from core.services.context import SYSTEM, ServiceContext
+from core.models import Organization
+from core.services.context import ServiceContext, Viewer
 from plugins.supplies import services
 from plugins.supplies.models import Distribution
-from tests.factories import Factory
+from tests.plugins.supplies.conftest import NewCommunity
 
 
 @pytest.fixture
-def ctx(make: Factory) -> ServiceContext:
-    return ServiceContext(make.ctx.session, SYSTEM, make.ctx.clock)
+def ctx(staff_ctx: ServiceContext) -> ServiceContext:
+    """The supplies organisation's staff (tests/plugins/supplies/conftest.py)."""
+    return staff_ctx
 
 
 @pytest.fixture
@@ -42,15 +44,20 @@ async def stock(ctx: ServiceContext) -> dict[str, int]:
 
 
 async def test_fifty_concurrent_distributions_never_overdraw(
-    stock: dict[str, int], engine: AsyncEngine, make: Factory, ctx: ServiceContext, clock: Any
+    stock: dict[str, int],
+    engine: AsyncEngine,
+    new_community: NewCommunity,
+    ctx: ServiceContext,
+    staff: Viewer,
+    clock: Any,
 ) -> None:
     # given 100 masks and a community, and 50 coordinators each distributing 4 (200 wanted)
-    community = await make.community()
+    community = await new_community()
     sessionmaker = create_sessionmaker(engine)
 
     async def distribute() -> str:
         async with sessionmaker() as session:
-            side = ServiceContext(session, SYSTEM, clock)
+            side = ServiceContext(session, staff, clock)
             try:
                 async with session.begin():
                     await services.distribute(
@@ -72,15 +79,20 @@ async def test_fifty_concurrent_distributions_never_overdraw(
 
 
 async def test_one_key_sent_twenty_times_at_once_moves_stock_once(
-    stock: dict[str, int], engine: AsyncEngine, make: Factory, ctx: ServiceContext, clock: Any
+    stock: dict[str, int],
+    engine: AsyncEngine,
+    new_community: NewCommunity,
+    ctx: ServiceContext,
+    staff: Viewer,
+    clock: Any,
 ) -> None:
-    community = await make.community()
+    community = await new_community()
     sessionmaker = create_sessionmaker(engine)
     arguments = {"warehouse": stock["main"], "item": stock["masks"], "quantity": 10, "community": community.id}
 
     async def send() -> int:
         async with sessionmaker() as session:
-            side = ServiceContext(session, SYSTEM, clock)
+            side = ServiceContext(session, staff, clock)
             async with session.begin():
                 distribution = await services.idempotent(
                     side,
@@ -112,7 +124,7 @@ async def test_one_key_sent_twenty_times_at_once_moves_stock_once(
     assert err.value.code == "IDEMPOTENCY_MISMATCH"
 
 
-async def test_first_expiry_first_out(stock: dict[str, int], make: Factory, ctx: ServiceContext) -> None:
+async def test_first_expiry_first_out(stock: dict[str, int], ctx: ServiceContext) -> None:
     today = date(2030, 1, 1)
     late = await services.receive(
         ctx,
@@ -215,8 +227,10 @@ async def test_the_database_refuses_negative_stock_whatever_writes(stock: dict[s
     await ctx.session.rollback()
 
 
-async def test_trace_follows_a_donation_line(stock: dict[str, int], make: Factory, ctx: ServiceContext) -> None:
-    community = await make.community()
+async def test_trace_follows_a_donation_line(
+    stock: dict[str, int], new_community: NewCommunity, ctx: ServiceContext
+) -> None:
+    community = await new_community()
     await services.transfer(
         ctx, batch_id=stock["mask_batch"], from_warehouse=stock["main"], to_warehouse=stock["other"], quantity=40
     )
@@ -228,9 +242,9 @@ async def test_trace_follows_a_donation_line(stock: dict[str, int], make: Factor
 
 
 async def test_a_partial_delivery_returns_the_rest_to_stock(
-    stock: dict[str, int], make: Factory, ctx: ServiceContext
+    stock: dict[str, int], new_community: NewCommunity, ctx: ServiceContext
 ) -> None:
-    community = await make.community()
+    community = await new_community()
     distribution = await services.distribute(
         ctx, warehouse_id=stock["main"], item_id=stock["masks"], quantity=30, community_id=community.id
     )
@@ -245,7 +259,7 @@ async def test_a_partial_delivery_returns_the_rest_to_stock(
     assert await services.ledger_agrees(ctx)
 
 
-async def test_report_for_a_period(stock: dict[str, int], make: Factory, ctx: ServiceContext, clock: Any) -> None:
+async def test_report_for_a_period(stock: dict[str, int], ctx: ServiceContext, clock: Any) -> None:
     # 100 received before the period; during it 20 more arrive and 30 go out
     start = clock.now
     clock.now += timedelta(days=1)
@@ -261,11 +275,9 @@ async def test_report_for_a_period(stock: dict[str, int], make: Factory, ctx: Se
 
 
 async def test_community_heads_confirm_deliveries_to_their_own_community(
-    stock: dict[str, int], make: Factory, ctx: ServiceContext
+    stock: dict[str, int], new_community: NewCommunity, ctx: ServiceContext, supplies_org: Organization
 ) -> None:
-    from core.services.context import Viewer
-
-    mine, theirs = await make.community(), await make.community()
+    mine, theirs = await new_community(), await new_community()
     to_mine = await services.distribute(
         ctx, warehouse_id=stock["main"], item_id=stock["masks"], quantity=5, community_id=mine.id
     )
@@ -274,7 +286,11 @@ async def test_community_heads_confirm_deliveries_to_their_own_community(
     )
     for d in (to_mine, to_theirs):
         await services.dispatch(ctx, d.id)
-    head = ServiceContext(ctx.session, Viewer(label="head", role="community_head", community_id=mine.id), ctx.clock)
+    head = ServiceContext(
+        ctx.session,
+        Viewer(label="head", role="community_head", organization_id=supplies_org.id, community_id=mine.id),
+        ctx.clock,
+    )
     done = await services.confirm_delivery(head, to_mine.id, "收到")
     assert (done.status, done.confirmed_by) == ("delivered", "head")
     with pytest.raises(DomainError) as err:

@@ -6,26 +6,30 @@ from typing import Any
 
 from sqlalchemy import text
 
+from core.models import Organization
 from core.services import organizations
-from core.services.context import SYSTEM, ServiceContext
+from core.services.context import ServiceContext
 from core.vocab import OrganizationKind, RequestStatus
 from plugins.supplies import services
 from tests.factories import Factory
+from tests.plugins.supplies.conftest import NewCommunity
 from tests.schema.helpers import gid
 
 DISTRIBUTE = """mutation($input: SuppliesDistributeInput!) { suppliesDistribute(input: $input) {
   distribution { id status } errors { code field } } }"""
 
 
-async def test_supplies_over_graphql(api, make: Factory) -> None:  # type: ignore[no-untyped-def]
-    # given an organisation with supplies enabled, 10 masks in a warehouse and a request in progress
-    org = await make.organization_using("supplies", "物资组")
-    system = ServiceContext(make.ctx.session, SYSTEM, make.ctx.clock)
-    item = await services.create_item(system, "N95口罩", "medical_protection", "只")
-    warehouse = await services.create_warehouse(system, "碑林仓库")
-    await services.receive(system, warehouse_id=warehouse.id, item_id=item.id, quantity=10)
-    request = await make.request(status=RequestStatus.IN_PROGRESS)
-    await make.commit()
+async def test_supplies_over_graphql(  # type: ignore[no-untyped-def]
+    api, make: Factory, supplies_org: Organization, staff_ctx: ServiceContext, new_community: NewCommunity
+) -> None:
+    # given an organisation with supplies enabled, 10 masks in its warehouse and a request in progress in
+    # one of its communities
+    org = supplies_org
+    item = await services.create_item(staff_ctx, "N95口罩", "medical_protection", "只")
+    warehouse = await services.create_warehouse(staff_ctx, "碑林仓库")
+    await services.receive(staff_ctx, warehouse_id=warehouse.id, item_id=item.id, quantity=10)
+    await staff_ctx.session.commit()
+    request = await make.request(await new_community(), status=RequestStatus.IN_PROGRESS)
     staff = {"role": "organization_admin", "org": org.id}
     coordinator = {"role": "platform_admin", "org": org.id}
     base = {"warehouseId": gid("SuppliesWarehouse", warehouse.id), "itemId": gid("SuppliesItem", item.id)}
