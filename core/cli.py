@@ -36,7 +36,7 @@ async def _prepare(settings: Settings, host: PluginHost, *, demo: bool) -> Datab
         await migrate.upgrade(engine, host.migration_dirs())
         async with engine.connect() as conn:
             # A table declared organisation-owned without its policies would be open to every organisation.
-            unprotected = await tenancy.unprotected_tables(conn, tenancy.owned_tables())
+            unprotected = await tenancy.unprotected_tables(conn)
         if unprotected:
             raise SystemExit(f"yunshegong: tables without row-level security: {', '.join(unprotected)}")
         if demo:

@@ -142,14 +142,16 @@ async def load_demo(engine: AsyncEngine, *, now: datetime | None = None, host: P
         await session.execute(text("SELECT pg_advisory_xact_lock(727002)"))
         if await session.scalar(select(AppMeta.key).where(AppMeta.key == DEMO_MARKER)) is not None:
             return False
-        ctx = ServiceContext(session=session, viewer=DEMO_VIEWER)
+        # The demo loader also holds every plugin permission (a platform administrator's role does not).
+        granted = frozenset(p.name for p in host.permissions) if host is not None else frozenset()
+        ctx = ServiceContext(session=session, viewer=dataclasses.replace(DEMO_VIEWER, extra_permissions=granted))
         if now is not None:
             ctx.clock = lambda: now
         if host is not None:
             ctx.events = host
         association = await _populate(ctx, random.Random(20211223), frozenset(host.plugins) if host else frozenset())
         # Plugins add their demo rows as the association's (their tables default to the caller's organisation).
-        ctx = dataclasses.replace(ctx, viewer=dataclasses.replace(DEMO_VIEWER, organization_id=association.id))
+        ctx = dataclasses.replace(ctx, viewer=dataclasses.replace(ctx.viewer, organization_id=association.id))
         if host is not None:
             await host.call_each_async("register_demo_data", ctx=ctx)
         session.add(AppMeta(key=DEMO_MARKER, value=ctx.now().isoformat()))

@@ -270,6 +270,14 @@ def check_tables_declared(host: PluginHost) -> None:
     from core.database import Base
     from core.tenancy import tenancy_of
 
+    for plugin in host.plugins.values():
+        # A plugin's models are checked whether or not its hooks have imported them yet.
+        models = f"{plugin.package}.models"
+        try:
+            importlib.import_module(models)
+        except ModuleNotFoundError as exc:
+            if exc.name != models:
+                raise PluginLoadError(f"plugin {plugin.name!r}: {models} failed to import: {exc!r}") from exc
     for mapper in Base.registry.mappers:
         cls = mapper.class_
         plugin = host.owner_of(cls)

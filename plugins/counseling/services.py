@@ -193,8 +193,10 @@ async def register_client(
     organization_id = own_organisation(ctx)
     if community_id is not None:
         community = await _get(ctx, core.Community, community_id, "Community", "communityId")
-        if community.organization_id != organization_id:
-            raise core.NotFound("Community", ("input", "communityId"))
+        if community.organization_id != organization_id:  # only a platform administrator sees it at all
+            raise core.DomainError(
+                "ORGANIZATION_MISMATCH", "The community belongs to another organisation.", ("input", "communityId")
+            )
     client = Client(
         name=clean_name,
         phone=clean_phone,
@@ -248,6 +250,25 @@ async def matching_counselors(
     if language:
         stmt = stmt.where(Counselor.languages.contains([language.lower()]))
     return list((await ctx.session.scalars(stmt.order_by(Counselor.id))).all())
+
+
+async def free_slots(
+    ctx: core.ServiceContext,
+    start: datetime,
+    end: datetime,
+    duration: timedelta,
+    *,
+    specialty: str | None = None,
+    language: str | None = None,
+    mode: str = "online",
+    qualification: str | None = None,
+) -> list[tuple[Any, Counselor]]:
+    """Free slots of the counselors who fit (among those the caller may address), earliest first."""
+    core.require(ctx, "counseling.manage")
+    found = await matching_counselors(ctx, specialty, language, mode, qualification)
+    counselors = {c.volunteer_id: c for c in found}
+    slots = await scheduling.free_slots(ctx, list(counselors), start, end, duration)
+    return [(s, counselors[s.owner_id]) for s in slots]
 
 
 async def book_session(
@@ -605,6 +626,22 @@ async def resolve_flag(ctx: core.ServiceContext, flag_id: int) -> RiskFlag:
     flag.resolved_at = ctx.now()
     await _flush(ctx)
     return flag
+
+
+async def rows_by_id(ctx: core.ServiceContext, model: type[M], pks: Sequence[int]) -> dict[int, M]:
+    """node(id:): those of `pks` the caller may address, by id (the same scope as the lists: risk flags for
+    their organisation's supervisors, other records for their organisation). Another organisation's ids are
+    simply absent, like missing ones."""
+    core.require(ctx, "counseling.manage")
+    if model is RiskFlag:
+        core.require(ctx, SUPERVISE)
+        scope = supervised(ctx)
+    else:
+        scope = visible(ctx, model)
+    if not pks:
+        return {}
+    rows = await ctx.session.scalars(select(model).where(model.id.in_(list(pks)), scope))  # type: ignore[attr-defined]
+    return {row.id: row for row in rows}  # type: ignore[attr-defined]
 
 
 async def all_sessions(ctx: core.ServiceContext) -> list[Session]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import strawberry
-from strawberry import Info
+from strawberry import Info, relay
 
 import core
 from core.models import Appointment
-from core.services import scheduling
 from plugins.counseling import services
 from plugins.counseling.models import Client, Counselor, Enrolment, Programme, RiskFlag, Session
 
@@ -19,9 +19,30 @@ CounselingError = core.error_type(
 )
 
 
+async def _resolve_nodes(
+    info: Info, node_ids: Iterable[str], model: type, convert: Callable[[Any], Any], required: bool
+) -> list[Any]:
+    """node(id:) for a counseling type: the rows the caller may address (their organisation's; risk flags:
+    their organisation's supervisors), None for the others -- exactly as for ids that do not exist."""
+    pks = [_node_pk(str(i)) for i in node_ids]
+    found = await info.context.read(services.rows_by_id, model, [p for p in pks if p is not None])
+    out = [convert(found[p]) if p in found else None for p in pks]
+    if required and any(o is None for o in out):
+        raise ValueError("Some of the requested nodes do not exist.")
+    return out
+
+
+def _node_pk(raw: str) -> int | None:
+    try:
+        pk = int(raw)
+    except ValueError:
+        return None
+    return pk if 0 < pk < 2**63 else None
+
+
 @strawberry.type
-class CounselingCounselor:
-    id: strawberry.ID
+class CounselingCounselor(relay.Node):
+    id: relay.NodeID[int]
     specialties: list[str]
     languages: list[str]
     modes: list[str]
@@ -30,12 +51,16 @@ class CounselingCounselor:
     @classmethod
     def of(cls, c: Counselor) -> CounselingCounselor:
         return cls(
-            id=strawberry.ID(core.encode_id("CounselingCounselor", c.id)),
+            id=c.id,
             specialties=list(c.specialties),
             languages=list(c.languages),
             modes=list(c.modes),
             volunteer_pk=c.volunteer_id,
         )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Counselor, cls.of, required)
 
     @strawberry.field
     async def name(self, info: Info) -> str | None:
@@ -44,38 +69,36 @@ class CounselingCounselor:
 
 
 @strawberry.type
-class CounselingClient:
-    id: strawberry.ID
+class CounselingClient(relay.Node):
+    id: relay.NodeID[int]
     name: str
     consent_at: datetime
     phone_value: strawberry.Private[str]
-    pk: strawberry.Private[int]
     organization_pk: strawberry.Private[int]
 
     @classmethod
     def of(cls, c: Client) -> CounselingClient:
         return cls(
-            id=strawberry.ID(core.encode_id("CounselingClient", c.id)),
-            name=c.name,
-            consent_at=c.consent_at,
-            phone_value=c.phone,
-            pk=c.id,
-            organization_pk=c.organization_id,
+            id=c.id, name=c.name, consent_at=c.consent_at, phone_value=c.phone, organization_pk=c.organization_id
         )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Client, cls.of, required)
 
     @strawberry.field(
         description="Sensitive: the client's organisation's counselors and social workers; masked for others."
     )
     def phone(self, info: Info) -> str:
         if services.sees_phone(info.context.viewer, self.organization_pk):
-            info.context.note_sensitive_read("CounselingClient", self.pk, "phone")
+            info.context.note_sensitive_read("CounselingClient", self.id, "phone")
             return self.phone_value
         return core.mask_phone(self.phone_value) or ""
 
 
 @strawberry.type
-class CounselingSession:
-    id: strawberry.ID
+class CounselingSession(relay.Node):
+    id: relay.NodeID[int]
     status: str
     mode: str
     meeting_link: str
@@ -86,7 +109,7 @@ class CounselingSession:
     @classmethod
     def of(cls, s: Session) -> CounselingSession:
         return cls(
-            id=strawberry.ID(core.encode_id("CounselingSession", s.id)),
+            id=s.id,
             status=s.status,
             mode=s.mode,
             meeting_link=s.meeting_link,
@@ -94,6 +117,10 @@ class CounselingSession:
             cancel_reason=s.cancel_reason,
             row=s,
         )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Session, cls.of, required)
 
     async def _slot(self, info: Info) -> Any:
         # One batched query for every session of the page (a DataLoader), not one per session.
@@ -125,15 +152,34 @@ class CounselingSlot:
 
 
 @strawberry.type
-class CounselingRiskFlag:
-    id: strawberry.ID
+class CounselingRiskFlag(relay.Node):
+    id: relay.NodeID[int]
     severity: str
     source: str
     note: str
     raised_at: datetime
     resolved_at: datetime | None
-    age_minutes: int
     client_id: strawberry.ID
+
+    @classmethod
+    def of(cls, f: RiskFlag) -> CounselingRiskFlag:
+        return cls(
+            id=f.id,
+            severity=f.severity,
+            source=f.source,
+            note=f.note,
+            raised_at=f.raised_at,
+            resolved_at=f.resolved_at,
+            client_id=strawberry.ID(core.encode_id("CounselingClient", f.client_id)),
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, RiskFlag, cls.of, required)
+
+    @strawberry.field(description="Minutes since the flag was raised.")
+    def age_minutes(self, info: Info) -> int:
+        return int((info.context.app.clock() - self.raised_at).total_seconds() // 60)
 
 
 @strawberry.type
@@ -150,44 +196,34 @@ class CounselingJournal:
 
 
 @strawberry.type
-class CounselingProgramme:
-    id: strawberry.ID
+class CounselingProgramme(relay.Node):
+    id: relay.NodeID[int]
     name: str
     days: int
     prompts: list[str]
 
     @classmethod
     def of(cls, p: Programme) -> CounselingProgramme:
-        return cls(
-            id=strawberry.ID(core.encode_id("CounselingProgramme", p.id)),
-            name=p.name,
-            days=p.days,
-            prompts=list(p.prompts),
-        )
+        return cls(id=p.id, name=p.name, days=p.days, prompts=list(p.prompts))
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Programme, cls.of, required)
 
 
 @strawberry.type
-class CounselingEnrolment:
-    id: strawberry.ID
+class CounselingEnrolment(relay.Node):
+    id: relay.NodeID[int]
     starts_on: date
     days: int
 
     @classmethod
     def of(cls, e: Enrolment) -> CounselingEnrolment:
-        return cls(id=strawberry.ID(core.encode_id("CounselingEnrolment", e.id)), starts_on=e.starts_on, days=e.days)
+        return cls(id=e.id, starts_on=e.starts_on, days=e.days)
 
-
-def _flag(f: RiskFlag, age_minutes: int) -> CounselingRiskFlag:
-    return CounselingRiskFlag(
-        id=strawberry.ID(core.encode_id("CounselingRiskFlag", f.id)),
-        severity=f.severity,
-        source=f.source,
-        note=f.note,
-        raised_at=f.raised_at,
-        resolved_at=f.resolved_at,
-        age_minutes=age_minutes,
-        client_id=strawberry.ID(core.encode_id("CounselingClient", f.client_id)),
-    )
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Enrolment, cls.of, required)
 
 
 CounselingCounselorPayload = core.payload(
@@ -248,21 +284,21 @@ class CounselingQuery:
         mode: str = "online",
         qualification: str | None = None,
     ) -> list[CounselingSlot]:
-        async def find(ctx: core.ServiceContext) -> list[tuple[Any, Counselor]]:
-            core.require(ctx, "counseling.manage")
-            found = await services.matching_counselors(ctx, specialty, language, mode, qualification)
-            counselors = {c.volunteer_id: c for c in found}
-            slots = await scheduling.free_slots(ctx, list(counselors), start, end, timedelta(minutes=minutes))
-            return [(s, counselors[s.owner_id]) for s in slots]
-
-        return [
-            CounselingSlot(start=s.start, end=s.end, counselor=CounselingCounselor.of(c))
-            for s, c in await info.context.read(find)
-        ]
+        found = await info.context.read(
+            services.free_slots,
+            start,
+            end,
+            timedelta(minutes=minutes),
+            specialty=specialty,
+            language=language,
+            mode=mode,
+            qualification=qualification,
+        )
+        return [CounselingSlot(start=s.start, end=s.end, counselor=CounselingCounselor.of(c)) for s, c in found]
 
     @strawberry.field(description="Open risk flags, most severe and oldest first (supervisors).")
     async def counseling_open_risk_flags(self, info: Info) -> list[CounselingRiskFlag]:
-        return [_flag(f, int(age.total_seconds() // 60)) for f, age in await info.context.read(services.open_flags)]
+        return [CounselingRiskFlag.of(f) for f, _ in await info.context.read(services.open_flags)]
 
     @strawberry.field(description="An enrolment's journal; null for an enrolment that does not exist (or not for you).")
     async def counseling_journal(self, info: Info, enrolment_id: strawberry.ID) -> CounselingJournal | None:
@@ -444,7 +480,7 @@ class CounselingMutation:
             info,
             CounselingRiskPayload,
             "flag",
-            lambda f: _flag(f, 0) if f else None,
+            lambda f: CounselingRiskFlag.of(f) if f else None,
             lambda ctx: services.flag_risk(ctx, _id(client_id, "CounselingClient", "clientId"), severity, note),
             CounselingError,
         )
@@ -455,7 +491,7 @@ class CounselingMutation:
             info,
             CounselingRiskPayload,
             "flag",
-            lambda f: _flag(f, int((info.context.app.clock() - f.raised_at).total_seconds() // 60)),
+            CounselingRiskFlag.of,
             lambda ctx: services.resolve_flag(ctx, _id(id, "CounselingRiskFlag", "id")),
             CounselingError,
         )

@@ -84,7 +84,7 @@ async def test_each_loader_runs_once_per_request(gql, make: Factory, statements)
     heads = sorted(s.split()[1].split(".")[0] for s in statements.statements)
     assert heads == sorted(
         [
-            "set_config('app.org_id',",
+            "set_config('app",
             "help_requests",
             "count(*)",
             "communities",

@@ -30,7 +30,7 @@ from core.errors import DomainError
 from core.services import scheduling
 from core.services.context import ServiceContext, Viewer
 from plugins.counseling import services
-from plugins.counseling.models import Session
+from plugins.counseling.models import Client, Counselor, Enrolment, Programme, RiskFlag, Session
 from plugins.counseling.types import CounselingMutation, CounselingQuery
 from tests.core.services.test_scheduling import at, next_monday
 from tests.factories import Factory
@@ -281,23 +281,46 @@ async def test_b_sees_nothing_of_a_through_any_root_query_field(api, world: Worl
             assert set(answer) <= set(w.b.gid.values()), read.field
 
 
-async def test_node_answers_a_counseling_id_of_a_like_a_missing_one(api, world: World) -> None:  # type: ignore[no-untyped-def]
+# Each counseling Node type and the record of each organisation that stands for it.
+NODE_TYPES = {
+    "CounselingCounselor": "k1",
+    "CounselingClient": "c1",
+    "CounselingSession": "s1",
+    "CounselingProgramme": "programme",
+    "CounselingEnrolment": "enrolment",
+    "CounselingRiskFlag": "flag",
+}
+
+
+@pytest.mark.parametrize("role", ["organization_admin", "counselor"])
+async def test_node_answers_an_id_of_a_to_b_like_a_missing_one(api, world: World, role: str) -> None:  # type: ignore[no-untyped-def]
     w = world
-    # The plugin declares no Node types (counseling records are reachable only through its own, scoped
-    # fields); a Counseling type that becomes a Node must add its own node(id:) rows to this test.
     types = await api('{ __type(name: "Node") { possibleTypes { name } } }', **w.a.who("organization_admin"))
     node_types = {t["name"] for t in types["data"]["__type"]["possibleTypes"]}
-    assert {t for t in node_types if t.startswith("Counseling")} == set()
-    document = "query($id: ID!) { node(id: $id) { id } }"
-    for key, raw in w.a.gid.items():
-        if key.startswith("v"):
-            continue  # volunteers are core's (covered by core's matrix)
-        type_name = GlobalID.from_id(raw).type_name
-        theirs = await api(document, {"id": raw}, **w.b.who("organization_admin"))
-        missing = await api(document, {"id": gid(type_name, MISSING_PK)}, **w.b.who("organization_admin"))
-        assert theirs["data"]["node"] is None, key
-        assert leaks(theirs, w.a) == set(), key
-        assert codes(theirs) == codes(missing), key  # no existence oracle
+    assert {t for t in node_types if t.startswith("Counseling")} == set(NODE_TYPES)
+    document = "query($id: ID!) { node(id: $id) { id ... on CounselingSession { notes } } }"
+    for type_name, key in NODE_TYPES.items():
+        raw = w.a.gid[key]
+        mine = await api(document, {"id": raw}, **w.a.who(role))
+        theirs = await api(document, {"id": raw}, **w.b.who(role))
+        missing = await api(document, {"id": gid(type_name, MISSING_PK)}, **w.b.who(role))
+        if type_name == "CounselingRiskFlag" and role != "organization_admin":
+            # flags are for supervisors: refused whatever the id, in A as in B
+            assert codes(mine) == codes(theirs) == codes(missing) == ["FORBIDDEN"]
+            continue
+        # positive control: A's caller gets A's record (the session's counselor and supervisor its notes)
+        assert not mine.get("errors"), mine
+        assert mine["data"]["node"]["id"] == raw, type_name
+        if type_name == "CounselingSession":
+            assert mine["data"]["node"]["notes"] == "甲" + NOTES["s1"]
+        # B's caller gets null, exactly as for an id that never existed
+        assert theirs == missing == {"data": {"node": None}}, type_name
+        assert leaks(theirs, w.a) == set(), type_name
+    # and in a batch, A's record is a hole next to B's own
+    batch = await api(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [w.a.gid["s1"], w.b.gid["s1"]]}, **w.b.who(role)
+    )
+    assert batch == {"data": {"nodes": [None, {"id": w.b.gid["s1"]}]}}
 
 
 # -- mutations ---------------------------------------------------------------------------------------------------
@@ -599,6 +622,13 @@ async def test_a_platform_administrator_sees_both_organisations_but_reads_no_not
         attempt = ATTEMPT[name]
         mixed = await api(attempt.document, attempt.theirs(w), **w.platform)
         assert payload_codes(mixed, attempt.field) == ["ORGANIZATION_MISMATCH"], name
+    # node(id:) too: the platform administrator sees A's session, not its notes
+    node = await api(
+        "query($id: ID!) { node(id: $id) { ... on CounselingSession { id notes } } }",
+        {"id": w.a.gid["s1"]},
+        **w.platform,
+    )
+    assert node == {"data": {"node": {"id": w.a.gid["s1"], "notes": None}}}
     # positive control: A's supervisor still reads A's notes, unchanged
     mine = await api("{ counselingSessions { id notes } }", **w.a.who("organization_admin"))
     notes = {s["id"]: s["notes"] for s in mine["data"]["counselingSessions"]}
@@ -664,6 +694,16 @@ async def test_the_services_keep_b_out_of_a_counseling_rows_on_their_own(
         assert [f.id for f, _ in await services.open_flags(ctx)] == [b.pk["flag"]]
         assert await services.journal(ctx, a.pk["enrolment"]) is None
         assert await services.trend(ctx, a.pk["enrolment"]) == []
+        for model, key in (
+            (Counselor, "k1"),
+            (Client, "c1"),
+            (Session, "s1"),
+            (Programme, "programme"),
+            (Enrolment, "enrolment"),
+            (RiskFlag, "flag"),
+        ):
+            found = await services.rows_by_id(ctx, model, [a.pk[key], b.pk[key]])
+            assert list(found) == [b.pk[key]], model.__name__  # node(id:): A's record is absent
         # writes given A's ids: NOT_FOUND, before anything is written
         online = {"minutes": 50, "mode": "online", "meeting_link": "https://meet.example/x"}
         attempts: dict[str, Callable[[], Any]] = {

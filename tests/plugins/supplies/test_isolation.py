@@ -662,7 +662,28 @@ async def test_a_platform_administrator_sees_both_organisations_stock(api: Api, 
     assert {d["contact"] for d in donors} == {"13800009999", "029-22222222"}
 
 
-async def test_without_an_organisation_nobody_records_supplies(engine: AsyncEngine, make: Factory) -> None:
+async def test_a_platform_administrator_cannot_mix_two_organisations_supplies(
+    api: Api, orgs: tuple[Org, Org], engine: AsyncEngine
+) -> None:
+    a, b = orgs
+    before = {org.id: await _snapshot(engine, org.id) for org in (a, b)}
+    platform = {"role": "platform_admin", "org": a.id}
+    # A's item out of B's warehouse, A's batch into B's warehouse: refused as a mismatch (not as missing stock)
+    mixed = {"warehouseId": b.warehouse, "itemId": a.item, "quantity": 1, "recipient": "居民"}
+    out = _data(await api(DISTRIBUTE, {"input": mixed}, **platform), "suppliesDistribute")
+    move = {"batch": a.batch, "from": a.warehouse, "to": b.warehouse, "quantity": 1}
+    across = _data(await api(TRANSFER, move, **platform), "suppliesTransfer")
+    to_a = {"warehouseId": b.warehouse, "itemId": b.item, "quantity": 1, "communityId": a.community}
+    community = _data(await api(DISTRIBUTE, {"input": to_a}, **platform), "suppliesDistribute")
+    for payload in (out, across, community):
+        assert [e["code"] for e in payload["errors"]] == ["ORGANIZATION_MISMATCH"], payload
+    assert {org.id: await _snapshot(engine, org.id) for org in (a, b)} == before
+    # positive control: within one organisation (B's) the same administrator may
+    within = {"warehouseId": b.warehouse, "itemId": b.item, "quantity": 1, "recipient": "居民"}
+    assert _data(await api(DISTRIBUTE, {"input": within}, **platform), "suppliesDistribute")["errors"] == []
+
+
+async def test_without_an_organisation_nobody_records_supplies(engine: AsyncEngine) -> None:
     # a platform administrator of no organisation (plugin fields answer PLUGIN_DISABLED before this)
     viewer = Viewer(label="平台", role="platform_admin")
     async with create_sessionmaker(engine)() as session:

@@ -1,0 +1,210 @@
+"""Organisation isolation held by PostgreSQL itself (core.tenancy): the catalog, and what the app role sees
+and changes with the service's checks bypassed -- plain SQL under another organisation's settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core import tenancy
+from core.database import create_sessionmaker
+from core.demo import load_demo
+from core.models import Organization
+from core.plugins import build_plugin_host
+from core.services.context import ServiceContext, Viewer
+from tests.factories import Factory
+
+# Tables shared by every organisation on purpose: reference data, and what sign-in needs before the
+# caller is known. Nothing personal of a resident is in them.
+GLOBAL_TABLES = {
+    "alembic_version",
+    "app_meta",  # the token-signing secret and the demo marker
+    "organizations",  # the registry of organisations itself
+    "districts",
+    "trainings",
+    "category_trainings",
+    "login_attempts",  # throttling counts attempts per username and address before anyone is known
+}
+# Organisation-owned tables the demo data set leaves empty; the defence test below fills them itself.
+EMPTY_IN_DEMO = {
+    "api_tokens",
+    "appointments",
+    "availability_exceptions",
+    "escalations",
+    "counseling_enrolments",
+    "counseling_journal_entries",
+    "counseling_risk_flags",
+    "counseling_sessions",
+    "supplies_idempotency_keys",
+}
+
+
+async def _tables(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+            "EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'organization_id' "
+            "AND NOT a.attisdropped) AS owned, "
+            "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+        )
+    )
+    return {r.relname: dict(r._mapping) for r in rows}
+
+
+async def test_every_table_is_organisation_owned_under_forced_rls_or_deliberately_global(
+    owner_engine: AsyncEngine,
+) -> None:
+    # given the database migrated with core and the built-in plugins
+    async with owner_engine.connect() as conn:
+        tables = await _tables(conn)
+    # then each table either carries organization_id with RLS enabled, forced and at least one policy ...
+    owned = {name for name, t in tables.items() if t["owned"]}
+    unprotected = {
+        name for name in owned if not (tables[name]["relrowsecurity"] and tables[name]["relforcerowsecurity"])
+    }
+    without_policy = {name for name in owned if tables[name]["policies"] == 0}
+    assert (unprotected, without_policy) == (set(), set())
+    # ... or is in the short documented list of shared tables (a new table must choose)
+    assert set(tables) - owned == GLOBAL_TABLES
+    # and every model declared organisation-owned is protected in this database (what `serve` checks)
+    declared = set(tenancy.owned_tables(build_plugin_host(entry_points=False)))
+    assert declared <= owned
+    assert declared >= owned - {"audit_log"}  # the audit trail has its own policies (read / append)
+    async with owner_engine.connect() as conn:
+        assert await tenancy.unprotected_tables(conn) == []
+
+
+async def test_the_startup_check_names_a_table_whose_protection_was_dropped(owner_engine: AsyncEngine) -> None:
+    # given a table whose RLS is no longer forced, and one whose policy is gone (in a rolled-back change)
+    async with owner_engine.connect() as conn, conn.begin() as tx:
+        await conn.execute(text("ALTER TABLE supplies_donors NO FORCE ROW LEVEL SECURITY"))
+        await conn.execute(text("DROP POLICY tenant_isolation ON counseling_clients"))
+        # then the check `serve` runs at startup names both
+        assert await tenancy.unprotected_tables(conn) == ["counseling_clients", "supplies_donors"]
+        await tx.rollback()
+
+
+async def test_the_service_role_cannot_bypass_row_level_security(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        role = (
+            await conn.execute(
+                text("SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            )
+        ).one()
+    assert tuple(role) == (tenancy.APP_ROLE, False, False)
+
+
+@pytest.fixture
+async def two_organisations(engine: AsyncEngine, clock: Any) -> dict[str, int]:
+    """The demo's association (A) with every plugin's data, and a second organisation (B) with its own
+    community, volunteer and request -- all loaded through the app role."""
+    host = build_plugin_host(entry_points=False)
+    await load_demo(engine, host=host)
+    platform = Viewer(label="setup", role="platform_admin")
+    async with create_sessionmaker(engine)() as session:
+        ctx = ServiceContext(session=session, viewer=platform, clock=clock)
+        association = (await session.execute(text("SELECT id FROM organizations WHERE kind = 'association'"))).scalar()
+        other = Organization(name="乙机构", kind="agency")
+        session.add(other)
+        await session.commit()
+        make = Factory(ctx).in_org(other.id)
+        await make.request(community=await make.community(name="乙社区"))
+        await make.volunteer(phone="13900000001")
+    return {"a": int(association), "b": other.id}  # type: ignore[arg-type]
+
+
+async def _act_as(conn: AsyncConnection, org: int | None) -> None:
+    await conn.execute(
+        text("SELECT set_config('app.org_id', :org, true), set_config('app.role', 'organization_admin', true)"),
+        {"org": "" if org is None else str(org)},
+    )
+
+
+async def test_plain_sql_under_another_organisations_settings_sees_and_changes_nothing(
+    engine: AsyncEngine, owner_engine: AsyncEngine, two_organisations: dict[str, int]
+) -> None:
+    a, b = two_organisations["a"], two_organisations["b"]
+    tables = tenancy.owned_tables(build_plugin_host(entry_points=False))
+    # given the truth, read by the owner (RLS does not apply to it)
+    truth: dict[str, dict[int, int]] = {}
+    async with owner_engine.connect() as conn:
+        for table in tables:
+            rows = await conn.execute(text(f"SELECT organization_id, count(*) FROM {table} GROUP BY 1"))
+            truth[table] = {int(org): int(n) for org, n in rows}
+    # (A's data reaches every table but the few the demo leaves empty: the positive control below is real)
+    assert {t for t in tables if not truth[t].get(a)} == EMPTY_IN_DEMO
+    for me, them in ((a, b), (b, a)):
+        async with engine.connect() as conn, conn.begin() as tx:
+            # when the app role acts for `me` with plain SQL, bypassing every service-layer check
+            await _act_as(conn, me)
+            for table in tables:
+                seen = await conn.execute(text(f"SELECT organization_id, count(*) FROM {table} GROUP BY 1"))
+                # then it sees exactly its own rows (all of them) and none of the other's
+                expected = {me: truth[table][me]} if truth[table].get(me) else {}
+                assert {int(org): int(n) for org, n in seen} == expected, table
+                # and can change or delete none of the other's, whatever it asks
+                changed = await conn.execute(
+                    text(f"UPDATE {table} SET organization_id = organization_id WHERE organization_id = :o"),
+                    {"o": them},
+                )
+                deleted = await conn.execute(text(f"DELETE FROM {table} WHERE organization_id = :o"), {"o": them})
+                assert (table, changed.rowcount, deleted.rowcount) == (table, 0, 0)
+            await tx.rollback()
+    # and nothing changed
+    async with owner_engine.connect() as conn:
+        for table in tables:
+            rows = await conn.execute(text(f"SELECT organization_id, count(*) FROM {table} GROUP BY 1"))
+            assert {int(org): int(n) for org, n in rows} == truth[table], table
+
+
+async def test_writing_a_row_for_another_organisation_is_refused(
+    engine: AsyncEngine, owner_engine: AsyncEngine, two_organisations: dict[str, int]
+) -> None:
+    a, b = two_organisations["a"], two_organisations["b"]
+    async with owner_engine.connect() as conn:
+        community_a, community_b, volunteer_b = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT min(id) FROM communities WHERE organization_id = :a), "
+                    "(SELECT min(id) FROM communities WHERE organization_id = :b), "
+                    "(SELECT min(id) FROM volunteers WHERE organization_id = :b)"
+                ),
+                {"a": a, "b": b},
+            )
+        ).one()
+    refusals = [
+        # a root row naming the other organisation
+        (
+            "INSERT INTO communities (organization_id, district_id, name, street, head_name) "
+            f"SELECT {a}, district_id, 'X', '', '' FROM communities WHERE id = {community_b}",
+            "42501",
+        ),
+        # a child of the other organisation's row (the parent is invisible, so it "does not exist")
+        (
+            "INSERT INTO community_liaisons (community_id, volunteer_id, role) "
+            f"VALUES ({community_a}, {volunteer_b}, 'volunteer')",
+            "42501",
+        ),
+        # moving one's own row to the other organisation
+        (f"UPDATE volunteers SET organization_id = {a} WHERE id = {volunteer_b}", "42501"),
+    ]
+    for statement, sqlstate in refusals:
+        async with engine.connect() as conn, conn.begin():
+            await _act_as(conn, b)
+            with pytest.raises(DBAPIError) as refused:
+                await conn.execute(text(statement))
+            assert refused.value.orig.sqlstate == sqlstate, statement  # type: ignore[union-attr]
+
+
+async def test_a_connection_that_was_not_told_who_is_asking_sees_nothing(
+    engine: AsyncEngine, two_organisations: dict[str, int]
+) -> None:
+    async with engine.connect() as conn:
+        for table in ("help_requests", "volunteers", "counseling_clients", "supplies_donors", "accounts"):
+            assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == 0, table
