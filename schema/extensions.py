@@ -13,6 +13,7 @@ from typing import Any
 
 from graphql import GraphQLError, IntValueNode, ValidationContext, ValidationRule
 from strawberry.extensions import SchemaExtension
+from strawberry.relay.types import GlobalIDValueError
 
 from core.errors import DomainError
 
@@ -57,6 +58,9 @@ class SafeErrors(SchemaExtension):
         original = error.original_error
         if original is None:
             return error  # syntax or validation: the client's query itself
+        if isinstance(original, GlobalIDValueError):
+            # A global ID naming no object type (`node(id:)`): the client's ID is malformed.
+            original = DomainError("INVALID_ID", "This ID names no kind of object.", ("id",))
         if isinstance(original, DomainError):
             first = original.errors[0]
             return GraphQLError(

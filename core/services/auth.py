@@ -114,10 +114,19 @@ async def create_account(ctx: ServiceContext, data: AccountInput) -> Account:
         raise DomainError("FORBIDDEN", "You may only create accounts of your organisation.", ("input", "role"))
     if data.organization_id is not None:
         await get(ctx, Organization, data.organization_id, what="Organisation", field=("input", "organizationId"))
-    if data.community_id is not None:
-        await get(ctx, Community, data.community_id, what="Community", field=("input", "communityId"))
-    if data.volunteer_id is not None:
-        await get(ctx, Volunteer, data.volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    # A community or volunteer record of another organisation is invisible (NOT_FOUND); a platform
+    # administrator, who sees both, may not bind an account to a record of another organisation.
+    for model, record_id, field, what in (
+        (Community, data.community_id, ("input", "communityId"), "Community"),
+        (Volunteer, data.volunteer_id, ("input", "volunteerId"), "Volunteer"),
+    ):
+        if record_id is None:
+            continue
+        record = await get(ctx, model, record_id, what=what, field=field)
+        if data.organization_id is not None and record.organization_id != data.organization_id:
+            raise DomainError("ORGANIZATION_MISMATCH", f"The {what.lower()} belongs to another organisation.", field)
+    # Usernames are global on purpose (sign-in names an account before any organisation is known): the
+    # check below sees the caller's organisation, the unique constraint (uq_accounts_username) the rest.
     if await ctx.session.scalar(select(Account.id).where(Account.username == username)) is not None:
         raise DomainError("ALREADY_EXISTS", "This username is taken.", ("input", "username"))
     account = Account(

@@ -82,6 +82,12 @@ CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
         "These records belong to different organisations.",
         None,
     ),
+    "uq_accounts_username": ("ALREADY_EXISTS", "This username is taken.", ("input", "username")),
+    "uq_accounts_volunteer_id": (
+        "ALREADY_EXISTS",
+        "This volunteer record has an account already.",
+        ("input", "volunteerId"),
+    ),
     "uq_districts_name": ("ALREADY_EXISTS", "A district of that name exists already.", ("input", "name")),
     "uq_organizations_name": ("ALREADY_EXISTS", "An organisation of that name exists already.", ("input", "name")),
     "uq_volunteer_trainings_volunteer_id_training_id": (

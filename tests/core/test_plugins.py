@@ -314,6 +314,16 @@ async def test_hook_register_migrations(hello_engine: AsyncEngine, hello_host: P
     assert [p.name for p in hello_host.migration_dirs()] == ["migrations"]
 
 
+def test_a_plugin_table_that_does_not_say_whom_its_rows_belong_to_stops_startup() -> None:
+    # given a plugin whose model is neither organisation-owned nor declared shared
+    # when the host is built with it, then startup stops, naming the plugin, the table and what to do
+    with pytest.raises(PluginLoadError, match=r"'careless'.*'careless_notes'.*core.OrganizationOwned"):
+        build_plugin_host(entry_points=False, builtins=(), extra=[fixture_plugin("careless")])
+    # while a table declared shared with a reason (reference data) is accepted
+    host = build_plugin_host(entry_points=False, builtins=(), extra=[fixture_plugin("shared_ref")])
+    assert list(host.plugins) == ["shared_ref"]
+
+
 def test_hook_register_permissions(hello_host: PluginHost) -> None:
     assert [p.name for p in hello_host.permissions] == ["hello.greet"]
     with pytest.raises(PluginLoadError, match=r"'sloppy_perm'.*must start with 'sloppy_perm\.'"):

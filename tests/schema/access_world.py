@@ -5,6 +5,8 @@ act on targets created for them)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -12,7 +14,8 @@ from typing import Any
 import httpx
 
 from core.app import create_app
-from core.database import app_url, create_engine, create_sessionmaker
+from core.database import app_url, create_engine, create_sessionmaker, database_url_for, drop_database, ensure_database
+from core.migrate import upgrade
 from core.plugins import build_plugin_host
 from core.services import assignments, auth, communities, help_requests, organizations, volunteers
 from core.services.context import ServiceContext, Viewer
@@ -154,3 +157,21 @@ LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, passwo
 
 def in_hours(clock_now: Any, hours: int) -> str:
     return (clock_now + timedelta(hours=hours)).isoformat()
+
+
+@contextlib.asynccontextmanager
+async def world_in_database(server_url: str, name: str) -> AsyncIterator[World]:
+    """A freshly migrated database of its own holding the world (modules that read it share it)."""
+    await drop_database(server_url, name)
+    await ensure_database(server_url, name)
+    url = database_url_for(server_url, name)
+    engine = create_engine(url, pool_size=1)
+    await upgrade(engine, build_plugin_host(entry_points=False).migration_dirs())
+    await engine.dispose()
+    w = await build_world(url)
+    try:
+        yield w
+    finally:
+        await w.http.aclose()
+        await w.engine.dispose()
+        await drop_database(server_url, name)

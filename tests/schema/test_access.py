@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from core.database import database_url_for, drop_database, ensure_database
-from core.migrate import upgrade
 from schema import ids
-from tests.schema.access_world import ROLES, World, build_world
+from tests.schema.access_world import ROLES, World, world_in_database
 
 PHONE, MASKED_PHONE = "13812345678", "138****5678"
 ADDRESS, MASKED_ADDRESS = "碑林区粉巷5号楼3单元", "碑林区****"
@@ -29,22 +27,8 @@ _unique = itertools.count(1)
 
 @pytest.fixture(scope="module")
 async def world(server_url: str) -> AsyncIterator[World]:
-    name = "ysg_test_access"
-    await drop_database(server_url, name)
-    await ensure_database(server_url, name)
-    url = database_url_for(server_url, name)
-    from core.database import create_engine
-
-    engine = create_engine(url, pool_size=1)
-    from core.plugins import build_plugin_host
-
-    await upgrade(engine, build_plugin_host(entry_points=False).migration_dirs())
-    await engine.dispose()
-    w = await build_world(url)
-    yield w
-    await w.http.aclose()
-    await w.engine.dispose()
-    await drop_database(server_url, name)
+    async with world_in_database(server_url, "ysg_test_access") as w:
+        yield w
 
 
 def _error_code(body: dict[str, Any]) -> str | None:

@@ -336,3 +336,11 @@ async def test_times_are_shown_in_the_callers_zone(gql, make: Factory, clock) ->
     assert default.endswith("+08:00")
     assert utc.endswith("+00:00")
     assert (bad.status_code, bad.json()["errors"][0]["extensions"]["code"]) == (400, "INVALID_INPUT")
+
+
+@pytest.mark.parametrize("type_name", ["Nope", "Bucket", "SuppliesBatch"])
+async def test_an_id_naming_no_node_type_is_invalid_not_an_internal_error(gql, type_name: str) -> None:  # type: ignore[no-untyped-def]
+    # when node(id:) is given a global ID of an unknown type, or of a type that is not a Node
+    body = await gql.raw("query($id: ID!) { node(id: $id) { id } }", {"id": gid(type_name, 1)})
+    # then the client is told its ID is malformed
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"
