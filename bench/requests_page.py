@@ -31,7 +31,7 @@ from core.database import asyncpg_dsn, create_engine, create_sessionmaker
 from core.demo import load_demo
 from core.models import Volunteer
 from core.services import assignments, help_requests
-from core.services.context import ServiceContext
+from core.services.context import ServiceContext, Viewer
 from core.vocab import RequestCategory, Urgency
 
 QUERY = """{ helpRequests(first: 100) { edges { node {
@@ -40,7 +40,8 @@ QUERY = """{ helpRequests(first: 100) { edges { node {
   assignments { status volunteer { name } }
 } } } }"""
 
-LOGIN = 'mutation { login(input: {username: "admin", password: "demo-admin-2021"}) { token } }'
+# An organisation member (not a platform administrator): row-level security is in the figure.
+LOGIN = 'mutation { login(input: {username: "orgadmin", password: "demo-orgadmin-2021"}) { token } }'
 
 PAGE_SQL = """
 SELECT id, title, status, urgency, needed_by, community_id FROM help_requests
@@ -79,7 +80,7 @@ async def add_requests(url: str, count: int) -> None:
     """Top the demo up so the page is full, with two offers on every other request."""
     engine = create_engine(url, pool_size=1)
     async with create_sessionmaker(engine)() as session, session.begin():
-        ctx = ServiceContext(session=session)
+        ctx = ServiceContext(session=session, viewer=Viewer(label="bench", role="platform_admin"))
         roomy = select(Volunteer.id).where(
             Volunteer.availability == "available", Volunteer.max_concurrent_assignments >= 5
         )
@@ -123,6 +124,50 @@ async def measure(call: Callable[[], Awaitable[Any]], rounds: int, concurrency: 
     return samples, throughput
 
 
+async def measure_service(
+    url: str, extra_env: dict[str, str], rounds: int, concurrency: int
+) -> tuple[list[float], float]:
+    """Start the app under uvicorn in a subprocess and measure the page through HTTP."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "YUNSHEGONG_LOG_LEVEL": "warning", **extra_env}
+    server = await asyncio.create_subprocess_exec(
+        *[
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "core.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for _ in range(100):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            login = await http.post("/graphql", json={"query": LOGIN})
+            http.headers["Authorization"] = f"Bearer {login.json()['data']['login']['token']}"
+
+            async def graphql() -> None:
+                response = await http.post("/graphql", json={"query": QUERY})
+                body = response.json()
+                assert "errors" not in body, body
+                assert len(body["data"]["helpRequests"]["edges"]) == 100
+
+            return await measure(graphql, rounds, concurrency)
+    finally:
+        server.terminate()
+        await server.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -136,61 +181,40 @@ async def main(rounds: int, concurrency: int) -> None:
         await engine.dispose()
         await add_requests(url, 120)
 
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "YUNSHEGONG_LOG_LEVEL": "warning"}
-        server = await asyncio.create_subprocess_exec(
-            *[
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "core.app:create_app",
-                "--factory",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=env,
-        )
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-                for _ in range(100):
-                    try:
-                        if (await http.get("/healthz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        await asyncio.sleep(0.1)
+        pool = await asyncpg.create_pool(**asyncpg_dsn(url), min_size=concurrency, max_size=concurrency)
 
-                login = await http.post("/graphql", json={"query": LOGIN})
-                http.headers["Authorization"] = f"Bearer {login.json()['data']['login']['token']}"
+        async def sql() -> None:
+            async with pool.acquire() as conn:
+                await baseline(conn)
 
-                async def graphql() -> None:
-                    response = await http.post("/graphql", json={"query": QUERY})
-                    body = response.json()
-                    assert "errors" not in body, body
-                    assert len(body["data"]["helpRequests"]["edges"]) == 100
-
-                pool = await asyncpg.create_pool(**asyncpg_dsn(url), min_size=concurrency, max_size=concurrency)
-
-                async def sql() -> None:
-                    async with pool.acquire() as conn:
-                        await baseline(conn)
-
-                sql_samples, sql_rps = await measure(sql, rounds, concurrency)
-                floor_samples, _ = await measure(floor.execute, rounds, 1)
-                gql_samples, gql_rps = await measure(graphql, rounds, concurrency)
-                await pool.close()
-        finally:
-            server.terminate()
-            await server.wait()
+        sql_samples, sql_rps = await measure(sql, rounds, concurrency)
+        floor_samples, _ = await measure(floor.execute, rounds, 1)
+        # The service as deployed (the app role, under row-level security), and the same service connected
+        # as the owner, which RLS does not apply to: the difference is what isolation costs.
+        # Alternated (RLS, bypassed, RLS, bypassed) so that drift on a noisy machine hits both alike.
+        gql_samples, owner_samples, gql_rates, owner_rates = [], [], [], []
+        for _ in range(2):
+            samples, rate = await measure_service(url, {}, rounds // 2, concurrency)
+            gql_samples += samples
+            gql_rates.append(rate)
+            samples, rate = await measure_service(url, {"YUNSHEGONG_APP_DATABASE_URL": url}, rounds // 2, concurrency)
+            owner_samples += samples
+            owner_rates.append(rate)
+        gql_rps, owner_rps = sum(gql_rates) / 2, sum(owner_rates) / 2
+        await pool.close()
 
     print(f"page of 100 requests + community + assignments, {rounds} sequential rounds, {concurrency} concurrent")
     print(f"  baseline asyncpg+orjson  {summary(sql_samples)}  {sql_rps:8.1f} req/s")
-    print(f"  GraphQL over HTTP        {summary(gql_samples)}  {gql_rps:8.1f} req/s")
+    print(f"  GraphQL over HTTP        {summary(gql_samples)}  {gql_rps:8.1f} req/s  (app role, RLS)")
+    print(f"  GraphQL, RLS bypassed    {summary(owner_samples)}  {owner_rps:8.1f} req/s  (owner connection)")
     print(f"  strawberry floor, no I/O  {summary(floor_samples)}  (GraphQL execution alone, same shape)")
     ratio = percentile(gql_samples, 50) / percentile(sql_samples, 50)
     print(f"  p50 ratio GraphQL/baseline: {ratio:.2f}x (goal <= 3x); throughput ratio {sql_rps / gql_rps:.2f}x")
+    rls = percentile(gql_samples, 50) / percentile(owner_samples, 50)
+    print(
+        f"  row-level security: p50 {rls:.3f}x, throughput {owner_rps / gql_rps:.3f}x of the bypassed run "
+        "(goal <= 1.10x)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,16 +10,17 @@ import argparse
 import asyncio
 import random
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
 
 from bench.common import bench_database
-from core.database import asyncpg_dsn, create_engine, create_sessionmaker
+from core.database import app_url, asyncpg_dsn, create_engine, create_sessionmaker
 from core.migrate import upgrade
 from core.plugins import build_plugin_host
 from core.services import organizations, plugins
-from core.services.context import SYSTEM, ServiceContext, Viewer
+from core.services.context import ServiceContext, Viewer
 from core.settings import Settings
 from core.vocab import OrganizationKind
 from plugins.supplies import services
@@ -34,10 +35,14 @@ MUTATION = """mutation($input: SuppliesDistributeInput!) { suppliesDistribute(in
 async def main(movements: int, distributions: int, concurrency: int) -> None:
     host = build_plugin_host(entry_points=False)
     async with bench_database("ysg_bench_supplies") as url:
-        engine = create_engine(url, pool_size=concurrency)
-        await upgrade(engine, host.migration_dirs())
+        # `owner` connects as the owner (RLS does not apply); `engine` as the app role, as the service does.
+        owner = create_engine(url, pool_size=concurrency)
+        await upgrade(owner, host.migration_dirs())
+        engine = create_engine(app_url(url), pool_size=concurrency)
+        state = AppState(settings=Settings(), sessionmaker=create_sessionmaker(engine), host=host)
+        staff = frozenset(p.name for p in host.permissions)
         async with create_sessionmaker(engine)() as session, session.begin():
-            ctx = ServiceContext(session, SYSTEM)
+            ctx = ServiceContext(session, Viewer(label="setup", role="platform_admin", extra_permissions=staff))
             org = await organizations.create_organization(ctx, name="物资组", kind=OrganizationKind.ASSOCIATION)
             await plugins.set_enabled(
                 ctx,
@@ -47,14 +52,14 @@ async def main(movements: int, distributions: int, concurrency: int) -> None:
                 installed=frozenset(host.plugins),
                 known=frozenset(host.plugins),
             )
+            ctx = ServiceContext(session, replace(ctx.viewer, organization_id=org.id))
             item = await services.create_item(ctx, "N95口罩", "medical_protection", "只")
             gql_store = await services.create_warehouse(ctx, "GraphQL 仓库")
             sql_store = await services.create_warehouse(ctx, "SQL 仓库")
-            await services.receive(ctx, warehouse_id=gql_store.id, item_id=item.id, quantity=10 * distributions)
+            await services.receive(ctx, warehouse_id=gql_store.id, item_id=item.id, quantity=20 * distributions)
             receipt = await services.receive(
                 ctx, warehouse_id=sql_store.id, item_id=item.id, quantity=10 * distributions
             )
-        state = AppState(settings=Settings(), sessionmaker=create_sessionmaker(engine), host=host)
         viewer = Viewer(
             label="bench",
             role="organization_admin",
@@ -71,10 +76,12 @@ async def main(movements: int, distributions: int, concurrency: int) -> None:
             }
         }
 
-        async def graphql_worker(n: int) -> None:
+        bypassed = AppState(settings=Settings(), sessionmaker=create_sessionmaker(owner), host=host)
+
+        async def graphql_worker(n: int, app: AppState) -> None:
             for _ in range(n):
                 result = await schema.execute(
-                    MUTATION, variable_values=variables, context_value=Context(app=state, viewer=viewer)
+                    MUTATION, variable_values=variables, context_value=Context(app=app, viewer=viewer)
                 )
                 assert not result.errors, result.errors
                 assert not result.data["suppliesDistribute"]["errors"], result.data
@@ -92,39 +99,58 @@ async def main(movements: int, distributions: int, concurrency: int) -> None:
                     )
                     assert left is not None
                     await conn.execute(
-                        "INSERT INTO supplies_movements (kind, batch_id, warehouse_id, quantity, actor, at) "
-                        "VALUES ('distribution', $1, $2, -3, 'bench', now())",
+                        "INSERT INTO supplies_movements (organization_id, kind, batch_id, warehouse_id, quantity, "
+                        "actor, at) VALUES ($3, 'distribution', $1, $2, -3, 'bench', now())",
                         receipt.batch_id,
                         sql_store.id,
+                        org.id,
                     )
 
         per = distributions // concurrency
         start = time.perf_counter()
         await asyncio.gather(*(sql_worker(per) for _ in range(concurrency)))
         sql_rate = per * concurrency / (time.perf_counter() - start)
-        start = time.perf_counter()
-        await asyncio.gather(*(graphql_worker(per) for _ in range(concurrency)))
-        gql_rate = per * concurrency / (time.perf_counter() - start)
+        rates: dict[str, list[float]] = {"rls": [], "bypassed": []}
+        # Alternated (RLS, bypassed, RLS, bypassed) so that drift on a noisy machine hits both alike.
+        for _ in range(2):
+            for name, app in (("rls", state), ("bypassed", bypassed)):
+                start = time.perf_counter()
+                await asyncio.gather(*(graphql_worker(per // 2, app) for _ in range(concurrency)))
+                rates[name].append(per // 2 * concurrency / (time.perf_counter() - start))
+        gql_rate, bypassed_rate = (sum(rates[k]) / 2 for k in ("rls", "bypassed"))
         print(f"{per * concurrency} distributions, {concurrency} concurrent, same item and warehouse:")
         print(f"  raw SQL (conditional update + ledger row)  {sql_rate:8.1f} /s")
         print(
             f"  GraphQL mutation (FEFO, ledger, checks)     {gql_rate:8.1f} /s  "
             f"-> SQL/GraphQL ratio {sql_rate / gql_rate:.1f}x"
         )
+        print(
+            f"  same, RLS bypassed (owner connection)       {bypassed_rate:8.1f} /s  "
+            f"-> row-level security costs {bypassed_rate / gql_rate:.3f}x (goal <= 1.10x)"
+        )
 
         # 600,000 ledger movements: receipts and distributions over 50 items x 5 warehouses, balances kept consistent.
         async with pool.acquire() as conn:
             rng = random.Random(1)
+            # A bulk load by the owner: triggers (append-only, organisation inheritance) are skipped, so every
+            # row names its organisation itself.
+            await conn.execute("SET session_replication_role = replica")
             await conn.execute(
-                "INSERT INTO supplies_items (name, category, unit) SELECT 'item' || g, "
+                "INSERT INTO supplies_items (organization_id, name, category, unit) SELECT $1, 'item' || g, "
                 "(ARRAY['food','medicine','daily_necessities','medical_protection'])[1 + g % 4], '件' "
-                "FROM generate_series(1, 50) g"
+                "FROM generate_series(1, 50) g",
+                org.id,
             )
-            await conn.execute("INSERT INTO supplies_warehouses (name) SELECT 'wh' || g FROM generate_series(1, 5) g")
+            await conn.execute(
+                "INSERT INTO supplies_warehouses (organization_id, name) SELECT $1, 'wh' || g "
+                "FROM generate_series(1, 5) g",
+                org.id,
+            )
             item_ids = [r[0] for r in await conn.fetch("SELECT id FROM supplies_items WHERE name LIKE 'item%'")]
             wh_ids = [r[0] for r in await conn.fetch("SELECT id FROM supplies_warehouses WHERE name LIKE 'wh%'")]
             await conn.executemany(
-                "INSERT INTO supplies_batches (item_id, code) VALUES ($1, '')", [(i,) for i in item_ids]
+                "INSERT INTO supplies_batches (organization_id, item_id, code) VALUES ($2, $1, '')",
+                [(i, org.id) for i in item_ids],
             )
             batches = [
                 r[0]
@@ -138,6 +164,7 @@ async def main(movements: int, distributions: int, concurrency: int) -> None:
                 b, w = rng.choice(batches), rng.choice(wh_ids)
                 records.append(
                     (
+                        org.id,
                         "receipt" if n % 2 == 0 else "distribution",
                         b,
                         w,
@@ -149,29 +176,36 @@ async def main(movements: int, distributions: int, concurrency: int) -> None:
             start = time.perf_counter()
             await conn.copy_records_to_table(
                 "supplies_movements",
-                columns=["kind", "batch_id", "warehouse_id", "quantity", "actor", "at"],
+                columns=["organization_id", "kind", "batch_id", "warehouse_id", "quantity", "actor", "at"],
                 records=records,
             )
             await conn.execute(
-                "INSERT INTO supplies_balances (batch_id, warehouse_id, on_hand) SELECT batch_id, warehouse_id, "
-                "sum(quantity) FROM supplies_movements WHERE batch_id = ANY($1) GROUP BY 1, 2 "
+                "INSERT INTO supplies_balances (organization_id, batch_id, warehouse_id, on_hand) SELECT $2, "
+                "batch_id, warehouse_id, sum(quantity) FROM supplies_movements WHERE batch_id = ANY($1) GROUP BY 2, 3 "
                 "ON CONFLICT (batch_id, warehouse_id) DO UPDATE SET on_hand = EXCLUDED.on_hand",
                 batches,
+                org.id,
             )
+            await conn.execute("RESET session_replication_role")
             await conn.execute("ANALYZE")
             print(f"loaded {movements} movements with COPY in {time.perf_counter() - start:.1f} s")
         await pool.close()
-        async with create_sessionmaker(engine)() as session:
-            ctx = ServiceContext(session, SYSTEM)
-            start = time.perf_counter()
-            rows = await services.report(ctx)
-            elapsed = time.perf_counter() - start
-            agrees = await services.ledger_agrees(ctx)
+        timings: dict[str, float] = {}
+        for name, sessions in (("rls", engine), ("bypassed", owner)) * 5:
+            async with create_sessionmaker(sessions)() as session:
+                ctx = ServiceContext(session, viewer)
+                start = time.perf_counter()
+                rows = await services.report(ctx)
+                timings[name] = min(timings.get(name, 1e9), time.perf_counter() - start)
+                agrees = await services.ledger_agrees(ctx)
+        rls_ms = timings["rls"] * 1000
         print(
-            f"full report over {movements} movements: {elapsed * 1000:.0f} ms; conserved in every category: "
-            f"{all(r.balanced for r in rows)}; balances agree with the ledger: {agrees}"
+            f"full report over {movements} movements (best of 5): {rls_ms:.0f} ms as an organisation member under RLS, "
+            f"{timings['bypassed'] * 1000:.0f} ms bypassed ({rls_ms / (timings['bypassed'] * 1000):.3f}x); "
+            f"conserved in every category: {all(r.balanced for r in rows)}; balances agree with the ledger: {agrees}"
         )
         await engine.dispose()
+        await owner.dispose()
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "mask_phone": "core.services.privacy",
     # errors
     "DomainError": "core.errors",
+    # database refusals (constraints, row-level security) as the user errors they stand for
+    "flush": "core.services.common",
+    "domain_error_for": "core.services.common",
+    "constraint_name": "core.services.common",
     "NotFound": "core.errors",
     "Validator": "core.errors",
     # events

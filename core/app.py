@@ -98,11 +98,13 @@ def create_app(
 
     if state is None:
         if engine is None:
-            from core.database import create_engine
+            from core.database import app_url, create_engine
 
             if settings.database_url is None:
                 raise RuntimeError("create_app needs settings.database_url or an engine")
-            engine = owned["engine"] = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+            # Served as the app role, which row-level security applies to (DATABASE_URL is the owner's).
+            served = app_url(settings.database_url, settings.app_database_url)
+            engine = owned["engine"] = create_engine(served, pool_size=settings.db_pool_size)
         if host is None:
             host = build_plugin_host(enabled=settings.plugins)
         state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), host=host)

@@ -57,11 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = build_plugin_host(enabled=settings.plugins)
     db = asyncio.run(_prepare(settings, host, demo=args.demo))
-    from core.database import app_url
-
-    # Migrated as the owner; served as the app role, which row-level security applies to.
-    served = app_url(db.url, settings.app_database_url)
-    app = create_app(settings.with_overrides(database_url=_render(served)), host=host)
+    # Migrated as the owner; create_app serves as the app role, which row-level security applies to.
+    app = create_app(settings.with_overrides(database_url=_render(db.url)), host=host)
     print(f"yunshegong: GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)

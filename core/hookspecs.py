@@ -64,8 +64,10 @@ def register_migrations() -> Path:  # type: ignore[empty-body]
     """Contribute an Alembic version directory for the plugin's own tables.
 
     Called by `yunshegong migrate` (and `serve`, which migrates first). Returns the directory. Its first
-    revision carries `branch_labels = ("<plugin name>",)` and `depends_on = "0001"` (core's first revision,
-    `core.migrate.CORE_ROOT_REVISION`) when its tables reference core tables.
+    revision carries `branch_labels = ("<plugin name>",)` and `depends_on = "0006"` (core's organisation
+    isolation). Every table is organisation-owned (`core.organization_column()` and `core.own_table(...)`
+    in the migration, `core.OrganizationOwned` on the model) or declared shared
+    (`core.SharedByAllOrganizations`): the host refuses to load a plugin with an undeclared table.
     """
 
 
@@ -134,7 +136,9 @@ def extend_context(context: Any) -> dict[str, Any] | None:
 def on_event(event: DomainEvent, ctx: ServiceContext) -> Awaitable[None] | None:
     """React to a domain event inside the transaction that caused it.
 
-    Called for every event published by core or a plugin (check `event.name` or `isinstance`). Receives
+    Called for every event published by core or a plugin (check `event.name` or `isinstance`) in an
+    organisation that has enabled this plugin (`event.organization_id`); other organisations' events never
+    reach it. Receives
     the event and the service context of the change (same session, same transaction). Raising anything
     rolls the whole change back and the client gets an error naming the plugin; raising `DomainError`
     passes its message on. Returns nothing.

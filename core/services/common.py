@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -112,24 +112,30 @@ def sqlstate(exc: DBAPIError) -> str | None:
 INSUFFICIENT_PRIVILEGE = "42501"
 
 
-def domain_error_for(exc: DBAPIError) -> DomainError | None:
-    """The user error a database refusal stands for, or None for an unexpected failure."""
+ConstraintErrors = Mapping[str, tuple[str, str, tuple[str, ...] | None]]
+
+
+def domain_error_for(exc: DBAPIError, known: ConstraintErrors | None = None) -> DomainError | None:
+    """The user error a database refusal stands for, or None for an unexpected failure. `known`: a
+    plugin's own constraints (name -> code, message, field), consulted before core's."""
     if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
         return DomainError("NOT_FOUND", "Not found.", None)
     if isinstance(exc, IntegrityError):
-        known = CONSTRAINT_ERRORS.get(constraint_name(exc) or "")
-        if known is not None:
-            code, message, field = known
+        name = constraint_name(exc) or ""
+        found = (known or {}).get(name) or CONSTRAINT_ERRORS.get(name)
+        if found is not None:
+            code, message, field = found
             return DomainError(code, message, field)
     return None
 
 
-async def flush(ctx: ServiceContext) -> None:
-    """Flush pending writes, turning known constraint violations into user errors."""
+async def flush(ctx: ServiceContext, known: ConstraintErrors | None = None) -> None:
+    """Flush pending writes, turning known constraint violations (core's, and `known`) and row-level
+    security's refusals into user errors."""
     try:
         await ctx.session.flush()
     except DBAPIError as exc:
-        error = domain_error_for(exc)
+        error = domain_error_for(exc, known)
         if error is None:
             raise
         raise error from exc

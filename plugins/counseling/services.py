@@ -29,7 +29,6 @@ from sqlalchemy.sql.elements import ColumnElement
 import core
 from core.models import Appointment
 from core.services import scheduling, validation
-from core.services.common import constraint_name, domain_error_for
 from plugins.counseling.models import Client, Counselor, Enrolment, JournalEntry, Programme, RiskFlag, Session
 
 KIND = "counseling.session"
@@ -124,17 +123,7 @@ async def _get(
 async def _flush(ctx: core.ServiceContext) -> None:
     """Flush, turning refusals the database makes (unique keys under a race, row-level security, rows of
     two organisations) into the answers the services' own checks give."""
-    try:
-        await ctx.session.flush()
-    except DBAPIError as exc:
-        known = CONSTRAINT_ERRORS.get(constraint_name(exc) or "")
-        if known is not None:
-            code, message, field = known
-            raise core.DomainError(code, message, field) from exc
-        error = domain_error_for(exc)
-        if error is None:
-            raise
-        raise error from exc
+    await core.flush(ctx, CONSTRAINT_ERRORS)
 
 
 # -- people ------------------------------------------------------------------------------------------------------
@@ -569,7 +558,7 @@ async def raise_flag(
             )
         ).one_or_none()
     except DBAPIError as exc:
-        error = domain_error_for(exc)  # a client of another organisation: NOT_FOUND, like a missing one
+        error = core.domain_error_for(exc)  # a client of another organisation: NOT_FOUND, like a missing one
         if error is None:
             raise
         raise error from exc

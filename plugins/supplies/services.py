@@ -20,10 +20,9 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import core
-from core.services import common, help_requests, validation
+from core.services import help_requests, validation
 from plugins.supplies.models import (
     CATEGORIES,
     Balance,
@@ -91,14 +90,7 @@ async def _flush(ctx: core.ServiceContext) -> None:
     """Flush, answering the database's refusals as user errors: a violated supplies unique key is
     ALREADY_EXISTS; core's (row-level security's 42501 is NOT_FOUND, a parent of another organisation is
     ORGANIZATION_MISMATCH) as core answers them."""
-    try:
-        await ctx.session.flush()
-    except DBAPIError as exc:
-        known = _UNIQUE.get(common.constraint_name(exc) or "") if isinstance(exc, IntegrityError) else None
-        error = core.DomainError(*known) if known is not None else common.domain_error_for(exc)
-        if error is None:
-            raise
-        raise error from exc
+    await core.flush(ctx, _UNIQUE)
 
 
 def _quantity(v: core.Validator, quantity: int, field: str = "quantity") -> None:
