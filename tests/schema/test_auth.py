@@ -155,7 +155,11 @@ async def test_password_change_revokes_older_tokens(api: Api, accounts: dict[str
     )
     new = change.json()["data"]["changePassword"]["token"]
     assert (await api.post(ME, token=old)).status_code == 401
-    assert (await api.post(ME, token=new)).status_code == 200
+    # the new token is a real one that signs the administrator in (not anonymous)
+    assert isinstance(new, str)
+    assert new
+    me = (await api.post(ME, token=new)).json()["data"]["me"]
+    assert (me["role"], me["account"]) == ("PLATFORM_ADMIN", {"username": "admin"})
     assert (await api.login("admin"))["errors"][0]["code"] == "UNAUTHENTICATED"
 
 

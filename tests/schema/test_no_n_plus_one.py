@@ -35,14 +35,33 @@ query($first: Int!) {
 }"""
 
 
-async def _seed(make: Factory, requests: int, communities: int = 10) -> None:
+async def _seed(make: Factory, requests: int, communities: int = 10, volunteers: int = 8) -> None:
     places = [await make.community() for _ in range(communities)]
-    pool = [await make.volunteer(max_concurrent_assignments=50) for _ in range(8)]
+    pool = [await make.volunteer(max_concurrent_assignments=50) for _ in range(volunteers)]
     for i in range(requests):
         request = await make.request(places[i % communities], status=RequestStatus.VERIFIED)
-        for volunteer in (pool[i % 8], pool[(i + 3) % 8]):
+        for volunteer in (pool[i % volunteers], pool[(i + 3) % volunteers]):
             await assignments.offer(make.ctx, request.id, volunteer.id)
     await make.commit()
+
+
+@pytest.mark.parametrize("query", [REQUESTS_PAGE, COMMUNITIES_PAGE], ids=["requests", "communities"])
+async def test_statement_count_does_not_grow_with_the_number_of_distinct_parents(  # type: ignore[no-untyped-def]
+    gql, make: Factory, statements, query: str
+) -> None:
+    # An N+1 on shared parents (one query per distinct community or volunteer) is invisible when only the
+    # page size varies over a fixed set of parents: here the parents vary, the page does not.
+    counts = {}
+    for communities, volunteers in ((3, 4), (24, 30)):
+        # given 48 requests spread over that many communities and volunteers (fresh each time)
+        await _seed(make, 48, communities=communities, volunteers=volunteers)
+        # when the nested page is fetched
+        statements.statements.clear()
+        data = await gql(query, {"first": 100})
+        counts[communities] = statements.count
+        assert data
+    # then eight times the parents cost no more statements
+    assert counts[3] == counts[24], counts
 
 
 @pytest.mark.parametrize("query", [REQUESTS_PAGE, COMMUNITIES_PAGE], ids=["requests", "communities"])
