@@ -154,6 +154,9 @@ async def load_demo(engine: AsyncEngine, *, now: datetime | None = None, host: P
         ctx = dataclasses.replace(ctx, viewer=dataclasses.replace(ctx.viewer, organization_id=association.id))
         if host is not None:
             await host.call_each_async("register_demo_data", ctx=ctx)
+        # The hospital's system reads the association's data with an API token (its value is never shown:
+        # create your own with createApiToken).
+        await auth.create_api_token(ctx, association.id, "胸科医院信息系统")
         session.add(AppMeta(key=DEMO_MARKER, value=ctx.now().isoformat()))
     return True
 

@@ -1,8 +1,9 @@
-"""The counseling part of the demo: the demo counselor's hours, a client with consent, the 14-day journal."""
+"""The counseling part of the demo: the demo counselor's hours and leave, a client with consent, the 14-day
+journal (three low days: a risk flag) and a booked session."""
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import time, timedelta
 
 from sqlalchemy import select
 
@@ -44,7 +45,18 @@ async def load(ctx: core.ServiceContext) -> None:
     for weekday in range(5):
         for start, end in ((time(9), time(12)), (time(14), time(17, 30))):
             await scheduling.add_window(ctx, counselor.volunteer_id, weekday, start, end)
-    await services.register_client(
+    client = await services.register_client(
         ctx, name="隔离居民甲", phone="13700001111", consent=True, consent_note="电话同意，录音存档"
     )
-    await services.create_programme(ctx, "14天心理健康日志", PROMPTS)
+    programme = await services.create_programme(ctx, "14天心理健康日志", PROMPTS)
+    # Three days into the journal with low moods: the trend opens a risk flag for the supervisors.
+    today = services.today(ctx)
+    enrolment = await services.enrol(ctx, client.id, programme.id, today - timedelta(days=2))
+    for day, (mood, text) in enumerate([(3, "睡不好，担心家里老人"), (2, "一个人在家，很闷"), (2, "还是睡不着")]):
+        await services.add_entry(ctx, enrolment.id, mood, text, on=enrolment.starts_on + timedelta(days=day))
+    # The earliest online session with a counselor who fits, and the counselor's leave next month.
+    await services.book_session(
+        ctx, client_id=client.id, minutes=50, mode="online", meeting_link="https://meeting.example.cn/ysg-demo"
+    )
+    leave = ctx.now() + timedelta(days=30)
+    await scheduling.add_exception(ctx, counselor.volunteer_id, leave, leave + timedelta(days=3), "年假")

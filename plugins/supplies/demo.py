@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 import core
 from plugins.supplies import services
+from plugins.supplies.models import Distribution
 
 
 async def load(ctx: core.ServiceContext) -> None:
@@ -36,7 +37,14 @@ async def load(ctx: core.ServiceContext) -> None:
     )
     community = await ctx.session.scalar(select(core.Community).where(core.Community.name == "粉巷社区"))
     if community is not None:
-        sent = await services.distribute(
-            ctx, warehouse_id=store.id, item_id=masks.id, quantity=500, community_id=community.id, note="核酸检测点"
+        arguments = {"warehouse_id": store.id, "item_id": masks.id, "quantity": 500, "community_id": community.id}
+        # Sent with an idempotency key, as a front end retrying over a bad connection would.
+        sent = await services.idempotent(
+            ctx,
+            "demo-粉巷社区-口罩",
+            "distribute",
+            arguments,
+            lambda: services.distribute(ctx, **arguments, note="核酸检测点"),
+            lambda pk: core.get_row(ctx, Distribution, pk, what="Distribution"),
         )
         await services.dispatch(ctx, sent.id)

@@ -3,6 +3,8 @@ and changes with the service's checks bypassed -- plain SQL under another organi
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from core.database import create_sessionmaker
 from core.demo import load_demo
 from core.models import Organization
 from core.plugins import build_plugin_host
+from core.services import deadlines
 from core.services.context import ServiceContext, Viewer
 from tests.factories import Factory
 
@@ -29,20 +32,6 @@ GLOBAL_TABLES = {
     "category_trainings",
     "login_attempts",  # throttling counts attempts per username and address before anyone is known
 }
-# Organisation-owned tables the demo data set leaves empty; the defence test below fills them itself.
-EMPTY_IN_DEMO = {
-    "api_tokens",
-    "appointments",
-    "availability_exceptions",
-    "escalations",
-    "counseling_enrolments",
-    "counseling_journal_entries",
-    "counseling_risk_flags",
-    "counseling_sessions",
-    "supplies_idempotency_keys",
-}
-
-
 async def _tables(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
     rows = await conn.execute(
         text(
@@ -113,6 +102,11 @@ async def two_organisations(engine: AsyncEngine, clock: Any) -> dict[str, int]:
         other = Organization(name="乙机构", kind="agency")
         session.add(other)
         await session.commit()
+        # Three days on, A's open requests are overdue: escalations exist too.
+        later = ServiceContext(session=session, viewer=replace(platform, organization_id=int(association)))
+        later.clock = lambda: clock() + timedelta(days=3)
+        assert await deadlines.escalate(later) > 0
+        await session.commit()
         make = Factory(ctx).in_org(other.id)
         await make.request(community=await make.community(name="乙社区"))
         await make.volunteer(phone="13900000001")
@@ -137,8 +131,8 @@ async def test_plain_sql_under_another_organisations_settings_sees_and_changes_n
         for table in tables:
             rows = await conn.execute(text(f"SELECT organization_id, count(*) FROM {table} GROUP BY 1"))
             truth[table] = {int(org): int(n) for org, n in rows}
-    # (A's data reaches every table but the few the demo leaves empty: the positive control below is real)
-    assert {t for t in tables if not truth[t].get(a)} == EMPTY_IN_DEMO
+    # (A's data reaches every organisation-owned table: the positive control below is real)
+    assert [t for t in tables if not truth[t].get(a)] == []
     for me, them in ((a, b), (b, a)):
         async with engine.connect() as conn, conn.begin() as tx:
             # when the app role acts for `me` with plain SQL, bypassing every service-layer check
