@@ -90,7 +90,9 @@ async def book(
     v = Validator()
     _check_interval(v, start, end, ctx.now())
     v.raise_if_any()
-    await get(ctx, Volunteer, owner_id, what="Staff member", field=("input", "ownerId"))
+    # The person's row lock serialises bookings of one person: without it, concurrent bookers that
+    # overlap wait on each other's exclusion-constraint checks and can deadlock instead of SLOT_TAKEN.
+    await get(ctx, Volunteer, owner_id, what="Staff member", field=("input", "ownerId"), lock=True)
     if not await _within_availability(ctx, owner_id, start, end):
         raise DomainError("OUTSIDE_AVAILABILITY", "This person is not available then.", ("input", "start"))
     appointment = Appointment(
@@ -116,6 +118,9 @@ async def _write_or_taken(ctx: ServiceContext, change: Callable[[], None]) -> No
 async def reschedule(
     ctx: ServiceContext, appointment_id: int, start: datetime, end: datetime, buffer: timedelta = DEFAULT_BUFFER
 ) -> Appointment:
+    # Person first, then appointment: the lock order of every booking (see `book`).
+    owner_id = (await get(ctx, Appointment, appointment_id, what="Appointment")).owner_id
+    await get(ctx, Volunteer, owner_id, what="Staff member", lock=True)
     appointment = await get(ctx, Appointment, appointment_id, what="Appointment", lock=True)
     if appointment.status != "active":
         raise DomainError("INVALID_TRANSITION", "A cancelled appointment cannot be rescheduled.", ("input", "id"))
