@@ -58,6 +58,7 @@ class Candidate:
 @dataclass(frozen=True)
 class RequestFacts:
     id: int
+    organization_id: int
     category: str
     latitude: float | None
     longitude: float | None
@@ -147,6 +148,7 @@ async def request_facts(
         )
     return RequestFacts(
         id=request.id,
+        organization_id=request.organization_id,
         category=request.category,
         latitude=request.latitude,
         longitude=request.longitude,
@@ -174,7 +176,12 @@ async def _nearest(
     stmt = (
         select(Volunteer.id, distance.label("meters"))
         .select_from(Volunteer)
-        .where(qualified(request, facts.at, modes_for(facts.physical, reserve)), access.volunteer_scope(ctx.viewer))
+        .where(
+            qualified(request, facts.at, modes_for(facts.physical, reserve)),
+            access.volunteer_scope(ctx.viewer),
+            # A volunteer serves the requests of their own organisation (a platform administrator sees all).
+            Volunteer.organization_id == facts.organization_id,
+        )
         .limit(limit)
     )
     by_load = (Volunteer.active_assignments, Volunteer.id)

@@ -157,6 +157,7 @@ async def _candidate_pairs_on(
     r = (
         select(
             HelpRequest.id,
+            HelpRequest.organization_id,
             HelpRequest.category,
             HelpRequest.latitude,
             HelpRequest.longitude,
@@ -179,14 +180,17 @@ async def _candidate_pairs_on(
         required_skills=r.c.required_skills,
         required_credentials=r.c.required_credentials,
     )
-    base = and_(qualified(request, r.c.at, modes, outer=(r,)), access.volunteer_scope(ctx.viewer))
+    # A volunteer serves the requests of their own organisation (a platform administrator sees all).
+    same_organisation = Volunteer.organization_id == r.c.organization_id
+    base = and_(qualified(request, r.c.at, modes, outer=(r,)), access.volunteer_scope(ctx.viewer), same_organisation)
     distance = func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(r.c.latitude, r.c.longitude))
     # Two steps, so the planner cannot trade the nearest-neighbour index for a scan: the nearest available
     # volunteers by pure KNN (a LATERAL per request), then the hard filters, then the best few by distance.
     knn = (
         select(Volunteer.id.label("volunteer_id"))
-        .where(Volunteer.latitude.is_not(None), Volunteer.availability == "available")
+        .where(Volunteer.latitude.is_not(None), Volunteer.availability == "available", same_organisation)
         .order_by(earth(Volunteer.latitude, Volunteer.longitude).op("<->")(earth(r.c.latitude, r.c.longitude)))
+        .correlate_except(Volunteer)
         .limit(per_request * KNN_OVERSAMPLE)
         .lateral("knn")
     )

@@ -13,7 +13,7 @@ import strawberry
 from strawberry import Info
 
 from core.errors import DomainError
-from core.services import audit
+from core.services import access, audit
 from core.services.context import ServiceContext
 from schema.errors import UserError, to_user_errors
 
@@ -46,8 +46,15 @@ async def mutate(
 ) -> Any:
     context = info.context
     context.operation_name = info.field_name
+
+    async def signed_in_work(ctx: ServiceContext) -> Any:
+        # Every mutation but sign-in needs a caller: answered before any lookup, since a lookup by an
+        # anonymous caller finds nothing (row-level security) and would say NOT_FOUND instead.
+        access.require_signed_in(ctx)
+        return await work(ctx)
+
     try:
-        result = await context.write(work)
+        result = await context.write(signed_in_work)
     except DomainError as exc:
         if exc.code in DENIED_CODES:
             # The change was refused and rolled back; the attempt itself is kept.

@@ -6,6 +6,7 @@ act on targets created for them)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,9 +21,21 @@ from core.plugins import build_plugin_host
 from core.services import assignments, auth, communities, help_requests, organizations, volunteers
 from core.services.context import ServiceContext, Viewer
 from core.settings import Settings
-from core.vocab import DistrictKind, LiaisonRole, OrganizationKind, RequestCategory, Role, Urgency, VolunteerMode
+from core.vocab import (
+    Availability,
+    DistrictKind,
+    LiaisonRole,
+    OrganizationKind,
+    RequestCategory,
+    Role,
+    Urgency,
+    VolunteerMode,
+)
 
 PASSWORD = "correct horse battery"
+# Names of records made after the world was built (by test rows, twins): list checks may leave them out.
+MARK = "w-"
+_twins = itertools.count(1)
 ROLES = [
     "anonymous",
     "platform_admin",
@@ -42,9 +55,13 @@ class World:
     engine: Any
     tokens: dict[str, str | None] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)
+    # role name → (account role, scope) of the world's accounts, to sign in a twin of one (see `twin`).
+    accounts: dict[str, tuple[Role, dict[str, int]]] = field(default_factory=dict)
 
     async def gql(self, role: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        token = self.tokens.get(role)
+        return await self.gql_as(self.tokens.get(role), query, variables)
+
+    async def gql_as(self, token: str | None, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = await self.http.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
@@ -54,6 +71,43 @@ class World:
 
     def ctx(self, session: Any) -> ServiceContext:
         return ServiceContext(session=session, viewer=BUILDER)
+
+    @contextlib.asynccontextmanager
+    async def service(self) -> AsyncIterator[ServiceContext]:
+        """A transaction acting as the world builder (a platform administrator), to prepare records."""
+        async with create_sessionmaker(self.engine)() as session, session.begin():
+            yield self.ctx(session)
+
+    async def twin(self, role: str) -> str | None:
+        """A fresh account with the same role and scope as the world's `role` account, signed in for real:
+        for rows that would spoil the world's own account (changing its password revokes its tokens)."""
+        if role not in self.accounts:
+            return self.tokens.get(role)
+        account_role, scope = self.accounts[role]
+        n = next(_twins)
+        username = f"{role}-twin-{n}"
+        async with self.service() as ctx:
+            if "volunteer_id" in scope:  # one account per volunteer record: the twin gets a record of its own
+                twin = await volunteers.register_volunteer(
+                    ctx,
+                    volunteers.VolunteerInput(
+                        name=f"{MARK}{username}",
+                        phone=f"1350000{n:04d}",
+                        mode=VolunteerMode.OFFLINE,
+                        organization_id=scope["organization_id"],
+                        availability=Availability.OFF,
+                    ),
+                )
+                scope = scope | {"volunteer_id": twin.id}
+            account = await auth.create_account(
+                ctx,
+                auth.AccountInput(
+                    username=username, display_name=username, password=PASSWORD, role=account_role, **scope
+                ),
+            )
+            self.ids[f"account_{username}"] = account.id
+        body = await self.gql("anonymous", LOGIN, {"u": username, "p": PASSWORD})
+        return body["data"]["login"]["token"]
 
     async def make_request(self, community: str, **kw: Any) -> int:
         async with create_sessionmaker(self.engine)() as session, session.begin():
@@ -143,7 +197,7 @@ async def build_world(url: Any) -> World:
     settings = Settings(login_max_failures=1000)
     app = create_app(settings, engine=engine, host=build_plugin_host(entry_points=False))
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
-    world = World(http=http, engine=engine, ids=ids)
+    world = World(http=http, engine=engine, ids=ids, accounts={u: (r, s) for u, r, s in accounts})
     world.tokens["anonymous"] = None
     world.tokens["partner_a"] = partner_token
     for username, _, _ in accounts:
