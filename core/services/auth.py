@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -198,6 +199,9 @@ async def login(
             outcome = LoginOutcome(account, None)
     ctx.session.add(LoginAttempt(username=name, address=address, success=outcome.error is None, at=now))
     action = "login" if outcome.error is None else "login_failed"
+    if outcome.account is not None:
+        # Signed in: the entry is the account's, in its organisation's trail (and written as the account).
+        ctx = dataclasses.replace(ctx, viewer=viewer_for(outcome.account))
     await audit.append(
         ctx,
         audit.AuditRecord(

@@ -67,6 +67,21 @@ async def accounts(engine: AsyncEngine) -> dict[str, int]:
         return {"org": org.id, "admin": admin.id}
 
 
+async def test_a_sign_in_is_in_the_accounts_organisations_trail(
+    api: Api, accounts: dict[str, int], owner_engine: AsyncEngine
+) -> None:
+    # when the administrator signs in
+    assert (await api.login("admin"))["errors"] == []
+    # then the entry names the account and its organisation (whose administrators read it)
+    async with owner_engine.connect() as conn:
+        entry = (
+            await conn.execute(
+                select(AuditEntry.action, AuditEntry.actor, AuditEntry.organization_id, AuditEntry.record_id)
+            )
+        ).one()
+    assert tuple(entry) == ("login", "admin", accounts["org"], accounts["admin"])
+
+
 async def test_login_and_me(api: Api, accounts: dict[str, int]) -> None:
     # when the administrator signs in (username is case-insensitive)
     login = await api.login("ADMIN")
