@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.database import create_sessionmaker
 from core.errors import DomainError
 from core.models import Assignment, Volunteer
 from core.services import assignments, help_requests, volunteers
 from core.services.context import ServiceContext
 from core.vocab import AssignmentStatus, Availability, RequestStatus
+from tests.concurrency import Racer, rounds
 from tests.factories import Factory
 
 A = AssignmentStatus
@@ -144,28 +143,26 @@ async def test_completion_hours_must_be_sensible(make: Factory, hours: Decimal) 
     assert (err.value.code, err.value.errors[0].field) == ("OUT_OF_RANGE", ("input", "hours"))
 
 
-async def test_capacity_holds_under_concurrent_offers(make: Factory, engine: AsyncEngine, clock) -> None:  # type: ignore[no-untyped-def]
-    # given a volunteer with room for 2 and 12 verified requests
-    volunteer = await make.volunteer(max_concurrent_assignments=2)
-    community = await make.community()
-    requests = [await make.request(community, status=RequestStatus.VERIFIED) for _ in range(12)]
-    sessionmaker = create_sessionmaker(engine)
+async def test_capacity_holds_under_concurrent_offers(make: Factory, db_url: URL, clock) -> None:  # type: ignore[no-untyped-def]
+    async def round_(racer: Racer) -> None:
+        # given a volunteer with room for 2 and 12 verified requests
+        volunteer = await make.volunteer(max_concurrent_assignments=2)
+        community = await make.community()
+        requests = [await make.request(community, status=RequestStatus.VERIFIED) for _ in range(12)]
 
-    async def offer(request_id: int) -> str:
-        async with sessionmaker() as session:
-            ctx = ServiceContext(session=session, viewer=make.ctx.viewer, clock=clock)
-            try:
-                async with session.begin():
-                    await assignments.offer(ctx, request_id, volunteer.id)
-                return "ok"
-            except DomainError as exc:
-                return exc.code
+        async def offer(ctx: ServiceContext, i: int) -> str:
+            await assignments.offer(ctx, requests[i].id, volunteer.id)
+            return "ok"
 
-    # when 12 coordinators offer the same volunteer at once, each in their own transaction
-    outcomes = await asyncio.gather(*(offer(r.id) for r in requests))
-    # then exactly two offers stand and every other one was told why
-    assert sorted(outcomes) == ["VOLUNTEER_AT_CAPACITY"] * 10 + ["ok"] * 2
-    assert await _active(make, volunteer.id) == (2, 2)
+        # when 12 coordinators offer the same volunteer at once, each in their own transaction
+        outcomes = await racer.race(offer, viewer=make.ctx.viewer)
+        # then exactly two offers stand and every other one was told why
+        assert sorted(outcomes) == ["VOLUNTEER_AT_CAPACITY"] * 10 + ["ok"] * 2
+        assert await _active(make, volunteer.id) == (2, 2)
+
+    async with Racer.open(db_url, workers=12, clock=clock) as racer:
+        for _ in range(rounds(2)):
+            await round_(racer)
 
 
 async def test_database_refuses_over_capacity_even_without_the_service(make: Factory) -> None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import URL
 
-from core.database import create_sessionmaker
 from core.errors import DomainError
 from core.models import CommunityLiaison
 from core.services import communities
 from core.services.context import ServiceContext
 from core.vocab import LiaisonRole
+from tests.concurrency import Racer, rounds
 from tests.factories import Factory
 
 
@@ -32,32 +30,30 @@ async def test_team_takes_one_social_worker_and_two_volunteers(make: Factory) ->
         assert err.value.code == "LIAISON_TEAM_FULL"
 
 
-async def test_team_limit_holds_under_concurrent_additions(make: Factory, engine: AsyncEngine) -> None:
-    # given a community and six volunteers
-    community = await make.community()
+async def test_team_limit_holds_under_concurrent_additions(make: Factory, db_url: URL) -> None:
+    # given six volunteers
     people = [await make.volunteer() for _ in range(6)]
-    sessionmaker = create_sessionmaker(engine)
 
-    async def add(volunteer_id: int) -> str:
-        async with sessionmaker() as session:
-            try:
-                async with session.begin():
-                    await communities.add_liaison(
-                        ServiceContext(session=session, viewer=make.ctx.viewer),
-                        community.id,
-                        volunteer_id,
-                        LiaisonRole.VOLUNTEER,
-                    )
-                return "ok"
-            except DomainError as exc:
-                return exc.code
+    async def round_(racer: Racer) -> None:
+        # and a community with an empty team
+        community = await make.community()
 
-    # when six coordinators seat a volunteer at once
-    outcomes = await asyncio.gather(*(add(p.id) for p in people))
-    # then two seats are taken and four are told the team is full
-    assert sorted(outcomes) == ["LIAISON_TEAM_FULL"] * 4 + ["ok"] * 2
-    seated = await make.ctx.session.scalar(select(func.count()).where(CommunityLiaison.community_id == community.id))
-    assert seated == 2
+        async def add(ctx: ServiceContext, i: int) -> str:
+            await communities.add_liaison(ctx, community.id, people[i].id, LiaisonRole.VOLUNTEER)
+            return "ok"
+
+        # when six coordinators seat a volunteer at once
+        outcomes = await racer.race(add, viewer=make.ctx.viewer)
+        # then two seats are taken and four are told the team is full
+        assert sorted(outcomes) == ["LIAISON_TEAM_FULL"] * 4 + ["ok"] * 2
+        seated = await make.ctx.session.scalar(
+            select(func.count()).where(CommunityLiaison.community_id == community.id)
+        )
+        assert seated == 2
+
+    async with Racer.open(db_url, workers=6) as racer:
+        for _ in range(rounds(5)):
+            await round_(racer)
 
 
 async def test_same_name_in_one_district_is_refused(make: Factory) -> None:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import URL
 
-from core.database import create_sessionmaker
 from core.errors import DomainError
 from core.models import Volunteer
 from core.services import assignments, planning
-from core.services.context import ServiceContext, Viewer
+from core.services.context import ServiceContext
 from core.services.matching_policy import MatchingPolicy
 from core.vocab import RequestStatus
+from tests.concurrency import Racer, rounds
 from tests.factories import Factory
 
 # Distance only, so the right answer is plain geometry.
@@ -108,28 +106,27 @@ async def test_committing_a_stale_plan_fails_and_writes_nothing(make: Factory) -
     assert len(await assignments.list_for_request(make.ctx, a_id)) == 0
 
 
-async def test_capacity_holds_under_two_concurrent_commits(make: Factory, engine: AsyncEngine, clock) -> None:  # type: ignore[no-untyped-def]
-    # given one volunteer with room for one, and two plans each giving them a different request
-    a, b = await _request_at(make, A), await _request_at(make, A)
-    v = await make.volunteer(latitude=A[0], longitude=A[1], max_concurrent_assignments=1)
-    sessionmaker = create_sessionmaker(engine)
-    viewer = Viewer(label="coordinator", role="platform_admin")
+async def test_capacity_holds_under_two_concurrent_commits(make: Factory, db_url: URL, clock) -> None:  # type: ignore[no-untyped-def]
+    async def round_(racer: Racer) -> None:
+        # given one volunteer with room for one, and two plans each giving them a different request
+        a, b = await _request_at(make, A), await _request_at(make, A)
+        v = await make.volunteer(latitude=A[0], longitude=A[1], max_concurrent_assignments=1)
+        plans = [a.id, b.id]
 
-    async def commit(request_id: int) -> str:
-        async with sessionmaker() as session:
-            try:
-                async with session.begin():
-                    await planning.commit_plan(ServiceContext(session, viewer, clock), [(request_id, v.id)])
-                return "ok"
-            except DomainError as exc:
-                return exc.code
+        async def commit(ctx: ServiceContext, i: int) -> str:
+            await planning.commit_plan(ctx, [(plans[i], v.id)])
+            return "ok"
 
-    # when both are committed at once, in real concurrent transactions
-    outcomes = await asyncio.gather(commit(a.id), commit(b.id))
-    # then exactly one holds
-    assert sorted(outcomes) == ["STALE_PLAN", "ok"]
-    active = await make.ctx.session.scalar(select(Volunteer.active_assignments).where(Volunteer.id == v.id))
-    assert active == 1
+        # when both are committed at once, in real concurrent transactions
+        outcomes = await racer.race(commit, viewer=make.ctx.viewer)
+        # then exactly one holds
+        assert sorted(outcomes) == ["STALE_PLAN", "ok"]
+        active = await make.ctx.session.scalar(select(Volunteer.active_assignments).where(Volunteer.id == v.id))
+        assert active == 1
+
+    async with Racer.open(db_url, workers=2, clock=clock) as racer:
+        for _ in range(rounds(6)):
+            await round_(racer)
 
 
 async def test_each_request_is_filtered_on_its_own(make: Factory) -> None:

@@ -5,21 +5,20 @@ organisation sees no counseling record at all."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import URL
 
 from core import tenancy
-from core.database import create_sessionmaker
 from core.errors import DomainError
 from core.models import Appointment
 from core.services import scheduling
 from core.services.context import ServiceContext, Viewer
 from plugins.counseling import services
+from tests.concurrency import Racer, rounds
 from tests.core.services.test_scheduling import at, next_monday
 from tests.factories import Factory
 
@@ -88,31 +87,30 @@ async def test_earliest_slot_goes_to_a_counselor_with_the_specialty(make: Factor
     assert second_slot.during.lower >= first_slot.during.upper + timedelta(minutes=10)
 
 
-async def test_twenty_concurrent_bookings_of_one_counselor(make: Factory, setup, engine: AsyncEngine, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_twenty_concurrent_bookings_of_one_counselor(make: Factory, setup, db_url: URL, clock) -> None:  # type: ignore[no-untyped-def]
     monday = next_monday(clock)
-    sessionmaker = create_sessionmaker(engine)
+    viewer = Viewer(
+        label="c", role="counselor", organization_id=make.ctx.viewer.organization_id, extra_permissions=MANAGE
+    )
 
-    async def book(offset: int) -> str:
-        async with sessionmaker() as session:
-            viewer = Viewer(
-                label="c", role="counselor", organization_id=make.ctx.viewer.organization_id, extra_permissions=MANAGE
+    async def round_(racer: Racer, day: datetime) -> None:
+        async def book(ctx: ServiceContext, i: int) -> str:
+            await services.book_session(
+                ctx,
+                client_id=setup["client"],
+                counselor_id=setup["grief"],
+                start=at(day, 10) + timedelta(minutes=i % 4 * 5),
+                **online(),
             )
-            ctx = ServiceContext(session, viewer, clock)
-            try:
-                async with session.begin():
-                    await services.book_session(
-                        ctx,
-                        client_id=setup["client"],
-                        counselor_id=setup["grief"],
-                        start=at(monday, 10) + timedelta(minutes=offset),
-                        **online(),
-                    )
-                return "ok"
-            except DomainError as exc:
-                return exc.code
+            return "ok"
 
-    outcomes = await asyncio.gather(*(book(i % 4 * 5) for i in range(20)))
-    assert sorted(outcomes) == ["SLOT_TAKEN"] * 19 + ["ok"]
+        outcomes = await racer.race(book, viewer=viewer)
+        assert sorted(outcomes) == ["SLOT_TAKEN"] * 19 + ["ok"]
+
+    async with Racer.open(db_url, workers=20, clock=clock) as racer:
+        # one round per day (the counselor is available every day)
+        for n in range(rounds(3)):
+            await round_(racer, monday + timedelta(days=n))
 
 
 async def test_a_casework_visit_and_a_session_cannot_overlap(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import URL
 
-from core.database import create_sessionmaker
 from core.errors import DomainError
 from core.services.context import ServiceContext, Viewer
 from plugins.supplies import services
+from tests.concurrency import Racer, rounds
 from tests.plugins.supplies.conftest import NewCommunity
 
 
@@ -39,29 +38,30 @@ def test_bad_amounts(amount: str, code: str) -> None:
 
 
 async def test_allocations_never_exceed_the_donation_under_concurrency(
-    ctx: ServiceContext, staff: Viewer, engine: AsyncEngine, clock: Any
+    ctx: ServiceContext, staff: Viewer, db_url: URL, clock: Any
 ) -> None:
-    # given a 5,000,000 yuan donation from a foundation
     donor = await services.create_donor(ctx, "陕西慈善基金会", "organization", contact="029-88880000")
-    donation = await services.receive_money(ctx, donor.id, Decimal("5000000"), "R-2021-0001", "抗疫专项")
     await ctx.session.commit()
-    sessionmaker = create_sessionmaker(engine)
 
-    async def allocate() -> str:
-        async with sessionmaker() as session:
-            side = ServiceContext(session, staff, clock)
-            try:
-                async with session.begin():
-                    await services.allocate(side, donation.id, "400000", "采购防护服")
-                return "ok"
-            except DomainError as exc:
-                return exc.code
+    async def round_(racer: Racer, receipt: str) -> None:
+        # given a 5,000,000 yuan donation from a foundation
+        donation = await services.receive_money(ctx, donor.id, Decimal("5000000"), receipt, "抗疫专项")
+        await ctx.session.commit()
 
-    # when twenty purchases of 400,000 are allocated at once
-    outcomes = await asyncio.gather(*(allocate() for _ in range(20)))
-    # then twelve fit (4,800,000) and 200,000 remain, derived from the allocations
-    assert sorted(outcomes) == ["INSUFFICIENT_FUNDS"] * 8 + ["ok"] * 12
-    assert await services.unallocated_fen(ctx, donation.id) == 20_000_000
+        async def allocate(side: ServiceContext, i: int) -> str:
+            await services.allocate(side, donation.id, "400000", "采购防护服")
+            return "ok"
+
+        # when twenty purchases of 400,000 are allocated at once
+        outcomes = await racer.race(allocate, viewer=staff)
+        # then twelve fit (4,800,000) and 200,000 remain, derived from the allocations
+        assert sorted(outcomes) == ["INSUFFICIENT_FUNDS"] * 8 + ["ok"] * 12
+        assert await services.unallocated_fen(ctx, donation.id) == 20_000_000
+        await ctx.session.commit()
+
+    async with Racer.open(db_url, workers=20, clock=clock) as racer:
+        for n in range(rounds(2)):
+            await round_(racer, f"R-2021-{n + 1:04d}")
     with pytest.raises(DomainError) as err:
         await services.receive_money(ctx, donor.id, "1", "R-2021-0001")
     assert err.value.code == "ALREADY_EXISTS"
