@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench schema clean
+.PHONY: run test lint bench schema clean mutation schema-mutation races
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "yunshegong needs Python 3.11+; set PYTHON=python3.11")'
@@ -30,6 +30,15 @@ bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same r
 
 schema: $(STAMP)  ## regenerate the committed SDL
 	$(BIN)/yunshegong schema --builtin-only > schema/schema.graphql
+
+mutation: $(STAMP)  ## mutmut over the invariant-holding modules, each against its own tests (slow; MODULES="help_requests ...")
+	$(BIN)/python -m tests.mutation $(MODULES)
+
+schema-mutation: $(STAMP)  ## drop each guarding constraint/trigger/policy in turn and expect a test to fail
+	$(BIN)/python -m tests.schema_mutations $(MUTATIONS)
+
+races: $(STAMP)  ## plant each race the concurrency tests guard and report each test's detection rate (RUNS=10)
+	$(BIN)/python -m tests.planted_races --runs $(or $(RUNS),10) $(RACES_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
