@@ -150,6 +150,12 @@ MUTATIONS = [
         "the stock ledger is never rewritten",
     ),
     Mutation(
+        "supplies_movements_no_truncate",
+        "DROP TRIGGER supplies_movements_no_truncate ON supplies_movements",
+        (APPEND_ONLY,),
+        "the stock ledger is never truncated",
+    ),
+    Mutation(
         "tenant_isolation(help_requests)",
         _permissive("help_requests"),
         TENANCY,

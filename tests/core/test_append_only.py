@@ -98,3 +98,12 @@ async def test_assignments_cannot_be_deleted_even_by_the_owner(make: Factory, ow
     # then it is refused and the assignment is still there
     assert code == RESTRICT_VIOLATION
     assert await _count(owner_engine, "SELECT count(*) FROM assignments WHERE request_id = :id", id=rid) == 1
+
+
+async def test_the_stock_ledger_cannot_be_truncated_even_by_the_owner(
+    owner_engine: AsyncEngine, db_url: object
+) -> None:
+    # when the tables' owner truncates the supplies ledger
+    code = await _refused(owner_engine, "TRUNCATE supplies_movements CASCADE")
+    # then it is refused (corrections are new movements, never a wiped ledger)
+    assert code == RESTRICT_VIOLATION

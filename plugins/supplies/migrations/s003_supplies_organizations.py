@@ -50,9 +50,15 @@ def upgrade() -> None:
         op.create_unique_constraint(f"uq_{table}_organization_id_{column}", table, ["organization_id", column])
     op.drop_constraint("pk_supplies_idempotency_keys", "supplies_idempotency_keys", type_="primary")
     op.create_primary_key("pk_supplies_idempotency_keys", "supplies_idempotency_keys", ["organization_id", "key"])
+    # The ledger refused UPDATE and DELETE but not TRUNCATE (found by the schema-mutation check): now all three.
+    op.execute(
+        "CREATE TRIGGER supplies_movements_no_truncate BEFORE TRUNCATE ON supplies_movements "
+        "FOR EACH STATEMENT EXECUTE FUNCTION refuse_rewrite()"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS supplies_movements_no_truncate ON supplies_movements")
     op.drop_constraint("pk_supplies_idempotency_keys", "supplies_idempotency_keys", type_="primary")
     op.create_primary_key("pk_supplies_idempotency_keys", "supplies_idempotency_keys", ["key"])
     for table, column in UNIQUE:
