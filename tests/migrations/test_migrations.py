@@ -74,3 +74,45 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
     finally:
         await engine.dispose()
         await drop_database(server_url, name)
+
+
+async def test_existing_rows_are_given_to_the_association_and_children_follow_their_parents(server_url: str) -> None:
+    name = "ysg_migration_backfill"
+    await drop_database(server_url, name)
+    await ensure_database(server_url, name)
+    engine = create_engine(database_url_for(server_url, name), pool_size=1)
+    dirs = build_plugin_host(entry_points=False).migration_dirs()
+    try:
+        # given a deployment from before organisation isolation, with rows that name no organisation
+        await migrate.upgrade(engine, dirs, target="s002")
+        await migrate.upgrade(engine, dirs, target="c001")
+        async with engine.begin() as conn:
+            for statement in (
+                "INSERT INTO districts (name, kind) VALUES ('碑林区', 'district')",
+                "INSERT INTO communities (district_id, name, street, head_name) VALUES (1, '粉巷社区', '', '')",
+                "INSERT INTO volunteers (name, phone, mode, skills, availability, max_concurrent_assignments, teams) "
+                "VALUES ('张', '13900000001', 'offline', '{}', 'available', 3, '{}')",
+                "INSERT INTO help_requests (community_id, title, description, category, beneficiaries, urgency, "
+                "requester_name, requester_phone, requester_address, health_details, status, required_skills) "
+                "VALUES (1, '送药', '', 'medicine', 1, 'high', '王', '13800000000', '', '', 'submitted', '{}')",
+                "INSERT INTO supplies_items (name, category, unit) VALUES ('N95口罩', 'medical_protection', '只')",
+            ):
+                await conn.execute(text(statement))
+        # when it is migrated
+        await migrate.upgrade(engine, dirs)
+        # then an association exists, the roots belong to it and the request follows its community
+        async with engine.connect() as conn:
+            orgs = (await conn.execute(text("SELECT id, name, kind FROM organizations"))).all()
+            owners = (
+                await conn.execute(
+                    text(
+                        "SELECT (SELECT organization_id FROM communities), (SELECT organization_id FROM volunteers), "
+                        "(SELECT organization_id FROM help_requests), (SELECT organization_id FROM supplies_items)"
+                    )
+                )
+            ).one()
+        assert [(o.name, o.kind) for o in orgs] == [("西安市社会工作协会", "association")]
+        assert tuple(owners) == (orgs[0].id,) * 4
+    finally:
+        await engine.dispose()
+        await drop_database(server_url, name)
