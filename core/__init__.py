@@ -67,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "payload": "schema.mutations.base",
     "mutate": "schema.mutations.base",
     "Connection": "schema.types.common",
+    "resolve_node_rows": "schema.types.nodes",
     "encode_id": "schema.ids",
     "decode_id": "schema.ids",
 }

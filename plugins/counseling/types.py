@@ -24,20 +24,9 @@ async def _resolve_nodes(
 ) -> list[Any]:
     """node(id:) for a counseling type: the rows the caller may address (their organisation's; risk flags:
     their organisation's supervisors), None for the others -- exactly as for ids that do not exist."""
-    pks = [_node_pk(str(i)) for i in node_ids]
-    found = await info.context.read(services.rows_by_id, model, [p for p in pks if p is not None])
-    out = [convert(found[p]) if p in found else None for p in pks]
-    if required and any(o is None for o in out):
-        raise ValueError("Some of the requested nodes do not exist.")
-    return out
-
-
-def _node_pk(raw: str) -> int | None:
-    try:
-        pk = int(raw)
-    except ValueError:
-        return None
-    return pk if 0 < pk < 2**63 else None
+    return await core.resolve_node_rows(
+        info, node_ids, lambda ctx, pks: services.rows_by_id(ctx, model, pks), convert, required
+    )
 
 
 @strawberry.type

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from strawberry import Info
@@ -28,6 +28,24 @@ async def resolve_nodes(
     pks = [_pk(str(i)) for i in node_ids]
     rows = await loader(info.context.loaders).load_many([p for p in pks if p is not None])
     found = {row.id: row for row in rows if row is not None}
+    out = [convert(found[p]) if p in found else None for p in pks]
+    if required and any(o is None for o in out):
+        raise ValueError("Some of the requested nodes do not exist.")
+    return out
+
+
+async def resolve_node_rows(
+    info: Info,
+    node_ids: Iterable[str],
+    fetch: Callable[[Any, list[int]], Awaitable[dict[int, Any]]],
+    convert: Callable[[Any], Any],
+    required: bool,
+) -> list[Any]:
+    """`resolve_nodes` for types without a core loader (plugin types): `fetch(ctx, pks)` is a service call
+    returning the rows the caller may see by id (row-level security leaves out other organisations'), so an
+    unknown, malformed or foreign id is None alike (an error if `required`)."""
+    pks = [_pk(str(i)) for i in node_ids]
+    found = await info.context.read(fetch, [p for p in pks if p is not None])
     out = [convert(found[p]) if p in found else None for p in pks]
     if required and any(o is None for o in out):
         raise ValueError("Some of the requested nodes do not exist.")
