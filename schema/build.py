@@ -31,6 +31,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.utils.str_converters import to_camel_case
 
+from core.errors import DomainError
 from core.plugin_api import camel_prefix, pascal_prefix
 from core.plugins import LoadedPlugin, PluginHost, PluginLoadError
 from core.settings import Settings
@@ -44,6 +45,7 @@ from schema.mutations.reference import ReferenceMutations
 from schema.mutations.scheduling import SchedulingMutations
 from schema.mutations.volunteers import VolunteerMutations
 from schema.queries import CoreQuery, node_fields
+from schema.types.nodes import NOT_ADDRESSABLE
 
 CORE_MUTATIONS = (
     AuthMutations,
@@ -118,7 +120,12 @@ def _gate_node_type(cls: type, plugin: str) -> None:
     original = cls.resolve_nodes  # type: ignore[attr-defined]
 
     async def resolve_nodes(cls_: type, *, info: Info, node_ids: Iterable[str], required: bool = False) -> Any:
-        await info.context.require_plugin(plugin)
+        try:
+            await info.context.require_plugin(plugin)
+        except DomainError as refused:
+            if required or refused.code not in NOT_ADDRESSABLE:
+                raise
+            return [None for _ in node_ids]
         result = original(info=info, node_ids=node_ids, required=required)
         return await result if inspect.isawaitable(result) else result
 

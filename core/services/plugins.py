@@ -48,6 +48,9 @@ async def is_enabled(ctx: ServiceContext, plugin: str) -> bool:
 
 
 async def ensure_enabled(ctx: ServiceContext, plugin: str) -> None:
+    """PLUGIN_DISABLED unless the caller's organisation enabled `plugin`; UNAUTHENTICATED first for an
+    anonymous caller (who has no organisation, so "not enabled for you" would be the wrong answer)."""
+    access.require_signed_in(ctx)
     if plugin not in await enabled_plugins(ctx):
         raise DomainError("PLUGIN_DISABLED", f"The {plugin} plugin is not enabled for your organisation.", (plugin,))
 

@@ -8,6 +8,13 @@ from typing import Any
 from strawberry import Info
 from strawberry.dataloader import DataLoader
 
+from core.errors import DomainError
+
+# A caller who may not address a type at all (signed out, lacking the plugin's permission, plugin not enabled
+# for their organisation) gets null from node(id:), as core's types answer outside the caller's scope: the
+# answer does not depend on whether the id exists, and one such id in nodes(ids:) does not blank the others.
+NOT_ADDRESSABLE = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "PLUGIN_DISABLED"})
+
 
 def _pk(raw: str) -> int | None:
     try:
@@ -45,7 +52,12 @@ async def resolve_node_rows(
     returning the rows the caller may see by id (row-level security leaves out other organisations'), so an
     unknown, malformed or foreign id is None alike (an error if `required`)."""
     pks = [_pk(str(i)) for i in node_ids]
-    found = await info.context.read(fetch, [p for p in pks if p is not None])
+    try:
+        found = await info.context.read(fetch, [p for p in pks if p is not None])
+    except DomainError as refused:
+        if refused.code not in NOT_ADDRESSABLE:
+            raise
+        found = {}
     out = [convert(found[p]) if p in found else None for p in pks]
     if required and any(o is None for o in out):
         raise ValueError("Some of the requested nodes do not exist.")
