@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the service with demo data on the embedded database, at http://127.0.0.1:8000/graphql
 	$(BIN)/yunshegong serve --demo
 
-test: $(STAMP)  ## the whole test suite (lint included)
+test: $(STAMP)  ## the whole test suite (lint and format check included)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
 	$(BIN)/python -m bench.requests_page

@@ -97,7 +97,10 @@ async def escalate(ctx: ServiceContext, limit: int = 1000) -> int:
             await ctx.publish(
                 events.HelpRequestEscalated(
                     organization_id=request.organization_id,
-                    request_id=request.id, stage=stage, urgency=request.urgency, due_at=due.isoformat()
+                    request_id=request.id,
+                    stage=stage,
+                    urgency=request.urgency,
+                    due_at=due.isoformat(),
                 )
             )
     return raised

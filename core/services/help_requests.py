@@ -258,14 +258,19 @@ async def _announce(
     await ctx.publish(
         events.HelpRequestStatusChanged(
             organization_id=request.organization_id,
-            request_id=request.id, from_status=from_.value, to_status=to.value, reason=reason
+            request_id=request.id,
+            from_status=from_.value,
+            to_status=to.value,
+            reason=reason,
         )
     )
     if to == S.VERIFIED and from_ == S.SUBMITTED:
         await ctx.publish(
             events.HelpRequestVerified(
                 organization_id=request.organization_id,
-                request_id=request.id, community_id=request.community_id, category=request.category
+                request_id=request.id,
+                community_id=request.community_id,
+                category=request.category,
             )
         )
     elif to == S.FULFILLED:
@@ -279,8 +284,11 @@ async def _announce(
             )
         )
     elif to in (S.REJECTED, S.CANCELLED):
-        await ctx.publish(events.HelpRequestClosed(
-                organization_id=request.organization_id, request_id=request.id, status=to.value, reason=reason))
+        await ctx.publish(
+            events.HelpRequestClosed(
+                organization_id=request.organization_id, request_id=request.id, status=to.value, reason=reason
+            )
+        )
 
 
 async def _release_assignments(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, now: datetime) -> None:

@@ -222,7 +222,10 @@ async def history_features(
 async def volunteer_features(ctx: ServiceContext, volunteer_ids: Sequence[int]) -> dict[int, Volunteer]:
     if not volunteer_ids:
         return {}
-    rows = await ctx.session.scalars(select(Volunteer).where(Volunteer.id.in_(list(volunteer_ids))))
+    # populate_existing: a trigger keeps volunteers.active_assignments; copies this session loaded before a
+    # decline or completion in the same transaction would rank on the old load.
+    stmt = select(Volunteer).where(Volunteer.id.in_(list(volunteer_ids))).execution_options(populate_existing=True)
+    rows = await ctx.session.scalars(stmt)
     return {v.id: v for v in rows}
 
 

@@ -108,9 +108,11 @@ async def register_volunteer(ctx: ServiceContext, data: VolunteerInput) -> Volun
     volunteer = Volunteer(**await _validated(ctx, data, None))
     ctx.session.add(volunteer)
     await flush(ctx)
-    await ctx.publish(events.VolunteerRegistered(
+    await ctx.publish(
+        events.VolunteerRegistered(
             organization_id=volunteer.organization_id, volunteer_id=volunteer.id, mode=volunteer.mode
-        ))
+        )
+    )
     return volunteer
 
 

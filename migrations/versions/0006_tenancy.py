@@ -85,8 +85,7 @@ def upgrade() -> None:
     op.execute("ALTER TABLE audit_log FORCE ROW LEVEL SECURITY")
     op.execute(f"CREATE POLICY audit_read ON audit_log FOR SELECT USING {TENANT_CHECK}")
     op.execute(
-        "CREATE POLICY audit_append ON audit_log FOR INSERT "
-        f"WITH CHECK (organization_id IS NULL OR {TENANT_CHECK})"
+        f"CREATE POLICY audit_append ON audit_log FOR INSERT WITH CHECK (organization_id IS NULL OR {TENANT_CHECK})"
     )
 
     for statement in grant_sql():

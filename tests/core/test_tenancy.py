@@ -32,6 +32,8 @@ GLOBAL_TABLES = {
     "category_trainings",
     "login_attempts",  # throttling counts attempts per username and address before anyone is known
 }
+
+
 async def _tables(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
     rows = await conn.execute(
         text(
