@@ -135,7 +135,7 @@ async def measure_service(
             sys.executable,
             "-m",
             "uvicorn",
-            "core.app:create_app",
+            "yunshegong.app:create_app",
             "--factory",
             "--port",
             str(port),

@@ -1,13 +1,44 @@
-"""yunshegong core. Plugins import what they need from here (and only from here).
+"""yunshegong core: the domain. Plugins import its part of the plugin API from here (`import core`), and the
+GraphQL part from `schema.api` (`from schema import api as gql`). Core never imports the GraphQL layer.
 
-The names below are the plugin API; they load lazily so that importing `core` stays cheap and free of
-import cycles.
+The names below are the domain half of the plugin API. They load lazily (importing `core` stays cheap and
+free of import cycles); the TYPE_CHECKING block names the same objects for editors and type checkers, and
+tests/core/test_plugin_api.py checks that both lists agree.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.database import Base
+    from core.errors import DomainError, NotFound, Validator
+    from core.events import (
+        AssignmentChanged,
+        DomainEvent,
+        HelpRequestClosed,
+        HelpRequestEscalated,
+        HelpRequestFulfilled,
+        HelpRequestStatusChanged,
+        HelpRequestSubmitted,
+        HelpRequestVerified,
+        VolunteerRegistered,
+    )
+    from core.hookspecs import hookimpl
+    from core.migrate import CORE_ROOT_REVISION
+    from core.models import Assignment, Community, District, HelpRequest, Organization, Volunteer
+    from core.models._columns import created_at as created_at_column
+    from core.models._columns import pk as pk_column
+    from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
+    from core.services.access import can, require
+    from core.services.common import constraint_name, domain_error_for, flush
+    from core.services.common import get as get_row
+    from core.services.context import ServiceContext, Viewer
+    from core.services.pagination import Ordering, Page, paginate
+    from core.services.plugins import is_enabled
+    from core.services.privacy import mask_phone
+    from core.tenancy import Inherit, OrganizationOwned, SharedByAllOrganizations, organization_column, own_table
 
 _EXPORTS: dict[str, str] = {
     # hooks
@@ -62,18 +93,13 @@ _EXPORTS: dict[str, str] = {
     "VolunteerRegistered": "core.events",
     # migrations
     "CORE_ROOT_REVISION": "core.migrate",
-    # GraphQL helpers for plugin schemas
-    "error_type": "schema.errors",
-    "payload": "schema.mutations.base",
-    "mutate": "schema.mutations.base",
-    "Connection": "schema.types.common",
-    "resolve_node_rows": "schema.types.nodes",
-    "encode_id": "schema.ids",
-    "decode_id": "schema.ids",
+    # pagination: a service returns core.paginate(...) pages; schema.api.connection turns them into connections
+    "paginate": "core.services.pagination",
+    "Ordering": "core.services.pagination",
+    "Page": "core.services.pagination",
+    "HelpRequestEscalated": "core.events",
 }
 _RENAMED = {
-    "encode_id": "encode",
-    "decode_id": "decode",
     "get_row": "get",
     "pk_column": "pk",
     "created_at_column": "created_at",

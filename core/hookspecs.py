@@ -81,6 +81,18 @@ def register_permissions() -> list[Permission]:  # type: ignore[empty-body]
 
 
 @hookspec
+def register_error_codes() -> dict[str, str]:  # type: ignore[empty-body]
+    """Declare the error codes the plugin's services raise beyond core's (e.g. `INSUFFICIENT_STOCK`).
+
+    Called once at startup. Returns {code: description}; codes are UPPER_SNAKE_CASE and must not redefine a
+    core code (raise core's own codes as they are: NOT_FOUND, FORBIDDEN, ...). They join the one `ErrorCode`
+    enum every mutation payload's `errors { code }` uses, with the description in the SDL. Two plugins may
+    declare the same code (the first description is kept). A service raising an undeclared code is a
+    programming error (the client gets INTERNAL_ERROR).
+    """
+
+
+@hookspec
 def register_event_types() -> list[type[DomainEvent]]:  # type: ignore[empty-body]
     """Declare the domain events this plugin publishes, so that other plugins can react to them by name.
 

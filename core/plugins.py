@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -27,6 +28,8 @@ from core.events import CORE_EVENT_TYPES, DomainEvent
 from core.plugin_api import PLUGIN_NAME, GraphQLContribution, MatchCriterion, Permission, PluginInfo, describe
 
 log = logging.getLogger(__name__)
+
+ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,59}$")
 
 ENTRY_POINT_GROUP = "yunshegong.plugins"
 
@@ -64,6 +67,7 @@ class PluginHost:
         self.permissions: list[Permission] = self._collect_permissions()
         self.event_types: dict[str, type[DomainEvent]] = self._collect_event_types()
         self.match_criteria: list[MatchCriterion] = self._collect_match_criteria()
+        self.error_codes: dict[str, str] = self._collect_error_codes()
 
     # -- calling hooks, with attribution -------------------------------------------------------------------
 
@@ -158,6 +162,26 @@ class PluginHost:
                 criteria.append(criterion)
         return criteria
 
+    def _collect_error_codes(self) -> dict[str, str]:
+        """Core's codes, then each plugin's own, in load order."""
+        codes = dict(CORE_ERROR_CODES)
+        for plugin, value in self.call_each("register_error_codes"):
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise PluginLoadError(
+                    f"plugin {plugin.name!r}: register_error_codes must return dict[str, str], got {describe(value)}"
+                )
+            for code, description in value.items():
+                if not ERROR_CODE.match(code):
+                    raise PluginLoadError(f"plugin {plugin.name!r}: error code {code!r} must be UPPER_SNAKE_CASE")
+                if code in CORE_ERROR_CODES:
+                    raise PluginLoadError(
+                        f"plugin {plugin.name!r}: error code {code!r} is core's; raise it without declaring it"
+                    )
+                codes.setdefault(code, description)
+        return codes
+
     def owner_of(self, cls: type) -> LoadedPlugin | None:
         """The plugin whose package defines `cls`, if any."""
         module = getattr(cls, "__module__", "") or ""
@@ -187,7 +211,7 @@ class PluginHost:
                 if inspect.isawaitable(result):
                     await result
             except DomainError as exc:
-                code = exc.code if exc.code in CORE_ERROR_CODES else "PLUGIN_REJECTED"
+                code = exc.code if exc.code in self.error_codes else "PLUGIN_REJECTED"
                 raise DomainError(code, f"The {name} plugin refused this change: {exc.errors[0].message}") from exc
             except Exception as exc:
                 log.exception("plugin %s failed on event %s", name, event.name)

@@ -31,10 +31,11 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.utils.str_converters import to_camel_case
 
-from core.errors import DomainError
+from core.errors import CORE_ERROR_CODES, DomainError
 from core.plugin_api import camel_prefix, pascal_prefix
 from core.plugins import LoadedPlugin, PluginHost, PluginLoadError
 from core.settings import Settings
+from schema.errors import use_codes
 from schema.extensions import RequestLifecycle, SafeErrors, page_size_rule
 from schema.mutations.assignments import AssignmentMutations
 from schema.mutations.auth import AuthMutations
@@ -45,6 +46,7 @@ from schema.mutations.reference import ReferenceMutations
 from schema.mutations.scheduling import SchedulingMutations
 from schema.mutations.volunteers import VolunteerMutations
 from schema.queries import CoreQuery, node_fields
+from schema.scalars import SCALARS
 from schema.types.nodes import NOT_ADDRESSABLE
 
 CORE_MUTATIONS = (
@@ -175,6 +177,7 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
     subscription = (
         strawberry.type(type("Subscription", tuple(parts["subscription"]), {})) if parts["subscription"] else None
     )
+    use_codes(host.error_codes if host is not None else CORE_ERROR_CODES)
     try:
         schema = strawberry.Schema(
             query=query,
@@ -188,6 +191,7 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
                 # Suggestions ("did you mean …") would leak the schema that introspection hides.
                 disable_field_suggestions=not settings.introspection,
                 batching_config={"max_operations": settings.max_batch},
+                scalar_map=SCALARS,
             ),
         )
     except DuplicatedTypeName as exc:

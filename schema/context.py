@@ -39,7 +39,7 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = utc_now
     host: PluginHost | None = None
-    # Who is asking, from the HTTP request (core.app installs bearer-token authentication). Raises
+    # Who is asking, from the HTTP request (yunshegong.app installs bearer-token authentication). Raises
     # auth.Unauthenticated for credentials that are present but not valid.
     authenticate: Callable[[Any], Awaitable[Viewer]] = anonymous
     policy: MatchingPolicy = field(default_factory=MatchingPolicy.from_env)

@@ -1,30 +1,44 @@
-"""Expected errors as schema data: `errors: [UserError!]!` on every mutation payload.
+"""Expected errors as schema data: `errors: [UserError!]!` on every mutation payload, core's and plugins'.
 
-Core mutations use `UserError` with `code: ErrorCode`. A plugin builds its own error type with
-`error_type("Supplies", {...})` (saleor's pattern: one error type per domain); it carries the core codes
-as well, since plugins meet NOT_FOUND or INVALID_ID too.
+One error type and one `ErrorCode` enum for the whole API, so that generated clients get one type to switch
+on. The enum holds core's codes (core.errors.CORE_ERROR_CODES) and the codes the loaded plugins declare
+(hook `register_error_codes`), each with its description: `use_codes` sets them before a schema is built.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import strawberry
+from strawberry.types.enum import EnumValue, StrawberryEnumDefinition
 
 from core.errors import CORE_ERROR_CODES, DomainError
 
 
-def _enum(name: str, codes: dict[str, str]) -> type[Enum]:
-    members = Enum(name, {code: code for code in codes})  # type: ignore[misc]
+def _core_enum() -> type[Enum]:
+    members = Enum("ErrorCode", {code: code for code in CORE_ERROR_CODES})  # type: ignore[misc]
     return strawberry.enum(
         members,
-        name=name,
-        description="Stable error codes: clients may switch on them; they are never renamed.",
+        name="ErrorCode",
+        description="Stable error codes (core's and the plugins'): clients may switch on them; never renamed.",
     )
 
 
-ErrorCode = _enum("ErrorCode", CORE_ERROR_CODES)
+ErrorCode = _core_enum()
+_DEFINITION = cast(StrawberryEnumDefinition, ErrorCode.__strawberry_definition__)  # type: ignore[attr-defined]
+# Every code any schema built in this process declared: a service raising anything else is a bug.
+_DECLARED: dict[str, str] = dict(CORE_ERROR_CODES)
+
+
+def use_codes(codes: dict[str, str]) -> None:
+    """The codes (with descriptions) of the next schema built: core's and its plugins'. A strawberry schema
+    converts the enum's values when it is built, so each schema keeps the codes it was built with."""
+    _DECLARED.update(codes)
+    _DEFINITION.values = [EnumValue(name=code, value=code, description=text) for code, text in codes.items()]
+
+
+use_codes(CORE_ERROR_CODES)
 
 
 @strawberry.interface(description="What every expected error carries.")
@@ -35,27 +49,16 @@ class Error:
     )
 
 
-@strawberry.type(description="An expected failure of a core mutation. Nothing was written.")
+@strawberry.type(description="An expected failure of a mutation. Nothing was written.")
 class UserError(Error):
     code: ErrorCode  # type: ignore[valid-type]
 
 
-def error_type(prefix: str, extra_codes: dict[str, str]) -> type[Any]:
-    """A plugin's own error type `<prefix>Error` with enum `<prefix>ErrorCode` (core codes included)."""
-    codes = {**CORE_ERROR_CODES, **extra_codes}
-    enum_cls = _enum(f"{prefix}ErrorCode", codes)
-    cls = type(f"{prefix}Error", (Error,), {"__annotations__": {"code": enum_cls}})
-    return strawberry.type(cls, description=f"An expected failure of a {prefix} mutation. Nothing was written.")
-
-
-def to_user_errors(exc: DomainError, error_cls: type[Any] = UserError) -> list[Any]:
-    code_enum = error_cls.__annotations__["code"] if error_cls is not UserError else ErrorCode
+def to_user_errors(exc: DomainError) -> list[Any]:
     out = []
     for item in exc.errors:
-        try:
-            code = code_enum[item.code]
-        except KeyError:
-            # A service raised a code its error type does not declare: a programming error, not user input.
-            raise RuntimeError(f"error code {item.code!r} is not declared for {error_cls.__name__}") from exc
-        out.append(error_cls(message=item.message, field=list(item.field) if item.field else None, code=code))
+        if item.code not in _DECLARED:
+            # A service raised a code nobody declared: a programming error, not user input.
+            raise RuntimeError(f"error code {item.code!r} is not declared (core.errors or register_error_codes)")
+        out.append(UserError(message=item.message, field=list(item.field) if item.field else None, code=item.code))
     return out

@@ -21,7 +21,6 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core import migrate, tenancy
-from core.app import create_app
 from core.database import (
     EmbeddedPostgres,
     app_url,
@@ -38,6 +37,7 @@ from core.settings import Settings
 from core.vocab import OrganizationKind
 from schema.context import AppState
 from tests.factories import Factory
+from yunshegong.app import create_app
 
 RUN_TAG = f"{os.getpid()}"
 

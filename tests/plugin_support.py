@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import migrate
-from core.app import create_app
 from core.database import app_url, create_engine, create_sessionmaker, database_url_for, drop_database, ensure_database
 from core.plugins import PluginHost, build_plugin_host
 from core.services.context import Viewer
 from core.settings import Settings
 from schema.context import AppState
+from yunshegong.app import create_app
 
 HELLO_SOURCE = Path(__file__).parent / "fixtures" / "yunshegong-hello"
 TEST_ORG_HEADER = "x-test-organization"

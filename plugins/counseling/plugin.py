@@ -58,3 +58,8 @@ async def register_demo_data(ctx: core.ServiceContext) -> None:
     from plugins.counseling.demo import load
 
     await load(ctx)
+
+
+@core.hookimpl
+def register_error_codes() -> dict[str, str]:
+    return {"NO_COUNSELOR": "No counselor offers this specialty, language and mode."}

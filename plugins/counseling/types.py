@@ -13,10 +13,7 @@ import core
 from core.models import Appointment
 from plugins.counseling import services
 from plugins.counseling.models import Client, Counselor, Enrolment, Programme, RiskFlag, Session
-
-CounselingError = core.error_type(
-    "Counseling", {"NO_COUNSELOR": "No counselor offers this specialty, language and mode."}
-)
+from schema import api as gql
 
 
 async def _resolve_nodes(
@@ -24,7 +21,7 @@ async def _resolve_nodes(
 ) -> list[Any]:
     """node(id:) for a counseling type: the rows the caller may address (their organisation's; risk flags:
     their organisation's supervisors), None for the others -- exactly as for ids that do not exist."""
-    return await core.resolve_node_rows(
+    return await gql.resolve_node_rows(
         info, node_ids, lambda ctx, pks: services.rows_by_id(ctx, model, pks), convert, required
     )
 
@@ -159,7 +156,7 @@ class CounselingRiskFlag(relay.Node):
             note=f.note,
             raised_at=f.raised_at,
             resolved_at=f.resolved_at,
-            client_id=strawberry.ID(core.encode_id("CounselingClient", f.client_id)),
+            client_id=strawberry.ID(gql.encode_id("CounselingClient", f.client_id)),
         )
 
     @classmethod
@@ -215,23 +212,17 @@ class CounselingEnrolment(relay.Node):
         return await _resolve_nodes(info, node_ids, Enrolment, cls.of, required)
 
 
-CounselingCounselorPayload = core.payload(
-    "CounselingCounselorPayload", "counselor", CounselingCounselor, CounselingError
-)
-CounselingClientPayload = core.payload("CounselingClientPayload", "client", CounselingClient, CounselingError)
-CounselingSessionPayload = core.payload("CounselingSessionPayload", "session", CounselingSession, CounselingError)
-CounselingProgrammePayload = core.payload(
-    "CounselingProgrammePayload", "programme", CounselingProgramme, CounselingError
-)
-CounselingEnrolmentPayload = core.payload(
-    "CounselingEnrolmentPayload", "enrolment", CounselingEnrolment, CounselingError
-)
-CounselingEntryPayload = core.payload("CounselingEntryPayload", "entry", CounselingJournalDay, CounselingError)
-CounselingRiskPayload = core.payload("CounselingRiskPayload", "flag", CounselingRiskFlag, CounselingError)
+CounselingCounselorPayload = gql.payload("CounselingCounselorPayload", "counselor", CounselingCounselor)
+CounselingClientPayload = gql.payload("CounselingClientPayload", "client", CounselingClient)
+CounselingSessionPayload = gql.payload("CounselingSessionPayload", "session", CounselingSession)
+CounselingProgrammePayload = gql.payload("CounselingProgrammePayload", "programme", CounselingProgramme)
+CounselingEnrolmentPayload = gql.payload("CounselingEnrolmentPayload", "enrolment", CounselingEnrolment)
+CounselingEntryPayload = gql.payload("CounselingEntryPayload", "entry", CounselingJournalDay)
+CounselingRiskPayload = gql.payload("CounselingRiskPayload", "flag", CounselingRiskFlag)
 
 
 def _id(raw: str, type_name: str, field: str) -> int:
-    return core.decode_id(raw, type_name, ("input", field))
+    return gql.decode_id(raw, type_name, ("input", field))
 
 
 @strawberry.input
@@ -291,7 +282,7 @@ class CounselingQuery:
 
     @strawberry.field(description="An enrolment's journal; null for an enrolment that does not exist (or not for you).")
     async def counseling_journal(self, info: Info, enrolment_id: strawberry.ID) -> CounselingJournal | None:
-        pk = core.decode_id(enrolment_id, "CounselingEnrolment", ("enrolmentId",))
+        pk = gql.decode_id(enrolment_id, "CounselingEnrolment", ("enrolmentId",))
         found = await info.context.read(services.journal, pk)
         if found is None:
             return None
@@ -318,7 +309,7 @@ class CounselingMutation:
         languages: list[str],
         modes: list[str] | None = None,
     ) -> CounselingCounselorPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingCounselorPayload,
             "counselor",
@@ -330,14 +321,13 @@ class CounselingMutation:
                 languages=languages,
                 modes=modes or ["online", "offline"],
             ),
-            CounselingError,
         )
 
     @strawberry.mutation
     async def counseling_register_client(
         self, info: Info, name: str, phone: str, consent: bool, consent_note: str = ""
     ) -> CounselingClientPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingClientPayload,
             "client",
@@ -345,7 +335,6 @@ class CounselingMutation:
             lambda ctx: services.register_client(
                 ctx, name=name, phone=phone, consent=consent, consent_note=consent_note
             ),
-            CounselingError,
         )
 
     @strawberry.mutation(description="Book a given slot, or the earliest slot of a counselor who fits.")
@@ -367,72 +356,67 @@ class CounselingMutation:
                 place=input.place,
             )
 
-        return await core.mutate(info, CounselingSessionPayload, "session", CounselingSession.of, work, CounselingError)
+        return await gql.mutate(info, CounselingSessionPayload, "session", CounselingSession.of, work)
 
     @strawberry.mutation
     async def counseling_reschedule_session(
         self, info: Info, id: strawberry.ID, start: datetime, minutes: int = 50
     ) -> CounselingSessionPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingSessionPayload,
             "session",
             CounselingSession.of,
             lambda ctx: services.reschedule_session(ctx, _id(id, "CounselingSession", "id"), start, minutes),
-            CounselingError,
         )
 
     @strawberry.mutation
     async def counseling_cancel_session(self, info: Info, id: strawberry.ID, reason: str) -> CounselingSessionPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingSessionPayload,
             "session",
             CounselingSession.of,
             lambda ctx: services.cancel_session(ctx, _id(id, "CounselingSession", "id"), reason),
-            CounselingError,
         )
 
     @strawberry.mutation
     async def counseling_mark_session(self, info: Info, id: strawberry.ID, attended: bool) -> CounselingSessionPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingSessionPayload,
             "session",
             CounselingSession.of,
             lambda ctx: services.mark_session(ctx, _id(id, "CounselingSession", "id"), attended),
-            CounselingError,
         )
 
     @strawberry.mutation
     async def counseling_write_notes(self, info: Info, id: strawberry.ID, notes: str) -> CounselingSessionPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingSessionPayload,
             "session",
             CounselingSession.of,
             lambda ctx: services.write_notes(ctx, _id(id, "CounselingSession", "id"), notes),
-            CounselingError,
         )
 
     @strawberry.mutation
     async def counseling_create_programme(
         self, info: Info, name: str, prompts: list[str]
     ) -> CounselingProgrammePayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingProgrammePayload,
             "programme",
             CounselingProgramme.of,
             lambda ctx: services.create_programme(ctx, name, prompts),
-            CounselingError,
         )
 
     @strawberry.mutation
     async def counseling_enrol(
         self, info: Info, client_id: strawberry.ID, programme_id: strawberry.ID, starts_on: date
     ) -> CounselingEnrolmentPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingEnrolmentPayload,
             "enrolment",
@@ -443,14 +427,13 @@ class CounselingMutation:
                 _id(programme_id, "CounselingProgramme", "programmeId"),
                 starts_on,
             ),
-            CounselingError,
         )
 
     @strawberry.mutation
     async def counseling_add_journal_entry(
         self, info: Info, enrolment_id: strawberry.ID, mood: int, text: str = "", on: date | None = None
     ) -> CounselingEntryPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingEntryPayload,
             "entry",
@@ -458,29 +441,26 @@ class CounselingMutation:
             lambda ctx: services.add_entry(
                 ctx, _id(enrolment_id, "CounselingEnrolment", "enrolmentId"), mood, text, on
             ),
-            CounselingError,
         )
 
     @strawberry.mutation(description="A counselor's concern: opens a risk flag (once) for follow-up.")
     async def counseling_flag_risk(
         self, info: Info, client_id: strawberry.ID, severity: str, note: str
     ) -> CounselingRiskPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingRiskPayload,
             "flag",
             lambda f: CounselingRiskFlag.of(f) if f else None,
             lambda ctx: services.flag_risk(ctx, _id(client_id, "CounselingClient", "clientId"), severity, note),
-            CounselingError,
         )
 
     @strawberry.mutation(description="Close a risk flag after follow-up (supervisors of its organisation).")
     async def counseling_resolve_risk_flag(self, info: Info, id: strawberry.ID) -> CounselingRiskPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             CounselingRiskPayload,
             "flag",
             CounselingRiskFlag.of,
             lambda ctx: services.resolve_flag(ctx, _id(id, "CounselingRiskFlag", "id")),
-            CounselingError,
         )

@@ -55,3 +55,13 @@ async def register_demo_data(ctx: core.ServiceContext) -> None:
     from plugins.supplies.demo import load
 
     await load(ctx)
+
+
+@core.hookimpl
+def register_error_codes() -> dict[str, str]:
+    return {
+        "INSUFFICIENT_STOCK": "Not enough on hand.",
+        "INSUFFICIENT_FUNDS": "More than is left of the donation.",
+        "SAME_WAREHOUSE": "A transfer goes to another warehouse.",
+        "IDEMPOTENCY_MISMATCH": "The idempotency key was used with other arguments.",
+    }

@@ -13,16 +13,7 @@ from strawberry import Info, relay
 import core
 from plugins.supplies import services
 from plugins.supplies.models import Distribution, Donor, Item, MoneyAllocation, MoneyDonation, Movement, Warehouse
-
-SuppliesError = core.error_type(
-    "Supplies",
-    {
-        "INSUFFICIENT_STOCK": "Not enough on hand.",
-        "INSUFFICIENT_FUNDS": "More than is left of the donation.",
-        "SAME_WAREHOUSE": "A transfer goes to another warehouse.",
-        "IDEMPOTENCY_MISMATCH": "The idempotency key was used with other arguments.",
-    },
-)
+from schema import api as gql
 
 
 async def _resolve_nodes(
@@ -30,7 +21,7 @@ async def _resolve_nodes(
 ) -> list[Any]:
     """node(id:) for a supplies type: rows the caller may see (row-level security: their organisation's),
     None for the others -- exactly as for ids that do not exist. Needs supplies.manage, as the lists do."""
-    return await core.resolve_node_rows(
+    return await gql.resolve_node_rows(
         info, node_ids, lambda ctx, pks: services.rows_by_id(ctx, model, pks), convert, required
     )
 
@@ -80,7 +71,7 @@ class SuppliesMovement(relay.Node):
             id=m.id,
             kind=m.kind,
             quantity=m.quantity,
-            batch_id=strawberry.ID(core.encode_id("SuppliesBatch", m.batch_id)),
+            batch_id=strawberry.ID(gql.encode_id("SuppliesBatch", m.batch_id)),
             at=m.at,
         )
 
@@ -175,18 +166,16 @@ class SuppliesStockLine:
     on_hand: int
 
 
-SuppliesDonorPayload = core.payload("SuppliesDonorPayload", "donor", SuppliesDonor, SuppliesError)
-SuppliesMoneyPayload = core.payload("SuppliesMoneyPayload", "donation", SuppliesMoneyDonation, SuppliesError)
-SuppliesItemPayload = core.payload("SuppliesItemPayload", "item", SuppliesItem, SuppliesError)
-SuppliesWarehousePayload = core.payload("SuppliesWarehousePayload", "warehouse", SuppliesWarehouse, SuppliesError)
-SuppliesMovementPayload = core.payload("SuppliesMovementPayload", "movement", SuppliesMovement, SuppliesError)
-SuppliesDistributionPayload = core.payload(
-    "SuppliesDistributionPayload", "distribution", SuppliesDistribution, SuppliesError
-)
+SuppliesDonorPayload = gql.payload("SuppliesDonorPayload", "donor", SuppliesDonor)
+SuppliesMoneyPayload = gql.payload("SuppliesMoneyPayload", "donation", SuppliesMoneyDonation)
+SuppliesItemPayload = gql.payload("SuppliesItemPayload", "item", SuppliesItem)
+SuppliesWarehousePayload = gql.payload("SuppliesWarehousePayload", "warehouse", SuppliesWarehouse)
+SuppliesMovementPayload = gql.payload("SuppliesMovementPayload", "movement", SuppliesMovement)
+SuppliesDistributionPayload = gql.payload("SuppliesDistributionPayload", "distribution", SuppliesDistribution)
 
 
 def _id(raw: str | None, type_name: str, field: str) -> int | None:
-    return None if raw is None else core.decode_id(raw, type_name, ("input", field))
+    return None if raw is None else gql.decode_id(raw, type_name, ("input", field))
 
 
 @strawberry.input
@@ -247,7 +236,7 @@ class SuppliesQuery:
 
     @strawberry.field(description="Every movement of one batch: where a donation line's goods went.")
     async def supplies_trace(self, info: Info, batch_id: strawberry.ID) -> list[SuppliesMovement]:
-        pk = core.decode_id(batch_id, "SuppliesBatch", ("batchId",))
+        pk = gql.decode_id(batch_id, "SuppliesBatch", ("batchId",))
         return [SuppliesMovement.of(m) for m in await info.context.read(services.trace, pk)]
 
     @strawberry.field(description="Per donor: items received and money received (yuan).")
@@ -283,24 +272,22 @@ class SuppliesMutation:
     async def supplies_create_item(
         self, info: Info, name: str, category: str, unit: str, batched: bool = False
     ) -> SuppliesItemPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             SuppliesItemPayload,
             "item",
             SuppliesItem.of,
             lambda ctx: services.create_item(ctx, name, category, unit, batched),
-            SuppliesError,
         )
 
     @strawberry.mutation
     async def supplies_create_warehouse(self, info: Info, name: str, address: str = "") -> SuppliesWarehousePayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             SuppliesWarehousePayload,
             "warehouse",
             SuppliesWarehouse.of,
             lambda ctx: services.create_warehouse(ctx, name, address),
-            SuppliesError,
         )
 
     @strawberry.mutation(description="Goods into a warehouse (a donation line).")
@@ -322,7 +309,7 @@ class SuppliesMutation:
                 lambda pk: ctx.session.get(Movement, pk),
             )
 
-        return await core.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work, SuppliesError)
+        return await gql.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work)
 
     @strawberry.mutation(description="Goods out, earliest expiry first, to a community, a help request or a person.")
     async def supplies_distribute(self, info: Info, input: SuppliesDistributeInput) -> SuppliesDistributionPayload:
@@ -345,43 +332,38 @@ class SuppliesMutation:
                 lambda pk: ctx.session.get(Distribution, pk),
             )
 
-        return await core.mutate(
-            info, SuppliesDistributionPayload, "distribution", SuppliesDistribution.of, work, SuppliesError
-        )
+        return await gql.mutate(info, SuppliesDistributionPayload, "distribution", SuppliesDistribution.of, work)
 
     @strawberry.mutation
     async def supplies_dispatch(self, info: Info, id: strawberry.ID) -> SuppliesDistributionPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             SuppliesDistributionPayload,
             "distribution",
             SuppliesDistribution.of,
             lambda ctx: services.dispatch(ctx, _id(id, "SuppliesDistribution", "id")),
-            SuppliesError,
         )
 
     @strawberry.mutation(description="The recipient side confirms delivery (community heads for their community).")
     async def supplies_confirm_delivery(
         self, info: Info, id: strawberry.ID, note: str = "", delivered: int | None = None
     ) -> SuppliesDistributionPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             SuppliesDistributionPayload,
             "distribution",
             SuppliesDistribution.of,
             lambda ctx: services.confirm_delivery(ctx, _id(id, "SuppliesDistribution", "id"), note, delivered),
-            SuppliesError,
         )
 
     @strawberry.mutation
     async def supplies_create_donor(self, info: Info, name: str, kind: str, contact: str = "") -> SuppliesDonorPayload:
-        return await core.mutate(
+        return await gql.mutate(
             info,
             SuppliesDonorPayload,
             "donor",
             SuppliesDonor.of,
             lambda ctx: services.create_donor(ctx, name, kind, contact),
-            SuppliesError,
         )
 
     @strawberry.mutation(description="Money received; amounts in yuan with at most two decimals.")
@@ -406,7 +388,7 @@ class SuppliesMutation:
                 lambda pk: ctx.session.get(MoneyDonation, pk),
             )
 
-        return await core.mutate(info, SuppliesMoneyPayload, "donation", SuppliesMoneyDonation.of, work, SuppliesError)
+        return await gql.mutate(info, SuppliesMoneyPayload, "donation", SuppliesMoneyDonation.of, work)
 
     @strawberry.mutation(description="Assign part of a money donation; never more than is left.")
     async def supplies_allocate(
@@ -424,7 +406,7 @@ class SuppliesMutation:
             )
             return await ctx.session.get(MoneyDonation, pk)
 
-        return await core.mutate(info, SuppliesMoneyPayload, "donation", SuppliesMoneyDonation.of, work, SuppliesError)
+        return await gql.mutate(info, SuppliesMoneyPayload, "donation", SuppliesMoneyDonation.of, work)
 
     @strawberry.mutation
     async def supplies_transfer(
@@ -452,7 +434,7 @@ class SuppliesMutation:
                 lambda pk: ctx.session.get(Movement, pk),
             )
 
-        return await core.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work, SuppliesError)
+        return await gql.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work)
 
     @strawberry.mutation(description="A counted difference, with a reason; cannot make stock negative.")
     async def supplies_adjust(
@@ -480,7 +462,7 @@ class SuppliesMutation:
                 lambda pk: ctx.session.get(Movement, pk),
             )
 
-        return await core.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work, SuppliesError)
+        return await gql.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work)
 
     @strawberry.mutation(description="Undo a wrong receipt or adjustment with its opposite.")
     async def supplies_reverse(
@@ -497,4 +479,4 @@ class SuppliesMutation:
                 lambda result_pk: ctx.session.get(Movement, result_pk),
             )
 
-        return await core.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work, SuppliesError)
+        return await gql.mutate(info, SuppliesMovementPayload, "movement", SuppliesMovement.of, work)

@@ -22,13 +22,14 @@ R = TypeVar("R")
 DENIED_CODES = frozenset({"FORBIDDEN", "UNAUTHENTICATED", "PLUGIN_DISABLED"})
 
 
-def payload(name: str, field_name: str, type_: Any, error_cls: type[Any] = UserError, description: str = "") -> Any:
-    """A payload type `{ <field_name>: <type_>, errors: [<error_cls>!]! }`."""
+def payload(name: str, field_name: str, type_: Any, description: str = "") -> Any:
+    """A payload type `{ <field_name>: <type_>, errors: [UserError!]! }` (one error type for every mutation,
+    core's and plugins')."""
     cls = type(
         name,
         (),
         {
-            "__annotations__": {field_name: type_ | None, "errors": list[error_cls]},  # type: ignore[valid-type]
+            "__annotations__": {field_name: type_ | None, "errors": list[UserError]},
             field_name: None,
             "errors": strawberry.field(default_factory=list),
         },
@@ -42,7 +43,6 @@ async def mutate(
     field_name: str,
     convert: Callable[[Any], Any],
     work: Callable[[ServiceContext], Awaitable[Any]],
-    error_cls: type[Any] = UserError,
 ) -> Any:
     context = info.context
     context.operation_name = info.field_name
@@ -65,7 +65,7 @@ async def mutate(
                 context.app.clock(),
                 context.request_id,
             )
-        return payload_cls(errors=to_user_errors(exc, error_cls))
+        return payload_cls(errors=to_user_errors(exc))
     return payload_cls(**{field_name: convert(result)}, errors=[])
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from core.app import create_app
 from core.database import create_engine
 from core.settings import Settings
+from yunshegong.app import create_app
 
 
 async def test_healthz_reports_a_reachable_database(gql) -> None:  # type: ignore[no-untyped-def]

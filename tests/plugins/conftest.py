@@ -9,12 +9,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.app import create_app
 from core.database import create_sessionmaker
 from core.plugins import build_plugin_host
 from core.services.context import Viewer
 from core.settings import Settings
 from schema.context import AppState
+from yunshegong.app import create_app
 
 
 @pytest.fixture

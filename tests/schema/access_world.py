@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 
-from core.app import create_app
 from core.database import app_url, create_engine, create_sessionmaker, database_url_for, drop_database, ensure_database
 from core.migrate import upgrade
 from core.plugins import build_plugin_host
@@ -31,6 +30,7 @@ from core.vocab import (
     Urgency,
     VolunteerMode,
 )
+from yunshegong.app import create_app
 
 PASSWORD = "correct horse battery"
 # Names of records made after the world was built (by test rows, twins): list checks may leave them out.

@@ -13,7 +13,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.app import create_app
 from core.database import create_sessionmaker
 from core.models import AuditEntry
 from core.plugins import build_plugin_host
@@ -23,6 +22,7 @@ from core.settings import Settings
 from core.vocab import OrganizationKind, Role
 from tests.factories import Factory
 from tests.schema.helpers import gid
+from yunshegong.app import create_app
 
 PASSWORD = "a long enough password"
 LOGIN = (

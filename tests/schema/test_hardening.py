@@ -8,10 +8,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.app import create_app
 from core.services.context import Viewer
 from core.settings import Settings
 from schema.context import AppState
+from yunshegong.app import create_app
 
 
 def _deep(depth: int) -> str:

@@ -4,15 +4,20 @@ for what mutation testing (`make mutation`) found unguarded."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core import tenancy
+from core.database import create_sessionmaker
 from core.errors import DomainError
 from core.models import Assignment
 from core.services import assignments
+from core.services.context import ServiceContext, Viewer
 from core.vocab import RequestStatus
 from tests.factories import Factory
 
@@ -255,3 +260,108 @@ async def test_without_a_note_or_reason_nothing_is_recorded(make: Factory) -> No
     offer = await assignments.offer(make.ctx, rid, (await make.volunteer()).id)
     declined = await assignments.decline(make.ctx, offer.id)
     assert (offer.note, declined.decline_reason) == ("", "")
+
+
+@pytest.fixture
+async def as_viewer(engine: AsyncEngine, make: Factory) -> AsyncIterator[Callable[[Viewer], ServiceContext]]:
+    """A service context for another viewer, on a session of its own (row-level security bound to it)."""
+    sessions = []
+
+    def open_(viewer: Viewer) -> ServiceContext:
+        session = create_sessionmaker(engine)()
+        sessions.append(session)
+        tenancy.bind(session, viewer)
+        return ServiceContext(session=session, viewer=viewer, clock=make.ctx.clock)
+
+    yield open_
+    for session in sessions:
+        await session.close()
+
+
+def _volunteer(make: Factory, volunteer_id: int) -> Viewer:
+    return Viewer(
+        label="volunteer", role="volunteer", volunteer_id=volunteer_id, organization_id=make.ctx.viewer.organization_id
+    )
+
+
+@pytest.mark.parametrize("action", ["accept", "decline", "complete"])
+async def test_a_volunteer_answers_their_own_assignment_without_coordinating_rights(
+    make: Factory, as_viewer: Callable[[Viewer], ServiceContext], action: str
+) -> None:
+    # given an offer (or, to complete, accepted work on a request in progress) held by a volunteer
+    aid = await _assignment_in(make, "accepted" if action == "complete" else "offered")
+    vid = await make.ctx.session.scalar(text("SELECT volunteer_id FROM assignments WHERE id = :id"), {"id": aid})
+    # when the volunteer answers it themselves (a volunteer may not coordinate requests)
+    own = as_viewer(_volunteer(make, vid))
+    await ACT[action](own, aid)
+    await own.session.commit()
+    # then it moves
+    assert await _status(make, aid) == RESULT[action]
+
+
+async def test_a_volunteer_cannot_answer_someone_elses_offer(
+    make: Factory, as_viewer: Callable[[Viewer], ServiceContext]
+) -> None:
+    aid = await _assignment_in(make, "offered")
+    other = as_viewer(_volunteer(make, (await make.volunteer()).id))
+    with pytest.raises(DomainError) as err:
+        await assignments.accept(other, aid)
+    assert (err.value.code, err.value.errors[0].field) == ("NOT_FOUND", ("input", "id"))
+    assert await _status(make, aid) == "offered"
+
+
+async def test_a_coordinator_offers_only_on_requests_in_their_scope(
+    make: Factory, as_viewer: Callable[[Viewer], ServiceContext]
+) -> None:
+    # given a verified request and a social worker (who may coordinate) serving no community yet
+    rid = (await make.request(status=RequestStatus.VERIFIED)).id
+    vid = (await make.volunteer()).id
+    worker = (await make.volunteer()).id
+    social_worker = as_viewer(
+        Viewer(label="sw", role="social_worker", volunteer_id=worker, organization_id=make.ctx.viewer.organization_id)
+    )
+    # when they offer the volunteer, then the request is NOT_FOUND to them and no offer exists
+    with pytest.raises(DomainError) as err:
+        await assignments.offer(social_worker, rid, vid)
+    assert (err.value.code, err.value.errors[0].field) == ("NOT_FOUND", ("input", "requestId"))
+    assert (
+        await make.ctx.session.scalar(text("SELECT count(*) FROM assignments WHERE request_id = :r"), {"r": rid}) == 0
+    )
+
+
+async def test_an_offer_notifies_the_volunteer(make: Factory) -> None:
+    rid = (await make.request(status=RequestStatus.VERIFIED)).id
+    vid = (await make.volunteer()).id
+    offer = await assignments.offer(make.ctx, rid, vid)
+    await make.commit()
+    rows = await make.ctx.session.execute(
+        text("SELECT kind, payload FROM notifications WHERE volunteer_id = :v ORDER BY id"), {"v": vid}
+    )
+    assert [(kind, payload["assignment_id"], payload["request_id"]) for kind, payload in rows] == [
+        ("offer", offer.id, rid)
+    ]
+
+
+NOTE = {
+    "offer": lambda ctx, aid, rid, vid, text_: assignments.offer(ctx, rid, vid, text_),
+    "decline": lambda ctx, aid, rid, vid, text_: assignments.decline(ctx, aid, text_),
+    "complete": lambda ctx, aid, rid, vid, text_: assignments.complete(ctx, aid, Decimal(1), text_),
+}
+NOTE_FIELD = {"offer": ("input", "note"), "decline": ("input", "reason"), "complete": ("input", "note")}
+
+
+@pytest.mark.parametrize("action", list(NOTE))
+async def test_an_optional_note_or_reason_is_at_most_a_thousand_characters(make: Factory, action: str) -> None:
+    # given what the action needs: a verified request and a volunteer, an offer, or accepted work
+    rid = (await make.request(status=RequestStatus.VERIFIED)).id
+    vid = (await make.volunteer()).id
+    aid = 0 if action == "offer" else await _assignment_in(make, "accepted" if action == "complete" else "offered")
+    # when the note is 1001 characters, then it is OUT_OF_RANGE on its field and nothing moves
+    with pytest.raises(DomainError) as err:
+        await NOTE[action](make.ctx, aid, rid, vid, "x" * 1001)
+    await make.ctx.session.rollback()
+    assert [(e.code, e.field) for e in err.value.errors] == [("OUT_OF_RANGE", NOTE_FIELD[action])]
+    # and 1000 characters are recorded
+    done = await NOTE[action](make.ctx, aid, rid, vid, "y" * 1000)
+    await make.commit()
+    assert (done.decline_reason if action == "decline" else done.note) == "y" * 1000

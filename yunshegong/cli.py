@@ -52,7 +52,7 @@ async def _prepare(settings: Settings, host: PluginHost, *, demo: bool) -> Datab
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from core.app import create_app
+    from yunshegong.app import create_app
 
     settings = _settings(args)
     host = build_plugin_host(enabled=settings.plugins)
