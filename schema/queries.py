@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 from strawberry import Info, relay
@@ -146,13 +148,51 @@ def _buckets(items: list[stats.Bucket]) -> list[Bucket]:
     return [Bucket(key=b.key, count=b.count) for b in items]
 
 
+async def _resolve_global_ids(info: Info, raw_ids: list[str]) -> list[Any]:
+    """Each ID on its own: the object, None where it is unknown or outside the caller's scope, or an
+    INVALID_ID error (returned, so that graphql-core reports it at that index and leaves the rest whole)
+    where it is malformed or names no kind of object. One batched `resolve_nodes` call per type."""
+    out: list[Any] = [None] * len(raw_ids)
+    by_type: dict[type, list[tuple[int, str]]] = {}
+    for index, raw in enumerate(raw_ids):
+        field = ("ids", str(index)) if len(raw_ids) > 1 or info.field_name == "nodes" else ("id",)
+        try:
+            type_name, pk = ids.decode_any(raw, field)
+            definition = info.schema.get_type_by_name(type_name)
+            cls = getattr(definition, "origin", None)
+            if pk <= 0 or not (isinstance(cls, type) and issubclass(cls, relay.Node)):
+                raise DomainError("INVALID_ID", f"“{raw}” names no kind of object.", field)
+        except DomainError as invalid:
+            out[index] = invalid
+            continue
+        by_type.setdefault(cls, []).append((index, str(pk)))
+    for cls, wanted in by_type.items():
+        found = cls.resolve_nodes(info=info, node_ids=[pk for _, pk in wanted], required=False)
+        found = await found if inspect.isawaitable(found) else found
+        for (index, _), node in zip(wanted, list(found), strict=True):
+            out[index] = node
+    return out
+
+
 def node_fields() -> dict[str, object]:
-    """Fresh `node`/`nodes` root fields. strawberry's relay.node() binds to the first schema built from it,
-    so every schema (tests build many) needs its own."""
+    """Fresh `node`/`nodes` root fields (every schema built gets its own resolvers)."""
+
+    async def node(info: Info, id: strawberry.ID) -> relay.Node | None:
+        (found,) = await _resolve_global_ids(info, [id])
+        if isinstance(found, Exception):
+            raise found
+        return found  # type: ignore[no-any-return]
+
+    async def nodes(info: Info, ids: list[strawberry.ID]) -> list[relay.Node | None]:
+        return await _resolve_global_ids(info, list(ids))
+
     return {
-        "__annotations__": {"node": relay.Node | None, "nodes": list[relay.Node | None]},
-        "node": relay.node(description="Any object by its global ID."),
-        "nodes": relay.node(description="Objects by global ID, in order; null where unknown."),
+        "node": strawberry.field(resolver=node, description="Any object by its global ID; null if unknown."),
+        "nodes": strawberry.field(
+            resolver=nodes,
+            description="Objects by global ID, in order: null where unknown; an INVALID_ID error at the index "
+            "of a malformed ID, the others still answered.",
+        ),
     }
 
 
