@@ -26,18 +26,26 @@ if TYPE_CHECKING:
         VolunteerRegistered,
     )
     from core.hookspecs import hookimpl
+    from core.jobs import Job
     from core.migrate import CORE_ROOT_REVISION
     from core.models import Assignment, Community, District, HelpRequest, Organization, Volunteer
     from core.models._columns import created_at as created_at_column
     from core.models._columns import pk as pk_column
     from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
-    from core.services.access import can, require
+    from core.services.access import can, community_scope, request_scope, require, volunteer_scope
     from core.services.common import constraint_name, domain_error_for, flush
     from core.services.common import get as get_row
     from core.services.context import ServiceContext, Viewer
+    from core.services.help_requests import HelpRequestInput
+    from core.services.help_requests import submit as submit_help_request
+    from core.services.outbox import Recipient, notify
     from core.services.pagination import Ordering, Page, paginate
     from core.services.plugins import is_enabled
     from core.services.privacy import mask_phone
+    from core.services.scheduling import book as book_appointment
+    from core.services.scheduling import cancel as cancel_appointment
+    from core.services.scheduling import free_slots
+    from core.services.scheduling import reschedule as reschedule_appointment
     from core.tenancy import Inherit, OrganizationOwned, SharedByAllOrganizations, organization_column, own_table
 
 _EXPORTS: dict[str, str] = {
@@ -98,9 +106,27 @@ _EXPORTS: dict[str, str] = {
     "Ordering": "core.services.pagination",
     "Page": "core.services.pagination",
     "HelpRequestEscalated": "core.events",
+    # scheduled jobs and the one outbox
+    "Job": "core.jobs",
+    "notify": "core.services.outbox",
+    "Recipient": "core.services.outbox",
+    # public core services: what a plugin may do with core's records, with core's rules, history and events
+    "submit_help_request": "core.services.help_requests",
+    "HelpRequestInput": "core.services.help_requests",
+    "request_scope": "core.services.access",
+    "community_scope": "core.services.access",
+    "volunteer_scope": "core.services.access",
+    "book_appointment": "core.services.scheduling",
+    "reschedule_appointment": "core.services.scheduling",
+    "cancel_appointment": "core.services.scheduling",
+    "free_slots": "core.services.scheduling",
 }
 _RENAMED = {
     "get_row": "get",
+    "submit_help_request": "submit",
+    "book_appointment": "book",
+    "reschedule_appointment": "reschedule",
+    "cancel_appointment": "cancel",
     "pk_column": "pk",
     "created_at_column": "created_at",
 }

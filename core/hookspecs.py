@@ -17,6 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from core.events import DomainEvent
+    from core.jobs import Job
     from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
     from core.services.context import ServiceContext
 
@@ -109,6 +110,20 @@ def register_match_criteria() -> list[MatchCriterion]:  # type: ignore[empty-bod
     `<plugin name>.…`; `score(ctx, request, volunteer_ids)` is awaited for each ranking with the
     candidates that passed core's hard filters, and returns a value in [0, 1] per volunteer id or None to
     exclude one. The value joins the explained score as a component with the given weight.
+    """
+
+
+@hookspec
+def register_jobs() -> list[Job]:  # type: ignore[empty-body]
+    """Schedule periodic work (day-3/7/42 follow-ups, lecture reminders, clean-ups).
+
+    Called when the job runner starts (`yunshegong serve`). Returns `core.Job(name, every, run)` objects
+    named `<plugin name>.<what>`; `await run(ctx)` runs for each organisation that enabled the plugin, at
+    most once per `every` (at least one second), in a transaction acting for that organisation, and only
+    in one process at a time however many serve (the organisation's `job_runs` row is locked with SKIP
+    LOCKED). A raised error rolls back that run's work, is logged with the job's name and kept in
+    `job_runs.last_error`; the job runs again when next due. Queue messages with `core.notify(...)` and a
+    `dedupe_key`, so that a repeated run queues nothing twice.
     """
 
 

@@ -109,6 +109,10 @@ def create_app(
             host = build_plugin_host(enabled=settings.plugins)
         state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), host=host)
         state.authenticate = bearer_authenticator(state)
+    # A malformed plugin job stops startup here, naming the plugin, not later inside the job runner.
+    from core.jobs import plugin_jobs
+
+    plugin_jobs(state.host)
     graphql = GraphQLApp(state, graphql_ide="graphiql" if settings.graphiql else None)
     db_engine = engine
 

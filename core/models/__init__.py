@@ -4,7 +4,7 @@ from core.models.account import Account, ApiToken, AuditEntry, LoginAttempt
 from core.models.assignment import Assignment
 from core.models.community import Community, CommunityLiaison
 from core.models.help_request import HelpRequest, HelpRequestStatusChange
-from core.models.matching import CategoryTraining, Escalation, Notification
+from core.models.matching import CategoryTraining, Escalation, JobRun, Notification
 from core.models.meta import AppMeta
 from core.models.organization import District, Organization
 from core.models.plugin import PluginEnablement
@@ -27,6 +27,7 @@ __all__ = [
     "Escalation",
     "HelpRequest",
     "HelpRequestStatusChange",
+    "JobRun",
     "LoginAttempt",
     "Notification",
     "Organization",
