@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from core.models._columns import created_at as created_at_column
     from core.models._columns import pk as pk_column
     from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
+    from core.plugin_settings import settings_of as plugin_settings
     from core.services.access import can, community_scope, request_scope, require, volunteer_scope
     from core.services.common import constraint_name, domain_error_for, flush
     from core.services.common import get as get_row
@@ -108,6 +109,7 @@ _EXPORTS: dict[str, str] = {
     "HelpRequestEscalated": "core.events",
     # scheduled jobs and the one outbox
     "Job": "core.jobs",
+    "plugin_settings": "core.plugin_settings",
     "notify": "core.services.outbox",
     "Recipient": "core.services.outbox",
     # public core services: what a plugin may do with core's records, with core's rules, history and events
@@ -123,6 +125,7 @@ _EXPORTS: dict[str, str] = {
 }
 _RENAMED = {
     "get_row": "get",
+    "plugin_settings": "settings_of",
     "submit_help_request": "submit",
     "book_appointment": "book",
     "reschedule_appointment": "reschedule",

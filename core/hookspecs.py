@@ -128,6 +128,17 @@ def register_jobs() -> list[Job]:  # type: ignore[empty-body]
 
 
 @hookspec
+def register_settings() -> type:  # type: ignore[empty-body]
+    """Declare the plugin's settings, read from the environment.
+
+    Called once at startup. Returns a dataclass type whose fields all have defaults and are of type str,
+    int, float, bool or timedelta (given in seconds); `YUNSHEGONG_<PLUGIN>_<FIELD>` overrides a default. A
+    value that does not convert stops startup with one line naming the plugin and the variable. Services
+    read the instance with `core.plugin_settings(ctx, "<plugin>")`.
+    """
+
+
+@hookspec
 def register_stats(ctx: ServiceContext) -> Awaitable[list[StatFigure]] | list[StatFigure]:  # type: ignore[empty-body]
     """Contribute figures to the `stats` query (e.g. items distributed).
 

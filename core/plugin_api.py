@@ -26,14 +26,21 @@ class GraphQLContribution:
     mutation: type | None = None
     subscription: type | None = None
     types: tuple[type, ...] = field(default_factory=tuple)
+    # Fields on core types: core type name ("HelpRequest", "Volunteer", "Community", "Assignment",
+    # "Organization") → a strawberry type whose fields join that type (see register_graphql).
+    type_fields: dict[str, type] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Permission:
     name: str
     description: str
-    # Role names granted this permission unless an administrator changes it.
+    # Role names (core.vocab.Role values) granted this permission unless an administrator changes it.
     default_roles: tuple[str, ...] = ()
+    # Platform administrators hold every plugin permission by rank, except one marked by_rank=False: a
+    # relation-only permission (e.g. reading confidential notes), held through default_roles and the
+    # plugin's own checks only.
+    by_rank: bool = True
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import DateTimeDefinition
+from strawberry.types.base import StrawberryOptional
 from strawberry.utils.str_converters import to_camel_case
 
 from core.errors import CORE_ERROR_CODES, DomainError
@@ -92,6 +93,83 @@ class PluginGate(FieldExtension):
         result = next_(source, info, **kwargs)
         # A subscription resolver hands back an async generator, which is not awaited.
         return await result if inspect.isawaitable(result) else result
+
+
+class PluginFieldGate(FieldExtension):
+    """A plugin's field on a core type answers null for callers whose organisation has not enabled the
+    plugin (the core object itself stays readable: only the plugin's part of it is withheld)."""
+
+    def __init__(self, plugin: str) -> None:
+        super().__init__()
+        self.plugin = plugin
+
+    async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any) -> Any:
+        try:
+            await info.context.require_plugin(self.plugin)
+        except DomainError as refused:
+            if refused.code in NOT_ADDRESSABLE:
+                return None
+            raise
+        result = next_(source, info, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+
+# Core types a plugin may add fields to (GraphQLContribution.type_fields), by GraphQL name.
+EXTENSIBLE_CORE_TYPES: dict[str, type] = {}
+# Each core type's own fields, kept the first time a plugin extends it: every schema build starts from them,
+# so that schemas built with other plugins (tests build many) do not inherit each other's fields.
+_CORE_FIELDS: dict[type, list[Any]] = {}
+
+
+def _extensible_core_types() -> dict[str, type]:
+    if not EXTENSIBLE_CORE_TYPES:
+        from schema.types.assignment import Assignment
+        from schema.types.community import Community
+        from schema.types.help_request import HelpRequest
+        from schema.types.reference import Organization
+        from schema.types.volunteer import Volunteer
+
+        EXTENSIBLE_CORE_TYPES.update(
+            {c.__name__: c for c in (HelpRequest, Volunteer, Community, Assignment, Organization)}
+        )
+    return EXTENSIBLE_CORE_TYPES
+
+
+def _reset_core_type_fields() -> None:
+    for cls, fields in _CORE_FIELDS.items():
+        cls.__strawberry_definition__.fields = list(fields)  # type: ignore[attr-defined]
+
+
+def _add_core_type_fields(plugin: LoadedPlugin, type_fields: dict[str, type], owners: dict[str, str]) -> None:
+    """Add a plugin's fields to core types for this build: named with the plugin's camelCase prefix,
+    nullable, async, and gated (null where the caller's organisation has not enabled the plugin)."""
+    prefix = camel_prefix(plugin.name)
+    targets = _extensible_core_types()
+    for type_name, cls in type_fields.items():
+        target = targets.get(type_name)
+        if target is None:
+            raise PluginLoadError(
+                f"plugin {plugin.name!r}: cannot add fields to {type_name!r}; extensible core types: "
+                f"{', '.join(sorted(targets))}"
+            )
+        definition = target.__strawberry_definition__  # type: ignore[attr-defined]
+        _CORE_FIELDS.setdefault(target, list(definition.fields))
+        for name, field in _root_fields(cls).items():
+            where = f"{type_name}.{name}"
+            if not name.startswith(prefix):
+                raise PluginLoadError(f"plugin {plugin.name!r}: field {where!r} must start with {prefix!r}")
+            if where in owners or name in {f.graphql_name or to_camel_case(f.python_name) for f in definition.fields}:
+                raise PluginLoadError(
+                    f"field {where!r} is defined by both {owners.get(where, 'core')!r} and {plugin.name!r}"
+                )
+            if field.base_resolver is None or not field.is_async:
+                raise PluginLoadError(f"plugin {plugin.name!r}: field {where!r} needs an async resolver")
+            if not isinstance(field.type, StrawberryOptional):
+                raise PluginLoadError(f"plugin {plugin.name!r}: field {where!r} must be nullable (null where disabled)")
+            owners[where] = plugin.name
+            if not any(isinstance(e, PluginFieldGate) for e in field.extensions):
+                field.extensions.append(PluginFieldGate(plugin.name))
+            definition.fields.append(field)
 
 
 def _root_fields(cls: type) -> dict[str, Any]:
@@ -161,9 +239,11 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
         "query": dict.fromkeys(_root_fields(strawberry.type(core_query)), "core"),
         "mutation": {name: "core" for cls in CORE_MUTATIONS for name in _root_fields(cls)},
         "subscription": {},
+        "type_fields": {},
     }
     parts: dict[str, list[type]] = {"query": [], "mutation": [], "subscription": []}
     extra_types: list[type] = []
+    _reset_core_type_fields()
     for plugin, contribution in host.graphql_contributions() if host else []:
         for kind in ("query", "mutation", "subscription"):
             cls = getattr(contribution, kind)
@@ -171,6 +251,7 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
                 _gate_root_type(plugin, cls, kind, owners[kind])
                 parts[kind].append(cls)
         extra_types.extend(contribution.types)
+        _add_core_type_fields(plugin, dict(getattr(contribution, "type_fields", {}) or {}), owners["type_fields"])
 
     query = strawberry.type(type("Query", (CoreQuery, *parts["query"]), node_fields()))
     mutation = strawberry.type(type("Mutation", (*CORE_MUTATIONS, *parts["mutation"]), {}))

@@ -111,8 +111,11 @@ def create_app(
         state.authenticate = bearer_authenticator(state)
     # A malformed plugin job stops startup here, naming the plugin, not later inside the job runner.
     from core.jobs import plugin_jobs
+    from core.plugin_settings import load as load_plugin_settings
 
     plugin_jobs(state.host)
+    if state.host is not None:
+        state.host._plugin_settings = load_plugin_settings(state.host)  # type: ignore[attr-defined]
     graphql = GraphQLApp(state, graphql_ide="graphiql" if settings.graphiql else None)
     db_engine = engine
 

@@ -141,3 +141,27 @@ def test_a_malformed_job_stops_startup_naming_the_plugin() -> None:
     host = build_plugin_host(entry_points=False, builtins=(), extra=[Sloppy()])
     with pytest.raises(JobError, match=r"'sloppy_jobs'.*'cleanup' must be 'sloppy_jobs\.<what>'"):
         plugin_jobs(host)
+
+
+# -- plugin settings (hook register_settings) ----------------------------------------------------------------
+
+
+def test_plugin_settings_come_from_the_environment_with_defaults() -> None:
+    import importlib
+
+    import pytest
+
+    from core.plugin_settings import PluginSettingsError, load
+    from core.plugins import build_plugin_host
+
+    host = build_plugin_host(entry_points=False, builtins=(), extra=[importlib.import_module(REMINDERS)])
+    # given no variables, then the defaults; given some, then those, converted to the fields' types
+    defaults = load(host, {})["reminders"]
+    assert (defaults.lead_time, defaults.sms, defaults.sender) == (timedelta(hours=24), False, "社工站")
+    chosen = load(host, {"YUNSHEGONG_REMINDERS_LEAD_TIME": "3600", "YUNSHEGONG_REMINDERS_SMS": "yes"})["reminders"]
+    assert (chosen.lead_time, chosen.sms) == (timedelta(hours=1), True)
+    # and a value that does not convert stops startup naming the plugin and the variable
+    with pytest.raises(
+        PluginSettingsError, match=r"'reminders': YUNSHEGONG_REMINDERS_SMS='perhaps' is not a valid bool"
+    ):
+        load(host, {"YUNSHEGONG_REMINDERS_SMS": "perhaps"})

@@ -4,6 +4,7 @@ job that fails on demand."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 
 import core
@@ -46,3 +47,15 @@ def register_jobs() -> list[core.Job]:
         core.Job("reminders.lecture", timedelta(hours=1), remind, "Remind mothers of tomorrow's lecture."),
         core.Job("reminders.flaky", timedelta(hours=1), flaky),
     ]
+
+
+@dataclass(frozen=True)
+class RemindersSettings:
+    lead_time: timedelta = timedelta(hours=24)
+    sms: bool = False
+    sender: str = "社工站"
+
+
+@core.hookimpl
+def register_settings() -> type:
+    return RemindersSettings
