@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from core.services.help_requests import submit as submit_help_request
     from core.services.outbox import Recipient, notify
     from core.services.pagination import Ordering, Page, paginate
+    from core.services.plugin_roles import PluginRole
     from core.services.plugins import is_enabled
     from core.services.privacy import mask_phone
     from core.services.scheduling import book as book_appointment
@@ -109,6 +110,7 @@ _EXPORTS: dict[str, str] = {
     "HelpRequestEscalated": "core.events",
     # scheduled jobs and the one outbox
     "Job": "core.jobs",
+    "PluginRole": "core.services.plugin_roles",
     "plugin_settings": "core.plugin_settings",
     "notify": "core.services.outbox",
     "Recipient": "core.services.outbox",

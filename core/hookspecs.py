@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from core.jobs import Job
     from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
     from core.services.context import ServiceContext
+    from core.services.plugin_roles import PluginRole
 
 PROJECT = "yunshegong"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -90,6 +91,19 @@ def register_error_codes() -> dict[str, str]:  # type: ignore[empty-body]
     enum every mutation payload's `errors { code }` uses, with the description in the SDL. Two plugins may
     declare the same code (the first description is kept). A service raising an undeclared code is a
     programming error (the client gets INTERNAL_ERROR).
+    """
+
+
+@hookspec
+def register_roles() -> list[PluginRole]:  # type: ignore[empty-body]
+    """Declare roles an organisation's administrator can grant to its accounts (a casework supervisor, a
+    midwife), on top of the account's core role.
+
+    Called once at startup (and cached). Returns `core.PluginRole(name, description, permissions)` objects:
+    `name` is `<plugin name>.<role>`, `permissions` are names of the plugin's own permissions
+    (register_permissions). `grantPluginRole` / `revokePluginRole` manage grants (administrators, for
+    accounts of their own organisation, where the plugin is enabled); an account holds its grants'
+    permissions from its next request on, and loses them at once when a grant is revoked.
     """
 
 

@@ -19,23 +19,35 @@ from schema.ids import decode as decode_id
 from schema.ids import encode as encode_id
 from schema.mutations.base import mutate, payload
 from schema.scalars import Money
+from schema.types.assignment import Assignment
 from schema.types.common import Connection, Edge, PageInfo
+from schema.types.community import Community
+from schema.types.help_request import HelpRequest
 from schema.types.nodes import resolve_node_rows
+from schema.types.reference import District, Organization
+from schema.types.volunteer import Volunteer
 
 T = TypeVar("T")
 
 __all__ = [
+    "Assignment",
+    "Community",
     "Connection",
+    "District",
     "Edge",
     "Error",
     "ErrorCode",
+    "HelpRequest",
     "Money",
+    "Organization",
     "PageInfo",
     "UserError",
+    "Volunteer",
     "connection",
     "decode_id",
     "encode_id",
     "first_of",
+    "load",
     "mutate",
     "payload",
     "resolve_node_rows",
@@ -56,3 +68,13 @@ def connection(info: Info, page: Page[Any], convert: Callable[[Any], T]) -> Conn
         return info.context.read(lambda _ctx: page.total_count())
 
     return Connection.build(page, convert, count)
+
+
+async def load(info: Info, model: type, pk: int | None, convert: Callable[[Any], T]) -> T | None:
+    """A referenced row (a plugin model or a core model) through the request's batched loader: one query
+    per model and level of the answer, never one per parent. None for None or a row the caller cannot see
+    (row-level security). E.g. `gql.load(info, core.Volunteer, row.volunteer_id, gql.Volunteer.from_model)`."""
+    if pk is None:
+        return None
+    row = await info.context.loaders.by_id(model).load(pk)
+    return None if row is None else convert(row)

@@ -42,6 +42,7 @@ from schema.mutations.assignments import AssignmentMutations
 from schema.mutations.auth import AuthMutations
 from schema.mutations.communities import CommunityMutations
 from schema.mutations.help_requests import HelpRequestMutations
+from schema.mutations.plugin_roles import PluginRoleMutations
 from schema.mutations.plugins import PluginMutations
 from schema.mutations.reference import ReferenceMutations
 from schema.mutations.scheduling import SchedulingMutations
@@ -58,6 +59,7 @@ CORE_MUTATIONS = (
     AssignmentMutations,
     ReferenceMutations,
     PluginMutations,
+    PluginRoleMutations,
     SchedulingMutations,
 )
 

@@ -23,11 +23,13 @@ from core.services import (
     matching,
     organizations,
     planning,
+    plugin_roles,
     stats,
     volunteers,
 )
 from core.services.pagination import page_size
 from schema import ids
+from schema.mutations.plugin_roles import PluginRoleInfo, role_infos
 from schema.types import enums
 from schema.types.account import Account, ApiToken, AuditEntry, Me
 from schema.types.account import Role as AccountRole
@@ -327,6 +329,16 @@ class CoreQuery:
     async def plugins(self, info: Info) -> list[InstalledPlugin]:
         await info.context.read(_signed_in)
         return installed(info)
+
+    @strawberry.field(description="Roles the installed plugins declare, to grant to accounts (grantPluginRole).")
+    async def plugin_roles(self, info: Info) -> list[PluginRoleInfo]:
+        await info.context.read(_signed_in)
+        return role_infos(info.context.app.host)
+
+    @strawberry.field(description="The plugin roles granted to an account (administrators of its organisation).")
+    async def account_plugin_roles(self, info: Info, account_id: strawberry.ID) -> list[str]:
+        pk = ids.decode(account_id, "Account", ("accountId",))
+        return (await info.context.read(plugin_roles.roles_of, [pk]))[pk]
 
     @strawberry.field(description="Volunteers by mode and district, requests by status, category and urgency …")
     async def stats(self, info: Info) -> Stats:

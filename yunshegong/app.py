@@ -112,8 +112,10 @@ def create_app(
     # A malformed plugin job stops startup here, naming the plugin, not later inside the job runner.
     from core.jobs import plugin_jobs
     from core.plugin_settings import load as load_plugin_settings
+    from core.services.plugin_roles import plugin_roles
 
     plugin_jobs(state.host)
+    plugin_roles(state.host)
     if state.host is not None:
         state.host._plugin_settings = load_plugin_settings(state.host)  # type: ignore[attr-defined]
     graphql = GraphQLApp(state, graphql_ide="graphiql" if settings.graphiql else None)
@@ -159,7 +161,7 @@ def bearer_authenticator(state: AppState) -> Callable[[Any], Awaitable[Viewer]]:
         secret = await state.token_secret()
         async with state.sessionmaker() as session:
             return await auth.authenticate_bearer(
-                session, token.strip(), secret, state.clock(), state.plugin_permissions
+                session, token.strip(), secret, state.clock(), state.plugin_permissions, state.host
             )
 
     return authenticate

@@ -1,6 +1,6 @@
 """Core SQLAlchemy models. Importing this package registers every core table on `Base.metadata`."""
 
-from core.models.account import Account, ApiToken, AuditEntry, LoginAttempt
+from core.models.account import Account, AccountPluginRole, ApiToken, AuditEntry, LoginAttempt
 from core.models.assignment import Assignment
 from core.models.community import Community, CommunityLiaison
 from core.models.help_request import HelpRequest, HelpRequestStatusChange
@@ -13,6 +13,7 @@ from core.models.volunteer import Training, Volunteer, VolunteerCredential, Volu
 
 __all__ = [
     "Account",
+    "AccountPluginRole",
     "ApiToken",
     "AppMeta",
     "Appointment",

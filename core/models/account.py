@@ -39,6 +39,18 @@ class Account(Base):
     created_at: Mapped[datetime] = created_at()
 
 
+class AccountPluginRole(OrganizationOwned, Base):
+    """A plugin role (hook `register_roles`, e.g. `case_work.supervisor`) granted to an account; it belongs to
+    the account's organisation."""
+
+    __tablename__ = "account_plugin_roles"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(80), primary_key=True)
+    granted_by: Mapped[str] = mapped_column(String(100))
+    granted_at: Mapped[datetime] = created_at()
+
+
 class ApiToken(OrganizationOwned, Base):
     """A partner system's credential: shown once, stored as a SHA-256 hash, revocable, one organisation."""
 

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from core import tenancy
 from core.errors import DomainError, Validator
 from core.models import Account, ApiToken, AppMeta, Community, LoginAttempt, Organization, Volunteer
-from core.services import access, audit
+from core.services import access, audit, plugin_roles
 from core.services import validation as check
 from core.services.common import flush, get
 from core.services.context import AUTHENTICATOR, ServiceContext, Viewer
@@ -244,9 +244,16 @@ class Unauthenticated(Exception):
 
 
 async def authenticate_bearer(
-    session: Any, token: str, secret: str, now: datetime, plugin_permissions: dict[str, frozenset[str]]
+    session: Any,
+    token: str,
+    secret: str,
+    now: datetime,
+    plugin_permissions: dict[str, frozenset[str]],
+    host: Any = None,
 ) -> Viewer:
-    """The viewer a bearer token stands for, or Unauthenticated (forged, expired, revoked, deactivated)."""
+    """The viewer a bearer token stands for, or Unauthenticated (forged, expired, revoked, deactivated).
+    With a plugin host that declares roles, the account's granted plugin roles add their permissions (read
+    on every request, so a revoked grant stops working at once)."""
     tenancy.bind(session, AUTHENTICATOR)
     if token.startswith(API_TOKEN_PREFIX):
         row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(token)))
@@ -276,7 +283,11 @@ async def authenticate_bearer(
     account = await session.get(Account, int(claims["sub"]))
     if account is None or not account.is_active or account.token_version != claims.get("ver"):
         raise Unauthenticated("The token has been revoked; sign in again.")
-    return viewer_for(account, plugin_permissions)
+    viewer = viewer_for(account, plugin_permissions)
+    if host is not None and plugin_roles.plugin_roles(host):
+        granted = plugin_roles.permissions_of(host, await plugin_roles.granted_roles(session, account.id))
+        viewer = dataclasses.replace(viewer, extra_permissions=viewer.extra_permissions | granted)
+    return viewer
 
 
 def _sha256(token: str) -> str:

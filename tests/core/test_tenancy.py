@@ -112,6 +112,14 @@ async def two_organisations(engine: AsyncEngine, clock: Any) -> dict[str, int]:
         await session.execute(
             text("INSERT INTO job_runs (organization_id, job) VALUES (:org, 'demo.reminder')"), {"org": association}
         )
+        # ... and one of A's accounts holds a plugin role.
+        await session.execute(
+            text(
+                "INSERT INTO account_plugin_roles (account_id, role, granted_by) "
+                "SELECT id, 'demo.supervisor', 'setup' FROM accounts WHERE organization_id = :org ORDER BY id LIMIT 1"
+            ),
+            {"org": association},
+        )
         await session.commit()
         make = Factory(ctx).in_org(other.id)
         await make.request(community=await make.community(name="乙社区"))
