@@ -13,12 +13,18 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from core import Base, OrganizationOwned, created_at_column, pk_column
+from core.models import Appointment
+
+# When an appointment starts (the lower bound of its range), typed for cursors and comparisons.
+APPOINTMENT_START = func.lower(Appointment.during, type_=DateTime(timezone=True))
 
 
 class Counselor(OrganizationOwned, Base):
@@ -69,6 +75,13 @@ class Session(OrganizationOwned, Base):
     # Sensitive: visible to the session's counselor and supervisors only.
     notes: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = created_at_column()
+    # When the session starts: its appointment's, read with the row (lists filter and order by it).
+    starts_at: Mapped[datetime] = column_property(
+        select(APPOINTMENT_START)
+        .where(Appointment.id == appointment_id)
+        .correlate_except(Appointment)
+        .scalar_subquery()
+    )
 
 
 class Programme(OrganizationOwned, Base):

@@ -44,6 +44,7 @@ def register_permissions() -> list[core.Permission]:
             "counseling.read_notes",
             "Supervise counseling in your organisation: read its sessions' notes, follow up its open risk flags.",
             ("organization_admin",),
+            by_rank=False,
         ),
     ]
 

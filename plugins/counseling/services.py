@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import false, func, select, true
+from sqlalchemy import case, false, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
@@ -39,6 +39,13 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 LOW_MOOD_MEAN = 3.0
 TREND_WINDOW = 3
 SEARCH_HORIZON = timedelta(days=14)
+# The widest free-slot search: a month of calendar. Wider ranges are refused (OUT_OF_RANGE), so that one
+# request cannot make the service walk years of availability windows.
+MAX_SLOT_RANGE = timedelta(days=31)
+MIN_MINUTES, MAX_MINUTES = 10, 180
+SEVERITIES = ("high", "medium", "low")  # most severe first
+SOURCES = frozenset({"mood_trend", "counselor"})
+STATUSES = frozenset({"booked", "attended", "no_show", "cancelled"})
 PLATFORM_ADMIN = "platform_admin"
 # Roles that serve clients themselves and so see their phone numbers; administrators see them masked.
 SERVING_ROLES = frozenset({"counselor", "social_worker"})
@@ -81,6 +88,87 @@ class RiskRaised(core.DomainEvent):
     client_id: int
     severity: str
     source: str
+
+
+# -- list filters (what the GraphQL filter inputs become) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CounselorFilter:
+    """Counselors offering all of the given (any of them unset: no condition)."""
+
+    specialty: str | None = None
+    language: str | None = None
+    mode: str | None = None
+    qualification: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientFilter:
+    search: str | None = None  # a substring of the name
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """Sessions of a counselor and/or client, in some statuses, starting in [start_from, start_to): a
+    counselor's calendar for a week is `counselor_id` with that week's bounds."""
+
+    counselor_id: int | None = None
+    client_id: int | None = None
+    statuses: tuple[str, ...] = ()
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProgrammeFilter:
+    search: str | None = None  # a substring of the name
+
+
+@dataclass(frozen=True)
+class EnrolmentFilter:
+    client_id: int | None = None
+    programme_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RiskFlagFilter:
+    client_id: int | None = None
+    severities: tuple[str, ...] = ()
+
+
+def _like(text_: str) -> str:
+    """A LIKE pattern matching `text_` anywhere, its wildcards taken literally."""
+    escaped = text_.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# Orderings of the lists (keyset pagination: the last column is unique).
+CLIENTS_NEWEST: core.Ordering[Client] = core.Ordering(
+    "counseling_clients_newest", (Client.id,), lambda c: (c.id,), descending=True
+)
+COUNSELORS_BY_ID: core.Ordering[Counselor] = core.Ordering("counseling_counselors", (Counselor.id,), lambda c: (c.id,))
+SESSIONS_BY_START: core.Ordering[Session] = core.Ordering(
+    "counseling_sessions_by_start",
+    (Session.starts_at.expression, Session.id),  # type: ignore[attr-defined]
+    lambda s: (s.starts_at, s.id),
+)
+PROGRAMMES_BY_NAME: core.Ordering[Programme] = core.Ordering(
+    "counseling_programmes_by_name", (Programme.name, Programme.id), lambda p: (p.name, p.id)
+)
+ENROLMENTS_NEWEST: core.Ordering[Enrolment] = core.Ordering(
+    "counseling_enrolments_newest",
+    (Enrolment.starts_on, Enrolment.id),
+    lambda e: (e.starts_on.isoformat(), e.id),
+    descending=True,
+)
+_RANK = {s: n for n, s in enumerate(SEVERITIES, start=1)}
+SEVERITY_RANK = case(_RANK, value=RiskFlag.severity, else_=len(SEVERITIES) + 1)
+FLAGS_MOST_SEVERE: core.Ordering[RiskFlag] = core.Ordering(
+    "counseling_flags_most_severe",
+    (SEVERITY_RANK, RiskFlag.raised_at, RiskFlag.id),
+    lambda f: (_RANK.get(f.severity, len(SEVERITIES) + 1), f.raised_at, f.id),
+)
 
 
 # -- organisation scope ----------------------------------------------------------------------------------------
@@ -199,11 +287,27 @@ async def register_client(
     return client
 
 
-async def list_clients(ctx: core.ServiceContext, limit: int) -> list[Client]:
+async def list_clients(
+    ctx: core.ServiceContext, f: ClientFilter = ClientFilter(), *, first: int = 50, after: str | None = None
+) -> core.Page[Client]:
     """Clients, newest first: the caller's organisation's (platform administrators: every organisation's)."""
     core.require(ctx, "counseling.manage")
-    stmt = select(Client).where(visible(ctx, Client)).order_by(Client.id.desc()).limit(limit)
-    return list((await ctx.session.scalars(stmt)).all())
+    stmt = select(Client).where(visible(ctx, Client))
+    if f.search and f.search.strip():
+        stmt = stmt.where(Client.name.ilike(_like(f.search), escape="\\"))
+    return await core.paginate(ctx, stmt, CLIENTS_NEWEST, first=first, after=after)
+
+
+async def list_counselors(
+    ctx: core.ServiceContext, f: CounselorFilter = CounselorFilter(), *, first: int = 50, after: str | None = None
+) -> core.Page[Counselor]:
+    """Counselors, in the order they were registered: the caller's organisation's (platform administrators:
+    every organisation's)."""
+    core.require(ctx, "counseling.manage")
+    stmt = _counselors_fitting(
+        select(Counselor).where(visible(ctx, Counselor)), f.specialty, f.language, f.mode, f.qualification
+    )
+    return await core.paginate(ctx, stmt, COUNSELORS_BY_ID, first=first, after=after)
 
 
 def sees_phone(viewer: core.Viewer, client_organization_id: int) -> bool:
@@ -229,16 +333,27 @@ async def matching_counselors(
     organization_id: int | None = None,
 ) -> list[Counselor]:
     """Counselors who fit, among those the caller may address (and of `organization_id`, if given)."""
-    stmt = select(Counselor).where(visible(ctx, Counselor), Counselor.modes.contains([mode]))
+    stmt = _counselors_fitting(
+        select(Counselor).where(visible(ctx, Counselor)), specialty, language, mode, qualification
+    )
     if organization_id is not None:
         stmt = stmt.where(Counselor.organization_id == organization_id)
+    return list((await ctx.session.scalars(stmt.order_by(Counselor.id))).all())
+
+
+def _counselors_fitting(
+    stmt: Any, specialty: str | None, language: str | None, mode: str | None, qualification: str | None
+) -> Any:
+    """`stmt` narrowed to counselors offering each of the given (unset: no condition)."""
+    if mode:
+        stmt = stmt.where(Counselor.modes.contains([mode]))
     if qualification:
         stmt = stmt.where(Counselor.qualifications.contains([qualification]))
     if specialty:
         stmt = stmt.where(Counselor.specialties.contains([specialty]))
     if language:
         stmt = stmt.where(Counselor.languages.contains([language.lower()]))
-    return list((await ctx.session.scalars(stmt.order_by(Counselor.id))).all())
+    return stmt
 
 
 async def free_slots(
@@ -252,8 +367,25 @@ async def free_slots(
     mode: str = "online",
     qualification: str | None = None,
 ) -> list[tuple[Any, Counselor]]:
-    """Free slots of the counselors who fit (among those the caller may address), earliest first."""
+    """Free slots of the counselors who fit (among those the caller may address), earliest first. The range
+    spans at most MAX_SLOT_RANGE (a month), the duration 10 to 180 minutes (OUT_OF_RANGE otherwise)."""
     core.require(ctx, "counseling.manage")
+    v = core.Validator()
+    v.check(end > start, ("end",), "OUT_OF_RANGE", "The search ends after it starts.")
+    v.check(
+        end - start <= MAX_SLOT_RANGE,
+        ("end",),
+        "OUT_OF_RANGE",
+        f"Search at most {MAX_SLOT_RANGE.days} days at a time.",
+    )
+    v.check(
+        timedelta(minutes=MIN_MINUTES) <= duration <= timedelta(minutes=MAX_MINUTES),
+        ("minutes",),
+        "OUT_OF_RANGE",
+        f"A session lasts {MIN_MINUTES} to {MAX_MINUTES} minutes.",
+    )
+    v.check(mode in MODES, ("mode",), "INVALID_INPUT", "Mode is online or offline.")
+    v.raise_if_any()
     found = await matching_counselors(ctx, specialty, language, mode, qualification)
     counselors = {c.volunteer_id: c for c in found}
     slots = await scheduling.free_slots(ctx, list(counselors), start, end, duration)
@@ -278,7 +410,12 @@ async def book_session(
     core.require(ctx, "counseling.manage")
     v = core.Validator()
     v.check(mode in MODES, ("input", "mode"), "INVALID_INPUT", "Mode is online or offline.")
-    v.check(10 <= minutes <= 180, ("input", "minutes"), "OUT_OF_RANGE", "A session lasts 10 to 180 minutes.")
+    v.check(
+        MIN_MINUTES <= minutes <= MAX_MINUTES,
+        ("input", "minutes"),
+        "OUT_OF_RANGE",
+        f"A session lasts {MIN_MINUTES} to {MAX_MINUTES} minutes.",
+    )
     if mode == "online":
         v.check(
             meeting_link.startswith("https://"),
@@ -338,11 +475,30 @@ async def _session(ctx: core.ServiceContext, session_id: int) -> Session:
     return await _get(ctx, Session, session_id, "Session", lock=True)
 
 
-async def list_sessions(ctx: core.ServiceContext, limit: int) -> list[Session]:
-    """Sessions, newest first: the caller's organisation's (platform administrators: every organisation's)."""
+async def list_sessions(
+    ctx: core.ServiceContext, f: SessionFilter = SessionFilter(), *, first: int = 50, after: str | None = None
+) -> core.Page[Session]:
+    """Sessions by start time, earliest first: the caller's organisation's (platform administrators: every
+    organisation's), narrowed by `f` (a counselor's week: `counselor_id` and the week's bounds)."""
     core.require(ctx, "counseling.manage")
-    stmt = select(Session).where(visible(ctx, Session)).order_by(Session.id.desc()).limit(limit)
-    return list((await ctx.session.scalars(stmt)).all())
+    v = core.Validator()
+    unknown = set(f.statuses) - STATUSES
+    v.check(not unknown, ("filter", "statuses"), "INVALID_INPUT", f"Unknown statuses: {sorted(unknown)}.")
+    if f.start_from is not None and f.start_to is not None:
+        v.check(f.start_to > f.start_from, ("filter", "to"), "OUT_OF_RANGE", "The range ends after it starts.")
+    v.raise_if_any()
+    stmt = select(Session).where(visible(ctx, Session))
+    if f.counselor_id is not None:
+        stmt = stmt.where(Session.counselor_id == f.counselor_id)
+    if f.client_id is not None:
+        stmt = stmt.where(Session.client_id == f.client_id)
+    if f.statuses:
+        stmt = stmt.where(Session.status.in_(list(f.statuses)))
+    if f.start_from is not None:
+        stmt = stmt.where(Session.starts_at >= f.start_from)
+    if f.start_to is not None:
+        stmt = stmt.where(Session.starts_at < f.start_to)
+    return await core.paginate(ctx, stmt, SESSIONS_BY_START, first=first, after=after)
 
 
 async def reschedule_session(ctx: core.ServiceContext, session_id: int, start: datetime, minutes: int) -> Session:
@@ -430,6 +586,31 @@ async def write_notes(ctx: core.ServiceContext, session_id: int, notes: str) -> 
 
 
 # -- journals and risk ----------------------------------------------------------------------------------------------
+
+
+async def list_programmes(
+    ctx: core.ServiceContext, f: ProgrammeFilter = ProgrammeFilter(), *, first: int = 50, after: str | None = None
+) -> core.Page[Programme]:
+    """Journal programmes by name: the caller's organisation's (platform administrators: every organisation's)."""
+    core.require(ctx, "counseling.manage")
+    stmt = select(Programme).where(visible(ctx, Programme))
+    if f.search and f.search.strip():
+        stmt = stmt.where(Programme.name.ilike(_like(f.search), escape="\\"))
+    return await core.paginate(ctx, stmt, PROGRAMMES_BY_NAME, first=first, after=after)
+
+
+async def list_enrolments(
+    ctx: core.ServiceContext, f: EnrolmentFilter = EnrolmentFilter(), *, first: int = 50, after: str | None = None
+) -> core.Page[Enrolment]:
+    """Enrolments, latest start first (of a client, of a programme): the caller's organisation's (platform
+    administrators: every organisation's)."""
+    core.require(ctx, "counseling.manage")
+    stmt = select(Enrolment).where(visible(ctx, Enrolment))
+    if f.client_id is not None:
+        stmt = stmt.where(Enrolment.client_id == f.client_id)
+    if f.programme_id is not None:
+        stmt = stmt.where(Enrolment.programme_id == f.programme_id)
+    return await core.paginate(ctx, stmt, ENROLMENTS_NEWEST, first=first, after=after)
 
 
 async def create_programme(ctx: core.ServiceContext, name: str, prompts: Sequence[str]) -> Programme:
@@ -575,7 +756,7 @@ async def raise_flag(
 
 async def flag_risk(ctx: core.ServiceContext, client_id: int, severity: str, note: str) -> RiskFlag | None:
     core.require(ctx, "counseling.manage")
-    if severity not in ("low", "medium", "high"):
+    if severity not in SEVERITIES:
         raise core.DomainError("INVALID_INPUT", "Severity is low, medium or high.", ("input", "severity"))
     await _get(ctx, Client, client_id, "Client", "clientId")
     return await raise_flag(ctx, client_id, severity, source="counselor", note=note)
@@ -590,17 +771,24 @@ def supervised(ctx: core.ServiceContext) -> ColumnElement[bool]:
     return column
 
 
-async def open_flags(ctx: core.ServiceContext) -> list[tuple[RiskFlag, timedelta]]:
-    """Open flags of the caller's organisation, most severe and oldest first, with their age (supervisors)."""
+async def open_flags(
+    ctx: core.ServiceContext, f: RiskFlagFilter = RiskFlagFilter(), *, first: int = 50, after: str | None = None
+) -> core.Page[RiskFlag]:
+    """Open flags of the caller's organisation, most severe and oldest first (supervisors)."""
     core.require(ctx, SUPERVISE)
-    severity = func.array_position(["high", "medium", "low"], RiskFlag.severity)
-    rows = await ctx.session.scalars(
-        select(RiskFlag)
-        .where(RiskFlag.resolved_at.is_(None), supervised(ctx))
-        .order_by(severity, RiskFlag.raised_at, RiskFlag.id)
-    )
-    now = ctx.now()
-    return [(f, now - f.raised_at) for f in rows]
+    unknown = set(f.severities) - set(SEVERITIES)
+    if unknown:
+        raise core.DomainError("INVALID_INPUT", f"Unknown severities: {sorted(unknown)}.", ("filter", "severities"))
+    stmt = select(RiskFlag).where(RiskFlag.resolved_at.is_(None), supervised(ctx))
+    if f.client_id is not None:
+        stmt = stmt.where(RiskFlag.client_id == f.client_id)
+    if f.severities:
+        stmt = stmt.where(RiskFlag.severity.in_(list(f.severities)))
+    return await core.paginate(ctx, stmt, FLAGS_MOST_SEVERE, first=first, after=after)
+
+
+def flag_age(ctx: core.ServiceContext, flag: RiskFlag) -> timedelta:
+    return ctx.now() - flag.raised_at
 
 
 async def resolve_flag(ctx: core.ServiceContext, flag_id: int) -> RiskFlag:

@@ -185,9 +185,9 @@ READS = [
     # -- counseling
     Read(
         "counselingClients: names and phones (raw for those who serve, masked for administrators)",
-        "{ r: counselingClients { name phone } }",
+        "{ r: counselingClients(first: 100) { nodes { name phone } } }",
         no_vars,
-        lambda d: sorted((x["name"], x["phone"]) for x in d if not x["name"].startswith("w-")),
+        lambda d: sorted((x["name"], x["phone"]) for x in d["nodes"] if not x["name"].startswith("w-")),
         counseling_staff(
             [("甲来访者", PHONE_A)],
             [("乙来访者", MASKED_B)],
@@ -197,9 +197,11 @@ READS = [
     ),
     Read(
         "counselingSessions: notes by relation (own counselor, own organisation's supervisor)",
-        "{ r: counselingSessions(first: 100) { meetingLink notes } }",
+        "{ r: counselingSessions(first: 100) { nodes { meetingLink notes } } }",
         no_vars,
-        lambda d: sorted({(x["meetingLink"], x["notes"]) for x in d if x["notes"] or x["meetingLink"].endswith("乙")}),
+        lambda d: sorted(
+            {(x["meetingLink"], x["notes"]) for x in d["nodes"] if x["notes"] or x["meetingLink"].endswith("乙")}
+        ),
         counseling_staff(
             [("https://meet.example/甲", NOTES_A)],
             [("https://meet.example/乙", NOTES_B)],
@@ -219,10 +221,48 @@ READS = [
     ),
     Read(
         "counselingOpenRiskFlags: the organisation's supervisors",
-        "{ r: counselingOpenRiskFlags { note } }",
+        "{ r: counselingOpenRiskFlags(first: 100) { nodes { note client { name } } } }",
         no_vars,
-        lambda d: sorted(x["note"] for x in d if x["note"] in ("甲风险", "乙风险")),
-        counseling_staff(F, ["乙风险"], F, org_admin_a=["甲风险"]),
+        lambda d: sorted((x["note"], x["client"]["name"]) for x in d["nodes"] if x["note"] in ("甲风险", "乙风险")),
+        counseling_staff(F, [("乙风险", "乙来访者")], F, org_admin_a=[("甲风险", "甲来访者")]),
+    ),
+    Read(
+        "counselingCounselors: the organisation's, with their volunteer record",
+        "{ r: counselingCounselors(first: 100) { nodes { name volunteer { name } } } }",
+        no_vars,
+        lambda d: sorted(
+            (x["name"], x["volunteer"]["name"] if x["volunteer"] else None)
+            for x in d["nodes"]
+            if not x["name"].startswith("w-")
+        ),
+        counseling_staff(
+            [("志愿者counselor", "志愿者counselor")],
+            [("志愿者b_vol", "志愿者b_vol")],
+            [("志愿者b_vol", "志愿者b_vol"), ("志愿者counselor", "志愿者counselor")],
+        ),
+    ),
+    Read(
+        "counselingProgrammes: the organisation's",
+        "{ r: counselingProgrammes(first: 100) { nodes { name days } } }",
+        no_vars,
+        lambda d: sorted((x["name"], x["days"]) for x in d["nodes"] if not x["name"].startswith("w-")),
+        counseling_staff([("甲日志", 14)], [("乙日志", 14)], [("乙日志", 14), ("甲日志", 14)]),
+    ),
+    Read(
+        "counselingEnrolments: the organisation's, with client (phone masked as on the client) and programme",
+        "{ r: counselingEnrolments(first: 100) { nodes { client { name phone } programme { name } } } }",
+        no_vars,
+        lambda d: sorted(
+            (x["client"]["name"], x["client"]["phone"], x["programme"]["name"])
+            for x in d["nodes"]
+            if not x["client"]["name"].startswith("w-")
+        ),
+        counseling_staff(
+            [("甲来访者", PHONE_A, "甲日志")],
+            [("乙来访者", MASKED_B, "乙日志")],
+            [("乙来访者", MASKED_B, "乙日志"), ("甲来访者", MASKED_A, "甲日志")],
+            org_admin_a=[("甲来访者", MASKED_A, "甲日志")],
+        ),
     ),
     Read(
         "counselingJournal of A's enrolment",
@@ -233,11 +273,16 @@ READS = [
     ),
     Read(
         "node: A's counselor",
-        *node("CounselingCounselor", "counselor_a", "name", lambda d: d["name"]),
+        *node(
+            "CounselingCounselor",
+            "counselor_a",
+            "name volunteer { name }",
+            lambda d: (d["name"], d["volunteer"]["name"] if d["volunteer"] else None),
+        ),
         counseling_staff(
-            "志愿者counselor",
+            ("志愿者counselor", "志愿者counselor"),
             NULL,
-            "志愿者counselor",
+            ("志愿者counselor", "志愿者counselor"),
             community_head=NULL,
             volunteer=NULL,
             partner_a=NULL,
@@ -273,12 +318,36 @@ READS = [
         ),
     ),
     Read(
+        "node: A's session's counselor and client (the phone masked as on the client)",
+        *node(
+            "CounselingSession",
+            "session_a",
+            "status counselor { name } client { name phone }",
+            lambda d: (d["status"], d["counselor"]["name"], d["client"]["name"], d["client"]["phone"]),
+        ),
+        counseling_staff(
+            ("BOOKED", "志愿者counselor", "甲来访者", PHONE_A),
+            NULL,
+            ("BOOKED", "志愿者counselor", "甲来访者", MASKED_A),
+            org_admin_a=("BOOKED", "志愿者counselor", "甲来访者", MASKED_A),
+            community_head=NULL,
+            volunteer=NULL,
+            partner_a=NULL,
+            anonymous=NULL,
+        ),
+    ),
+    Read(
         "node: A's risk flag (supervisors)",
-        *node("CounselingRiskFlag", "flag_a", "note", lambda d: d["note"]),
+        *node(
+            "CounselingRiskFlag",
+            "flag_a",
+            "note severity source client { name }",
+            lambda d: (d["note"], d["severity"], d["source"], d["client"]["name"]),
+        ),
         per_role(
             anonymous=NULL,
             platform_admin=NULL,
-            org_admin_a="甲风险",
+            org_admin_a=("甲风险", "HIGH", "COUNSELOR", "甲来访者"),
             org_admin_b=NULL,
             social_worker=NULL,
             counselor=NULL,
@@ -294,8 +363,21 @@ READS = [
     ),
     Read(
         "node: A's enrolment",
-        *node("CounselingEnrolment", "enrolment_a", "days", lambda d: d["days"]),
-        counseling_staff(14, NULL, 14, community_head=NULL, volunteer=NULL, partner_a=NULL, anonymous=NULL),
+        *node(
+            "CounselingEnrolment",
+            "enrolment_a",
+            "days client { name } programme { name }",
+            lambda d: (d["days"], d["client"]["name"], d["programme"]["name"]),
+        ),
+        counseling_staff(
+            (14, "甲来访者", "甲日志"),
+            NULL,
+            (14, "甲来访者", "甲日志"),
+            community_head=NULL,
+            volunteer=NULL,
+            partner_a=NULL,
+            anonymous=NULL,
+        ),
     ),
 ]
 
@@ -303,15 +385,15 @@ WRITES = [
     # -- counseling
     Write(
         "counselingRegisterCounselor for a volunteer of A",
-        "mutation($v: ID!) {"
-        ' r: counselingRegisterCounselor(volunteerId: $v, specialties: [], languages: ["zh"]) { errors { code } } }',
+        "mutation($v: ID!) { r: counselingRegisterCounselor(input: {volunteerId: $v, specialties: [], "
+        'languages: ["zh"], modes: [OFFLINE]}) { errors { code } } }',
         _volunteer_of_a,
         ON_A_COUNSELING,
     ),
     Write(
         "counselingRegisterClient",
         "mutation($n: String!) {"
-        ' r: counselingRegisterClient(name: $n, phone: "13700006666", consent: true) { errors { code } } }',
+        ' r: counselingRegisterClient(input: {name: $n, phone: "13700006666", consent: true}) { errors { code } } }',
         fixed(lambda p: {"n": fresh_name("来访者")}),
         CREATE_COUNSELING,
     ),
@@ -323,56 +405,59 @@ WRITES = [
     ),
     Write(
         "counselingRescheduleSession of A",
-        "mutation($id: ID!, $s: DateTime!) { r: counselingRescheduleSession(id: $id, start: $s) { errors { code } } }",
+        "mutation($id: ID!, $s: DateTime!) {"
+        " r: counselingRescheduleSession(input: {id: $id, start: $s}) { errors { code } } }",
         _reschedule,
         ON_A_COUNSELING,
     ),
     Write(
         "counselingCancelSession of A",
-        'mutation($id: ID!) { r: counselingCancelSession(id: $id, reason: "生病") { errors { code } } }',
+        'mutation($id: ID!) { r: counselingCancelSession(input: {id: $id, reason: "生病"}) { errors { code } } }',
         _session,
         ON_A_COUNSELING,
     ),
     Write(
         "counselingMarkSession of A (past)",
-        "mutation($id: ID!) { r: counselingMarkSession(id: $id, attended: true) { errors { code } } }",
+        "mutation($id: ID!) { r: counselingMarkSession(input: {id: $id, attended: true}) { errors { code } } }",
         _past_session,
         ON_A_COUNSELING,
     ),
     Write(
         "counselingWriteNotes on a session of A's counselor (relation, not rank)",
-        'mutation($id: ID!) { r: counselingWriteNotes(id: $id, notes: "记录") { errors { code } } }',
+        'mutation($id: ID!) { r: counselingWriteNotes(input: {id: $id, notes: "记录"}) { errors { code } } }',
         _session,
         counseling_staff(OK, N, F, social_worker=F),
     ),
     Write(
         "counselingCreateProgramme",
-        'mutation($n: String!) { r: counselingCreateProgramme(name: $n, prompts: ["好吗？"]) { errors { code } } }',
+        "mutation($n: String!) {"
+        ' r: counselingCreateProgramme(input: {name: $n, prompts: ["好吗？"]}) { errors { code } } }',
         fixed(lambda p: {"n": fresh_name("日志")}),
         CREATE_COUNSELING,
     ),
     Write(
         "counselingEnrol A's client in A's programme",
         "mutation($c: ID!, $p: ID!, $d: Date!) {"
-        " r: counselingEnrol(clientId: $c, programmeId: $p, startsOn: $d) { errors { code } } }",
+        " r: counselingEnrol(input: {clientId: $c, programmeId: $p, startsOn: $d}) { errors { code } } }",
         _enrolment_input,
         ON_A_COUNSELING,
     ),
     Write(
         "counselingAddJournalEntry to A's enrolment",
-        "mutation($e: ID!) { r: counselingAddJournalEntry(enrolmentId: $e, mood: 4) { errors { code } } }",
+        "mutation($e: ID!) { r: counselingAddJournalEntry(input: {enrolmentId: $e, mood: 4}) { errors { code } } }",
         _enrolment,
         ON_A_COUNSELING,
     ),
     Write(
         "counselingFlagRisk on A's client",
-        'mutation($c: ID!) { r: counselingFlagRisk(clientId: $c, severity: "low", note: "w-") { errors { code } } }',
+        "mutation($c: ID!) {"
+        ' r: counselingFlagRisk(input: {clientId: $c, severity: LOW, note: "w-"}) { errors { code } } }',
         fixed(lambda p: {"c": p.gid("CounselingClient", "client_a")}),
         ON_A_COUNSELING,
     ),
     Write(
         "counselingResolveRiskFlag of A (supervisors)",
-        "mutation($id: ID!) { r: counselingResolveRiskFlag(id: $id) { errors { code } } }",
+        "mutation($id: ID!) { r: counselingResolveRiskFlag(input: {id: $id}) { errors { code } } }",
         _flag,
         counseling_staff(F, N, F, org_admin_a=OK),
     ),

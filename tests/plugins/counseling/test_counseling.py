@@ -231,7 +231,7 @@ async def test_journal_missed_days_trend_and_a_risk_event_fired_once(make: Facto
     assert raised[0].organization_id == make.ctx.viewer.organization_id
     assert (raised[0].client_id, raised[0].source) == (setup["client"], "mood_trend")
     flags = await services.open_flags(as_(make, "organization_admin", SUPERVISE))
-    assert [(f.source, f.severity) for f, _ in flags] == [("mood_trend", "medium")]
+    assert [(f.source, f.severity) for f in flags.items] == [("mood_trend", "medium")]
     for bad in (
         {"mood": 11},
         {"mood": 5, "on": start - timedelta(days=1)},
@@ -247,15 +247,81 @@ async def test_open_flags_are_for_supervisors(make: Factory, setup) -> None:  # 
     with pytest.raises(DomainError) as err:
         await services.open_flags(as_(make, "counselor", MANAGE))
     assert err.value.code == "FORBIDDEN"
-    ((flag, age),) = await services.open_flags(as_(make, "organization_admin", SUPERVISE))
-    assert (flag.severity, age) == ("high", timedelta(0))
+    supervisor = as_(make, "organization_admin", SUPERVISE)
+    (flag,) = (await services.open_flags(supervisor)).items
+    assert (flag.severity, services.flag_age(supervisor, flag)) == ("high", timedelta(0))
     # a supervisor resolves it after follow-up: it leaves the list, and a second resolve is refused
     with pytest.raises(DomainError) as err:
         await services.resolve_flag(as_(make, "counselor", MANAGE), flag.id)
     assert err.value.code == "FORBIDDEN"
     resolved = await services.resolve_flag(as_(make, "organization_admin", SUPERVISE), flag.id)
     assert resolved.resolved_at is not None
-    assert await services.open_flags(as_(make, "organization_admin", SUPERVISE)) == []
+    assert (await services.open_flags(as_(make, "organization_admin", SUPERVISE))).items == []
     with pytest.raises(DomainError) as err:
         await services.resolve_flag(as_(make, "organization_admin", SUPERVISE), flag.id)
     assert err.value.code == "INVALID_TRANSITION"
+
+
+async def test_free_slots_search_at_most_a_month(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
+    staff = as_(make, "counselor", MANAGE)
+    monday = next_monday(clock)
+    # a month of calendar is searched (both counselors have hours every morning) ...
+    slots = await services.free_slots(staff, monday, monday + services.MAX_SLOT_RANGE, timedelta(minutes=50))
+    assert slots
+    assert {c.id for _, c in slots} == {setup["grief"], setup["perinatal"]}
+    # ... a wider range, an empty one or an odd duration is refused before any calendar is walked
+    for start, end, minutes, field in (
+        (monday, monday + timedelta(days=3650), 50, ("end",)),
+        (monday, monday + services.MAX_SLOT_RANGE + timedelta(seconds=1), 50, ("end",)),
+        (monday, monday, 50, ("end",)),
+        (monday, monday + timedelta(days=1), 5, ("minutes",)),
+    ):
+        with pytest.raises(DomainError) as err:
+            await services.free_slots(staff, start, end, timedelta(minutes=minutes))
+        assert (err.value.code, err.value.errors[0].field) == ("OUT_OF_RANGE", field)
+
+
+async def test_sessions_are_listed_by_start_and_filtered(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]
+    staff = partial(as_, make, "counselor", MANAGE)
+    monday = next_monday(clock)
+    booked = {}
+    # booked in another order than they start: Tuesday 9:00 (grief), Monday 11:00 (grief), Monday 9:00 (perinatal)
+    for key, counselor, start in (
+        ("tue", "grief", at(monday + timedelta(days=1), 9)),
+        ("mon11", "grief", at(monday, 11)),
+        ("mon9", "perinatal", at(monday, 9)),
+    ):
+        booked[key] = (
+            await services.book_session(
+                staff(), client_id=setup["client"], counselor_id=setup[counselor], start=start, **online()
+            )
+        ).id
+    await services.cancel_session(staff(), booked["mon11"], "moved")
+
+    async def listed(**kw: object) -> list[str]:
+        page = await services.list_sessions(staff(), services.SessionFilter(**kw))  # type: ignore[arg-type]
+        by_id = {v: k for k, v in booked.items()}
+        return [by_id[s.id] for s in page.items]
+
+    assert await listed() == ["mon9", "mon11", "tue"]
+    assert await listed(counselor_id=setup["grief"]) == ["mon11", "tue"]
+    assert await listed(statuses=("booked",)) == ["mon9", "tue"]
+    # a counselor's calendar for Monday: [from, to) on the start
+    assert await listed(counselor_id=setup["grief"], start_from=monday, start_to=monday + timedelta(days=1)) == [
+        "mon11"
+    ]
+    assert await listed(start_from=at(monday, 11)) == ["mon11", "tue"]
+    assert await listed(start_to=at(monday, 11)) == ["mon9"]
+    # pages follow the start order with cursors
+    first = await services.list_sessions(staff(), first=2)
+    rest = await services.list_sessions(staff(), first=2, after=first.cursors[-1])
+    assert [s.id for s in first.items + rest.items] == [booked[k] for k in ("mon9", "mon11", "tue")]
+    assert (first.has_next_page, rest.has_next_page) == (True, False)
+    assert await first.total_count() == 3
+    for bad, code in (
+        ({"start_from": at(monday, 11), "start_to": at(monday, 9)}, "OUT_OF_RANGE"),
+        ({"statuses": ("lost",)}, "INVALID_INPUT"),
+    ):
+        with pytest.raises(DomainError) as err:
+            await listed(**bad)
+        assert err.value.code == code

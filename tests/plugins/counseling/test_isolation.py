@@ -140,7 +140,7 @@ async def populate(engine: AsyncEngine, make: Factory, clock: Any, org: Org, tag
             await services.add_entry(
                 ctx, enrolment.id, mood, text=f"{tag}日记{day}", on=start + timedelta(days=day - 1)
             )
-        ((flag, _),) = await services.open_flags(ctx)
+        (flag,) = (await services.open_flags(ctx)).items
         org.keep("flag", "CounselingRiskFlag", flag.id)
 
     await acting(engine, clock, admin, build)
@@ -195,15 +195,35 @@ class Read:
 
 
 READS = (
-    Read("counselingSessions", "{ counselingSessions { id status start meetingLink notes } }", lambda w: {}),
-    Read("counselingClients", "{ counselingClients { id name phone } }", lambda w: {}),
+    Read(
+        "counselingSessions",
+        "{ counselingSessions { totalCount edges { node { id status start meetingLink notes "
+        "counselor { id name } client { id name } } } } }",
+        lambda w: {},
+    ),
+    Read("counselingClients", "{ counselingClients { totalCount edges { node { id name phone } } } }", lambda w: {}),
+    Read(
+        "counselingCounselors",
+        "{ counselingCounselors { totalCount edges { node { id name volunteer { id name } } } } }",
+        lambda w: {},
+    ),
+    Read("counselingProgrammes", "{ counselingProgrammes { totalCount edges { node { id name } } } }", lambda w: {}),
+    Read(
+        "counselingEnrolments",
+        "{ counselingEnrolments { totalCount edges { node { id client { id name } programme { id name } } } } }",
+        lambda w: {},
+    ),
     Read(
         "counselingFreeSlots",
         "query($s: DateTime!, $e: DateTime!) "
         "{ counselingFreeSlots(start: $s, end: $e) { start counselor { id name } } }",
         lambda w: {"s": w.monday.isoformat(), "e": (w.monday + timedelta(days=1)).isoformat()},
     ),
-    Read("counselingOpenRiskFlags", "{ counselingOpenRiskFlags { id clientId note severity } }", lambda w: {}),
+    Read(
+        "counselingOpenRiskFlags",
+        "{ counselingOpenRiskFlags { totalCount edges { node { id client { id name } note severity } } } }",
+        lambda w: {},
+    ),
     Read(
         "counselingJournal",
         "query($id: ID!) { counselingJournal(enrolmentId: $id) { entries { day mood } missedDays } }",
@@ -232,6 +252,12 @@ def expected_for_a(w: World, role: str, field_name: str) -> Any:
         return {a.gid[f"c{n}"]: (p if serving else masked(p)) for n, p in enumerate(PHONES["甲"], start=1)}
     if field_name == "counselingFreeSlots":
         return {a.gid["k1"], a.gid["k2"]}
+    if field_name == "counselingCounselors":
+        return {a.gid["k1"]: "甲咨询师1", a.gid["k2"]: "甲咨询师2"}
+    if field_name == "counselingProgrammes":
+        return {a.gid["programme"], a.gid["own_programme"]}
+    if field_name == "counselingEnrolments":
+        return {a.gid["enrolment"]: (a.gid["c1"], a.gid["programme"])}
     if field_name == "counselingOpenRiskFlags":
         return [a.gid["flag"]] if role == "organization_admin" else "FORBIDDEN"
     if field_name == "counselingJournal":
@@ -243,10 +269,21 @@ def seen(body: dict[str, Any], field_name: str) -> Any:
     if body.get("errors"):
         return codes(body)[0]
     data = body["data"][field_name]
+    if isinstance(data, dict) and "edges" in data:  # a connection: its nodes, and a total that agrees
+        assert data["totalCount"] == len(data["edges"]), field_name
+        data = [edge["node"] for edge in data["edges"]]
     if field_name == "counselingSessions":
         return {s["id"]: s["notes"] for s in data}
     if field_name == "counselingClients":
         return {c["id"]: c["phone"] for c in data}
+    if field_name == "counselingCounselors":
+        # the counselor's volunteer record (core's type) is the same person, with the same name
+        assert all(c["volunteer"]["name"] == c["name"] for c in data), data
+        return {c["id"]: c["name"] for c in data}
+    if field_name == "counselingProgrammes":
+        return {p["id"] for p in data}
+    if field_name == "counselingEnrolments":
+        return {e["id"]: (e["client"]["id"], e["programme"]["id"]) for e in data}
     if field_name == "counselingFreeSlots":
         return {s["counselor"]["id"] for s in data}
     if field_name == "counselingOpenRiskFlags":
@@ -328,8 +365,8 @@ async def test_node_answers_an_id_of_a_to_b_like_a_missing_one(api, world: World
 
 SESSION = "session { id status notes } errors { code }"
 REGISTER_COUNSELOR = (
-    'mutation($v: ID!) { counselingRegisterCounselor(volunteerId: $v, specialties: ["grief"], languages: ["zh"]) '
-    "{ counselor { id } errors { code } } }"
+    'mutation($v: ID!) { counselingRegisterCounselor(input: {volunteerId: $v, specialties: ["grief"], '
+    'languages: ["zh"]}) { counselor { id } errors { code } } }'
 )
 BOOK = (
     "mutation($c: ID!, $k: ID, $s: DateTime) { counselingBookSession(input: {clientId: $c, counselorId: $k, "
@@ -339,22 +376,28 @@ BOOK_EARLIEST = (
     'mutation($c: ID!) { counselingBookSession(input: {clientId: $c, specialty: "grief", '
     'meetingLink: "https://meet.example/x"}) { session { id } errors { code } } }'
 )
-RESCHEDULE = f"mutation($id: ID!, $s: DateTime!) {{ counselingRescheduleSession(id: $id, start: $s) {{ {SESSION} }} }}"
-CANCEL = f'mutation($id: ID!) {{ counselingCancelSession(id: $id, reason: "moved") {{ {SESSION} }} }}'
-MARK = f"mutation($id: ID!) {{ counselingMarkSession(id: $id, attended: true) {{ {SESSION} }} }}"
-WRITE_NOTES = f'mutation($id: ID!) {{ counselingWriteNotes(id: $id, notes: "覆盖") {{ {SESSION} }} }}'
+RESCHEDULE = (
+    "mutation($id: ID!, $s: DateTime!) { counselingRescheduleSession(input: {id: $id, start: $s}) "
+    f"{{ {SESSION} }} }}"
+)
+CANCEL = f'mutation($id: ID!) {{ counselingCancelSession(input: {{id: $id, reason: "moved"}}) {{ {SESSION} }} }}'
+MARK = f"mutation($id: ID!) {{ counselingMarkSession(input: {{id: $id, attended: true}}) {{ {SESSION} }} }}"
+WRITE_NOTES = f'mutation($id: ID!) {{ counselingWriteNotes(input: {{id: $id, notes: "覆盖"}}) {{ {SESSION} }} }}'
 ENROL = (
-    "mutation($c: ID!, $p: ID!, $d: Date!) { counselingEnrol(clientId: $c, programmeId: $p, startsOn: $d) "
-    "{ enrolment { id } errors { code } } }"
+    "mutation($c: ID!, $p: ID!, $d: Date!) { counselingEnrol(input: {clientId: $c, programmeId: $p, startsOn: $d}) "
+    "{ enrolment { id client { id } programme { id } } errors { code } } }"
 )
 ADD_ENTRY = (
-    "mutation($id: ID!) { counselingAddJournalEntry(enrolmentId: $id, mood: 9) { entry { day } errors { code } } }"
+    "mutation($id: ID!) { counselingAddJournalEntry(input: {enrolmentId: $id, mood: 9}) "
+    "{ entry { day } errors { code } } }"
 )
 FLAG = (
-    'mutation($id: ID!) { counselingFlagRisk(clientId: $id, severity: "high", note: "担心") '
-    "{ flag { id } errors { code } } }"
+    'mutation($id: ID!) { counselingFlagRisk(input: {clientId: $id, severity: HIGH, note: "担心"}) '
+    "{ flag { id severity source } errors { code } } }"
 )
-RESOLVE = "mutation($id: ID!) { counselingResolveRiskFlag(id: $id) { flag { id resolvedAt } errors { code } } }"
+RESOLVE = (
+    "mutation($id: ID!) { counselingResolveRiskFlag(input: {id: $id}) { flag { id resolvedAt } errors { code } } }"
+)
 
 
 @dataclass(frozen=True)
@@ -393,7 +436,7 @@ ATTEMPTS = (
         lambda w: {"id": w.a.gid["s2"], "s": _monday(w, 10)},
         lambda w: {"id": w.a.gid["s2"], "s": _monday(w, 10)},
         "organization_admin",
-        lambda p: p["session"]["status"] == "booked",
+        lambda p: p["session"]["status"] == "BOOKED",
     ),
     Attempt(
         "book A's client with B's counselor",
@@ -429,7 +472,7 @@ ATTEMPTS = (
         lambda w: {"id": w.a.gid["s3"]},
         lambda w: {"id": w.a.gid["s3"]},
         "organization_admin",
-        lambda p: p["session"]["status"] == "cancelled",
+        lambda p: p["session"]["status"] == "CANCELLED",
     ),
     Attempt(
         "write A's session's notes",
@@ -474,7 +517,7 @@ ATTEMPTS = (
         lambda w: {"id": w.a.gid["c2"]},
         lambda w: {"id": w.a.gid["c2"]},
         "counselor",
-        lambda p: bool(p["flag"]["id"]),
+        lambda p: (p["flag"]["severity"], p["flag"]["source"]) == ("HIGH", "COUNSELOR"),
     ),
     Attempt(
         "resolve A's risk flag",
@@ -492,7 +535,7 @@ ATTEMPTS = (
         lambda w: {"id": w.a.gid["s1"]},
         lambda w: {"id": w.a.gid["s1"]},
         "counselor",
-        lambda p: p["session"]["status"] == "attended",
+        lambda p: p["session"]["status"] == "ATTENDED",
     ),
 )
 ATTEMPT = {a.name: a for a in ATTEMPTS}
@@ -518,8 +561,10 @@ async def snapshot(api: Any, w: World, owner_engine: AsyncEngine) -> dict[str, A
     """A's data as A's supervisor reads it, and A's row count in every counseling table (read by the owner,
     below row-level security)."""
     body = await api(
-        "query($e: ID!) { counselingSessions { id status start end notes cancelReason } "
-        "counselingClients { id name } counselingOpenRiskFlags { id severity resolvedAt } "
+        "query($e: ID!) { counselingSessions { nodes { id status start end notes cancelReason } } "
+        "counselingClients { nodes { id name } } counselingOpenRiskFlags { nodes { id severity resolvedAt } } "
+        "counselingCounselors { nodes { id specialties } } counselingProgrammes { nodes { id name } } "
+        "counselingEnrolments { nodes { id days } } "
         "counselingJournal(enrolmentId: $e) { entries { day mood } missedDays } }",
         {"e": w.a.gid["enrolment"]},
         **w.a.who("organization_admin"),
@@ -541,7 +586,7 @@ async def test_every_mutation_given_a_ids_answers_not_found_to_b_and_changes_not
 ) -> None:
     w = world
     before = await snapshot(api, w, owner_engine)
-    assert before["graphql"]["counselingSessions"]
+    assert before["graphql"]["counselingSessions"]["nodes"]
     assert before["rows"]["counseling_journal_entries"] == 3
     for attempt in ATTEMPTS:
         variables = attempt.theirs(w)
@@ -573,7 +618,7 @@ async def test_a_does_what_b_was_refused(api, world: World) -> None:  # type: ig
 async def test_creating_in_b_leaves_a_alone_and_names_are_unique_per_organisation(api, world: World) -> None:  # type: ignore[no-untyped-def]
     w = world
     create = (
-        'mutation($n: String!) { counselingCreateProgramme(name: $n, prompts: ["今天好吗？"]) '
+        'mutation($n: String!) { counselingCreateProgramme(input: {name: $n, prompts: ["今天好吗？"]}) '
         "{ programme { id name } errors { code } } }"
     )
     # the same programme name exists in A and in B (the fixture created it in both)
@@ -587,16 +632,16 @@ async def test_creating_in_b_leaves_a_alone_and_names_are_unique_per_organisatio
         assert payload_codes(again, "counselingCreateProgramme") == ["ALREADY_EXISTS"]
     # a client registered by B is B's: A's callers do not see it, B's do
     registered = await api(
-        'mutation { counselingRegisterClient(name: "乙新来访者", phone: "13700005555", consent: true) '
+        'mutation { counselingRegisterClient(input: {name: "乙新来访者", phone: "13700005555", consent: true}) '
         "{ client { id } errors { code } } }",
         **w.b.who("counselor"),
     )
     new_id = registered["data"]["counselingRegisterClient"]["client"]["id"]
     for role in ("organization_admin", "counselor", "social_worker"):
-        a_clients = await api("{ counselingClients { id } }", **w.a.who(role))
-        assert {c["id"] for c in a_clients["data"]["counselingClients"]} == {w.a.gid["c1"], w.a.gid["c2"]}
-    b_clients = await api("{ counselingClients { id } }", **w.b.who("organization_admin"))
-    assert new_id in {c["id"] for c in b_clients["data"]["counselingClients"]}
+        a_clients = await api("{ counselingClients { nodes { id } } }", **w.a.who(role))
+        assert {c["id"] for c in a_clients["data"]["counselingClients"]["nodes"]} == {w.a.gid["c1"], w.a.gid["c2"]}
+    b_clients = await api("{ counselingClients { nodes { id } } }", **w.b.who("organization_admin"))
+    assert new_id in {c["id"] for c in b_clients["data"]["counselingClients"]["nodes"]}
 
 
 # -- platform administrators ---------------------------------------------------------------------------------
@@ -604,17 +649,24 @@ async def test_creating_in_b_leaves_a_alone_and_names_are_unique_per_organisatio
 
 async def test_a_platform_administrator_sees_both_organisations_but_reads_no_notes(api, world: World) -> None:  # type: ignore[no-untyped-def]
     w = world
-    body = await api("{ counselingSessions { id notes } counselingClients { id phone } }", **w.platform)
+    body = await api(
+        "{ counselingSessions(first: 100) { nodes { id notes } } counselingClients { nodes { id phone } } "
+        "counselingCounselors { totalCount } counselingProgrammes { totalCount } counselingEnrolments { totalCount } }",
+        **w.platform,
+    )
     assert not body.get("errors"), body
-    sessions = {s["id"]: s["notes"] for s in body["data"]["counselingSessions"]}
+    sessions = {s["id"]: s["notes"] for s in body["data"]["counselingSessions"]["nodes"]}
     expected_sessions = {org.gid[s] for org in (w.a, w.b) for s in ("s1", "s2", "s3")}
     assert set(sessions) == expected_sessions
     assert set(sessions.values()) == {None}  # notes by relation, not by rank
-    clients = {c["id"]: c["phone"] for c in body["data"]["counselingClients"]}
+    clients = {c["id"]: c["phone"] for c in body["data"]["counselingClients"]["nodes"]}
+    # every organisation's counselors (two each), programmes (two each) and enrolments (one each)
+    assert [body["data"][f]["totalCount"] for f in ("counselingCounselors", "counselingProgrammes")] == [4, 4]
+    assert body["data"]["counselingEnrolments"]["totalCount"] == 2
     assert set(clients) == {org.gid[c] for org in (w.a, w.b) for c in ("c1", "c2")}
     assert clients[w.a.gid["c1"]] == masked("13700001111")  # administrators do not serve clients
     # open risk flags are followed up by each organisation's supervisors, not by the platform
-    flags = await api("{ counselingOpenRiskFlags { id } }", **w.platform)
+    flags = await api("{ counselingOpenRiskFlags { nodes { id } } }", **w.platform)
     assert codes(flags) == ["FORBIDDEN"]
     # writing another organisation's notes is refused, and linking two organisations' records is refused
     refused = await api(WRITE_NOTES, {"id": w.a.gid["s1"]}, **w.platform)
@@ -631,8 +683,8 @@ async def test_a_platform_administrator_sees_both_organisations_but_reads_no_not
     )
     assert node == {"data": {"node": {"id": w.a.gid["s1"], "notes": None}}}
     # positive control: A's supervisor still reads A's notes, unchanged
-    mine = await api("{ counselingSessions { id notes } }", **w.a.who("organization_admin"))
-    notes = {s["id"]: s["notes"] for s in mine["data"]["counselingSessions"]}
+    mine = await api("{ counselingSessions { nodes { id notes } } }", **w.a.who("organization_admin"))
+    notes = {s["id"]: s["notes"] for s in mine["data"]["counselingSessions"]["nodes"]}
     assert notes[w.a.gid["s1"]] == "甲的机密笔记：来访者提到失眠"
 
 
@@ -685,14 +737,23 @@ async def test_the_services_keep_b_out_of_a_counseling_rows_on_their_own(
         ctx = ServiceContext(session, caller, clock)
         # reads: B's own records only, and nothing for A's enrolment
         own_sessions = {b.pk[k] for k in ("s1", "s2", "s3")}
-        assert {s.id for s in await services.list_sessions(ctx, 50)} == own_sessions
+        assert {s.id for s in (await services.list_sessions(ctx)).items} == own_sessions
         assert {s.id for s in await services.all_sessions(ctx)} == own_sessions
-        assert {c.id for c in await services.list_clients(ctx, 50)} == {b.pk["c1"], b.pk["c2"]}
+        assert {c.id for c in (await services.list_clients(ctx)).items} == {b.pk["c1"], b.pk["c2"]}
+        assert {c.id for c in (await services.list_counselors(ctx)).items} == {b.pk["k1"], b.pk["k2"]}
+        assert {p.id for p in (await services.list_programmes(ctx)).items} == {
+            b.pk["programme"],
+            b.pk["own_programme"],
+        }
+        assert {e.id for e in (await services.list_enrolments(ctx)).items} == {b.pk["enrolment"]}
+        # filters naming A's records find nothing (like missing ones)
+        assert (await services.list_sessions(ctx, services.SessionFilter(counselor_id=a.pk["k1"]))).items == []
+        assert (await services.list_enrolments(ctx, services.EnrolmentFilter(client_id=a.pk["c1"]))).items == []
         assert {c.id for c in await services.matching_counselors(ctx, None, None, "online")} == {
             b.pk["k1"],
             b.pk["k2"],
         }
-        assert [f.id for f, _ in await services.open_flags(ctx)] == [b.pk["flag"]]
+        assert [f.id for f in (await services.open_flags(ctx)).items] == [b.pk["flag"]]
         assert await services.journal(ctx, a.pk["enrolment"]) is None
         assert await services.trend(ctx, a.pk["enrolment"]) == []
         for model, key in (
