@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from core.tenancy import organization_column, own_table_sql
+from core.tenancy import own_table_sql
 
 revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0006"
@@ -56,7 +56,8 @@ def upgrade() -> None:
 
     op.create_table(
         "job_runs",
-        organization_column(),
+        # No index of its own: the primary key leads with it.
+        sa.Column("organization_id", sa.BigInteger(), sa.ForeignKey("organizations.id"), nullable=False),
         sa.Column("job", sa.String(length=100), nullable=False),
         sa.Column("last_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), server_default="", nullable=False),

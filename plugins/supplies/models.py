@@ -24,6 +24,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core import Base, OrganizationOwned, created_at_column, pk_column
 
 CATEGORIES = ("medical_protection", "food", "daily_necessities", "medicine", "infant_supplies", "equipment")
+DONOR_KINDS = ("organization", "person")
+MOVEMENT_KINDS = ("receipt", "transfer_out", "transfer_in", "distribution", "return", "adjustment", "reversal")
+DISTRIBUTION_STATUSES = ("planned", "dispatched", "delivered", "cancelled")
 
 
 class Item(OrganizationOwned, Base):
@@ -52,7 +55,7 @@ class Warehouse(OrganizationOwned, Base):
 
 class Donor(OrganizationOwned, Base):
     __tablename__ = "supplies_donors"
-    __table_args__ = (CheckConstraint("kind IN ('organization', 'person')", name="kind_valid"),)
+    __table_args__ = (CheckConstraint(f"kind IN {DONOR_KINDS!r}", name="kind_valid"),)
 
     id: Mapped[int] = pk_column()
     name: Mapped[str] = mapped_column(String(100))
@@ -91,10 +94,7 @@ class Movement(OrganizationOwned, Base):
 
     __tablename__ = "supplies_movements"
     __table_args__ = (
-        CheckConstraint(
-            "kind IN ('receipt', 'transfer_out', 'transfer_in', 'distribution', 'return', 'adjustment', 'reversal')",
-            name="kind_valid",
-        ),
+        CheckConstraint(f"kind IN {MOVEMENT_KINDS!r}", name="kind_valid"),
         CheckConstraint("quantity <> 0", name="quantity_not_zero"),
         Index("ix_supplies_movements_batch", "batch_id", "warehouse_id"),
         Index(
@@ -121,7 +121,7 @@ class Movement(OrganizationOwned, Base):
 class Distribution(OrganizationOwned, Base):
     __tablename__ = "supplies_distributions"
     __table_args__ = (
-        CheckConstraint("status IN ('planned', 'dispatched', 'delivered')", name="status_valid"),
+        CheckConstraint(f"status IN {DISTRIBUTION_STATUSES!r}", name="status_valid"),
         CheckConstraint(
             "(community_id IS NOT NULL)::int + (request_id IS NOT NULL)::int + (recipient <> '')::int = 1",
             name="one_recipient",
@@ -138,6 +138,10 @@ class Distribution(OrganizationOwned, Base):
     delivered_quantity: Mapped[int | None] = mapped_column(Integer)
     confirmed_by: Mapped[str] = mapped_column(String(100), server_default="")
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A planned distribution cancelled: what it had reserved went back to stock ('return' movements).
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str] = mapped_column(Text, server_default="")
     note: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = created_at_column()
 

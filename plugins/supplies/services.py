@@ -25,6 +25,7 @@ import core
 from core.services import help_requests, validation
 from plugins.supplies.models import (
     CATEGORIES,
+    DONOR_KINDS,
     Balance,
     Batch,
     Distribution,
@@ -166,7 +167,7 @@ async def create_donor(ctx: core.ServiceContext, name: str, kind: str, contact: 
     organization_id = _manage(ctx)
     v = core.Validator()
     clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
-    v.check(kind in ("organization", "person"), ("input", "kind"), "INVALID_INPUT", "Kind is organization or person.")
+    v.check(kind in DONOR_KINDS, ("input", "kind"), "INVALID_INPUT", "Kind is organization or person.")
     v.raise_if_any()
     donor = Donor(organization_id=organization_id, name=clean, kind=kind, contact=contact.strip())
     ctx.session.add(donor)
@@ -466,7 +467,7 @@ async def dispatch(ctx: core.ServiceContext, distribution_id: int) -> Distributi
         raise core.DomainError(
             "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be dispatched.", ("input", "id")
         )
-    distribution.status = "dispatched"
+    distribution.status, distribution.dispatched_at = "dispatched", ctx.now()
     await _flush(ctx)
     return distribution
 
@@ -526,13 +527,52 @@ async def confirm_delivery(
     return distribution
 
 
+async def cancel_distribution(ctx: core.ServiceContext, distribution_id: int, reason: str) -> Distribution:
+    """Call off a planned distribution: what planning reserved goes back to the batches and the warehouse it
+    came from, as 'return' movements (the ledger keeps the reservation and its undoing; nothing is deleted).
+    Dispatched or delivered goods cannot be cancelled (INVALID_TRANSITION): a delivery confirmation with a
+    smaller `delivered` quantity brings back what did not arrive."""
+    _manage(ctx)
+    v = core.Validator()
+    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
+    v.raise_if_any()
+    distribution = await _locked(ctx, distribution_id)
+    if distribution.status != "planned":
+        raise core.DomainError(
+            "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be cancelled.", ("input", "id")
+        )
+    picks = (
+        await ctx.session.scalars(
+            select(Movement)
+            .where(Movement.distribution_id == distribution.id, Movement.kind == "distribution")
+            .order_by(Movement.id)
+        )
+    ).all()
+    for pick in picks:
+        await _put(ctx, pick.batch_id, pick.warehouse_id, -pick.quantity)
+        _move(
+            ctx,
+            "return",
+            pick.batch_id,
+            pick.warehouse_id,
+            -pick.quantity,
+            distribution_id=distribution.id,
+            reason=f"cancelled: {clean}",
+        )
+    distribution.status, distribution.cancelled_at, distribution.cancel_reason = "cancelled", ctx.now(), clean
+    await _flush(ctx)
+    return distribution
+
+
 async def _fulfil_if_complete(ctx: core.ServiceContext, request_id: int, distribution_id: int) -> None:
     """Goods delivered and nothing else on its way: the core request moves forward through core's service.
     (Only for callers who may coordinate requests; a community head's confirmation leaves that to them.)"""
     if not core.can(ctx.viewer, "requests.coordinate"):
         return
     pending = await ctx.session.scalar(
-        select(func.count()).where(Distribution.request_id == request_id, Distribution.status != "delivered")
+        select(func.count()).where(
+            Distribution.request_id == request_id, Distribution.status.notin_(("delivered", "cancelled"))
+        )
     )
     request = await ctx.session.get(core.HelpRequest, request_id)
     if pending == 0 and request is not None and request.status == "in_progress":
@@ -541,7 +581,7 @@ async def _fulfil_if_complete(ctx: core.ServiceContext, request_id: int, distrib
 
 async def _locked(ctx: core.ServiceContext, distribution_id: int) -> Distribution:
     """The distribution, row-locked; NOT_FOUND also for one of another organisation."""
-    return await core.get_row(ctx, Distribution, distribution_id, what="Distribution", field=("id",), lock=True)
+    return await core.get_row(ctx, Distribution, distribution_id, what="Distribution", field=("input", "id"), lock=True)
 
 
 # -- idempotency ------------------------------------------------------------------------------------------------------
@@ -714,15 +754,33 @@ class StockLine:
     batch: str
     expires_on: date | None
     on_hand: int
+    item_id: int = 0
+    warehouse_id: int = 0
+    batch_id: int = 0
 
 
 async def stock_lines(
-    ctx: core.ServiceContext, *, near_expiry_days: int | None = None, below: int | None = None
+    ctx: core.ServiceContext,
+    *,
+    near_expiry_days: int | None = None,
+    below: int | None = None,
+    warehouse_id: int | None = None,
+    item_id: int | None = None,
 ) -> list[StockLine]:
-    """On hand per item, warehouse and batch; optionally only what expires within N days or runs below a level."""
+    """On hand (more than zero) per item, warehouse and batch; optionally only what expires within N days, runs
+    below a level, or lies in one warehouse or is of one item."""
     core.require(ctx, "supplies.manage")
     stmt = (
-        select(Item.name, Warehouse.name, Batch.code, Batch.expires_on, Balance.on_hand)
+        select(
+            Item.name,
+            Warehouse.name,
+            Batch.code,
+            Batch.expires_on,
+            Balance.on_hand,
+            Item.id,
+            Warehouse.id,
+            Batch.id,
+        )
         .join(Batch, Batch.id == Balance.batch_id)
         .join(Item, Item.id == Batch.item_id)
         .join(Warehouse, Warehouse.id == Balance.warehouse_id)
@@ -733,34 +791,49 @@ async def stock_lines(
         stmt = stmt.where(Batch.expires_on <= ctx.now().date() + timedelta(days=near_expiry_days))
     if below is not None:
         stmt = stmt.where(Balance.on_hand < below)
+    if warehouse_id is not None:
+        stmt = stmt.where(Balance.warehouse_id == warehouse_id)
+    if item_id is not None:
+        stmt = stmt.where(Batch.item_id == item_id)
     return [StockLine(*row) for row in (await ctx.session.execute(stmt)).all()]
 
 
-async def received_by_donor(ctx: core.ServiceContext) -> list[tuple[str, int, int]]:
-    """(donor, items received, money received in fen) per donor."""
+@dataclass(frozen=True)
+class DonorTotal:
+    donor_id: int
+    donor: str
+    items: int
+    money_fen: int
+
+
+async def received_by_donor(ctx: core.ServiceContext) -> list[DonorTotal]:
+    """Per donor who gave anything (by name, then id): items received and money received in fen."""
     core.require(ctx, "supplies.manage")
     goods = dict(
         (
             await ctx.session.execute(
-                select(Donor.name, func.sum(Movement.quantity))
+                select(Donor.id, func.sum(Movement.quantity))
                 .join(Batch, Batch.donor_id == Donor.id)
                 .join(Movement, Movement.batch_id == Batch.id)
                 .where(Movement.kind == "receipt")
-                .group_by(Donor.name)
+                .group_by(Donor.id)
             )
         ).all()
     )
     money = dict(
         (
             await ctx.session.execute(
-                select(Donor.name, func.sum(MoneyDonation.amount_fen))
+                select(Donor.id, func.sum(MoneyDonation.amount_fen))
                 .join(MoneyDonation, MoneyDonation.donor_id == Donor.id)
-                .group_by(Donor.name)
+                .group_by(Donor.id)
             )
         ).all()
     )
+    given = set(goods) | set(money)
+    names = dict((await ctx.session.execute(select(Donor.id, Donor.name).where(Donor.id.in_(given)))).all())
     return [
-        (name, int(goods.get(name, 0) or 0), int(money.get(name, 0) or 0)) for name in sorted(set(goods) | set(money))
+        DonorTotal(pk, names[pk], int(goods.get(pk, 0) or 0), int(money.get(pk, 0) or 0))
+        for pk in sorted(given, key=lambda pk: (names[pk], pk))
     ]
 
 
@@ -781,11 +854,6 @@ async def rows_by_id(ctx: core.ServiceContext, model: type, ids: list[int]) -> d
         return {}
     rows = await ctx.session.scalars(select(model).where(model.id.in_(ids)))  # type: ignore[attr-defined]
     return {row.id: row for row in rows.all()}
-
-
-async def list_donors(ctx: core.ServiceContext) -> list[Donor]:
-    core.require(ctx, "supplies.manage")
-    return list((await ctx.session.scalars(select(Donor).order_by(Donor.name))).all())
 
 
 REPORT_DIMENSIONS = ("category", "warehouse", "community", "donor")
@@ -849,3 +917,245 @@ def rows_csv(header: str, rows: list[tuple[object, ...]]) -> str:
         return '"' + text_value.replace('"', '""') + '"' if any(c in text_value for c in ',"\n') else text_value
 
     return "\n".join([header, *(",".join(cell(v) for v in row) for row in rows)]) + "\n"
+
+
+# -- lists (cursor pages) ---------------------------------------------------------------------------------------------
+# Every list that can grow is a `core.paginate` page for supplies staff; row-level security keeps it to the
+# caller's organisation (platform administrators: every organisation's).
+
+BY_NAME_ITEM: core.Ordering[Item] = core.Ordering("name", (Item.name, Item.id), lambda r: (r.name, r.id))
+BY_NAME_WAREHOUSE: core.Ordering[Warehouse] = core.Ordering(
+    "name", (Warehouse.name, Warehouse.id), lambda r: (r.name, r.id)
+)
+BY_NAME_DONOR: core.Ordering[Donor] = core.Ordering("name", (Donor.name, Donor.id), lambda r: (r.name, r.id))
+NEWEST_DONATION: core.Ordering[MoneyDonation] = core.Ordering(
+    "newest", (MoneyDonation.received_at, MoneyDonation.id), lambda r: (r.received_at, r.id), descending=True
+)
+ALLOCATION_ORDER: core.Ordering[MoneyAllocation] = core.Ordering("id", (MoneyAllocation.id,), lambda r: (r.id,))
+NEWEST_DISTRIBUTION: core.Ordering[Distribution] = core.Ordering(
+    "newest", (Distribution.created_at, Distribution.id), lambda r: (r.created_at, r.id), descending=True
+)
+# The ledger in the order it was written.
+LEDGER_ORDER: core.Ordering[Movement] = core.Ordering("ledger", (Movement.id,), lambda r: (r.id,))
+
+
+def _search(column: Any, search: str | None) -> Any:
+    """Case-insensitive substring (LIKE wildcards taken literally)."""
+    escaped = (search or "").strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    categories: tuple[str, ...] = ()
+    batched: bool | None = None
+    search: str | None = None
+
+
+async def list_items(
+    ctx: core.ServiceContext, f: ItemFilter, *, first: int, after: str | None = None
+) -> core.Page[Item]:
+    core.require(ctx, "supplies.manage")
+    stmt = select(Item)
+    if f.categories:
+        stmt = stmt.where(Item.category.in_(f.categories))
+    if f.batched is not None:
+        stmt = stmt.where(Item.batched.is_(f.batched))
+    if f.search:
+        stmt = stmt.where(_search(Item.name, f.search))
+    return await core.paginate(ctx, stmt, BY_NAME_ITEM, first=first, after=after)
+
+
+@dataclass(frozen=True)
+class WarehouseFilter:
+    search: str | None = None
+
+
+async def list_warehouses(
+    ctx: core.ServiceContext, f: WarehouseFilter, *, first: int, after: str | None = None
+) -> core.Page[Warehouse]:
+    core.require(ctx, "supplies.manage")
+    stmt = select(Warehouse)
+    if f.search:
+        stmt = stmt.where(_search(Warehouse.name, f.search) | _search(Warehouse.address, f.search))
+    return await core.paginate(ctx, stmt, BY_NAME_WAREHOUSE, first=first, after=after)
+
+
+@dataclass(frozen=True)
+class DonorFilter:
+    kind: str | None = None
+    search: str | None = None
+
+
+async def list_donors(
+    ctx: core.ServiceContext, f: DonorFilter | None = None, *, first: int = 50, after: str | None = None
+) -> core.Page[Donor]:
+    core.require(ctx, "supplies.manage")
+    f = f or DonorFilter()
+    stmt = select(Donor)
+    if f.kind is not None:
+        stmt = stmt.where(Donor.kind == f.kind)
+    if f.search:
+        stmt = stmt.where(_search(Donor.name, f.search))
+    return await core.paginate(ctx, stmt, BY_NAME_DONOR, first=first, after=after)
+
+
+@dataclass(frozen=True)
+class DonationFilter:
+    donor_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None
+
+
+async def list_donations(
+    ctx: core.ServiceContext, f: DonationFilter, *, first: int, after: str | None = None
+) -> core.Page[MoneyDonation]:
+    """Money donations, newest first; `since`/`until` bound when they were received ([since, until))."""
+    core.require(ctx, "supplies.manage")
+    stmt = select(MoneyDonation)
+    if f.donor_id is not None:
+        stmt = stmt.where(MoneyDonation.donor_id == f.donor_id)
+    if f.since is not None:
+        stmt = stmt.where(MoneyDonation.received_at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(MoneyDonation.received_at < f.until)
+    if f.search:
+        stmt = stmt.where(_search(MoneyDonation.receipt_no, f.search) | _search(MoneyDonation.purpose, f.search))
+    return await core.paginate(ctx, stmt, NEWEST_DONATION, first=first, after=after)
+
+
+@dataclass(frozen=True)
+class AllocationFilter:
+    donation_id: int | None = None
+
+
+async def list_allocations(
+    ctx: core.ServiceContext, f: AllocationFilter, *, first: int, after: str | None = None
+) -> core.Page[MoneyAllocation]:
+    """Allocations, oldest first: of one donation (NOT_FOUND if the caller cannot see it) or of all."""
+    core.require(ctx, "supplies.manage")
+    stmt = select(MoneyAllocation)
+    if f.donation_id is not None:
+        await core.get_row(ctx, MoneyDonation, f.donation_id, what="Donation", field=("filter", "donationId"))
+        stmt = stmt.where(MoneyAllocation.donation_id == f.donation_id)
+    return await core.paginate(ctx, stmt, ALLOCATION_ORDER, first=first, after=after)
+
+
+@dataclass(frozen=True)
+class DistributionFilter:
+    statuses: tuple[str, ...] = ()
+    warehouse_id: int | None = None
+    item_id: int | None = None
+    community_id: int | None = None
+    request_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _of_item(item_id: int) -> Any:
+    """Distributions whose goods are of this item (the item is that of the batches planning picked)."""
+    return Distribution.id.in_(
+        select(Movement.distribution_id)
+        .join(Batch, Batch.id == Movement.batch_id)
+        .where(Movement.kind == "distribution", Batch.item_id == item_id)
+    )
+
+
+async def list_distributions(
+    ctx: core.ServiceContext, f: DistributionFilter, *, first: int, after: str | None = None
+) -> core.Page[Distribution]:
+    """Distributions, newest first; `since`/`until` bound when they were planned ([since, until))."""
+    core.require(ctx, "supplies.manage")
+    stmt = select(Distribution)
+    if f.statuses:
+        stmt = stmt.where(Distribution.status.in_(f.statuses))
+    if f.warehouse_id is not None:
+        stmt = stmt.where(Distribution.warehouse_id == f.warehouse_id)
+    if f.item_id is not None:
+        stmt = stmt.where(_of_item(f.item_id))
+    if f.community_id is not None:
+        stmt = stmt.where(Distribution.community_id == f.community_id)
+    if f.request_id is not None:
+        stmt = stmt.where(Distribution.request_id == f.request_id)
+    if f.since is not None:
+        stmt = stmt.where(Distribution.created_at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(Distribution.created_at < f.until)
+    return await core.paginate(ctx, stmt, NEWEST_DISTRIBUTION, first=first, after=after)
+
+
+@dataclass(frozen=True)
+class MovementFilter:
+    kinds: tuple[str, ...] = ()
+    batch_id: int | None = None
+    warehouse_id: int | None = None
+    item_id: int | None = None
+    distribution_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def movements_statement(f: MovementFilter) -> Any:
+    """The ledger's movements under a filter (no order: the ledger order is LEDGER_ORDER)."""
+    stmt = select(Movement)
+    if f.kinds:
+        stmt = stmt.where(Movement.kind.in_(f.kinds))
+    if f.batch_id is not None:
+        stmt = stmt.where(Movement.batch_id == f.batch_id)
+    if f.warehouse_id is not None:
+        stmt = stmt.where(Movement.warehouse_id == f.warehouse_id)
+    if f.item_id is not None:
+        stmt = stmt.where(Movement.batch_id.in_(select(Batch.id).where(Batch.item_id == f.item_id)))
+    if f.distribution_id is not None:
+        stmt = stmt.where(Movement.distribution_id == f.distribution_id)
+    if f.since is not None:
+        stmt = stmt.where(Movement.at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(Movement.at < f.until)
+    return stmt
+
+
+async def list_movements(
+    ctx: core.ServiceContext, f: MovementFilter, *, first: int, after: str | None = None
+) -> core.Page[Movement]:
+    """The stock ledger, in the order it was written; `since`/`until` bound when ([since, until))."""
+    core.require(ctx, "supplies.manage")
+    return await core.paginate(ctx, movements_statement(f), LEDGER_ORDER, first=first, after=after)
+
+
+async def batch(ctx: core.ServiceContext, batch_id: int) -> Batch:
+    """One batch (a donation line's goods), for supplies staff; NOT_FOUND also for another organisation's."""
+    core.require(ctx, "supplies.manage")
+    return await _get(ctx, Batch, batch_id, "Batch", "batchId")
+
+
+# -- batched reads for nested fields (one statement per page of parents, never one per parent) ----------------------
+
+
+def distribution_lines_statement(distribution_ids: list[int]) -> Any:
+    """(distribution, item, quantity planned) for each distribution: what planning took out of stock."""
+    return (
+        select(Movement.distribution_id, Batch.item_id, -func.sum(Movement.quantity))
+        .join(Batch, Batch.id == Movement.batch_id)
+        .where(Movement.distribution_id.in_(distribution_ids), Movement.kind == "distribution")
+        .group_by(Movement.distribution_id, Batch.item_id)
+    )
+
+
+def allocated_statement(donation_ids: list[int]) -> Any:
+    """(donation, fen allocated) for each donation with allocations."""
+    return (
+        select(MoneyAllocation.donation_id, func.sum(MoneyAllocation.amount_fen))
+        .where(MoneyAllocation.donation_id.in_(donation_ids))
+        .group_by(MoneyAllocation.donation_id)
+    )
+
+
+def batch_on_hand_statement(batch_ids: list[int]) -> Any:
+    """(batch, on hand in every warehouse) for each batch with a balance."""
+    return (
+        select(Balance.batch_id, func.sum(Balance.on_hand))
+        .where(Balance.batch_id.in_(batch_ids))
+        .group_by(Balance.batch_id)
+    )

@@ -21,13 +21,12 @@ from tests.plugin_access import (
     managers,
     no_vars,
     node,
-    yuan,
 )
 
 
 async def build(p: PluginWorld) -> None:
     """Each organisation: two warehouses, an item, a donor with a contact, goods received from it, a planned
-    distribution to one of its communities, and a money donation."""
+    distribution to one of its communities, a money donation and an allocation from it."""
     w = p.w
     for org, tag, quantity, contact in (("a", "甲", 100, CONTACT_A), ("b", "乙", 7, CONTACT_B)):
         async with p.staff(org) as ctx:
@@ -44,8 +43,10 @@ async def build(p: PluginWorld) -> None:
                 item_id=item.id,
                 quantity=2,
                 community_id=w.ids["c1" if org == "a" else "c3"],
+                note=f"{tag}首批",
             )
             donation = await supplies.receive_money(ctx, donor.id, "5000", f"{tag}-001")
+            allocation = await supplies.allocate(ctx, donation.id, "1200", f"{tag}采购")
             p.pk |= {
                 f"warehouse_{org}": warehouse.id,
                 f"warehouse2_{org}": other.id,
@@ -55,6 +56,7 @@ async def build(p: PluginWorld) -> None:
                 f"receipt_{org}": receipt.id,
                 f"distribution_{org}": sent.id,
                 f"donation_{org}": donation.id,
+                f"allocation_{org}": allocation.id,
             }
 
 
@@ -89,41 +91,136 @@ CREATE_SUPPLIES = managers(OK, OK, OK)
 # Who may act on one of A's records (B's administrator: NOT_FOUND, as for a missing one).
 ON_A_SUPPLIES = managers(OK, N, OK)
 
+
+def _nodes(d: Any) -> list[Any]:
+    return [e["node"] for e in d["edges"]]
+
+
+def _built(d: Any, key: str = "name") -> list[Any]:
+    """The world's own records of a connection (the write rows add `w-…` ones as they run)."""
+    return sorted(x[key] for x in _nodes(d) if not str(x[key]).startswith("w-"))
+
+
+def _listed(field: str, fields: str, key: str = "name", args: str = "") -> tuple[str, Any, Any]:
+    return f"{{ r: {field}{args} {{ totalCount edges {{ node {{ {fields} }} }} }} }}", no_vars, lambda d: _built(d, key)
+
+
 READS = [
-    # -- supplies
+    # -- supplies: lists
     Read(
         "suppliesStock: whose stock",
-        "{ r: suppliesStock { item warehouse onHand } }",
+        "{ r: suppliesStock { item { name } warehouse { name } batch { code } onHand } }",
         no_vars,
-        lambda d: sorted((x["item"], x["warehouse"], x["onHand"]) for x in d),
+        lambda d: sorted((x["item"]["name"], x["warehouse"]["name"], x["onHand"]) for x in d),
         managers(
             [("甲口罩", "甲仓库", 98)], [("乙口罩", "乙仓库", 5)], [("乙口罩", "乙仓库", 5), ("甲口罩", "甲仓库", 98)]
         ),
     ),
     Read(
-        "suppliesDonors: names and contacts",
-        "{ r: suppliesDonors { name contact } }",
-        no_vars,
-        lambda d: sorted((x["name"], x["contact"]) for x in d if not x["name"].startswith("w-")),
-        managers([("甲企业", CONTACT_A)], [("乙企业", CONTACT_B)], [("乙企业", CONTACT_B), ("甲企业", CONTACT_A)]),
+        "suppliesWarehouses: names",
+        *_listed("suppliesWarehouses", "name address"),
+        managers(["甲二仓库", "甲仓库"], ["乙二仓库", "乙仓库"], ["乙二仓库", "乙仓库", "甲二仓库", "甲仓库"]),
     ),
+    Read(
+        "suppliesItems: names",
+        *_listed("suppliesItems", "name category unit batched"),
+        managers(["甲口罩"], ["乙口罩"], ["乙口罩", "甲口罩"]),
+    ),
+    Read(
+        "suppliesDonors: names and contacts",
+        "{ r: suppliesDonors { edges { node { name contact kind } } } }",
+        no_vars,
+        lambda d: sorted((x["name"], x["contact"], x["kind"]) for x in _nodes(d) if not x["name"].startswith("w-")),
+        managers(
+            [("甲企业", CONTACT_A, "ORGANIZATION")],
+            [("乙企业", CONTACT_B, "ORGANIZATION")],
+            [("乙企业", CONTACT_B, "ORGANIZATION"), ("甲企业", CONTACT_A, "ORGANIZATION")],
+        ),
+    ),
+    Read(
+        "suppliesDonations: receipts, amounts and donors",
+        "{ r: suppliesDonations { edges { node { receiptNo amount unallocated donor { name } } } } }",
+        no_vars,
+        lambda d: sorted(
+            (x["receiptNo"], x["amount"], x["donor"]["name"]) for x in _nodes(d) if not x["receiptNo"].startswith("w-")
+        ),
+        managers(
+            [("甲-001", "5000.00", "甲企业")],
+            [("乙-001", "5000.00", "乙企业")],
+            [("乙-001", "5000.00", "乙企业"), ("甲-001", "5000.00", "甲企业")],
+        ),
+    ),
+    Read(
+        "suppliesAllocations: purposes and amounts",
+        "{ r: suppliesAllocations { edges { node { purpose amount donation { receiptNo } } } } }",
+        no_vars,
+        lambda d: sorted(
+            (x["purpose"], x["amount"], x["donation"]["receiptNo"])
+            for x in _nodes(d)
+            if not x["purpose"].startswith("w-")
+        ),
+        managers(
+            [("甲采购", "1200.00", "甲-001")],
+            [("乙采购", "1200.00", "乙-001")],
+            [("乙采购", "1200.00", "乙-001"), ("甲采购", "1200.00", "甲-001")],
+        ),
+    ),
+    Read(
+        "suppliesDistributions: the world's first distributions, with item, warehouse and community",
+        "{ r: suppliesDistributions { edges { node { note status quantity item { name } warehouse { name }"
+        " community { name } } } } }",
+        no_vars,
+        lambda d: sorted(
+            (x["note"], x["status"], x["quantity"], x["item"]["name"], x["warehouse"]["name"], x["community"]["name"])
+            for x in _nodes(d)
+            if x["note"]
+        ),
+        managers(
+            [("甲首批", "PLANNED", 2, "甲口罩", "甲仓库", "社区c1")],
+            [("乙首批", "PLANNED", 2, "乙口罩", "乙仓库", "社区c3")],
+            [
+                ("乙首批", "PLANNED", 2, "乙口罩", "乙仓库", "社区c3"),
+                ("甲首批", "PLANNED", 2, "甲口罩", "甲仓库", "社区c1"),
+            ],
+        ),
+    ),
+    Read(
+        "suppliesMovements: receipts of the world (writes receive 1 at a time)",
+        "{ r: suppliesMovements(filter: {kinds: [RECEIPT]}) { edges { node { quantity warehouse { name } } } } }",
+        no_vars,
+        lambda d: sorted((x["warehouse"]["name"], x["quantity"]) for x in _nodes(d) if x["quantity"] > 1),
+        managers([("甲仓库", 100)], [("乙仓库", 7)], [("乙仓库", 7), ("甲仓库", 100)]),
+    ),
+    Read(
+        "suppliesTrace of A's batch: donor, item and the first movements",
+        "query($b: ID!) { r: suppliesTrace(batchId: $b) { code donor { name } item { name }"
+        " movements(first: 2) { edges { node { kind quantity } } } } }",
+        lambda p: {"b": p.gid("SuppliesBatch", "batch_a")},
+        lambda d: (d["donor"]["name"], d["item"]["name"], [(x["kind"], x["quantity"]) for x in _nodes(d["movements"])]),
+        managers(
+            ("甲企业", "甲口罩", [("RECEIPT", 100), ("DISTRIBUTION", -2)]),
+            N,
+            ("甲企业", "甲口罩", [("RECEIPT", 100), ("DISTRIBUTION", -2)]),
+        ),
+    ),
+    # -- supplies: reports
     Read(
         "suppliesReport: totals of the caller's organisation",
         "{ r: suppliesReport { category received distributed } }",
         no_vars,
         lambda d: sorted((x["category"], x["received"]) for x in d if x["received"]),
-        managers([("medical_protection", 100)], [("medical_protection", 7)], [("medical_protection", 107)]),
+        managers([("MEDICAL_PROTECTION", 100)], [("MEDICAL_PROTECTION", 7)], [("MEDICAL_PROTECTION", 107)]),
     ),
     Read(
-        "suppliesReportBy(warehouse)",
-        '{ r: suppliesReportBy(by: "warehouse") { category received } }',
+        "suppliesReportBy(WAREHOUSE)",
+        "{ r: suppliesReportBy(by: WAREHOUSE) { key received } }",
         no_vars,
-        lambda d: sorted((x["category"], x["received"]) for x in d if x["received"]),
+        lambda d: sorted((x["key"], x["received"]) for x in d if x["received"]),
         managers([("甲仓库", 100)], [("乙仓库", 7)], [("乙仓库", 7), ("甲仓库", 100)]),
     ),
     Read(
-        "suppliesReportByCsv(warehouse): which warehouses",
-        '{ r: suppliesReportByCsv(by: "warehouse") }',
+        "suppliesReportByCsv(WAREHOUSE): which warehouses",
+        "{ r: suppliesReportByCsv(by: WAREHOUSE) }",
         no_vars,
         lambda d: sorted(w for w in ("甲仓库", "乙仓库") if w in d),
         managers(["甲仓库"], ["乙仓库"], ["乙仓库", "甲仓库"]),
@@ -139,22 +236,18 @@ READS = [
     ),
     Read(
         "suppliesReceivedByDonor",
-        "{ r: suppliesReceivedByDonor { donor items money } }",
+        "{ r: suppliesReceivedByDonor { donor { name } items money } }",
         no_vars,
-        lambda d: sorted((x["donor"], x["items"], yuan(x["money"])) for x in d if not x["donor"].startswith("w-")),
+        lambda d: sorted(
+            (x["donor"]["name"], x["items"], x["money"]) for x in d if not x["donor"]["name"].startswith("w-")
+        ),
         managers(
             [("甲企业", 100, "5000.00")],
             [("乙企业", 7, "5000.00")],
             [("乙企业", 7, "5000.00"), ("甲企业", 100, "5000.00")],
         ),
     ),
-    Read(
-        "suppliesTrace of A's batch",
-        "query($b: ID!) { r: suppliesTrace(batchId: $b) { kind quantity } }",
-        lambda p: {"b": p.gid("SuppliesBatch", "batch_a")},
-        lambda d: [(x["kind"], x["quantity"]) for x in d][:2],
-        managers([("receipt", 100), ("distribution", -2)], N, [("receipt", 100), ("distribution", -2)]),
-    ),
+    # -- supplies: node(id:) of every type
     Read(
         "node: A's warehouse",
         *node("SuppliesWarehouse", "warehouse_a", "name", lambda d: d["name"]),
@@ -163,7 +256,7 @@ READS = [
     Read(
         "node: A's item",
         *node("SuppliesItem", "item_a", "name category", lambda d: (d["name"], d["category"])),
-        managers(("甲口罩", "medical_protection"), NULL, ("甲口罩", "medical_protection"), others=NULL, anonymous=NULL),
+        managers(("甲口罩", "MEDICAL_PROTECTION"), NULL, ("甲口罩", "MEDICAL_PROTECTION"), others=NULL, anonymous=NULL),
     ),
     Read(
         "node: A's donor contact",
@@ -171,50 +264,80 @@ READS = [
         managers(CONTACT_A, NULL, CONTACT_A, others=NULL, anonymous=NULL),
     ),
     Read(
+        "node: A's batch, its item and donor",
+        *node(
+            "SuppliesBatch",
+            "batch_a",
+            "code onHand item { name } donor { name contact }",
+            lambda d: (d["item"]["name"], d["donor"]["name"], d["donor"]["contact"]),
+        ),
+        managers(("甲口罩", "甲企业", CONTACT_A), NULL, ("甲口罩", "甲企业", CONTACT_A), others=NULL, anonymous=NULL),
+    ),
+    Read(
         "node: A's receipt movement",
         *node("SuppliesMovement", "receipt_a", "kind quantity", lambda d: (d["kind"], d["quantity"])),
-        managers(("receipt", 100), NULL, ("receipt", 100), others=NULL, anonymous=NULL),
+        managers(("RECEIPT", 100), NULL, ("RECEIPT", 100), others=NULL, anonymous=NULL),
     ),
     Read(
         "node: A's distribution",
-        *node("SuppliesDistribution", "distribution_a", "status", lambda d: d["status"]),
-        managers("planned", NULL, "planned", others=NULL, anonymous=NULL),
+        *node(
+            "SuppliesDistribution",
+            "distribution_a",
+            "status quantity item { name }",
+            lambda d: (d["status"], d["quantity"], d["item"]["name"]),
+        ),
+        managers(("PLANNED", 2, "甲口罩"), NULL, ("PLANNED", 2, "甲口罩"), others=NULL, anonymous=NULL),
     ),
     Read(
         "node: A's money donation",
-        *node("SuppliesMoneyDonation", "donation_a", "amount receiptNo", lambda d: (yuan(d["amount"]), d["receiptNo"])),
+        *node("SuppliesMoneyDonation", "donation_a", "amount receiptNo", lambda d: (d["amount"], d["receiptNo"])),
         managers(("5000.00", "甲-001"), NULL, ("5000.00", "甲-001"), others=NULL, anonymous=NULL),
     ),
+    Read(
+        "node: A's allocation",
+        *node("SuppliesMoneyAllocation", "allocation_a", "amount purpose", lambda d: (d["amount"], d["purpose"])),
+        managers(("1200.00", "甲采购"), NULL, ("1200.00", "甲采购"), others=NULL, anonymous=NULL),
+    ),
 ]
+
+
+def _mutation(field: str, input_type: str, fields: str = "") -> str:
+    return f"mutation($i: {input_type}!) {{ r: {field}(input: $i) {{ {fields} errors {{ code }} }} }}"
+
+
+def _on_distribution(field: str, extra: str = "") -> str:
+    return f"mutation($id: ID!) {{ r: {field}(input: {{id: $id{extra}}}) {{ errors {{ code }} }} }}"
+
 
 WRITES = [
     # -- supplies
     Write(
         "suppliesCreateWarehouse",
-        "mutation($n: String!) { r: suppliesCreateWarehouse(name: $n) { errors { code } } }",
-        fixed(lambda p: {"n": fresh_name("仓库")}),
+        _mutation("suppliesCreateWarehouse", "SuppliesCreateWarehouseInput"),
+        fixed(lambda p: {"i": {"name": fresh_name("仓库")}}),
         CREATE_SUPPLIES,
     ),
     Write(
         "suppliesCreateItem",
-        'mutation($n: String!) { r: suppliesCreateItem(name: $n, category: "food", unit: "袋") { errors { code } } }',
-        fixed(lambda p: {"n": fresh_name("米")}),
+        _mutation("suppliesCreateItem", "SuppliesCreateItemInput"),
+        fixed(lambda p: {"i": {"name": fresh_name("米"), "category": "FOOD", "unit": "袋"}}),
         CREATE_SUPPLIES,
     ),
     Write(
         "suppliesCreateDonor",
-        'mutation($n: String!) { r: suppliesCreateDonor(name: $n, kind: "person") { errors { code } } }',
-        fixed(lambda p: {"n": fresh_name("捐赠人")}),
+        _mutation("suppliesCreateDonor", "SuppliesCreateDonorInput"),
+        fixed(lambda p: {"i": {"name": fresh_name("捐赠人"), "kind": "PERSON"}}),
         CREATE_SUPPLIES,
     ),
     Write(
-        "suppliesReceive into A's warehouse",
-        "mutation($i: SuppliesReceiveInput!) { r: suppliesReceive(input: $i) { errors { code } } }",
+        "suppliesReceive into A's warehouse from A's donor",
+        _mutation("suppliesReceive", "SuppliesReceiveInput"),
         fixed(
             lambda p: {
                 "i": {
                     "warehouseId": p.gid("SuppliesWarehouse", "warehouse_a"),
                     "itemId": p.gid("SuppliesItem", "item_a"),
+                    "donorId": p.gid("SuppliesDonor", "donor_a"),
                     "quantity": 1,
                 }
             }
@@ -223,7 +346,7 @@ WRITES = [
     ),
     Write(
         "suppliesDistribute from A's warehouse",
-        "mutation($i: SuppliesDistributeInput!) { r: suppliesDistribute(input: $i) { errors { code } } }",
+        _mutation("suppliesDistribute", "SuppliesDistributeInput"),
         fixed(
             lambda p: {
                 "i": {
@@ -238,58 +361,81 @@ WRITES = [
     ),
     Write(
         "suppliesDispatch A's planned distribution",
-        "mutation($id: ID!) { r: suppliesDispatch(id: $id) { errors { code } } }",
+        _on_distribution("suppliesDispatch"),
+        _planned,
+        ON_A_SUPPLIES,
+    ),
+    Write(
+        "suppliesCancelDistribution of A's planned distribution",
+        _on_distribution("suppliesCancelDistribution", ', reason: "改期"'),
         _planned,
         ON_A_SUPPLIES,
     ),
     Write(
         "suppliesConfirmDelivery of A's dispatched distribution",
-        "mutation($id: ID!) { r: suppliesConfirmDelivery(id: $id) { errors { code } } }",
+        _on_distribution("suppliesConfirmDelivery"),
         _dispatched,
         managers(OK, N, OK, community_head=OK),  # the head of the receiving community (c1) confirms too
     ),
     Write(
         "suppliesConfirmDelivery to another community (c2) than the head's",
-        "mutation($id: ID!) { r: suppliesConfirmDelivery(id: $id) { errors { code } } }",
+        _on_distribution("suppliesConfirmDelivery"),
         _dispatched_elsewhere,
         ON_A_SUPPLIES,
     ),
     Write(
-        "suppliesReceiveMoney from A's donor",
-        "mutation($d: ID!, $r: String!) {"
-        ' r: suppliesReceiveMoney(donorId: $d, amount: "10", receiptNo: $r) { errors { code } } }',
-        fixed(lambda p: {"d": p.gid("SuppliesDonor", "donor_a"), "r": fresh_name("收据")}),
+        "suppliesReceiveDonation from A's donor",
+        _mutation("suppliesReceiveDonation", "SuppliesReceiveDonationInput"),
+        fixed(
+            lambda p: {
+                "i": {"donorId": p.gid("SuppliesDonor", "donor_a"), "amount": "10", "receiptNo": fresh_name("收据")}
+            }
+        ),
         ON_A_SUPPLIES,
     ),
     Write(
         "suppliesAllocate from A's donation",
-        'mutation($d: ID!) { r: suppliesAllocate(donationId: $d, amount: "1", purpose: "口罩") { errors { code } } }',
-        fixed(lambda p: {"d": p.gid("SuppliesMoneyDonation", "donation_a")}),
+        _mutation("suppliesAllocate", "SuppliesAllocateInput"),
+        fixed(
+            lambda p: {
+                "i": {"donationId": p.gid("SuppliesMoneyDonation", "donation_a"), "amount": "1", "purpose": "w-口罩"}
+            }
+        ),
         ON_A_SUPPLIES,
     ),
     Write(
         "suppliesTransfer between A's warehouses",
-        "mutation($b: ID!, $f: ID!, $t: ID!) { r: suppliesTransfer(batchId: $b, fromWarehouseId: $f, toWarehouseId: $t,"
-        " quantity: 1) { errors { code } } }",
+        _mutation("suppliesTransfer", "SuppliesTransferInput"),
         fixed(
             lambda p: {
-                "b": p.gid("SuppliesBatch", "batch_a"),
-                "f": p.gid("SuppliesWarehouse", "warehouse_a"),
-                "t": p.gid("SuppliesWarehouse", "warehouse2_a"),
+                "i": {
+                    "batchId": p.gid("SuppliesBatch", "batch_a"),
+                    "fromWarehouseId": p.gid("SuppliesWarehouse", "warehouse_a"),
+                    "toWarehouseId": p.gid("SuppliesWarehouse", "warehouse2_a"),
+                    "quantity": 1,
+                }
             }
         ),
         ON_A_SUPPLIES,
     ),
     Write(
         "suppliesAdjust A's stock",
-        "mutation($b: ID!, $w: ID!) {"
-        ' r: suppliesAdjust(batchId: $b, warehouseId: $w, delta: 1, reason: "盘点") { errors { code } } }',
-        fixed(lambda p: {"b": p.gid("SuppliesBatch", "batch_a"), "w": p.gid("SuppliesWarehouse", "warehouse_a")}),
+        _mutation("suppliesAdjust", "SuppliesAdjustInput"),
+        fixed(
+            lambda p: {
+                "i": {
+                    "batchId": p.gid("SuppliesBatch", "batch_a"),
+                    "warehouseId": p.gid("SuppliesWarehouse", "warehouse_a"),
+                    "delta": 1,
+                    "reason": "盘点",
+                }
+            }
+        ),
         ON_A_SUPPLIES,
     ),
     Write(
         "suppliesReverse A's adjustment",
-        'mutation($m: ID!) { r: suppliesReverse(movementId: $m, reason: "更正") { errors { code } } }',
+        'mutation($m: ID!) { r: suppliesReverse(input: {movementId: $m, reason: "更正"}) { errors { code } } }',
         _adjustment,
         ON_A_SUPPLIES,
     ),

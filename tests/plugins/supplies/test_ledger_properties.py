@@ -1,4 +1,4 @@
-"""Property test: any sequence of receipts, transfers, distributions, adjustments and reversals keeps
+"""Property test: any sequence of receipts, transfers, distributions, cancellations, adjustments and reversals keeps
 stock conservation and non-negativity, checked after every step (hypothesis, against real PostgreSQL)."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ OPERATIONS = st.lists(
         st.tuples(st.just("transfer"), WAREHOUSE, st.integers(1, 40)),
         st.tuples(st.just("adjust"), WAREHOUSE, st.integers(-30, 30).filter(bool)),
         st.tuples(st.just("reverse"), WAREHOUSE, st.integers(0, 1000)),
+        st.tuples(st.just("cancel"), WAREHOUSE, st.integers(0, 1000)),
     ),
     max_size=25,
 )
@@ -61,6 +62,7 @@ async def test_any_sequence_keeps_conservation_and_non_negativity(
     warehouses = [(await services.create_warehouse(ctx, f"仓库{i}")).id for i in range(2)]
     await session.commit()
     reversible: list[int] = []
+    planned: list[int] = []
     for kind, w, n in operations:
         batch = await session.scalar(text("SELECT min(id) FROM supplies_batches"))
         try:
@@ -69,7 +71,13 @@ async def test_any_sequence_keeps_conservation_and_non_negativity(
                     (await services.receive(ctx, warehouse_id=warehouses[w], item_id=item, quantity=n)).id
                 )
             elif kind == "distribute":
-                await services.distribute(ctx, warehouse_id=warehouses[w], item_id=item, quantity=n, recipient="居民")
+                planned.append(
+                    (
+                        await services.distribute(
+                            ctx, warehouse_id=warehouses[w], item_id=item, quantity=n, recipient="居民"
+                        )
+                    ).id
+                )
             elif kind == "transfer" and batch is not None:
                 await services.transfer(
                     ctx, batch_id=batch, from_warehouse=warehouses[w], to_warehouse=warehouses[1 - w], quantity=n
@@ -80,6 +88,8 @@ async def test_any_sequence_keeps_conservation_and_non_negativity(
                 )
             elif kind == "reverse" and reversible:
                 await services.reverse(ctx, reversible[n % len(reversible)], "更正")
+            elif kind == "cancel" and planned:
+                await services.cancel_distribution(ctx, planned[n % len(planned)], "取消")
             await session.commit()
         except DomainError:
             await session.rollback()  # a refused step changes nothing

@@ -96,7 +96,7 @@ async def test_stock_reports(ctx: ServiceContext, clock: Any) -> None:
     low = await services.stock_lines(ctx, below=10)
     assert [(s.batch, s.on_hand) for s in near] == [("A", 8)]
     assert [(s.item, s.on_hand) for s in low] == [("婴儿配方奶粉", 8)]
-    assert await services.received_by_donor(ctx) == [("爱心企业", 28, 0)]
+    assert [(t.donor, t.items, t.money_fen) for t in await services.received_by_donor(ctx)] == [("爱心企业", 28, 0)]
 
 
 async def test_reports_by_dimension(ctx: ServiceContext, new_community: NewCommunity) -> None:

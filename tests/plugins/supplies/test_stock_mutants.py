@@ -424,7 +424,7 @@ async def test_a_distribution_is_dispatched_once_and_then_delivered_once(
     # and never again
     assert await refused(ctx, services.dispatch(ctx, d)) == [("INVALID_TRANSITION", ("input", "id"))]
     assert await refused(ctx, services.confirm_delivery(ctx, d)) == [("INVALID_TRANSITION", ("input", "id"))]
-    assert await refused(ctx, services.dispatch(ctx, 999999)) == [("NOT_FOUND", ("id",))]
+    assert await refused(ctx, services.dispatch(ctx, 999999)) == [("NOT_FOUND", ("input", "id"))]
 
 
 async def test_a_delivery_without_notes_keeps_the_note(stock: dict[str, int], ctx: ServiceContext) -> None:

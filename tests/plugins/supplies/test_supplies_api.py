@@ -55,7 +55,7 @@ async def test_supplies_over_graphql(  # type: ignore[no-untyped-def]
     distribution_id = for_request["data"]["suppliesDistribute"]["distribution"]["id"]
     for step in ("suppliesDispatch", "suppliesConfirmDelivery"):
         done = await api(
-            f"mutation($id: ID!) {{ {step}(id: $id) {{ distribution {{ status }} errors {{ code }} }} }}",
+            f"mutation($id: ID!) {{ {step}(input: {{id: $id}}) {{ distribution {{ status }} errors {{ code }} }} }}",
             {"id": distribution_id},
             **coordinator,
         )
@@ -82,25 +82,37 @@ async def test_money_and_donor_contacts_over_graphql(api, make: Factory) -> None
     await make.commit()
     staff = {"role": "organization_admin", "org": org.id}
     donor = await api(
-        'mutation { suppliesCreateDonor(name: "陕西慈善基金会", kind: "organization", contact: "029-1") '
-        "{ donor { id } errors { code } } }",
+        'mutation { suppliesCreateDonor(input: {name: "陕西慈善基金会", kind: ORGANIZATION, contact: "029-1"}) '
+        "{ donor { id kind } errors { code } } }",
         **staff,
     )
+    assert donor["data"]["suppliesCreateDonor"]["donor"]["kind"] == "ORGANIZATION"
     donor_id = donor["data"]["suppliesCreateDonor"]["donor"]["id"]
     money = (
-        "mutation($d: ID!, $a: String!, $r: String!) { suppliesReceiveMoney(donorId: $d, amount: $a, receiptNo: $r) "
+        "mutation($i: SuppliesReceiveDonationInput!) { suppliesReceiveDonation(input: $i) "
         "{ donation { amount unallocated } errors { code field } } }"
     )
-    ok = await api(money, {"d": donor_id, "a": "30000.50", "r": "R-1"}, **staff)
-    bad = await api(money, {"d": donor_id, "a": "1.005", "r": "R-2"}, **staff)
-    assert ok["data"]["suppliesReceiveMoney"] == {
-        "donation": {"amount": "30000.5", "unallocated": "30000.5"},
+    ok = await api(money, {"i": {"donorId": donor_id, "amount": "30000.5", "receiptNo": "R-1"}}, **staff)
+    negative = await api(money, {"i": {"donorId": donor_id, "amount": "-3", "receiptNo": "R-2"}}, **staff)
+    # Money in and out is a string with two decimals
+    assert ok["data"]["suppliesReceiveDonation"] == {
+        "donation": {"amount": "30000.50", "unallocated": "30000.50"},
         "errors": [],
     }
-    assert bad["data"]["suppliesReceiveMoney"]["errors"] == [{"code": "OUT_OF_RANGE", "field": ["input", "amount"]}]
+    assert negative["data"]["suppliesReceiveDonation"]["errors"] == [
+        {"code": "OUT_OF_RANGE", "field": ["input", "amount"]}
+    ]
+    # a third decimal (or a float) is not Money at all: the request is refused before any service runs
+    bad = await api(money, {"i": {"donorId": donor_id, "amount": "1.005", "receiptNo": "R-3"}}, **staff)
+    floating = await api(money, {"i": {"donorId": donor_id, "amount": 1.5, "receiptNo": "R-4"}}, **staff)
+    assert bad.get("data") is None
+    assert floating.get("data") is None
+    assert "Money" in bad["errors"][0]["message"]
+    assert await make.ctx.session.scalar(text("SELECT count(*) FROM supplies_money_donations")) == 1
     # donor contacts: supplies staff yes, a community head of the same organisation no
-    assert (await api("{ suppliesDonors { contact } }", **staff))["data"]["suppliesDonors"] == [{"contact": "029-1"}]
-    head = await api("{ suppliesDonors { contact } }", role="community_head", org=org.id)
+    donors = "{ suppliesDonors { nodes { contact } } }"
+    assert (await api(donors, **staff))["data"]["suppliesDonors"]["nodes"] == [{"contact": "029-1"}]
+    head = await api(donors, role="community_head", org=org.id)
     assert head["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
@@ -108,13 +120,14 @@ async def test_money_retries_with_a_key_apply_once(api, make: Factory) -> None: 
     org = await make.organization_using("supplies", "财务")
     await make.commit()
     staff = {"role": "organization_admin", "org": org.id}
-    donor = await api('mutation { suppliesCreateDonor(name: "个人", kind: "person") { donor { id } } }', **staff)
+    donor = await api('mutation { suppliesCreateDonor(input: {name: "个人", kind: PERSON}) { donor { id } } }', **staff)
     query = (
-        'mutation($d: ID!) { suppliesReceiveMoney(donorId: $d, amount: "200", receiptNo: "R-9", '
-        'idempotencyKey: "pay-9") { donation { id } errors { code } } }'
+        'mutation($d: ID!) { suppliesReceiveDonation(input: {donorId: $d, amount: "200", receiptNo: "R-9", '
+        'idempotencyKey: "pay-9"}) { donation { id amount } errors { code } } }'
     )
     variables = {"d": donor["data"]["suppliesCreateDonor"]["donor"]["id"]}
     one = await api(query, variables, **staff)
     two = await api(query, variables, **staff)
-    assert one["data"]["suppliesReceiveMoney"] == two["data"]["suppliesReceiveMoney"]
+    assert one["data"]["suppliesReceiveDonation"] == two["data"]["suppliesReceiveDonation"]
+    assert one["data"]["suppliesReceiveDonation"]["donation"]["amount"] == "200.00"
     assert await make.ctx.session.scalar(text("SELECT count(*) FROM supplies_money_donations")) == 1
