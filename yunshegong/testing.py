@@ -67,7 +67,10 @@ from core.vocab import DistrictKind, OrganizationKind, RequestCategory, Role, Ur
 from yunshegong.app import create_app
 
 PASSWORD = "test-kit password"
-LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { token errors { code } } }"
+LOGIN = (
+    "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) "
+    "{ token account { id } errors { code } } }"
+)
 # Roles whose accounts are a volunteer's own (they need a volunteer record); the others need none.
 PERSONAL_ROLES = frozenset({Role.VOLUNTEER, Role.SOCIAL_WORKER, Role.COUNSELOR})
 _serial = itertools.count(1)
@@ -76,8 +79,15 @@ _serial = itertools.count(1)
 class Client:
     """GraphQL over the in-process app, as one caller (a bearer token, or none)."""
 
-    def __init__(self, http: httpx.AsyncClient, token: str | None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        token: str | None,
+        account_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.http, self.token, self.headers = http, token, headers or {}
+        self.account_id = account_id  # the signed-in account's global ID (for grantPluginRole and the like)
 
     async def raw(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The whole response body ({"data": …, "errors": …})."""
@@ -203,7 +213,24 @@ class Harness:
         body = await self.anonymous.raw(LOGIN, {"u": username, "p": PASSWORD})
         outcome = body["data"]["login"]
         assert outcome["errors"] == [], outcome
-        return Client(self.http, outcome["token"])
+        return Client(self.http, outcome["token"], outcome["account"]["id"])
+
+    async def run_jobs(self) -> None:
+        """One round of the job runner, as `yunshegong serve` runs it: core's jobs and the plugins' that are
+        due, per organisation that enabled them."""
+        from core import jobs
+        from schema.context import AppState
+
+        state = AppState(settings=Settings(), sessionmaker=create_sessionmaker(self.engine), host=self.host)
+        await jobs.run_once(state)
+
+    async def outbox(self, organization: int) -> list[Any]:
+        """The organisation's undelivered messages (core.notify), oldest first."""
+        from core.services.outbox import pending
+
+        viewer = Viewer(label="test kit", role="organization_admin", organization_id=organization)
+        async with self.service(viewer) as ctx:
+            return await pending(ctx)
 
 
 @pytest.fixture(scope="session")
