@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import strawberry
+from graphql import GraphQLObjectType
 from strawberry import Info, relay
 from strawberry.exceptions import DuplicatedTypeName
 from strawberry.extensions import (
@@ -36,7 +37,7 @@ from core.errors import CORE_ERROR_CODES, DomainError
 from core.plugin_api import camel_prefix, pascal_prefix
 from core.plugins import LoadedPlugin, PluginHost, PluginLoadError
 from core.settings import Settings
-from schema.errors import use_codes
+from schema.errors import UserError, use_codes
 from schema.extensions import RequestLifecycle, SafeErrors, page_size_rule
 from schema.mutations.assignments import AssignmentMutations
 from schema.mutations.auth import AuthMutations
@@ -191,8 +192,28 @@ def _gate_root_type(plugin: LoadedPlugin, cls: type, kind: str, owners: dict[str
         owners[name] = plugin.name
         if field.base_resolver is None or not field.is_async:
             raise PluginLoadError(f"plugin {plugin.name!r}: {kind} field {name!r} needs an async resolver")
+        if kind == "mutation":
+            _check_mutation_style(plugin, name, field)
         if not any(isinstance(e, PluginGate) and e.plugin == plugin.name for e in field.extensions):
             field.extensions.append(PluginGate(plugin.name))
+
+
+def _check_mutation_style(plugin: LoadedPlugin, name: str, field: Any) -> None:
+    """One API style for core and plugins: a mutation takes one argument, `input`, and answers a payload
+    whose `errors` are `[UserError!]!` (build it with gql.payload, run it with gql.mutate)."""
+    arguments = [a.python_name for a in field.arguments]
+    if arguments != ["input"]:
+        raise PluginLoadError(
+            f"plugin {plugin.name!r}: mutation {name!r} must take one argument, `input` (an input object), "
+            f"not {arguments}"
+        )
+    definition = getattr(field.type, "__strawberry_definition__", None)
+    errors = next((f for f in definition.fields if f.python_name == "errors"), None) if definition else None
+    if errors is None or getattr(errors.type, "of_type", None) is not UserError:
+        raise PluginLoadError(
+            f"plugin {plugin.name!r}: mutation {name!r} must answer a payload with `errors: [UserError!]!` "
+            "(build it with gql.payload)"
+        )
 
 
 def _gate_node_type(cls: type, plugin: str) -> None:
@@ -302,3 +323,8 @@ def _check_plugin_types(schema: strawberry.Schema, host: PluginHost) -> None:
             raise PluginLoadError(f"plugin {owner.name!r}: type {name!r} must start with {pascal_prefix(owner.name)!r}")
         if issubclass(origin, relay.Node):
             _gate_node_type(origin, owner.name)
+        elif isinstance(concrete.implementation, GraphQLObjectType) and "id" in concrete.implementation.fields:
+            raise PluginLoadError(
+                f"plugin {owner.name!r}: type {name!r} has an id, so it must implement Node (subclass relay.Node "
+                "with resolve_nodes; see gql.resolve_node_rows)"
+            )
