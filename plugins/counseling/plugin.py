@@ -64,3 +64,16 @@ async def register_demo_data(ctx: core.ServiceContext) -> None:
 @core.hookimpl
 def register_error_codes() -> dict[str, str]:
     return {"NO_COUNSELOR": "No counselor offers this specialty, language and mode."}
+
+
+@core.hookimpl
+def register_roles() -> list[core.PluginRole]:
+    # A senior counselor (not an administrator) designated to supervise: the organisation's administrator
+    # grants it (grantPluginRole); it carries the relation-only permission to read the organisation's notes.
+    return [
+        core.PluginRole(
+            "counseling.supervisor",
+            "Supervises the organisation's counseling: reads its sessions' notes, follows up its risk flags.",
+            ("counseling.read_notes",),
+        )
+    ]

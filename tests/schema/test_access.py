@@ -31,8 +31,9 @@ from sqlalchemy import update
 from core.models import HelpRequest
 from core.plugins import build_plugin_host
 from core.services import assignments, auth, communities, help_requests, volunteers
+from core.services import plugins as plugin_service
 from core.settings import Settings
-from core.vocab import Availability, LiaisonRole, VolunteerMode
+from core.vocab import Availability, LiaisonRole, Role, VolunteerMode
 from schema import ids
 from schema.build import build_schema
 from tests.schema.access_world import LOGIN, MARK, ROLES, World, world_in_database
@@ -92,6 +93,18 @@ async def _extend(w: World) -> None:
         ("anonymous", verify, {"id": gid(w, "HelpRequest", "r1")}, [{"code": U}]),  # refused, no organisation
     ):
         assert (await w.gql(role, query, variables))["data"]["m"]["errors"] == outcome
+    # The counseling plugin's supervisor role, granted to A's counselor (A enabled counseling).
+    async with w.service() as ctx:
+        names = frozenset(PLUGINS)
+        await plugin_service.set_enabled(
+            ctx, organization_id=w.ids["org_a"], plugin="counseling", enabled=True, installed=names, known=names
+        )
+    grant = (
+        'mutation($a: ID!) { m: grantPluginRole(input: {accountId: $a, role: "counseling.supervisor"}) '
+        "{ errors { code } } }"
+    )
+    granted = await w.gql("org_admin_a", grant, {"a": gid(w, "Account", "account_counselor")})
+    assert granted["data"]["m"]["errors"] == []
     failed = await w.gql("anonymous", LOGIN, {"u": "org_admin_b", "p": "wrong password"})
     assert failed["data"]["login"]["errors"] == [{"code": U}]
 
@@ -644,6 +657,30 @@ READS = [
         ),
     ),
     Read(
+        "pluginRoles: the roles plugins declare",
+        "{ pluginRoles { name permissions } }",
+        no_vars,
+        lambda d: [(r["name"], r["permissions"]) for r in d["pluginRoles"]],
+        signed_in([("counseling.supervisor", ["counseling.read_notes"])]),
+    ),
+    Read(
+        "accountPluginRoles of A's counselor (administrators of its organisation)",
+        "query($a: ID!) { accountPluginRoles(accountId: $a) }",
+        lambda w: {"a": gid(w, "Account", "account_counselor")},
+        lambda d: d["accountPluginRoles"],
+        per_role(
+            anonymous=U,
+            platform_admin=["counseling.supervisor"],
+            org_admin_a=["counseling.supervisor"],
+            org_admin_b=[],
+            social_worker=F,
+            counselor=F,
+            community_head=F,
+            volunteer=F,
+            partner_a=F,
+        ),
+    ),
+    Read(
         "plugins: installed",
         "{ plugins { name } }",
         no_vars,
@@ -895,6 +932,23 @@ async def _vars_driver_working(w: World) -> dict[str, Any]:
 
 async def _vars_org_a(w: World) -> dict[str, Any]:
     return {"o": gid(w, "Organization", "org_a"), "u": f"user{_n()}", "name": f"{MARK}{_n()}"}
+
+
+async def _vars_account_of_a(w: World) -> dict[str, Any]:
+    """A fresh administrator account of A (whose organisation enabled counseling)."""
+    username = f"{MARK}admin{_n()}"
+    async with w.service() as ctx:
+        account = await auth.create_account(
+            ctx,
+            auth.AccountInput(
+                username=username,
+                display_name=username,
+                password="correct horse battery",
+                role=Role.ORGANIZATION_ADMIN,
+                organization_id=w.ids["org_a"],
+            ),
+        )
+    return {"a": ids.encode("Account", account.id)}
 
 
 async def _vars_register(w: World) -> dict[str, Any]:
@@ -1198,6 +1252,20 @@ WRITES = [
         "{ errors { code } } }",
         _vars_reference,
         expect(platform_admin=OK, org_admin_a=OK, org_admin_b=OK),
+    ),
+    Write(
+        "grantPluginRole to a fresh account of A",
+        'mutation($a: ID!) { m: grantPluginRole(input: {accountId: $a, role: "counseling.supervisor"}) '
+        "{ errors { code } } }",
+        _vars_account_of_a,
+        ADMINS_OF_A,
+    ),
+    Write(
+        "revokePluginRole of a fresh account of A",
+        'mutation($a: ID!) { m: revokePluginRole(input: {accountId: $a, role: "counseling.supervisor"}) '
+        "{ errors { code } } }",
+        _vars_account_of_a,
+        ADMINS_OF_A,
     ),
     Write(
         "setPluginEnabled for org A (an unknown plugin: checked after the permission)",
