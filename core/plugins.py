@@ -26,12 +26,15 @@ from core import hookspecs
 from core.errors import CORE_ERROR_CODES, DomainError
 from core.events import CORE_EVENT_TYPES, DomainEvent
 from core.plugin_api import PLUGIN_NAME, GraphQLContribution, MatchCriterion, Permission, PluginInfo, describe
+from core.vocab import Role
 
 log = logging.getLogger(__name__)
 
 ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,59}$")
 
 ENTRY_POINT_GROUP = "yunshegong.plugins"
+
+ROLE_NAMES = frozenset(r.value for r in Role)
 
 # Built-in service modules, by module path, in registration order. Each arrives with its own issue.
 BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.counseling.plugin", "plugins.supplies.plugin")
@@ -59,11 +62,19 @@ class LoadedPlugin:
 
 
 class PluginHost:
-    def __init__(self, pm: pluggy.PluginManager, plugins: Sequence[LoadedPlugin], skipped: Iterable[str]) -> None:
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        plugins: Sequence[LoadedPlugin],
+        skipped: Iterable[str],
+        unloaded: Sequence[LoadedPlugin] = (),
+    ) -> None:
         self.pm = pm
         self.plugins: dict[str, LoadedPlugin] = {p.name: p for p in plugins}
         # Installed but not loaded (filtered out by the YUNSHEGONG_PLUGINS setting).
         self.skipped: frozenset[str] = frozenset(skipped)
+        # Those plugins themselves (their hooks are never called; their migrations are kept known).
+        self.unloaded: dict[str, LoadedPlugin] = {p.name: p for p in unloaded}
         self.permissions: list[Permission] = self._collect_permissions()
         self.event_types: dict[str, type[DomainEvent]] = self._collect_event_types()
         self.match_criteria: list[MatchCriterion] = self._collect_match_criteria()
@@ -109,15 +120,45 @@ class PluginHost:
         return out
 
     def migration_dirs(self) -> list[Path]:
-        dirs = []
-        for plugin, value in self.call_each("register_migrations"):
-            path = Path(value) if isinstance(value, (str, Path)) else None
-            if path is None or not path.is_dir():
-                raise PluginLoadError(
-                    f"plugin {plugin.name!r}: register_migrations must return a directory, got {value!r}"
-                )
-            dirs.append(path)
+        return list(self.migration_branches().values())
+
+    def migration_branches(self) -> dict[str, Path]:
+        """Plugin name → its Alembic version directory (loaded plugins with migrations)."""
+        dirs = {}
+        for name in self.plugins:
+            try:
+                results = self.call_each("register_migrations", only=[name])
+            except Exception as exc:
+                raise PluginLoadError(f"plugin {name!r}: register_migrations failed: {exc!r}") from exc
+            for plugin, value in results:
+                dirs[plugin.name] = _migration_dir(plugin, value)
         return dirs
+
+    def unloaded_migration_branches(self) -> dict[str, Path]:
+        """The same for installed plugins YUNSHEGONG_PLUGINS leaves out: their revisions stay known."""
+        dirs = {}
+        for plugin in self.unloaded.values():
+            hook = getattr(plugin.module, "register_migrations", None)
+            if hook is None:
+                continue
+            try:
+                value = hook()
+            except Exception as exc:
+                raise PluginLoadError(f"plugin {plugin.name!r}: register_migrations failed: {exc!r}") from exc
+            dirs[plugin.name] = _migration_dir(plugin, value)
+        return dirs
+
+    def permissions_by_role(self) -> dict[str, frozenset[str]]:
+        """Role → the plugin permissions it holds: its default roles, and for platform administrators every
+        permission held by rank (`Permission.by_rank`)."""
+        granted: dict[str, set[str]] = {}
+        for permission in self.permissions:
+            roles = set(permission.default_roles)
+            if permission.by_rank:
+                roles.add(Role.PLATFORM_ADMIN.value)
+            for role in roles:
+                granted.setdefault(role, set()).add(permission.name)
+        return {role: frozenset(names) for role, names in sorted(granted.items())}
 
     def _collect_permissions(self) -> list[Permission]:
         seen: dict[str, str] = {}
@@ -127,6 +168,12 @@ class PluginHost:
                 if not permission.name.startswith(f"{plugin.name}."):
                     raise PluginLoadError(
                         f"plugin {plugin.name!r}: permission {permission.name!r} must start with '{plugin.name}.'"
+                    )
+                unknown = [r for r in permission.default_roles if r not in ROLE_NAMES]
+                if unknown:
+                    raise PluginLoadError(
+                        f"plugin {plugin.name!r}: permission {permission.name!r} names role {unknown[0]!r}, which "
+                        f"does not exist; use one of {', '.join(sorted(ROLE_NAMES))}"
                     )
                 if permission.name in seen:
                     raise PluginLoadError(
@@ -220,6 +267,13 @@ class PluginHost:
                 ) from exc
 
 
+def _migration_dir(plugin: LoadedPlugin, value: Any) -> Path:
+    path = Path(value) if isinstance(value, (str, Path)) else None
+    if path is None or not path.is_dir():
+        raise PluginLoadError(f"plugin {plugin.name!r}: register_migrations must return a directory, got {value!r}")
+    return path
+
+
 def _as_list(plugin: LoadedPlugin, hook: str, value: Any, kind: type) -> list[Any]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, kind) for v in value):
         raise PluginLoadError(f"plugin {plugin.name!r}: {hook} must return a list of {kind.__name__}, got {value!r}")
@@ -259,6 +313,7 @@ def build_plugin_host(
 
     loaded: list[LoadedPlugin] = []
     skipped: list[str] = []
+    unloaded: list[LoadedPlugin] = []
     names: dict[str, str] = {}
     for source, module in candidates:
         info = _info(module, source)
@@ -267,6 +322,7 @@ def build_plugin_host(
         names[info.name] = source
         if enabled is not None and info.name not in enabled:
             skipped.append(info.name)
+            unloaded.append(LoadedPlugin(info=info, module=module, source=source))
             continue
         try:
             pm.register(module, name=info.name)
@@ -282,9 +338,56 @@ def build_plugin_host(
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginLoadError(str(exc)) from exc
-    host = PluginHost(pm, loaded, skipped)
+    host = PluginHost(pm, loaded, skipped, unloaded)
     check_tables_declared(host)
+    check_migrations(host)
     return host
+
+
+def check_migrations(host: PluginHost) -> None:
+    """A plugin's migrations open a branch labelled with its name (`branch_labels = ("<name>",)` on the first
+    revision), stay on it (every `down_revision` is one of its own revisions), reuse no revision id and
+    depend only on revisions that exist. Tables are checked twice: the models' here
+    (`check_tables_declared`), and what the migrations really create when `migrate` runs them
+    (core.migrate, branch by branch)."""
+    from core import migrate
+
+    branches = {**host.migration_branches(), **host.unloaded_migration_branches()}
+    owners: dict[str, str] = {s.revision: "core" for s in migrate.read_scripts(migrate.CORE_VERSIONS_DIR)}
+    for name, directory in branches.items():
+        try:
+            scripts = migrate.read_scripts(directory)
+        except Exception as exc:
+            raise PluginLoadError(f"plugin {name!r}: its migrations in {directory} failed to load: {exc!r}") from exc
+        own = {s.revision for s in scripts}
+        if not scripts:
+            raise PluginLoadError(f"plugin {name!r}: register_migrations returned {directory}, which has no migration")
+        for script in scripts:
+            where = f"migration {script.revision!r} ({script.path.name})"
+            if script.revision in owners:
+                raise PluginLoadError(
+                    f"plugin {name!r}: {where} reuses the revision id of {owners[script.revision]!r}: choose another"
+                )
+            owners[script.revision] = name
+            if not script.down_revisions and script.branch_labels != (name,):
+                raise PluginLoadError(
+                    f"plugin {name!r}: {where} opens its branch, so it must say branch_labels = ({name!r},)"
+                )
+            if script.down_revisions and script.branch_labels:
+                raise PluginLoadError(
+                    f"plugin {name!r}: {where} labels a branch of its own; only the first revision says "
+                    f"branch_labels = ({name!r},)"
+                )
+            outside = [r for r in script.down_revisions if r not in own]
+            if outside:
+                raise PluginLoadError(
+                    f"plugin {name!r}: {where} continues revision {outside[0]!r}, which is not the plugin's: "
+                    "use depends_on for core's revisions"
+                )
+    try:
+        migrate.check_references(branches.values())
+    except migrate.MigrationError as exc:
+        raise PluginLoadError(str(exc)) from exc
 
 
 def check_tables_declared(host: PluginHost) -> None:
@@ -292,8 +395,17 @@ def check_tables_declared(host: PluginHost) -> None:
     migration's `core.tenancy.own_table`) nor declared shared with a reason (`core.SharedByAllOrganizations`).
     A forgotten declaration would be a table every organisation reads: it stops startup instead."""
     from core.database import Base
+    from core.migrate import core_tables
     from core.tenancy import tenancy_of
 
+    core_names = core_tables()
+    for plugin in host.plugins.values():
+        clash = sorted(t for t in core_names if t.startswith(plugin.name + "_"))
+        if clash:
+            raise PluginLoadError(
+                f"plugin {plugin.name!r}: core's table {clash[0]!r} lies in its namespace '{plugin.name}_…': "
+                "choose another plugin name"
+            )
     for plugin in host.plugins.values():
         # A plugin's models are checked whether or not its hooks have imported them yet.
         models = f"{plugin.package}.models"
@@ -308,6 +420,11 @@ def check_tables_declared(host: PluginHost) -> None:
         if plugin is None:
             continue
         table = getattr(mapper.local_table, "name", cls.__name__)
+        if not table.startswith(plugin.name + "_"):
+            raise PluginLoadError(
+                f"plugin {plugin.name!r}: table {table!r} ({cls.__qualname__}) must start with '{plugin.name}_': "
+                "rename it (__tablename__ and the migration)"
+            )
         tenancy = tenancy_of(cls)
         if tenancy is None:
             raise PluginLoadError(
@@ -333,7 +450,11 @@ def _import(module_path: str, what: str) -> ModuleType:
 def _info(module: Any, source: str) -> PluginInfo:
     hook = getattr(module, "register_plugin", None)
     if hook is None:
-        raise PluginLoadError(f"{source}: {describe(module)} has no register_plugin hook, so it is not a plugin")
+        what = f"module {module.__name__}" if isinstance(module, ModuleType) else describe(module)
+        raise PluginLoadError(
+            f"{source}: {what} has no register_plugin hook, so it is not a plugin: add an @core.hookimpl "
+            "register_plugin() returning core.PluginInfo, or point the entry point at the module that has it"
+        )
     try:
         info = hook()
     except Exception as exc:

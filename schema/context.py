@@ -56,12 +56,9 @@ class AppState:
 
     @cached_property
     def plugin_permissions(self) -> dict[str, frozenset[str]]:
-        """Role → permissions plugins grant it by default (computed once: the host is fixed per process)."""
-        granted: dict[str, set[str]] = {}
-        for permission in self.host.permissions if self.host else []:
-            for role in permission.default_roles:
-                granted.setdefault(role, set()).add(permission.name)
-        return {role: frozenset(names) for role, names in granted.items()}
+        """Role → plugin permissions it holds: by default role, and platform administrators every permission
+        held by rank (computed once: the host is fixed per process)."""
+        return self.host.permissions_by_role() if self.host else {}
 
 
 @dataclass

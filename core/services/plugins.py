@@ -63,8 +63,9 @@ async def set_enabled(
     enabled: bool,
     installed: frozenset[str],
     known: frozenset[str],
-) -> None:
-    """Enable or disable `plugin` for an organisation. Takes effect for the next request; keeps all data."""
+) -> bool:
+    """Enable or disable `plugin` for an organisation. Takes effect for the next request; keeps all data.
+    Returns the organisation's new state."""
     access.require(ctx, "plugins.manage")
     if access.role_of(ctx.viewer) == Role.ORGANIZATION_ADMIN and organization_id != ctx.viewer.organization_id:
         raise DomainError("FORBIDDEN", "Only for your own organisation.", ("input", "organizationId"))
@@ -84,3 +85,4 @@ async def set_enabled(
     )
     await ctx.session.execute(stmt)
     ctx.memo.pop((_MEMO_KEY, organization_id), None)  # type: ignore[call-overload]
+    return plugin in await enabled_for(ctx, organization_id)

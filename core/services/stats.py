@@ -3,15 +3,18 @@ category and urgency, communities served, beneficiaries reached and hours served
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import func, select
 
 from core.plugin_api import StatFigure
-from core.plugins import PluginHost, PluginLoadError
+from core.plugins import PluginHost
 from core.services.context import ServiceContext
 from core.services.plugins import enabled_plugins
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,19 @@ async def compute(ctx: ServiceContext) -> Stats:
 
 
 async def plugin_figures(ctx: ServiceContext, host: PluginHost) -> list[tuple[str, StatFigure]]:
-    """Figures contributed through `register_stats` by the plugins enabled for the viewer's organisation."""
+    """Figures contributed through `register_stats` by the plugins enabled for the viewer's organisation.
+    A plugin whose hook fails (or returns something else than a list of StatFigure) loses its figures, not
+    everyone's: the failure is logged with its name and its queries are rolled back to a savepoint."""
     out = []
     enabled = await enabled_plugins(ctx)
-    for plugin, figures in await host.call_each_async("register_stats", only=enabled, ctx=ctx):
-        if not isinstance(figures, list) or not all(isinstance(f, StatFigure) for f in figures):
-            raise PluginLoadError(f"plugin {plugin.name!r}: register_stats must return a list of StatFigure")
-        out.extend((plugin.name, f) for f in figures)
+    for name in [n for n in host.plugins if n in enabled]:
+        try:
+            async with ctx.session.begin_nested():
+                results = await host.call_each_async("register_stats", only=[name], ctx=ctx)
+            for plugin, figures in results:
+                if not isinstance(figures, list) or not all(isinstance(f, StatFigure) for f in figures):
+                    raise TypeError(f"register_stats must return a list of StatFigure, got {figures!r}")
+                out.extend((plugin.name, f) for f in figures)
+        except Exception:
+            log.exception("plugin %s: register_stats failed; its figures are left out of stats", name)
     return out

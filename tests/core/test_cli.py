@@ -13,7 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -141,3 +143,135 @@ def test_createadmin_creates_a_platform_administrator(tmp_path: Path) -> None:
     )
     assert again.returncode == 2
     assert "ALREADY_EXISTS" in again.stderr
+
+
+# -- yunshegong plugins … (in process, on a database of their own) ---------------------------------------------------
+
+
+@pytest.fixture
+def cli_db(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """DATABASE_URL of an empty database of this test's own; the built-in plugins loaded."""
+    import asyncio
+
+    from core.database import database_url_for, drop_database, ensure_database
+
+    name = f"ysg_cli_{os.getpid()}"
+    asyncio.run(drop_database(server_url, name))
+    asyncio.run(ensure_database(server_url, name))
+    url = database_url_for(server_url, name)
+    rendered = url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url)
+    monkeypatch.setenv("DATABASE_URL", rendered)
+    monkeypatch.setenv("YUNSHEGONG_PLUGINS", "supplies,counseling")
+    yield rendered
+    asyncio.run(drop_database(server_url, name))
+
+
+def _run_async(work: Any) -> Any:
+    import asyncio
+
+    from core.database import create_engine
+
+    async def go() -> Any:
+        engine = create_engine(os.environ["DATABASE_URL"], pool_size=1)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _organization(name: str) -> int:
+    from core import plugin_lifecycle
+    from core.services import organizations
+    from core.services.context import ServiceContext
+    from core.vocab import OrganizationKind
+
+    async def create(engine: Any) -> int:
+        async with plugin_lifecycle._operator_session(engine) as session, session.begin():
+            ctx = ServiceContext(session=session, viewer=plugin_lifecycle.OPERATOR)
+            return (await organizations.create_organization(ctx, name=name, kind=OrganizationKind.AGENCY)).id
+
+    return int(_run_async(create))
+
+
+def _tables() -> set[str]:
+    from core import migrate
+
+    async def read(engine: Any) -> set[str]:
+        async with engine.connect() as conn:
+            return await migrate.public_tables(conn)
+
+    return set(_run_async(read))
+
+
+def test_plugins_list_enable_disable_and_remove(
+    cli_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from yunshegong.cli import main
+
+    # given a migrated database and an organisation
+    assert main(["migrate"]) == 0
+    org = _organization("甲 社工站")
+    capsys.readouterr()
+    # when the operator enables supplies for it by name and lists the plugins
+    assert main(["plugins", "enable", "supplies", "--organization", "甲 社工站"]) == 0
+    assert capsys.readouterr().out == "plugin 'supplies' enabled for 甲 社工站\n"
+    assert main(["plugins", "list"]) == 0
+    listed = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    # then each installed plugin shows version, loaded, migrated revision, organisations and source
+    assert listed["NAME"][:5] == ["NAME", "VERSION", "LOADED", "MIGRATED", "ENABLED"]
+    assert listed["supplies"][2] == "yes"
+    assert listed["supplies"][3].startswith("s0")
+    assert " ".join(listed["supplies"][4:]) == "甲 社工站 built-in"
+    assert listed["counseling"][4:] == ["-", "built-in"]
+    # when it is disabled by id, then no organisation has it
+    assert main(["plugins", "disable", "supplies", "--organization", str(org)]) == 0
+    assert capsys.readouterr().out == "plugin 'supplies' disabled for 甲 社工站\n"
+    # when a loaded plugin is to be removed, then that is refused with one line saying what to do
+    assert main(["plugins", "remove", "counseling", "--yes"]) == 2
+    assert capsys.readouterr().err == (
+        "yunshegong: plugin 'counseling' is still loaded (built-in): uninstall it or leave it out of "
+        "YUNSHEGONG_PLUGINS first, or say `yunshegong plugins remove counseling --uninstalling` if you are about to\n"
+    )
+    # when the operator leaves it out, then removal asks for confirmation (none without a terminal) ...
+    monkeypatch.setenv("YUNSHEGONG_PLUGINS", "supplies")
+    assert main(["plugins", "remove", "counseling"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "yunshegong: nothing removed: confirm, or run `yunshegong plugins remove counseling --yes`\n"
+    )
+    assert "counseling_sessions" in _tables()
+    # ... and with --yes drops its tables, after which the database migrates without it
+    assert main(["plugins", "remove", "counseling", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("plugin 'counseling': drop tables counseling_")
+    assert out.endswith("plugin 'counseling' removed from the database\n")
+    assert not [t for t in _tables() if t.startswith("counseling_")]
+    assert main(["migrate"]) == 0
+    # and unknown names are one line too
+    assert main(["plugins", "enable", "nope", "--organization", "甲 社工站"]) == 2
+    assert capsys.readouterr().err == "yunshegong: There is no plugin called 'nope': see `yunshegong plugins list`\n"
+
+
+def test_migrate_names_an_uninstalled_plugin_in_one_line(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    from core import migrate
+    from core.plugins import build_plugin_host
+    from yunshegong.cli import main
+
+    # given a database migrated with a plugin that is then uninstalled (the built-ins plus `ephemeral`)
+    gone = importlib.import_module("tests.fixture_plugins.ephemeral.plugin")
+    dirs = build_plugin_host(entry_points=False, extra=[gone]).migration_dirs()
+    _run_async(lambda engine: migrate.upgrade(engine, dirs))
+    capsys.readouterr()
+    # when the service migrates (as `serve` does first), then one line names the plugin and the way out
+    assert main(["migrate"]) == 2
+    assert capsys.readouterr().err == (
+        "yunshegong: the database holds migration 'e002' of plugin 'ephemeral', which is not loaded here: reinstall "
+        "it (or add it to YUNSHEGONG_PLUGINS), or drop its tables with `yunshegong plugins remove ephemeral`\n"
+    )
+    # when that command is run, then migrate works again
+    assert main(["plugins", "remove", "ephemeral", "--yes"]) == 0
+    assert main(["migrate"]) == 0
+    assert "ephemeral_items" not in _tables()

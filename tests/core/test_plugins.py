@@ -154,6 +154,39 @@ async def test_node_lookup_of_a_plugin_type_obeys_enablement(hello_client: Clien
     assert refused == {"data": {"node": None}}
 
 
+async def test_set_plugin_enabled_answers_the_target_organisations_state(
+    hello_client: Client, hello_make: Factory
+) -> None:
+    # given a platform administrator of no organisation, and an organisation
+    org = await _org(hello_make, "P 社工站")
+    mutation = (
+        'mutation($o: ID!, $e: Boolean!) { setPluginEnabled(input: {organizationId: $o, plugin: "hello", '
+        "enabled: $e}) { plugin { name enabledForMe } enabled organizationId errors { code } } }"
+    )
+    # when the administrator enables hello for the organisation, then disables it
+    enabled = await hello_client(mutation, {"o": gid("Organization", org), "e": True})
+    disabled = await hello_client(mutation, {"o": gid("Organization", org), "e": False})
+    # then the payload answers the organisation's state (the administrator's own stays off)
+    assert enabled["setPluginEnabled"] == {
+        "plugin": {"name": "hello", "enabledForMe": False},
+        "enabled": True,
+        "organizationId": gid("Organization", org),
+        "errors": [],
+    }
+    assert (disabled["setPluginEnabled"]["enabled"], disabled["setPluginEnabled"]["organizationId"]) == (
+        False,
+        gid("Organization", org),
+    )
+    # and a refused change carries no state
+    refused = await hello_client(mutation, {"o": gid("Organization", 999999), "e": True})
+    assert refused["setPluginEnabled"] == {
+        "plugin": None,
+        "enabled": None,
+        "organizationId": None,
+        "errors": [{"code": "NOT_FOUND"}],
+    }
+
+
 @pytest.mark.parametrize(("plugin", "code"), [("no_such_plugin", "UNKNOWN_PLUGIN"), ("hello", None)])
 async def test_enabling_unknown_plugins_is_a_user_error(
     hello_client: Client, hello_make: Factory, plugin: str, code: str | None
@@ -309,7 +342,8 @@ async def test_hook_register_migrations(hello_engine: AsyncEngine, hello_host: P
     # given the hello database migrated through the host's migration directories
     heads = await migrate.current_heads(hello_engine)
     # then both branches are at their heads and hello's table exists
-    assert heads == {"h001"}  # core's head 0006 lies below hello's (h001 depends on it)
+    # (h001 depends on core's 0006; core's own head is listed beside it once core has gone further)
+    assert heads == {"h001", migrate.core_head()} - {"0006"}
     async with hello_engine.connect() as conn:
         assert await conn.scalar(text("SELECT to_regclass('hello_greetings') IS NOT NULL"))
     assert [p.name for p in hello_host.migration_dirs()] == ["migrations"]
@@ -400,8 +434,15 @@ def test_a_plugin_that_fails_to_import_stops_startup() -> None:
 
 
 def test_a_module_without_register_plugin_is_refused() -> None:
-    with pytest.raises(PluginLoadError, match="has no register_plugin hook"):
+    # given a module that is not a plugin; when the host is asked to load it
+    with pytest.raises(PluginLoadError) as refused:
         build_plugin_host(entry_points=False, extra=[importlib.import_module("tests.fixture_plugins")])
+    # then the message names the module (not `builtins.module`) and what to do
+    assert str(refused.value) == (
+        "extra: module tests.fixture_plugins has no register_plugin hook, so it is not a plugin: add an "
+        "@core.hookimpl register_plugin() returning core.PluginInfo, or point the entry point at the module "
+        "that has it"
+    )
 
 
 # -- the plugin API is documented and tested ------------------------------------------------------------------
@@ -473,9 +514,11 @@ def test_plugin_permissions_reach_the_roles_that_hold_them(hello_host: PluginHos
     # when accounts of two roles are turned into viewers
     social_worker = auth.viewer_for(Account(id=1, username="sw", role="social_worker", token_version=1), granted)
     head = auth.viewer_for(Account(id=2, username="head", role="community_head", token_version=1), granted)
-    # then only the social worker holds it
-    assert granted == {"social_worker": frozenset({"hello.greet"})}
+    platform = auth.viewer_for(Account(id=3, username="root", role="platform_admin", token_version=1), granted)
+    # then the social worker holds it, and the platform administrator by rank; the community head does not
+    assert granted == {"platform_admin": frozenset({"hello.greet"}), "social_worker": frozenset({"hello.greet"})}
     assert access.can(social_worker, "hello.greet")
+    assert access.can(platform, "hello.greet")
     assert not access.can(head, "hello.greet")
 
 

@@ -1,0 +1,1 @@
+"""Test plugin `typo_role`."""
