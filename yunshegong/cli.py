@@ -233,6 +233,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from yunshegong.scaffold import new_plugin
+
+    root = new_plugin(args.name, Path(args.directory))
+    print(f"wrote {root}: pip install -e {root}, then yunshegong migrate; its tests: cd {root} && pytest")
+    return 0
+
+
 def _render(url: object) -> str:
     from sqlalchemy.engine import URL
 
@@ -267,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         "--builtin-only", action="store_true", help="ignore installed third-party plugins (the committed SDL)"
     )
     schema.set_defaults(func=cmd_schema)
+    scaffold = sub.add_parser("new-plugin", help="write a working third-party plugin package to start from")
+    scaffold.add_argument("name", help="the plugin's name: lower_snake_case")
+    scaffold.add_argument("--directory", default=".", help="where to write yunshegong-NAME/ (default: here)")
+    scaffold.set_defaults(func=cmd_new_plugin)
     plugins = sub.add_parser("plugins", help="installed plugins: list, enable/disable per organisation, remove")
     plugin_sub = plugins.add_subparsers(dest="plugins_command", required=True)
     with_db(
@@ -297,10 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     from core.migrate import MigrationError
     from core.plugin_lifecycle import LifecycleError
     from core.plugins import PluginLoadError
+    from yunshegong.scaffold import ScaffoldError
 
     try:
         return int(args.func(args))
-    except (PluginLoadError, MigrationError, LifecycleError) as exc:
+    except (PluginLoadError, MigrationError, LifecycleError, ScaffoldError) as exc:
         # Expected operator errors are one line naming the plugin and what to do, not a traceback.
         print(f"yunshegong: {exc}", file=sys.stderr)
         return 2

@@ -538,3 +538,36 @@ async def test_hook_register_match_criteria(make: Factory) -> None:
     assert [c.volunteer_id for c in ranked] == [cantonese.id, plain.id]
     assert unreachable.id not in [c.volunteer_id for c in ranked]
     assert next(p for p in ranked[0].parts if p.component == "linguist.cantonese").value == 1.0
+
+
+def test_hook_register_jobs() -> None:
+    # given a plugin with two hourly jobs; then the runner knows them by name (running them when due, once
+    # across processes, keeping failures: tests/core/test_jobs.py)
+    from datetime import timedelta
+
+    from core.jobs import plugin_jobs
+
+    host = build_plugin_host(entry_points=False, builtins=(), extra=[fixture_plugin("reminders")])
+    assert [(p, j.name, j.every) for p, j in plugin_jobs(host)] == [
+        ("reminders", "reminders.lecture", timedelta(hours=1)),
+        ("reminders", "reminders.flaky", timedelta(hours=1)),
+    ]
+
+
+def test_hook_register_settings() -> None:
+    # given a plugin's settings class; then its defaults, overridden by YUNSHEGONG_<PLUGIN>_<FIELD>
+    # (conversion and bad values: tests/core/test_jobs.py)
+    from core.plugin_settings import load
+
+    host = build_plugin_host(entry_points=False, builtins=(), extra=[fixture_plugin("reminders")])
+    assert load(host, {"YUNSHEGONG_REMINDERS_SENDER": "东区社工站"})["reminders"].sender == "东区社工站"
+
+
+def test_hook_register_roles() -> None:
+    # given a plugin declaring a role; then it is known with its permissions (granting through GraphQL and
+    # the permissions it gives per request: tests/core/services/test_plugin_roles.py)
+    from core.services.plugin_roles import permissions_of, plugin_roles
+
+    host = build_plugin_host(entry_points=False, builtins=(), extra=[fixture_plugin("supervision")])
+    assert list(plugin_roles(host)) == ["supervision.supervisor"]
+    assert permissions_of(host, ["supervision.supervisor", "gone.role"]) == {"supervision.approve"}
