@@ -69,7 +69,10 @@ def register_migrations() -> Path:  # type: ignore[empty-body]
     revision carries `branch_labels = ("<plugin name>",)` and `depends_on = "0006"` (core's organisation
     isolation). Every table is organisation-owned (`core.organization_column()` and `core.own_table(...)`
     in the migration, `core.OrganizationOwned` on the model) or declared shared
-    (`core.SharedByAllOrganizations`): the host refuses to load a plugin with an undeclared table.
+    (`core.SharedByAllOrganizations`): the host refuses to load a plugin with an undeclared table, a first
+    revision without the branch label, a `down_revision`/`depends_on` naming no known revision, or a table
+    (model or migration) outside the `<plugin name>_` namespace. `yunshegong plugins remove NAME` drops the
+    branch again.
     """
 
 
@@ -77,8 +80,10 @@ def register_migrations() -> Path:  # type: ignore[empty-body]
 def register_permissions() -> list[Permission]:  # type: ignore[empty-body]
     """Contribute permissions the plugin's services check (e.g. `supplies.distribute`).
 
-    Called once at startup. Returns a list of `Permission(name, description, default_roles)`; names must
-    start with `<plugin name>.` and be unique. Roles grant them (see the accounts documentation).
+    Called once at startup. Returns a list of `Permission(name, description, default_roles, by_rank)`;
+    names must start with `<plugin name>.` and be unique; `default_roles` are core role names (a typo stops
+    startup). Platform administrators hold every permission by rank unless `by_rank=False` (a relation-only
+    permission, e.g. reading confidential notes). Plugin roles (register_roles) grant them per account.
     """
 
 
