@@ -9,6 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+# The plugin API's major version: bumped when a name plugins use is removed or changes meaning; additions
+# keep it. Plugins state the major version they were written for (PluginInfo.api_version).
+PLUGIN_API_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,9 @@ class PluginInfo:
     name: str
     version: str
     description: str = ""
+    # The major version of the plugin API the plugin was written for (core.plugin_api.PLUGIN_API_VERSION);
+    # a plugin written for another major version does not load. See docs/plugins.md, "Compatibility".
+    api_version: int = 1
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,15 @@ import pluggy
 from core import hookspecs
 from core.errors import CORE_ERROR_CODES, DomainError
 from core.events import CORE_EVENT_TYPES, DomainEvent
-from core.plugin_api import PLUGIN_NAME, GraphQLContribution, MatchCriterion, Permission, PluginInfo, describe
+from core.plugin_api import (
+    PLUGIN_API_VERSION,
+    PLUGIN_NAME,
+    GraphQLContribution,
+    MatchCriterion,
+    Permission,
+    PluginInfo,
+    describe,
+)
 from core.vocab import Role
 
 log = logging.getLogger(__name__)
@@ -462,5 +470,11 @@ def _info(module: Any, source: str) -> PluginInfo:
     if not isinstance(info, PluginInfo) or not PLUGIN_NAME.match(info.name) or not info.version:
         raise PluginLoadError(
             f"{source}: register_plugin must return PluginInfo with a lower_snake_case name and a version, got {info!r}"
+        )
+    if info.api_version != PLUGIN_API_VERSION:
+        raise PluginLoadError(
+            f"plugin {info.name!r} {info.version} ({source}) is written for plugin API {info.api_version}, "
+            f"this yunshegong provides {PLUGIN_API_VERSION}: install a release of the plugin for API "
+            f"{PLUGIN_API_VERSION} (docs/plugins.md, Compatibility)"
         )
     return info

@@ -100,3 +100,23 @@ def test_a_plugin_may_not_redefine_a_core_code_or_use_a_malformed_one() -> None:
         build_plugin_host(entry_points=False, builtins=(), extra=[Redefines()])
     with pytest.raises(PluginLoadError, match=r"'malformed'.*UPPER_SNAKE_CASE"):
         build_plugin_host(entry_points=False, builtins=(), extra=[Malformed()])
+
+
+def test_a_plugin_written_for_another_plugin_api_does_not_load() -> None:
+    from core.plugin_api import PLUGIN_API_VERSION
+
+    class Future:
+        @core.hookimpl
+        def register_plugin(self) -> core.PluginInfo:
+            return core.PluginInfo(name="future", version="3.0", api_version=PLUGIN_API_VERSION + 1)
+
+    with pytest.raises(PluginLoadError, match=rf"'future' 3.0 .* plugin API {PLUGIN_API_VERSION + 1}, .* provides"):
+        build_plugin_host(entry_points=False, builtins=(), extra=[Future()])
+
+
+def test_the_plugin_guide_ships_with_the_package() -> None:
+    from importlib.resources import files
+
+    shipped = files("yunshegong") / "docs" / "plugins.md"
+    assert shipped.is_file()
+    assert "## Compatibility" in shipped.read_text(encoding="utf-8")
