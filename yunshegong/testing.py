@@ -190,12 +190,19 @@ class Harness:
             )
             return made.id
 
-    async def sign_in(self, role: str, organization: int | None = None, **scope: int) -> Client:
+    async def sign_in(
+        self, role: str, organization: int | None = None, *, own_record: bool = True, **scope: int
+    ) -> Client:
         """A fresh account with `role` (a core role name) in `organization`, signed in through the real
         `login` mutation. Volunteers, social workers and counselors get a volunteer record of their own
-        unless `volunteer_id=` is given; a community head needs `community_id=`."""
+        unless `volunteer_id=` is given; a community head needs `community_id=`.
+
+        With `own_record=False` only a volunteer account (which the database requires to have one) gets a
+        volunteer record made for it; a social worker or counselor without `volunteer_id=` then has none
+        (for tests whose assertions count the organisation's volunteers)."""
         account_role = Role(role)
-        if account_role in PERSONAL_ROLES and "volunteer_id" not in scope and organization is not None:
+        needs_record = account_role in PERSONAL_ROLES if own_record else account_role == Role.VOLUNTEER
+        if needs_record and "volunteer_id" not in scope and organization is not None:
             scope["volunteer_id"] = await self.volunteer(organization)
         username = f"{role}-{next(_serial)}"
         async with self.service() as ctx:

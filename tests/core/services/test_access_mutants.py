@@ -203,22 +203,24 @@ class World:
 
 @pytest.fixture
 async def world(make: Factory, home_org: int) -> World:
-    other = await organizations.create_organization(make.ctx, name="另一个机构", kind=OrganizationKind.AGENCY)
-    await make.commit()
-    there = make.in_org(other.id)
+    # Organisation A first: a factory `in_org` rebinds the shared session to the other organisation.
     c1, c2 = await make.community(), await make.community()
-    b1 = await there.community()
     r1 = await make.request(community=c1, status=RequestStatus.VERIFIED)
     r2 = await make.request(community=c2, status=RequestStatus.VERIFIED)
-    rb = await there.request(community=b1, status=RequestStatus.VERIFIED)
     sw, cn, vol, v2 = [await make.volunteer() for _ in range(4)]
-    vb = await there.volunteer()
     await communities.add_liaison(make.ctx, c1.id, sw.id, LiaisonRole.SOCIAL_WORKER)
     await communities.add_liaison(make.ctx, c2.id, cn.id, LiaisonRole.VOLUNTEER)
     a_vol = await assignments.offer(make.ctx, r1.id, vol.id)
     a_v2 = await assignments.offer(make.ctx, r2.id, v2.id)
-    a_vb = await assignments.offer(there.ctx, rb.id, vb.id)
     await make.commit()
+    other = await organizations.create_organization(make.ctx, name="另一个机构", kind=OrganizationKind.AGENCY)
+    await make.commit()
+    there = make.in_org(other.id)
+    b1 = await there.community()
+    rb = await there.request(community=b1, status=RequestStatus.VERIFIED)
+    vb = await there.volunteer()
+    a_vb = await assignments.offer(there.ctx, rb.id, vb.id)
+    await there.commit()
     return World(
         a=home_org,
         b=other.id,
