@@ -76,10 +76,11 @@ def datetime_scalar(zone: str) -> object:
     return dataclasses.replace(
         DateTimeDefinition,
         description=(
-            f"ISO 8601 date-time with offset; shown in the zone of the X-Timezone request header (IANA name), "
-            f"else {zone}. Inputs must carry an offset."
+            f"ISO 8601 date-time with offset and milliseconds; shown in the zone of the X-Timezone request header "
+            f"(IANA name), else {zone}. Inputs must carry an offset."
         ),
-        serialize=lambda value: value.astimezone(CALLER_ZONE.get() or default).isoformat(),
+        # One precision for every timestamp (milliseconds, as JavaScript's Date keeps them), whatever the value.
+        serialize=lambda value: value.astimezone(CALLER_ZONE.get() or default).isoformat(timespec="milliseconds"),
     )
 
 

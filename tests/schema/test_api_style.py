@@ -29,6 +29,8 @@ from strawberry import Info
 import core
 from core.plugins import PluginLoadError, build_plugin_host
 from schema.build import build_schema
+from tests.conftest import GraphQLClient
+from tests.factories import Factory
 
 # Lists of Node objects that are not connections, each bounded by something other than the data's growth.
 BOUNDED_LISTS = {
@@ -213,3 +215,20 @@ def test_a_plugin_type_with_an_id_that_is_not_a_node_stops_startup() -> None:
 
     with pytest.raises(PluginLoadError, match=r"'shout'.*'ShoutThing' has an id, so it must implement Node"):
         build_schema(None, build_plugin_host(entry_points=False, builtins=(), extra=[Plugin()]))
+
+
+async def test_every_timestamp_has_one_precision(gql: GraphQLClient, make: Factory, clock) -> None:  # type: ignore[no-untyped-def]
+    # given two requests created at a whole second and at a fraction of one
+    import re
+    from datetime import timedelta
+
+    from tests.schema.helpers import gid
+
+    whole = await make.request(title="整秒", needed_by=clock.now.replace(microsecond=0) + timedelta(days=1))
+    fraction = await make.request(title="小数", needed_by=clock.now.replace(microsecond=123456) + timedelta(days=1))
+    await make.commit()
+    query = "query($id: ID!) { node(id: $id) { ... on HelpRequest { neededBy } } }"
+    # when their times are read, then both carry exactly milliseconds and an offset
+    shapes = [(await gql(query, {"id": gid("HelpRequest", r.id)}))["node"]["neededBy"] for r in (whole, fraction)]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", s) for s in shapes), shapes
+    assert shapes[1].split(".")[1].startswith("123")
