@@ -118,15 +118,39 @@ class TeamHours:
     hours: Decimal
 
 
+@strawberry.type(description="Volunteers of one mode.")
+class VolunteerModeCount:
+    mode: enums.VolunteerMode  # type: ignore[valid-type]
+    count: int
+
+
+@strawberry.type(description="Requests in one status.")
+class RequestStatusCount:
+    status: enums.RequestStatus  # type: ignore[valid-type]
+    count: int
+
+
+@strawberry.type(description="Requests of one category.")
+class RequestCategoryCount:
+    category: enums.RequestCategory  # type: ignore[valid-type]
+    count: int
+
+
+@strawberry.type(description="Requests of one urgency.")
+class UrgencyCount:
+    urgency: enums.Urgency  # type: ignore[valid-type]
+    count: int
+
+
 @strawberry.type(description="The platform's headline figures.")
 class Stats:
     volunteers_total: int
-    volunteers_by_mode: list[Bucket]
-    volunteers_by_district: list[Bucket]
+    volunteers_by_mode: list[VolunteerModeCount]
+    volunteers_by_district: list[Bucket] = strawberry.field(description="Keyed by the district's name.")
     requests_total: int
-    requests_by_status: list[Bucket]
-    requests_by_category: list[Bucket]
-    requests_by_urgency: list[Bucket]
+    requests_by_status: list[RequestStatusCount]
+    requests_by_category: list[RequestCategoryCount]
+    requests_by_urgency: list[UrgencyCount]
     communities_total: int
     communities_served: int = strawberry.field(description="Communities with at least one fulfilled request.")
     beneficiaries_served: int = strawberry.field(description="People covered by fulfilled requests.")
@@ -148,6 +172,11 @@ async def _signed_in(ctx: object) -> None:
 
 def _buckets(items: list[stats.Bucket]) -> list[Bucket]:
     return [Bucket(key=b.key, count=b.count) for b in items]
+
+
+def _counts(items: list[stats.Bucket], cls: type, enum: Any, field: str) -> list[Any]:
+    """Counts keyed by a vocabulary: the key as the same enum the rest of the API uses, not a string."""
+    return [cls(**{field: enum(b.key), "count": b.count}) for b in items]
 
 
 async def _resolve_global_ids(info: Info, raw_ids: list[str]) -> list[Any]:
@@ -345,12 +374,14 @@ class CoreQuery:
         s = await info.context.read(stats.compute)
         return Stats(
             volunteers_total=s.volunteers_total,
-            volunteers_by_mode=_buckets(s.volunteers_by_mode),
+            volunteers_by_mode=_counts(s.volunteers_by_mode, VolunteerModeCount, enums.VolunteerMode, "mode"),
             volunteers_by_district=_buckets(s.volunteers_by_district),
             requests_total=s.requests_total,
-            requests_by_status=_buckets(s.requests_by_status),
-            requests_by_category=_buckets(s.requests_by_category),
-            requests_by_urgency=_buckets(s.requests_by_urgency),
+            requests_by_status=_counts(s.requests_by_status, RequestStatusCount, enums.RequestStatus, "status"),
+            requests_by_category=_counts(
+                s.requests_by_category, RequestCategoryCount, enums.RequestCategory, "category"
+            ),
+            requests_by_urgency=_counts(s.requests_by_urgency, UrgencyCount, enums.Urgency, "urgency"),
             communities_total=s.communities_total,
             communities_served=s.communities_served,
             beneficiaries_served=s.beneficiaries_served,

@@ -760,7 +760,7 @@ async def test_read_matrix(world: World, row: Read, roles: tuple[str, ...]) -> N
 
 
 async def test_stats_are_the_same_for_every_role(world: World) -> None:
-    query = "{ stats { volunteersTotal requestsTotal communitiesTotal requestsByStatus { key count } } }"
+    query = "{ stats { volunteersTotal requestsTotal communitiesTotal requestsByStatus { status count } } }"
     answers = [await world.gql(role, query) for role in ROLES]
     assert all(a == answers[0] for a in answers), answers
     assert answers[0]["data"]["stats"]["communitiesTotal"] >= 3

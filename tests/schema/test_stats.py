@@ -8,8 +8,9 @@ from core.services import assignments
 from core.vocab import RequestStatus
 from tests.factories import Factory
 
-STATS = """{ stats { volunteersTotal volunteersByMode { key count } volunteersByDistrict { key count }
-  requestsTotal requestsByStatus { key count } requestsByCategory { key count } requestsByUrgency { key count }
+STATS = """{ stats { volunteersTotal volunteersByMode { mode count } volunteersByDistrict { key count }
+  requestsTotal requestsByStatus { status count } requestsByCategory { category count }
+  requestsByUrgency { urgency count }
   communitiesTotal communitiesServed beneficiariesServed hoursServed hoursByTeam { team hours } } }"""
 
 
@@ -30,11 +31,11 @@ async def test_stats_count_what_is_there(gql, make: Factory) -> None:  # type: i
     stats = (await gql(STATS))["stats"]
     # then every figure matches
     assert stats["volunteersTotal"] == 5  # four above, plus the driver the fulfilled request needed
-    assert {b["key"]: b["count"] for b in stats["volunteersByMode"]} == {"offline": 3, "online": 1, "reserve": 1}
+    assert {b["mode"]: b["count"] for b in stats["volunteersByMode"]} == {"OFFLINE": 3, "ONLINE": 1, "RESERVE": 1}
     assert {b["key"]: b["count"] for b in stats["volunteersByDistrict"]}["雁塔区"] == 3
     assert stats["requestsTotal"] == 2
-    assert {b["key"]: b["count"] for b in stats["requestsByStatus"]} == {"submitted": 1, "fulfilled": 1}
-    assert {b["key"]: b["count"] for b in stats["requestsByCategory"]} == {"food": 1, "medicine": 1}
+    assert {b["status"]: b["count"] for b in stats["requestsByStatus"]} == {"SUBMITTED": 1, "FULFILLED": 1}
+    assert {b["category"]: b["count"] for b in stats["requestsByCategory"]} == {"FOOD": 1, "MEDICINE": 1}
     assert (stats["communitiesTotal"], stats["communitiesServed"]) == (2, 1)
     assert (stats["beneficiariesServed"], stats["hoursServed"]) == (30, "3.50")
     # the driver who served belongs to no team in this test
