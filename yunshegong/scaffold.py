@@ -496,6 +496,7 @@ GRANT = "mutation($a: ID!) { grantPluginRole(input: {accountId: $a, role: \\"__N
 VERIFY = "mutation($id: ID!) { verifyHelpRequest(input: {id: $id}) { errors { code } } }"
 CANCEL = "mutation($id: ID!) { cancelHelpRequest(input: {id: $id, reason: \\"重复\\"}) { errors { code } } }"
 STATS = "{ stats { pluginFigures { plugin key value } } }"
+MATCH = "query($id: ID!) { matchCandidates(requestId: $id) { volunteer { name } breakdown { component } } }"
 
 
 async def test_notes_through_every_hook(ysg):
@@ -524,6 +525,11 @@ async def test_notes_through_every_hook(ysg):
     # community cannot note it (NOT_FOUND, as for a missing request), but keeps notes of their own
     unserved = await worker(ADD, {"t": "x", "r": request})
     assert unserved["__CAMEL__AddNote"]["errors"] == [{"code": "NOT_FOUND", "field": ["input", "requestId"]}]
+    # matching hears the plugin's criterion (register_match_criteria): it explains every candidate's score
+    await ysg.volunteer(ours, name="李师傅")
+    candidates = (await admin(MATCH, {"id": request}))["matchCandidates"]
+    assert "李师傅" in [c["volunteer"]["name"] for c in candidates]
+    assert all("__NAME__.none" in [part["component"] for part in c["breakdown"]] for c in candidates)
     # pinning needs the reviewer role (register_roles), granted by the organisation's administrator
     assert (await worker(PIN, {"id": note}))["__CAMEL__PinNote"]["errors"] == [{"code": "FORBIDDEN"}]
     assert (await admin(GRANT, {"a": worker.account_id}))["grantPluginRole"]["errors"] == []
