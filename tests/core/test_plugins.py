@@ -571,3 +571,19 @@ def test_hook_register_roles() -> None:
     host = build_plugin_host(entry_points=False, builtins=(), extra=[fixture_plugin("supervision")])
     assert list(plugin_roles(host)) == ["supervision.supervisor"]
     assert permissions_of(host, ["supervision.supervisor", "gone.role"]) == {"supervision.approve"}
+
+
+def test_the_guide_lists_every_core_event_with_its_fields_and_every_role() -> None:
+    import dataclasses
+
+    from core.events import CORE_EVENT_TYPES
+    from core.vocab import Role
+
+    docs = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in docs.splitlines() if line.startswith("| `")}
+    for event in CORE_EVENT_TYPES:
+        row = rows.get(event.__name__, "")
+        fields = [f.name for f in dataclasses.fields(event) if f.name != "organization_id"]
+        assert event.name in row, event.__name__
+        assert all(f"`{f}`" in row for f in fields), (event.__name__, fields, row)
+    assert all(f"`{role.value}`" in docs for role in Role)
