@@ -256,6 +256,17 @@ def hardening(settings: Settings) -> list[Any]:
     return extensions
 
 
+class Schema(strawberry.Schema):
+    """strawberry's schema, logging only unexpected errors: a refusal the rules make (a DomainError: sign in
+    first, forbidden, not found) is an answer to the client, not a fault of the service, so it does not fill
+    the log with tracebacks."""
+
+    def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
+        unexpected = [e for e in errors if not isinstance(getattr(e, "original_error", None), DomainError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
 def build_schema(settings: Settings | None = None, host: PluginHost | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     core_query = type("CoreQueryFields", (CoreQuery,), node_fields())
@@ -284,7 +295,7 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
     )
     use_codes(host.error_codes if host is not None else CORE_ERROR_CODES)
     try:
-        schema = strawberry.Schema(
+        schema = Schema(
             query=query,
             mutation=mutation,
             subscription=subscription,

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from core.services import stats
+from tests.conftest import GraphQLClient
 
 
 @pytest.mark.parametrize(
@@ -53,3 +54,14 @@ async def test_unexpected_errors_are_masked_and_logged(gql, monkeypatch, caplog)
     assert "SELECT" not in response.text
     assert any(request_id in r.getMessage() for r in caplog.records)
     assert any("secret_table" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+async def test_expected_refusals_do_not_fill_the_log_with_tracebacks(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a query that the rules refuse (an unknown id: NOT_FOUND-like null; a malformed one: INVALID_ID)
+    with caplog.at_level("ERROR"):
+        body = await gql.raw('{ node(id: "garbage") { id } }')
+    # then the client is told, and nothing was logged as an error
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
