@@ -346,12 +346,18 @@ NOTE = {
     "offer": lambda ctx, aid, rid, vid, text_: assignments.offer(ctx, rid, vid, text_),
     "decline": lambda ctx, aid, rid, vid, text_: assignments.decline(ctx, aid, text_),
     "complete": lambda ctx, aid, rid, vid, text_: assignments.complete(ctx, aid, Decimal(1), text_),
+    "withdraw": lambda ctx, aid, rid, vid, text_: assignments.withdraw(ctx, aid, text_),
 }
-NOTE_FIELD = {"offer": ("input", "note"), "decline": ("input", "reason"), "complete": ("input", "note")}
+NOTE_FIELD = {
+    "offer": ("input", "note"),
+    "decline": ("input", "reason"),
+    "complete": ("input", "note"),
+    "withdraw": ("input", "reason"),
+}
 
 
 @pytest.mark.parametrize("action", list(NOTE))
-async def test_an_optional_note_or_reason_is_at_most_a_thousand_characters(make: Factory, action: str) -> None:
+async def test_a_note_or_reason_is_at_most_a_thousand_characters(make: Factory, action: str) -> None:
     # given what the action needs: a verified request and a volunteer, an offer, or accepted work
     rid = (await make.request(status=RequestStatus.VERIFIED)).id
     vid = (await make.volunteer()).id
