@@ -13,9 +13,11 @@ from typing import Any, TypeVar
 
 from strawberry import Info
 
+from core.errors import DomainError
 from core.services.pagination import Page, page_size
 from schema.errors import Error, ErrorCode, UserError
 from schema.ids import decode as decode_id
+from schema.ids import decode_optional as decode_optional_id
 from schema.ids import encode as encode_id
 from schema.mutations.base import mutate, payload
 from schema.scalars import Money
@@ -45,9 +47,11 @@ __all__ = [
     "Volunteer",
     "connection",
     "decode_id",
+    "decode_optional_id",
     "encode_id",
     "first_of",
     "load",
+    "load_required",
     "mutate",
     "payload",
     "resolve_node_rows",
@@ -78,3 +82,12 @@ async def load(info: Info, model: type, pk: int | None, convert: Callable[[Any],
         return None
     row = await info.context.loaders.by_id(model).load(pk)
     return None if row is None else convert(row)
+
+
+async def load_required(info: Info, model: type, pk: int, convert: Callable[[Any], T]) -> T:
+    """`load` for a reference that is always there (a record and its references share one organisation):
+    NOT_FOUND if it is not, rather than a null where the schema promises a value."""
+    found = await load(info, model, pk, convert)
+    if found is None:
+        raise DomainError("NOT_FOUND", f"{model.__name__} not found.")
+    return found

@@ -70,15 +70,6 @@ async def _resolve_nodes(
     )
 
 
-async def _load(info: Info, model: type, pk: int, convert: Callable[[Any], Any]) -> Any:
-    """A referenced record through the request's batched loader (one query per type and level, never one
-    per parent). The references of a record the caller sees are of its organisation: always there."""
-    row = await info.context.loaders.by_id(model).load(pk)
-    if row is None:  # pragma: no cover - a record and its references share one organisation
-        raise core.DomainError("NOT_FOUND", f"{model.__name__} not found.")
-    return convert(row)
-
-
 @strawberry.type(description="A staff member (their volunteer record) who gives counseling sessions.")
 class CounselingCounselor(relay.Node):
     id: relay.NodeID[int]
@@ -182,11 +173,11 @@ class CounselingSession(relay.Node):
 
     @strawberry.field
     async def counselor(self, info: Info) -> CounselingCounselor:
-        return await _load(info, Counselor, self.row.counselor_id, CounselingCounselor.of)  # type: ignore[no-any-return]
+        return await gql.load_required(info, Counselor, self.row.counselor_id, CounselingCounselor.of)  # type: ignore[no-any-return]
 
     @strawberry.field
     async def client(self, info: Info) -> CounselingClient:
-        return await _load(info, Client, self.row.client_id, CounselingClient.of)  # type: ignore[no-any-return]
+        return await gql.load_required(info, Client, self.row.client_id, CounselingClient.of)  # type: ignore[no-any-return]
 
     @strawberry.field(
         description="Confidential: the session's counselor and its organisation's supervisors only; null for others."
@@ -237,7 +228,7 @@ class CounselingRiskFlag(relay.Node):
 
     @strawberry.field
     async def client(self, info: Info) -> CounselingClient:
-        return await _load(info, Client, self.client_pk, CounselingClient.of)  # type: ignore[no-any-return]
+        return await gql.load_required(info, Client, self.client_pk, CounselingClient.of)  # type: ignore[no-any-return]
 
 
 @strawberry.type(description="One day's journal entry: the day of the programme (1 = its first) and the mood.")
@@ -287,11 +278,11 @@ class CounselingEnrolment(relay.Node):
 
     @strawberry.field
     async def client(self, info: Info) -> CounselingClient:
-        return await _load(info, Client, self.client_pk, CounselingClient.of)  # type: ignore[no-any-return]
+        return await gql.load_required(info, Client, self.client_pk, CounselingClient.of)  # type: ignore[no-any-return]
 
     @strawberry.field
     async def programme(self, info: Info) -> CounselingProgramme:
-        return await _load(info, Programme, self.programme_pk, CounselingProgramme.of)  # type: ignore[no-any-return]
+        return await gql.load_required(info, Programme, self.programme_pk, CounselingProgramme.of)  # type: ignore[no-any-return]
 
 
 # -- payloads --------------------------------------------------------------------------------------------------------
@@ -315,7 +306,7 @@ def _id(raw: str, type_name: str, field: str, where: str = "input") -> int:
 
 
 def _optional_id(raw: str | None, type_name: str, field: str, where: str = "filter") -> int | None:
-    return None if raw is None else _id(raw, type_name, field, where)
+    return gql.decode_optional_id(raw, type_name, (where, field))
 
 
 # -- filters ---------------------------------------------------------------------------------------------------------

@@ -23,14 +23,6 @@ from schema.loaders import WindowKey
 T = TypeVar("T")
 
 
-async def row(info: Info, model: type, pk: int | None) -> Any:
-    """The row of a supplies (or core) table by id through the request's by-id loader; None if absent or
-    hidden (another organisation's)."""
-    if pk is None:
-        return None
-    return await info.context.loaders.by_id(model).load(pk)
-
-
 def _grouped(info: Info, name: str, statement: Callable[[list[int]], Any], default: Any) -> DataLoader[int, Any]:
     """A loader of `{parent id: value}` from a service's `(parent id, value…)` statement."""
     loaders = info.context.loaders

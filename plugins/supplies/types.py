@@ -30,8 +30,6 @@ from plugins.supplies.models import (
     Warehouse,
 )
 from schema import api as gql
-from schema.types.community import Community
-from schema.types.help_request import HelpRequest
 
 # -- enums (GraphQL UPPER_CASE names, the database's lower-case strings as values) --------------------------------
 
@@ -86,7 +84,7 @@ def _values(members: Iterable[Enum] | None) -> tuple[str, ...]:
 
 
 def _id(raw: str | None, type_name: str, *field: str) -> int | None:
-    return None if raw is None else gql.decode_id(raw, type_name, field)
+    return gql.decode_optional_id(raw, type_name, field)
 
 
 def _pk(raw: str, type_name: str, *field: str) -> int:
@@ -105,18 +103,6 @@ async def _resolve_nodes(
     return await gql.resolve_node_rows(
         info, node_ids, lambda ctx, pks: services.rows_by_id(ctx, model, pks), convert, required
     )
-
-
-async def _required(info: Info, model: type, pk: int, convert: Callable[[Any], Any]) -> Any:
-    found = await loaders.row(info, model, pk)
-    if found is None:  # a parent's own organisation's row: visible whenever the parent is
-        raise core.DomainError("NOT_FOUND", f"This {model.__name__.lower()} does not exist.")
-    return convert(found)
-
-
-async def _optional(info: Info, model: type, pk: int | None, convert: Callable[[Any], Any]) -> Any:
-    found = await loaders.row(info, model, pk)
-    return None if found is None else convert(found)
 
 
 # -- catalogue --------------------------------------------------------------------------------------------------------
@@ -199,11 +185,11 @@ class SuppliesBatch(relay.Node):
 
     @strawberry.field
     async def item(self, info: Info) -> SuppliesItem:
-        return await _required(info, Item, self.item_id, SuppliesItem.of)
+        return await gql.load_required(info, Item, self.item_id, SuppliesItem.of)
 
     @strawberry.field(description="Who gave it (null: goods without a recorded donor).")
     async def donor(self, info: Info) -> SuppliesDonor | None:
-        return await _optional(info, Donor, self.donor_id, SuppliesDonor.of)
+        return await gql.load(info, Donor, self.donor_id, SuppliesDonor.of)
 
     @strawberry.field(description="On hand now, in every warehouse.")
     async def on_hand(self, info: Info) -> int:
@@ -260,19 +246,19 @@ class SuppliesMovement(relay.Node):
 
     @strawberry.field
     async def batch(self, info: Info) -> SuppliesBatch:
-        return await _required(info, Batch, self.batch_id, SuppliesBatch.of)
+        return await gql.load_required(info, Batch, self.batch_id, SuppliesBatch.of)
 
     @strawberry.field
     async def warehouse(self, info: Info) -> SuppliesWarehouse:
-        return await _required(info, Warehouse, self.warehouse_id, SuppliesWarehouse.of)
+        return await gql.load_required(info, Warehouse, self.warehouse_id, SuppliesWarehouse.of)
 
     @strawberry.field(description="The distribution it belongs to (distribution and return movements).")
     async def distribution(self, info: Info) -> SuppliesDistribution | None:
-        return await _optional(info, Distribution, self.distribution_id, SuppliesDistribution.of)
+        return await gql.load(info, Distribution, self.distribution_id, SuppliesDistribution.of)
 
     @strawberry.field(description="The movement a reversal undoes.")
     async def reverses(self, info: Info) -> SuppliesMovement | None:
-        return await _optional(info, Movement, self.reverses_id, SuppliesMovement.of)
+        return await gql.load(info, Movement, self.reverses_id, SuppliesMovement.of)
 
 
 # -- distributions -----------------------------------------------------------------------------------------------
@@ -323,7 +309,7 @@ class SuppliesDistribution(relay.Node):
     @strawberry.field(description="What goes out.")
     async def item(self, info: Info) -> SuppliesItem:
         item_id, _ = await loaders.distribution_line(info, self.id)
-        return await _required(info, Item, item_id or 0, SuppliesItem.of)
+        return await gql.load_required(info, Item, item_id or 0, SuppliesItem.of)
 
     @strawberry.field(description="How much was planned (taken from stock, earliest expiry first).")
     async def quantity(self, info: Info) -> int:
@@ -332,21 +318,21 @@ class SuppliesDistribution(relay.Node):
 
     @strawberry.field
     async def warehouse(self, info: Info) -> SuppliesWarehouse:
-        return await _required(info, Warehouse, self.warehouse_id, SuppliesWarehouse.of)
+        return await gql.load_required(info, Warehouse, self.warehouse_id, SuppliesWarehouse.of)
 
     @strawberry.field(description="The receiving community (null: it goes to a request or a person).")
-    async def community(self, info: Info) -> Community | None:
+    async def community(self, info: Info) -> gql.Community | None:
         if self.community_id is None:
             return None
         found = await info.context.loaders.community.load(self.community_id)
-        return None if found is None else Community.from_model(found)
+        return None if found is None else gql.Community.from_model(found)
 
     @strawberry.field(description="The help request it serves (null: none, or outside what you may see).")
-    async def request(self, info: Info) -> HelpRequest | None:
+    async def request(self, info: Info) -> gql.HelpRequest | None:
         if self.request_id is None:
             return None
         found = await info.context.loaders.help_request.load(self.request_id)
-        return None if found is None else HelpRequest.from_model(found)
+        return None if found is None else gql.HelpRequest.from_model(found)
 
     @strawberry.field(description="Its ledger movements: what planning took, and what came back. Supplies staff.")
     async def movements(
@@ -394,7 +380,7 @@ class SuppliesMoneyDonation(relay.Node):
 
     @strawberry.field
     async def donor(self, info: Info) -> SuppliesDonor:
-        return await _required(info, Donor, self.donor_id, SuppliesDonor.of)
+        return await gql.load_required(info, Donor, self.donor_id, SuppliesDonor.of)
 
     @strawberry.field(description="What is left to allocate (derived from the allocations, never stored).")
     async def unallocated(self, info: Info) -> gql.Money:
@@ -441,7 +427,7 @@ class SuppliesMoneyAllocation(relay.Node):
 
     @strawberry.field
     async def donation(self, info: Info) -> SuppliesMoneyDonation:
-        return await _required(info, MoneyDonation, self.donation_id, SuppliesMoneyDonation.of)
+        return await gql.load_required(info, MoneyDonation, self.donation_id, SuppliesMoneyDonation.of)
 
 
 # -- reports --------------------------------------------------------------------------------------------------------
@@ -479,7 +465,7 @@ class SuppliesDonorTotal:
 
     @strawberry.field
     async def donor(self, info: Info) -> SuppliesDonor:
-        return await _required(info, Donor, self.donor_id, SuppliesDonor.of)
+        return await gql.load_required(info, Donor, self.donor_id, SuppliesDonor.of)
 
 
 @strawberry.type(description="On hand of one batch in one warehouse.")
@@ -492,15 +478,15 @@ class SuppliesStockLine:
 
     @strawberry.field
     async def item(self, info: Info) -> SuppliesItem:
-        return await _required(info, Item, self.item_id, SuppliesItem.of)
+        return await gql.load_required(info, Item, self.item_id, SuppliesItem.of)
 
     @strawberry.field
     async def warehouse(self, info: Info) -> SuppliesWarehouse:
-        return await _required(info, Warehouse, self.warehouse_id, SuppliesWarehouse.of)
+        return await gql.load_required(info, Warehouse, self.warehouse_id, SuppliesWarehouse.of)
 
     @strawberry.field
     async def batch(self, info: Info) -> SuppliesBatch:
-        return await _required(info, Batch, self.batch_id, SuppliesBatch.of)
+        return await gql.load_required(info, Batch, self.batch_id, SuppliesBatch.of)
 
 
 # -- payloads -------------------------------------------------------------------------------------------------------
