@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
 from core import tenancy
 from core.errors import DomainError, Validator
@@ -280,12 +280,16 @@ async def authenticate_bearer(
         raise Unauthenticated("The token is not valid.") from None
     if float(claims["exp"]) <= now.timestamp():
         raise Unauthenticated("The token has expired; sign in again.")
-    account = await session.get(Account, int(claims["sub"]))
+    with_roles = host is not None and bool(plugin_roles.plugin_roles(host))
+    # One statement per request: the account, with its plugin-role grants when any plugin declares roles.
+    stmt = select(Account, plugin_roles.granted_roles_column() if with_roles else literal(None))
+    found = (await session.execute(stmt.where(Account.id == int(claims["sub"])))).first()
+    account, granted_roles = found if found is not None else (None, None)
     if account is None or not account.is_active or account.token_version != claims.get("ver"):
         raise Unauthenticated("The token has been revoked; sign in again.")
     viewer = viewer_for(account, plugin_permissions)
-    if host is not None and plugin_roles.plugin_roles(host):
-        granted = plugin_roles.permissions_of(host, await plugin_roles.granted_roles(session, account.id))
+    if with_roles:
+        granted = plugin_roles.permissions_of(host, granted_roles or [])
         viewer = dataclasses.replace(viewer, extra_permissions=viewer.extra_permissions | granted)
     return viewer
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import DomainError
@@ -74,14 +74,15 @@ def permissions_of(host: Any, granted: Iterable[str]) -> frozenset[str]:
     return frozenset(p for name in granted if name in roles for p in roles[name].permissions)
 
 
-async def granted_roles(session: Any, account_id: int) -> list[str]:
-    """The roles granted to an account (read by the authenticator, before the caller is known)."""
-    rows = await session.scalars(
-        select(AccountPluginRole.role)
-        .where(AccountPluginRole.account_id == account_id)
-        .order_by(AccountPluginRole.role)
+def granted_roles_column() -> Any:
+    """The roles granted to `accounts.id` of the enclosing query, as an array (a scalar subquery): the
+    authenticator reads them with the account in one statement, before the caller is known."""
+    return (
+        select(func.array_agg(AccountPluginRole.role))
+        .where(AccountPluginRole.account_id == Account.id)
+        .correlate(Account)
+        .scalar_subquery()
     )
-    return list(rows.all())
 
 
 async def _target(ctx: ServiceContext, account_id: int, role: str) -> Account:
