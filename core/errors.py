@@ -42,6 +42,18 @@ CORE_ERROR_CODES: dict[str, str] = {
     "PLUGIN_NOT_INSTALLED": "The plugin exists but is not loaded in this deployment.",
     "PLUGIN_REJECTED": "A plugin refused the change (its message says why); nothing was saved.",
     "PLUGIN_FAILED": "A plugin failed while reacting to the change; nothing was saved.",
+    "GRAPHQL_PARSE_FAILED": "The document is not valid GraphQL syntax.",
+    "GRAPHQL_VALIDATION_FAILED": "The document does not fit the schema (unknown field, wrong argument, ...).",
+    "INVALID_REQUEST": "The HTTP request is malformed (not JSON, not an object, bad encoding, missing query).",
+    "BODY_TOO_LARGE": "The request body is larger than the service accepts.",
+    "QUERY_TOO_DEEP": "The document nests selections deeper than allowed.",
+    "TOO_MANY_ALIASES": "The document uses more aliases than allowed.",
+    "TOO_MANY_TOKENS": "The document is longer (in tokens) than allowed.",
+    "BATCH_TOO_LARGE": "A batched request holds more operations than allowed.",
+    "QUERY_TOO_COSTLY": "The query would produce more objects than the cost budget allows (cost in extensions).",
+    "RANGE_TOO_LARGE": "A date or time range is wider than a search may span.",
+    "BUSY": "The service is at its limit for this kind of work; retry after the delay it names.",
+    "UNAVAILABLE": "The database is unreachable for the moment; nothing was changed; retry shortly.",
 }
 
 

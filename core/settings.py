@@ -63,6 +63,18 @@ class Settings:
     # Failed sign-ins per username (and per client address) within the window before sign-in pauses.
     login_max_failures: int = 5
     login_window_minutes: int = 15
+    # Longest pause a sign-in is made to wait after repeated failures (the delay doubles per failure).
+    login_max_delay_seconds: float = 30.0
+    # Password hashes computed at once (each is ~0.3 s of CPU off the event loop); more callers wait, then BUSY.
+    password_hash_concurrency: int = 2
+    # Addresses of reverse proxies whose X-Forwarded-For is believed; empty: the peer address is the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Largest request body accepted on /graphql.
+    max_body_bytes: int = 1_000_000
+    # Budget of objects a query may produce (`first:` multiplied through nested lists); the cost is in the error.
+    max_query_cost: int = 50_000
+    # Widest date range any search or free-slot query may span.
+    max_range_days: int = 366
     # Seconds between rounds of offer expiry and escalation in `serve`; 0 turns them off.
     jobs_interval: float = 30.0
 
@@ -92,6 +104,16 @@ class Settings:
             cors_origins=_env_list("YUNSHEGONG_CORS_ORIGINS") or (),
             login_max_failures=int(os.environ.get("YUNSHEGONG_LOGIN_MAX_FAILURES", defaults.login_max_failures)),
             login_window_minutes=int(os.environ.get("YUNSHEGONG_LOGIN_WINDOW_MINUTES", defaults.login_window_minutes)),
+            login_max_delay_seconds=float(
+                os.environ.get("YUNSHEGONG_LOGIN_MAX_DELAY_SECONDS", defaults.login_max_delay_seconds)
+            ),
+            password_hash_concurrency=int(
+                os.environ.get("YUNSHEGONG_PASSWORD_HASH_CONCURRENCY", defaults.password_hash_concurrency)
+            ),
+            trusted_proxies=_env_list("YUNSHEGONG_TRUSTED_PROXIES") or (),
+            max_body_bytes=int(os.environ.get("YUNSHEGONG_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            max_query_cost=int(os.environ.get("YUNSHEGONG_MAX_QUERY_COST", defaults.max_query_cost)),
+            max_range_days=int(os.environ.get("YUNSHEGONG_MAX_RANGE_DAYS", defaults.max_range_days)),
             jobs_interval=float(os.environ.get("YUNSHEGONG_JOBS_INTERVAL", defaults.jobs_interval)),
         )
 
