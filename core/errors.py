@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # code -> description (shown in the SDL as the enum value's description)
 CORE_ERROR_CODES: dict[str, str] = {
@@ -59,19 +60,44 @@ CORE_ERROR_CODES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class UserErrorData:
-    """One problem with a request, addressed to the field that caused it (path from the mutation input)."""
+    """One problem with a request, addressed to the field that caused it (path from the mutation input).
+
+    `message` is the English text; `template` and `params` (when the message has values in it) let the
+    presenting layer say it in the caller's language (core.i18n)."""
 
     message: str
     code: str
     field: tuple[str, ...] | None = None
+    template: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, code: str, template: str, field: Sequence[str] | None = None, **params: Any) -> UserErrorData:
+        return cls(
+            message=template.format(**params) if params else template,
+            code=code,
+            field=tuple(field) if field else None,
+            template=template if params else None,
+            params=tuple(params.items()),
+        )
+
+    def localized(self, locale: str | None = None) -> str:
+        """The message in `locale` (default: the caller's)."""
+        from core.i18n import translate
+
+        return translate(self.template or self.message, self.params, locale)
 
 
 class DomainError(Exception):
-    """An expected failure: the caller did something the rules do not allow."""
+    """An expected failure: the caller did something the rules do not allow.
 
-    def __init__(self, code: str, message: str, field: Sequence[str] | None = None) -> None:
-        super().__init__(message)
-        self.errors = [UserErrorData(message=message, code=code, field=tuple(field) if field else None)]
+    `message` is an English template; values go in `params` (`DomainError("OUT_OF_RANGE", "At most {limit}.",
+    ("input", "n"), limit=5)`) so that the message can be translated (core/locale/*.po)."""
+
+    def __init__(self, code: str, message: str, field: Sequence[str] | None = None, **params: Any) -> None:
+        error = UserErrorData.of(code, message, field, **params)
+        super().__init__(error.message)
+        self.errors = [error]
 
     @classmethod
     def many(cls, errors: Iterable[UserErrorData]) -> DomainError:
@@ -92,7 +118,10 @@ class DomainError(Exception):
 
 class NotFound(DomainError):
     def __init__(self, what: str, field: Sequence[str] | None = ("id",)) -> None:
-        super().__init__("NOT_FOUND", f"{what} not found.", field)
+        from core.i18n import Text
+
+        # `what` names a kind of record ("Help request"): translated along with the sentence.
+        super().__init__("NOT_FOUND", "{what} not found.", field, what=Text(what))
 
 
 class Validator:
@@ -101,13 +130,13 @@ class Validator:
     def __init__(self) -> None:
         self.errors: list[UserErrorData] = []
 
-    def add(self, field: Sequence[str] | str, code: str, message: str) -> None:
+    def add(self, field: Sequence[str] | str, code: str, message: str, **params: Any) -> None:
         path = (field,) if isinstance(field, str) else tuple(field)
-        self.errors.append(UserErrorData(message=message, code=code, field=path))
+        self.errors.append(UserErrorData.of(code, message, path, **params))
 
-    def check(self, condition: bool, field: Sequence[str] | str, code: str, message: str) -> bool:
+    def check(self, condition: bool, field: Sequence[str] | str, code: str, message: str, **params: Any) -> bool:
         if not condition:
-            self.add(field, code, message)
+            self.add(field, code, message, **params)
         return condition
 
     def raise_if_any(self) -> None:
