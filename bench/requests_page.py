@@ -82,7 +82,10 @@ async def add_requests(url: str, count: int) -> None:
     async with create_sessionmaker(engine)() as session, session.begin():
         ctx = ServiceContext(session=session, viewer=Viewer(label="bench", role="platform_admin"))
         roomy = select(Volunteer.id).where(
-            Volunteer.availability == "available", Volunteer.max_concurrent_assignments >= 5
+            Volunteer.availability == "available",
+            Volunteer.max_concurrent_assignments >= 5,
+            # FOOD is in-person help: offers go to volunteers who can come (the offer's hard filters).
+            Volunteer.mode != "online",
         )
         volunteer_ids = (await session.execute(roomy)).scalars().all()
         for i in range(count):
@@ -95,6 +98,7 @@ async def add_requests(url: str, count: int) -> None:
                     urgency=list(Urgency)[i % 4],
                     requester_name="基准",
                     requester_phone=f"137{i:08d}",
+                    volunteers_needed=2,
                 ),
             )
             if i % 2 == 0:

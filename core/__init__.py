@@ -45,9 +45,11 @@ if TYPE_CHECKING:
     from core.services.plugins import is_enabled
     from core.services.privacy import mask_phone
     from core.services.scheduling import book as book_appointment
+    from core.services.scheduling import book_earliest as book_earliest_appointment
     from core.services.scheduling import cancel as cancel_appointment
     from core.services.scheduling import free_slots
     from core.services.scheduling import reschedule as reschedule_appointment
+    from core.services.search import check_range
     from core.tenancy import Inherit, OrganizationOwned, SharedByAllOrganizations, organization_column, own_table
 
 _EXPORTS: dict[str, str] = {
@@ -121,15 +123,19 @@ _EXPORTS: dict[str, str] = {
     "community_scope": "core.services.access",
     "volunteer_scope": "core.services.access",
     "book_appointment": "core.services.scheduling",
+    "book_earliest_appointment": "core.services.scheduling",
     "reschedule_appointment": "core.services.scheduling",
     "cancel_appointment": "core.services.scheduling",
     "free_slots": "core.services.scheduling",
+    # every search over a span of time is bounded (RANGE_TOO_LARGE) and ordered (OUT_OF_RANGE)
+    "check_range": "core.services.search",
 }
 _RENAMED = {
     "get_row": "get",
     "plugin_settings": "settings_of",
     "submit_help_request": "submit",
     "book_appointment": "book",
+    "book_earliest_appointment": "book_earliest",
     "reschedule_appointment": "reschedule",
     "cancel_appointment": "cancel",
     "pk_column": "pk",

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.database import create_sessionmaker
 from core.models import AppMeta, CategoryTraining, Organization
 from core.plugins import PluginHost
-from core.services import assignments, auth, communities, help_requests, organizations, plugins, volunteers
+from core.services import assignments, auth, communities, help_requests, matching, organizations, plugins, volunteers
 from core.services.context import ServiceContext, Viewer
 from core.vocab import (
     AssignmentStatus,
@@ -315,11 +315,11 @@ async def _accounts(ctx, org_id, community_rows, people, tb_drivers) -> None:  #
 async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> list[int]:  # type: ignore[no-untyped-def]
     now = ctx.now()
     by_name = {c.name: c for c in community_rows}
-    drivers = [
-        p
-        for p in people
-        if "driving" in p.skills and p.mode == VolunteerMode.OFFLINE and p.availability == Availability.AVAILABLE
-    ]
+
+    async def proposed(request_id: int, count: int) -> list[int]:
+        """Whom matching proposes, as a coordinator would offer them: offers obey the same hard filters, so
+        the seed never offers a driver whose pass has lapsed or an online volunteer for a delivery."""
+        return [c.volunteer_id for c in await matching.candidates(ctx, request_id, count, ctx.policy)]
 
     def req(community: str, title: str, category: RequestCategory, urgency: Urgency, **kw):  # type: ignore[no-untyped-def]
         return help_requests.HelpRequestInput(
@@ -352,11 +352,11 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> list[
         ),
     )
     await help_requests.verify(ctx, tb.id, "与胸科医院、疾控中心电话核实")
-    for driver in drivers[:4]:
-        offer = await assignments.offer(ctx, tb.id, driver.id, "持通行证，负责分片配送")
+    tb_drivers = await proposed(tb.id, 4)
+    for driver_id in tb_drivers:
+        offer = await assignments.offer(ctx, tb.id, driver_id, "持通行证，负责分片配送")
         await assignments.accept(ctx, offer.id)
     await help_requests.start(ctx, tb.id, "已取药，分四条路线配送")
-    tb_drivers = [d.id for d in drivers[:4]]
 
     formula = await help_requests.submit(
         ctx,
@@ -375,7 +375,8 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> list[
         ),
     )
     await help_requests.verify(ctx, formula.id, "已与隔离点医护核实")
-    await assignments.offer(ctx, formula.id, drivers[4].id, "最近的持证司机")
+    (nearest,) = await proposed(formula.id, 1)
+    await assignments.offer(ctx, formula.id, nearest, "最近的持证司机")
 
     elderly = await help_requests.submit(
         ctx,
@@ -426,9 +427,8 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> list[
         ),
     )
     await help_requests.verify(ctx, prevention.id, "街道办确认")
-    loaders = [p for p in people if "logistics" in p.skills and p.availability == Availability.AVAILABLE]
-    for worker in loaders[:3]:
-        offer = await assignments.offer(ctx, prevention.id, worker.id)
+    for worker_id in await proposed(prevention.id, 3):
+        offer = await assignments.offer(ctx, prevention.id, worker_id)
         await assignments.accept(ctx, offer.id)
     await help_requests.start(ctx, prevention.id)
     await help_requests.fulfil(ctx, prevention.id, "物资已送达检测点")

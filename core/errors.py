@@ -54,7 +54,10 @@ CORE_ERROR_CODES: dict[str, str] = {
     "QUERY_TOO_COSTLY": "The query would produce more objects than the cost budget allows (cost in extensions).",
     "RANGE_TOO_LARGE": "A date or time range is wider than a search may span.",
     "BUSY": "The service is at its limit for this kind of work; retry after the delay it names.",
-    "UNAVAILABLE": "The database is unreachable for the moment; nothing was changed; retry shortly.",
+    "UNAVAILABLE": "The database cannot be reached for now; retry shortly (check first whether a change was saved).",
+    "VOLUNTEER_NOT_QUALIFIED": "The volunteer fails a qualification the request needs (in person, skills, "
+    "credentials valid when needed, trainings); a coordinator may override it with a reason.",
+    "REQUEST_FULLY_STAFFED": "The request already has as many offered or accepted volunteers as it needs.",
 }
 
 
@@ -73,8 +76,10 @@ class UserErrorData:
 
     @classmethod
     def of(cls, code: str, template: str, field: Sequence[str] | None = None, **params: Any) -> UserErrorData:
+        from core.i18n import translate
+
         return cls(
-            message=template.format(**params) if params else template,
+            message=translate(template, params, "en") if params else template,
             code=code,
             field=tuple(field) if field else None,
             template=template if params else None,

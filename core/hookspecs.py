@@ -100,6 +100,19 @@ def register_error_codes() -> dict[str, str]:  # type: ignore[empty-body]
 
 
 @hookspec
+def register_translations() -> dict[str, Path]:  # type: ignore[empty-body]
+    """Give the translations of the plugin's messages: {locale: path of a gettext `.po` file}, locales being
+    `core.i18n.LOCALES` ("zh_CN", "en").
+
+    Called once at startup. The plugin raises English templates with values as parameters
+    (`DomainError("TOO_LOUD", "At most {limit} exclamation marks.", ("input", "message"), limit=3)`); each
+    caller reads them in the language of their `Accept-Language` (zh-CN by default). `yunshegong messages
+    DIRECTORY --po FILE` adds the templates found in the plugin's code to its `.po` for the translator. A
+    template without a translation is shown in English; core's wording wins over a plugin's for the same text.
+    """
+
+
+@hookspec
 def register_roles() -> list[PluginRole]:  # type: ignore[empty-body]
     """Declare roles an organisation's administrator can grant to its accounts (a casework supervisor, a
     midwife), on top of the account's core role.

@@ -61,22 +61,28 @@ def catalog(locale: str) -> Mapping[str, str]:
     return _catalogs.get(locale, {})
 
 
+def ranked_by_quality(header: str | None) -> list[str]:
+    """The values of an HTTP header with q-values (Accept, Accept-Language), best first, ties in the order
+    given, without those refused (q=0) or malformed."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate((header or "").split(",")):
+        value, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _sep, number = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(number)
+                except ValueError:
+                    quality = 0.0
+        if value and quality > 0:
+            ranked.append((-quality, position, value))
+    return [value for _q, _position, value in sorted(ranked)]
+
+
 def negotiate(accept_language: str | None) -> str:
     """The best of LOCALES for an `Accept-Language` header (q-values honoured); zh-CN without one."""
-    if not accept_language:
-        return DEFAULT_LOCALE
-    ranked: list[tuple[float, int, str]] = []
-    for position, part in enumerate(accept_language.split(",")):
-        tag, _sep, rest = part.strip().partition(";")
-        quality = 1.0
-        if rest.strip().startswith("q="):
-            try:
-                quality = float(rest.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        if tag and quality > 0:
-            ranked.append((-quality, position, tag.strip()))
-    for _q, _pos, tag in sorted(ranked):
+    for tag in ranked_by_quality(accept_language):
         if tag == "*":
             return DEFAULT_LOCALE
         language = tag.replace("_", "-").split("-")[0].lower()
@@ -86,14 +92,29 @@ def negotiate(accept_language: str | None) -> str:
     return DEFAULT_LOCALE
 
 
+# How a list parameter (a tuple of words, e.g. missing credentials) is joined in each language.
+_LIST_SEPARATORS = {"zh_CN": "、", "en": ", "}
+
+
+def _parameter(value: Any, locale: str) -> Any:
+    """A parameter as it fills a template: a Text translated, a tuple joined (its Text items translated), a
+    message of its own (a core.errors.UserErrorData, e.g. a plugin's reason quoted by core) localized."""
+    localized = getattr(value, "localized", None)
+    if callable(localized):
+        return localized(locale)
+    if isinstance(value, Text):
+        return str(value) if locale == "en" else translate(value, locale=locale)
+    if isinstance(value, (tuple, list)):
+        return _LIST_SEPARATORS.get(locale, ", ").join(str(_parameter(item, locale)) for item in value)
+    return value
+
+
 def translate(
     template: str, params: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), locale: str | None = None
 ) -> str:
     """`template` with `params` filled in, in `locale` (the caller's by default). English when untranslated."""
     locale = locale or CALLER_LOCALE.get()
-    values = dict(params)
-    if locale != "en":
-        values = {k: (translate(v, locale=locale) if isinstance(v, Text) else v) for k, v in values.items()}
+    values = {key: _parameter(value, locale) for key, value in dict(params).items()}
     text = template if locale == "en" else _catalogs.get(locale, {}).get(template, template)
     if not values:
         return text

@@ -87,6 +87,7 @@ class PluginHost:
         self.event_types: dict[str, type[DomainEvent]] = self._collect_event_types()
         self.match_criteria: list[MatchCriterion] = self._collect_match_criteria()
         self.error_codes: dict[str, str] = self._collect_error_codes()
+        self._add_translations()
 
     # -- calling hooks, with attribution -------------------------------------------------------------------
 
@@ -217,6 +218,23 @@ class PluginHost:
                 criteria.append(criterion)
         return criteria
 
+    def _add_translations(self) -> None:
+        from core import i18n
+
+        for plugin, value in self.call_each("register_translations"):
+            if not isinstance(value, dict):
+                raise PluginLoadError(
+                    f"plugin {plugin.name!r}: register_translations must return dict[str, Path], got {describe(value)}"
+                )
+            for locale, path in value.items():
+                if locale not in i18n.LOCALES:
+                    raise PluginLoadError(
+                        f"plugin {plugin.name!r}: translations for {locale!r}; known locales: {', '.join(i18n.LOCALES)}"
+                    )
+                if not isinstance(path, (str, Path)) or not Path(path).is_file():
+                    raise PluginLoadError(f"plugin {plugin.name!r}: no translation file at {path!r}")
+                i18n.add_catalog(locale, Path(path))
+
     def _collect_error_codes(self) -> dict[str, str]:
         """Core's codes, then each plugin's own, in load order."""
         codes = dict(CORE_ERROR_CODES)
@@ -267,11 +285,17 @@ class PluginHost:
                     await result
             except DomainError as exc:
                 code = exc.code if exc.code in self.error_codes else "PLUGIN_REJECTED"
-                raise DomainError(code, f"The {name} plugin refused this change: {exc.errors[0].message}") from exc
+                # The plugin's own reason, said in the caller's language along with the sentence around it.
+                raise DomainError(
+                    code, "The {plugin} plugin refused this change: {reason}", plugin=name, reason=exc.errors[0]
+                ) from exc
             except Exception as exc:
                 log.exception("plugin %s failed on event %s", name, event.name)
                 raise DomainError(
-                    "PLUGIN_FAILED", f"The {name} plugin failed while handling {event.name}; nothing was saved."
+                    "PLUGIN_FAILED",
+                    "The {plugin} plugin failed while handling {event}; nothing was saved.",
+                    plugin=name,
+                    event=event.name,
                 ) from exc
 
 

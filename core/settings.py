@@ -1,122 +1,236 @@
-"""Configuration: environment variables, overridable by command-line flags.
+"""Configuration: environment variables, overridable by command-line flags, validated when read.
 
-Every setting has one environment variable; the README's configuration table lists them all.
+Every setting has one environment variable, `YUNSHEGONG_<NAME>` (and `DATABASE_URL`); the README's
+configuration table lists them all. `Settings(...)` holds exactly what the code gives it (tests build it
+that way); `Settings.from_env()` reads the environment. A value that cannot work raises `SettingsError`,
+one line naming the variable and the reason, so that a typo stops startup instead of a request later.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
+import contextvars
+import ipaddress
 from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "YUNSHEGONG_"
+# Never echoed in an error: they may hold passwords.
+SECRET_FIELDS = frozenset({"database_url", "app_database_url", "secret_key"})
+MIN_SECRET_KEY_LENGTH = 32
+
+# Set while from_env() builds its instance: only then is the environment a source.
+_READ_ENV: contextvars.ContextVar[bool] = contextvars.ContextVar("yunshegong_read_env", default=False)
 
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("yunshegong")) / "pgdata"
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def env_name(field: str) -> str:
+    """The environment variable of a setting."""
+    return "DATABASE_URL" if field == "database_url" else ENV_PREFIX + field.upper()
 
 
-def _env_list(name: str) -> tuple[str, ...] | None:
-    value = os.environ.get(name)
+class SettingsError(ValueError):
+    """A setting that cannot work; str() is one line: `<VARIABLE>: <reason>` (or the command-line flag the
+    value came from, as `label`)."""
+
+    def __init__(self, field: str, reason: str, *, label: str | None = None) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{label or env_name(field)}: {reason}")
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> SettingsError:
+        error = exc.errors(include_url=False)[0]
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        if field == "DATABASE_URL":
+            field = "database_url"
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        if field not in SECRET_FIELDS and error.get("input") is not None and error["type"] != "missing":
+            reason = f"{reason} (got {error['input']!r})"
+        return cls(field, reason)
+
+
+def _comma_list(value: Any) -> Any:
+    # Comma-separated in the environment (not JSON, as pydantic-settings would assume for a tuple).
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _postgres_url(value: str | None) -> str | None:
     if value is None:
         return None
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(value)
+    except (ArgumentError, ValueError):
+        parsed = None
+    if parsed is None or parsed.get_backend_name() != "postgresql":
+        raise ValueError("not a PostgreSQL URL (postgresql://user:password@host:5432/database)")
+    return value
 
 
-@dataclass(frozen=True)
-class Settings:
+PositiveInt = Annotated[int, Field(ge=1)]
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
     # None means: start the embedded PostgreSQL in data_dir.
-    database_url: str | None = None
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     # The login the service uses (row-level security applies to it); None: DATABASE_URL's server and
     # database as the role `yunshegong_app`, without a password (core.database.app_url).
     app_database_url: str | None = None
-    data_dir: Path = field(default_factory=_default_data_dir)
-    host: str = "127.0.0.1"
-    port: int = 8000
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8000, ge=1, le=65535)
     # Zone used to present timestamps; the database always stores UTC.
     timezone: str = "Asia/Shanghai"
     graphiql: bool = True
     # Largest `first:` a connection accepts; asking for more is an error, not a silent cut.
-    max_page_size: int = 200
-    db_pool_size: int = 10
-    # None: every installed plugin loads; otherwise only these names.
-    plugins: tuple[str, ...] | None = None
-    log_level: str = "info"
+    max_page_size: PositiveInt = 200
+    db_pool_size: PositiveInt = 10
+    # None: every installed plugin loads; otherwise only these names (an empty value: none).
+    plugins: Annotated[tuple[str, ...] | None, NoDecode] = None
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     # Signs bearer tokens. None: generated once and kept in the database (fine for one deployment;
     # set it explicitly when several processes or databases must accept each other's tokens).
     secret_key: str | None = None
-    token_ttl_minutes: int = 12 * 60
+    token_ttl_minutes: PositiveInt = 12 * 60
     # Hardening. Introspection off also turns field suggestions off.
     introspection: bool = True
-    max_query_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 4000
-    max_batch: int = 10
-    cors_origins: tuple[str, ...] = ()
+    max_query_depth: PositiveInt = 12
+    max_aliases: int = Field(default=30, ge=0)
+    max_tokens: PositiveInt = 4000
+    max_batch: PositiveInt = 10
+    cors_origins: CommaList = ()
     # Failed sign-ins per username (and per client address) within the window before sign-in pauses.
-    login_max_failures: int = 5
-    login_window_minutes: int = 15
+    login_max_failures: PositiveInt = 5
+    login_window_minutes: PositiveInt = 15
     # Longest pause a sign-in is made to wait after repeated failures (the delay doubles per failure).
-    login_max_delay_seconds: float = 30.0
+    login_max_delay_seconds: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     # Password hashes computed at once (each is ~0.3 s of CPU off the event loop); more callers wait, then BUSY.
-    password_hash_concurrency: int = 2
-    # Addresses of reverse proxies whose X-Forwarded-For is believed; empty: the peer address is the client.
-    trusted_proxies: tuple[str, ...] = ()
+    password_hash_concurrency: PositiveInt = 2
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed; empty: the peer address
+    # is the client.
+    trusted_proxies: CommaList = ()
     # Largest request body accepted on /graphql.
-    max_body_bytes: int = 1_000_000
+    max_body_bytes: PositiveInt = 1_000_000
     # Budget of objects a query may produce (`first:` multiplied through nested lists); the cost is in the error.
-    max_query_cost: int = 50_000
+    max_query_cost: PositiveInt = 50_000
     # Widest date range any search or free-slot query may span.
-    max_range_days: int = 366
+    max_range_days: PositiveInt = 366
     # Seconds between rounds of offer expiry and escalation in `serve`; 0 turns them off.
-    jobs_interval: float = 30.0
+    jobs_interval: float = Field(default=30.0, ge=0, allow_inf_nan=False)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            # One line naming the variable, never pydantic's multi-line report.
+            raise SettingsError.from_validation(exc) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) in code and tests means exactly what it says; only from_env() reads the environment.
+        return (init_settings, env_settings) if _READ_ENV.get() else (init_settings,)
+
+    # -- validation -----------------------------------------------------------------------------------------
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any, info: Any) -> Any:
+        # `YUNSHEGONG_X=` (as compose files write it) means "not set", except for the plugin list, where
+        # an empty list means "no plugins".
+        if isinstance(value, str) and not value.strip() and info.field_name != "plugins":
+            raise PydanticUseDefault()
+        return value
+
+    @field_validator("plugins", "cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("database_url", "app_database_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _postgres_url(value)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone of the IANA database (e.g. Asia/Shanghai)") from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        # A short key would be guessable offline from any token; refusing it at startup beats a service
+        # that starts "healthy" and then fails every signed-in request.
+        if value is not None and len(value) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters long (got {len(value)})")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address or network") from None
+        return value
+
+    # -- construction -----------------------------------------------------------------------------------------
 
     @classmethod
     def from_env(cls) -> Settings:
-        defaults = cls()
-        data_dir = os.environ.get("YUNSHEGONG_DATA_DIR")
-        return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
-            app_database_url=os.environ.get("YUNSHEGONG_APP_DATABASE_URL") or None,
-            data_dir=Path(data_dir).expanduser() if data_dir else defaults.data_dir,
-            host=os.environ.get("YUNSHEGONG_HOST", defaults.host),
-            port=int(os.environ.get("YUNSHEGONG_PORT", defaults.port)),
-            timezone=os.environ.get("YUNSHEGONG_TIMEZONE", defaults.timezone),
-            graphiql=_env_bool("YUNSHEGONG_GRAPHIQL", defaults.graphiql),
-            max_page_size=int(os.environ.get("YUNSHEGONG_MAX_PAGE_SIZE", defaults.max_page_size)),
-            db_pool_size=int(os.environ.get("YUNSHEGONG_DB_POOL_SIZE", defaults.db_pool_size)),
-            plugins=_env_list("YUNSHEGONG_PLUGINS"),
-            log_level=os.environ.get("YUNSHEGONG_LOG_LEVEL", defaults.log_level),
-            secret_key=os.environ.get("YUNSHEGONG_SECRET_KEY") or None,
-            token_ttl_minutes=int(os.environ.get("YUNSHEGONG_TOKEN_TTL_MINUTES", defaults.token_ttl_minutes)),
-            introspection=_env_bool("YUNSHEGONG_INTROSPECTION", defaults.introspection),
-            max_query_depth=int(os.environ.get("YUNSHEGONG_MAX_QUERY_DEPTH", defaults.max_query_depth)),
-            max_aliases=int(os.environ.get("YUNSHEGONG_MAX_ALIASES", defaults.max_aliases)),
-            max_tokens=int(os.environ.get("YUNSHEGONG_MAX_TOKENS", defaults.max_tokens)),
-            max_batch=int(os.environ.get("YUNSHEGONG_MAX_BATCH", defaults.max_batch)),
-            cors_origins=_env_list("YUNSHEGONG_CORS_ORIGINS") or (),
-            login_max_failures=int(os.environ.get("YUNSHEGONG_LOGIN_MAX_FAILURES", defaults.login_max_failures)),
-            login_window_minutes=int(os.environ.get("YUNSHEGONG_LOGIN_WINDOW_MINUTES", defaults.login_window_minutes)),
-            login_max_delay_seconds=float(
-                os.environ.get("YUNSHEGONG_LOGIN_MAX_DELAY_SECONDS", defaults.login_max_delay_seconds)
-            ),
-            password_hash_concurrency=int(
-                os.environ.get("YUNSHEGONG_PASSWORD_HASH_CONCURRENCY", defaults.password_hash_concurrency)
-            ),
-            trusted_proxies=_env_list("YUNSHEGONG_TRUSTED_PROXIES") or (),
-            max_body_bytes=int(os.environ.get("YUNSHEGONG_MAX_BODY_BYTES", defaults.max_body_bytes)),
-            max_query_cost=int(os.environ.get("YUNSHEGONG_MAX_QUERY_COST", defaults.max_query_cost)),
-            max_range_days=int(os.environ.get("YUNSHEGONG_MAX_RANGE_DAYS", defaults.max_range_days)),
-            jobs_interval=float(os.environ.get("YUNSHEGONG_JOBS_INTERVAL", defaults.jobs_interval)),
-        )
+        """The settings of this process: defaults, overridden by the environment. Raises SettingsError."""
+        token = _READ_ENV.set(True)
+        try:
+            return cls()
+        finally:
+            _READ_ENV.reset(token)
 
     def with_overrides(self, **changes: object) -> Settings:
-        """A copy with the given fields replaced; `None` values mean "keep"."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+        """A validated copy with the given fields replaced; `None` values mean "keep". Raises SettingsError."""
+        values = self.model_dump()
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return type(self)(**values)

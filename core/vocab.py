@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from core.i18n import Text, _
+
 
 class Role(StrEnum):
     """Who an account is. `system` (scripts, the demo loader) and `partner` (API tokens) never sign in."""
@@ -152,3 +154,51 @@ def sql_in(values: type[StrEnum] | frozenset[StrEnum] | list[StrEnum]) -> str:
     Sets are sorted: their iteration order changes between runs, the generated SQL must not."""
     items = sorted(values) if isinstance(values, frozenset) else list(values)
     return ", ".join(f"'{v.value}'" for v in items)
+
+
+# How a value reads inside a message ("A {status} request cannot …"): a word translated with the sentence
+# (core/locale), not the stored value. Values shared by several vocabularies (`cancelled`, `volunteer`) read
+# the same in each.
+LABELS: dict[str, Text] = {
+    # request statuses
+    "submitted": _("submitted"),
+    "verified": _("verified"),
+    "matched": _("matched"),
+    "in_progress": _("in progress"),
+    "fulfilled": _("fulfilled"),
+    "rejected": _("rejected"),
+    "cancelled": _("cancelled"),
+    # assignment statuses
+    "offered": _("offered"),
+    "accepted": _("accepted"),
+    "declined": _("declined"),
+    "completed": _("completed"),
+    "withdrawn": _("withdrawn"),
+    "expired": _("expired"),
+    # availability
+    "available": _("available"),
+    "busy": _("busy"),
+    "off": _("off"),
+    # volunteer modes
+    "online": _("online"),
+    "offline": _("offline"),
+    "reserve": _("in reserve"),
+    # liaison roles
+    "social_worker": _("social worker"),
+    "volunteer": _("volunteer"),
+    # credential kinds
+    "vehicle_pass": _("vehicle pass"),
+    "work_permit": _("work permit"),
+    "driving_licence": _("driving licence"),
+    "medical_licence": _("medical licence"),
+    "nursing_licence": _("nursing licence"),
+    "social_worker_licence": _("social worker licence"),
+    "counselor_certificate": _("counselor certificate"),
+    "other": _("other credential"),
+}
+
+
+def label(value: str) -> Text:
+    """`value` (a vocabulary member or its stored text) as a translatable word for a message parameter;
+    a value without a label reads as itself, underscores as spaces."""
+    return LABELS.get(str(value)) or Text(str(value).replace("_", " "))

@@ -89,5 +89,5 @@ async def load_required(info: Info, model: type, pk: int, convert: Callable[[Any
     NOT_FOUND if it is not, rather than a null where the schema promises a value."""
     found = await load(info, model, pk, convert)
     if found is None:
-        raise DomainError("NOT_FOUND", f"{model.__name__} not found.")
+        raise DomainError("NOT_FOUND", "A record it refers to ({kind}) was not found.", kind=model.__name__)
     return found

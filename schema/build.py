@@ -49,7 +49,7 @@ from schema.mutations.reference import ReferenceMutations
 from schema.mutations.scheduling import SchedulingMutations
 from schema.mutations.volunteers import VolunteerMutations
 from schema.queries import CoreQuery, node_fields
-from schema.scalars import SCALARS
+from schema.scalars import MAX_YEAR, MIN_YEAR, SCALARS, input_scalars, literal_parser, parse_datetime
 from schema.types.nodes import NOT_ADDRESSABLE
 
 CORE_MUTATIONS = (
@@ -77,10 +77,14 @@ def datetime_scalar(zone: str) -> object:
         DateTimeDefinition,
         description=(
             f"ISO 8601 date-time with offset and milliseconds; shown in the zone of the X-Timezone request header "
-            f"(IANA name), else {zone}. Inputs must carry an offset."
+            f"(IANA name), else {zone}. Inputs must carry an offset and lie between the years {MIN_YEAR} and "
+            f"{MAX_YEAR}."
         ),
         # One precision for every timestamp (milliseconds, as JavaScript's Date keeps them), whatever the value.
         serialize=lambda value: value.astimezone(CALLER_ZONE.get() or default).isoformat(timespec="milliseconds"),
+        # Inputs: an offset required, years bounded, typed refusals (schema.scalars).
+        parse_value=parse_datetime,
+        parse_literal=literal_parser(parse_datetime),
     )
 
 
@@ -239,7 +243,9 @@ def _gate_node_type(cls: type, plugin: str) -> None:
 
 def hardening(settings: Settings) -> list[Any]:
     """Extensions, as factories (one instance per request). Limits reject hostile documents during
-    validation, before anything executes."""
+    validation (the cost, which needs the variables, just before execution): before any resolver runs."""
+    from schema.cost import CostModel, QueryCost
+
     extensions: list[Any] = [
         RequestLifecycle,
         SafeErrors,
@@ -250,6 +256,12 @@ def hardening(settings: Settings) -> list[Any]:
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: AddValidationRules([page_size_rule(settings.max_page_size)]),
+        # Cost needs the variables' values, so it is checked at execution (each operation of a batch alone),
+        # still before any resolver runs; lists nobody declared count as a full page.
+        lambda: QueryCost(
+            budget=settings.max_query_cost,
+            model=CostModel(plain_list=settings.max_page_size, max_page=settings.max_page_size),
+        ),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
@@ -257,14 +269,15 @@ def hardening(settings: Settings) -> list[Any]:
 
 
 class Schema(strawberry.Schema):
-    """strawberry's schema, logging only unexpected errors: a refusal the rules make (a DomainError: sign in
-    first, forbidden, not found) is an answer to the client, not a fault of the service, so it does not fill
-    the log with tracebacks."""
+    """strawberry's schema, logging only unexpected errors as faults: a refusal (a DomainError such as sign in
+    first, forbidden, not found; a syntax or validation error; a refused value) is an answer to the client
+    and a lost database connection is an outage, so neither fills the log with tracebacks
+    (schema.extensions.log_errors; strawberry's own logger would log each at ERROR)."""
 
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
-        unexpected = [e for e in errors if not isinstance(getattr(e, "original_error", None), DomainError)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        from schema.extensions import log_errors
+
+        log_errors(errors, getattr(getattr(execution_context, "context", None), "request_id", "-"))
 
 
 def build_schema(settings: Settings | None = None, host: PluginHost | None = None) -> strawberry.Schema:
@@ -301,7 +314,7 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
             subscription=subscription,
             types=extra_types,
             extensions=hardening(settings),
-            scalar_overrides={datetime: datetime_scalar(settings.timezone)},  # type: ignore[dict-item]
+            scalar_overrides={**input_scalars(), datetime: datetime_scalar(settings.timezone)},  # type: ignore[dict-item]
             config=StrawberryConfig(
                 auto_camel_case=True,
                 # Suggestions ("did you mean …") would leak the schema that introspection hides.

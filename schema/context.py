@@ -127,10 +127,21 @@ class Context:
     async def read(
         self, fn: Callable[Concatenate[ServiceContext, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
     ) -> R:
-        """Run a read-only service call on the request's session."""
+        """Run a read-only service call on the request's session. A value the database refuses (out of range, bad
+        data) is a typed error, as in `write`."""
         async with self._lock:
             session = await self._get_session()
-            return await fn(self.service_context(session), *args, **kwargs)
+            try:
+                return await fn(self.service_context(session), *args, **kwargs)
+            except DBAPIError as exc:
+                error = domain_error_for(exc)
+                if error is None:
+                    raise
+                # The failed statement aborted the transaction: the request's later reads get a fresh session.
+                # Closed, not rolled back: a rollback would expire the objects sibling fields are still
+                # reading (a lazy refresh then fails outside the greenlet); closing keeps what they loaded.
+                await self.close()
+                raise error from exc
 
     async def write(
         self,

@@ -11,9 +11,11 @@ from enum import Enum
 from typing import Any, cast
 
 import strawberry
+from graphql import GraphQLError, Node
 from strawberry.types.enum import EnumValue, StrawberryEnumDefinition
 
 from core.errors import CORE_ERROR_CODES, DomainError
+from core.i18n import translate
 
 
 def _core_enum() -> type[Enum]:
@@ -60,5 +62,43 @@ def to_user_errors(exc: DomainError) -> list[Any]:
         if item.code not in _DECLARED:
             # A service raised a code nobody declared: a programming error, not user input.
             raise RuntimeError(f"error code {item.code!r} is not declared (core.errors or register_error_codes)")
-        out.append(UserError(message=item.message, field=list(item.field) if item.field else None, code=item.code))
+        # In the caller's language (Accept-Language); the code stays what it is.
+        message = item.localized()
+        out.append(UserError(message=message, field=list(item.field) if item.field else None, code=item.code))
     return out
+
+
+class Refusal(GraphQLError):
+    """A GraphQL error the service words itself (a refused scalar value, a query limit), with `extensions.code`.
+    Like a DomainError, its message is an English template with parameters, said in the caller's language
+    when the error is presented (schema.extensions.safe_error), also where graphql-core quotes it inside a
+    message of its own ("Variable '$x' has invalid value: <ours>")."""
+
+    def __init__(
+        self,
+        template: str,
+        *,
+        code: str,
+        nodes: Node | list[Node] | None = None,
+        extensions: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(
+            translate(template, params, "en") if params else template,
+            nodes,
+            extensions={**(extensions or {}), "code": code},
+        )
+        self.template = template
+        self.params = params
+
+    def at(self, node: Node) -> Refusal:
+        """The same refusal, located at `node` (a literal in the document)."""
+        extensions = {k: v for k, v in (self.extensions or {}).items() if k != "code"}
+        return Refusal(self.template, code=self.code, nodes=node, extensions=extensions, **self.params)
+
+    @property
+    def code(self) -> str:
+        return str((self.extensions or {}).get("code"))
+
+    def localized(self, locale: str | None = None) -> str:
+        return translate(self.template, self.params, locale)

@@ -192,7 +192,7 @@ async def _resolve_global_ids(info: Info, raw_ids: list[str]) -> list[Any]:
             definition = info.schema.get_type_by_name(type_name)
             cls = getattr(definition, "origin", None)
             if pk <= 0 or not (isinstance(cls, type) and issubclass(cls, relay.Node)):
-                raise DomainError("INVALID_ID", f"“{raw}” names no kind of object.", field)
+                raise DomainError("INVALID_ID", "“{value}” names no kind of object.", field, value=raw[:40])
         except DomainError as invalid:
             out[index] = invalid
             continue
@@ -285,7 +285,7 @@ class CoreQuery:
     @strawberry.field(description="A global assignment proposal for many requests (writes nothing).")
     async def plan_assignments(self, info: Info, request_ids: list[strawberry.ID]) -> AssignmentPlan:
         if len(request_ids) > MAX_PLAN:
-            raise DomainError("OUT_OF_RANGE", f"At most {MAX_PLAN} requests per plan.", ("requestIds",))
+            raise DomainError("OUT_OF_RANGE", "At most {limit} requests per plan.", ("requestIds",), limit=MAX_PLAN)
         pks = [ids.decode(r, "HelpRequest", ("requestIds", str(i))) for i, r in enumerate(request_ids)]
         plan = await info.context.read(planning.plan, pks, info.context.app.policy)
         return AssignmentPlan.from_plan(plan)
@@ -295,7 +295,9 @@ class CoreQuery:
         size = page_size(first, info.context.settings.max_page_size)
         return [OverdueRequest.from_overdue(o) for o in await info.context.read(deadlines.overdue, size)]
 
-    @strawberry.field(description="The coordinator's work list: to verify, to match, offers awaiting an answer.")
+    @strawberry.field(
+        description="The work list of social workers and administrators: to verify, to match, offers awaiting answers."
+    )
     async def queue(self, info: Info, first: int = 50) -> CoordinatorQueue:
         size = page_size(first, info.context.settings.max_page_size)
         q = await info.context.read(deadlines.queue, size)

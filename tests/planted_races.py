@@ -22,6 +22,8 @@ What is planted, per test:
 - capacity under concurrent offers: `assignments.offer` reads the volunteer without its row lock
   (FOR UPDATE stripped from SELECTs on `volunteers`), and the database backstop CHECK
   `ck_volunteers_capacity` is dropped. The service's capacity check remains: correct one at a time.
+- staffing: `offer` reads the request without its row lock (there is no database backstop for the
+  volunteers-needed cap; the request's row lock is the guard)
 - liaison team limit: `add_liaison` reads the community without its row lock (FOR UPDATE stripped from
   SELECTs on `communities`); the count check remains (there is no database backstop to drop).
 - planning, two concurrent commits: `commit_plan`'s and `offer`'s volunteer locks stripped and
@@ -81,6 +83,11 @@ RACES: tuple[Race, ...] = (
         "capacity under concurrent offers",
         "tests/core/services/test_assignments.py::test_capacity_holds_under_concurrent_offers",
         ("unlock:volunteers", "drop:volunteers.ck_volunteers_capacity"),
+    ),
+    Race(
+        "staffing under concurrent offers",
+        "tests/core/services/test_assignments.py::test_staffing_holds_under_concurrent_offers",
+        ("unlock:help_requests",),
     ),
     Race(
         "liaison team limit under concurrent additions",

@@ -105,16 +105,28 @@ class Client:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
-    async def raw(self, query: str, variables: dict[str, Any] | None = None, org: int | None = None) -> dict[str, Any]:
-        headers = {TEST_ORG_HEADER: str(org)} if org is not None else {}
+    async def raw(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        org: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        headers = {**(headers or {}), **({TEST_ORG_HEADER: str(org)} if org is not None else {})}
         response = await self.http.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def __call__(self, query: str, variables: dict[str, Any] | None = None, org: int | None = None) -> Any:
-        body = await self.raw(query, variables, org)
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        org: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        body = await self.raw(query, variables, org, headers)
         assert not body.get("errors"), body
         return body["data"]
 

@@ -4,69 +4,248 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 
 from core.database import create_sessionmaker, ping
+from core.i18n import CALLER_LOCALE, _, negotiate, translate
 from core.plugins import PluginHost, build_plugin_host
 from core.services import auth
 from core.services.context import Viewer
 from core.settings import Settings
 from schema.build import CALLER_ZONE, build_schema
 from schema.context import AppState, Context
+from schema.extensions import INTERNAL_MESSAGE, is_unavailable, safe_error
+from yunshegong import http
 
 log = logging.getLogger("yunshegong")
 
+# GraphiQL's page and the files it loads, vendored (yunshegong/static/graphiql/README.md): never a CDN.
+STATIC = Path(__file__).parent / "static"
+GRAPHIQL_PAGE = STATIC / "graphiql.html"
+GRAPHIQL_STATIC = "/graphiql/static"
+# strawberry's own refusals that can still reach a client (its words are the msgids, translated in
+# core/locale like ours; anything else it says stays English).
+STRAWBERRY_REASONS = (
+    _("Not Found"),
+    _("No GraphQL query found in the request"),
+    _("Can't get GraphQL operation type"),
+    _("GraphQL only supports GET and POST requests."),
+    _("Unable to parse request body as JSON"),
+    _("Unsupported content type"),
+)
+
 
 class GraphQLApp(GraphQL):
+    """strawberry's ASGI view behind the service's edge (yunshegong.http): a bounded body, one strict parser
+    for every request, JSON errors with codes for every refusal, the GraphQL-over-HTTP media types and
+    statuses, 503 when the database is unreachable, and GraphiQL from the service's own files."""
+
     def __init__(self, state: AppState, **kwargs: Any) -> None:
         super().__init__(build_schema(state.settings, state.host), **kwargs)
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Credentials that are present but not valid are refused outright (never downgraded to anonymous).
-        if scope["type"] == "http":
-            request = Request(scope, receive)
-            zone = request.headers.get("x-timezone")
-            # Set for every request (None without the header): a server running several requests in one
-            # task (e.g. an in-process test client) must not carry one caller's zone into the next.
-            CALLER_ZONE.set(None)
-            if zone:
-                try:
-                    CALLER_ZONE.set(ZoneInfo(zone))
-                except (KeyError, ValueError):
-                    message = f"Unknown time zone {zone!r}."
-                    body = {"errors": [{"message": message, "extensions": {"code": "INVALID_INPUT"}}]}
-                    await JSONResponse(body, status_code=400)(scope, receive, send)
-                    return
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, http.bounded(receive, self.state.settings.max_body_bytes))
+        media_type = http.response_media_type(request.headers.get("accept"))
+        # Set for every request (the defaults without the headers): a server running several requests in one
+        # task (e.g. an in-process test client) must not carry one caller's zone or language into the next.
+        CALLER_ZONE.set(None)
+        CALLER_LOCALE.set(negotiate(request.headers.get("accept-language")))
+        try:
+            response = await self._answer(request)
+        except http.RequestRefused as refused:
+            response = refused.response(media_type)
+        except HTTPException as exc:
+            # strawberry's own refusals (e.g. GraphiQL switched off): JSON with a code as well.
+            code = "NOT_FOUND" if exc.status_code == 404 else "INVALID_REQUEST"
+            response = http.error_response(exc.status_code, code, translate(exc.reason), media_type=media_type)
+        except Exception as exc:
+            if is_unavailable(exc):
+                # E.g. the bearer token could not be checked: an outage, not a fault (no traceback).
+                log.warning("request refused: database unavailable (%s)", type(exc).__name__)
+                response = http.unavailable().response(media_type)
+            else:
+                request_id = uuid.uuid4().hex[:16]
+                log.error("unexpected error in request %s", request_id, exc_info=exc)
+                message = translate(INTERNAL_MESSAGE, {"request_id": request_id})
+                response = http.error_response(
+                    500, "INTERNAL_ERROR", message, media_type=media_type, requestId=request_id
+                )
+        await response(scope, receive, send)
+
+    async def _answer(self, request: Request) -> Response:
+        if request.method not in ("GET", "POST"):
+            raise http.RequestRefused(
+                405, "INVALID_REQUEST", "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}
+            )
+        http.check_declared_length(request.headers, self.state.settings.max_body_bytes)
+        zone = request.headers.get("x-timezone")
+        if zone:
             try:
-                scope.setdefault("state", {})["viewer"] = await self.state.authenticate(request)
-            except auth.Unauthenticated as exc:
-                body = {"errors": [{"message": str(exc), "extensions": {"code": "UNAUTHENTICATED"}}]}
-                response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-                await response(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+                CALLER_ZONE.set(ZoneInfo(zone))
+            except (KeyError, ValueError):
+                raise http.RequestRefused(400, "INVALID_INPUT", "Unknown time zone {zone}.", zone=repr(zone)) from None
+        # Credentials that are present but not valid are refused outright (never downgraded to anonymous).
+        try:
+            request.state.viewer = await self.state.authenticate(request)
+        except auth.Unauthenticated as exc:
+            raise http.RequestRefused(401, "UNAUTHENTICATED", str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+        return await self.run(request)
+
+    # -- what strawberry's view lets us replace -------------------------------------------------------------
+
+    def decode_json(self, data: str | bytes) -> object:
+        return http.decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        return http.decode_json(data)
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method == "GET":
+            data: object = self.parse_query_params(request.query_params)
+        else:
+            content_type, _ = parse_content_type(request.content_type or "")
+            if content_type != http.APPLICATION_JSON:
+                raise http.RequestRefused(415, "INVALID_REQUEST", "Send the request as application/json.")
+            data = http.decode_json(await request.get_body())
+        return http.operations(data, self.state.settings.max_batch)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, InvalidOperationTypeError) and request_adapter.method == "GET":
+                # GraphQL-over-HTTP: a mutation over GET is a method the operation does not allow.
+                raise http.RequestRefused(
+                    405, "INVALID_REQUEST", "Send mutations with POST.", headers={"Allow": "POST"}
+                ) from exc
+            if isinstance(cause, CannotGetOperationTypeError) and cause.operation_name is not None:
+                raise http.RequestRefused(
+                    400, "INVALID_REQUEST", "Unknown operation named {name}.", name=repr(cause.operation_name)
+                ) from exc
+            raise http.RequestRefused(400, "INVALID_REQUEST", exc.reason) from exc
+
+    async def get_sub_response(self, request: Request) -> Response:
+        sub_response = await super().get_sub_response(request)
+        # The media type negotiated from Accept, read back by create_response.
+        sub_response.media_type = http.response_media_type(request.headers.get("accept"))
+        return sub_response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        media_type = sub_response.media_type or http.APPLICATION_JSON
+        results = response_data if isinstance(response_data, list) else [response_data]
+        status = sub_response.status_code
+        if any(_code_in(result, "UNAVAILABLE") for result in results) and not any(map(_produced, results)):
+            # The database is gone and nothing was answered: the whole response says so, and when to retry.
+            # (Where part of a document or batch did run, the answer stays 200 with UNAVAILABLE on the fields
+            # that failed: a client retrying the whole request on a 503 would repeat what already happened.)
+            status = 503
+            sub_response.headers["Retry-After"] = str(http.RETRY_AFTER_SECONDS)
+        elif media_type == http.GRAPHQL_RESPONSE_JSON:
+            # GraphQL-over-HTTP: a request that failed before execution (parse, validation, variables) is
+            # a 4xx without `data`; application/json clients keep the legacy 200.
+            refused = [_request_error(result) for result in results]
+            for result, is_refused in zip(results, refused, strict=True):
+                if is_refused:
+                    result.pop("data", None)
+            if all(refused):
+                status = 400
+        response = Response(self.encode_json(response_data), status_code=status or 200, media_type=media_type)
+        response.headers.raw.extend(h for h in sub_response.headers.raw if h[0] != b"content-type")
+        if sub_response.background:
+            response.background = sub_response.background
+        return response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # An error raised outside the operation (e.g. by an extension's cleanup) never met SafeErrors.
+        if result.errors and any(not (e.extensions or {}).get("code") for e in result.errors):
+            context = request.state.graphql_context if hasattr(request.state, "graphql_context") else None
+            request_id = getattr(context, "request_id", "-")
+            result.errors = [
+                e if (e.extensions or {}).get("code") else safe_error(e, request_id, None) for e in result.errors
+            ]
+        return await super().process_result(request, result)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        static = html.escape(request.scope.get("root_path", "") + GRAPHIQL_STATIC, quote=True)
+        return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8").replace("{{static}}", static))
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        viewer = request.scope.get("state", {}).get("viewer") or Viewer()
+        viewer = getattr(request.state, "viewer", None) or Viewer()
         context = Context(app=self.state, viewer=viewer, request=request, response=response)
+        request.state.graphql_context = context
         if self.state.host is not None:
             for plugin, value in self.state.host.call_each("extend_context", context=context):
                 if value is not None:
                     context.plugin_state[plugin.name] = value
         return context
+
+
+def _codes(result: GraphQLHTTPResponse) -> list[Any]:
+    return [(e.get("extensions") or {}).get("code") for e in result.get("errors") or () if isinstance(e, dict)]
+
+
+def _code_in(result: GraphQLHTTPResponse, code: str) -> bool:
+    return code in _codes(result)
+
+
+def _request_error(result: GraphQLHTTPResponse) -> bool:
+    """Whether the operation failed before execution began because of the request (no data, and no error
+    located in the result). A fault of the service at that point (INTERNAL_ERROR) is not the client's."""
+    errors = result.get("errors") or []
+    return (
+        result.get("data") is None
+        and bool(errors)
+        and all("path" not in e for e in errors)
+        and not _code_in(result, "INTERNAL_ERROR")
+    )
+
+
+def _produced(result: GraphQLHTTPResponse) -> bool:
+    """Whether an operation answered anything (a root field with a value)."""
+    data = result.get("data")
+    return isinstance(data, dict) and any(value is not None for value in data.values())
 
 
 def create_app(
@@ -112,8 +291,11 @@ def create_app(
     # A malformed plugin job stops startup here, naming the plugin, not later inside the job runner.
     from core.jobs import plugin_jobs
     from core.plugin_settings import load as load_plugin_settings
+    from core.services import passwords
     from core.services.plugin_roles import plugin_roles
 
+    # Password hashing runs in worker threads, this many at once; more callers wait briefly, then BUSY.
+    passwords.configure(settings.password_hash_concurrency)
     plugin_jobs(state.host)
     plugin_roles(state.host)
     if state.host is not None:
@@ -140,8 +322,10 @@ def create_app(
         )
     return Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Every method reaches the view, which answers the ones it does not serve with a JSON 405.
+            Route("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
+            Mount(GRAPHIQL_STATIC, StaticFiles(directory=STATIC / "graphiql"), name="graphiql-static"),
         ],
         middleware=middleware,
         lifespan=lifespan,

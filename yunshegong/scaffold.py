@@ -63,6 +63,9 @@ __NAME__ = "__PKG__.plugin"
 [tool.setuptools]
 packages = ["__PKG__", "__PKG__.migrations"]
 
+[tool.setuptools.package-data]
+__PKG__ = ["locale/*.po"]
+
 [tool.pytest.ini_options]
 asyncio_mode = "auto"
 asyncio_default_fixture_loop_scope = "session"
@@ -138,6 +141,12 @@ def register_error_codes() -> dict[str, str]:
 
 
 @core.hookimpl
+def register_translations() -> dict[str, Path]:
+    # `yunshegong messages __PKG__ --po __PKG__/locale/zh_CN.po` adds new messages for the translator.
+    return {"zh_CN": Path(__file__).parent / "locale" / "zh_CN.po"}
+
+
+@core.hookimpl
 def register_event_types() -> list[type]:
     return [services.NoteAdded]
 
@@ -193,6 +202,16 @@ def register_match_criteria() -> list[core.MatchCriterion]:
         return {}  # a value in [0, 1] per volunteer id (None rules one out); missing ids count 0
 
     return [core.MatchCriterion("__NAME__.none", 0.0, no_opinion)]
+""",
+    "__PKG__/locale/zh_CN.po": """
+# Chinese translations of __NAME__'s messages (gettext; `yunshegong messages` adds new ones).
+msgid ""
+msgstr ""
+"Language: zh_CN\\n"
+"Content-Type: text/plain; charset=utf-8\\n"
+
+msgid "This request is closed."
+msgstr "此求助已关闭，不能再添加记录。"
 """,
     "__PKG__/models.py": """
 from __future__ import annotations
@@ -538,6 +557,9 @@ async def test_notes_through_every_hook(ysg):
     assert (await admin(CANCEL, {"id": request}))["cancelHelpRequest"]["errors"] == []
     closed = await admin(ADD, {"t": "再记一笔", "r": request})
     assert closed["__CAMEL__AddNote"]["errors"] == [{"code": "__UPPER___REQUEST_CLOSED", "field": ["input", "requestId"]}]
+    # ... said in the caller's language (register_translations): Chinese unless Accept-Language asks for English
+    said = await admin(ADD.replace("errors { code field }", "errors { message }"), {"t": "再记一笔", "r": request})
+    assert said["__CAMEL__AddNote"]["errors"] == [{"message": "此求助已关闭，不能再添加记录。"}]
     # the stats figure (register_stats)
     figures = (await admin(STATS))["stats"]["pluginFigures"]
     assert {"plugin": "__NAME__", "key": "__NAME___notes", "value": "2"} in figures

@@ -98,7 +98,7 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(100))
     account_id: Mapped[int | None] = mapped_column(BigInteger)
     organization_id: Mapped[int | None] = mapped_column(BigInteger)
-    # write | read | denied | login | login_failed
+    # write | read | denied | login | login_failed | override
     action: Mapped[str] = mapped_column(String(16))
     operation: Mapped[str] = mapped_column(String(100))
     record_type: Mapped[str | None] = mapped_column(String(64))

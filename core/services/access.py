@@ -12,7 +12,8 @@ from __future__ import annotations
 from sqlalchemy import false, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
+from core.i18n import Text, _
 from core.models import Assignment, Community, CommunityLiaison, HelpRequest, Volunteer
 from core.services.context import ServiceContext, Viewer
 from core.vocab import Role
@@ -110,11 +111,12 @@ def require(ctx: ServiceContext, permission: str) -> None:
         raise DomainError("FORBIDDEN", "You may not do this.")
 
 
-def require_manage(ctx: ServiceContext, permission: str, organization_id: int | None, what: str) -> None:
-    """`permission`, and for organisation administrators only within their own organisation."""
+def require_manage(ctx: ServiceContext, permission: str, organization_id: int | None, what: Text) -> None:
+    """`permission`, and for organisation administrators only within their own organisation (`what`: the
+    records managed, a translatable word such as `_("volunteers")`)."""
     require(ctx, permission)
     if role_of(ctx.viewer) == R.ORGANIZATION_ADMIN and organization_id != ctx.viewer.organization_id:
-        raise DomainError("FORBIDDEN", f"Only {what} of your organisation.", ("input", "organizationId"))
+        raise DomainError("FORBIDDEN", "Only {what} of your organisation.", ("input", "organizationId"), what=what)
 
 
 def owning_organization(ctx: ServiceContext, organization_id: int | None, field: tuple[str, ...]) -> int:
@@ -194,8 +196,10 @@ def assignment_scope(viewer: Viewer) -> ColumnElement[bool]:
     return Assignment.request_id.in_(select(HelpRequest.id).where(request_scope(viewer)))
 
 
-async def require_in_scope(ctx: ServiceContext, model: type, row_id: int, scope: ColumnElement[bool]) -> None:
+async def require_in_scope(
+    ctx: ServiceContext, model: type, row_id: int, scope: ColumnElement[bool], what: Text = _("Record")
+) -> None:
     """NOT_FOUND for rows outside the viewer's scope: whether they exist is not the viewer's business."""
     found = await ctx.session.scalar(select(model.id).where(model.id == row_id, scope))  # type: ignore[attr-defined]
     if found is None:
-        raise DomainError("NOT_FOUND", f"{model.__name__} not found.", ("input", "id"))
+        raise NotFound(what, ("input", "id"))

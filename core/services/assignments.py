@@ -3,28 +3,34 @@
     offered → accepted → completed (with hours)
     offered → declined;  offered / accepted → withdrawn
 
-A volunteer never holds more active (offered or accepted) assignments than their maximum. The service
-checks under the volunteer's row lock for a clear error; the database holds the invariant regardless
-(trigger-maintained counter + CHECK ck_volunteers_capacity), so no code path or race can break it.
-Lock order everywhere: request row, then volunteer row, then assignment rows.
+An offer passes the hard filters of matching (`matching_policy.failed_filters`, the very conditions of the
+candidate search) and finds an open slot on the request; a coordinator may waive the qualification filters
+with an audited reason. A volunteer never holds more active (offered or accepted) assignments than their
+maximum. The service checks under the volunteer's row lock for a clear error; the database holds the
+invariant regardless (trigger-maintained counter + CHECK ck_volunteers_capacity), so no code path or race
+can break it. A request never has more active assignments than volunteers needed: every offer counts them
+under the request's row lock. Lock order everywhere: request row, then volunteer row, then assignment rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import Select, select
 
 from core import events
-from core.errors import DomainError, Validator
+from core.errors import DomainError, UserErrorData, Validator
+from core.i18n import _
 from core.models import Assignment, HelpRequest, Notification, Volunteer
-from core.services import access, help_requests
+from core.services import access, audit, help_requests
+from core.services import matching_policy as policy
 from core.services import validation as check
 from core.services.common import flush, get
 from core.services.context import ServiceContext
 from core.services.pagination import Ordering, Page, paginate
-from core.vocab import AssignmentStatus, Availability, RequestStatus
+from core.vocab import AssignmentStatus, RequestStatus, label
 
 A = AssignmentStatus
 MAX_HOURS = Decimal(200)
@@ -34,13 +40,42 @@ NEWEST_FIRST: Ordering[Assignment] = Ordering(
 )
 
 
-async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: str = "") -> Assignment:
+# Who may waive a qualification filter: the roles that coordinate requests (access.ROLE_PERMISSIONS), people
+# answerable for the choice. Not scripts and jobs (`system`), which hold every permission but no judgement.
+OVERRIDE_ROLES = frozenset(
+    role for role, granted in access.ROLE_PERMISSIONS.items() if "requests.coordinate" in granted
+)
+
+
+async def offer(
+    ctx: ServiceContext,
+    request_id: int,
+    volunteer_id: int,
+    note: str = "",
+    *,
+    override_reason: str | None = None,
+) -> Assignment:
+    """Offer `volunteer_id` the request. The volunteer must pass every hard filter of matching (the same SQL
+    conditions, checked here under the request's and the volunteer's row locks) and the request must have
+    an open slot. With `override_reason`, a coordinator waives the qualification filters (mode, skills,
+    credentials, trainings) the volunteer fails; the waiver is audited. Availability, capacity, staffing,
+    organisation and duplicates are never waived."""
     access.require(ctx, "requests.coordinate")
+    v = Validator()
+    clean_note = check.text(v, ("input", "note"), note, max_length=1000, required=False)
+    reason = None
+    if override_reason is not None:
+        if access.role_of(ctx.viewer) not in OVERRIDE_ROLES:
+            raise DomainError("FORBIDDEN", "Only a coordinator may override matching's filters.", ("input", "override"))
+        reason = check.text(v, ("input", "override", "reason"), override_reason, max_length=1000, label=_("A reason"))
+    v.raise_if_any()
+    # Lock order: request, then volunteer (every writer's). The request's lock also serialises its offers,
+    # so the staffing count below cannot be raced.
     request = await get(
         ctx,
         HelpRequest,
         request_id,
-        what="Help request",
+        what=_("Help request"),
         field=("input", "requestId"),
         lock=True,
         scope=access.request_scope(ctx.viewer),
@@ -48,41 +83,20 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
     if RequestStatus(request.status) not in help_requests.ASSIGNABLE_STATUSES:
         raise DomainError(
             "INVALID_TRANSITION",
-            f"Volunteers can be offered to verified, matched or in-progress requests, not {request.status} ones.",
+            "Volunteers can be offered to verified, matched or in-progress requests, not {status} ones.",
             ("input", "requestId"),
+            status=label(request.status),
         )
     volunteer = await get(
         ctx,
         Volunteer,
         volunteer_id,
-        what="Volunteer",
+        what=_("Volunteer"),
         field=("input", "volunteerId"),
         lock=True,
         scope=access.volunteer_scope(ctx.viewer),
     )
-    if volunteer.availability != Availability.AVAILABLE:
-        raise DomainError(
-            "VOLUNTEER_UNAVAILABLE", f"The volunteer is {volunteer.availability}.", ("input", "volunteerId")
-        )
-    if volunteer.active_assignments >= volunteer.max_concurrent_assignments:
-        raise DomainError(
-            "VOLUNTEER_AT_CAPACITY",
-            f"The volunteer already holds {volunteer.active_assignments} of "
-            f"{volunteer.max_concurrent_assignments} active assignments.",
-            ("input", "volunteerId"),
-        )
-    duplicate = await ctx.session.scalar(
-        select(Assignment.id).where(
-            Assignment.request_id == request_id,
-            Assignment.volunteer_id == volunteer_id,
-            Assignment.status.in_([A.OFFERED.value, A.ACCEPTED.value]),
-        )
-    )
-    if duplicate is not None:
-        raise DomainError("ALREADY_ASSIGNED", "The volunteer already holds this request.", ("input", "volunteerId"))
-    v = Validator()
-    clean_note = check.text(v, ("input", "note"), note, max_length=1000, required=False)
-    v.raise_if_any()
+    waived = await _check_fit(ctx, request, volunteer, overriding=reason is not None)
     now = ctx.now()
     assignment = Assignment(
         request_id=request_id,
@@ -95,6 +109,8 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
     )
     ctx.session.add(assignment)
     await flush(ctx)
+    if waived:
+        _audit_override(ctx, request, assignment, waived, reason or "")
     notify(ctx, volunteer_id, "offer", assignment)
     # The trigger changed the counter in the database; refresh our copy for anyone reading it next.
     await ctx.session.refresh(volunteer, ["active_assignments"])
@@ -102,6 +118,88 @@ async def offer(ctx: ServiceContext, request_id: int, volunteer_id: int, note: s
     if request.status == RequestStatus.VERIFIED:
         await help_requests.transition(ctx, request_id, RequestStatus.MATCHED, "volunteer offered")
     return assignment
+
+
+async def _check_fit(
+    ctx: ServiceContext, request: HelpRequest, volunteer: Volunteer, *, overriding: bool
+) -> list[policy.HardFilter]:
+    """Refuse the pair unless the volunteer passes matching's hard filters and the request has an open slot
+    (every problem at once); answer the filters an override waives."""
+    failed = await policy.failed_filters(ctx.session, request.id, volunteer.id, ctx.now())
+    waived = [f for f in failed if f.overridable] if overriding else []
+    problems = [_problem(f, request, volunteer) for f in failed if f not in waived]
+    held = await policy.staffed(ctx.session, request.id)
+    if held >= request.volunteers_needed:
+        problems.append(
+            UserErrorData.of(
+                policy.FULLY_STAFFED,
+                "The request needs {needed} volunteers and {held} already hold it.",
+                ("input", "requestId"),
+                needed=request.volunteers_needed,
+                held=held,
+            )
+        )
+    if problems:
+        raise DomainError.many(problems)
+    return waived
+
+
+def _problem(f: policy.HardFilter, request: HelpRequest, volunteer: Volunteer) -> UserErrorData:
+    """Why the volunteer fails filter `f`, addressed to the volunteer's field."""
+    field = ("input", "volunteerId")
+    if f.name == "available":
+        return UserErrorData.of(
+            f.code, "The volunteer is {availability}.", field, availability=label(volunteer.availability)
+        )
+    if f.name == "capacity":
+        return UserErrorData.of(
+            f.code,
+            "The volunteer already holds {active} of {maximum} active assignments.",
+            field,
+            active=volunteer.active_assignments,
+            maximum=volunteer.max_concurrent_assignments,
+        )
+    if f.name == "organization":
+        return UserErrorData.of(f.code, "The volunteer belongs to another organisation than the request.", field)
+    if f.name == "not_on_request":
+        return UserErrorData.of(f.code, "The volunteer already holds this request.", field)
+    if f.name == "mode":
+        return UserErrorData.of(
+            f.code,
+            "The request needs someone in person; the volunteer helps {mode}.",
+            field,
+            mode=label(volunteer.mode),
+        )
+    if f.name == "skills":
+        missing = tuple(sorted(set(request.required_skills) - set(volunteer.skills)))
+        return UserErrorData.of(f.code, "The volunteer lacks the required skills: {missing}.", field, missing=missing)
+    if f.name == "credentials":
+        return UserErrorData.of(
+            f.code,
+            "The volunteer holds no {kinds} valid when the request is needed.",
+            field,
+            kinds=tuple(label(kind) for kind in request.required_credentials),
+        )
+    return UserErrorData.of(f.code, "The volunteer lacks a training this kind of request requires.", field)
+
+
+def _audit_override(
+    ctx: ServiceContext, request: HelpRequest, assignment: Assignment, waived: list[policy.HardFilter], reason: str
+) -> None:
+    """Who waived which filters and why, in the request's organisation's trail, in the offer's transaction
+    (a rolled-back offer leaves no entry claiming it happened)."""
+    # Built directly: a ServiceContext for that organisation would rebind the session's tenancy settings for
+    # the rest of this transaction.
+    in_org = dataclasses.replace(ctx.viewer, organization_id=request.organization_id)
+    record = audit.AuditRecord(
+        action="override",
+        operation="offerAssignment",
+        record_type="Assignment",
+        record_id=assignment.id,
+        fields=tuple(f.name for f in waived),
+        detail=f"request {request.id}, volunteer {assignment.volunteer_id}: {reason}",
+    )
+    ctx.session.add(audit.entry(in_org, record, ctx.now()))
 
 
 async def accept(ctx: ServiceContext, assignment_id: int) -> Assignment:
@@ -134,7 +232,7 @@ async def withdraw(ctx: ServiceContext, assignment_id: int, reason: str) -> Assi
     request, assignment = await _lock(ctx, assignment_id)
     _require(assignment, {A.OFFERED, A.ACCEPTED}, "withdrawn")
     v = Validator()
-    assignment.note = check.text(v, ("input", "reason"), reason, max_length=1000, label="A reason")
+    assignment.note = check.text(v, ("input", "reason"), reason, max_length=1000, label=_("A reason"))
     v.raise_if_any()
     assignment.status = A.WITHDRAWN.value
     assignment.finished_at = ctx.now()
@@ -153,7 +251,7 @@ async def complete(ctx: ServiceContext, assignment_id: int, hours: Decimal, note
         )
     v = Validator()
     if hours <= 0 or hours > MAX_HOURS:
-        v.add(("input", "hours"), "OUT_OF_RANGE", f"Hours must be more than 0 and at most {MAX_HOURS}.")
+        v.add(("input", "hours"), "OUT_OF_RANGE", "Hours must be more than 0 and at most {limit}.", limit=MAX_HOURS)
     elif hours != hours.quantize(Decimal("0.01")):
         v.add(("input", "hours"), "OUT_OF_RANGE", "Hours are recorded to two decimals at most.")
     clean_note = check.text(v, ("input", "note"), note, max_length=1000, required=False)
@@ -199,16 +297,22 @@ async def _lock(ctx: ServiceContext, assignment_id: int, own_allowed: bool = Fal
     own = own_allowed and ctx.viewer.volunteer_id is not None and ctx.viewer.volunteer_id == volunteer_id
     if own:
         access.require(ctx, "assignments.respond")
-        request = await get(ctx, HelpRequest, request_id, what="Help request", field=("input", "id"), lock=True)
+        request = await get(ctx, HelpRequest, request_id, what=_("Help request"), field=("input", "id"), lock=True)
     else:
         request = await help_requests.lock(ctx, request_id)
-    assignment = await get(ctx, Assignment, assignment_id, what="Assignment", field=("input", "id"), lock=True)
+    assignment = await get(ctx, Assignment, assignment_id, what=_("Assignment"), field=("input", "id"), lock=True)
     return request, assignment
 
 
 def _require(assignment: Assignment, allowed: set[AssignmentStatus], to: str) -> None:
     if AssignmentStatus(assignment.status) not in allowed:
-        raise DomainError("INVALID_TRANSITION", f"An {assignment.status} assignment cannot be {to}.", ("input", "id"))
+        raise DomainError(
+            "INVALID_TRANSITION",
+            "The assignment is {status} and cannot be {to}.",
+            ("input", "id"),
+            status=label(assignment.status),
+            to=label(to),
+        )
 
 
 def filtered(statuses: Sequence[AssignmentStatus | str] = ()) -> Select[tuple[Assignment]]:

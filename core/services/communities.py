@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 
 from core.errors import DomainError, Validator
+from core.i18n import _
 from core.models import Community, CommunityLiaison, District, Organization, Volunteer
 from core.services import access
 from core.services import validation as check
@@ -16,7 +17,7 @@ from core.services.common import flush, get
 from core.services.context import ServiceContext
 from core.services.pagination import Ordering, Page, paginate
 from core.services.search import contains
-from core.vocab import LIAISON_TEAM_LIMITS, LiaisonRole
+from core.vocab import LIAISON_TEAM_LIMITS, LiaisonRole, label
 
 
 @dataclass
@@ -44,7 +45,7 @@ BY_NAME: Ordering[Community] = Ordering(
 
 
 def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
-    access.require_manage(ctx, "communities.manage", organization_id, "communities")
+    access.require_manage(ctx, "communities.manage", organization_id, _("communities"))
 
 
 async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, object]:
@@ -52,7 +53,7 @@ async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, obj
     _require_manage(ctx, data.organization_id)
     v = Validator()
     values: dict[str, object] = {
-        "name": check.text(v, ("input", "name"), data.name, max_length=100, label="Name"),
+        "name": check.text(v, ("input", "name"), data.name, max_length=100, label=_("Name")),
         "street": check.text(v, ("input", "street"), data.street, max_length=100, required=False),
         "head_name": check.text(v, ("input", "headName"), data.head_name, max_length=50, required=False),
         "head_phone": check.phone(v, ("input", "headPhone"), data.head_phone, required=False),
@@ -61,8 +62,8 @@ async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, obj
     }
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
     v.raise_if_any()
-    await get(ctx, District, data.district_id, what="District", field=("input", "districtId"))
-    await get(ctx, Organization, data.organization_id, what="Organisation", field=ORG_FIELD)
+    await get(ctx, District, data.district_id, what=_("District"), field=("input", "districtId"))
+    await get(ctx, Organization, data.organization_id, what=_("Organisation"), field=ORG_FIELD)
     return values
 
 
@@ -83,7 +84,7 @@ async def update_community(ctx: ServiceContext, community_id: int, changes: Mapp
         ctx,
         Community,
         community_id,
-        what="Community",
+        what=_("Community"),
         field=("input", "id"),
         lock=True,
         scope=access.community_scope(ctx.viewer),
@@ -99,9 +100,9 @@ async def update_community(ctx: ServiceContext, community_id: int, changes: Mapp
 async def add_liaison(ctx: ServiceContext, community_id: int, volunteer_id: int, role: LiaisonRole) -> Community:
     """Seat a volunteer on the community's work group; returns the community."""
     # The community's row lock serialises concurrent additions, so the team limit holds under races.
-    community = await get(ctx, Community, community_id, what="Community", field=("input", "communityId"), lock=True)
+    community = await get(ctx, Community, community_id, what=_("Community"), field=("input", "communityId"), lock=True)
     _require_manage(ctx, community.organization_id)
-    await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    await get(ctx, Volunteer, volunteer_id, what=_("Volunteer"), field=("input", "volunteerId"))
     held = await ctx.session.scalar(
         select(func.count()).where(CommunityLiaison.community_id == community_id, CommunityLiaison.role == role.value)
     )
@@ -109,8 +110,10 @@ async def add_liaison(ctx: ServiceContext, community_id: int, volunteer_id: int,
     if (held or 0) >= limit:
         raise DomainError(
             "LIAISON_TEAM_FULL",
-            f"This community's team already has {limit} {role.value.replace('_', ' ')}(s).",
+            "This community's team already has as many {role}s as it may ({limit}).",
             ("input", "role"),
+            role=label(role),
+            limit=limit,
         )
     ctx.session.add(CommunityLiaison(community_id=community_id, volunteer_id=volunteer_id, role=role.value))
     await flush(ctx)
@@ -118,7 +121,7 @@ async def add_liaison(ctx: ServiceContext, community_id: int, volunteer_id: int,
 
 
 async def remove_liaison(ctx: ServiceContext, community_id: int, volunteer_id: int) -> Community:
-    community = await get(ctx, Community, community_id, what="Community", field=("input", "communityId"), lock=True)
+    community = await get(ctx, Community, community_id, what=_("Community"), field=("input", "communityId"), lock=True)
     _require_manage(ctx, community.organization_id)
     liaison = await ctx.session.scalar(
         select(CommunityLiaison).where(

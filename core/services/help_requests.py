@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, select
 
 from core import events
 from core.errors import DomainError, Validator
+from core.i18n import _
 from core.models import Assignment, Community, HelpRequest, HelpRequestStatusChange
 from core.services import access
 from core.services import validation as check
@@ -33,6 +34,7 @@ from core.vocab import (
     RequestCategory,
     RequestStatus,
     Urgency,
+    label,
 )
 
 S = RequestStatus
@@ -104,21 +106,21 @@ async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpR
     v = Validator()
     values: dict[str, Any] = {
         "community_id": data.community_id,
-        "title": check.text(v, ("input", "title"), data.title, max_length=200, label="Title"),
+        "title": check.text(v, ("input", "title"), data.title, max_length=200, label=_("Title")),
         "description": check.text(v, ("input", "description"), data.description, max_length=4000, required=False),
         "category": RequestCategory(data.category).value,
         "urgency": Urgency(data.urgency).value,
         "population_tags": check.enum_values(data.population_tags),
         "beneficiaries": check.int_range(
-            v, ("input", "beneficiaries"), data.beneficiaries, 1, 1_000_000, "The number of beneficiaries"
+            v, ("input", "beneficiaries"), data.beneficiaries, 1, 1_000_000, _("The number of beneficiaries")
         ),
         "volunteers_needed": check.int_range(
-            v, ("input", "volunteersNeeded"), data.volunteers_needed, 1, 100, "The number of volunteers needed"
+            v, ("input", "volunteersNeeded"), data.volunteers_needed, 1, 100, _("The number of volunteers needed")
         ),
         "required_skills": check.tags(v, ("input", "requiredSkills"), data.required_skills),
         "required_credentials": check.enum_values(data.required_credentials),
         "requester_name": check.text(
-            v, ("input", "requesterName"), data.requester_name, max_length=50, label="The requester's name"
+            v, ("input", "requesterName"), data.requester_name, max_length=50, label=_("The requester's name")
         ),
         "requester_phone": check.phone(v, ("input", "requesterPhone"), data.requester_phone),
         "requester_address": check.text(
@@ -133,7 +135,7 @@ async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpR
         values["needed_by"] = check.future_time(v, ("input", "neededBy"), data.needed_by, ctx.now())
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
     v.raise_if_any()
-    community = await get(ctx, Community, data.community_id, what="Community", field=("input", "communityId"))
+    community = await get(ctx, Community, data.community_id, what=_("Community"), field=("input", "communityId"))
     if (
         await ctx.session.scalar(
             select(Community.id).where(Community.id == community.id, access.community_scope(ctx.viewer))
@@ -173,7 +175,12 @@ async def update(ctx: ServiceContext, request_id: int, changes: Mapping[str, Any
     """Apply the given fields to an open request (absent ones keep their value)."""
     request = await lock(ctx, request_id, "requests.create")
     if RequestStatus(request.status) not in OPEN_REQUEST_STATUSES:
-        raise DomainError("INVALID_TRANSITION", f"A {request.status} request can no longer be edited.", ("input", "id"))
+        raise DomainError(
+            "INVALID_TRANSITION",
+            "The request is {status} and can no longer be edited.",
+            ("input", "id"),
+            status=label(request.status),
+        )
     if "community_id" in changes and changes["community_id"] != request.community_id and request.status != S.SUBMITTED:
         raise DomainError(
             "INVALID_TRANSITION", "Only a submitted request can move to another community.", ("input", "communityId")
@@ -224,7 +231,7 @@ async def lock(ctx: ServiceContext, request_id: int, permission: str = "requests
         ctx,
         HelpRequest,
         request_id,
-        what="Help request",
+        what=_("Help request"),
         field=("input", "id"),
         lock=True,
         scope=access.request_scope(ctx.viewer),
@@ -235,11 +242,22 @@ async def _move(ctx: ServiceContext, request: HelpRequest, to: RequestStatus, re
     """Move a locked request to `to`, or raise INVALID_TRANSITION naming the legal moves."""
     current = RequestStatus(request.status)
     if to not in TRANSITIONS[current]:
-        legal = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none: it is closed"
+        legal = tuple(label(s) for s in sorted(TRANSITIONS[current]))
+        if not legal:
+            raise DomainError(
+                "INVALID_TRANSITION",
+                "The request is {status}, which is final; it cannot become {to}.",
+                ("input", "id"),
+                status=label(current),
+                to=label(to),
+            )
         raise DomainError(
             "INVALID_TRANSITION",
-            f"A {current.value} request cannot become {to.value} (legal: {legal}).",
+            "The request is {status} and cannot become {to} (it can become: {legal}).",
             ("input", "id"),
+            status=label(current),
+            to=label(to),
+            legal=legal,
         )
     now = ctx.now()
     request.status = to.value
@@ -342,7 +360,7 @@ def _record(
 
 def _reason(reason: str) -> str:
     v = Validator()
-    clean = check.text(v, ("input", "reason"), reason, max_length=1000, label="A reason")
+    clean = check.text(v, ("input", "reason"), reason, max_length=1000, label=_("A reason"))
     v.raise_if_any()
     return clean
 
@@ -411,10 +429,18 @@ async def merge(ctx: ServiceContext, keep_id: int, duplicate_id: int, reason: st
     locked = {first: await lock(ctx, first), second: await lock(ctx, second)}
     keep, duplicate = locked[keep_id], locked[duplicate_id]
     if RequestStatus(keep.status) not in OPEN_REQUEST_STATUSES:
-        raise DomainError("INVALID_TRANSITION", f"Cannot merge into a {keep.status} request.", ("input", "keepId"))
+        raise DomainError(
+            "INVALID_TRANSITION",
+            "The request to keep is {status}; nothing can be merged into it.",
+            ("input", "keepId"),
+            status=label(keep.status),
+        )
     if duplicate.status not in (S.SUBMITTED, S.VERIFIED):
         raise DomainError(
-            "INVALID_TRANSITION", f"A {duplicate.status} request cannot be merged away.", ("input", "duplicateId")
+            "INVALID_TRANSITION",
+            "The duplicate is {status}; only a submitted or verified request can be merged away.",
+            ("input", "duplicateId"),
+            status=label(duplicate.status),
         )
     duplicate.duplicate_of_id = keep.id
     note = f"merged into request {keep.id}" + (f": {reason.strip()}" if reason.strip() else "")
@@ -424,7 +450,7 @@ async def merge(ctx: ServiceContext, keep_id: int, duplicate_id: int, reason: st
 
 async def history(ctx: ServiceContext, request_id: int) -> list[HelpRequestStatusChange]:
     access.require(ctx, "requests.read")
-    await access.require_in_scope(ctx, HelpRequest, request_id, access.request_scope(ctx.viewer))
+    await access.require_in_scope(ctx, HelpRequest, request_id, access.request_scope(ctx.viewer), _("Help request"))
     stmt = (
         select(HelpRequestStatusChange)
         .where(HelpRequestStatusChange.request_id == request_id)

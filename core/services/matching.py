@@ -1,10 +1,11 @@
 """Candidates for a help request: hard filters in SQL, then an explained score.
 
-Hard filters (PostgreSQL): available; below their maximum of active assignments; in person (offline) for
-physical help; holding every required skill; holding every required credential valid at the needed-by
-time; having completed the trainings the category requires; not already on (or having declined) this
-request; visible to the viewer. The nearest such volunteers come from a GiST nearest-neighbour scan
-(earthdistance), so the cost does not grow with the number of volunteers.
+Hard filters (PostgreSQL, `matching_policy.proposable`: the same conditions an offer checks): available;
+below their maximum of active assignments; of the request's organisation; not already on this request; in
+person (offline) for physical help; holding every required skill; holding every required credential valid
+when needed; having completed the trainings the category requires. Matching also leaves out whoever declined
+or completed this request, and volunteers the viewer may not see. The nearest such volunteers come from a
+GiST nearest-neighbour scan (earthdistance), so the cost does not grow with the number of volunteers.
 
 Soft score: the weighted sum of distance, skill overlap, current load (fairness), past reliability and
 recency of their last assignment, each in [0, 1], with the breakdown returned. Reserve volunteers are
@@ -16,18 +17,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, not_, or_, select
+from sqlalchemy import func, literal, select
 
 from core.errors import DomainError
-from core.models import Assignment, CategoryTraining, HelpRequest, Volunteer, VolunteerCredential, VolunteerTraining
+from core.i18n import _
+from core.models import Assignment, HelpRequest, Volunteer
 from core.services import access
 from core.services.common import get
 from core.services.context import ServiceContext
-from core.services.matching_policy import PHYSICAL, MatchingPolicy
-from core.vocab import RequestCategory, RequestStatus, VolunteerMode
+from core.services.matching_policy import (
+    PHYSICAL,
+    MatchingPolicy,
+    RequestTerms,
+    in_pool,
+    needed_at,
+    proposable,
+)
+from core.vocab import RequestCategory, RequestStatus, label
 
 MATCHABLE = frozenset({RequestStatus.VERIFIED, RequestStatus.MATCHED, RequestStatus.IN_PROGRESS})
 
@@ -75,76 +83,31 @@ def earth(lat: Any, lng: Any) -> Any:
     return func.ll_to_earth(lat, lng)
 
 
-def qualified(
-    request: Any, at: Any, modes: Sequence[str] | ColumnElement[bool], outer: Sequence[Any] = ()
-) -> ColumnElement[bool]:
-    """The hard filters, against a request given as columns or values (used per request and in batch).
-    `modes`: the allowed volunteer modes, or a condition on Volunteer.mode. `outer`: the FROM elements the
-    request's columns come from, correlated explicitly (they may sit several levels up, as in a LATERAL)."""
-    need = func.unnest(request.required_credentials).table_valued("kind").render_derived(name="need")
-    credential_ok = exists(
-        select(VolunteerCredential.id)
-        .where(
-            VolunteerCredential.volunteer_id == Volunteer.id,
-            VolunteerCredential.kind == need.c.kind,
-            (VolunteerCredential.valid_from.is_(None)) | (VolunteerCredential.valid_from <= at),
-            (VolunteerCredential.expires_at.is_(None)) | (VolunteerCredential.expires_at > at),
-        )
-        .correlate(Volunteer, need, *outer)
+def terms_of(facts: RequestFacts) -> RequestTerms:
+    """One request's terms as bound values."""
+    return RequestTerms(
+        id=literal(facts.id),
+        organization_id=literal(facts.organization_id),
+        category=literal(facts.category),
+        required_skills=literal(list(facts.required_skills), type_=Volunteer.skills.type),
+        required_credentials=literal(list(facts.required_credentials), type_=HelpRequest.required_credentials.type),
+        at=facts.at,
+        physical=facts.physical,
     )
-    # A training the category requires that this volunteer has not completed.
-    missing_training = (
-        select(CategoryTraining.id)
-        .outerjoin(
-            VolunteerTraining,
-            and_(
-                VolunteerTraining.training_id == CategoryTraining.training_id,
-                VolunteerTraining.volunteer_id == Volunteer.id,
-            ),
-        )
-        .where(CategoryTraining.category == request.category, VolunteerTraining.id.is_(None))
-        .correlate(Volunteer, *outer)
-    )
-    return and_(
-        Volunteer.availability == "available",
-        Volunteer.active_assignments < Volunteer.max_concurrent_assignments,
-        Volunteer.mode.in_(list(modes)) if isinstance(modes, (list, tuple)) else modes,
-        # The OR keeps the planner on the nearest-neighbour index: `skills @> '{}'` alone invites the GIN
-        # index on skills, which matches nearly everyone and then needs a full sort by distance.
-        or_(func.cardinality(request.required_skills) == 0, Volunteer.skills.contains(request.required_skills)),
-        not_(
-            exists(
-                select(Assignment.id)
-                .where(
-                    Assignment.request_id == request.id,
-                    Assignment.volunteer_id == Volunteer.id,
-                    Assignment.status.in_(["offered", "accepted", "declined", "completed"]),
-                )
-                .correlate(Volunteer, *outer)
-            )
-        ),
-        not_(exists(select(literal(1)).select_from(need).where(not_(credential_ok)).correlate(Volunteer, *outer))),
-        not_(exists(missing_training)),
-    )
-
-
-def modes_for(physical: bool, reserve: bool) -> list[str]:
-    if reserve:
-        return [VolunteerMode.RESERVE.value]
-    return [VolunteerMode.OFFLINE.value] if physical else [VolunteerMode.OFFLINE.value, VolunteerMode.ONLINE.value]
 
 
 async def request_facts(
     ctx: ServiceContext, request_id: int, field_path: Sequence[str] = ("requestId",)
 ) -> RequestFacts:
     request = await get(
-        ctx, HelpRequest, request_id, what="Help request", field=field_path, scope=access.request_scope(ctx.viewer)
+        ctx, HelpRequest, request_id, what=_("Help request"), field=field_path, scope=access.request_scope(ctx.viewer)
     )
     if RequestStatus(request.status) not in MATCHABLE:
         raise DomainError(
             "NOT_MATCHABLE",
-            f"Only verified, matched or in-progress requests are matched; this one is {request.status}.",
+            "Only verified, matched or in-progress requests are matched; this one is {status}.",
             field_path,
+            status=label(request.status),
         )
     return RequestFacts(
         id=request.id,
@@ -154,33 +117,27 @@ async def request_facts(
         longitude=request.longitude,
         required_skills=tuple(request.required_skills),
         required_credentials=tuple(request.required_credentials),
-        at=request.needed_by or ctx.now(),
+        at=needed_at(request.needed_by, ctx.now()),
     )
 
 
 async def _nearest(
     ctx: ServiceContext, facts: RequestFacts, *, reserve: bool, limit: int
 ) -> list[tuple[int, float | None]]:
-    request = SimpleNamespace(
-        id=literal(facts.id),
-        category=literal(facts.category),
-        required_skills=literal(list(facts.required_skills), type_=Volunteer.skills.type),
-        required_credentials=literal(list(facts.required_credentials), type_=HelpRequest.required_credentials.type),
-    )
     located = facts.latitude is not None
     distance = (
         func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(facts.latitude, facts.longitude))
         if facts.latitude is not None
         else literal(None)
     )
+    request = terms_of(facts)
     stmt = (
         select(Volunteer.id, distance.label("meters"))
         .select_from(Volunteer)
         .where(
-            qualified(request, facts.at, modes_for(facts.physical, reserve)),
+            proposable(request),
+            in_pool(reserve),
             access.volunteer_scope(ctx.viewer),
-            # A volunteer serves the requests of their own organisation (a platform administrator sees all).
-            Volunteer.organization_id == facts.organization_id,
         )
         .limit(limit)
     )

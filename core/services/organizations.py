@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from core.errors import Validator
+from core.i18n import _
 from core.models import District, Organization
 from core.services import access
 from core.services import validation as check
@@ -16,7 +17,7 @@ from core.vocab import DistrictKind, OrganizationKind
 async def create_organization(ctx: ServiceContext, *, name: str, kind: OrganizationKind) -> Organization:
     access.require(ctx, "reference.manage")
     v = Validator()
-    clean_name = check.text(v, ("input", "name"), name, max_length=200, label="Name")
+    clean_name = check.text(v, ("input", "name"), name, max_length=200, label=_("Name"))
     v.raise_if_any()
     org = Organization(name=clean_name, kind=kind.value)
     ctx.session.add(org)
@@ -27,7 +28,7 @@ async def create_organization(ctx: ServiceContext, *, name: str, kind: Organizat
 async def create_district(ctx: ServiceContext, *, name: str, kind: DistrictKind) -> District:
     access.require(ctx, "reference.manage")
     v = Validator()
-    clean_name = check.text(v, ("input", "name"), name, max_length=100, label="Name")
+    clean_name = check.text(v, ("input", "name"), name, max_length=100, label=_("Name"))
     v.raise_if_any()
     district = District(name=clean_name, kind=kind.value)
     ctx.session.add(district)

@@ -58,7 +58,7 @@ async def notify(
     if sum(chosen) != 1:
         raise DomainError("INVALID_INPUT", "A message goes to one volunteer, account or person.", ("recipient",))
     if source != "core" and not kind.startswith(f"{source}."):
-        raise DomainError("INVALID_INPUT", f"A {source} message kind starts with '{source}.'.", ("kind",))
+        raise DomainError("INVALID_INPUT", "A {source} message kind starts with '{source}.'.", ("kind",), source=source)
     values = {
         "volunteer_id": recipient.volunteer_id,
         "account_id": recipient.account_id,

@@ -8,13 +8,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import orjson
-from sqlalchemy import Select, cast, func, literal, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    Numeric,
+    Select,
+    SmallInteger,
+    cast,
+    func,
+    literal,
+    select,
+    tuple_,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import DomainError
@@ -49,14 +66,66 @@ def encode_cursor(ordering: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([ordering, plain])).decode()
 
 
+# Our cursors are a few dozen characters; a longer one was not made by us.
+MAX_CURSOR_LENGTH = 1024
+_INT_BITS = ((SmallInteger, 16), (BigInteger, 64), (Integer, 32))
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def decode_cursor(cursor: str, ordering: Ordering[Any], field: str = "after") -> list[Any]:
+    """The ordering values inside a cursor, each checked against its column's type: a hand-made cursor (a dict,
+    a number past the column's range, a string where a time belongs) is INVALID_CURSOR here, never an error
+    from the database later."""
+    malformed = DomainError("INVALID_CURSOR", "This cursor is malformed.", (field,))
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise malformed
     try:
         name, values = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, binascii.Error, TypeError):
-        raise DomainError("INVALID_CURSOR", "This cursor is malformed.", (field,)) from None
+        raise malformed from None
     if name != ordering.name or not isinstance(values, list) or len(values) != len(ordering.columns):
         raise DomainError("INVALID_CURSOR", "This cursor belongs to another ordering.", (field,))
-    return values
+    try:
+        return [_cursor_value(value, column) for value, column in zip(values, ordering.columns, strict=True)]
+    except (ValueError, TypeError, OverflowError, ArithmeticError):
+        raise malformed from None
+
+
+def _cursor_value(value: Any, column: ColumnElement[Any]) -> Any:
+    """`value` as the Python value of `column`'s type, or ValueError (TypeError, OverflowError)."""
+    type_ = column.type
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        raise TypeError("not an ordering value")
+    if isinstance(type_, Integer):
+        bits = next(b for t, b in _INT_BITS if isinstance(type_, t))
+        if not isinstance(value, int) or not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise ValueError("not an integer of the column's range")
+        return value
+    if isinstance(type_, DateTime):
+        if value in ("infinity", "-infinity"):  # PostgreSQL's, for a missing time sorted last (needed_by)
+            return value
+        moment = datetime.fromisoformat(value)  # TypeError for a non-string
+        if moment.tzinfo is None:
+            raise ValueError("a time without offset")
+        return moment.astimezone(UTC)  # OverflowError near years 1 and 9999
+    if isinstance(type_, Date):
+        return date.fromisoformat(value)
+    if isinstance(type_, Numeric) and not isinstance(type_, Float):
+        number = Decimal(str(value)) if isinstance(value, (int, str)) else None
+        if number is None or not number.is_finite():
+            raise ValueError("not a finite decimal")
+        return number
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return value
+    if isinstance(value, str):
+        if "\x00" in value or _SURROGATE.search(value):
+            raise ValueError("text PostgreSQL cannot hold")
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    raise ValueError("not an ordering value")
 
 
 @dataclass
@@ -77,7 +146,9 @@ class Page(Generic[M]):
 def page_size(first: int | None, max_page_size: int) -> int:
     size = DEFAULT_PAGE_SIZE if first is None else first
     if size < 0 or size > max_page_size:
-        raise DomainError("PAGE_SIZE_EXCEEDED", f"`first` must be between 0 and {max_page_size}.", ("first",))
+        raise DomainError(
+            "PAGE_SIZE_EXCEEDED", "`first` must be between 0 and {limit}.", ("first",), limit=max_page_size
+        )
     return size
 
 

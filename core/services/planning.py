@@ -17,29 +17,28 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
+from datetime import datetime
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-from sqlalchemy import and_, func, literal, not_, or_, select, true
+from sqlalchemy import and_, func, literal, not_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import DomainError, UserErrorData
 from core.models import Assignment, HelpRequest, Volunteer
 from core.services import access, assignments
 from core.services.context import ServiceContext
-from core.services.matching import (
-    MATCHABLE,
-    ScorePart,
-    earth,
-    history_features,
-    qualified,
-    score_parts,
-    volunteer_features,
+from core.services.matching import MATCHABLE, ScorePart, earth, history_features, score_parts, volunteer_features
+from core.services.matching_policy import (
+    MatchingPolicy,
+    RequestTerms,
+    in_pool,
+    needed_at_sql,
+    physical_sql,
+    proposable,
 )
-from core.services.matching_policy import PHYSICAL, MatchingPolicy
-from core.vocab import RequestStatus
+from core.vocab import ACTIVE_ASSIGNMENT_STATUSES, RequestStatus, label
 
 UNCOVERED_COST = 10.0
 # How many nearest available volunteers per request the batch looks at before its hard filters.
@@ -101,8 +100,11 @@ async def _load_requests(ctx: ServiceContext, request_ids: Sequence[int]) -> dic
             problems.append(UserErrorData("Help request not found.", "NOT_FOUND", ("requestIds", str(index))))
         elif RequestStatus(request.status) not in MATCHABLE:
             problems.append(
-                UserErrorData(
-                    f"A {request.status} request cannot be planned.", "NOT_MATCHABLE", ("requestIds", str(index))
+                UserErrorData.of(
+                    "NOT_MATCHABLE",
+                    "A {status} request cannot be planned.",
+                    ("requestIds", str(index)),
+                    status=label(request.status),
                 )
             )
     if problems:
@@ -115,7 +117,10 @@ async def _open_slots(ctx: ServiceContext, requests: dict[int, HelpRequest]) -> 
         (
             await ctx.session.execute(
                 select(Assignment.request_id, func.count())
-                .where(Assignment.request_id.in_(list(requests)), Assignment.status.in_(["offered", "accepted"]))
+                .where(
+                    Assignment.request_id.in_(list(requests)),
+                    Assignment.status.in_(sorted(s.value for s in ACTIVE_ASSIGNMENT_STATUSES)),
+                )
                 .group_by(Assignment.request_id)
             )
         ).all()
@@ -130,7 +135,7 @@ PARALLEL_FROM = 200
 
 
 async def _candidate_pairs(
-    ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: object
+    ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: datetime
 ) -> list[_Pair]:
     """The nearest qualified volunteers of every request (a LATERAL KNN per request). A large batch is
     split across connections of its own: planning only reads, and a proposal may use committed data."""
@@ -150,7 +155,7 @@ async def _candidate_pairs(
 
 
 async def _candidate_pairs_on(
-    ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: object
+    ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: datetime
 ) -> list[_Pair]:
     if not request_ids:
         return []
@@ -163,26 +168,29 @@ async def _candidate_pairs_on(
             HelpRequest.longitude,
             HelpRequest.required_skills,
             HelpRequest.required_credentials,
-            func.coalesce(HelpRequest.needed_by, now).label("at"),
+            needed_at_sql(HelpRequest.needed_by, now).label("at"),
         )
         .where(HelpRequest.id.in_(request_ids))
         .subquery("r")
     )
-    physical = r.c.category.in_([c.value for c in PHYSICAL])
-    if reserve:
-        modes = Volunteer.mode == "reserve"
-    else:
-        modes = or_(Volunteer.mode == "offline", and_(not_(physical), Volunteer.mode == "online"))
     located = r.c.latitude.is_not(None)
-    request = SimpleNamespace(
+    request = RequestTerms(
         id=r.c.id,
+        organization_id=r.c.organization_id,
         category=r.c.category,
         required_skills=r.c.required_skills,
         required_credentials=r.c.required_credentials,
+        at=r.c.at,
+        physical=physical_sql(r.c.category),
     )
-    # A volunteer serves the requests of their own organisation (a platform administrator sees all).
+    # The same hard filters as a single offer (matching_policy), and matching's own "not proposed again".
+    base = and_(
+        proposable(request, outer=(r,)),
+        in_pool(reserve),
+        access.volunteer_scope(ctx.viewer),
+    )
+    # Repeated in the KNN step below (the filters proper come after it).
     same_organisation = Volunteer.organization_id == r.c.organization_id
-    base = and_(qualified(request, r.c.at, modes, outer=(r,)), access.volunteer_scope(ctx.viewer), same_organisation)
     distance = func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(r.c.latitude, r.c.longitude))
     # Two steps, so the planner cannot trade the nearest-neighbour index for a scan: the nearest available
     # volunteers by pure KNN (a LATERAL per request), then the hard filters, then the best few by distance.
@@ -348,9 +356,15 @@ def solve(problem: Problem) -> Plan:
 
 
 async def commit_plan(ctx: ServiceContext, items: Sequence[tuple[int, int]]) -> list[Assignment]:
-    """Offer every (request, volunteer) pair of a plan, all or nothing."""
+    """Offer every (request, volunteer) pair of a plan, all or nothing: each through `assignments.offer`, so
+    under the same locks and hard filters as a single offer (no override); the first pair that no longer
+    fits makes the whole plan STALE_PLAN."""
     access.require(ctx, "requests.coordinate")
-    pairs = sorted(set(items))
+    # Each distinct pair once, in lock order, remembering where the caller listed it (errors point there).
+    position: dict[tuple[int, int], int] = {}
+    for index, pair in enumerate(items):
+        position.setdefault(pair, index)
+    pairs = sorted(position)
     if not pairs:
         raise DomainError("REQUIRED", "A plan needs at least one item.", ("input", "items"))
     # Lock order: requests, then volunteers, each by id: the order single offers use too.
@@ -364,14 +378,19 @@ async def commit_plan(ctx: ServiceContext, items: Sequence[tuple[int, int]]) -> 
         select(Volunteer.id).where(Volunteer.id.in_({v for _, v in pairs})).order_by(Volunteer.id).with_for_update()
     )
     offers = []
-    for index, (request_id, volunteer_id) in enumerate(pairs):
+    for request_id, volunteer_id in pairs:
+        index = position[(request_id, volunteer_id)]
         try:
             offers.append(await assignments.offer(ctx, request_id, volunteer_id, "batch plan"))
         except DomainError as exc:
+            # The first reason, by its code (its wording is the offer's); the whole plan is refused.
             raise DomainError(
                 "STALE_PLAN",
-                f"Item {index} (request {request_id}, volunteer {volunteer_id}) no longer fits: "
-                f"{exc.errors[0].message} Plan again.",
+                "Item {index} (request {request_id}, volunteer {volunteer_id}) no longer fits ({reason}); plan again.",
                 ("input", "items", str(index)),
+                index=index,
+                request_id=request_id,
+                volunteer_id=volunteer_id,
+                reason=exc.code,
             ) from exc
     return offers

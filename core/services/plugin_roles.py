@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import DomainError
+from core.i18n import _
 from core.models import Account, AccountPluginRole
 from core.services import access
 from core.services.common import get
@@ -90,7 +91,7 @@ async def _target(ctx: ServiceContext, account_id: int, role: str) -> Account:
     if role not in plugin_roles(ctx.events):
         raise DomainError("INVALID_INPUT", "No installed plugin declares this role.", ("input", "role"))
     # Another organisation's account is not there at all (row-level security): NOT_FOUND, like a missing one.
-    account = await get(ctx, Account, account_id, what="Account", field=("input", "accountId"), lock=True)
+    account = await get(ctx, Account, account_id, what=_("Account"), field=("input", "accountId"), lock=True)
     if account.organization_id is None:
         raise DomainError(
             "INVALID_INPUT", "Platform administrators hold every plugin permission already.", ("input", "accountId")
@@ -105,7 +106,10 @@ async def grant(ctx: ServiceContext, account_id: int, role: str) -> Account:
     plugin = role.split(".", 1)[0]
     if plugin not in await enabled_for(ctx, account.organization_id):
         raise DomainError(
-            "PLUGIN_DISABLED", f"The {plugin} plugin is not enabled for this organisation.", ("input", "role")
+            "PLUGIN_DISABLED",
+            "The {plugin} plugin is not enabled for this organisation.",
+            ("input", "role"),
+            plugin=plugin,
         )
     await ctx.session.execute(
         insert(AccountPluginRole)

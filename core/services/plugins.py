@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import DomainError
+from core.i18n import _
 from core.models import Organization, PluginEnablement
 from core.services import access
 from core.services.common import get
@@ -52,7 +53,9 @@ async def ensure_enabled(ctx: ServiceContext, plugin: str) -> None:
     anonymous caller (who has no organisation, so "not enabled for you" would be the wrong answer)."""
     access.require_signed_in(ctx)
     if plugin not in await enabled_plugins(ctx):
-        raise DomainError("PLUGIN_DISABLED", f"The {plugin} plugin is not enabled for your organisation.", (plugin,))
+        raise DomainError(
+            "PLUGIN_DISABLED", "The {plugin} plugin is not enabled for your organisation.", (plugin,), plugin=plugin
+        )
 
 
 async def set_enabled(
@@ -72,10 +75,15 @@ async def set_enabled(
     if plugin not in installed:
         if plugin in known:
             raise DomainError(
-                "PLUGIN_NOT_INSTALLED", f"The {plugin} plugin is not loaded in this deployment.", ("input", "plugin")
+                "PLUGIN_NOT_INSTALLED",
+                "The {plugin} plugin is not loaded in this deployment.",
+                ("input", "plugin"),
+                plugin=plugin,
             )
-        raise DomainError("UNKNOWN_PLUGIN", f"There is no plugin called {plugin!r}.", ("input", "plugin"))
-    await get(ctx, Organization, organization_id, what="Organisation", field=("input", "organizationId"))
+        raise DomainError(
+            "UNKNOWN_PLUGIN", "There is no plugin called {plugin}.", ("input", "plugin"), plugin=repr(plugin)
+        )
+    await get(ctx, Organization, organization_id, what=_("Organisation"), field=("input", "organizationId"))
     stmt = insert(PluginEnablement).values(
         organization_id=organization_id, plugin_name=plugin, enabled=enabled, changed_by=ctx.viewer.label
     )

@@ -20,10 +20,12 @@ from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import DomainError, Validator
+from core.i18n import _
 from core.models import Appointment, AvailabilityException, AvailabilityWindow, Volunteer
 from core.services import access
 from core.services.common import constraint_name, get
 from core.services.context import ServiceContext
+from core.services.search import DEFAULT_MAX_RANGE_DAYS, check_range
 
 MAX_APPOINTMENT = timedelta(hours=8)
 MIN_APPOINTMENT = timedelta(minutes=5)
@@ -44,9 +46,19 @@ def _check_interval(v: Validator, start: datetime, end: datetime, now: datetime)
     if end <= start:
         v.add(("input", "end"), "OUT_OF_RANGE", "An appointment ends after it starts.")
     elif end - start < MIN_APPOINTMENT:
-        v.add(("input", "end"), "OUT_OF_RANGE", f"An appointment lasts at least {MIN_APPOINTMENT}.")
+        v.add(
+            ("input", "end"),
+            "OUT_OF_RANGE",
+            "An appointment lasts at least {minutes} minutes.",
+            minutes=MIN_APPOINTMENT // timedelta(minutes=1),
+        )
     elif end - start > MAX_APPOINTMENT:
-        v.add(("input", "end"), "OUT_OF_RANGE", f"An appointment lasts at most {MAX_APPOINTMENT}.")
+        v.add(
+            ("input", "end"),
+            "OUT_OF_RANGE",
+            "An appointment lasts at most {minutes} minutes.",
+            minutes=MAX_APPOINTMENT // timedelta(minutes=1),
+        )
     if start < now:
         v.add(("input", "start"), "IN_PAST", "This time lies in the past.")
 
@@ -92,7 +104,7 @@ async def book(
     v.raise_if_any()
     # The person's row lock serialises bookings of one person: without it, concurrent bookers that
     # overlap wait on each other's exclusion-constraint checks and can deadlock instead of SLOT_TAKEN.
-    await get(ctx, Volunteer, owner_id, what="Staff member", field=("input", "ownerId"), lock=True)
+    await get(ctx, Volunteer, owner_id, what=_("Staff member"), field=("input", "ownerId"), lock=True)
     if not await _within_availability(ctx, owner_id, start, end):
         raise DomainError("OUTSIDE_AVAILABILITY", "This person is not available then.", ("input", "start"))
     appointment = Appointment(
@@ -119,9 +131,9 @@ async def reschedule(
     ctx: ServiceContext, appointment_id: int, start: datetime, end: datetime, buffer: timedelta = DEFAULT_BUFFER
 ) -> Appointment:
     # Person first, then appointment: the lock order of every booking (see `book`).
-    owner_id = (await get(ctx, Appointment, appointment_id, what="Appointment")).owner_id
-    await get(ctx, Volunteer, owner_id, what="Staff member", lock=True)
-    appointment = await get(ctx, Appointment, appointment_id, what="Appointment", lock=True)
+    owner_id = (await get(ctx, Appointment, appointment_id, what=_("Appointment"))).owner_id
+    await get(ctx, Volunteer, owner_id, what=_("Staff member"), lock=True)
+    appointment = await get(ctx, Appointment, appointment_id, what=_("Appointment"), lock=True)
     if appointment.status != "active":
         raise DomainError("INVALID_TRANSITION", "A cancelled appointment cannot be rescheduled.", ("input", "id"))
     v = Validator()
@@ -140,7 +152,7 @@ async def reschedule(
 
 async def cancel(ctx: ServiceContext, appointment_id: int, reason: str) -> Appointment:
     """Frees the slot at once (the constraint only counts active appointments)."""
-    appointment = await get(ctx, Appointment, appointment_id, what="Appointment", lock=True)
+    appointment = await get(ctx, Appointment, appointment_id, what=_("Appointment"), lock=True)
     if appointment.status != "active":
         raise DomainError("INVALID_TRANSITION", "This appointment is cancelled already.", ("input", "id"))
     appointment.status = "cancelled"
@@ -154,8 +166,8 @@ async def _require_calendar_keeper(ctx: ServiceContext, owner_id: int) -> None:
     access.require_signed_in(ctx)
     if ctx.viewer.volunteer_id is not None and ctx.viewer.volunteer_id == owner_id:
         return
-    owner = await get(ctx, Volunteer, owner_id, what="Staff member", field=("input", "volunteerId"))
-    access.require_manage(ctx, "volunteers.manage", owner.organization_id, "calendars")
+    owner = await get(ctx, Volunteer, owner_id, what=_("Staff member"), field=("input", "volunteerId"))
+    access.require_manage(ctx, "volunteers.manage", owner.organization_id, _("calendars"))
 
 
 async def add_window(
@@ -168,7 +180,7 @@ async def add_window(
     try:
         ZoneInfo(timezone)
     except (KeyError, ValueError):
-        v.add(("input", "timezone"), "INVALID_INPUT", f"Unknown time zone {timezone!r}.")
+        v.add(("input", "timezone"), "INVALID_INPUT", "Unknown time zone {zone}.", zone=repr(timezone))
     v.raise_if_any()
     window = AvailabilityWindow(owner_id=owner_id, weekday=weekday, start_time=start, end_time=end, timezone=timezone)
     ctx.session.add(window)
@@ -177,11 +189,19 @@ async def add_window(
 
 
 async def add_exception(
-    ctx: ServiceContext, owner_id: int, start: datetime, end: datetime, reason: str = ""
+    ctx: ServiceContext,
+    owner_id: int,
+    start: datetime,
+    end: datetime,
+    reason: str = "",
+    *,
+    max_days: int = DEFAULT_MAX_RANGE_DAYS,
 ) -> AvailabilityException:
     await _require_calendar_keeper(ctx, owner_id)
-    if end <= start:
-        raise DomainError("OUT_OF_RANGE", "An absence ends after it starts.", ("input", "end"))
+    # An absence longer than any search spans is a missing end date, not a plan.
+    v = Validator()
+    check_range(v, start, end, max_days=max_days, end_field=("input", "end"))
+    v.raise_if_any()
     exception = AvailabilityException(owner_id=owner_id, during=Range(start, end), reason=reason.strip())
     ctx.session.add(exception)
     await ctx.session.flush()
@@ -198,8 +218,14 @@ async def free_slots(
     step: timedelta = timedelta(minutes=15),
     buffer: timedelta = DEFAULT_BUFFER,
     limit: int = 200,
+    max_days: int = DEFAULT_MAX_RANGE_DAYS,
 ) -> list[Slot]:
-    """Bookable slots of `duration` between `start` and `end`, earliest first, for any of `owner_ids`."""
+    """Bookable slots of `duration` between `start` and `end`, earliest first, for any of `owner_ids`.
+    The search walks every day of the range: an end before the start is OUT_OF_RANGE, a range over
+    `max_days` (the deployment's max_range_days, or a feature's tighter cap) RANGE_TOO_LARGE."""
+    v = Validator()
+    check_range(v, start, end, max_days=max_days, allow_empty=True)
+    v.raise_if_any()
     if not owner_ids:
         return []
     start = max(start, ctx.now())
@@ -253,3 +279,43 @@ def _align(moment: datetime, step: timedelta, origin: datetime) -> datetime:
     """The first step boundary (counted from the window's opening) at or after `moment`."""
     steps = -(-(moment - origin) // step)
     return origin + steps * step
+
+
+async def book_earliest(
+    ctx: ServiceContext,
+    owner_ids: Sequence[int],
+    kind: str,
+    earliest: datetime,
+    latest: datetime,
+    duration: timedelta,
+    *,
+    record_id: int | None = None,
+    buffer: timedelta = DEFAULT_BUFFER,
+    max_days: int = DEFAULT_MAX_RANGE_DAYS,
+) -> Appointment:
+    """Book the earliest free slot of `duration` between `earliest` and `latest` with any of `owner_ids`
+    (earliest first, then the lowest id), or SLOT_TAKEN when nobody is free.
+
+    Every candidate's row is locked first, all at once in id order, and only then is the calendar searched:
+    searching first and locking each person as their slot is tried makes two bookers that walk the people
+    in different orders (different start times or candidates) hold one person each and wait for the other's,
+    a deadlock. Under the locks the search is current, so the first slot found is bookable."""
+    v = Validator()
+    check_range(v, earliest, latest, max_days=max_days, end_field=("input", "start"))
+    v.raise_if_any()
+    people = sorted(set(owner_ids))
+    if not people:
+        raise DomainError("SLOT_TAKEN", "Nobody is free then.", ("input", "start"))
+    locked = (
+        await ctx.session.scalars(
+            select(Volunteer.id).where(Volunteer.id.in_(people)).order_by(Volunteer.id).with_for_update()
+        )
+    ).all()
+    for slot in await free_slots(ctx, locked, earliest, latest, duration, buffer=buffer, max_days=max_days):
+        try:
+            return await book(ctx, slot.owner_id, kind, slot.start, slot.end, record_id=record_id, buffer=buffer)
+        except DomainError as refused:
+            # Only a slot lost since the search (an exception added meanwhile) moves on to the next one.
+            if refused.code not in {"SLOT_TAKEN", "OUTSIDE_AVAILABILITY"}:
+                raise
+    raise DomainError("SLOT_TAKEN", "Nobody is free then.", ("input", "start"))

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from core.errors import Validator
+from core.i18n import Text, _
 
 # Mainland mobile: 1[3-9] + 9 digits. Landline: an area code, then a 7–8 digit number, optionally an
 # extension. Area codes are 010 and 02x (the large cities) or 0 + three digits starting 3–9; this
@@ -39,7 +40,7 @@ def phone(v: Validator, field: Sequence[str] | str, raw: str | None, *, required
         return None
     normalized = normalize_phone(raw)
     if normalized is None:
-        v.add(field, "INVALID_PHONE", f"“{raw}” is not a mainland mobile or landline number.")
+        v.add(field, "INVALID_PHONE", "“{value}” is not a mainland mobile or landline number.", value=raw[:40])
     return normalized
 
 
@@ -50,18 +51,28 @@ def text(
     *,
     max_length: int,
     required: bool = True,
-    label: str = "This field",
+    label: Text = _("This field"),
 ) -> str:
+    """`raw` trimmed; REQUIRED when empty (unless optional), OUT_OF_RANGE when longer than `max_length`.
+    `label` names the field in the message: a translatable phrase, e.g. `_("Name")`."""
     value = (raw or "").strip()
     if required and not value:
-        v.add(field, "REQUIRED", f"{label} must not be empty.")
+        v.add(field, "REQUIRED", "{label} must not be empty.", label=label)
     elif len(value) > max_length:
-        v.add(field, "OUT_OF_RANGE", f"{label} is longer than {max_length} characters.")
+        v.add(field, "OUT_OF_RANGE", "{label} is longer than {limit} characters.", label=label, limit=max_length)
     return value
 
 
-def int_range(v: Validator, field: Sequence[str] | str, value: int, low: int, high: int, label: str) -> int:
-    v.check(low <= value <= high, field, "OUT_OF_RANGE", f"{label} must be between {low} and {high}.")
+def int_range(v: Validator, field: Sequence[str] | str, value: int, low: int, high: int, label: Text) -> int:
+    v.check(
+        low <= value <= high,
+        field,
+        "OUT_OF_RANGE",
+        "{label} must be between {low} and {high}.",
+        label=label,
+        low=low,
+        high=high,
+    )
     return value
 
 
@@ -102,11 +113,13 @@ def tags(
         if not tag:
             continue
         if len(tag) > max_length:
-            v.add(field, "OUT_OF_RANGE", f"“{tag[:20]}…” is longer than {max_length} characters.")
+            v.add(
+                field, "OUT_OF_RANGE", "“{value}…” is longer than {limit} characters.", value=tag[:20], limit=max_length
+            )
             continue
         if tag not in out:
             out.append(tag)
-    v.check(len(out) <= max_items, field, "OUT_OF_RANGE", f"At most {max_items} entries.")
+    v.check(len(out) <= max_items, field, "OUT_OF_RANGE", "At most {limit} entries.", limit=max_items)
     return out
 
 

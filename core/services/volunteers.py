@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 
 from core import events
 from core.errors import DomainError, Validator
+from core.i18n import _
 from core.models import District, Organization, Training, Volunteer, VolunteerCredential, VolunteerTraining
 from core.services import access
 from core.services import validation as check
@@ -50,7 +51,7 @@ BY_ID: Ordering[Volunteer] = Ordering(name="volunteer_id", columns=(Volunteer.id
 
 
 def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
-    access.require_manage(ctx, "volunteers.manage", organization_id, "volunteers")
+    access.require_manage(ctx, "volunteers.manage", organization_id, _("volunteers"))
 
 
 # What volunteers may change about themselves.
@@ -60,7 +61,7 @@ SELF_SERVICE_FIELDS = frozenset({"availability"})
 async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunteer | None) -> dict[str, Any]:
     v = Validator()
     values: dict[str, Any] = {
-        "name": check.text(v, ("input", "name"), data.name, max_length=50, label="Name"),
+        "name": check.text(v, ("input", "name"), data.name, max_length=50, label=_("Name")),
         "phone": check.phone(v, ("input", "phone"), data.phone),
         "mode": VolunteerMode(data.mode).value,
         "district_id": data.district_id,
@@ -74,7 +75,7 @@ async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunte
             data.max_concurrent_assignments,
             1,
             50,
-            "The maximum of concurrent assignments",
+            _("The maximum of concurrent assignments"),
         ),
     }
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
@@ -82,13 +83,14 @@ async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunte
         v.add(
             ("input", "maxConcurrentAssignments"),
             "OUT_OF_RANGE",
-            f"The volunteer holds {current.active_assignments} active assignments now; "
+            "The volunteer holds {active} active assignments now; "
             "withdraw some before lowering the maximum below that.",
+            active=current.active_assignments,
         )
     v.raise_if_any()
     if data.district_id is not None:
-        await get(ctx, District, data.district_id, what="District", field=("input", "districtId"))
-    await get(ctx, Organization, data.organization_id, what="Organisation", field=ORG_FIELD)
+        await get(ctx, District, data.district_id, what=_("District"), field=("input", "districtId"))
+    await get(ctx, Organization, data.organization_id, what=_("Organisation"), field=ORG_FIELD)
     taken = await ctx.session.scalar(
         select(Volunteer.id).where(
             Volunteer.organization_id == data.organization_id, Volunteer.phone == values["phone"]
@@ -127,7 +129,7 @@ async def update_volunteer(ctx: ServiceContext, volunteer_id: int, changes: Mapp
         ctx,
         Volunteer,
         volunteer_id,
-        what="Volunteer",
+        what=_("Volunteer"),
         field=("input", "id"),
         lock=True,
         scope=access.volunteer_scope(ctx.viewer),
@@ -152,7 +154,7 @@ async def add_credential(
     valid_from: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> VolunteerCredential:
-    owner = await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    owner = await get(ctx, Volunteer, volunteer_id, what=_("Volunteer"), field=("input", "volunteerId"))
     _require_manage(ctx, owner.organization_id)
     v = Validator()
     clean_number = check.text(v, ("input", "number"), number, max_length=64, required=False)
@@ -179,8 +181,8 @@ async def add_credential(
 async def create_training(ctx: ServiceContext, *, code: str, name: str, description: str = "") -> Training:
     access.require(ctx, "volunteers.manage")
     v = Validator()
-    clean_code = check.text(v, ("input", "code"), code, max_length=50, label="Code").lower()
-    clean_name = check.text(v, ("input", "name"), name, max_length=100, label="Name")
+    clean_code = check.text(v, ("input", "code"), code, max_length=50, label=_("Code")).lower()
+    clean_name = check.text(v, ("input", "name"), name, max_length=100, label=_("Name"))
     clean_description = check.text(v, ("input", "description"), description, max_length=4000, required=False)
     v.raise_if_any()
     if await ctx.session.scalar(select(Training.id).where(Training.code == clean_code)) is not None:
@@ -194,9 +196,9 @@ async def create_training(ctx: ServiceContext, *, code: str, name: str, descript
 async def record_training(
     ctx: ServiceContext, volunteer_id: int, training_id: int, completed_at: datetime
 ) -> VolunteerTraining:
-    owner = await get(ctx, Volunteer, volunteer_id, what="Volunteer", field=("input", "volunteerId"))
+    owner = await get(ctx, Volunteer, volunteer_id, what=_("Volunteer"), field=("input", "volunteerId"))
     _require_manage(ctx, owner.organization_id)
-    await get(ctx, Training, training_id, what="Training", field=("input", "trainingId"))
+    await get(ctx, Training, training_id, what=_("Training"), field=("input", "trainingId"))
     v = Validator()
     if completed_at.tzinfo is None:
         v.add(("input", "completedAt"), "INVALID_INPUT", "Times must carry a UTC offset.")
@@ -236,7 +238,7 @@ async def get_volunteer(ctx: ServiceContext, volunteer_id: int) -> Volunteer:
         ctx,
         Volunteer,
         volunteer_id,
-        what="Volunteer",
+        what=_("Volunteer"),
         field=("input", "volunteerId"),
         scope=access.volunteer_scope(ctx.viewer),
     )

@@ -27,8 +27,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 import core
+from core.i18n import _
 from core.models import Appointment
-from core.services import scheduling, validation
+from core.services import scheduling, search, validation
 from plugins.counseling.models import Client, Counselor, Enrolment, JournalEntry, Programme, RiskFlag, Session
 
 KIND = "counseling.session"
@@ -39,13 +40,20 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 LOW_MOOD_MEAN = 3.0
 TREND_WINDOW = 3
 SEARCH_HORIZON = timedelta(days=14)
-# The widest free-slot search: a month of calendar. Wider ranges are refused (OUT_OF_RANGE), so that one
+# The widest free-slot search: a month of calendar. Wider ranges are refused (RANGE_TOO_LARGE), so that one
 # request cannot make the service walk years of availability windows.
 MAX_SLOT_RANGE = timedelta(days=31)
 MIN_MINUTES, MAX_MINUTES = 10, 180
 SEVERITIES = ("high", "medium", "low")  # most severe first
 SOURCES = frozenset({"mood_trend", "counselor"})
 STATUSES = frozenset({"booked", "attended", "no_show", "cancelled"})
+# How a session's status reads inside a message (translated with it: plugins/counseling/locale).
+STATUS_LABELS = {
+    "booked": _("booked"),
+    "attended": _("attended"),
+    "no_show": _("missed (no-show)"),
+    "cancelled": _("cancelled"),
+}
 PLATFORM_ADMIN = "platform_admin"
 # Roles that serve clients themselves and so see their phone numbers; administrators see them masked.
 SERVING_ROLES = frozenset({"counselor", "social_worker"})
@@ -230,12 +238,18 @@ async def register_counselor(
     core.require(ctx, "counseling.manage")
     v = core.Validator()
     unknown = set(specialties) - SPECIALTIES
-    v.check(not unknown, ("input", "specialties"), "INVALID_INPUT", f"Unknown specialties: {sorted(unknown)}.")
+    v.check(
+        not unknown,
+        ("input", "specialties"),
+        "INVALID_INPUT",
+        "Unknown specialties: {values}.",
+        values=tuple(sorted(unknown)),
+    )
     v.check(
         bool(modes) and set(modes) <= MODES, ("input", "modes"), "INVALID_INPUT", "Modes are online and/or offline."
     )
     v.raise_if_any()
-    person = await _get(ctx, core.Volunteer, volunteer_id, "Volunteer", "volunteerId")
+    person = await _get(ctx, core.Volunteer, volunteer_id, _("Volunteer"), "volunteerId")
     if await ctx.session.scalar(select(Counselor.id).where(Counselor.volunteer_id == volunteer_id)) is not None:
         raise core.DomainError("ALREADY_EXISTS", "This person is a counselor already.", ("input", "volunteerId"))
     counselor = Counselor(
@@ -263,13 +277,13 @@ async def register_client(
     """A client of the caller's organisation (in one of its communities, if one is named)."""
     core.require(ctx, "counseling.manage")
     v = core.Validator()
-    clean_name = validation.text(v, ("input", "name"), name, max_length=50, label="Name")
+    clean_name = validation.text(v, ("input", "name"), name, max_length=50, label=_("Name"))
     clean_phone = validation.phone(v, ("input", "phone"), phone)
     v.check(consent, ("input", "consent"), "REQUIRED", "The client's consent must be recorded first.")
     v.raise_if_any()
     organization_id = own_organisation(ctx)
     if community_id is not None:
-        community = await _get(ctx, core.Community, community_id, "Community", "communityId")
+        community = await _get(ctx, core.Community, community_id, _("Community"), "communityId")
         if community.organization_id != organization_id:  # only a platform administrator sees it at all
             raise core.DomainError(
                 "ORGANIZATION_MISMATCH", "The community belongs to another organisation.", ("input", "communityId")
@@ -366,29 +380,28 @@ async def free_slots(
     language: str | None = None,
     mode: str = "online",
     qualification: str | None = None,
+    max_days: int | None = None,
 ) -> list[tuple[Any, Counselor]]:
     """Free slots of the counselors who fit (among those the caller may address), earliest first. The range
-    spans at most MAX_SLOT_RANGE (a month), the duration 10 to 180 minutes (OUT_OF_RANGE otherwise)."""
+    ends after it starts (OUT_OF_RANGE) and spans at most MAX_SLOT_RANGE (a month), or the deployment's
+    max_range_days if tighter (RANGE_TOO_LARGE); the duration is 10 to 180 minutes (OUT_OF_RANGE)."""
     core.require(ctx, "counseling.manage")
     v = core.Validator()
-    v.check(end > start, ("end",), "OUT_OF_RANGE", "The search ends after it starts.")
-    v.check(
-        end - start <= MAX_SLOT_RANGE,
-        ("end",),
-        "OUT_OF_RANGE",
-        f"Search at most {MAX_SLOT_RANGE.days} days at a time.",
-    )
+    cap = MAX_SLOT_RANGE.days if max_days is None else min(MAX_SLOT_RANGE.days, max_days)
+    search.check_range(v, start, end, max_days=cap, end_field=("end",))
     v.check(
         timedelta(minutes=MIN_MINUTES) <= duration <= timedelta(minutes=MAX_MINUTES),
         ("minutes",),
         "OUT_OF_RANGE",
-        f"A session lasts {MIN_MINUTES} to {MAX_MINUTES} minutes.",
+        "A session lasts {low} to {high} minutes.",
+        low=MIN_MINUTES,
+        high=MAX_MINUTES,
     )
     v.check(mode in MODES, ("mode",), "INVALID_INPUT", "Mode is online or offline.")
     v.raise_if_any()
     found = await matching_counselors(ctx, specialty, language, mode, qualification)
     counselors = {c.volunteer_id: c for c in found}
-    slots = await scheduling.free_slots(ctx, list(counselors), start, end, duration)
+    slots = await scheduling.free_slots(ctx, list(counselors), start, end, duration, max_days=cap)
     return [(s, counselors[s.owner_id]) for s in slots]
 
 
@@ -414,7 +427,9 @@ async def book_session(
         MIN_MINUTES <= minutes <= MAX_MINUTES,
         ("input", "minutes"),
         "OUT_OF_RANGE",
-        f"A session lasts {MIN_MINUTES} to {MAX_MINUTES} minutes.",
+        "A session lasts {low} to {high} minutes.",
+        low=MIN_MINUTES,
+        high=MAX_MINUTES,
     )
     if mode == "online":
         v.check(
@@ -428,11 +443,11 @@ async def book_session(
     if counselor_id is not None and start is None:
         v.add(("input", "start"), "REQUIRED", "Booking a given counselor needs a start time.")
     v.raise_if_any()
-    client = await _get(ctx, Client, client_id, "Client", "clientId")
+    client = await _get(ctx, Client, client_id, _("Client"), "clientId")
     duration = timedelta(minutes=minutes)
     appointment: Appointment | None = None
     if counselor_id is not None:
-        counselor = await _get(ctx, Counselor, counselor_id, "Counselor", "counselorId")
+        counselor = await _get(ctx, Counselor, counselor_id, _("Counselor"), "counselorId")
         same_organisation(client, counselor, "counselorId")
         assert start is not None
         appointment = await scheduling.book(ctx, counselor.volunteer_id, KIND, start, start + duration)
@@ -444,18 +459,18 @@ async def book_session(
             )
         by_person = {c.volunteer_id: c for c in counselors}
         earliest = start or ctx.now()
-        slots = await scheduling.free_slots(ctx, list(by_person), earliest, earliest + SEARCH_HORIZON, duration)
-        for slot in slots:
-            try:
-                appointment = await scheduling.book(ctx, slot.owner_id, KIND, slot.start, slot.end)
-            except core.DomainError:
-                continue  # taken since the search: try the next one
-            counselor = by_person[slot.owner_id]
-            break
-        if appointment is None:
+        # Every candidate is locked in id order before the search: bookers cannot wait on each other in a cycle.
+        try:
+            appointment = await core.book_earliest_appointment(
+                ctx, list(by_person), KIND, earliest, earliest + SEARCH_HORIZON, duration
+            )
+        except core.DomainError as refused:
+            if refused.code != "SLOT_TAKEN":
+                raise
             raise core.DomainError(
                 "SLOT_TAKEN", "No matching counselor is free in the next 14 days.", ("input", "start")
-            )
+            ) from refused
+        counselor = by_person[appointment.owner_id]
     session = Session(
         counselor_id=counselor.id,
         client_id=client_id,
@@ -472,7 +487,7 @@ async def book_session(
 
 
 async def _session(ctx: core.ServiceContext, session_id: int) -> Session:
-    return await _get(ctx, Session, session_id, "Session", lock=True)
+    return await _get(ctx, Session, session_id, _("Session"), lock=True)
 
 
 async def list_sessions(
@@ -483,7 +498,13 @@ async def list_sessions(
     core.require(ctx, "counseling.manage")
     v = core.Validator()
     unknown = set(f.statuses) - STATUSES
-    v.check(not unknown, ("filter", "statuses"), "INVALID_INPUT", f"Unknown statuses: {sorted(unknown)}.")
+    v.check(
+        not unknown,
+        ("filter", "statuses"),
+        "INVALID_INPUT",
+        "Unknown statuses: {values}.",
+        values=tuple(sorted(unknown)),
+    )
     if f.start_from is not None and f.start_to is not None:
         v.check(f.start_to > f.start_from, ("filter", "to"), "OUT_OF_RANGE", "The range ends after it starts.")
     v.raise_if_any()
@@ -506,7 +527,10 @@ async def reschedule_session(ctx: core.ServiceContext, session_id: int, start: d
     session = await _session(ctx, session_id)
     if session.status != "booked":
         raise core.DomainError(
-            "INVALID_TRANSITION", f"A {session.status} session cannot be rescheduled.", ("input", "id")
+            "INVALID_TRANSITION",
+            "The session is {status} and cannot be rescheduled.",
+            ("input", "id"),
+            status=STATUS_LABELS.get(session.status, session.status),
         )
     await scheduling.reschedule(ctx, session.appointment_id, start, start + timedelta(minutes=minutes))
     return session
@@ -517,10 +541,13 @@ async def cancel_session(ctx: core.ServiceContext, session_id: int, reason: str)
     session = await _session(ctx, session_id)
     if session.status != "booked":
         raise core.DomainError(
-            "INVALID_TRANSITION", f"A {session.status} session cannot be cancelled.", ("input", "id")
+            "INVALID_TRANSITION",
+            "The session is {status} and cannot be cancelled.",
+            ("input", "id"),
+            status=STATUS_LABELS.get(session.status, session.status),
         )
     v = core.Validator()
-    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
+    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label=_("A reason"))
     v.raise_if_any()
     session.status, session.cancel_reason = "cancelled", clean
     await scheduling.cancel(ctx, session.appointment_id, clean)
@@ -531,8 +558,13 @@ async def mark_session(ctx: core.ServiceContext, session_id: int, attended: bool
     core.require(ctx, "counseling.manage")
     session = await _session(ctx, session_id)
     if session.status != "booked":
-        raise core.DomainError("INVALID_TRANSITION", f"A {session.status} session cannot be marked.", ("input", "id"))
-    appointment = await _get(ctx, Appointment, session.appointment_id, "Appointment")
+        raise core.DomainError(
+            "INVALID_TRANSITION",
+            "The session is {status} and cannot be marked.",
+            ("input", "id"),
+            status=STATUS_LABELS.get(session.status, session.status),
+        )
+    appointment = await _get(ctx, Appointment, session.appointment_id, _("Appointment"))
     if appointment.during.lower > ctx.now():
         raise core.DomainError("INVALID_TRANSITION", "A session is marked once it has started.", ("input", "id"))
     session.status = "attended" if attended else "no_show"
@@ -617,7 +649,7 @@ async def create_programme(ctx: core.ServiceContext, name: str, prompts: Sequenc
     """A programme of the caller's organisation; names are unique within an organisation."""
     core.require(ctx, "counseling.manage")
     v = core.Validator()
-    clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
+    clean = validation.text(v, ("input", "name"), name, max_length=100, label=_("Name"))
     v.check(1 <= len(prompts) <= 90, ("input", "prompts"), "OUT_OF_RANGE", "A programme has 1 to 90 daily prompts.")
     v.raise_if_any()
     organization_id = own_organisation(ctx)
@@ -638,8 +670,8 @@ async def create_programme(ctx: core.ServiceContext, name: str, prompts: Sequenc
 
 async def enrol(ctx: core.ServiceContext, client_id: int, programme_id: int, starts_on: date) -> Enrolment:
     core.require(ctx, "counseling.manage")
-    client = await _get(ctx, Client, client_id, "Client", "clientId")
-    programme = await _get(ctx, Programme, programme_id, "Programme", "programmeId")
+    client = await _get(ctx, Client, client_id, _("Client"), "clientId")
+    programme = await _get(ctx, Programme, programme_id, _("Programme"), "programmeId")
     same_organisation(client, programme, "programmeId")
     enrolment = Enrolment(client_id=client_id, programme_id=programme_id, starts_on=starts_on, days=programme.days)
     ctx.session.add(enrolment)
@@ -656,7 +688,7 @@ async def add_entry(
 ) -> JournalEntry:
     """Today's entry (or `on`'s), within the enrolment period; may raise a risk flag."""
     core.require(ctx, "counseling.manage")
-    enrolment = await _get(ctx, Enrolment, enrolment_id, "Enrolment", "enrolmentId")
+    enrolment = await _get(ctx, Enrolment, enrolment_id, _("Enrolment"), "enrolmentId")
     entry_date = on or today(ctx)
     day = (entry_date - enrolment.starts_on).days + 1
     v = core.Validator()
@@ -689,7 +721,7 @@ async def trend(ctx: core.ServiceContext, enrolment_id: int) -> list[tuple[int, 
 
 
 async def missed_days(ctx: core.ServiceContext, enrolment_id: int) -> list[int]:
-    enrolment = await _get(ctx, Enrolment, enrolment_id, "Enrolment", "enrolmentId")
+    enrolment = await _get(ctx, Enrolment, enrolment_id, _("Enrolment"), "enrolmentId")
     return _missed(ctx, enrolment, await trend(ctx, enrolment_id))
 
 
@@ -758,7 +790,7 @@ async def flag_risk(ctx: core.ServiceContext, client_id: int, severity: str, not
     core.require(ctx, "counseling.manage")
     if severity not in SEVERITIES:
         raise core.DomainError("INVALID_INPUT", "Severity is low, medium or high.", ("input", "severity"))
-    await _get(ctx, Client, client_id, "Client", "clientId")
+    await _get(ctx, Client, client_id, _("Client"), "clientId")
     return await raise_flag(ctx, client_id, severity, source="counselor", note=note)
 
 
@@ -778,7 +810,9 @@ async def open_flags(
     core.require(ctx, SUPERVISE)
     unknown = set(f.severities) - set(SEVERITIES)
     if unknown:
-        raise core.DomainError("INVALID_INPUT", f"Unknown severities: {sorted(unknown)}.", ("filter", "severities"))
+        raise core.DomainError(
+            "INVALID_INPUT", "Unknown severities: {values}.", ("filter", "severities"), values=tuple(sorted(unknown))
+        )
     stmt = select(RiskFlag).where(RiskFlag.resolved_at.is_(None), supervised(ctx))
     if f.client_id is not None:
         stmt = stmt.where(RiskFlag.client_id == f.client_id)
@@ -796,7 +830,7 @@ async def resolve_flag(ctx: core.ServiceContext, flag_id: int) -> RiskFlag:
     NOT_FOUND, like a missing one. A mood trend may raise a new flag for the client afterwards."""
     core.require(ctx, SUPERVISE)
     flag = await core.get_row(
-        ctx, RiskFlag, flag_id, what="Risk flag", field=("input", "id"), lock=True, scope=supervised(ctx)
+        ctx, RiskFlag, flag_id, what=_("Risk flag"), field=("input", "id"), lock=True, scope=supervised(ctx)
     )
     if flag.resolved_at is not None:
         raise core.DomainError("INVALID_TRANSITION", "This flag is resolved already.", ("input", "id"))

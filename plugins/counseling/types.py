@@ -573,6 +573,7 @@ class CounselingQuery:
             specialty=specialty,
             language=language,
             mode=mode.value,
+            max_days=info.context.settings.max_range_days,
             qualification=qualification,
         )
         return [CounselingSlot(start=s.start, end=s.end, counselor=CounselingCounselor.of(c)) for s, c in found]

@@ -65,3 +65,10 @@ def register_error_codes() -> dict[str, str]:
         "SAME_WAREHOUSE": "A transfer goes to another warehouse.",
         "IDEMPOTENCY_MISMATCH": "The idempotency key was used with other arguments.",
     }
+
+
+@core.hookimpl
+def register_translations() -> dict[str, Path]:
+    # The plugin's own messages in Chinese (core's are in core/locale): `yunshegong messages plugins/supplies
+    # --po plugins/supplies/locale/zh_CN.po` adds new ones for the translator.
+    return {"zh_CN": Path(__file__).parent / "locale" / "zh_CN.po"}

@@ -22,6 +22,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 import core
+from core.i18n import _
 from core.services import help_requests, validation
 from plugins.supplies.models import (
     CATEGORIES,
@@ -39,6 +40,13 @@ from plugins.supplies.models import (
 )
 
 MAX_QUANTITY = 10_000_000
+# How a distribution's status reads inside a message (translated with it: plugins/supplies/locale).
+STATUS_LABELS = {
+    "planned": _("planned"),
+    "dispatched": _("dispatched"),
+    "delivered": _("delivered"),
+    "cancelled": _("cancelled"),
+}
 
 
 async def _get(ctx: core.ServiceContext, model: type, pk: int, what: str, field: str = "id") -> Any:
@@ -99,7 +107,8 @@ def _quantity(v: core.Validator, quantity: int, field: str = "quantity") -> None
         0 < quantity <= MAX_QUANTITY,
         ("input", field),
         "OUT_OF_RANGE",
-        f"A quantity is a whole number from 1 to {MAX_QUANTITY}.",
+        "A quantity is a whole number from 1 to {limit}.",
+        limit=MAX_QUANTITY,
     )
 
 
@@ -110,11 +119,15 @@ async def create_item(ctx: core.ServiceContext, name: str, category: str, unit: 
     """An item of the caller's organisation's catalogue (names are unique per organisation)."""
     organization_id = _manage(ctx)
     v = core.Validator()
-    clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
+    clean = validation.text(v, ("input", "name"), name, max_length=100, label=_("Name"))
     v.check(
-        category in CATEGORIES, ("input", "category"), "INVALID_INPUT", f"Category is one of {', '.join(CATEGORIES)}."
+        category in CATEGORIES,
+        ("input", "category"),
+        "INVALID_INPUT",
+        "Category is one of {values}.",
+        values=CATEGORIES,
     )
-    clean_unit = validation.text(v, ("input", "unit"), unit, max_length=16, label="Unit")
+    clean_unit = validation.text(v, ("input", "unit"), unit, max_length=16, label=_("Unit"))
     v.raise_if_any()
     if (
         await ctx.session.scalar(select(Item.id).where(Item.organization_id == organization_id, Item.name == clean))
@@ -131,7 +144,7 @@ async def create_warehouse(ctx: core.ServiceContext, name: str, address: str = "
     """A warehouse of the caller's organisation (names are unique per organisation)."""
     organization_id = _manage(ctx)
     v = core.Validator()
-    clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
+    clean = validation.text(v, ("input", "name"), name, max_length=100, label=_("Name"))
     v.raise_if_any()
     if (
         await ctx.session.scalar(
@@ -166,7 +179,7 @@ async def create_donor(ctx: core.ServiceContext, name: str, kind: str, contact: 
     """A donor of the caller's organisation (its contact is visible to that organisation's staff only)."""
     organization_id = _manage(ctx)
     v = core.Validator()
-    clean = validation.text(v, ("input", "name"), name, max_length=100, label="Name")
+    clean = validation.text(v, ("input", "name"), name, max_length=100, label=_("Name"))
     v.check(kind in DONOR_KINDS, ("input", "kind"), "INVALID_INPUT", "Kind is organization or person.")
     v.raise_if_any()
     donor = Donor(organization_id=organization_id, name=clean, kind=kind, contact=contact.strip())
@@ -182,9 +195,9 @@ async def receive_money(
     _manage(ctx)
     fen = to_fen(amount)
     v = core.Validator()
-    receipt = validation.text(v, ("input", "receiptNo"), receipt_no, max_length=64, label="The receipt number")
+    receipt = validation.text(v, ("input", "receiptNo"), receipt_no, max_length=64, label=_("The receipt number"))
     v.raise_if_any()
-    donor = await _get(ctx, Donor, donor_id, "Donor", "donorId")
+    donor = await _get(ctx, Donor, donor_id, _("Donor"), "donorId")
     if (
         await ctx.session.scalar(
             select(MoneyDonation.id).where(
@@ -215,9 +228,9 @@ async def allocate(ctx: core.ServiceContext, donation_id: int, amount: Decimal |
     _manage(ctx)
     fen = to_fen(amount)
     v = core.Validator()
-    clean = validation.text(v, ("input", "purpose"), purpose, max_length=500, label="A purpose")
+    clean = validation.text(v, ("input", "purpose"), purpose, max_length=500, label=_("A purpose"))
     v.raise_if_any()
-    await core.get_row(ctx, MoneyDonation, donation_id, what="Donation", field=("input", "donationId"), lock=True)
+    await core.get_row(ctx, MoneyDonation, donation_id, what=_("Donation"), field=("input", "donationId"), lock=True)
     if fen > await unallocated_fen(ctx, donation_id):
         raise core.DomainError("INSUFFICIENT_FUNDS", "More than is left of this donation.", ("input", "amount"))
     allocation = MoneyAllocation(donation_id=donation_id, amount_fen=fen, purpose=clean)
@@ -284,9 +297,9 @@ async def receive(
     v = core.Validator()
     _quantity(v, quantity)
     v.raise_if_any()
-    item = await _get(ctx, Item, item_id, "Item", "itemId")
-    warehouse = await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
-    donor = None if donor_id is None else await _get(ctx, Donor, donor_id, "Donor", "donorId")
+    item = await _get(ctx, Item, item_id, _("Item"), "itemId")
+    warehouse = await _get(ctx, Warehouse, warehouse_id, _("Warehouse"), "warehouseId")
+    donor = None if donor_id is None else await _get(ctx, Donor, donor_id, _("Donor"), "donorId")
     _same_organization(item, warehouse, donor)
     if item.batched and expires_on is None:
         raise core.DomainError(
@@ -318,9 +331,9 @@ async def transfer(
         "A transfer goes to another warehouse.",
     )
     v.raise_if_any()
-    batch = await _get(ctx, Batch, batch_id, "Batch", "batchId")
-    source = await _get(ctx, Warehouse, from_warehouse, "Warehouse", "fromWarehouseId")
-    target = await _get(ctx, Warehouse, to_warehouse, "Warehouse", "toWarehouseId")
+    batch = await _get(ctx, Batch, batch_id, _("Batch"), "batchId")
+    source = await _get(ctx, Warehouse, from_warehouse, _("Warehouse"), "fromWarehouseId")
+    target = await _get(ctx, Warehouse, to_warehouse, _("Warehouse"), "toWarehouseId")
     _same_organization(batch, source, target)
     if not await _take(ctx, batch_id, from_warehouse, quantity):
         raise core.DomainError(
@@ -338,10 +351,10 @@ async def adjust(ctx: core.ServiceContext, *, batch_id: int, warehouse_id: int, 
     _manage(ctx)
     v = core.Validator()
     v.check(delta != 0 and abs(delta) <= MAX_QUANTITY, ("input", "delta"), "OUT_OF_RANGE", "An adjustment is not zero.")
-    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
+    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label=_("A reason"))
     v.raise_if_any()
-    batch = await _get(ctx, Batch, batch_id, "Batch", "batchId")
-    warehouse = await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    batch = await _get(ctx, Batch, batch_id, _("Batch"), "batchId")
+    warehouse = await _get(ctx, Warehouse, warehouse_id, _("Warehouse"), "warehouseId")
     _same_organization(batch, warehouse)
     if delta > 0:
         await _put(ctx, batch_id, warehouse_id, delta)
@@ -356,16 +369,18 @@ async def reverse(ctx: core.ServiceContext, movement_id: int, reason: str) -> Mo
     """Undo a wrong entry with its opposite (the ledger itself is never edited)."""
     _manage(ctx)
     v = core.Validator()
-    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
+    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label=_("A reason"))
     v.raise_if_any()
     # The movement's batch and warehouse are of its organisation: visible whenever the movement is.
-    original = await core.get_row(ctx, Movement, movement_id, what="Movement", field=("input", "movementId"), lock=True)
+    original = await core.get_row(
+        ctx, Movement, movement_id, what=_("Movement"), field=("input", "movementId"), lock=True
+    )
     if original.kind == "reversal":
         raise core.DomainError("INVALID_TRANSITION", "A reversal cannot itself be reversed.", ("input", "movementId"))
     if original.kind in ("transfer_out", "transfer_in", "distribution"):
         raise core.DomainError(
             "INVALID_TRANSITION",
-            f"A {original.kind} is undone by a new transfer or delivery correction, not reversed.",
+            "A transfer or distribution is undone by a new transfer or delivery correction, not reversed.",
             ("input", "movementId"),
         )
     if await ctx.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id)) is not None:
@@ -418,12 +433,14 @@ async def distribute(
         "A distribution goes to exactly one of: a community, a help request, a person.",
     )
     v.raise_if_any()
-    item = await _get(ctx, Item, item_id, "Item", "itemId")
-    warehouse = await _get(ctx, Warehouse, warehouse_id, "Warehouse", "warehouseId")
+    item = await _get(ctx, Item, item_id, _("Item"), "itemId")
+    warehouse = await _get(ctx, Warehouse, warehouse_id, _("Warehouse"), "warehouseId")
     community = (
-        None if community_id is None else await _get(ctx, core.Community, community_id, "Community", "communityId")
+        None if community_id is None else await _get(ctx, core.Community, community_id, _("Community"), "communityId")
     )
-    request = None if request_id is None else await _get(ctx, core.HelpRequest, request_id, "Help request", "requestId")
+    request = (
+        None if request_id is None else await _get(ctx, core.HelpRequest, request_id, _("Help request"), "requestId")
+    )
     _same_organization(item, warehouse, community, request)
     # Lock this item's balances in the warehouse, earliest expiry first: concurrent distributions queue here.
     # (Item and warehouse are visible and of one organisation, so are their balances: a short sum is real.)
@@ -465,7 +482,10 @@ async def dispatch(ctx: core.ServiceContext, distribution_id: int) -> Distributi
     distribution = await _locked(ctx, distribution_id)
     if distribution.status != "planned":
         raise core.DomainError(
-            "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be dispatched.", ("input", "id")
+            "INVALID_TRANSITION",
+            "The distribution is {status} and cannot be dispatched.",
+            ("input", "id"),
+            status=STATUS_LABELS.get(distribution.status, distribution.status),
         )
     distribution.status, distribution.dispatched_at = "dispatched", ctx.now()
     await _flush(ctx)
@@ -487,7 +507,10 @@ async def confirm_delivery(
         _manage(ctx)
     if distribution.status != "dispatched":
         raise core.DomainError(
-            "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be delivered.", ("input", "id")
+            "INVALID_TRANSITION",
+            "The distribution is {status} and cannot be delivered.",
+            ("input", "id"),
+            status=STATUS_LABELS.get(distribution.status, distribution.status),
         )
     picks = list(
         (
@@ -501,7 +524,7 @@ async def confirm_delivery(
     sent = -sum(m.quantity for m in picks)
     received = sent if delivered is None else delivered
     if not 0 <= received <= sent:
-        raise core.DomainError("OUT_OF_RANGE", f"Between 0 and the {sent} sent.", ("input", "delivered"))
+        raise core.DomainError("OUT_OF_RANGE", "Between 0 and the {sent} sent.", ("input", "delivered"), sent=sent)
     shortfall = sent - received
     for pick in picks:  # latest-expiring batch first back into stock
         if shortfall == 0:
@@ -534,12 +557,15 @@ async def cancel_distribution(ctx: core.ServiceContext, distribution_id: int, re
     smaller `delivered` quantity brings back what did not arrive."""
     _manage(ctx)
     v = core.Validator()
-    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label="A reason")
+    clean = validation.text(v, ("input", "reason"), reason, max_length=500, label=_("A reason"))
     v.raise_if_any()
     distribution = await _locked(ctx, distribution_id)
     if distribution.status != "planned":
         raise core.DomainError(
-            "INVALID_TRANSITION", f"A {distribution.status} distribution cannot be cancelled.", ("input", "id")
+            "INVALID_TRANSITION",
+            "The distribution is {status} and cannot be cancelled.",
+            ("input", "id"),
+            status=STATUS_LABELS.get(distribution.status, distribution.status),
         )
     picks = (
         await ctx.session.scalars(
@@ -581,7 +607,9 @@ async def _fulfil_if_complete(ctx: core.ServiceContext, request_id: int, distrib
 
 async def _locked(ctx: core.ServiceContext, distribution_id: int) -> Distribution:
     """The distribution, row-locked; NOT_FOUND also for one of another organisation."""
-    return await core.get_row(ctx, Distribution, distribution_id, what="Distribution", field=("input", "id"), lock=True)
+    return await core.get_row(
+        ctx, Distribution, distribution_id, what=_("Distribution"), field=("input", "id"), lock=True
+    )
 
 
 # -- idempotency ------------------------------------------------------------------------------------------------------
@@ -647,11 +675,19 @@ class CategoryFigures:
         return self.opening + self.received + self.adjusted + self.transferred_net == self.on_hand + self.distributed
 
 
+def _in_order(since: datetime | None, until: datetime | None, field: tuple[str, ...]) -> None:
+    """A period that ends before it starts is a mistake to point out, not an empty answer. (A long one is fine:
+    these are paged lists and one grouped sum, not walks over each day.)"""
+    if since is not None and until is not None and until < since:
+        raise core.DomainError("OUT_OF_RANGE", "The period ends before it starts.", field)
+
+
 async def report(
     ctx: core.ServiceContext, since: datetime | None = None, until: datetime | None = None
 ) -> list[CategoryFigures]:
     """Per category over [since, until) (default: all time). On hand is stock at the end of the period."""
     core.require(ctx, "supplies.manage")
+    _in_order(since, until, ("until",))
     flows = (
         select(Item.category, Movement.kind, func.sum(Movement.quantity))
         .join(Batch, Batch.id == Movement.batch_id)
@@ -759,6 +795,10 @@ class StockLine:
     batch_id: int = 0
 
 
+# "Expiring within N days": ten years covers every shelf life; beyond, date arithmetic would overflow.
+MAX_NEAR_EXPIRY_DAYS = 3650
+
+
 async def stock_lines(
     ctx: core.ServiceContext,
     *,
@@ -770,6 +810,10 @@ async def stock_lines(
     """On hand (more than zero) per item, warehouse and batch; optionally only what expires within N days, runs
     below a level, or lies in one warehouse or is of one item."""
     core.require(ctx, "supplies.manage")
+    if near_expiry_days is not None and not 0 <= near_expiry_days <= MAX_NEAR_EXPIRY_DAYS:
+        raise core.DomainError(
+            "OUT_OF_RANGE", "Between 0 and {limit} days.", ("nearExpiryDays",), limit=MAX_NEAR_EXPIRY_DAYS
+        )
     stmt = (
         select(
             Item.name,
@@ -841,7 +885,7 @@ async def trace(ctx: core.ServiceContext, batch_id: int) -> list[Movement]:
     """Where one donation line's goods went: every movement of its batch, in order (exact per batch,
     since distributions pick by batch, first expiry first)."""
     core.require(ctx, "supplies.manage")
-    await _get(ctx, Batch, batch_id, "Batch", "batchId")
+    await _get(ctx, Batch, batch_id, _("Batch"), "batchId")
     rows = await ctx.session.scalars(select(Movement).where(Movement.batch_id == batch_id).order_by(Movement.id))
     return list(rows.all())
 
@@ -864,7 +908,7 @@ async def report_by(ctx: core.ServiceContext, dimension: str) -> list[tuple[str,
     (distributed only) or donor (of the goods)."""
     core.require(ctx, "supplies.manage")
     if dimension not in REPORT_DIMENSIONS:
-        raise core.DomainError("INVALID_INPUT", f"Report by one of {', '.join(REPORT_DIMENSIONS)}.", ("by",))
+        raise core.DomainError("INVALID_INPUT", "Report by one of {values}.", ("by",), values=REPORT_DIMENSIONS)
     keys = {
         "category": Item.category,
         "warehouse": Warehouse.name,
@@ -1013,6 +1057,7 @@ async def list_donations(
 ) -> core.Page[MoneyDonation]:
     """Money donations, newest first; `since`/`until` bound when they were received ([since, until))."""
     core.require(ctx, "supplies.manage")
+    _in_order(f.since, f.until, ("filter", "until"))
     stmt = select(MoneyDonation)
     if f.donor_id is not None:
         stmt = stmt.where(MoneyDonation.donor_id == f.donor_id)
@@ -1037,7 +1082,7 @@ async def list_allocations(
     core.require(ctx, "supplies.manage")
     stmt = select(MoneyAllocation)
     if f.donation_id is not None:
-        await core.get_row(ctx, MoneyDonation, f.donation_id, what="Donation", field=("filter", "donationId"))
+        await core.get_row(ctx, MoneyDonation, f.donation_id, what=_("Donation"), field=("filter", "donationId"))
         stmt = stmt.where(MoneyAllocation.donation_id == f.donation_id)
     return await core.paginate(ctx, stmt, ALLOCATION_ORDER, first=first, after=after)
 
@@ -1067,6 +1112,7 @@ async def list_distributions(
 ) -> core.Page[Distribution]:
     """Distributions, newest first; `since`/`until` bound when they were planned ([since, until))."""
     core.require(ctx, "supplies.manage")
+    _in_order(f.since, f.until, ("filter", "until"))
     stmt = select(Distribution)
     if f.statuses:
         stmt = stmt.where(Distribution.status.in_(f.statuses))
@@ -1121,13 +1167,14 @@ async def list_movements(
 ) -> core.Page[Movement]:
     """The stock ledger, in the order it was written; `since`/`until` bound when ([since, until))."""
     core.require(ctx, "supplies.manage")
+    _in_order(f.since, f.until, ("filter", "until"))
     return await core.paginate(ctx, movements_statement(f), LEDGER_ORDER, first=first, after=after)
 
 
 async def batch(ctx: core.ServiceContext, batch_id: int) -> Batch:
     """One batch (a donation line's goods), for supplies staff; NOT_FOUND also for another organisation's."""
     core.require(ctx, "supplies.manage")
-    return await _get(ctx, Batch, batch_id, "Batch", "batchId")
+    return await _get(ctx, Batch, batch_id, _("Batch"), "batchId")
 
 
 # -- batched reads for nested fields (one statement per page of parents, never one per parent) ----------------------

@@ -26,11 +26,21 @@ class _Offers:
         self.errors = errors or []
 
 
+@strawberry.input(
+    description="Offer a volunteer who fails matching's qualification filters (mode, skills, credentials, "
+    "trainings) anyway. Coordinators only; recorded in the audit trail with who, why and what was waived. "
+    "Availability, capacity and the number of volunteers needed still hold."
+)
+class OverrideInput:
+    reason: str = strawberry.field(description="Why this volunteer is right despite the filters (1-1000 characters).")
+
+
 @strawberry.input
 class OfferAssignmentInput:
     request_id: strawberry.ID
     volunteer_id: strawberry.ID
     note: str = ""
+    override: OverrideInput | None = None
 
 
 @strawberry.input
@@ -69,7 +79,10 @@ class CommitPlanPayload:
 
 @strawberry.type
 class AssignmentMutations:
-    @strawberry.mutation(description="Offer every pair of a plan at once: all or nothing.")
+    @strawberry.mutation(
+        description="Offer every pair of a plan at once, all or nothing: each pair is checked again like "
+        "offerAssignment, under locks; if any no longer fits, STALE_PLAN and nothing is written."
+    )
     async def commit_plan(self, info: Info, input: CommitPlanInput) -> CommitPlanPayload:
         async def work(ctx: ServiceContext) -> Any:
             pairs = [
@@ -84,12 +97,17 @@ class AssignmentMutations:
         result = await mutate(info, _Offers, "offers", lambda rows: [Assignment.from_model(r) for r in rows], work)
         return CommitPlanPayload(assignments=result.offers or [], errors=result.errors)
 
-    @strawberry.mutation(description="Offer a volunteer to a verified request (it becomes MATCHED).")
+    @strawberry.mutation(
+        description="Offer a volunteer to a verified, matched or in-progress request (a verified one becomes "
+        "MATCHED). The volunteer must pass the same hard filters as matchCandidates, and the request must have "
+        "fewer offered or accepted volunteers than it needs; `override` waives the qualification filters."
+    )
     async def offer_assignment(self, info: Info, input: OfferAssignmentInput) -> AssignmentPayload:
         async def work(ctx: ServiceContext) -> Any:
             request_id = ids.decode(input.request_id, "HelpRequest", ("input", "requestId"))
             volunteer_id = ids.decode(input.volunteer_id, "Volunteer", ("input", "volunteerId"))
-            return await assignments.offer(ctx, request_id, volunteer_id, input.note)
+            reason = input.override.reason if input.override is not None else None
+            return await assignments.offer(ctx, request_id, volunteer_id, input.note, override_reason=reason)
 
         return await mutate(info, AssignmentPayload, "assignment", Assignment.from_model, work)
 

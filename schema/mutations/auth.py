@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import strawberry
@@ -10,7 +13,7 @@ from strawberry import Info
 
 from core import vocab
 from core.errors import DomainError
-from core.services import auth
+from core.services import auth, passwords
 from core.services.context import ServiceContext
 from schema import ids
 from schema.errors import UserError, to_user_errors
@@ -27,6 +30,10 @@ class LoginPayload:
     expires_at: datetime | None = None
     account: Account | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
+    retry_after: int | None = strawberry.field(
+        default=None,
+        description="With TOO_MANY_ATTEMPTS or BUSY: whole seconds to wait before trying again.",
+    )
 
 
 @strawberry.type(description="The new token is shown only in this answer; store it now.")
@@ -70,10 +77,68 @@ class RevokeApiTokenInput:
     id: strawberry.ID
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def trusted_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """settings.trusted_proxies as networks: an address is a network of one. ValueError names a bad entry
+    (startup validation calls this, so a typo stops the service instead of trusting nobody or everybody)."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"trusted proxy {entry!r} is not an IP address or network (CIDR)") from None
+    return tuple(networks)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "203.0.113.7:51234"
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # An IPv4 client reaching an IPv6 socket shows as ::ffff:a.b.c.d: one client, one address.
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return mapped if mapped is not None else ip
+
+
+def client_address(peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[Network]) -> str:
+    """Who is signing in. The peer address, unless the peer is a trusted proxy: then X-Forwarded-For is
+    read from the right (each proxy appends the address it received the request from) and the first hop
+    that is not a trusted proxy is the client. Hops left of it are whatever the client chose to send.
+    Without trusted proxies (the default) the header is ignored: anyone can write it."""
+    peer_ip = _ip(peer) if peer else None
+    if peer_ip is None:
+        return (peer or "unknown")[:64]
+
+    def is_trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(ip.version == net.version and ip in net for net in trusted)
+
+    client = peer_ip
+    if is_trusted(peer_ip):
+        hops = [hop for value in forwarded_for for hop in value.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            ip = _ip(hop)
+            if ip is None:
+                # Not an address: nothing further left can be believed; the last trusted hop answers.
+                break
+            client = ip
+            if not is_trusted(ip):
+                break
+    return client.compressed
+
+
 def _client_address(info: Info) -> str:
     request = info.context.request
-    client = getattr(request, "client", None)
-    return client.host if client else "unknown"
+    peer = getattr(getattr(request, "client", None), "host", None)
+    forwarded = request.headers.getlist("x-forwarded-for") if request is not None else []
+    return client_address(peer, forwarded, trusted_networks(tuple(info.context.settings.trusted_proxies)))
 
 
 async def _token_for(info: Info, account: Any) -> tuple[str, datetime]:
@@ -86,18 +151,16 @@ async def _token_for(info: Info, account: Any) -> tuple[str, datetime]:
 class AuthMutations:
     @strawberry.mutation(description="Sign in. Same answer for an unknown user and a wrong password.")
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
-        settings = info.context.settings
         info.context.operation_name = "login"
-        outcome = await info.context.record_attempt(
-            auth.login,
+        outcome = await auth.login(
+            info.context.record_attempt,
             input.username,
             input.password,
             address=_client_address(info),
-            max_failures=settings.login_max_failures,
-            window_minutes=settings.login_window_minutes,
+            policy=auth.LoginPolicy.from_settings(info.context.settings),
         )
         if outcome.error is not None:
-            return LoginPayload(errors=to_user_errors(outcome.error))
+            return LoginPayload(errors=to_user_errors(outcome.error), retry_after=outcome.retry_after)
         token, expires = await _token_for(info, outcome.account)
         return LoginPayload(token=token, expires_at=expires, account=Account.from_model(outcome.account))
 
@@ -107,7 +170,8 @@ class AuthMutations:
         try:
             account = await info.context.write(auth.change_password, input.current_password, input.new_password)
         except DomainError as exc:
-            return LoginPayload(errors=to_user_errors(exc))
+            retry_after = exc.retry_after if isinstance(exc, passwords.Busy) else None
+            return LoginPayload(errors=to_user_errors(exc), retry_after=retry_after)
         token, expires = await _token_for(info, account)
         return LoginPayload(token=token, expires_at=expires, account=Account.from_model(account))
 

@@ -52,6 +52,8 @@ class SchedulingMutations:
     async def add_availability_exception(self, info: Info, input: AvailabilityExceptionInput) -> AvailabilityPayload:
         async def work(ctx: ServiceContext) -> Any:
             owner = ids.decode(input.volunteer_id, "Volunteer", ("input", "volunteerId"))
-            return await scheduling.add_exception(ctx, owner, input.start, input.end, input.reason)
+            return await scheduling.add_exception(
+                ctx, owner, input.start, input.end, input.reason, max_days=info.context.settings.max_range_days
+            )
 
         return await mutate(info, AvailabilityPayload, "ok", lambda _: True, work)

@@ -86,7 +86,12 @@ class ApiToken:
 class AuditEntry:
     at: datetime
     actor: str
-    action: str = strawberry.field(description="write, read (a sensitive field), denied, login, login_failed")
+    action: str = strawberry.field(
+        description=(
+            "write, read (a sensitive field), denied, login, login_failed, "
+            "override (a coordinator waived matching's filters)"
+        )
+    )
     operation: str
     record_type: str | None
     record_id: strawberry.ID | None

@@ -12,6 +12,7 @@ from strawberry import Info, relay
 from core import models
 from core.services import help_requests, privacy
 from core.services.pagination import page_size
+from core.vocab import RequestStatus
 from schema.loaders import WindowKey
 from schema.types import enums
 from schema.types.common import Connection
@@ -27,7 +28,10 @@ VolunteerRef = Annotated["Volunteer", strawberry.lazy("schema.types.volunteer")]
 
 
 def _requests_of(statuses: Any) -> Any:
-    return help_requests.filtered(help_requests.HelpRequestFilter(statuses=statuses or ()))
+    # The loaders key on the statuses' plain values (hashable, sorted): back to the enum for the service.
+    return help_requests.filtered(
+        help_requests.HelpRequestFilter(statuses=tuple(RequestStatus(s) for s in statuses or ()))
+    )
 
 
 @strawberry.type(description="A seat on a community's work group.")

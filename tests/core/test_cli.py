@@ -108,7 +108,14 @@ def test_serve_with_demo_data_survives_a_restart(tmp_path: Path) -> None:
         )
         assert created["data"]["submitHelpRequest"]["errors"] == []
     finally:
-        _stop(proc)
+        out = _stop(proc)
+    # and the startup log names the address and every demo account with its password, without alembic's noise
+    from core.demo import DEMO_PASSWORDS
+
+    assert f"http://127.0.0.1:{port}/graphql" in out
+    for username, password in DEMO_PASSWORDS.items():
+        assert any(line.split() == [username, password] for line in out.splitlines()), username
+    assert "setup plugin" not in out
     restarted = _serve(data_dir, port)
     try:
         _wait_healthy(restarted, port)

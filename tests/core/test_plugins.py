@@ -117,12 +117,41 @@ async def test_hook_register_error_codes(hello_client: Client, hello_make: Facto
     request = await hello_make.in_org(org).request()
     await _enable(hello_client, org)
     shouted = await hello_client(GREET, {"r": gid("HelpRequest", request.id), "m": "HELLO!!"}, org=org)
-    assert shouted["helloGreet"] == {
-        "greeting": None,
-        "errors": [{"code": "TOO_LOUD", "field": ["input", "message"], "message": "No shouting."}],
-    }
+    assert shouted["helloGreet"]["greeting"] is None
+    assert [(e["code"], e["field"]) for e in shouted["helloGreet"]["errors"]] == [("TOO_LOUD", ["input", "message"])]
     unknown = await hello_client(GREET, {"r": gid("HelpRequest", 999), "m": "hi"}, org=org)
     assert unknown["helloGreet"]["errors"][0]["code"] == "NOT_FOUND"
+
+
+async def test_hook_register_translations(hello_client: Client, hello_make: Factory) -> None:
+    # given hello's refusal (its own message, translated by its catalog), a request hello's reaction refuses
+    # to see fulfilled, and an organisation without hello
+    refusing = await hello_make.request(status=RequestStatus.IN_PROGRESS, title="refuse 送药")
+    await hello_make.ctx.session.commit()
+    org, other = await _org(hello_make, "翻译 社工站"), await _org(hello_make, "无 hello 社工站")
+    request = await hello_make.in_org(org).request()
+    await _enable(hello_client, org)
+    shout = {"r": gid("HelpRequest", request.id), "m": "HELLO!!"}
+    languages = ({}, {"accept-language": "en-US,en;q=0.9"}, {"accept-language": "zh-CN"})
+    # when the same refused greeting is sent without Accept-Language, asking for English, and for Chinese
+    refused = [(await hello_client(GREET, shout, org=org, headers=h))["helloGreet"]["errors"] for h in languages]
+    # then the code is the same each time, and the message is in the language asked for
+    assert [[e["code"] for e in errors] for errors in refused] == [["TOO_LOUD"]] * 3
+    assert [errors[0]["message"] for errors in refused] == ["请不要大喊。", "No shouting.", "请不要大喊。"]
+    # and so is a top-level refusal of the plugin (core's message naming it)
+    disabled = [await hello_client.raw("{ helloGreetings { message } }", org=other, headers=h) for h in languages]
+    assert [d["errors"][0]["extensions"]["code"] for d in disabled] == ["PLUGIN_DISABLED"] * 3
+    assert [d["errors"][0]["message"] for d in disabled] == [
+        "您所在的机构未启用插件 hello。",
+        "The hello plugin is not enabled for your organisation.",
+        "您所在的机构未启用插件 hello。",
+    ]
+    # and a plugin's reason quoted in core's sentence is said in the caller's language as well
+    quoted = await hello_client(FULFIL, {"id": gid("HelpRequest", refusing.id)})
+    assert (
+        quoted["fulfillHelpRequest"]["errors"][0]["message"]
+        == "插件 hello 拒绝了此更改：hello 不接受标题含 refuse 的求助。"
+    )
 
 
 async def test_disabling_takes_effect_at_once_and_keeps_data(hello_client: Client, hello_make: Factory) -> None:
@@ -286,8 +315,8 @@ async def test_a_failing_reaction_rolls_the_core_change_back(
         text("SELECT count(*) FROM help_request_status_changes WHERE request_id = :id"), {"id": request.id}
     )
     await hello_make.ctx.session.commit()
-    # when it is fulfilled
-    data = await hello_client(FULFIL, {"id": gid("HelpRequest", request.id)})
+    # when it is fulfilled (by a caller who reads English)
+    data = await hello_client(FULFIL, {"id": gid("HelpRequest", request.id)}, headers={"accept-language": "en"})
     # then the client is told which plugin failed, and neither core nor plugin changes were kept
     payload = data["fulfillHelpRequest"]
     assert payload["helpRequest"] is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.vocab import RequestStatus, Urgency
+from core.vocab import RequestCategory, RequestStatus, Urgency, VolunteerMode
 from tests.factories import Factory
 from tests.schema.helpers import gid, row_counts
 
@@ -104,3 +104,56 @@ async def test_merge_over_graphql(gql, make: Factory) -> None:  # type: ignore[n
         {"k": gid("HelpRequest", keep.id), "d": gid("HelpRequest", duplicate.id)},
     )
     assert merged["mergeHelpRequests"]["errors"] == []
+
+
+OFFER = (
+    "mutation($input: OfferAssignmentInput!) { offerAssignment(input: $input) "
+    "{ assignment { id status } errors { code field } } }"
+)
+
+
+async def test_offer_refuses_an_unqualified_volunteer_unless_a_coordinator_overrides(gql, make: Factory) -> None:  # type: ignore[no-untyped-def]
+    # given a physical request needing a driver, and an online volunteer who cannot drive
+    request = await make.request(
+        status=RequestStatus.VERIFIED, category=RequestCategory.FOOD, required_skills=["driving"]
+    )
+    volunteer = await make.volunteer(mode=VolunteerMode.ONLINE, skills=["cooking"])
+    pair = {"requestId": gid("HelpRequest", request.id), "volunteerId": gid("Volunteer", volunteer.id)}
+    # when they are offered plainly
+    before = await row_counts(make.ctx.session)
+    refused = (await gql(OFFER, {"input": pair}))["offerAssignment"]
+    # then the offer is refused on the volunteer (one error per failed filter), and nothing is written
+    assert refused["assignment"] is None
+    assert refused["errors"] == [{"code": "VOLUNTEER_NOT_QUALIFIED", "field": ["input", "volunteerId"]}] * 2
+    assert await row_counts(make.ctx.session) == before
+    # when the override carries no reason, it is refused too
+    blank = (await gql(OFFER, {"input": {**pair, "override": {"reason": " "}}}))["offerAssignment"]
+    assert blank["errors"] == [{"code": "REQUIRED", "field": ["input", "override", "reason"]}]
+    # when a coordinator overrides with a reason
+    done = (await gql(OFFER, {"input": {**pair, "override": {"reason": "drives the family van"}}}))["offerAssignment"]
+    # then the offer stands, and the audit trail shows who waived what, and why
+    assert done["errors"] == []
+    assert done["assignment"]["status"] == "OFFERED"
+    trail = await gql(
+        '{ auditLog(actions: ["override"]) { edges { node { actor operation recordId fields detail } } } }'
+    )
+    (entry,) = [e["node"] for e in trail["auditLog"]["edges"]]
+    assert (entry["actor"], entry["operation"], sorted(entry["fields"])) == (
+        "test admin",
+        "offerAssignment",
+        ["mode", "skills"],
+    )
+    assert entry["recordId"] == done["assignment"]["id"]
+    assert "drives the family van" in entry["detail"]
+
+
+async def test_offer_on_a_fully_staffed_request_is_refused(gql, make: Factory) -> None:  # type: ignore[no-untyped-def]
+    # given a request needing one that is already matched
+    request = await make.request(status=RequestStatus.MATCHED)
+    volunteer = await make.volunteer()
+    pair = {"requestId": gid("HelpRequest", request.id), "volunteerId": gid("Volunteer", volunteer.id)}
+    # when a second volunteer is offered, even with an override
+    for extra in ({}, {"override": {"reason": "more hands"}}):
+        result = (await gql(OFFER, {"input": {**pair, **extra}}))["offerAssignment"]
+        # then REQUEST_FULLY_STAFFED on the request
+        assert result["errors"] == [{"code": "REQUEST_FULLY_STAFFED", "field": ["input", "requestId"]}]

@@ -39,8 +39,8 @@ ACT = {
 
 
 async def _assignment_in(make: Factory, status: str) -> int:
-    """An assignment in `status` on a request in progress (so that completing is possible when legal)."""
-    request = await make.request(status=RequestStatus.IN_PROGRESS)
+    """An assignment in `status` on a request for two in progress (so that completing is possible when legal)."""
+    request = await make.request(status=RequestStatus.IN_PROGRESS, volunteers_needed=2)
     (accepted,) = await assignments.list_for_request(make.ctx, request.id)
     if status == "accepted":
         return accepted.id

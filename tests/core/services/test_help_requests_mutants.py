@@ -117,8 +117,8 @@ async def test_a_community_head_edits_requests_of_their_community(make: Factory,
 
 
 async def test_a_matched_request_stays_matched_while_another_offer_is_active(make: Factory) -> None:
-    # given a matched request with two offers
-    request = await make.request(status=S.MATCHED)
+    # given a matched request for two with two offers
+    request = await make.request(status=S.MATCHED, volunteers_needed=2)
     rid = request.id
     second = (await make.volunteer()).id
     await assignments.offer(make.ctx, rid, second)
@@ -245,7 +245,7 @@ class Recorder:
 
 async def test_closing_a_request_releases_only_its_own_active_assignments_and_says_so(make: Factory) -> None:
     # given a request in progress (one accepted volunteer), a second pending offer on it, and another request
-    request = await make.request(status=S.IN_PROGRESS)
+    request = await make.request(status=S.IN_PROGRESS, volunteers_needed=2)
     rid, org = request.id, request.organization_id
     (accepted,) = await assignments.list_for_request(make.ctx, rid)
     pending = await assignments.offer(make.ctx, rid, (await make.volunteer()).id)
@@ -280,7 +280,7 @@ async def test_closing_a_request_releases_only_its_own_active_assignments_and_sa
 
 async def test_fulfilling_keeps_accepted_volunteers_and_withdraws_pending_offers(make: Factory) -> None:
     # given a request in progress with its accepted volunteer and a pending offer, and a declined one
-    rid = (await make.request(status=S.IN_PROGRESS)).id
+    rid = (await make.request(status=S.IN_PROGRESS, volunteers_needed=3)).id
     (accepted,) = await assignments.list_for_request(make.ctx, rid)
     pending = await assignments.offer(make.ctx, rid, (await make.volunteer()).id)
     declined = await assignments.offer(make.ctx, rid, (await make.volunteer()).id)

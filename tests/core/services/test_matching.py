@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
 
 from core.errors import DomainError
 from core.models import CategoryTraining
-from core.services import assignments, matching, volunteers
-from core.services.matching_policy import MatchingPolicy
-from core.vocab import CredentialKind, RequestCategory, RequestStatus, VolunteerMode
+from core.services import assignments, matching, organizations, planning, volunteers
+from core.services.matching_policy import HARD_FILTERS, MatchingPolicy
+from core.vocab import Availability, CredentialKind, OrganizationKind, RequestCategory, RequestStatus, VolunteerMode
 from tests.factories import Factory
 
 POLICY = MatchingPolicy()
@@ -128,3 +129,117 @@ async def test_fairness_prefers_the_less_loaded_of_two_equals(make: Factory) -> 
     await make.commit()
     ranked = await _ranked(make, request.id)
     assert [c.volunteer_id for c in ranked][:2] == [idle.id, loaded.id]
+
+
+# -- matching and the offer agree ----------------------------------------------------------------------------------
+
+SKILLS = ("driving", "nursing", "logistics", "cooking")
+CATEGORIES = (RequestCategory.MEDICINE, RequestCategory.FOOD, RequestCategory.PSYCHOLOGICAL, RequestCategory.OTHER)
+# A pass as it may stand at the request's time: none, valid, lapsing before, valid only after, open-ended.
+PASSES = ("none", "valid", "lapses_before", "starts_after", "no_expiry")
+FILTER_CODES = {f.code for f in HARD_FILTERS}
+
+
+async def _generated_world(make: Factory, rng: random.Random) -> tuple[int, list[int]]:
+    """A request with random requirements and 24 volunteers with random attributes (some from another
+    organisation, some already at capacity); answers the request's id and the volunteers' ids."""
+    now = make.ctx.now()
+    training = await volunteers.create_training(make.ctx, code=f"t{rng.randrange(10**6)}", name="培训")
+    category = rng.choice(CATEGORIES)
+    if rng.random() < 0.6:
+        make.ctx.session.add(CategoryTraining(category=category.value, training_id=training.id))
+    needed_by = rng.choice([None, now + timedelta(hours=rng.randrange(1, 48))])
+    at = needed_by or now
+    community = await make.community(latitude=HERE[0], longitude=HERE[1])
+    request = await make.request(
+        community,
+        status=RequestStatus.VERIFIED,
+        category=category,
+        volunteers_needed=50,
+        needed_by=needed_by,
+        required_skills=rng.sample(SKILLS, rng.randrange(0, 2)),
+        required_credentials=rng.choice([[], ["vehicle_pass"]]),
+    )
+    # Somewhere for volunteers to be busy: no requirements, room for all.
+    filler = await make.request(status=RequestStatus.VERIFIED, category=RequestCategory.OTHER, volunteers_needed=100)
+    elsewhere = await organizations.create_organization(
+        make.ctx, name=f"别的机构{rng.randrange(10**6)}", kind=OrganizationKind.AGENCY
+    )
+    people = []
+    for i in range(24):
+        organization_id = elsewhere.id if i % 8 == 7 else None
+        located = rng.random() < 0.8
+        volunteer = await make.volunteer(
+            organization_id=organization_id,
+            mode=rng.choice(list(VolunteerMode)),
+            availability=rng.choices(list(Availability), weights=(8, 1, 1))[0],
+            skills=rng.sample(SKILLS, rng.randrange(0, 5)),
+            max_concurrent_assignments=rng.choice((1, 2)),
+            latitude=HERE[0] + rng.uniform(-0.1, 0.1) if located else None,
+            longitude=HERE[1] + rng.uniform(-0.1, 0.1) if located else None,
+        )
+        kind = rng.choice(PASSES)
+        if kind != "none":
+            valid_from, expires_at = {
+                "valid": (at - timedelta(days=3), at + timedelta(days=3)),
+                "lapses_before": (at - timedelta(days=3), at - timedelta(minutes=30)),
+                "starts_after": (at + timedelta(hours=1), at + timedelta(days=3)),
+                "no_expiry": (None, None),
+            }[kind]
+            await volunteers.add_credential(
+                make.ctx, volunteer.id, kind=CredentialKind.VEHICLE_PASS, valid_from=valid_from, expires_at=expires_at
+            )
+        if rng.random() < 0.5:
+            await volunteers.record_training(make.ctx, volunteer.id, training.id, now - timedelta(days=1))
+        # Some available ones of the request's organisation already hold all they can.
+        can_fill = volunteer.availability == Availability.AVAILABLE and organization_id is None
+        if can_fill and volunteer.max_concurrent_assignments == 1 and rng.random() < 0.3:
+            await assignments.offer(make.ctx, filler.id, volunteer.id)
+        people.append(volunteer.id)
+    # Two fixed points so that neither side of the comparison is ever empty.
+    people.append((await make.volunteer(availability=Availability.OFF)).id)
+    perfect = await make.volunteer(mode=VolunteerMode.OFFLINE, skills=list(SKILLS), latitude=HERE[0], longitude=HERE[1])
+    await volunteers.add_credential(make.ctx, perfect.id, kind=CredentialKind.VEHICLE_PASS)
+    await volunteers.record_training(make.ctx, perfect.id, training.id, now - timedelta(days=1))
+    people.append(perfect.id)
+    await make.commit()
+    return request.id, people
+
+
+async def _offer_succeeds(make: Factory, request_id: int, volunteer_id: int) -> str | None:
+    """Try the offer in a savepoint and undo it: None if it would stand, else its code."""
+    session = make.ctx.session
+    savepoint = await session.begin_nested()
+    try:
+        await assignments.offer(make.ctx, request_id, volunteer_id)
+        return None
+    except DomainError as exc:
+        return exc.code
+    finally:
+        if savepoint.is_active:
+            await savepoint.rollback()
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_an_offer_succeeds_exactly_for_the_volunteers_matching_proposes(make: Factory, seed: int) -> None:
+    # given a random request and random volunteers (seeded: a failure names its seed)
+    request_id, people = await _generated_world(make, random.Random(seed))
+    # when matching lists every candidate, and planning every pair, and each volunteer is offered in turn
+    proposed = {c.volunteer_id for c in await matching.candidates(make.ctx, request_id, 200, POLICY)}
+    pairs = {
+        p.volunteer_id
+        for p in await planning._candidate_pairs(make.ctx, [request_id], 200, reserve=False, now=make.ctx.now())
+    }
+    pairs |= {
+        p.volunteer_id
+        for p in await planning._candidate_pairs(make.ctx, [request_id], 200, reserve=True, now=make.ctx.now())
+    }
+    outcomes = {vid: await _offer_succeeds(make, request_id, vid) for vid in people}
+    # then the offer stands for exactly the proposed volunteers, and is refused for the others by a filter's code
+    accepted = {vid for vid, code in outcomes.items() if code is None}
+    assert accepted == proposed
+    assert {code for code in outcomes.values() if code is not None} <= FILTER_CODES
+    # and batch planning proposes no one an offer would refuse (it looks only at located volunteers here)
+    assert pairs <= accepted
+    assert proposed
+    assert len(accepted) < len(people)

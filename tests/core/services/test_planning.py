@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import URL
 
 from core.errors import DomainError
-from core.models import Volunteer
-from core.services import assignments, planning
+from core.models import Assignment, CategoryTraining, HelpRequest, Volunteer, VolunteerCredential
+from core.services import assignments, planning, volunteers
 from core.services.context import ServiceContext
 from core.services.matching_policy import MatchingPolicy
-from core.vocab import RequestStatus
+from core.vocab import CredentialKind, RequestCategory, RequestStatus, VolunteerMode
 from tests.concurrency import Racer, rounds
 from tests.factories import Factory
 
@@ -160,3 +163,93 @@ async def test_large_batches_split_across_connections_plan_the_same(make: Factor
     ]
     assert len(split.items) == 4
     assert sorted(u.request_id for u in split.uncovered) == sorted(u.request_id for u in single.uncovered)
+
+
+# -- commitPlan checks every pair again with the offer's filters -----------------------------------------------------
+
+Change = Callable[[Factory, HelpRequest, Volunteer], Awaitable[None]]
+
+
+async def _pass_revoked(make: Factory, request: HelpRequest, volunteer: Volunteer) -> None:
+    await make.ctx.session.execute(delete(VolunteerCredential).where(VolunteerCredential.volunteer_id == volunteer.id))
+
+
+async def _pass_now_expires_before_needed(make: Factory, request: HelpRequest, volunteer: Volunteer) -> None:
+    lapses = (request.needed_by or make.ctx.now()) - timedelta(hours=1)
+    await make.ctx.session.execute(
+        update(VolunteerCredential).where(VolunteerCredential.volunteer_id == volunteer.id).values(expires_at=lapses)
+    )
+
+
+async def _skill_removed(make: Factory, request: HelpRequest, volunteer: Volunteer) -> None:
+    await volunteers.update_volunteer(make.ctx, volunteer.id, {"skills": ["cooking"]})
+
+
+async def _training_now_required(make: Factory, request: HelpRequest, volunteer: Volunteer) -> None:
+    training = await volunteers.create_training(make.ctx, code="cold-chain", name="冷链")
+    make.ctx.session.add(CategoryTraining(category=request.category, training_id=training.id))
+
+
+async def _now_online(make: Factory, request: HelpRequest, volunteer: Volunteer) -> None:
+    await volunteers.update_volunteer(make.ctx, volunteer.id, {"mode": VolunteerMode.ONLINE})
+
+
+async def _filled_meanwhile(make: Factory, request: HelpRequest, volunteer: Volunteer) -> None:
+    other = await make.volunteer(skills=["driving"])
+    await assignments.offer(make.ctx, request.id, other.id, override_reason="knows the family")
+
+
+STALE_CASES: dict[str, Change] = {
+    "credential revoked": _pass_revoked,
+    "credential now expires before needed": _pass_now_expires_before_needed,
+    "skill removed": _skill_removed,
+    "training now required": _training_now_required,
+    "volunteer now online only": _now_online,
+    "request filled meanwhile": _filled_meanwhile,
+}
+
+
+@pytest.mark.parametrize("case", list(STALE_CASES))
+async def test_a_pair_that_no_longer_qualifies_makes_the_plan_stale(make: Factory, case: str) -> None:
+    # given two physical requests needing a driver with a vehicle pass, planned for two qualified drivers
+    now = make.ctx.now()
+    wanted = {"required_skills": ["driving"], "required_credentials": ["vehicle_pass"]}
+    a = await _request_at(
+        make, A, needed_by=now + timedelta(hours=6), category=RequestCategory.DAILY_SUPPLIES, **wanted
+    )
+    b = await _request_at(make, A, needed_by=now + timedelta(hours=6), category=RequestCategory.FOOD, **wanted)
+    drivers = [
+        await make.volunteer(skills=["driving"], latitude=A[0], longitude=A[1], max_concurrent_assignments=1)
+        for _ in range(2)
+    ]
+    for driver in drivers:
+        await volunteers.add_credential(
+            make.ctx, driver.id, kind=CredentialKind.VEHICLE_PASS, expires_at=now + timedelta(days=30)
+        )
+    await make.commit()
+    plan = await planning.plan(make.ctx, [a.id, b.id], POLICY)
+    items = [(i.request_id, i.volunteer_id) for i in plan.items]
+    assert len(items) == 2
+    # when, before the commit, the pair of request B changes as the case says
+    (stale_volunteer,) = [v for v in drivers if (b.id, v.id) in items]
+    stale_item = str(items.index((b.id, stale_volunteer.id)))
+    await STALE_CASES[case](make, b, stale_volunteer)
+    await make.commit()
+    before = await make.ctx.session.scalar(select(func.count()).select_from(Assignment))
+    with pytest.raises(DomainError) as err:
+        await planning.commit_plan(make.ctx, items)
+    await make.ctx.session.rollback()
+    # then STALE_PLAN on that item, and nothing of the plan was written (A's pair neither: all or nothing)
+    assert (err.value.code, err.value.errors[0].field) == ("STALE_PLAN", ("input", "items", stale_item))
+    assert await make.ctx.session.scalar(select(func.count()).select_from(Assignment)) == before
+
+
+async def test_a_plan_cannot_overfill_a_request(make: Factory) -> None:
+    # given a request needing two, and a hand-made plan giving it three
+    request = await _request_at(make, A, volunteers_needed=2)
+    people = [await make.volunteer(latitude=A[0], longitude=A[1]) for _ in range(3)]
+    # when it is committed
+    with pytest.raises(DomainError) as err:
+        await planning.commit_plan(make.ctx, [(request.id, p.id) for p in people])
+    # then STALE_PLAN: the third pair no longer fits
+    assert (err.value.code, err.value.errors[0].field) == ("STALE_PLAN", ("input", "items", "2"))

@@ -154,3 +154,44 @@ async def test_a_refused_booking_leaves_the_transaction_usable(make: Factory, co
     await make.commit()
     moved = await scheduling.reschedule(make.ctx, later.id, at(monday, 11), at(monday, 11, 50))
     assert moved.during.lower == at(monday, 11)
+
+
+async def test_twenty_earliest_slot_bookings_in_parallel_neither_deadlock_nor_double_book(
+    make: Factory, db_url: URL, clock
+) -> None:  # type: ignore[no-untyped-def]
+    monday = next_monday(clock)
+
+    async def round_(racer: Racer) -> None:
+        # given two people with one 50-minute slot a day, on alternate days (A: Mon/Wed/Fri/Sun, B: Tue/Thu/Sat)
+        people = []
+        for first_day in (0, 1):
+            person = await make.volunteer()
+            for weekday in range(first_day, 7, 2):
+                await scheduling.add_window(make.ctx, person.id, weekday, time(9), time(10))
+            people.append(person.id)
+        await make.commit()
+
+        # when twenty bookers ask for the earliest slot with either, half searching from Monday and half from
+        # Tuesday -- so that they try the two people in opposite orders
+        async def earliest(ctx: ServiceContext, i: int) -> tuple[int, datetime]:
+            start = monday + timedelta(days=i % 2)
+            booked = await scheduling.book_earliest(
+                ctx, people, "counseling.session", start, start + timedelta(days=14), timedelta(minutes=50)
+            )
+            return booked.owner_id, booked.during.lower
+
+        outcomes = await racer.race(earliest, viewer=make.ctx.viewer)
+
+        # then each got a distinct slot or SLOT_TAKEN (no deadlock: the racer fails on any other error) ...
+        booked = [o for o in outcomes if o != "SLOT_TAKEN"]
+        assert len(set(booked)) == len(booked) >= 10
+        # ... and SLOT_TAKEN only once every slot of that booker's fortnight was booked
+        for i, outcome in enumerate(outcomes):
+            if outcome == "SLOT_TAKEN":
+                start = monday + timedelta(days=i % 2)
+                window = (start, start + timedelta(days=14), timedelta(minutes=50))
+                assert await scheduling.free_slots(make.ctx, people, *window) == []
+
+    async with Racer.open(db_url, workers=20, clock=clock) as racer:
+        for _ in range(rounds(2)):
+            await round_(racer)

@@ -270,15 +270,15 @@ async def test_free_slots_search_at_most_a_month(make: Factory, setup, clock) ->
     assert slots
     assert {c.id for _, c in slots} == {setup["grief"], setup["perinatal"]}
     # ... a wider range, an empty one or an odd duration is refused before any calendar is walked
-    for start, end, minutes, field in (
-        (monday, monday + timedelta(days=3650), 50, ("end",)),
-        (monday, monday + services.MAX_SLOT_RANGE + timedelta(seconds=1), 50, ("end",)),
-        (monday, monday, 50, ("end",)),
-        (monday, monday + timedelta(days=1), 5, ("minutes",)),
+    for start, end, minutes, code, field in (
+        (monday, monday + timedelta(days=3650), 50, "RANGE_TOO_LARGE", ("end",)),
+        (monday, monday + services.MAX_SLOT_RANGE + timedelta(seconds=1), 50, "RANGE_TOO_LARGE", ("end",)),
+        (monday, monday, 50, "OUT_OF_RANGE", ("end",)),
+        (monday, monday + timedelta(days=1), 5, "OUT_OF_RANGE", ("minutes",)),
     ):
         with pytest.raises(DomainError) as err:
             await services.free_slots(staff, start, end, timedelta(minutes=minutes))
-        assert (err.value.code, err.value.errors[0].field) == ("OUT_OF_RANGE", field)
+        assert (err.value.code, err.value.errors[0].field) == (code, field)
 
 
 async def test_sessions_are_listed_by_start_and_filtered(make: Factory, setup, clock) -> None:  # type: ignore[no-untyped-def]

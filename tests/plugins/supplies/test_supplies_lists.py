@@ -613,3 +613,53 @@ async def test_the_distributions_page_is_not_n_plus_one(
     assert len({e["node"]["request"]["title"] for e in many if e["node"]["request"]}) >= 1
     assert counts["few parents"] == counts["many parents"] == counts["half the page"], counts
     assert counts["many parents"] <= 16, counts
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        (
+            "query($f: SuppliesDistributionFilter) { suppliesDistributions(filter: $f) { totalCount } }",
+            "suppliesDistributions",
+        ),
+        (
+            "query($f: SuppliesMovementFilter) { suppliesMovements(filter: $f) { totalCount } }",
+            "suppliesMovements",
+        ),
+        (
+            "query($f: SuppliesDonationFilter) { suppliesDonations(filter: $f) { totalCount } }",
+            "suppliesDonations",
+        ),
+    ],
+)
+async def test_a_period_that_ends_before_it_starts_is_pointed_out(
+    api: Api, depot: Depot, query: str, field: str
+) -> None:
+    # given a filter whose `until` lies before its `since`, and the same period the right way round
+    reversed_period = {"since": "2026-03-01T00:00:00+08:00", "until": "2026-02-01T00:00:00+08:00"}
+    ordered = {"since": reversed_period["until"], "until": reversed_period["since"]}
+    # when each is listed
+    refused = await api(query, {"f": reversed_period}, **depot.who)
+    control = await api(query, {"f": ordered}, **depot.who)
+    # then the reversed one is OUT_OF_RANGE on `until`, not an empty list; the ordered one answers
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in refused["errors"]] == [
+        ("OUT_OF_RANGE", ["filter", "until"])
+    ]
+    assert not control.get("errors")
+    assert isinstance(control["data"][field]["totalCount"], int)
+
+
+@pytest.mark.parametrize(
+    ("days", "code"), [(-2147483648, "OUT_OF_RANGE"), (-1, "OUT_OF_RANGE"), (2147483647, "OUT_OF_RANGE")]
+)
+async def test_near_expiry_days_out_of_range_is_refused(api: Api, depot: Depot, days: int, code: str) -> None:
+    # given a stock query for what expires within `days` (the fuzz test found huge values overflowing dates)
+    query = "query($n: Int) { suppliesStock(nearExpiryDays: $n) { onHand } }"
+    # when asked with an absurd count, and with a sensible one
+    refused = await api(query, {"n": days}, **depot.who)
+    fine = await api(query, {"n": 30}, **depot.who)
+    # then the absurd one is a typed error on the argument, the sensible one answers
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in refused["errors"]] == [
+        (code, ["nearExpiryDays"])
+    ]
+    assert not fine.get("errors")

@@ -1,0 +1,186 @@
+"""The HTTP edge of /graphql: one parser for every request body, and the answers that refuse one.
+
+Whatever a client sends (a JSON document that is not an operation, invalid UTF-8, a body larger than the
+limit, variables nested without end) is refused here with a GraphQL-shaped JSON error carrying
+`extensions.code` (INVALID_REQUEST, BODY_TOO_LARGE, BATCH_TOO_LARGE), never a 500 or plain text. Media types
+follow the GraphQL-over-HTTP draft: `application/graphql-response+json` when the client asks for it,
+`application/json` otherwise (also for `*/*` and no Accept header at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Message, Receive
+from strawberry.http import GraphQLRequestData
+
+from core.i18n import ranked_by_quality, translate
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+# Deeper than any input the schema declares: a value nested further is hostile (a JSON parser, a coercion or a
+# copy walking it recursively would exhaust the stack).
+MAX_NESTING = 64
+# Seconds a client is asked to wait when the database is unreachable (the pool reconnects by itself).
+RETRY_AFTER_SECONDS = 5
+
+
+class RequestRefused(Exception):
+    """A request the service will not run: answered as `{"errors": [{message, extensions: {code}}]}`."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None, **params: Any
+    ) -> None:
+        super().__init__(message.format(**params) if params else message)
+        self.status = status
+        self.code = code
+        self.template = message
+        self.params = params
+        self.headers = dict(headers or {})
+
+    def response(self, media_type: str = APPLICATION_JSON) -> Response:
+        return error_response(
+            self.status, self.code, translate(self.template, self.params), media_type=media_type, headers=self.headers
+        )
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    media_type: str = APPLICATION_JSON,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=dict(headers or {}))
+
+
+def unavailable() -> RequestRefused:
+    from schema.extensions import UNAVAILABLE_MESSAGE
+
+    return RequestRefused(503, "UNAVAILABLE", UNAVAILABLE_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+# -- media types ----------------------------------------------------------------------------------------------
+
+
+def response_media_type(accept: str | None) -> str:
+    """The media type to answer with: the client's preferred of application/graphql-response+json and
+    application/json (q-values honoured; on a tie the one named first); application/json when the client
+    names neither (no header, `*/*`, `text/html`)."""
+    for media in ranked_by_quality(accept):
+        if media.lower() in (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON):
+            return media.lower()
+    return APPLICATION_JSON
+
+
+# -- the body -------------------------------------------------------------------------------------------------
+
+
+def too_large(limit: int) -> RequestRefused:
+    return RequestRefused(413, "BODY_TOO_LARGE", "The request body is larger than {limit} bytes.", limit=limit)
+
+
+def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
+    """Refuse at once a body whose Content-Length already says it is too large (nothing is read)."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return
+    if not declared.strip().isdigit():
+        raise RequestRefused(400, "INVALID_REQUEST", "Content-Length must be a whole number of bytes.")
+    if int(declared) > limit:
+        raise too_large(limit)
+
+
+def bounded(receive: Receive, limit: int) -> Receive:
+    """`receive`, counting the body's bytes as they arrive: past `limit` (a chunked body, or one longer
+    than its Content-Length claimed) reading stops with BODY_TOO_LARGE."""
+    received = 0
+
+    async def receive_bounded() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large(limit)
+        return message
+
+    return receive_bounded
+
+
+def decode_json(data: str | bytes) -> object:
+    """Strict JSON (RFC 8259): UTF-8 only, no NaN or Infinity, no number beyond a double, nesting bounded by
+    the parser itself (never a RecursionError); a leading byte-order mark is tolerated."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise RequestRefused(400, "INVALID_REQUEST", "The request body is not valid JSON (UTF-8).") from None
+
+
+def _nesting(value: object) -> int:
+    """How deeply `value` nests lists and objects (iterative: no recursion on hostile input)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def operation(item: object) -> GraphQLRequestData:
+    """One GraphQL request (`query`, `variables`, `operationName`, `extensions`), or INVALID_REQUEST."""
+    if not isinstance(item, dict):
+        raise RequestRefused(400, "INVALID_REQUEST", "A request (and each operation of a batch) is a JSON object.")
+    query = item.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise RequestRefused(400, "INVALID_REQUEST", "A request needs `query`, a non-empty string.")
+    name = item.get("operationName")
+    if name is not None and not isinstance(name, str):
+        raise RequestRefused(400, "INVALID_REQUEST", "`operationName` must be a string or null.")
+    for key in ("variables", "extensions"):
+        value = item.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise RequestRefused(400, "INVALID_REQUEST", "`{key}` must be a JSON object or null.", key=key)
+        if value is not None and _nesting(value) > MAX_NESTING:
+            raise RequestRefused(
+                400, "INVALID_REQUEST", "`{key}` nests deeper than {limit} levels.", key=key, limit=MAX_NESTING
+            )
+    return GraphQLRequestData(
+        query=query,
+        variables=item.get("variables"),
+        operation_name=name,
+        extensions=item.get("extensions"),
+    )
+
+
+def operations(data: object, max_batch: int) -> GraphQLRequestData | list[GraphQLRequestData]:
+    """A request (an object) or a batch (a non-empty list of objects, at most `max_batch`)."""
+    if isinstance(data, list):
+        if not data:
+            raise RequestRefused(400, "INVALID_REQUEST", "A batch must hold at least one operation.")
+        if len(data) > max_batch:
+            raise RequestRefused(
+                400, "BATCH_TOO_LARGE", "A batch may hold at most {limit} operations.", limit=max_batch
+            )
+        return [operation(item) for item in data]
+    return operation(data)
