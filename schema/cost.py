@@ -62,11 +62,11 @@ from schema.errors import Refusal
 # Declared sizes of plain lists, by `Type.field` or by item type: what a real record holds, so that a normal
 # page (requests with their assignments and history) is costed as what it is, not as 200 of each.
 LIST_SIZES: dict[str, int] = {
-    # A request needs up to 100 volunteers (its active offers are capped there); declined and expired offers
-    # add to that, so 100 is what a large request really holds, not a typical one. Costed at that, the
-    # back-references (assignments → request → assignments …) that could multiply real rows without any
-    # connection are refused two levels deep.
-    "HelpRequest.assignments": 100,
+    # Offers on a request: most need 1-4 volunteers, plus a few declined or expired offers. 20 is more than
+    # almost any request holds, and makes back-references (assignments → request → assignments …), which
+    # multiply real rows without any connection, cost what they could: two round trips on a page of five
+    # are refused. (Not a hard bound: a request may hold up to 100 active offers; see the issue-12 note.)
+    "HelpRequest.assignments": 20,
     "HelpRequest.history": 20,
     # At most one social worker and two volunteers (LIAISON_TEAM_LIMITS).
     "Community.liaisons": 3,

@@ -155,9 +155,9 @@ def test_plugin_connections_are_costed_structurally() -> None:
 def test_plain_lists_count_with_their_declared_or_assumed_size() -> None:
     schema = build_schema(Settings())._schema
     model = CostModel(plain_list=200)
-    # a declared list (a request's assignments: 100), an undeclared one (districts: a full page), ids named
+    # a declared list (a request's assignments: 20), an undeclared one (districts: a full page), ids named
     requests = parse("{ helpRequests(first: 10) { nodes { assignments { volunteer { name } } } } }")
-    assert operation_cost(schema, requests, None, {}, model) == 1 + 10 * (1 + 100 * 2)
+    assert operation_cost(schema, requests, None, {}, model) == 1 + 10 * (1 + 20 * 2)
     # back-references between plain lists multiply like connections: two round trips are refused
     cycle = parse(
         "{ helpRequests(first: 5) { nodes { assignments { request { assignments { request {"
