@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import tenancy
@@ -77,6 +77,8 @@ class Context:
     _sensitive_reads: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     operation_name: str | None = None
     active_operations: int = 0
+    # Set by the HTTP view for a batched request: its operations run side by side on this context.
+    in_batch: bool = False
 
     @property
     def settings(self) -> Settings:
@@ -132,7 +134,14 @@ class Context:
         async with self._lock:
             session = await self._get_session()
             try:
-                return await fn(self.service_context(session), *args, **kwargs)
+                try:
+                    return await fn(self.service_context(session), *args, **kwargs)
+                except PendingRollbackError:
+                    # A sibling field cancelled mid-statement (a non-null field beside it failed) left the
+                    # connection unusable: this read, and the request's later ones, run on a fresh session.
+                    await self.close()
+                    session = await self._get_session()
+                    return await fn(self.service_context(session), *args, **kwargs)
             except DBAPIError as exc:
                 error = domain_error_for(exc)
                 if error is None:

@@ -53,8 +53,9 @@ MAX_INTEGER_DIGITS = 15
 MAX_FRACTION_DIGITS = 6
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_DECIMAL = re.compile(r"^-?(\d+)(?:\.(\d+))?$")
-_MONEY = re.compile(r"^-?\d{1,13}(\.\d{1,2})?$")
+# ASCII digits only: `\d` would take full-width and Arabic-Indic digits too, which Decimal then reads as numbers.
+_DECIMAL = re.compile(r"^-?(\d+)(?:\.(\d+))?$", re.ASCII)
+_MONEY = re.compile(r"^-?\d{1,13}(\.\d{1,2})?$", re.ASCII)
 
 
 def refusal(message: str, code: str = "INVALID_INPUT", **params: Any) -> Refusal:
@@ -178,7 +179,7 @@ def parse_decimal(value: Any) -> Decimal:
         text = repr(value)
     else:
         text = _text_input(value, _("A decimal"), "2.5")
-    shape = _DECIMAL.match(text)
+    shape = _DECIMAL.fullmatch(text)
     if shape is None:
         raise refusal(
             'A decimal is written with digits and at most one point, e.g. "2.5" (no exponent): "{value}".',
@@ -201,7 +202,7 @@ def _parse_money(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise refusal('Money is a string of yuan with at most two decimals, e.g. "1200.50".')
     text = check_text(value).strip() if isinstance(value, str) else str(value)
-    if not _MONEY.match(text):
+    if not _MONEY.fullmatch(text):
         raise refusal('Money is a string of yuan with at most two decimals, e.g. "1200.50".')
     return Decimal(text)
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -108,7 +109,8 @@ class GraphQLApp(GraphQL):
         if zone:
             try:
                 CALLER_ZONE.set(ZoneInfo(zone))
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, OSError):
+                # OSError: a name that is a directory of the zone database ("Asia") or too long for a file name.
                 raise http.RequestRefused(400, "INVALID_INPUT", "Unknown time zone {zone}.", zone=repr(zone)) from None
         # Credentials that are present but not valid are refused outright (never downgraded to anonymous).
         try:
@@ -156,10 +158,35 @@ class GraphQLApp(GraphQL):
                     405, "INVALID_REQUEST", "Send mutations with POST.", headers={"Allow": "POST"}
                 ) from exc
             if isinstance(cause, CannotGetOperationTypeError) and cause.operation_name is not None:
-                raise http.RequestRefused(
+                refused = http.RequestRefused(
                     400, "INVALID_REQUEST", "Unknown operation named {name}.", name=repr(cause.operation_name)
-                ) from exc
-            raise http.RequestRefused(400, "INVALID_REQUEST", exc.reason) from exc
+                )
+            else:
+                refused = http.RequestRefused(400, "INVALID_REQUEST", exc.reason)
+            if getattr(context, "in_batch", False):
+                # The batch's other operations run at the same time and may have written: this one answers
+                # its own error, and the response stays 200 (a 400 would tell the client nothing happened).
+                return ExecutionResult(
+                    data=None,
+                    errors=[
+                        GraphQLError(translate(refused.template, refused.params), extensions={"code": refused.code})
+                    ],
+                )
+            raise refused from exc
+
+    async def execute_operation(  # type: ignore[override]
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: Any,
+        sub_response: Response,
+    ) -> Any:
+        context.in_batch = isinstance(request_data, list)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
 
     async def get_sub_response(self, request: Request) -> Response:
         sub_response = await super().get_sub_response(request)

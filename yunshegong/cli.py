@@ -52,6 +52,10 @@ def _settings(args: argparse.Namespace, *, database: bool = False) -> Settings:
     }
     try:
         settings = settings.with_overrides(**overrides)
+        # Matching's tuning variables are read when the service starts: checked here, before anything runs.
+        from core.services.matching_policy import MatchingPolicy
+
+        MatchingPolicy.from_env()
         if database:
             from core.runtime import check_database
 

@@ -64,7 +64,7 @@ _hasher = PasswordHasher()
 ISSUER = "yunshegong"
 API_TOKEN_PREFIX = "ysg_"
 MIN_PASSWORD = 10
-WRONG_CREDENTIALS = "Wrong username or password."
+WRONG_CREDENTIALS = _("Wrong username or password.")
 
 
 # -- passwords (the functions without a leading underscore run off the event loop) ------------------------------

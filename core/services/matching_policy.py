@@ -7,6 +7,7 @@ cannot drift apart. Everything else here is configuration.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -88,7 +89,11 @@ class MatchingPolicy:
 
     @classmethod
     def from_env(cls) -> MatchingPolicy:
-        """YUNSHEGONG_MATCH_WEIGHTS="distance=0.5,skills=0.2,…", YUNSHEGONG_OFFER_TTL_MINUTES=30."""
+        """YUNSHEGONG_MATCH_WEIGHTS="distance=0.5,skills=0.2,…", YUNSHEGONG_OFFER_TTL_MINUTES=30,
+        YUNSHEGONG_TARGETS="critical=30/60/360,…". A value that cannot work raises core.settings.SettingsError
+        (one line naming the variable), checked when a command starts."""
+        from core.settings import SettingsError
+
         policy = cls()
         raw = os.environ.get("YUNSHEGONG_MATCH_WEIGHTS")
         if raw:
@@ -96,26 +101,57 @@ class MatchingPolicy:
             for part in raw.split(","):
                 key, _, value = part.partition("=")
                 if key.strip() not in weights:
-                    raise ValueError(f"unknown matching weight {key!r}; known: {sorted(weights)}")
-                weights[key.strip()] = float(value)
+                    reason = f"unknown weight {key.strip()!r}; known: {', '.join(sorted(weights))}"
+                    raise SettingsError("match_weights", reason, label="YUNSHEGONG_MATCH_WEIGHTS")
+                weights[key.strip()] = _number(value, "YUNSHEGONG_MATCH_WEIGHTS", key.strip())
             policy = replace(policy, weights=weights)
         ttl = os.environ.get("YUNSHEGONG_OFFER_TTL_MINUTES")
         if ttl:
-            policy = replace(policy, offer_ttl=timedelta(minutes=int(ttl)))
+            minutes = _minutes(ttl, "YUNSHEGONG_OFFER_TTL_MINUTES")
+            policy = replace(policy, offer_ttl=timedelta(minutes=minutes))
         raw_targets = os.environ.get("YUNSHEGONG_TARGETS")
         if raw_targets:
             policy = replace(policy, targets=parse_targets(raw_targets, policy.targets))
         return policy
 
 
+def _number(raw: str, variable: str, key: str) -> float:
+    from core.settings import SettingsError
+
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise SettingsError(variable, f"{key} must be a number of 0 or more (got {raw.strip()!r})", label=variable)
+    return value
+
+
+def _minutes(raw: str, variable: str) -> int:
+    from core.settings import SettingsError
+
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 100_000:
+        raise SettingsError(variable, f"whole minutes, more than 0 (got {text!r})", label=variable)
+    return int(text)
+
+
 def parse_targets(raw: str, defaults: dict[str, Targets]) -> dict[str, Targets]:
     """`critical=30/60/360,high=120/240/1440`: minutes to verify / match / fulfil, per urgency."""
+    from core.settings import SettingsError
+
+    variable = "YUNSHEGONG_TARGETS"
     targets = dict(defaults)
     for part in raw.split(","):
         urgency, _, minutes = part.partition("=")
         if urgency.strip() not in {u.value for u in Urgency}:
-            raise ValueError(f"unknown urgency {urgency!r} in YUNSHEGONG_TARGETS")
-        verify, match, fulfil = (timedelta(minutes=int(m)) for m in minutes.split("/"))
+            known = ", ".join(u.value for u in Urgency)
+            raise SettingsError("targets", f"unknown urgency {urgency.strip()!r}; known: {known}", label=variable)
+        steps = minutes.split("/")
+        if len(steps) != 3:
+            reason = f"{urgency.strip()} needs verify/match/fulfil minutes, e.g. 30/60/360 (got {minutes!r})"
+            raise SettingsError("targets", reason, label=variable)
+        verify, match, fulfil = (timedelta(minutes=_minutes(m, variable)) for m in steps)
         targets[Urgency(urgency.strip())] = Targets(verify, match, fulfil)
     return targets
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -44,6 +45,12 @@ def phone(v: Validator, field: Sequence[str] | str, raw: str | None, *, required
     return normalized
 
 
+def _shows_anything(value: str) -> bool:
+    """Whether the text has a visible character: not only separators (Z*) and format or control marks (C*),
+    e.g. U+200B zero-width space or U+202E right-to-left override."""
+    return any(unicodedata.category(ch)[0] not in "ZC" for ch in value)
+
+
 def text(
     v: Validator,
     field: Sequence[str] | str,
@@ -56,6 +63,9 @@ def text(
     """`raw` trimmed; REQUIRED when empty (unless optional), OUT_OF_RANGE when longer than `max_length`.
     `label` names the field in the message: a translatable phrase, e.g. `_("Name")`."""
     value = (raw or "").strip()
+    if not _shows_anything(value):
+        # Only spaces, zero-width or direction marks: nothing a reader would see is as empty as nothing.
+        value = ""
     if required and not value:
         v.add(field, "REQUIRED", "{label} must not be empty.", label=label)
     elif len(value) > max_length:

@@ -127,6 +127,15 @@ def _one_line_error(code: int, err: str, setting: str) -> None:
         ("YUNSHEGONG_MAX_PAGE_SIZE", "abc"),
         ("YUNSHEGONG_TIMEZONE", "Mars/Olympus"),
         ("YUNSHEGONG_SECRET_KEY", "short"),
+        # matching's tuning (read by the service, not Settings): found from outside ending in tracebacks
+        ("YUNSHEGONG_MATCH_WEIGHTS", "distance=abc"),
+        ("YUNSHEGONG_MATCH_WEIGHTS", "bogus=1"),
+        ("YUNSHEGONG_MATCH_WEIGHTS", "distance=nan"),
+        ("YUNSHEGONG_TARGETS", "critical=1/2"),
+        ("YUNSHEGONG_TARGETS", "critical=x/60/360"),
+        ("YUNSHEGONG_TARGETS", "bogus=1/2/3"),
+        ("YUNSHEGONG_OFFER_TTL_MINUTES", "-1"),
+        ("YUNSHEGONG_OFFER_TTL_MINUTES", "abc"),
     ],
 )
 def test_serve_refuses_a_bad_variable_in_one_line(

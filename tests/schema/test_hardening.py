@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.services.context import Viewer
 from core.settings import Settings
 from schema.context import AppState
+from tests.factories import Factory
+from tests.schema.helpers import gid
 from yunshegong.app import create_app
 
 
@@ -118,3 +120,19 @@ async def test_cors_is_configurable(engine: AsyncEngine) -> None:
         )
     assert allowed.headers.get("access-control-allow-origin") == "https://app.example.org"
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_refusal_in_one_batched_operation_leaves_the_others_answered(gql, make: Factory) -> None:  # type: ignore[no-untyped-def]
+    # given requests that cannot be planned (submitted, not verified), asked for by two aliases in each of
+    # several batched operations (found from outside: the first refusal left the shared session unusable and
+    # every later operation of the batch answered INTERNAL_ERROR)
+    ids = [gid("HelpRequest", (await make.request()).id) for _ in range(3)]
+    await make.commit()
+    document = """query($ids: [ID!]!) { a: planAssignments(requestIds: $ids) { __typename }
+      b: planAssignments(requestIds: $ids) { __typename } }"""
+    # when the batch is sent
+    response = await gql.http.post("/graphql", json=[{"query": document, "variables": {"ids": ids}}] * 4)
+    # then every operation answers the same typed refusal
+    codes = [[e["extensions"]["code"] for e in result["errors"]] for result in response.json()]
+    assert response.status_code == 200
+    assert all(c and set(c) == {"NOT_MATCHABLE"} for c in codes), codes

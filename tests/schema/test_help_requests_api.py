@@ -338,6 +338,14 @@ async def test_times_are_shown_in_the_callers_zone(gql, make: Factory, clock) ->
     assert (bad.status_code, bad.json()["errors"][0]["extensions"]["code"]) == (400, "INVALID_INPUT")
 
 
+@pytest.mark.parametrize("zone", ["Asia", "Europe", "x" * 300, "../../etc/passwd", "UTC\u0000"])
+async def test_a_zone_name_that_is_no_zone_is_a_typed_refusal(gql, zone: str) -> None:  # type: ignore[no-untyped-def]
+    # given a zone name that is a directory of the zone database, too long for a file name, or a path
+    response = await gql.http.post("/graphql", json={"query": "{ __typename }"}, headers={"X-Timezone": zone})
+    # then it is refused as input, never a 500
+    assert (response.status_code, response.json()["errors"][0]["extensions"]["code"]) == (400, "INVALID_INPUT")
+
+
 @pytest.mark.parametrize("type_name", ["Nope", "Bucket", "SuppliesBatch"])
 async def test_an_id_naming_no_node_type_is_invalid_not_an_internal_error(gql, type_name: str) -> None:  # type: ignore[no-untyped-def]
     # when node(id:) is given a global ID of an unknown type, or of a type that is not a Node

@@ -208,11 +208,14 @@ NUMBER_CASES = [
     # (document, refused value, code, harmless value)
     *[
         (COMPLETE, v, "INVALID_INPUT", "2.5")
-        for v in ("NaN", "sNaN", "Infinity", "-Infinity", "1e999999999", "1e3", " ", True)
+        for v in ("NaN", "sNaN", "Infinity", "-Infinity", "1e999999999", "1e3", " ", True, "１", "١٢")
     ],
     (COMPLETE, "12345678901234567890", "OUT_OF_RANGE", 3),
     (COMPLETE, "0.1234567", "OUT_OF_RANGE", 2.5),
-    *[(DONATION, v, "INVALID_INPUT", "1200.50") for v in ("NaN", "Infinity", "1e3", "1e999999999", 12.5, "1.234")],
+    *[
+        (DONATION, v, "INVALID_INPUT", "1200.50")
+        for v in ("NaN", "Infinity", "1e3", "1e999999999", 12.5, "1.234", "１２", "١٢")
+    ],
     (DONATION, "12345678901234.00", "INVALID_INPUT", 1200),
     *[(ALLOCATE, v, "INVALID_INPUT", "10.00") for v in ("sNaN", "-Infinity", "1E3")],
 ]

@@ -440,3 +440,24 @@ async def test_graphiql_switched_off_is_a_json_404(engine: AsyncEngine, app_stat
         response = await client.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 404
     assert _code(response) == "NOT_FOUND"
+
+
+async def test_an_unknown_operation_name_in_a_batch_does_not_hide_what_the_batch_wrote(
+    http: httpx.AsyncClient, gql: Any
+) -> None:
+    # given a batch of a mutation and an operation naming an operation its document lacks (found from outside:
+    # the whole batch answered 400 while the mutation, run alongside, had committed)
+    create = (
+        'mutation { createDistrict(input: {kind: DISTRICT, name: "批量区"}) { district { name } errors { code } } }'
+    )
+    batch = [{"query": create}, {"query": "query A { __typename }", "operationName": "Nope"}]
+    # when it is sent
+    response = await http.post("/graphql", json=batch)
+    # then the answer is 200: the mutation's result, and the unknown name refused in its own result
+    assert response.status_code == 200
+    created, refused = response.json()
+    assert created["data"]["createDistrict"] == {"district": {"name": "批量区"}, "errors": []}
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["INVALID_REQUEST"]
+    # and alone, the unknown name is still a 400 refusal of the request
+    alone = await http.post("/graphql", json=batch[1])
+    assert (alone.status_code, alone.json()["errors"][0]["extensions"]["code"]) == (400, "INVALID_REQUEST")

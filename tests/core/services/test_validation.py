@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import Validator
+from core.services import validation
 from core.services.validation import normalize_phone
 
 
@@ -43,3 +45,16 @@ def test_valid_numbers_are_normalised(raw: str, expected: str) -> None:
 )
 def test_invalid_numbers_are_refused(raw: str) -> None:
     assert normalize_phone(raw) is None
+
+
+@pytest.mark.parametrize("raw", ["\u200b", " \u200b\u202e ", "\u2060\ufeff", "\u3000"])
+def test_text_that_shows_nothing_is_required_like_empty_text(raw: str) -> None:
+    # given a name of only zero-width, direction or space characters (found from outside: accepted as a title)
+    v = Validator()
+    # when it is checked as required text
+    value = validation.text(v, ("input", "title"), raw, max_length=200)
+    # then it is REQUIRED, and a visible name with such marks around it stays as written
+    assert ([e.code for e in v.errors], value) == (["REQUIRED"], "")
+    shown = Validator()
+    assert validation.text(shown, ("input", "title"), "\u200b送药", max_length=200) == "\u200b送药"
+    assert shown.errors == []
