@@ -10,7 +10,8 @@
   exponentially growing delay (1 s, doubling per further failure, capped at login_max_delay_seconds;
   see `login`), counted over login_window_minutes. Three counts, each with its own limit:
   * the (username, network) pair: login_max_failures, reset by a success from that network;
-  * the network, whatever the usernames (a password spray): ADDRESS_FACTOR × login_max_failures;
+  * the network, whatever the usernames (a password spray): ADDRESS_FACTOR × login_max_failures (an
+    account at a network it signed in from within KNOWN_NETWORK_DAYS is exempt from this count);
   * the username, whatever the networks (a botnet, or one IPv6 prefix with endless addresses):
     USERNAME_FACTOR × login_max_failures, not reset by a success. A network this account signed in
     from within the last KNOWN_NETWORK_DAYS days is exempt from this one count, so an attacker
@@ -475,10 +476,12 @@ async def admit_login(
         )
     ).one()
     pair_failures, pair_last, address_failures, address_last = counts
-    wait = max(
-        policy.wait(pair_failures, policy.max_failures, pair_last, now),
-        policy.wait(address_failures, policy.address_max_failures, address_last, now),
-    )
+    wait = policy.wait(pair_failures, policy.max_failures, pair_last, now)
+    spray_wait = policy.wait(address_failures, policy.address_max_failures, address_last, now)
+    if wait <= 0 and spray_wait > 0 and not await _known_network(ctx, name, network, policy, now):
+        # A spray from this network slows every username here, except the account at its usual place: an
+        # office NAT full of someone else's failures must not keep its own staff out.
+        wait = spray_wait
     if wait <= 0:
         wait = await _username_wait(ctx, name, network, policy, since, now)
     if wait > 0:
@@ -521,6 +524,11 @@ async def _username_wait(
     wait = policy.wait(failures, policy.username_max_failures, last, now)
     if wait <= 0:
         return 0.0
+    return 0.0 if await _known_network(ctx, name, network, policy, now) else wait
+
+
+async def _known_network(ctx: ServiceContext, name: str, network: str, policy: LoginPolicy, now: datetime) -> bool:
+    """Whether this username signed in from this network within the last `known_network_days` days."""
     known = await ctx.session.scalar(
         select(LoginAttempt.id)
         .where(
@@ -531,7 +539,7 @@ async def _username_wait(
         )
         .limit(1)
     )
-    return 0.0 if known is not None else wait
+    return known is not None
 
 
 async def _withdraw(ctx: ServiceContext, ticket: LoginTicket) -> None:

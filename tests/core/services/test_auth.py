@@ -237,6 +237,22 @@ async def test_an_address_spraying_usernames_is_slowed(transact: Transactions, o
     assert await sign_in(transact, owner) == (None, None)
 
 
+async def test_a_spray_from_the_owners_own_network_does_not_keep_the_owner_out(
+    transact: Transactions, owner: str
+) -> None:
+    # given the owner signed in from the office network, and then someone there sprays other usernames
+    # (found from outside: 25 failures for any usernames from 127.0.0.1 made admin's right password wait)
+    assert await sign_in(transact, owner, address=ATTACKER) == (None, None)
+    for i in range(POLICY.address_max_failures):
+        assert await sign_in(transact, f"user{i}", "Winter2026!", ATTACKER) == ("UNAUTHENTICATED", None)
+    # when the owner signs in there again, and a username never seen there tries
+    own = await sign_in(transact, owner, address=ATTACKER)
+    stranger = await sign_in(transact, "somebody-new", "Winter2026!", ATTACKER)
+    # then the owner at their usual place gets in; the spray still slows everyone else there
+    assert own == (None, None)
+    assert stranger == ("TOO_MANY_ATTEMPTS", 1)
+
+
 async def test_unknown_users_are_throttled_like_known_ones(transact: Transactions) -> None:
     for _ in range(POLICY.max_failures):
         assert await sign_in(transact, "nobody", "guess", ATTACKER) == ("UNAUTHENTICATED", None)
