@@ -129,9 +129,10 @@ async def measure(call: Callable[[], Awaitable[Any]], rounds: int, concurrency: 
 
 
 async def measure_service(
-    url: str, extra_env: dict[str, str], rounds: int, concurrency: int
+    url: str, extra_env: dict[str, str], rounds: int, concurrency: int, rss: list[int] | None = None
 ) -> tuple[list[float], float]:
-    """Start the app under uvicorn in a subprocess and measure the page through HTTP."""
+    """Start the app under uvicorn in a subprocess and measure the page through HTTP (and, into `rss`, the
+    server's resident memory in kB after the run)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "YUNSHEGONG_LOG_LEVEL": "warning", **extra_env}
     server = await asyncio.create_subprocess_exec(
@@ -166,10 +167,18 @@ async def measure_service(
                 assert "errors" not in body, body
                 assert len(body["data"]["helpRequests"]["edges"]) == 100
 
-            return await measure(graphql, rounds, concurrency)
+            result = await measure(graphql, rounds, concurrency)
+            if rss is not None:
+                rss.append(resident_kb(server.pid))
+            return result
     finally:
         server.terminate()
         await server.wait()
+
+
+def resident_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
 def free_port() -> int:
@@ -205,6 +214,19 @@ async def main(rounds: int, concurrency: int) -> None:
             owner_samples += samples
             owner_rates.append(rate)
         gql_rps, owner_rps = sum(gql_rates) / 2, sum(owner_rates) / 2
+        # The garbage collector's tuning (YUNSHEGONG_GC_TUNING, on above), alternated off/on the same way.
+        tuned_samples, untuned_samples, tuned_rates, untuned_rates = [], [], [], []
+        tuned_rss: list[int] = []
+        untuned_rss: list[int] = []
+        for _ in range(2):
+            samples, rate = await measure_service(
+                url, {"YUNSHEGONG_GC_TUNING": "false"}, rounds // 2, concurrency, untuned_rss
+            )
+            untuned_samples += samples
+            untuned_rates.append(rate)
+            samples, rate = await measure_service(url, {}, rounds // 2, concurrency, tuned_rss)
+            tuned_samples += samples
+            tuned_rates.append(rate)
         await pool.close()
 
     print(f"page of 100 requests + community + assignments, {rounds} sequential rounds, {concurrency} concurrent")
@@ -214,6 +236,13 @@ async def main(rounds: int, concurrency: int) -> None:
     print(f"  strawberry floor, no I/O  {summary(floor_samples)}  (GraphQL execution alone, same shape)")
     ratio = percentile(gql_samples, 50) / percentile(sql_samples, 50)
     print(f"  p50 ratio GraphQL/baseline: {ratio:.2f}x (goal <= 3x); throughput ratio {sql_rps / gql_rps:.2f}x")
+    tuned_rps, untuned_rps = sum(tuned_rates) / 2, sum(untuned_rates) / 2
+    print(f"  GC tuning off            {summary(untuned_samples)}  {untuned_rps:8.1f} req/s  RSS {max(untuned_rss)} kB")
+    print(f"  GC tuning on             {summary(tuned_samples)}  {tuned_rps:8.1f} req/s  RSS {max(tuned_rss)} kB")
+    print(
+        f"  GC tuning: p50 {percentile(tuned_samples, 50) / percentile(untuned_samples, 50):.2f}x, "
+        f"throughput {tuned_rps / untuned_rps:.2f}x, memory {max(tuned_rss) / max(untuned_rss):.2f}x of untuned"
+    )
     rls = percentile(gql_samples, 50) / percentile(owner_samples, 50)
     print(
         f"  row-level security: p50 {rls:.3f}x, throughput {owner_rps / gql_rps:.3f}x of the bypassed run "

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     max_range_days: PositiveInt = 366
     # Seconds between rounds of offer expiry and escalation in `serve`; 0 turns them off.
     jobs_interval: float = Field(default=30.0, ge=0, allow_inf_nan=False)
+    # Freeze the heap built at startup out of the garbage collector's sight and collect the young generation
+    # less often (a request makes tens of thousands of short-lived objects; see yunshegong.app).
+    gc_tuning: bool = True
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import html
 import logging
 import uuid
@@ -289,6 +290,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.gc_tuning:
+            tune_garbage_collector()
         jobs = None
         if settings.jobs_interval > 0:
             from core.jobs import run_forever
@@ -357,6 +360,22 @@ def create_app(
         middleware=middleware,
         lifespan=lifespan,
     )
+
+
+# Young-generation threshold: Python's default (700 allocations) runs a collection many times per page of
+# GraphQL (each field makes coroutines, futures and dicts), and each one walks the young objects of every
+# request in flight. Collections still run, just hundreds of times less often; older generations as before.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Once the service is built (schema, plugins, pools): move everything alive into the permanent
+    generation, which collections no longer walk (a full collection used to traverse the whole schema and
+    ORM metadata every time), and collect young garbage in larger batches. Measured in bench/requests_page."""
+    gc.collect()
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def bearer_authenticator(state: AppState) -> Callable[[Any], Awaitable[Viewer]]:

@@ -30,3 +30,21 @@ async def test_graphiql_can_be_switched_off(engine) -> None:  # type: ignore[no-
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         page = await http.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 404
+
+
+def test_the_garbage_collector_is_tuned_once_the_service_is_built() -> None:
+    import gc
+
+    from yunshegong.app import GC_YOUNG_THRESHOLD, tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        # when the service tunes the collector (its lifespan does, unless YUNSHEGONG_GC_TUNING=false)
+        tune_garbage_collector()
+        # then what was alive is frozen out of the collections' sight and young garbage is collected in
+        # larger batches, the older generations as before
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
