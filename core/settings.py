@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +36,21 @@ def _default_data_dir() -> Path:
 def env_name(field: str) -> str:
     """The environment variable of a setting."""
     return "DATABASE_URL" if field == "database_url" else ENV_PREFIX + field.upper()
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def trusted_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """settings.trusted_proxies as networks (an address is a network of one). ValueError names a bad entry."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"trusted proxy {entry!r} is not an IP address or network (CIDR)") from None
+    return tuple(networks)
 
 
 class SettingsError(ValueError):
@@ -214,11 +230,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for address in value:
-            try:
-                ipaddress.ip_network(address, strict=False)
-            except ValueError:
-                raise ValueError(f"{address!r} is not an IP address or network") from None
+        trusted_networks(value)  # the parse the sign-in uses: a typo stops startup instead of trusting nobody
         return value
 
     # -- construction -----------------------------------------------------------------------------------------

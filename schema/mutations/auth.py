@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import strawberry
@@ -15,6 +14,7 @@ from core import vocab
 from core.errors import DomainError
 from core.services import auth, passwords
 from core.services.context import ServiceContext
+from core.settings import Network, trusted_networks
 from schema import ids
 from schema.errors import UserError, to_user_errors
 from schema.mutations.base import mutate, payload
@@ -75,22 +75,6 @@ class CreateApiTokenInput:
 @strawberry.input
 class RevokeApiTokenInput:
     id: strawberry.ID
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=8)
-def trusted_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
-    """settings.trusted_proxies as networks: an address is a network of one. ValueError names a bad entry
-    (startup validation calls this, so a typo stops the service instead of trusting nobody or everybody)."""
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"trusted proxy {entry!r} is not an IP address or network (CIDR)") from None
-    return tuple(networks)
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -28,9 +28,9 @@ from core.models import AuditEntry, LoginAttempt
 from core.plugins import build_plugin_host
 from core.services import auth, organizations, passwords
 from core.services.context import ServiceContext, Viewer
-from core.settings import Settings
+from core.settings import Settings, trusted_networks
 from core.vocab import OrganizationKind, Role
-from schema.mutations.auth import client_address, trusted_networks
+from schema.mutations.auth import client_address
 from tests.concurrency import Racer
 from tests.factories import Factory
 from tests.schema.helpers import gid

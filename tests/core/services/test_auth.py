@@ -65,6 +65,15 @@ async def owner(ctx: ServiceContext, home_org: int) -> str:
     return "owner"
 
 
+async def _admission(ctx: ServiceContext, username: str, address: str, policy: auth.LoginPolicy) -> str:
+    """One admission to a sign-in: "admitted" (the password would be checked next), or the refusal's code."""
+    admitted = await auth.admit_login(ctx, username, address=address, policy=policy)
+    if isinstance(admitted, auth.LoginOutcome):
+        assert admitted.error is not None
+        return admitted.error.code
+    return "admitted"
+
+
 async def sign_in(
     transact: Transactions, username: str, password: str = PASSWORD, address: str = OWNER_ADDRESS
 ) -> tuple[str | None, int | None]:
@@ -285,12 +294,7 @@ async def test_parallel_guesses_cannot_outrun_the_count(
             await ctx.session.commit()
 
             async def admit(wctx: ServiceContext, i: int, username: str = username) -> str:
-                address = OWNER_ADDRESS if i == attackers else ATTACKER
-                admitted = await auth.admit_login(wctx, username, address=address, policy=POLICY)
-                if isinstance(admitted, auth.LoginOutcome):
-                    assert admitted.error is not None
-                    return admitted.error.code
-                return "admitted"
+                return await _admission(wctx, username, OWNER_ADDRESS if i == attackers else ATTACKER, POLICY)
 
             outcomes = await racer.race(admit, viewer=Viewer())
             assert outcomes[attackers] == "admitted"  # the owner, at home
@@ -403,11 +407,7 @@ async def test_parallel_guesses_from_many_networks_cannot_outrun_the_username_co
 
             async def admit(wctx: ServiceContext, i: int, username: str = username, n: int = n) -> str:
                 address = OWNER_ADDRESS if i == attackers else _prefix(1000 * n + i)
-                admitted = await auth.admit_login(wctx, username, address=address, policy=policy)
-                if isinstance(admitted, auth.LoginOutcome):
-                    assert admitted.error is not None
-                    return admitted.error.code
-                return "admitted"
+                return await _admission(wctx, username, address, policy)
 
             outcomes = await racer.race(admit, viewer=Viewer())
             assert outcomes[attackers] == "admitted"  # the owner, at home
