@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from argon2 import PasswordHasher
@@ -25,6 +24,7 @@ from core.services.context import ServiceContext, Viewer
 from core.vocab import Role
 from tests.concurrency import Racer, rounds
 from tests.conftest import Clock
+from tests.loop_watch import LoopWatchingHasher
 
 T = TypeVar("T")
 PASSWORD = "a long enough password"
@@ -84,65 +84,24 @@ async def sign_in(
 # -- hashing off the event loop -----------------------------------------------------------------------------------
 
 
-class Ticker:
-    """Measures how long the event loop goes without running this coroutine: the largest gap between
-    when a 1 ms sleep should end and when it does."""
-
-    def __init__(self) -> None:
-        self.max_gap = 0.0
-        self._stop = asyncio.Event()
-
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            before = time.perf_counter()
-            await asyncio.sleep(0.001)
-            self.max_gap = max(self.max_gap, time.perf_counter() - before - 0.001)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-async def _ticking_while(work: Callable[[], Awaitable[Any]]) -> float:
-    ticker = Ticker()
-    task = asyncio.create_task(ticker.run())
-    await asyncio.sleep(0.01)
-    await work()
-    ticker.stop()
-    await task
-    return ticker.max_gap
-
-
-@pytest.fixture
-def real_hash() -> tuple[PasswordHasher, str, float]:
-    """The production parameters, one hash of them, and what one verification costs on this machine now."""
-    hasher = PasswordHasher()
+async def test_hashing_in_threads_keeps_the_event_loop_responsive() -> None:
+    hasher = LoopWatchingHasher(patience=0.2)
     hashed = hasher.hash(PASSWORD)
-    started = time.perf_counter()
-    hasher.verify(hashed, PASSWORD)
-    return hasher, hashed, time.perf_counter() - started
-
-
-async def test_hashing_in_threads_keeps_the_event_loop_responsive(real_hash: tuple[PasswordHasher, str, float]) -> None:
-    hasher, hashed, one_hash = real_hash
-    # (a generous wait: on a loaded machine a hash can take a second, and BUSY is not what this measures)
     work = passwords.PasswordWork(concurrency=2, wait_seconds=60)
     try:
-        # given a control: verifications on the event loop stall it for about one hash each (so the
-        # ticker can see a stall)
-        async def on_the_loop() -> None:
-            for _ in range(2):
-                hasher.verify(hashed, PASSWORD)
-                await asyncio.sleep(0)
-
-        assert await _ticking_while(on_the_loop) > 0.8 * one_hash
-
+        # given a control: a verification on the event loop sees the loop stand still
+        async with hasher.ticking():
+            await asyncio.sleep(0.01)
+            assert hasher.verify(hashed, PASSWORD)
+        assert hasher.loop_moved == [False]
         # when four verifications run through the capped worker threads
-        async def in_threads() -> None:
+        hasher.loop_moved.clear()
+        hasher.patience = 5.0
+        async with hasher.ticking():
             results = await asyncio.gather(*(work.run(hasher.verify, hashed, PASSWORD) for _ in range(4)))
-            assert results == [True] * 4
-
-        # then the loop never waits for more than a fraction of one hash
-        assert await _ticking_while(in_threads) < 0.25 * one_hash
+        # then each one saw the event loop keep running while it worked
+        assert results == [True] * 4
+        assert hasher.loop_moved == [True] * 4
     finally:
         work.shutdown()
 
