@@ -31,7 +31,7 @@ bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same r
 	$(BIN)/python -m bench.supplies
 
 schema: $(STAMP)  ## regenerate the committed SDL
-	$(BIN)/yunshegong schema --builtin-only > schema/schema.graphql
+	$(BIN)/yunshegong schema --builtin-only > schema/schema.graphql.new && mv schema/schema.graphql.new schema/schema.graphql
 
 mutation: $(STAMP)  ## mutmut over the invariant-holding modules, each against its own tests (slow; MODULES="help_requests ...")
 	$(BIN)/python -m tests.mutation $(MODULES)

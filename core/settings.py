@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     # Freeze the heap built at startup out of the garbage collector's sight and collect the young generation
     # less often (a request makes tens of thousands of short-lived objects; see yunshegong.app).
     gc_tuning: bool = True
+    # Run queries through the compiled executor (schema.execution): each operation compiled once into code
+    # specialised to its selection set; off runs graphql-core's general executor (same answers, slower).
+    compiled_execution: bool = True
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -27,7 +27,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-async def anonymous(request: Any) -> Viewer:
+async def anonymous(request: Any, session: AsyncSession) -> Viewer:
     return Viewer()
 
 
@@ -39,9 +39,10 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = utc_now
     host: PluginHost | None = None
-    # Who is asking, from the HTTP request (yunshegong.app installs bearer-token authentication). Raises
+    # Who is asking, from the HTTP request (yunshegong.app installs bearer-token authentication), read on the
+    # request's own session (the operation then runs in that same transaction). Raises
     # auth.Unauthenticated for credentials that are present but not valid.
-    authenticate: Callable[[Any], Awaitable[Viewer]] = anonymous
+    authenticate: Callable[[Any, AsyncSession], Awaitable[Viewer]] = anonymous
     policy: MatchingPolicy = field(default_factory=MatchingPolicy.from_env)
     _secret: str | None = None
 
@@ -79,6 +80,12 @@ class Context:
     active_operations: int = 0
     # Set by the HTTP view for a batched request: its operations run side by side on this context.
     in_batch: bool = False
+
+    def __post_init__(self) -> None:
+        if self._session is not None:
+            # A session handed over by the HTTP view (the token was checked on it): from its next statement
+            # on, the transaction acts for the viewer (core.tenancy re-applies the settings mid-transaction).
+            tenancy.bind(self._session, self.viewer)
 
     @property
     def settings(self) -> Settings:

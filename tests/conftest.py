@@ -189,7 +189,7 @@ def app_state(engine: AsyncEngine, settings: Settings, clock: Clock, admin: View
 
     over_http = dataclasses.replace(admin, label="test admin")
 
-    async def as_admin(request: Any) -> Viewer:
+    async def as_admin(request: Any, session: Any) -> Viewer:
         return over_http
 
     return AppState(settings=settings, sessionmaker=create_sessionmaker(engine), clock=clock, authenticate=as_admin)

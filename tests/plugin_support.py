@@ -91,7 +91,7 @@ async def hello_engine(hello_db: Any) -> AsyncIterator[AsyncEngine]:
     await owner.dispose()
 
 
-async def viewer_from_test_header(request: Any) -> Viewer:
+async def viewer_from_test_header(request: Any, session: Any) -> Viewer:
     """Test-only: the caller is an administrator of the organisation named in a header (or a platform
     administrator of no organisation without it), so plugin tests can switch organisations cheaply.
     Real sign-in is covered by tests/schema/test_access.py."""

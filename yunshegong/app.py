@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
@@ -113,12 +114,21 @@ class GraphQLApp(GraphQL):
             except (KeyError, ValueError, OSError):
                 # OSError: a name that is a directory of the zone database ("Asia") or too long for a file name.
                 raise http.RequestRefused(400, "INVALID_INPUT", "Unknown time zone {zone}.", zone=repr(zone)) from None
-        # Credentials that are present but not valid are refused outright (never downgraded to anonymous).
+        # One session (so one pooled connection and one transaction) for the whole request: the token check
+        # reads on it first, then the operation adopts it (schema.context.Context). Opening it connects nothing.
+        session = request.state.session = self.state.sessionmaker()
         try:
-            request.state.viewer = await self.state.authenticate(request)
-        except auth.Unauthenticated as exc:
-            raise http.RequestRefused(401, "UNAUTHENTICATED", str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
-        return await self.run(request)
+            # Credentials that are present but not valid are refused outright (never downgraded to anonymous).
+            try:
+                request.state.viewer = await self.state.authenticate(request, session)
+            except auth.Unauthenticated as exc:
+                raise http.RequestRefused(
+                    401, "UNAUTHENTICATED", str(exc), headers={"WWW-Authenticate": "Bearer"}
+                ) from exc
+            return await self.run(request)
+        finally:
+            # The operation closes it when it ends; this covers every way out before or around it.
+            await session.close()
 
     # -- what strawberry's view lets us replace -------------------------------------------------------------
 
@@ -241,7 +251,13 @@ class GraphQLApp(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         viewer = getattr(request.state, "viewer", None) or Viewer()
-        context = Context(app=self.state, viewer=viewer, request=request, response=response)
+        context = Context(
+            app=self.state,
+            viewer=viewer,
+            request=request,
+            response=response,
+            _session=getattr(request.state, "session", None),
+        )
         request.state.graphql_context = context
         if self.state.host is not None:
             for plugin, value in self.state.host.call_each("extend_context", context=context):
@@ -378,10 +394,10 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
-def bearer_authenticator(state: AppState) -> Callable[[Any], Awaitable[Viewer]]:
+def bearer_authenticator(state: AppState) -> Callable[[Any, AsyncSession], Awaitable[Viewer]]:
     """`Authorization: Bearer <JWT or API token>` → the viewer; no header → anonymous."""
 
-    async def authenticate(request: Any) -> Viewer:
+    async def authenticate(request: Any, session: AsyncSession) -> Viewer:
         header = request.headers.get("authorization")
         if not header:
             return Viewer()
@@ -389,9 +405,8 @@ def bearer_authenticator(state: AppState) -> Callable[[Any], Awaitable[Viewer]]:
         if scheme.lower() != "bearer" or not token.strip():
             raise auth.Unauthenticated("Use `Authorization: Bearer <token>`.")
         secret = await state.token_secret()
-        async with state.sessionmaker() as session:
-            return await auth.authenticate_bearer(
-                session, token.strip(), secret, state.clock(), state.plugin_permissions, state.host
-            )
+        return await auth.authenticate_bearer(
+            session, token.strip(), secret, state.clock(), state.plugin_permissions, state.host
+        )
 
     return authenticate

@@ -11,10 +11,10 @@ import strawberry
 from strawberry import Info, relay
 
 from core import models
+from schema.prefetch import reference
 from schema.types import enums
 from schema.types.help_request import HelpRequest
 from schema.types.nodes import resolve_nodes
-from schema.types.reference import load_optional
 from schema.types.volunteer import Volunteer
 
 
@@ -52,10 +52,5 @@ class Assignment(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await resolve_nodes(info, node_ids, lambda ld: ld.assignment, cls.from_model, required)
 
-    @strawberry.field
-    async def request(self, info: Info) -> HelpRequest:
-        return await load_optional(info, "help_request", self.request_id, HelpRequest.from_model)
-
-    @strawberry.field
-    async def volunteer(self, info: Info) -> Volunteer:
-        return await load_optional(info, "volunteer", self.volunteer_id, Volunteer.from_model)
+    request: HelpRequest = reference(lambda ld: ld.help_request, "request_id", HelpRequest.from_model)
+    volunteer: Volunteer = reference(lambda ld: ld.volunteer, "volunteer_id", Volunteer.from_model)

@@ -6,9 +6,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry import Info
 
 from core.services.pagination import Page
 from schema.loaders import WindowPage
+from schema.prefetch import prefetch
 
 T = TypeVar("T")
 
@@ -29,13 +31,22 @@ class Edge(Generic[T]):
 
 @strawberry.type(description="A page of a list; `totalCount` counts the whole filtered list.")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
     page_info: PageInfo
+    _edges: strawberry.Private[list[Edge[T]]]
     _count: strawberry.Private[Callable[[], Awaitable[int]]]
 
+    # Both load what the query asks for below the nodes for the whole page first (schema.prefetch): one
+    # awaited call per page, after which the nodes' nested fields answer without waiting.
+    @strawberry.field
+    async def edges(self, info: Info) -> list[Edge[T]]:
+        await prefetch(info, [edge.node for edge in self._edges], ("node",))
+        return self._edges
+
     @strawberry.field(description="The nodes of this page, without cursors.")
-    def nodes(self) -> list[T]:
-        return [edge.node for edge in self.edges]
+    async def nodes(self, info: Info) -> list[T]:
+        nodes = [edge.node for edge in self._edges]
+        await prefetch(info, nodes)
+        return nodes
 
     @strawberry.field(description="How many items the whole filtered list holds (counted on demand).")
     async def total_count(self) -> int:
@@ -47,7 +58,7 @@ class Connection(Generic[T]):
     ) -> Connection[T]:
         edges = [Edge(cursor=c, node=convert(item)) for item, c in zip(page.items, page.cursors, strict=True)]
         return cls(
-            edges=edges,
+            _edges=edges,
             page_info=PageInfo(
                 has_next_page=page.has_next_page,
                 has_previous_page=page.has_previous_page,

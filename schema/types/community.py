@@ -14,10 +14,11 @@ from core.services import help_requests, privacy
 from core.services.pagination import page_size
 from core.vocab import RequestStatus
 from schema.loaders import WindowKey
+from schema.prefetch import reference
 from schema.types import enums
 from schema.types.common import Connection
 from schema.types.nodes import resolve_nodes
-from schema.types.reference import District, Organization, load_optional
+from schema.types.reference import District, Organization
 
 if TYPE_CHECKING:
     from schema.types.help_request import HelpRequest
@@ -34,17 +35,24 @@ def _requests_of(statuses: Any) -> Any:
     )
 
 
+def _volunteer(row: Any) -> Any:
+    from schema.types.volunteer import Volunteer
+
+    return Volunteer.from_model(row)
+
+
 @strawberry.type(description="A seat on a community's work group.")
 class CommunityLiaison:
     role: enums.LiaisonRole  # type: ignore[valid-type]
     since: datetime
     volunteer_id: strawberry.Private[int]
 
-    @strawberry.field(description="Null when the volunteer is outside what you may see.")
-    async def volunteer(self, info: Info) -> VolunteerRef | None:
-        from schema.types.volunteer import Volunteer
-
-        return await load_optional(info, "volunteer", self.volunteer_id, Volunteer.from_model)
+    volunteer: VolunteerRef | None = reference(
+        lambda ld: ld.volunteer,
+        "volunteer_id",
+        lambda row: _volunteer(row),
+        description="Null when the volunteer is outside what you may see.",
+    )
 
 
 @strawberry.type(description="A residential community (社区) whose head posts needs.")
@@ -88,21 +96,17 @@ class Community(relay.Node):
             return self.head_phone_value
         return privacy.mask_phone(self.head_phone_value)
 
-    @strawberry.field
-    async def district(self, info: Info) -> District:
-        return await load_optional(info, "district", self.district_id, District.from_model)
-
-    @strawberry.field
-    async def organization(self, info: Info) -> Organization | None:
-        return await load_optional(info, "organization", self.organization_id, Organization.from_model)
-
-    @strawberry.field(description="The work group: one professional social worker and two volunteers.")
-    async def liaisons(self, info: Info) -> list[CommunityLiaison]:
-        rows = await info.context.loaders.liaisons_by_community.load(self.id)
-        return [
-            CommunityLiaison(role=enums.LiaisonRole(r.role), since=r.created_at, volunteer_id=r.volunteer_id)
-            for r in rows
-        ]
+    district: District = reference(lambda ld: ld.district, "district_id", District.from_model)
+    organization: Organization | None = reference(
+        lambda ld: ld.organization, "organization_id", Organization.from_model
+    )
+    liaisons: list[CommunityLiaison] = reference(
+        lambda ld: ld.liaisons_by_community,
+        "id",
+        lambda r: CommunityLiaison(role=enums.LiaisonRole(r.role), since=r.created_at, volunteer_id=r.volunteer_id),
+        many=True,
+        description="The work group: one professional social worker and two volunteers.",
+    )
 
     @strawberry.field(description="This community's requests, most urgent first.")
     async def help_requests(

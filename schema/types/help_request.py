@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,10 +11,11 @@ from strawberry import Info, relay
 
 from core import models
 from core.services import privacy
+from schema.loaders import Loaders
+from schema.prefetch import flag, now_or_later, reference, then
 from schema.types import enums
 from schema.types.community import Community
 from schema.types.nodes import resolve_nodes
-from schema.types.reference import load_optional
 
 if TYPE_CHECKING:
     from schema.types.assignment import Assignment
@@ -29,6 +30,27 @@ class StatusChange:
     actor: str
     reason: str
     at: datetime
+
+    @classmethod
+    def from_row(cls, r: Any) -> StatusChange:
+        return cls(
+            from_status=enums.RequestStatus(r.from_status) if r.from_status else None,
+            to_status=enums.RequestStatus(r.to_status),
+            actor=r.actor,
+            reason=r.reason,
+            at=r.created_at,
+        )
+
+
+def _assignment(row: Any) -> Any:
+    from schema.types.assignment import Assignment
+
+    return Assignment.from_model(row)
+
+
+# Whether a volunteer viewer holds an accepted offer on the request: what unmasks its sensitive fields.
+def _holds_accepted(ld: Loaders) -> Any:
+    return ld.holds_accepted
 
 
 @strawberry.type(description="A need posted by a community or resident.")
@@ -89,59 +111,70 @@ class HelpRequest(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await resolve_nodes(info, node_ids, lambda ld: ld.help_request, cls.from_model, required)
 
-    async def _reveals(self, info: Info, field: str) -> bool:
-        holds = await info.context.loaders.holds_accepted.load(self.id)
-        if privacy.sees_request_details(info.context.viewer, holds):
-            info.context.note_sensitive_read("HelpRequest", self.id, field)
-            return True
-        return False
+    def _reveals(self, info: Info, field: str) -> bool | Awaitable[bool]:
+        def noted(holds: bool) -> bool:
+            if privacy.sees_request_details(info.context.viewer, holds):
+                info.context.note_sensitive_read("HelpRequest", self.id, field)
+                return True
+            return False
 
-    @strawberry.field(description="Whether you see the requester's phone, address and health details unmasked.")
-    async def sensitive_details_visible(self, info: Info) -> bool:
-        holds = await info.context.loaders.holds_accepted.load(self.id)
-        return privacy.sees_request_details(info.context.viewer, holds)
+        return then(now_or_later(info.context.loaders.holds_accepted, self.id), noted)
 
-    @strawberry.field(description="Sensitive. Masked (138****5678) for volunteers without an accepted assignment.")
-    async def requester_phone(self, info: Info) -> str:
-        return self.phone_value if await self._reveals(info, "requesterPhone") else privacy.mask_phone(self.phone_value)
-
-    @strawberry.field(description="Sensitive. Only the first characters unless you may see the details.")
-    async def requester_address(self, info: Info) -> str:
-        return (
-            self.address_value
-            if await self._reveals(info, "requesterAddress")
-            else privacy.mask_text(self.address_value)
+    @strawberry.field(
+        description="Whether you see the requester's phone, address and health details unmasked.",
+        metadata=flag(_holds_accepted),
+    )
+    def sensitive_details_visible(self, info: Info) -> bool:
+        viewer = info.context.viewer
+        return then(  # type: ignore[return-value]
+            now_or_later(info.context.loaders.holds_accepted, self.id),
+            lambda holds: privacy.sees_request_details(viewer, holds),
         )
 
-    @strawberry.field(description="Sensitive: diagnoses, medication, pregnancy. Empty unless you may see it.")
-    async def health_details(self, info: Info) -> str:
-        return self.health_value if await self._reveals(info, "healthDetails") else ""
+    @strawberry.field(
+        description="Sensitive. Masked (138****5678) for volunteers without an accepted assignment.",
+        metadata=flag(_holds_accepted),
+    )
+    def requester_phone(self, info: Info) -> str:
+        phone = self.phone_value
+        return then(self._reveals(info, "requesterPhone"), lambda shown: phone if shown else privacy.mask_phone(phone))  # type: ignore[return-value]
 
-    @strawberry.field(description="The open request this one probably repeats (flagged at intake).")
-    async def duplicate_of(self, info: Info) -> HelpRequest | None:
-        return await load_optional(info, "help_request", self.duplicate_of_id, HelpRequest.from_model)
+    @strawberry.field(
+        description="Sensitive. Only the first characters unless you may see the details.",
+        metadata=flag(_holds_accepted),
+    )
+    def requester_address(self, info: Info) -> str:
+        address = self.address_value
+        return then(  # type: ignore[return-value]
+            self._reveals(info, "requesterAddress"), lambda shown: address if shown else privacy.mask_text(address)
+        )
 
-    @strawberry.field
-    async def community(self, info: Info) -> Community:
-        return await load_optional(info, "community", self.community_id, Community.from_model)
+    @strawberry.field(
+        description="Sensitive: diagnoses, medication, pregnancy. Empty unless you may see it.",
+        metadata=flag(_holds_accepted),
+    )
+    def health_details(self, info: Info) -> str:
+        health = self.health_value
+        return then(self._reveals(info, "healthDetails"), lambda shown: health if shown else "")  # type: ignore[return-value]
 
-    @strawberry.field(description="Every volunteer offered to this request, in offer order.")
-    async def assignments(self, info: Info) -> list[AssignmentRef]:
-        from schema.types.assignment import Assignment
-
-        rows = await info.context.loaders.assignments_by_request.load(self.id)
-        return [Assignment.from_model(r) for r in rows]
-
-    @strawberry.field(description="Every status change, oldest first: who, when, from, to and why.")
-    async def history(self, info: Info) -> list[StatusChange]:
-        rows = await info.context.loaders.history_by_request.load(self.id)
-        return [
-            StatusChange(
-                from_status=enums.RequestStatus(r.from_status) if r.from_status else None,
-                to_status=enums.RequestStatus(r.to_status),
-                actor=r.actor,
-                reason=r.reason,
-                at=r.created_at,
-            )
-            for r in rows
-        ]
+    duplicate_of: HelpRequest | None = reference(
+        lambda ld: ld.help_request,
+        "duplicate_of_id",
+        lambda row: HelpRequest.from_model(row),
+        description="The open request this one probably repeats (flagged at intake).",
+    )
+    community: Community = reference(lambda ld: ld.community, "community_id", Community.from_model)
+    assignments: list[AssignmentRef] = reference(
+        lambda ld: ld.assignments_by_request,
+        "id",
+        _assignment,
+        many=True,
+        description="Every volunteer offered to this request, in offer order.",
+    )
+    history: list[StatusChange] = reference(
+        lambda ld: ld.history_by_request,
+        "id",
+        StatusChange.from_row,
+        many=True,
+        description="Every status change, oldest first: who, when, from, to and why.",
+    )

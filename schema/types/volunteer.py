@@ -14,10 +14,11 @@ from core import models
 from core.services import assignments, privacy
 from core.services.pagination import page_size
 from schema.loaders import WindowKey
+from schema.prefetch import flag, now_or_later, reference
 from schema.types import enums
 from schema.types.common import Connection
 from schema.types.nodes import resolve_nodes
-from schema.types.reference import District, Organization, Training, load_optional
+from schema.types.reference import District, Organization, Training
 
 if TYPE_CHECKING:
     from schema.types.assignment import Assignment
@@ -37,6 +38,16 @@ class VolunteerCredential:
     valid_from: datetime | None
     expires_at: datetime | None
 
+    @classmethod
+    def from_row(cls, r: Any) -> VolunteerCredential:
+        return cls(
+            kind=enums.CredentialKind(r.kind),
+            number=r.number,
+            issued_by=r.issued_by,
+            valid_from=r.valid_from,
+            expires_at=r.expires_at,
+        )
+
     @strawberry.field(description="Whether the credential is valid at `at` (default: now).")
     def is_valid(self, info: Info, at: datetime | None = None) -> bool:
         moment = at or info.context.app.clock()
@@ -50,9 +61,7 @@ class CompletedTraining:
     completed_at: datetime
     training_id: strawberry.Private[int]
 
-    @strawberry.field
-    async def training(self, info: Info) -> Training:
-        return await load_optional(info, "training", self.training_id, Training.from_model)
+    training: Training = reference(lambda ld: ld.training, "training_id", Training.from_model)
 
 
 @strawberry.type(description="A social worker or volunteer.")
@@ -102,36 +111,23 @@ class Volunteer(relay.Node):
             return self.phone_value
         return privacy.mask_phone(self.phone_value) or ""
 
-    @strawberry.field
-    async def district(self, info: Info) -> District | None:
-        return await load_optional(info, "district", self.district_id, District.from_model)
+    district: District | None = reference(lambda ld: ld.district, "district_id", District.from_model)
+    organization: Organization | None = reference(
+        lambda ld: ld.organization, "organization_id", Organization.from_model
+    )
+    credentials: list[VolunteerCredential] = reference(
+        lambda ld: ld.credentials_by_volunteer, "id", VolunteerCredential.from_row, many=True
+    )
+    trainings: list[CompletedTraining] = reference(
+        lambda ld: ld.trainings_by_volunteer,
+        "id",
+        lambda r: CompletedTraining(completed_at=r.completed_at, training_id=r.training_id),
+        many=True,
+    )
 
-    @strawberry.field
-    async def organization(self, info: Info) -> Organization | None:
-        return await load_optional(info, "organization", self.organization_id, Organization.from_model)
-
-    @strawberry.field
-    async def credentials(self, info: Info) -> list[VolunteerCredential]:
-        rows = await info.context.loaders.credentials_by_volunteer.load(self.id)
-        return [
-            VolunteerCredential(
-                kind=enums.CredentialKind(r.kind),
-                number=r.number,
-                issued_by=r.issued_by,
-                valid_from=r.valid_from,
-                expires_at=r.expires_at,
-            )
-            for r in rows
-        ]
-
-    @strawberry.field
-    async def trainings(self, info: Info) -> list[CompletedTraining]:
-        rows = await info.context.loaders.trainings_by_volunteer.load(self.id)
-        return [CompletedTraining(completed_at=r.completed_at, training_id=r.training_id) for r in rows]
-
-    @strawberry.field(description="Hours of completed assignments.")
-    async def hours_served(self, info: Info) -> Decimal:
-        return await info.context.loaders.hours_by_volunteer.load(self.id)
+    @strawberry.field(description="Hours of completed assignments.", metadata=flag(lambda ld: ld.hours_by_volunteer))
+    def hours_served(self, info: Info) -> Decimal:
+        return now_or_later(info.context.loaders.hours_by_volunteer, self.id)  # type: ignore[return-value]
 
     @strawberry.field(description="This volunteer's assignments, newest first.")
     async def assignments(

@@ -68,7 +68,7 @@ async def locked_down(engine: AsyncEngine, admin: Viewer) -> AsyncIterator[httpx
     settings = Settings(introspection=False, graphiql=False)
     from core.database import create_sessionmaker
 
-    async def as_admin(request: object) -> Viewer:
+    async def as_admin(request: object, session: object) -> Viewer:
         return admin
 
     state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), authenticate=as_admin)

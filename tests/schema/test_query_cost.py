@@ -90,7 +90,7 @@ async def test_variables_count_with_their_values(gql) -> None:  # type: ignore[n
 async def budget_of_100(engine: AsyncEngine, admin: Viewer) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(max_query_cost=100, max_page_size=200)
 
-    async def as_admin(request: object) -> Viewer:
+    async def as_admin(request: object, session: object) -> Viewer:
         return admin
 
     state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), authenticate=as_admin)

@@ -298,7 +298,7 @@ async def no_database(admin: Viewer) -> AsyncIterator[tuple[httpx.AsyncClient, A
     settings = Settings(database_url=None)
     dead = create_engine(f"postgresql://nobody@127.0.0.1:{_closed_port()}/nothing", pool_size=1)
 
-    async def as_admin(request: object) -> Viewer:
+    async def as_admin(request: object, session: object) -> Viewer:
         return admin
 
     state = AppState(settings=settings, sessionmaker=create_sessionmaker(dead), authenticate=as_admin)
@@ -348,7 +348,7 @@ async def test_connections_killed_under_the_service_are_503_then_it_recovers(
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "ysg-test-terminated"}},
     )
 
-    async def as_admin(request: object) -> Viewer:
+    async def as_admin(request: object, session: object) -> Viewer:
         return admin
 
     settings = Settings(database_url=None)
