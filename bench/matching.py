@@ -1,23 +1,28 @@
 """Matching at city scale: 100,000 volunteers and 2,000 open requests (loaded with COPY).
 
 Measures, in one run:
-- top-10 candidates for one request (service layer), p50/p95 — goal p95 <= 20 ms — against a plain
-  nearest-neighbour query without any filter (the floor), as a ratio;
-- planAssignments for 1,000 requests over 10,000 available volunteers — goal <= 1 s;
-- the plan's total cost against a greedy baseline (each request in turn takes its best free
-  candidate) on the same candidates: ratio < 1 means the solver beats greedy.
+- top-10 candidates for one request (service layer), p50/p95, against a plain nearest-neighbour query
+  without any filter (the floor), as a ratio; and the same through the owner's connection (what RLS costs);
+- planAssignments for 1,000 requests over 10,000 available volunteers, median of 5 after a warm-up —
+  goal <= 1 s — and its total cost against a greedy baseline (each request in turn takes its best free
+  candidate) on the same candidates: goal ratio <= 1;
+- top-10 candidates again while another process runs that plan over and over beside it — goal p95 <= 20 ms —
+  with the floor measured under the same load.
 
     make bench-matching      # or: .venv/bin/python -m bench.matching [--volunteers 100000]
+    .venv/bin/python -m bench.matching --volunteers 30000 --requests 1000 --rounds 100   # quicker
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import random
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -147,7 +152,72 @@ def greedy_cost(problem: planning.Problem) -> tuple[float, int]:
     return total, covered
 
 
+# The plan the issue sets: 1,000 requests over 10,000 available volunteers.
+PLAN_REQUESTS = 1000
+PLAN_VOLUNTEERS = 10_000
+COORDINATOR = Viewer(label="bench", role="organization_admin", organization_id=1)
+
+
+async def _plan_once(
+    sessionmaker: Any, chosen: list[int], policy: MatchingPolicy
+) -> tuple[float, float, planning.Problem, planning.Plan]:
+    async with sessionmaker() as session:
+        ctx = ServiceContext(session=session, viewer=COORDINATOR)
+        start = time.perf_counter()
+        problem = await planning.gather(ctx, chosen, policy)
+        gathered = time.perf_counter() - start
+        plan = planning.solve(problem)
+        elapsed = time.perf_counter() - start
+        await session.rollback()
+    return elapsed, gathered, problem, plan
+
+
+def _plan_beside(url: str, chosen: list[int], started: Any, stop: Any, times: Any) -> None:
+    """Another process (another worker of the service) planning over and over until told to stop."""
+
+    async def run() -> None:
+        engine = create_engine(app_url(url), pool_size=1)
+        sessionmaker = create_sessionmaker(engine)
+        await _plan_once(sessionmaker, chosen, MatchingPolicy())  # warm-up
+        started.set()
+        while not stop.is_set():
+            elapsed, *_ = await _plan_once(sessionmaker, chosen, MatchingPolicy())
+            times.append(elapsed)
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+async def _top10(
+    ctx: ServiceContext, driver: Any, request_ids: list[int], rounds: int, rng: random.Random, policy: MatchingPolicy
+) -> tuple[list[float], list[float]]:
+    """Top-10 candidates for random requests, each followed by the floor: a plain nearest-neighbour query."""
+    floor_sql = (
+        "SELECT id FROM volunteers WHERE latitude IS NOT NULL AND availability = 'available' "
+        "ORDER BY ll_to_earth(latitude, longitude) <-> ll_to_earth($1, $2) LIMIT 10"
+    )
+    samples, floor = [], []
+    for _ in range(rounds):
+        rid = rng.choice(request_ids)
+        start = time.perf_counter()
+        found = await matching.candidates(ctx, rid, 10, policy)
+        samples.append(time.perf_counter() - start)
+        assert found, "every request should have candidates"
+        lat, lng = point(rng)
+        start = time.perf_counter()
+        await driver.fetch(floor_sql, lat, lng)
+        floor.append(time.perf_counter() - start)
+    await ctx.session.rollback()
+    return samples, floor
+
+
+def _ms(samples: list[float], p: float) -> str:
+    return f"{percentile(samples, p) * 1000:6.2f} ms"
+
+
 async def main(volunteers: int, requests: int, rounds: int) -> None:
+    if volunteers < PLAN_VOLUNTEERS or requests < PLAN_REQUESTS:
+        raise SystemExit(f"the plan needs at least {PLAN_VOLUNTEERS} volunteers and {PLAN_REQUESTS} requests")
     async with bench_database("ysg_bench_matching") as url:
         t = time.perf_counter()
         await seed(url, volunteers, requests)
@@ -155,7 +225,6 @@ async def main(volunteers: int, requests: int, rounds: int) -> None:
         # The app role, as an organisation member: row-level security is in the figures.
         engine = create_engine(app_url(url), pool_size=2)
         sessionmaker = create_sessionmaker(engine)
-        coordinator = Viewer(label="bench", role="organization_admin", organization_id=1)
         policy = MatchingPolicy()
         rng = random.Random(7)
         request_ids = list(range(1, requests + 1))
@@ -164,73 +233,76 @@ async def main(volunteers: int, requests: int, rounds: int) -> None:
         owner_engine = create_engine(url, pool_size=1)
         bypassed: list[float] = []
         async with sessionmaker() as session, create_sessionmaker(owner_engine)() as owner_session:
-            ctx = ServiceContext(session=session, viewer=coordinator)
-            owner_ctx = ServiceContext(session=owner_session, viewer=coordinator)
-            conn = await session.connection()
-            floor_sql = (
-                "SELECT id FROM volunteers WHERE latitude IS NOT NULL AND availability = 'available' "
-                "ORDER BY ll_to_earth(latitude, longitude) <-> ll_to_earth($1, $2) LIMIT 10"
-            )
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            samples, floor = [], []
-            for _ in range(10):
-                await matching.candidates(ctx, rng.choice(request_ids), 10, policy)
+            ctx = ServiceContext(session=session, viewer=COORDINATOR)
+            owner_ctx = ServiceContext(session=owner_session, viewer=COORDINATOR)
+            driver = (await (await session.connection()).get_raw_connection()).driver_connection
+            await _top10(ctx, driver, request_ids, 10, rng, policy)  # warm-up
+            samples, floor = await _top10(ctx, driver, request_ids, rounds, rng, policy)
             for _ in range(rounds):
-                rid = rng.choice(request_ids)
                 start = time.perf_counter()
-                found = await matching.candidates(ctx, rid, 10, policy)
-                samples.append(time.perf_counter() - start)
-                assert found, "every request should have candidates"
-                start = time.perf_counter()
-                await matching.candidates(owner_ctx, rid, 10, policy)
+                await matching.candidates(owner_ctx, rng.choice(request_ids), 10, policy)
                 bypassed.append(time.perf_counter() - start)
-                lat, lng = point(rng)
-                start = time.perf_counter()
-                await driver.fetch(floor_sql, lat, lng)
-                floor.append(time.perf_counter() - start)
-            await session.rollback()
             await owner_session.rollback()
-
-            print(
-                f"top-10 candidates, {rounds} requests:  p50 {percentile(samples, 50) * 1000:6.2f} ms  "
-                f"p95 {percentile(samples, 95) * 1000:6.2f} ms  (goal p95 <= 20 ms)"
-            )
-            print(
-                f"  same, RLS bypassed (owner):  p50 {percentile(bypassed, 50) * 1000:6.2f} ms  -> row-level "
-                f"security costs {percentile(samples, 50) / percentile(bypassed, 50):.3f}x (goal <= 1.10x)"
-            )
-            print(
-                f"  plain KNN floor (no filters):  p50 {percentile(floor, 50) * 1000:6.2f} ms  -> ratio "
-                f"{percentile(samples, 50) / percentile(floor, 50):.1f}x"
-            )
-
-            # Plan 1,000 requests over 10,000 available volunteers: the others go off duty (committed and
-            # vacuumed, as a running deployment's table would be).
-            # (By the owner: only a table's owner may VACUUM it.)
-            owner = await asyncpg.connect(**asyncpg_dsn(url))
-            await owner.execute("UPDATE volunteers SET availability = 'off' WHERE id > 10000")
-            await owner.execute("VACUUM ANALYZE volunteers")
-            await owner.close()
-            chosen = rng.sample(request_ids, 1000)
-            start = time.perf_counter()
-            problem = await planning.gather(ctx, chosen, policy)
-            gathered = time.perf_counter() - start
-            plan = planning.solve(problem)
-            elapsed = time.perf_counter() - start
-            greedy, greedy_covered = greedy_cost(problem)
-            await session.rollback()
-        await engine.dispose()
         await owner_engine.dispose()
+        print(f"top-10 candidates, {rounds} requests, {volunteers} available volunteers, nothing beside:")
         print(
-            f"planAssignments 1000 requests x 10000 volunteers: {elapsed * 1000:.0f} ms "
-            f"(candidates {gathered * 1000:.0f} ms, solve {(elapsed - gathered) * 1000:.0f} ms; goal <= 1000 ms)"
+            f"  p50 {_ms(samples, 50)}  p95 {_ms(samples, 95)};  plain KNN floor p50 {_ms(floor, 50)} -> ratio "
+            f"{percentile(samples, 50) / percentile(floor, 50):.1f}x"
+        )
+        print(
+            f"  RLS bypassed (owner): p50 {_ms(bypassed, 50)} -> row-level security costs "
+            f"{percentile(samples, 50) / percentile(bypassed, 50):.3f}x (goal <= 1.10x)"
+        )
+
+        # Plan 1,000 requests over 10,000 available volunteers: the others go off duty (committed and
+        # vacuumed, as a running deployment's table would be). (By the owner: only a table's owner may VACUUM.)
+        owner = await asyncpg.connect(**asyncpg_dsn(url))
+        await owner.execute("UPDATE volunteers SET availability = 'off' WHERE id > $1", PLAN_VOLUNTEERS)
+        await owner.execute("VACUUM ANALYZE volunteers")
+        await owner.close()
+        chosen = rng.sample(request_ids, PLAN_REQUESTS)
+        await _plan_once(sessionmaker, chosen, policy)  # warm-up
+        runs = [await _plan_once(sessionmaker, chosen, policy) for _ in range(5)]
+        elapsed, gathered, problem, plan = sorted(runs, key=lambda r: r[0])[2]
+        greedy, greedy_covered = greedy_cost(problem)
+        print(
+            f"planAssignments {PLAN_REQUESTS} requests x {PLAN_VOLUNTEERS} volunteers, median of 5 after a warm-up: "
+            f"{elapsed * 1000:.0f} ms (candidates {gathered * 1000:.0f} ms, solve {(elapsed - gathered) * 1000:.0f} ms)"
+            f" -> {elapsed:.2f}x the goal of 1000 ms (runs: {', '.join(f'{r[0] * 1000:.0f}' for r in runs)} ms)"
         )
         print(f"  {len(problem.pairs)} candidate pairs; covered {len(plan.items)} slots (greedy {greedy_covered})")
         print(
             f"  total cost: plan {plan.total_cost:.2f}, greedy {greedy:.2f} -> ratio {plan.total_cost / greedy:.3f} "
-            "(lower is better)"
+            "(goal <= 1: the plan costs no more than greedy)"
         )
+
+        # Top-10 while another process plans beside it, over and over (the issue's "under load").
+        spawn = multiprocessing.get_context("spawn")
+        with spawn.Manager() as manager:
+            started, stop, beside = manager.Event(), manager.Event(), manager.list()
+            worker = spawn.Process(target=_plan_beside, args=(url, chosen, started, stop, beside))
+            worker.start()
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, started.wait, 300)
+                async with sessionmaker() as session:
+                    ctx = ServiceContext(session=session, viewer=COORDINATOR)
+                    driver = (await (await session.connection()).get_raw_connection()).driver_connection
+                    await _top10(ctx, driver, chosen, 10, rng, policy)  # warm-up
+                    loaded, loaded_floor = await _top10(ctx, driver, chosen, rounds, rng, policy)
+            finally:
+                stop.set()
+                await asyncio.get_running_loop().run_in_executor(None, worker.join, 300)
+            plans_beside = list(beside)
+        await engine.dispose()
+        print(f"top-10 candidates, {rounds} requests, while another process plans beside ({len(plans_beside)} plans):")
+        print(
+            f"  p50 {_ms(loaded, 50)}  p95 {_ms(loaded, 95)} (goal p95 <= 20 ms: "
+            f"{percentile(loaded, 95) * 1000 / 20:.2f}x the goal);  plain KNN floor p50 {_ms(loaded_floor, 50)} "
+            f"p95 {_ms(loaded_floor, 95)} -> ratio p50 {percentile(loaded, 50) / percentile(loaded_floor, 50):.1f}x, "
+            f"p95 {percentile(loaded, 95) / percentile(loaded_floor, 95):.1f}x"
+        )
+        if plans_beside:
+            print(f"  the plans beside took p50 {_ms(plans_beside, 50)}")
 
 
 if __name__ == "__main__":

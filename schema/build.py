@@ -322,9 +322,7 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
             types=extra_types,
             extensions=hardening(settings),
             # Queries run compiled (schema.execution); the setting turns it off, e.g. to compare with graphql-core.
-            execution_context_class=(
-                compiled_execution_context() if settings.compiled_execution else None
-            ),
+            execution_context_class=(compiled_execution_context() if settings.compiled_execution else None),
             scalar_overrides={**input_scalars(), datetime: datetime_scalar(settings.timezone)},  # type: ignore[dict-item]
             config=StrawberryConfig(
                 auto_camel_case=True,

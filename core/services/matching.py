@@ -14,14 +14,19 @@ proposed only when active ones do not suffice, and flagged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, literal, select
+import numpy as np
+from scipy.spatial import cKDTree
+from sqlalchemy import ARRAY, BigInteger, func, literal, select, type_coerce
+from sqlalchemy.types import NullType
 
-from core.errors import DomainError
+from core.errors import DomainError, UserErrorData
 from core.i18n import _
 from core.models import Assignment, HelpRequest, Volunteer
 from core.services import access
@@ -31,17 +36,20 @@ from core.services.matching_policy import (
     PHYSICAL,
     MatchingPolicy,
     RequestTerms,
+    allowed_modes,
     in_pool,
     needed_at,
     proposable,
+    terms_of_row,
+    volunteer_conditions,
 )
 from core.vocab import RequestCategory, RequestStatus, label
 
 MATCHABLE = frozenset({RequestStatus.VERIFIED, RequestStatus.MATCHED, RequestStatus.IN_PROGRESS})
 
 
-@dataclass(frozen=True)
-class ScorePart:
+class ScorePart(NamedTuple):
+    # A tuple, not a dataclass: a plan of 1,000 requests builds 50,000 of them.
     component: str
     value: float
     weight: float
@@ -109,6 +117,24 @@ async def request_facts(
             field_path,
             status=label(request.status),
         )
+    return facts_of(request, ctx.now())
+
+
+# The columns `facts_of` reads, for callers that load many requests without ORM objects.
+FACT_COLUMNS = (
+    HelpRequest.id,
+    HelpRequest.organization_id,
+    HelpRequest.category,
+    HelpRequest.latitude,
+    HelpRequest.longitude,
+    HelpRequest.required_skills,
+    HelpRequest.required_credentials,
+    HelpRequest.needed_by,
+)
+
+
+def facts_of(request: Any, now: datetime) -> RequestFacts:
+    """A request's facts from its row (an ORM object or a row of FACT_COLUMNS)."""
     return RequestFacts(
         id=request.id,
         organization_id=request.organization_id,
@@ -117,13 +143,42 @@ async def request_facts(
         longitude=request.longitude,
         required_skills=tuple(request.required_skills),
         required_credentials=tuple(request.required_credentials),
-        at=needed_at(request.needed_by, ctx.now()),
+        at=needed_at(request.needed_by, now),
     )
 
 
-async def _nearest(
-    ctx: ServiceContext, facts: RequestFacts, *, reserve: bool, limit: int
-) -> list[tuple[int, float | None]]:
+class Hit(NamedTuple):
+    """A volunteer the hard filters let through for a request, with what scoring reads of them (selected with
+    the search itself: the load is the current one, which a trigger keeps, not a copy loaded earlier)."""
+
+    volunteer_id: int
+    distance_km: float | None
+    skills: tuple[str, ...]
+    active: int
+    maximum: int
+
+
+HIT_COLUMNS = (
+    Volunteer.id,
+    Volunteer.skills,
+    Volunteer.active_assignments,
+    Volunteer.max_concurrent_assignments,
+)
+
+
+def _hit(row: Any, meters: float | None) -> Hit:
+    return Hit(
+        volunteer_id=row.id,
+        distance_km=None if meters is None else float(meters) / 1000,
+        skills=tuple(row.skills),
+        active=row.active_assignments,
+        maximum=row.max_concurrent_assignments,
+    )
+
+
+async def _nearest(ctx: ServiceContext, facts: RequestFacts, *, reserve: bool, limit: int) -> list[Hit]:
+    """One request's first `limit` proposable volunteers: nearest first (ties by id), then those without a
+    location by load; for a request without a location, by load. `nearest_many` answers the same for a batch."""
     located = facts.latitude is not None
     distance = (
         func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(facts.latitude, facts.longitude))
@@ -132,8 +187,7 @@ async def _nearest(
     )
     request = terms_of(facts)
     stmt = (
-        select(Volunteer.id, distance.label("meters"))
-        .select_from(Volunteer)
+        select(*HIT_COLUMNS, distance.label("meters"))
         .where(
             proposable(request),
             in_pool(reserve),
@@ -144,16 +198,17 @@ async def _nearest(
     by_load = (Volunteer.active_assignments, Volunteer.id)
     if not located:
         rows = (await ctx.session.execute(stmt.order_by(*by_load))).all()
-        return [(r.id, None if r.meters is None else float(r.meters) / 1000) for r in rows]
-    # KNN: the GiST index on ll_to_earth(latitude, longitude) yields the nearest first.
+        return [_hit(r, r.meters) for r in rows]
+    # KNN: the GiST index on ll_to_earth(latitude, longitude) yields the nearest first; the id makes the
+    # order of equally distant volunteers (and so who makes the cut) deterministic, by an incremental sort.
     nearest = stmt.where(Volunteer.latitude.is_not(None)).order_by(
-        earth(Volunteer.latitude, Volunteer.longitude).op("<->")(earth(facts.latitude, facts.longitude))
+        earth(Volunteer.latitude, Volunteer.longitude).op("<->")(earth(facts.latitude, facts.longitude)), Volunteer.id
     )
-    found = [(r.id, float(r.meters) / 1000) for r in (await ctx.session.execute(nearest)).all()]
+    found = [_hit(r, r.meters) for r in (await ctx.session.execute(nearest)).all()]
     if len(found) < limit:
         # Volunteers who gave no location can still help; they come after everyone at a known distance.
         unlocated = stmt.where(Volunteer.latitude.is_(None)).order_by(*by_load).limit(limit - len(found))
-        found += [(r.id, None) for r in (await ctx.session.execute(unlocated)).all()]
+        found += [_hit(r, None) for r in (await ctx.session.execute(unlocated)).all()]
     return found
 
 
@@ -176,16 +231,6 @@ async def history_features(
     return {r[0]: (int(r[1]), int(r[2]), r[3]) for r in (await ctx.session.execute(stmt)).all()}
 
 
-async def volunteer_features(ctx: ServiceContext, volunteer_ids: Sequence[int]) -> dict[int, Volunteer]:
-    if not volunteer_ids:
-        return {}
-    # populate_existing: a trigger keeps volunteers.active_assignments; copies this session loaded before a
-    # decline or completion in the same transaction would rank on the old load.
-    stmt = select(Volunteer).where(Volunteer.id.in_(list(volunteer_ids))).execution_options(populate_existing=True)
-    rows = await ctx.session.scalars(stmt)
-    return {v.id: v for v in rows}
-
-
 def score_parts(
     policy: MatchingPolicy,
     *,
@@ -198,56 +243,67 @@ def score_parts(
     history: tuple[int, int, datetime | None] | None,
     now: datetime,
 ) -> list[ScorePart]:
-    w = policy.weights
-    distance = 0.5 if distance_km is None else max(0.0, 1.0 - distance_km / policy.max_distance_km)
-    wanted = set(policy.preferred_skills.get(category, ())) | set(required_skills)
-    skill = len(wanted & set(skills)) / len(wanted) if wanted else 1.0
-    load = 1.0 - active / maximum if maximum else 0.0
-    completed, accepted, last = history or (0, 0, None)
-    reliability = (completed + 1) / (accepted + 2)  # Laplace: a newcomer starts at 0.5
-    recency = 1.0 if last is None else min(1.0, (now - last).total_seconds() / (7 * 24 * 3600))
+    return Scorer(policy, category, required_skills, now)(distance_km, skills, active, maximum, history)
+
+
+class Scorer:
+    """The score parts of one request's candidates (what does not depend on the volunteer, worked out once:
+    a plan scores ten thousand pairs)."""
+
+    def __init__(self, policy: MatchingPolicy, category: str, required_skills: Sequence[str], now: datetime) -> None:
+        w = policy.weights
+        self.weights = tuple(w.get(c, 0.0) for c in ("distance", "skills", "load", "reliability", "recency"))
+        self.max_distance_km = policy.max_distance_km
+        self.wanted = set(policy.preferred_skills.get(category, ())) | set(required_skills)
+        self.now = now
+
+    def __call__(
+        self,
+        distance_km: float | None,
+        skills: Sequence[str],
+        active: int,
+        maximum: int,
+        history: tuple[int, int, datetime | None] | None,
+    ) -> list[ScorePart]:
+        wanted = self.wanted
+        distance = 0.5 if distance_km is None else max(0.0, 1.0 - distance_km / self.max_distance_km)
+        skill = len(wanted & set(skills)) / len(wanted) if wanted else 1.0
+        load = 1.0 - active / maximum if maximum else 0.0
+        completed, accepted, last = history or (0, 0, None)
+        reliability = (completed + 1) / (accepted + 2)  # Laplace: a newcomer starts at 0.5
+        recency = 1.0 if last is None else min(1.0, (self.now - last).total_seconds() / (7 * 24 * 3600))
+        w_distance, w_skills, w_load, w_reliability, w_recency = self.weights
+        return [
+            ScorePart("distance", round(distance, 4), w_distance),
+            ScorePart("skills", round(skill, 4), w_skills),
+            ScorePart("load", round(load, 4), w_load),
+            ScorePart("reliability", round(reliability, 4), w_reliability),
+            ScorePart("recency", round(recency, 4), w_recency),
+        ]
+
+
+def _scored(
+    policy: MatchingPolicy,
+    facts: RequestFacts,
+    found: Sequence[tuple[Hit, bool]],
+    history: dict[int, tuple[int, int, datetime | None]],
+    now: datetime,
+) -> list[Candidate]:
+    score = Scorer(policy, facts.category, facts.required_skills, now)
     return [
-        ScorePart("distance", round(distance, 4), w.get("distance", 0.0)),
-        ScorePart("skills", round(skill, 4), w.get("skills", 0.0)),
-        ScorePart("load", round(load, 4), w.get("load", 0.0)),
-        ScorePart("reliability", round(reliability, 4), w.get("reliability", 0.0)),
-        ScorePart("recency", round(recency, 4), w.get("recency", 0.0)),
+        Candidate(
+            volunteer_id=hit.volunteer_id,
+            distance_km=None if hit.distance_km is None else round(hit.distance_km, 3),
+            is_reserve=is_reserve,
+            parts=score(hit.distance_km, hit.skills, hit.active, hit.maximum, history.get(hit.volunteer_id)),
+        )
+        for hit, is_reserve in found
     ]
 
 
-async def candidates(
-    ctx: ServiceContext, request_id: int, first: int, policy: MatchingPolicy, criteria: Sequence[Any] = ()
+async def _ranked(
+    ctx: ServiceContext, facts: RequestFacts, ranked: list[Candidate], first: int, criteria: Sequence[Any]
 ) -> list[Candidate]:
-    """The best `first` volunteers for a request, ranked, each with why."""
-    access.require(ctx, "requests.coordinate")
-    facts = await request_facts(ctx, request_id)
-    found = [(vid, km, False) for vid, km in await _nearest(ctx, facts, reserve=False, limit=policy.prefilter)]
-    if len(found) < first:
-        reserve = await _nearest(ctx, facts, reserve=True, limit=first - len(found))
-        found += [(vid, km, True) for vid, km in reserve]
-    ids = [vid for vid, _, _ in found]
-    people = await volunteer_features(ctx, ids)
-    history = await history_features(ctx, ids)
-    now = ctx.now()
-    ranked = []
-    for vid, km, is_reserve in found:
-        v = people[vid]
-        parts = score_parts(
-            policy,
-            category=facts.category,
-            required_skills=facts.required_skills,
-            distance_km=km,
-            skills=v.skills,
-            active=v.active_assignments,
-            maximum=v.max_concurrent_assignments,
-            history=history.get(vid),
-            now=now,
-        )
-        ranked.append(
-            Candidate(
-                volunteer_id=vid, distance_km=None if km is None else round(km, 3), is_reserve=is_reserve, parts=parts
-            )
-        )
     for criterion in criteria:
         values = await criterion.score(ctx, facts, [c.volunteer_id for c in ranked])
         kept = []
@@ -263,3 +319,383 @@ async def candidates(
         key=lambda c: (c.is_reserve, -c.score, c.distance_km if c.distance_km is not None else 1e9, c.volunteer_id)
     )
     return ranked[:first]
+
+
+async def candidates(
+    ctx: ServiceContext, request_id: int, first: int, policy: MatchingPolicy, criteria: Sequence[Any] = ()
+) -> list[Candidate]:
+    """The best `first` volunteers for a request, ranked, each with why."""
+    access.require(ctx, "requests.coordinate")
+    facts = await request_facts(ctx, request_id)
+    found = [(hit, False) for hit in await _nearest(ctx, facts, reserve=False, limit=policy.prefilter)]
+    if len(found) < first:
+        found += [(hit, True) for hit in await _nearest(ctx, facts, reserve=True, limit=first - len(found))]
+    history = await history_features(ctx, [hit.volunteer_id for hit, _ in found])
+    return await _ranked(ctx, facts, _scored(policy, facts, found, history, ctx.now()), first, criteria)
+
+
+# -- A batch in one pass -------------------------------------------------------------------------------------------
+#
+# `_nearest` is one nearest-neighbour scan per request; a plan of 1,000 requests made 1,000 of them (over a
+# second of index work). A batch instead loads, in one statement, everyone who passes the hard filters that do
+# not depend on the request (`load_pool`), orders each request's share of them by distance in memory (a k-d tree
+# per group of requests with the same organisation, pool, modes and skills), and lets PostgreSQL check the
+# per-pair filters -- the very `proposable` conditions of `_nearest` -- for the few nearest of every request at
+# once, one statement per round, widening only where too many fail.
+#
+# Distances: the k-d tree's only choose whom to check, with a margin (`_Search.passed`). Who makes the cut, in
+# what order, and the distance reported are decided on the distances earthdistance itself computes -- `ll_to_earth`,
+# cube's `<->` and `earth_distance` -- evaluated here by the same operations in the same order with the C
+# library's cos, sin and asin (`_earth`, `_chord`, `_great_circle`): bit for bit PostgreSQL's where the server
+# uses the same C library (a test compares them on 40,000 points). Asking PostgreSQL instead costs ~35 us a pair
+# (its SQL functions are not inlined): a third of a second for a plan of 1,000.
+
+# Distances in the k-d tree may differ from `_chord`'s by rounding (around 1e-9 m): a volunteer this close to
+# the cut is checked rather than judged from the tree.
+MARGIN_M = 1e-3
+
+Point = tuple[float, float, float]
+
+
+def _earth(latitude: float, longitude: float, radius: float) -> Point:
+    """earthdistance's ll_to_earth: cube(cube(cube(earth()*cos(radians(lat))*cos(radians(lng))),
+    earth()*cos(radians(lat))*sin(radians(lng))), earth()*sin(radians(lat)))."""
+    lat, lng = math.radians(latitude), math.radians(longitude)
+    return (radius * math.cos(lat) * math.cos(lng), radius * math.cos(lat) * math.sin(lng), radius * math.sin(lat))
+
+
+def _chord(a: Point, b: Point) -> float:
+    """cube's `<->` (cube_distance) between two points: the sum of squares in dimension order, then sqrt."""
+    total = 0.0
+    for x, y in zip(a, b, strict=True):
+        d = x - y
+        total += d * d
+    return math.sqrt(total)
+
+
+def _great_circle(chord: float, radius: float) -> float:
+    """earthdistance's earth_distance from the chord (sec_to_gc)."""
+    if chord < 0:
+        return 0.0
+    if chord / (2 * radius) > 1:
+        return math.pi * radius
+    return 2 * radius * math.asin(chord / (2 * radius))
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The pool's volunteers a set of like requests may be offered, before the per-pair filters."""
+
+    located: np.ndarray  # pool rows with a location, as indexed by `tree`
+    tree: cKDTree | None
+    unlocated_by_load: np.ndarray  # pool rows without a location, by (load, id)
+    everyone_by_load: np.ndarray  # all of the group's pool rows, by (load, id)
+
+
+class Pool:
+    """Everyone a batch may propose before the per-pair filters: available, with room, in the viewer's scope,
+    of the batch's organisations, and of one pool (active, or the reserve: loaded only when needed)."""
+
+    def __init__(self, rows: Sequence[Any], radius: float, *, reserve: bool) -> None:
+        self.reserve = reserve
+        self.radius = radius
+        ids, organization, mode, latitude, longitude, skills, active, maximum = (
+            tuple(zip(*rows, strict=True)) if rows else ((),) * 8
+        )
+        self.ids = np.array(ids, dtype=np.int64)
+        self.organization = np.array(organization, dtype=np.int64)
+        self.mode = np.array(mode, dtype=object)
+        self.active = np.array(active, dtype=np.int64)
+        self.maximum = maximum
+        self.skills = [tuple(s) for s in skills]
+        self.latitude, self.longitude = latitude, longitude
+        self.is_located = np.array([lat is not None for lat in latitude], dtype=bool)
+        # For the k-d tree only (numpy's cos and sin need not be the C library's); `point` is exact.
+        lat = np.radians(np.array([0.0 if x is None else x for x in latitude], dtype=np.float64))
+        lng = np.radians(np.array([0.0 if x is None else x for x in longitude], dtype=np.float64))
+        self.array = np.column_stack(
+            (radius * np.cos(lat) * np.cos(lng), radius * np.cos(lat) * np.sin(lng), radius * np.sin(lat))
+        )
+        self.row = {vid: i for i, vid in enumerate(ids)}
+        self._points: dict[int, Point] = {}
+        self._groups: dict[tuple[int, bool, frozenset[str]], _Group] = {}
+        self._has_skill: dict[str, np.ndarray] = {}
+
+    def point(self, row: int) -> Point:
+        point = self._points.get(row)
+        if point is None:
+            point = self._points[row] = _earth(self.latitude[row], self.longitude[row], self.radius)
+        return point
+
+    def hit(self, row: int, meters: float | None) -> Hit:
+        return Hit(
+            volunteer_id=int(self.ids[row]),
+            distance_km=None if meters is None else meters / 1000,
+            skills=self.skills[row],
+            active=int(self.active[row]),
+            maximum=self.maximum[row],
+        )
+
+    def group(self, facts: RequestFacts) -> _Group:
+        # Conditions `proposable` checks anyway, applied early so that PostgreSQL is rarely asked about
+        # someone it will refuse: the organisation, the modes and the skills.
+        key = (facts.organization_id, facts.physical, frozenset(facts.required_skills))
+        group = self._groups.get(key)
+        if group is None:
+            mask = (self.organization == facts.organization_id) & np.isin(self.mode, allowed_modes(facts.physical))
+            for skill in key[2]:
+                mask &= self._skill(skill)
+            members = np.flatnonzero(mask)
+            located = members[self.is_located[members]]
+            unlocated = members[~self.is_located[members]]
+            group = _Group(
+                located=located,
+                tree=cKDTree(self.array[located]) if len(located) else None,
+                unlocated_by_load=self._by_load(unlocated),
+                everyone_by_load=self._by_load(members),
+            )
+            self._groups[key] = group
+        return group
+
+    def _skill(self, skill: str) -> np.ndarray:
+        has = self._has_skill.get(skill)
+        if has is None:
+            has = np.array([skill in s for s in self.skills], dtype=bool)
+            self._has_skill[skill] = has
+        return has
+
+    def _by_load(self, rows: np.ndarray) -> np.ndarray:
+        return rows[np.lexsort((self.ids[rows], self.active[rows]))]
+
+
+async def load_pool(ctx: ServiceContext, organization_ids: Iterable[int], *, reserve: bool) -> Pool:
+    stmt = select(
+        Volunteer.id,
+        Volunteer.organization_id,
+        Volunteer.mode,
+        Volunteer.latitude,
+        Volunteer.longitude,
+        # asyncpg's lists as they come (the ARRAY type's per-row processing costs a tenth of the statement).
+        type_coerce(Volunteer.skills, NullType()),
+        Volunteer.active_assignments,
+        Volunteer.max_concurrent_assignments,
+    ).where(
+        *volunteer_conditions().values(),
+        Volunteer.organization_id.in_(sorted(set(organization_ids))),
+        in_pool(reserve),
+        access.volunteer_scope(ctx.viewer),
+    )
+    # earth() may be redefined (earthdistance allows it); the same statement reads it, folded to a constant.
+    stmt = stmt.add_columns(func.earth().label("radius"))
+    # Core, not the ORM's result machinery: ten thousand rows or more.
+    rows = (await (await ctx.session.connection()).execute(stmt)).all()
+    return Pool([r[:-1] for r in rows], float(rows[0][-1]) if rows else 0.0, reserve=reserve)
+
+
+@dataclass
+class _Search:
+    """One request's walk through its group: the nearest first, widening the window until the first `limit`
+    that pass are known for sure; then, when too few pass, those without a location by load (a request
+    without a location walks its whole group by load)."""
+
+    facts: RequestFacts
+    limit: int
+    group: _Group
+    point: Point | None
+    window: int = 0  # how many of the nearest have been sent to be checked
+    last_sent: float = 0.0  # the in-memory distance of the farthest of them
+    approx: dict[int, float] = field(default_factory=dict)  # pool row -> distance in memory
+    # (`<->` as PostgreSQL computes it, volunteer id, pool row, metres) of the nearest that passed
+    near: list[tuple[float, int, int, float]] = field(default_factory=list)
+    by_load: np.ndarray | None = None  # the order of the walk by load, once in it
+    taken: int = 0  # how many of `by_load` have been sent
+    load_hits: list[int] = field(default_factory=list)  # pool rows of the walk by load that passed, in order
+    result: list[tuple[int, float | None]] | None = None  # (pool row, metres), once known
+
+    def __post_init__(self) -> None:
+        if self.limit <= 0:
+            self.result = []
+        elif self.point is None or self.group.tree is None:
+            self._by_load()
+
+    def widen(self) -> int:
+        """How many of the nearest to look at now: two more than needed at first (to see past the cut), then
+        twice as many where some failed the per-pair filters."""
+        self.window = min(len(self.group.located), max(self.limit + 2, 2 * self.window))
+        return self.window
+
+    def nearest(self, distances: np.ndarray, indices: np.ndarray) -> list[int]:
+        """Pool rows to check, from the k-d tree's answer for the current window."""
+        self.last_sent = float(distances[-1])
+        rows = self.group.located[indices].tolist()
+        # Not `[previous window:]`: equally distant volunteers may come back in another order from a wider query.
+        fresh = [r for r in rows if r not in self.approx]
+        self.approx.update(zip(rows, distances.tolist(), strict=True))
+        return fresh
+
+    def by_load_chunk(self) -> list[int]:
+        assert self.by_load is not None
+        wanted = self.limit - len(self.near) - len(self.load_hits)
+        chunk = self.by_load[self.taken : self.taken + max(2 * wanted, 8)].tolist()
+        self.taken += len(chunk)
+        return chunk
+
+    def passed(self, pool: Pool, sent: list[int], failed: set[int]) -> None:
+        """Take in which of `sent` failed (their volunteer ids); close the search once its answer is known."""
+        if self.by_load is None:
+            assert self.point is not None
+            for row in sent:
+                vid = int(pool.ids[row])
+                if vid not in failed:
+                    chord = _chord(pool.point(row), self.point)
+                    self.near.append((chord, vid, row, _great_circle(chord, pool.radius)))
+            exhausted = self.window == len(self.group.located)
+            if len(self.near) >= self.limit:
+                cut = sorted(self.approx[row] for _, _, row, _ in self.near)[self.limit - 1]
+                # Everyone not sent yet is farther than the cut by more than rounding: none of them can make it.
+                if exhausted or self.last_sent > cut + MARGIN_M:
+                    self._finish()
+            elif exhausted:
+                self._by_load()
+            return
+        for row in sent:
+            if int(pool.ids[row]) not in failed and len(self.near) + len(self.load_hits) < self.limit:
+                self.load_hits.append(row)
+        if len(self.near) + len(self.load_hits) >= self.limit or self.taken >= len(self.by_load):
+            self._finish()
+
+    def _by_load(self) -> None:
+        self.by_load = self.group.everyone_by_load if self.point is None else self.group.unlocated_by_load
+        if len(self.by_load) == 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        # The order `_nearest` gives: by `<->`, then id.
+        self.result = [(row, meters) for _, _, row, meters in sorted(self.near)[: self.limit]]
+        self.result += [(row, None) for row in self.load_hits]
+
+
+async def _failing(
+    ctx: ServiceContext, pairs: list[tuple[int, int]], *, reserve: bool, now: datetime
+) -> set[tuple[int, int]]:
+    """Which (request, volunteer) pairs fail `proposable` or the pool (the conditions `_nearest` applies): one
+    statement for all, answering only the failures (few: the pool's conditions were applied before)."""
+    if not pairs:
+        return set()
+    pair = (
+        func.unnest(
+            literal([r for r, _ in pairs], type_=ARRAY(BigInteger)),
+            literal([v for _, v in pairs], type_=ARRAY(BigInteger)),
+        )
+        .table_valued("request_id", "volunteer_id")
+        .render_derived(name="pair")
+    )
+    passing = (
+        select(pair.c.request_id, pair.c.volunteer_id)
+        .select_from(pair)
+        .join(HelpRequest, HelpRequest.id == pair.c.request_id)
+        .join(Volunteer, Volunteer.id == pair.c.volunteer_id)
+        .where(
+            proposable(terms_of_row(now), outer=(HelpRequest,)),
+            in_pool(reserve),
+            access.volunteer_scope(ctx.viewer),
+        )
+    )
+    stmt = select(pair.c.request_id, pair.c.volunteer_id).except_(passing)
+    return {(r[0], r[1]) for r in (await ctx.session.execute(stmt)).all()}
+
+
+async def nearest_many(
+    ctx: ServiceContext, requests: Sequence[RequestFacts], *, limits: dict[int, int], pool: Pool, now: datetime
+) -> dict[int, list[Hit]]:
+    """For every request, what `_nearest(ctx, facts, reserve=pool.reserve, limit=limits[facts.id])` answers,
+    for the whole batch in one statement per round of checks (usually one)."""
+    searches = []
+    for facts in requests:
+        point = None
+        if facts.latitude is not None and facts.longitude is not None:
+            point = _earth(facts.latitude, facts.longitude, pool.radius)
+        searches.append(_Search(facts, limits[facts.id], pool.group(facts), point))
+    while open_ := [s for s in searches if s.result is None]:
+        sent = [(s, s.by_load_chunk()) for s in open_ if s.by_load is not None]
+        # The nearest: one k-d tree query for all the open searches of a group that look as far.
+        asks: dict[tuple[int, int], list[_Search]] = defaultdict(list)
+        for s in open_:
+            if s.by_load is None:
+                asks[(id(s.group), s.widen())].append(s)
+        for (_group, window), alike in asks.items():
+            tree = alike[0].group.tree
+            assert tree is not None
+            distances, indices = tree.query(np.array([s.point for s in alike]), k=window)
+            distances, indices = distances.reshape(len(alike), window), indices.reshape(len(alike), window)
+            sent += [(s, s.nearest(d, i)) for s, d, i in zip(alike, distances, indices, strict=True)]
+        failed = await _failing(
+            ctx, [(s.facts.id, int(pool.ids[row])) for s, rows in sent for row in rows], reserve=pool.reserve, now=now
+        )
+        by_request: dict[int, set[int]] = defaultdict(set)
+        for rid, vid in failed:
+            by_request[rid].add(vid)
+        for s, rows in sent:
+            s.passed(pool, rows, by_request[s.facts.id])
+    return {s.facts.id: [pool.hit(row, meters) for row, meters in s.result or []] for s in searches}
+
+
+async def facts_many(
+    ctx: ServiceContext, request_ids: Sequence[int], field_name: str = "requestIds"
+) -> list[RequestFacts]:
+    """`request_facts` of many requests in one statement (a problem with any of them is reported at its index)."""
+    rows = (
+        await ctx.session.execute(
+            select(*FACT_COLUMNS, HelpRequest.status).where(
+                HelpRequest.id.in_(list(request_ids)), access.request_scope(ctx.viewer)
+            )
+        )
+    ).all()
+    found = {r.id: r for r in rows}
+    now = ctx.now()
+    problems, facts = [], []
+    for index, rid in enumerate(request_ids):
+        row = found.get(rid)
+        where = (field_name, str(index))
+        if row is None:
+            problems.append(UserErrorData("Help request not found.", "NOT_FOUND", where))
+        elif RequestStatus(row.status) not in MATCHABLE:
+            problems.append(
+                UserErrorData.of(
+                    "NOT_MATCHABLE",
+                    "Only verified, matched or in-progress requests are matched; this one is {status}.",
+                    where,
+                    status=label(row.status),
+                )
+            )
+        else:
+            facts.append(facts_of(row, now))
+    if problems:
+        raise DomainError.many(problems)
+    return facts
+
+
+async def candidates_many(
+    ctx: ServiceContext, request_ids: Sequence[int], first: int, policy: MatchingPolicy, criteria: Sequence[Any] = ()
+) -> dict[int, list[Candidate]]:
+    """`candidates` of many requests at once, by one candidate search for the batch: the same lists."""
+    access.require(ctx, "requests.coordinate")
+    requests = list({f.id: f for f in await facts_many(ctx, request_ids)}.values())
+    now = ctx.now()
+    organizations = {f.organization_id for f in requests}
+    pool = await load_pool(ctx, organizations, reserve=False)
+    active = await nearest_many(ctx, requests, limits={f.id: policy.prefilter for f in requests}, pool=pool, now=now)
+    reserve: dict[int, list[Hit]] = {}
+    if short := [f for f in requests if len(active[f.id]) < first]:
+        reserve = await nearest_many(
+            ctx,
+            short,
+            limits={f.id: first - len(active[f.id]) for f in short},
+            pool=await load_pool(ctx, organizations, reserve=True),
+            now=now,
+        )
+    found = {f.id: [(h, False) for h in active[f.id]] + [(h, True) for h in reserve.get(f.id, [])] for f in requests}
+    history = await history_features(ctx, sorted({h.volunteer_id for hits in found.values() for h, _ in hits}))
+    return {
+        f.id: await _ranked(ctx, f, _scored(policy, f, found[f.id], history, now), first, criteria) for f in requests
+    }

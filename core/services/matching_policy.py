@@ -274,8 +274,7 @@ def filter_conditions(request: RequestTerms, outer: Sequence[Any] = ()) -> dict[
             and_(Volunteer.mode == VolunteerMode.ONLINE.value, not_(request.physical)),
         )
     return {
-        "available": Volunteer.availability == Availability.AVAILABLE.value,
-        "capacity": Volunteer.active_assignments < Volunteer.max_concurrent_assignments,
+        **volunteer_conditions(),
         # A volunteer serves the requests of their own organisation.
         "organization": Volunteer.organization_id == request.organization_id,
         "not_on_request": not_(_on_request(request, ACTIVE_ASSIGNMENT_STATUSES, outer)),
@@ -289,6 +288,15 @@ def filter_conditions(request: RequestTerms, outer: Sequence[Any] = ()) -> dict[
             exists(select(literal(1)).select_from(need).where(not_(credential_ok)).correlate(Volunteer, *outer))
         ),
         "trainings": not_(exists(missing_training)),
+    }
+
+
+def volunteer_conditions() -> dict[str, ColumnElement[bool]]:
+    """The hard filters that read the volunteer alone, whatever the request: a batch's candidate search loads
+    everyone passing these once (`matching.load_pool`) and checks the others per pair."""
+    return {
+        "available": Volunteer.availability == Availability.AVAILABLE.value,
+        "capacity": Volunteer.active_assignments < Volunteer.max_concurrent_assignments,
     }
 
 

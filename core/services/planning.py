@@ -2,8 +2,9 @@
 
 Rows are the open slots of the requests (volunteers needed minus those already on them); columns are the
 volunteers' free capacity (one column per free slot) plus one "uncovered" column per row, so a full
-matching always exists. Edge costs are 1 − score over a nearest-neighbour prefiltered candidate set
-(`MatchingPolicy.plan_prefilter` per request, hard filters in SQL); reserve volunteers cost one more, so
+matching always exists. Edge costs are 1 − score over each request's nearest qualified volunteers
+(`MatchingPolicy.plan_prefilter` per request: what `matching` proposes, found for the whole batch in one
+search, `matching.nearest_many`); reserve volunteers cost one more, so
 they are used only where active ones cannot be; an uncovered slot costs more than any assignment.
 scipy's LAPJVsp (`min_weight_full_bipartite_matching`) finds the optimum.
 
@@ -13,36 +14,35 @@ order every writer uses); if anything changed meanwhile it fails with STALE_PLAN
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-from sqlalchemy import and_, func, literal, not_, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
 
 from core.errors import DomainError, UserErrorData
 from core.models import Assignment, HelpRequest, Volunteer
 from core.services import access, assignments
 from core.services.context import ServiceContext
-from core.services.matching import MATCHABLE, ScorePart, earth, history_features, score_parts, volunteer_features
-from core.services.matching_policy import (
-    MatchingPolicy,
-    RequestTerms,
-    in_pool,
-    needed_at_sql,
-    physical_sql,
-    proposable,
+from core.services.matching import (
+    FACT_COLUMNS,
+    MATCHABLE,
+    RequestFacts,
+    ScorePart,
+    Scorer,
+    facts_of,
+    history_features,
+    load_pool,
+    nearest_many,
 )
+from core.services.matching_policy import MatchingPolicy
 from core.vocab import ACTIVE_ASSIGNMENT_STATUSES, RequestStatus, label
 
 UNCOVERED_COST = 10.0
-# How many nearest available volunteers per request the batch looks at before its hard filters.
-KNN_OVERSAMPLE = 3
 RESERVE_PENALTY = 1.0
 
 
@@ -80,18 +80,27 @@ class Plan:
         )
 
 
-@dataclass(frozen=True)
-class _Pair:
+class _Pair(NamedTuple):
     request_id: int
     volunteer_id: int
     distance_km: float | None
     is_reserve: bool
 
 
-async def _load_requests(ctx: ServiceContext, request_ids: Sequence[int]) -> dict[int, HelpRequest]:
-    rows = await ctx.session.scalars(
-        select(HelpRequest).where(HelpRequest.id.in_(list(request_ids)), access.request_scope(ctx.viewer))
-    )
+@dataclass(frozen=True)
+class _Request:
+    facts: RequestFacts
+    volunteers_needed: int
+
+
+async def _load_requests(ctx: ServiceContext, request_ids: Sequence[int]) -> dict[int, _Request]:
+    rows = (
+        await ctx.session.execute(
+            select(*FACT_COLUMNS, HelpRequest.status, HelpRequest.volunteers_needed).where(
+                HelpRequest.id.in_(list(request_ids)), access.request_scope(ctx.viewer)
+            )
+        )
+    ).all()
     found = {r.id: r for r in rows}
     problems = []
     for index, rid in enumerate(request_ids):
@@ -109,10 +118,11 @@ async def _load_requests(ctx: ServiceContext, request_ids: Sequence[int]) -> dic
             )
     if problems:
         raise DomainError.many(problems)
-    return found
+    now = ctx.now()
+    return {rid: _Request(facts_of(r, now), r.volunteers_needed) for rid, r in found.items()}
 
 
-async def _open_slots(ctx: ServiceContext, requests: dict[int, HelpRequest]) -> dict[int, int]:
+async def _open_slots(ctx: ServiceContext, requests: dict[int, _Request]) -> dict[int, int]:
     held = dict(
         (
             await ctx.session.execute(
@@ -126,114 +136,6 @@ async def _open_slots(ctx: ServiceContext, requests: dict[int, HelpRequest]) -> 
         ).all()
     )
     return {rid: max(0, r.volunteers_needed - int(held.get(rid, 0))) for rid, r in requests.items()}
-
-
-# Large batches split their candidate search over this many connections (one KNN scan per request is
-# CPU-bound in PostgreSQL; the machines this runs on have several cores).
-PARALLEL_CHUNKS = 2
-PARALLEL_FROM = 200
-
-
-async def _candidate_pairs(
-    ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: datetime
-) -> list[_Pair]:
-    """The nearest qualified volunteers of every request (a LATERAL KNN per request). A large batch is
-    split across connections of its own: planning only reads, and a proposal may use committed data."""
-    engine = ctx.session.bind
-    if len(request_ids) < PARALLEL_FROM or engine is None:
-        return await _candidate_pairs_on(ctx, request_ids, per_request, reserve=reserve, now=now)
-    size = -(-len(request_ids) // PARALLEL_CHUNKS)
-    chunks = [request_ids[i : i + size] for i in range(0, len(request_ids), size)]
-
-    async def run(chunk: list[int]) -> list[_Pair]:
-        async with AsyncSession(bind=engine) as session:
-            side = replace(ctx, session=session)
-            return await _candidate_pairs_on(side, chunk, per_request, reserve=reserve, now=now)
-
-    results = await asyncio.gather(*(run(chunk) for chunk in chunks))
-    return [pair for part in results for pair in part]
-
-
-async def _candidate_pairs_on(
-    ctx: ServiceContext, request_ids: list[int], per_request: int, *, reserve: bool, now: datetime
-) -> list[_Pair]:
-    if not request_ids:
-        return []
-    r = (
-        select(
-            HelpRequest.id,
-            HelpRequest.organization_id,
-            HelpRequest.category,
-            HelpRequest.latitude,
-            HelpRequest.longitude,
-            HelpRequest.required_skills,
-            HelpRequest.required_credentials,
-            needed_at_sql(HelpRequest.needed_by, now).label("at"),
-        )
-        .where(HelpRequest.id.in_(request_ids))
-        .subquery("r")
-    )
-    located = r.c.latitude.is_not(None)
-    request = RequestTerms(
-        id=r.c.id,
-        organization_id=r.c.organization_id,
-        category=r.c.category,
-        required_skills=r.c.required_skills,
-        required_credentials=r.c.required_credentials,
-        at=r.c.at,
-        physical=physical_sql(r.c.category),
-    )
-    # The same hard filters as a single offer (matching_policy), and matching's own "not proposed again".
-    base = and_(
-        proposable(request, outer=(r,)),
-        in_pool(reserve),
-        access.volunteer_scope(ctx.viewer),
-    )
-    # Repeated in the KNN step below (the filters proper come after it).
-    same_organisation = Volunteer.organization_id == r.c.organization_id
-    distance = func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(r.c.latitude, r.c.longitude))
-    # Two steps, so the planner cannot trade the nearest-neighbour index for a scan: the nearest available
-    # volunteers by pure KNN (a LATERAL per request), then the hard filters, then the best few by distance.
-    knn = (
-        select(Volunteer.id.label("volunteer_id"))
-        .where(Volunteer.latitude.is_not(None), Volunteer.availability == "available", same_organisation)
-        .order_by(earth(Volunteer.latitude, Volunteer.longitude).op("<->")(earth(r.c.latitude, r.c.longitude)))
-        .correlate_except(Volunteer)
-        .limit(per_request * KNN_OVERSAMPLE)
-        .lateral("knn")
-    )
-    rank = func.row_number().over(partition_by=r.c.id, order_by=distance).label("rank")
-    filtered = (
-        select(r.c.id.label("request_id"), Volunteer.id.label("volunteer_id"), distance.label("meters"), rank)
-        .select_from(r)
-        .join(knn, true())
-        .join(Volunteer, Volunteer.id == knn.c.volunteer_id)
-        .where(located, base)
-        .subquery("filtered")
-    )
-    by_load = (
-        select(Volunteer.id.label("volunteer_id"), literal(None).label("meters"))
-        .where(base)
-        .order_by(Volunteer.active_assignments, Volunteer.id)
-        .limit(per_request)
-        .lateral("by_load")
-    )
-    rows = (
-        await ctx.session.execute(
-            select(filtered.c.request_id, filtered.c.volunteer_id, filtered.c.meters).where(
-                filtered.c.rank <= per_request
-            )
-        )
-    ).all()
-    rows += (
-        await ctx.session.execute(
-            select(r.c.id, by_load.c.volunteer_id, by_load.c.meters)
-            .select_from(r)
-            .join(by_load, true())
-            .where(not_(located))
-        )
-    ).all()
-    return [_Pair(rid, vid, None if m is None else float(m) / 1000, reserve) for rid, vid, m in rows]
 
 
 @dataclass
@@ -252,37 +154,40 @@ class Problem:
 
 
 async def gather(ctx: ServiceContext, request_ids: Sequence[int], policy: MatchingPolicy) -> Problem:
-    """Load the requests, their open slots and scored candidates (three statements, whatever the size)."""
+    """Load the requests, their open slots and scored candidates: one candidate search for the whole batch
+    (`matching.nearest_many`), so the statements do not grow with the number of requests (the reserve is
+    searched, the same way, only for requests their active volunteers cannot fill)."""
     access.require(ctx, "requests.coordinate")
     ids = list(dict.fromkeys(request_ids))
     requests = await _load_requests(ctx, ids)
     slots = await _open_slots(ctx, requests)
     wanted = [rid for rid in ids if slots[rid] > 0]
     now = ctx.now()
-    pairs = await _candidate_pairs(ctx, wanted, policy.plan_prefilter, reserve=False, now=now)
-    per_request: dict[int, int] = defaultdict(int)
-    for p in pairs:
-        per_request[p.request_id] += 1
-    short = [rid for rid in wanted if per_request[rid] < slots[rid]]
-    pairs += await _candidate_pairs(ctx, short, policy.plan_prefilter, reserve=True, now=now)
-    volunteer_ids = sorted({p.volunteer_id for p in pairs})
-    people = await volunteer_features(ctx, volunteer_ids)
-    history = await history_features(ctx, volunteer_ids)
+    facts = [requests[rid].facts for rid in wanted]
+    organizations = {f.organization_id for f in facts}
+    limits = dict.fromkeys(wanted, policy.plan_prefilter)
+    active = await nearest_many(
+        ctx, facts, limits=limits, pool=await load_pool(ctx, organizations, reserve=False), now=now
+    )
+    found = {rid: [(hit, False) for hit in hits] for rid, hits in active.items()}
+    # The reserve only for requests their active volunteers cannot fill.
+    if short := [f for f in facts if len(found[f.id]) < slots[f.id]]:
+        reserve = await load_pool(ctx, organizations, reserve=True)
+        for rid, hits in (await nearest_many(ctx, short, limits=limits, pool=reserve, now=now)).items():
+            found[rid] += [(hit, True) for hit in hits]
+    history = await history_features(ctx, sorted({hit.volunteer_id for hits in found.values() for hit, _ in hits}))
+    pairs: list[_Pair] = []
     parts: dict[tuple[int, int], list[ScorePart]] = {}
-    for p in pairs:
-        v, r = people[p.volunteer_id], requests[p.request_id]
-        parts[(p.request_id, p.volunteer_id)] = score_parts(
-            policy,
-            category=r.category,
-            required_skills=r.required_skills,
-            distance_km=p.distance_km,
-            skills=v.skills,
-            active=v.active_assignments,
-            maximum=v.max_concurrent_assignments,
-            history=history.get(p.volunteer_id),
-            now=now,
-        )
-    free = {vid: max(0, v.max_concurrent_assignments - v.active_assignments) for vid, v in people.items()}
+    free: dict[int, int] = {}
+    for rid in wanted:
+        r = requests[rid].facts
+        score = Scorer(policy, r.category, r.required_skills, now)
+        for hit, is_reserve in found[rid]:
+            pairs.append(_Pair(rid, hit.volunteer_id, hit.distance_km, is_reserve))
+            parts[(rid, hit.volunteer_id)] = score(
+                hit.distance_km, hit.skills, hit.active, hit.maximum, history.get(hit.volunteer_id)
+            )
+            free[hit.volunteer_id] = max(0, hit.maximum - hit.active)
     return Problem(wanted=wanted, slots=slots, pairs=pairs, parts=parts, free=free)
 
 

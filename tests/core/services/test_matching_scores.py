@@ -65,7 +65,7 @@ def weights(candidate: matching.Candidate) -> dict[str, float]:
 
 async def ranked(make: Factory, request_id: int, policy: MatchingPolicy = DEFAULT) -> list[matching.Candidate]:
     # No expunge or refresh here: a decline or completion changes volunteers.active_assignments by trigger
-    # in this same session, and ranking must read the current load (matching.volunteer_features).
+    # in this same session, and ranking must read the current load (selected with the search, matching.Hit).
     return await matching.candidates(make.ctx, request_id, 10, policy)
 
 

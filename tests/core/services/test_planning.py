@@ -146,25 +146,6 @@ async def test_each_request_is_filtered_on_its_own(make: Factory) -> None:
     assert [u.request_id for u in plan.uncovered] == [a.id]
 
 
-async def test_large_batches_split_across_connections_plan_the_same(make: Factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    # given six requests and four volunteers, all committed (side connections see committed data)
-    requests = [await _request_at(make, A) for _ in range(6)]
-    for _ in range(4):
-        await make.volunteer(latitude=A[0], longitude=A[1], max_concurrent_assignments=1)
-    await make.commit()
-    ids = [r.id for r in requests]
-    single = await planning.plan(make.ctx, ids, POLICY)
-    # when the same batch takes the parallel path
-    monkeypatch.setattr(planning, "PARALLEL_FROM", 2)
-    split = await planning.plan(make.ctx, ids, POLICY)
-    # then the plan is the same
-    assert [(i.request_id, i.volunteer_id) for i in split.items] == [
-        (i.request_id, i.volunteer_id) for i in single.items
-    ]
-    assert len(split.items) == 4
-    assert sorted(u.request_id for u in split.uncovered) == sorted(u.request_id for u in single.uncovered)
-
-
 # -- commitPlan checks every pair again with the offer's filters -----------------------------------------------------
 
 Change = Callable[[Factory, HelpRequest, Volunteer], Awaitable[None]]
