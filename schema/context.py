@@ -176,8 +176,10 @@ class Context:
             try:
                 async with session.begin():
                     sctx = self.service_context(session)
+                    sctx.pending_write = audit.PendingWrite(operation, self.request_id)
                     result = await fn(sctx, *args, **kwargs)
-                    audit.record(sctx, _write_record(operation, result), self.request_id)
+                    if not sctx.pending_write.written:
+                        audit.record(sctx, _write_record(operation, result), self.request_id)
             except DBAPIError as exc:
                 # Refusals the database makes at flush or commit (row-level security, constraints).
                 error = domain_error_for(exc)

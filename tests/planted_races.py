@@ -34,10 +34,11 @@ What is planted, per test:
   there is one, else insert), the usual way such a guard is written without a lock; and `book` reads
   the person without the row lock that serialises one person's bookings (FOR UPDATE stripped from
   SELECTs on `volunteers`).
-- stock, fifty concurrent distributions: `distribute` reads the balances without their row lock (FOR
-  UPDATE stripped from SELECTs on `supplies_balances`), `_take` decrements unconditionally (no
-  `on_hand >= quantity`), and CHECK `ck_supplies_balances_not_negative` is dropped; the service's
-  "enough on hand?" check remains.
+- stock, fifty concurrent distributions / more asked than there is, at once: `distribute`'s one statement
+  reads the balances without their row lock (`LOCK_BALANCES` emptied; FOR UPDATE also stripped from
+  SELECTs on `supplies_balances` for the other paths), takes its planned picks unconditionally
+  (`TAKE_ONLY_WHAT_IS_THERE` emptied; `_take` likewise), and CHECK `ck_supplies_balances_not_negative` is
+  dropped; the statement's "enough on hand?" check on its snapshot remains.
 - stock, one idempotency key sent twenty times: `services.idempotent` claims the key by
   check-then-insert (SELECT the key; if absent run and INSERT) instead of INSERT … ON CONFLICT on the key's
   primary key, and the primary key `pk_supplies_idempotency_keys` is dropped.
@@ -114,6 +115,16 @@ RACES: tuple[Race, ...] = (
         "tests/plugins/supplies/test_stock.py::test_fifty_concurrent_distributions_never_overdraw",
         (
             "unlock:supplies_balances",
+            "unlock-distribution",
+            "take-unconditionally",
+            "drop:supplies_balances.ck_supplies_balances_not_negative",
+        ),
+    ),
+    Race(
+        "stock: more asked than there is, at once",
+        "tests/plugins/supplies/test_one_statement.py::test_more_asked_than_there_is_at_once_takes_exactly_the_stock",
+        (
+            "unlock-distribution",
             "take-unconditionally",
             "drop:supplies_balances.ck_supplies_balances_not_negative",
         ),
@@ -261,6 +272,13 @@ async def planted_race(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
             from plugins.supplies import services
 
             monkeypatch.setattr(services, "_take", _take_unconditionally)
+            # The one-statement distribution: take the planned quantity whatever is left.
+            monkeypatch.setattr(services, "TAKE_ONLY_WHAT_IS_THERE", "")
+        elif plant == "unlock-distribution":
+            from plugins.supplies import services
+
+            # Its statement begins with WITH, which the unlock plants (SELECT … FOR UPDATE) do not reach.
+            monkeypatch.setattr(services, "LOCK_BALANCES", "")
         elif not plant.startswith("unlock:"):
             raise ValueError(f"unknown plant {plant}")
     if listener is not None:

@@ -32,6 +32,35 @@ class AuditRecord:
     detail: str = ""
 
 
+@dataclass
+class PendingWrite:
+    """The audit entry of the write a runner (schema.context.Context.write) is running: the runner adds it
+    after the service returns, unless the service inserted it in its own statement (`write_values`, then
+    `written`) -- one round trip fewer while the write holds its locks."""
+
+    operation: str
+    request_id: str = ""
+    written: bool = False
+
+
+def write_values(ctx: ServiceContext, record_type: str) -> dict[str, object] | None:
+    """The columns of the running write's audit entry but `record_id` (the service's statement knows it), for
+    a service that inserts the entry itself; None when no runner expects one (a script, a test). Call
+    `written` once the statement did insert it."""
+    pending = ctx.pending_write
+    if pending is None:
+        return None
+    values = _values(ctx.viewer, AuditRecord("write", pending.operation, record_type), ctx.now(), pending.request_id)
+    del values["record_id"]
+    return values
+
+
+def written(ctx: ServiceContext) -> None:
+    """The service inserted the running write's audit entry (see `write_values`): the runner adds none."""
+    if ctx.pending_write is not None:
+        ctx.pending_write.written = True
+
+
 def entry(viewer: Viewer, record: AuditRecord, at: datetime, request_id: str = "") -> AuditEntry:
     return AuditEntry(**_values(viewer, record, at, request_id))
 

@@ -70,6 +70,8 @@ class ServiceContext:
     memo: dict[str, Any] = field(default_factory=dict)
     # Matching weights, offer lifetime and deadline targets (core.services.matching_policy).
     policy: Any = field(default_factory=_default_policy)
+    # The audit entry of the write being run (core.services.audit.PendingWrite), set by its runner.
+    pending_write: Any = None
 
     def __post_init__(self) -> None:
         # The database acts for this viewer from the next statement on (organisation isolation).

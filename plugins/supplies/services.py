@@ -19,11 +19,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 
 import core
 from core.i18n import _
-from core.services import help_requests, validation
+from core.models import AuditEntry
+from core.services import audit, help_requests, validation
 from plugins.supplies.models import (
     CATEGORIES,
     DONOR_KINDS,
@@ -408,6 +410,180 @@ async def reverse(ctx: core.ServiceContext, movement_id: int, reason: str) -> Mo
 # -- distributions --------------------------------------------------------------------------------------------------
 
 
+# One distribution is one statement: the referenced rows checked (visible, of one organisation), the key
+# claimed, this item's balances in the warehouse locked earliest expiry first, the picks decremented -- each
+# only if that much is still there -- and the distribution and its ledger rows written, all conditional, so
+# a refusal writes nothing and concurrent distributions cannot take the same units. The statement holds the
+# balances' row locks from its own execution to the commit only: under contention that time is what bounds
+# throughput (bench/supplies.py).
+#
+# The two guards, named so that tests/planted_races.py can take them out and show the race test catches it:
+LOCK_BALANCES = "FOR UPDATE OF b"
+# With the locks this always holds; it is what keeps stock from going negative whatever else is wrong
+# (and the CHECK `ck_supplies_balances_not_negative` behind it).
+TAKE_ONLY_WHAT_IS_THERE = "AND b.on_hand >= p.take"
+
+_DISTRIBUTE_SQL = """
+WITH refs AS (
+    SELECT
+        (SELECT organization_id FROM supplies_items WHERE id = :item) AS item_org,
+        (SELECT organization_id FROM supplies_warehouses WHERE id = :warehouse) AS warehouse_org,
+        (SELECT organization_id FROM communities WHERE id = CAST(:community AS bigint)) AS community_org,
+        (SELECT organization_id FROM help_requests WHERE id = CAST(:request AS bigint)) AS request_org
+),
+valid AS (
+    SELECT FROM refs
+    WHERE warehouse_org = item_org
+      AND (CAST(:community AS bigint) IS NULL OR community_org = item_org)
+      AND (CAST(:request AS bigint) IS NULL OR request_org = item_org)
+),{claim}
+locked AS (
+    SELECT b.batch_id, b.on_hand, bt.expires_on
+    FROM supplies_balances b JOIN supplies_batches bt ON bt.id = b.batch_id
+    WHERE bt.item_id = :item AND b.warehouse_id = :warehouse AND b.on_hand > 0
+      AND EXISTS (SELECT FROM valid){claimed}
+    ORDER BY bt.expires_on ASC NULLS LAST, bt.id
+    {lock}
+),
+available AS (SELECT CAST(coalesce(sum(on_hand), 0) AS bigint) AS total FROM locked),
+picks AS (
+    SELECT batch_id, rank, CAST(least(on_hand, :quantity - (running - on_hand)) AS integer) AS take
+    FROM (
+        SELECT batch_id, on_hand,
+               row_number() OVER fefo AS rank, sum(on_hand) OVER fefo AS running
+        FROM locked
+        WINDOW fefo AS (ORDER BY expires_on ASC NULLS LAST, batch_id)
+    ) ranked
+    WHERE running - on_hand < :quantity AND (SELECT total FROM available) >= :quantity
+),
+taken AS (
+    UPDATE supplies_balances b SET on_hand = b.on_hand - p.take
+    FROM picks p
+    WHERE b.batch_id = p.batch_id AND b.warehouse_id = :warehouse {guard}
+    RETURNING b.batch_id, p.take
+),
+distribution AS (
+    INSERT INTO supplies_distributions ({id_column}warehouse_id, community_id, request_id, recipient, note)
+    SELECT {id_value}CAST(:warehouse AS bigint), CAST(:community AS bigint), CAST(:request AS bigint),
+           CAST(:recipient AS varchar), CAST(:note AS text)
+    WHERE (SELECT CAST(coalesce(sum(take), 0) AS integer) FROM taken) = :quantity
+    RETURNING *
+),
+ledger AS (
+    INSERT INTO supplies_movements (kind, batch_id, warehouse_id, quantity, distribution_id, actor, at)
+    SELECT 'distribution', t.batch_id, d.warehouse_id, -t.take, d.id, CAST(:actor AS varchar),
+           CAST(:at AS timestamptz)
+    FROM distribution d, taken t JOIN picks p ON p.batch_id = t.batch_id
+    ORDER BY p.rank
+){audit}
+SELECT r.item_org, r.warehouse_org, r.community_org, r.request_org, {was_claimed} AS claimed,
+       (SELECT total FROM available) AS available, (SELECT CAST(coalesce(sum(take), 0) AS integer) FROM taken) AS taken,
+       d.id, d.organization_id, d.warehouse_id, d.community_id, d.request_id, d.recipient, d.status,
+       d.delivered_quantity, d.confirmed_by, d.confirmed_at, d.dispatched_at, d.cancelled_at, d.cancel_reason,
+       d.note, d.created_at
+FROM refs r LEFT JOIN distribution d ON true
+"""
+# With an idempotency key: the distribution's id is drawn first, so that the key's claim can record it in
+# the same statement; a key someone else holds (a retry, or a concurrent one that committed) claims nothing
+# and so moves nothing. A concurrent holder makes the claim wait for its outcome (the key's primary key).
+_CLAIM_SQL = """
+new_id AS (SELECT nextval(pg_get_serial_sequence('supplies_distributions', 'id')) AS id),
+claim AS (
+    INSERT INTO supplies_idempotency_keys (organization_id, key, operation, fingerprint, result)
+    SELECT CAST(:organization AS bigint), CAST(:key AS varchar), 'distribute', CAST(:fingerprint AS varchar),
+           jsonb_build_object('id', id)
+    FROM new_id
+    ON CONFLICT (organization_id, key) DO NOTHING
+    RETURNING key
+),"""
+_DISTRIBUTION_COLUMNS = (
+    "id",
+    "organization_id",
+    "warehouse_id",
+    "community_id",
+    "request_id",
+    "recipient",
+    "status",
+    "delivered_quantity",
+    "confirmed_by",
+    "confirmed_at",
+    "dispatched_at",
+    "cancelled_at",
+    "cancel_reason",
+    "note",
+    "created_at",
+)
+# The write's audit entry, when the runner of the write lets the service insert it (core.services.audit
+# `write_values`): one round trip fewer between the decrement and the commit, i.e. while the locks are held.
+_AUDIT_SQL = """,
+audited AS (
+    INSERT INTO audit_log ({columns}, record_id)
+    SELECT {values}, d.id FROM distribution d
+)"""
+_statements: dict[tuple[bool, tuple[str, ...], str, str], Any] = {}
+
+
+def _sql_type(column: str) -> str:
+    return str(AuditEntry.__table__.c[column].type.compile(dialect=postgresql.dialect()))
+
+
+def _audit_entry(ctx: core.ServiceContext) -> dict[str, object]:
+    """The running write's audit entry, to insert in the distribution's statement, or {} when the write's
+    runner adds it itself: when nobody expects one (a script), or when core cannot hand it over yet
+    (`audit.write_values` and `audit.written`, proposed in issue 13 step 4)."""
+    write_values = getattr(audit, "write_values", None)
+    values = write_values(ctx, "Distribution") if write_values is not None else None
+    return values or {}
+
+
+def _distribute_statement(keyed: bool, audited: tuple[str, ...]) -> Any:
+    """The statement (built once per shape and guard setting: planted races replace the guards).
+    `audited`: the audit entry's columns, if the statement inserts it."""
+    shape = (keyed, audited, LOCK_BALANCES, TAKE_ONLY_WHAT_IS_THERE)
+    if shape not in _statements:
+        audit_sql = _AUDIT_SQL.format(
+            columns=", ".join(audited), values=", ".join(f"CAST(:audit_{c} AS {_sql_type(c)})" for c in audited)
+        )
+        _statements[shape] = text(
+            _DISTRIBUTE_SQL.format(
+                audit=audit_sql if audited else "",
+                claim=_CLAIM_SQL if keyed else "",
+                claimed="\n      AND EXISTS (SELECT FROM claim)" if keyed else "",
+                lock=LOCK_BALANCES,
+                guard=TAKE_ONLY_WHAT_IS_THERE,
+                id_column="id, " if keyed else "",
+                id_value="(SELECT id FROM new_id), " if keyed else "",
+                was_claimed="EXISTS (SELECT FROM claim)" if keyed else "true",
+            )
+        )
+    return _statements[shape]
+
+
+def fingerprint(operation: str, arguments: dict[str, Any]) -> str:
+    """What a key remembers of the call it was first used with."""
+    return hashlib.sha256(json.dumps([operation, arguments], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _idempotency_key(ctx: core.ServiceContext, key: str | None) -> str | None:
+    """The key, if any (empty means none), checked before anything runs."""
+    if not key:
+        return None
+    v = core.Validator()
+    v.check(len(key) <= 100, ("input", "idempotencyKey"), "OUT_OF_RANGE", "At most 100 characters.")
+    v.raise_if_any()
+    return key
+
+
+async def _replay(ctx: core.ServiceContext, organization_id: int, key: str, fingerprint_: str) -> Any:
+    """The key's first result (a retry), or IDEMPOTENCY_MISMATCH for other arguments under that key."""
+    first = await ctx.session.get(IdempotencyKey, (organization_id, key), populate_existing=True)
+    if first is None or first.fingerprint != fingerprint_:
+        raise core.DomainError(
+            "IDEMPOTENCY_MISMATCH", "This key was used with other arguments.", ("input", "idempotencyKey")
+        )
+    return first
+
+
 async def distribute(
     ctx: core.ServiceContext,
     *,
@@ -418,11 +594,15 @@ async def distribute(
     request_id: int | None = None,
     recipient: str = "",
     note: str = "",
+    idempotency_key: str | None = None,
 ) -> Distribution:
     """Take `quantity` of an item out of a warehouse, earliest expiry first, for one recipient. The item,
     the warehouse and the community or help request must all be the caller's to see (else NOT_FOUND) and
-    of one organisation."""
-    _manage(ctx)
+    of one organisation. With `idempotency_key`, a retry with the same arguments returns the first
+    distribution and moves nothing (as `idempotent` does; the fingerprint is the same, so keys are
+    interchangeable between the two)."""
+    organization_id = _manage(ctx)
+    key = _idempotency_key(ctx, idempotency_key)
     v = core.Validator()
     _quantity(v, quantity)
     targets = (community_id is not None) + (request_id is not None) + bool(recipient.strip())
@@ -433,48 +613,52 @@ async def distribute(
         "A distribution goes to exactly one of: a community, a help request, a person.",
     )
     v.raise_if_any()
-    item = await _get(ctx, Item, item_id, _("Item"), "itemId")
-    warehouse = await _get(ctx, Warehouse, warehouse_id, _("Warehouse"), "warehouseId")
-    community = (
-        None if community_id is None else await _get(ctx, core.Community, community_id, _("Community"), "communityId")
-    )
-    request = (
-        None if request_id is None else await _get(ctx, core.HelpRequest, request_id, _("Help request"), "requestId")
-    )
-    _same_organization(item, warehouse, community, request)
-    # Lock this item's balances in the warehouse, earliest expiry first: concurrent distributions queue here.
-    # (Item and warehouse are visible and of one organisation, so are their balances: a short sum is real.)
-    rows = (
-        await ctx.session.execute(
-            select(Balance.batch_id, Balance.on_hand)
-            .join(Batch, Batch.id == Balance.batch_id)
-            .where(Batch.item_id == item_id, Balance.warehouse_id == warehouse_id, Balance.on_hand > 0)
-            .order_by(Batch.expires_on.asc().nulls_last(), Batch.id)
-            .with_for_update(of=Balance)
-        )
-    ).all()
-    if sum(on_hand for _, on_hand in rows) < quantity:
+    params: dict[str, Any] = {
+        "item": item_id,
+        "warehouse": warehouse_id,
+        "community": community_id,
+        "request": request_id,
+        "quantity": quantity,
+        "recipient": recipient.strip(),
+        "note": note.strip(),
+        "actor": ctx.viewer.label,
+        "at": ctx.now(),
+    }
+    if key is not None:
+        arguments = {
+            "warehouse_id": warehouse_id,
+            "item_id": item_id,
+            "quantity": quantity,
+            "community_id": community_id,
+            "request_id": request_id,
+            "recipient": recipient,
+            "note": note,
+        }
+        params |= {"organization": organization_id, "key": key, "fingerprint": fingerprint("distribute", arguments)}
+    entry = _audit_entry(ctx)
+    params |= {f"audit_{column}": value for column, value in entry.items()}
+    row = (await ctx.session.execute(_distribute_statement(key is not None, tuple(entry)), params)).one()
+    if key is not None and not row.claimed:
+        first = await _replay(ctx, organization_id, key, params["fingerprint"])
+        return await _get(ctx, Distribution, int(first.result["id"]), _("Distribution"))
+    # Refusals in the order the checks read: what is missing, then what does not belong together, then stock.
+    if row.item_org is None:
+        raise core.NotFound(_("Item"), ("input", "itemId"))
+    if row.warehouse_org is None:
+        raise core.NotFound(_("Warehouse"), ("input", "warehouseId"))
+    if community_id is not None and row.community_org is None:
+        raise core.NotFound(_("Community"), ("input", "communityId"))
+    if request_id is not None and row.request_org is None:
+        raise core.NotFound(_("Help request"), ("input", "requestId"))
+    if len({row.item_org, row.warehouse_org, row.community_org or row.item_org, row.request_org or row.item_org}) > 1:
+        raise core.DomainError("ORGANIZATION_MISMATCH", "These records belong to different organisations.")
+    if row.available < quantity:
         raise core.DomainError("INSUFFICIENT_STOCK", "Not enough of this item in the warehouse.", ("input", "quantity"))
-    distribution = Distribution(
-        warehouse_id=warehouse_id,
-        community_id=community_id,
-        request_id=request_id,
-        recipient=recipient.strip(),
-        note=note.strip(),
-    )
-    ctx.session.add(distribution)
-    await _flush(ctx)
-    left = quantity
-    for batch_id, on_hand in rows:
-        if left == 0:
-            break
-        take = min(left, on_hand)
-        if not await _take(ctx, batch_id, warehouse_id, take):  # cannot happen under the lock; the DB agrees
-            raise core.DomainError("INSUFFICIENT_STOCK", "Stock changed meanwhile.", ("input", "quantity"))
-        _move(ctx, "distribution", batch_id, warehouse_id, -take, distribution_id=distribution.id)
-        left -= take
-    await _flush(ctx)
-    return distribution
+    if row.taken != quantity or row.id is None:  # cannot happen under the locks; the conditional decrement agrees
+        raise core.DomainError("INSUFFICIENT_STOCK", "Stock changed meanwhile.", ("input", "quantity"))
+    if entry:
+        audit.written(ctx)  # type: ignore[attr-defined]
+    return Distribution(**{column: getattr(row, column) for column in _DISTRIBUTION_COLUMNS})
 
 
 async def dispatch(ctx: core.ServiceContext, distribution_id: int) -> Distribution:

@@ -1014,14 +1014,8 @@ class SuppliesMutation:
                 "recipient": input.recipient,
                 "note": input.note,
             }
-            return await services.idempotent(
-                ctx,
-                input.idempotency_key,
-                "distribute",
-                args,
-                lambda: services.distribute(ctx, **args),
-                lambda pk: ctx.session.get(Distribution, pk),
-            )
+            # The key is claimed inside the distribution's one statement (services.distribute).
+            return await services.distribute(ctx, **args, idempotency_key=input.idempotency_key)
 
         return await gql.mutate(info, SuppliesDistributionPayload, "distribution", SuppliesDistribution.of, work)
 
