@@ -81,11 +81,15 @@ def app_url(owner_url: str | URL, configured: str | None = None) -> URL:
     return parsed.set(username=tenancy.APP_ROLE, password=None)
 
 
-def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str | URL, *, pool_size: int = 10, max_overflow: int | None = None, echo: bool = False
+) -> AsyncEngine:
+    """An engine whose pool keeps `pool_size` connections and opens up to `max_overflow` more under a burst
+    (default: as many again)."""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         # A connection that died with the server (a restart, a failover) is noticed at checkout and
         # replaced, instead of failing the next request that draws it from the pool.
         pool_pre_ping=True,

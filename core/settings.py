@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     # Largest `first:` a connection accepts; asking for more is an error, not a silent cut.
     max_page_size: PositiveInt = 200
     db_pool_size: PositiveInt = 10
+    # Connections opened beyond the pool under a burst (closed when returned); None: as many as the pool.
+    db_max_overflow: int | None = Field(default=None, ge=0)
     # None: every installed plugin loads; otherwise only these names (an empty value: none).
     plugins: Annotated[tuple[str, ...] | None, NoDecode] = None
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"

@@ -87,6 +87,7 @@ class Loaders:
         self._lock = lock
         self.viewer = viewer
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
+        self._by_model: dict[type, DataLoader[int, Any]] = {}
 
     def scope(self, model: type) -> Any:
         """The viewer's access rule for rows of `model` (every loader applies it: no path around it)."""
@@ -114,19 +115,26 @@ class Loaders:
     def clear(self) -> None:
         """Forget everything loaded: called after each mutation commits, so payloads read fresh rows."""
         self._loaders.clear()
+        self._by_model.clear()
 
     # -- generic shapes --------------------------------------------------------------------------------
 
     def by_id(self, model: type) -> DataLoader[int, Any]:
+        # Asked for once per nested object of a page (schema.prefetch): a dictionary lookup, not a name built.
+        found = self._by_model.get(model)
+        if found is not None:
+            return found
         name = f"by_id:{model.__name__}"
         if name in self._loaders:
+            self._by_model[model] = self._loaders[name]
             return self._loaders[name]
 
         async def load(ids: list[int]) -> list[Any]:
             found = {row.id: row for row in await self.rows(model, model.id.in_(ids))}  # type: ignore[attr-defined]
             return [found.get(i) for i in ids]
 
-        return self.get(name, lambda _: DataLoader(load))
+        loader = self._by_model[model] = self.get(name, lambda _: DataLoader(load))
+        return loader
 
     def group(
         self, model: type, fk: InstrumentedAttribute[Any], order_by: Sequence[Any], name: str | None = None

@@ -36,6 +36,7 @@ from graphql import (
 from strawberry import Info
 from strawberry.dataloader import DataLoader
 
+from schema.execution.compiler import DIRECT_RESOLVER
 from schema.loaders import Loaders
 
 T = TypeVar("T")
@@ -93,13 +94,19 @@ def reference(
             return None
         return [convert(row) for row in value] if many else convert(value)
 
-    def resolve(root: Any, info: Info) -> Any:
+    def resolve_direct(root: Any, context: Any) -> Any:
         pk = getattr(root, key)
         if pk is None:
             return None
-        return then(now_or_later(loader(info.context.loaders), pk), convert_value)
+        return then(now_or_later(loader(context.loaders), pk), convert_value)
 
-    return strawberry.field(resolver=resolve, description=description, metadata={PREFETCH: Loads(loader, key)})
+    def resolve(root: Any, info: Info) -> Any:
+        return resolve_direct(root, info.context)
+
+    # The compiled executor calls resolve_direct itself (no Info needed): the same answer, without strawberry's
+    # per-call resolver machinery.
+    metadata = {PREFETCH: Loads(loader, key), DIRECT_RESOLVER: resolve_direct}
+    return strawberry.field(resolver=resolve, description=description, metadata=metadata)
 
 
 def flag(loader: Callable[[Loaders], DataLoader[Any, Any]], key: str = "id") -> dict[str, Loads]:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -24,7 +25,6 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
@@ -329,7 +329,9 @@ def create_app(
                 raise RuntimeError("create_app needs settings.database_url or an engine")
             # Served as the app role, which row-level security applies to (DATABASE_URL is the owner's).
             served = app_url(settings.database_url, settings.app_database_url)
-            engine = owned["engine"] = create_engine(served, pool_size=settings.db_pool_size)
+            engine = owned["engine"] = create_engine(
+                served, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            )
         if host is None:
             host = build_plugin_host(enabled=settings.plugins)
         state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), host=host)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLEnumType,
     GraphQLError,
     GraphQLField,
     GraphQLList,
@@ -137,6 +138,49 @@ def _is_node_id(field_def: GraphQLField) -> bool:
         return False
     wrapped = field.base_resolver.wrapped_func
     return wrapped is _NODE_ID_FUNC or getattr(wrapped, "__func__", None) is getattr(_NODE_ID_FUNC, "__func__", 0)
+
+
+# A resolver that needs only its parent and the request's context may be declared in the field's strawberry
+# metadata under this key (schema.prefetch.reference does): called as fn(source, context) in place of
+# strawberry's resolver chain (an Info object, argument conversion, the extension chain: most of the cost of a
+# nested reference), for a field without arguments, field extensions or permission classes. The field's own
+# resolver must give the same answer (reference's is this function called with info.context).
+DIRECT_RESOLVER = "yunshegong.direct_resolver"
+
+
+def _direct_resolver(field_def: GraphQLField) -> Callable[[Any, Any], Any] | None:
+    field = _strawberry_field(field_def)
+    if field is None or field_def.args or field.extensions or field.permission_classes:
+        return None
+    direct = (field.metadata or {}).get(DIRECT_RESOLVER)
+    return direct if callable(direct) else None
+
+
+def _serializer(leaf: Any) -> Callable[[Any], Any]:
+    """`leaf.coerce_output_value`, by dictionary for strawberry's enums (whose own looks for the member among
+    all values, one comparison each: the costliest part of serialising a page of statuses and urgencies)."""
+    wrapped = getattr(leaf, "wrapped_cls", None)
+    coerce = leaf.coerce_output_value
+    if wrapped is None or not isinstance(leaf, GraphQLEnumType):
+        return coerce
+    names: dict[Any, str] = {}
+    try:
+        for name, value in leaf.values.items():
+            names.setdefault(value.value, name)
+    except TypeError:  # an unhashable value: keep strawberry's search
+        return coerce
+
+    def serialize(value: Any) -> Any:
+        if isinstance(value, wrapped):
+            try:
+                name = names.get(value.value)
+            except TypeError:
+                return coerce(value)
+            if name is not None:
+                return name
+        return coerce(value)
+
+    return serialize
 
 
 def _strawberry_is_type_of(fn: Any) -> bool:
@@ -341,12 +385,18 @@ class Compiler:
         return complete_non_null
 
     def leaf_completer(self, return_type: Any) -> Callable[..., Any]:
+        serialize = _serializer(return_type)
+
         def complete_leaf(_ex: Any, _info: Any, _path: Path, result: Any) -> Any:
             if isinstance(result, Exception):
                 raise result
             if result is None or result is Undefined:
                 return None
-            return complete_leaf_value(return_type, result)
+            serialized = serialize(result)
+            if serialized is None or serialized is Undefined:
+                # graphql-core's refusal, word for word.
+                return complete_leaf_value(return_type, result)
+            return serialized
 
         return complete_leaf
 
@@ -552,19 +602,21 @@ class Compiler:
             constant(f"x{n}", fp.execute)
             constant(f"e{n}", fp.error)
             attribute = _is_plain(field_def)
+            direct = None if attribute is not None else _direct_resolver(field_def)
             non_null = is_non_null_type(field_def.type)
-            if attribute is not None:
-                read = (
-                    f"s.{attribute}"
-                    if attribute.isidentifier() and not keyword.iskeyword(attribute) and not attribute.startswith("__")
-                    else f"getattr(s, {constant(f'a{n}', attribute)})"
-                )
+            if attribute is not None or direct is not None:
+                if direct is not None:
+                    read = f"{constant(f'd{n}', direct)}(s, ex.context_value)"
+                elif attribute.isidentifier() and not keyword.iskeyword(attribute) and not attribute.startswith("__"):
+                    read = f"s.{attribute}"
+                else:
+                    read = f"getattr(s, {constant(f'a{n}', attribute)})"
                 emit("        try:")
                 emit(f"            v = {read}")
                 emit("            if v.__class__ in PLAIN or plain_class(v.__class__):")
                 named = field_def.type.of_type if non_null else field_def.type
                 if is_leaf_type(named):
-                    ser = constant(f"s{n}", named.coerce_output_value)
+                    ser = constant(f"s{n}", _serializer(named))
                     leaf = constant(f"l{n}", named)
                     constant("complete_leaf_value", complete_leaf_value)
                     emit("                if v is None:")
