@@ -207,6 +207,20 @@ async def check(owner: asyncpg.Connection, warehouse: int, stock: int, succeeded
     return "ok"
 
 
+async def supplies_organization(ctx: ServiceContext, host: Any, name: str) -> Any:
+    """A new organisation with the supplies plugin enabled."""
+    org = await organizations.create_organization(ctx, name=name, kind=OrganizationKind.ASSOCIATION)
+    await plugins.set_enabled(
+        ctx,
+        organization_id=org.id,
+        plugin="supplies",
+        enabled=True,
+        installed=frozenset(host.plugins),
+        known=frozenset(host.plugins),
+    )
+    return org
+
+
 async def setup(url: str) -> Stores:
     host = build_plugin_host(entry_points=False)
     engine = create_engine(url, pool_size=1)
@@ -214,15 +228,7 @@ async def setup(url: str) -> Stores:
     staff = frozenset(p.name for p in host.permissions)
     async with create_sessionmaker(engine)() as session, session.begin():
         ctx = ServiceContext(session, Viewer(label="setup", role="platform_admin", extra_permissions=staff))
-        org = await organizations.create_organization(ctx, name="物资组", kind=OrganizationKind.ASSOCIATION)
-        await plugins.set_enabled(
-            ctx,
-            organization_id=org.id,
-            plugin="supplies",
-            enabled=True,
-            installed=frozenset(host.plugins),
-            known=frozenset(host.plugins),
-        )
+        org = await supplies_organization(ctx, host, "物资组")
         await auth.create_account(
             ctx,
             auth.AccountInput(
@@ -368,15 +374,7 @@ async def report(url: str, movements: int) -> None:
     staff = frozenset(p.name for p in host.permissions)
     async with create_sessionmaker(engine)() as session, session.begin():
         ctx = ServiceContext(session, Viewer(label="setup", role="platform_admin", extra_permissions=staff))
-        org = await organizations.create_organization(ctx, name="报表组", kind=OrganizationKind.ASSOCIATION)
-        await plugins.set_enabled(
-            ctx,
-            organization_id=org.id,
-            plugin="supplies",
-            enabled=True,
-            installed=frozenset(host.plugins),
-            known=frozenset(host.plugins),
-        )
+        org = await supplies_organization(ctx, host, "报表组")
     viewer = Viewer(label="bench", role="organization_admin", organization_id=org.id, extra_permissions=staff)
     conn = await asyncpg.connect(**asyncpg_dsn(url))
     rng = random.Random(1)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -31,13 +32,14 @@ from core.database import (
     ensure_database,
 )
 from core.plugins import build_plugin_host
-from core.services import organizations
+from core.services import auth, organizations
 from core.services.context import ServiceContext, Viewer
 from core.settings import Settings
 from core.vocab import OrganizationKind
 from schema.context import AppState
 from tests.factories import Factory
-from yunshegong.app import create_app
+from yunshegong.app import bearer_authenticator, create_app
+from yunshegong.testing import Harness
 
 RUN_TAG = f"{os.getpid()}"
 
@@ -237,3 +239,17 @@ def statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
     event.listen(engine.sync_engine, "before_cursor_execute", counter)
     yield counter
     event.remove(engine.sync_engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+async def kit(engine: AsyncEngine, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    """The service with the built-in plugins and real bearer-token sign-in, over the test database, through
+    the test kit (yunshegong.testing.Harness). Cheap argon2 parameters: still real argon2id, same code."""
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    host = build_plugin_host(entry_points=False)
+    settings = Settings(login_max_failures=1000)
+    state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), clock=clock, host=host)
+    state.authenticate = bearer_authenticator(state)
+    app = create_app(settings, engine=engine, state=state)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        yield Harness(host, engine, http)

@@ -263,20 +263,19 @@ class FieldPlan:
                 else {}
             )
             result = resolve_fn(source, info, **args)
-            if ex.is_awaitable(result):
-                return self.complete_awaitable(ex, info, path, result)
-            completed = self.complete(ex, info, path, result)
-            if ex.is_awaitable(completed):
-                return self.await_completed(ex, completed, path)
         except Exception as raw_error:
             ex.handle_field_error(raw_error, self.return_type, self.fdl, path)
             return None
-        return completed
+        return self._complete_resolved(ex, info, path, result)
 
     def resolved(self, ex: CompiledExecutionContext, parent_path: Path | None, result: Any) -> Any:
         """Executor.execute_field for a plain field whose value (`result`) was read inline but is not plain."""
         path = Path(parent_path, self.key, self.parent_name)
         info = ex.build_resolve_info(self.field_def, self.nodes, self.parent_type, path)
+        return self._complete_resolved(ex, info, path, result)
+
+    def _complete_resolved(self, ex: CompiledExecutionContext, info: Any, path: Path, result: Any) -> Any:
+        """The rest of Executor.execute_field once the resolver returned `result`."""
         try:
             if ex.is_awaitable(result):
                 return self.complete_awaitable(ex, info, path, result)

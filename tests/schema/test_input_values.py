@@ -11,25 +11,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select, table, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.database import create_sessionmaker
 from core.plugins import build_plugin_host
-from core.services import auth
 from core.services.common import domain_error_for
-from core.settings import Settings
-from schema.context import AppState
 from tests.schema.helpers import gid
-from yunshegong.app import bearer_authenticator, create_app
 from yunshegong.testing import Harness
 
 NUL = "a\u0000b"
@@ -70,21 +61,13 @@ class World:
 
 
 @pytest.fixture
-async def world(engine: AsyncEngine, clock: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    host = build_plugin_host(entry_points=False)
-    settings = Settings(login_max_failures=1000)
-    state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), clock=clock, host=host)
-    state.authenticate = bearer_authenticator(state)
-    app = create_app(settings, engine=engine, state=state)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-        kit = Harness(host, engine, http)
-        org = await kit.organization(plugins=["supplies", "counseling"])
-        admin = await kit.sign_in("organization_admin", org)
-        assert admin.token
-        volunteer = gid("Volunteer", await kit.volunteer(org))
-        community = gid("Community", await kit.community(org))
-        yield World(kit, admin.token, org, volunteer, community)
+async def world(kit: Harness) -> World:
+    org = await kit.organization(plugins=["supplies", "counseling"])
+    admin = await kit.sign_in("organization_admin", org)
+    assert admin.token
+    volunteer = gid("Volunteer", await kit.volunteer(org))
+    community = gid("Community", await kit.community(org))
+    return World(kit, admin.token, org, volunteer, community)
 
 
 def codes(body: dict[str, Any]) -> list[str | None]:

@@ -3,22 +3,13 @@ session (issue 13: each signed-in request used to open two sessions, two BEGIN/R
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.database import create_sessionmaker
-from core.plugins import build_plugin_host
-from core.services import auth
-from core.settings import Settings
-from schema.context import AppState
-from yunshegong.app import bearer_authenticator, create_app
 from yunshegong.testing import Harness
 
 PAGE = """{ helpRequests(first: 10) { edges { node {
@@ -40,22 +31,9 @@ class Traffic:
 
 
 @pytest.fixture
-async def ysg(engine: AsyncEngine, clock: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
-    """The service with real bearer-token sign-in, over the test database."""
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    host = build_plugin_host(entry_points=False)
-    settings = Settings(login_max_failures=1000)
-    state = AppState(settings=settings, sessionmaker=create_sessionmaker(engine), clock=clock, host=host)
-    state.authenticate = bearer_authenticator(state)
-    app = create_app(settings, engine=engine, state=state)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-        yield Harness(host, engine, http)
-
-
-@pytest.fixture
-def traffic(ysg: Harness) -> Iterator[Traffic]:
+def traffic(kit: Harness) -> Iterator[Traffic]:
     seen = Traffic()
-    sync = ysg.engine.sync_engine
+    sync = kit.engine.sync_engine
 
     def on_checkout(*_: Any) -> None:
         seen.checkouts += 1
@@ -75,12 +53,12 @@ def traffic(ysg: Harness) -> Iterator[Traffic]:
     event.remove(sync, "before_cursor_execute", on_statement)
 
 
-async def test_a_signed_in_page_is_one_connection_and_one_transaction(ysg: Harness, traffic: Traffic) -> None:
+async def test_a_signed_in_page_is_one_connection_and_one_transaction(kit: Harness, traffic: Traffic) -> None:
     # given an organisation member with a request and an offer to read
-    org = await ysg.organization()
-    community = await ysg.community(org)
-    await ysg.help_request(community)
-    member = await ysg.sign_in("organization_admin", org)
+    org = await kit.organization()
+    community = await kit.community(org)
+    await kit.help_request(community)
+    member = await kit.sign_in("organization_admin", org)
     await member(PAGE)  # warm: the token secret is read once per process
     traffic.clear()
     # when the member reads a nested page
@@ -94,28 +72,54 @@ async def test_a_signed_in_page_is_one_connection_and_one_transaction(ysg: Harne
     assert account_read < page_read
 
 
-async def test_a_refused_token_returns_its_connection(ysg: Harness, traffic: Traffic) -> None:
+async def test_a_refused_token_returns_its_connection(kit: Harness, traffic: Traffic) -> None:
     # given a signed-in member whose account is then deactivated by signing out everywhere
-    org = await ysg.organization()
-    member = await ysg.sign_in("organization_admin", org)
+    org = await kit.organization()
+    member = await kit.sign_in("organization_admin", org)
     await member(PAGE)
-    pool = ysg.engine.sync_engine.pool
+    pool = kit.engine.sync_engine.pool
     # when a request comes with a forged token and with the member's token
-    forged = await ysg.http.post("/graphql", json={"query": PAGE}, headers={"Authorization": f"Bearer {member.token}x"})
-    fine = await ysg.http.post("/graphql", json={"query": PAGE}, headers={"Authorization": f"Bearer {member.token}"})
+    forged = await kit.http.post("/graphql", json={"query": PAGE}, headers={"Authorization": f"Bearer {member.token}x"})
+    fine = await kit.http.post("/graphql", json={"query": PAGE}, headers={"Authorization": f"Bearer {member.token}"})
     # then the forged one is refused, the other answered, and no connection is left checked out
     assert forged.status_code == 401
     assert fine.status_code == 200
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
-async def test_the_token_check_does_not_leak_its_privileges_into_the_request(ysg: Harness) -> None:
+async def test_the_token_check_does_not_leak_its_privileges_into_the_request(kit: Harness) -> None:
     # given two organisations, each with a request, and a member of the first
-    first, second = await ysg.organization(), await ysg.organization()
-    await ysg.help_request(await ysg.community(first), title="ours")
-    await ysg.help_request(await ysg.community(second), title="theirs")
-    member = await ysg.sign_in("organization_admin", first)
+    first, second = await kit.organization(), await kit.organization()
+    await kit.help_request(await kit.community(first), title="ours")
+    await kit.help_request(await kit.community(second), title="theirs")
+    member = await kit.sign_in("organization_admin", first)
     # when the member reads every request in the same transaction the token was checked in
     data = await member("{ helpRequests(first: 50) { edges { node { title } } } }")
     # then row-level security acts for the member, not for the token check before it
     assert [e["node"]["title"] for e in data["helpRequests"]["edges"]] == ["ours"]
+
+
+async def test_an_error_that_nulls_the_whole_answer_returns_the_connection(kit: Harness) -> None:
+    # given a member, requests to read, and a pool of five connections
+    org = await kit.organization()
+    community = await kit.community(org)
+    for _ in range(5):
+        await kit.help_request(community)
+    member = await kit.sign_in("organization_admin", org)
+    pool = kit.engine.sync_engine.pool
+    # when, twenty times, one root field fails (a non-null field: the whole answer becomes null) while its
+    # siblings are still reading
+    doomed = """{ bad: helpRequests(first: -1) { edges { node { title } } }
+      a: helpRequests(first: 50) { edges { node { title community { name } assignments { status } } } }
+      b: volunteers(first: 50) { edges { node { name district { name } } } }
+      c: communities(first: 50) { edges { node { name liaisons { role } } } }
+      d: communities(first: 50) { edges { node {
+        helpRequests(first: 5) { edges { node { title } } } bad: helpRequests(first: -1) { totalCount } } } } }"""
+    for _ in range(20):
+        body = await member.raw(doomed)
+        assert body["data"] is None
+        assert "PAGE_SIZE_EXCEEDED" in [e["extensions"]["code"] for e in body["errors"]]
+    # then no connection is left checked out, and the next request is answered
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    data = await member("{ helpRequests(first: 10) { edges { node { title } } } }")
+    assert len(data["helpRequests"]["edges"]) == 5
