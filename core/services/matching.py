@@ -19,19 +19,19 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.spatial import cKDTree
-from sqlalchemy import ARRAY, BigInteger, func, literal, select, type_coerce
+from sqlalchemy import ARRAY, BigInteger, DateTime, Float, Integer, bindparam, func, literal, select, true, type_coerce
 from sqlalchemy.types import NullType
 
-from core.errors import DomainError, UserErrorData
+from core.errors import DomainError, NotFound, UserErrorData
 from core.i18n import _
 from core.models import Assignment, HelpRequest, Volunteer
 from core.services import access
-from core.services.common import get
-from core.services.context import ServiceContext
+from core.services.context import ServiceContext, Viewer
 from core.services.matching_policy import (
     PHYSICAL,
     MatchingPolicy,
@@ -91,35 +91,6 @@ def earth(lat: Any, lng: Any) -> Any:
     return func.ll_to_earth(lat, lng)
 
 
-def terms_of(facts: RequestFacts) -> RequestTerms:
-    """One request's terms as bound values."""
-    return RequestTerms(
-        id=literal(facts.id),
-        organization_id=literal(facts.organization_id),
-        category=literal(facts.category),
-        required_skills=literal(list(facts.required_skills), type_=Volunteer.skills.type),
-        required_credentials=literal(list(facts.required_credentials), type_=HelpRequest.required_credentials.type),
-        at=facts.at,
-        physical=facts.physical,
-    )
-
-
-async def request_facts(
-    ctx: ServiceContext, request_id: int, field_path: Sequence[str] = ("requestId",)
-) -> RequestFacts:
-    request = await get(
-        ctx, HelpRequest, request_id, what=_("Help request"), field=field_path, scope=access.request_scope(ctx.viewer)
-    )
-    if RequestStatus(request.status) not in MATCHABLE:
-        raise DomainError(
-            "NOT_MATCHABLE",
-            "Only verified, matched or in-progress requests are matched; this one is {status}.",
-            field_path,
-            status=label(request.status),
-        )
-    return facts_of(request, ctx.now())
-
-
 # The columns `facts_of` reads, for callers that load many requests without ORM objects.
 FACT_COLUMNS = (
     HelpRequest.id,
@@ -145,6 +116,24 @@ def facts_of(request: Any, now: datetime) -> RequestFacts:
         required_credentials=tuple(request.required_credentials),
         at=needed_at(request.needed_by, now),
     )
+
+
+async def request_facts(
+    ctx: ServiceContext, request_id: int, field_path: Sequence[str] = ("requestId",)
+) -> RequestFacts:
+    # Plain columns through the connection: the facts are all a search reads of the request (no ORM object).
+    conn = await ctx.session.connection()
+    row = (await conn.execute(_facts_statement(ctx.viewer), {"request_id": request_id})).first()
+    if row is None:
+        raise NotFound(_("Help request"), field_path)
+    if RequestStatus(row.status) not in MATCHABLE:
+        raise DomainError(
+            "NOT_MATCHABLE",
+            "Only verified, matched or in-progress requests are matched; this one is {status}.",
+            field_path,
+            status=label(row.status),
+        )
+    return facts_of(row, ctx.now())
 
 
 class Hit(NamedTuple):
@@ -176,40 +165,118 @@ def _hit(row: Any, meters: float | None) -> Hit:
     )
 
 
-async def _nearest(ctx: ServiceContext, facts: RequestFacts, *, reserve: bool, limit: int) -> list[Hit]:
-    """One request's first `limit` proposable volunteers: nearest first (ties by id), then those without a
-    location by load; for a request without a location, by load. `nearest_many` answers the same for a batch."""
-    located = facts.latitude is not None
-    distance = (
-        func.earth_distance(earth(Volunteer.latitude, Volunteer.longitude), earth(facts.latitude, facts.longitude))
-        if facts.latitude is not None
-        else literal(None)
+# One request's search runs a few times a second while plans run beside it: its statements are built once per
+# shape (viewer, pool, located, physical, any skill or credential required) with the request's values as bound
+# parameters, so a call neither rebuilds the hard filters nor re-renders SQL (SQLAlchemy's compiled cache then
+# answers them). Bounded: a shape is per viewer.
+_SHAPES = 256
+
+
+@lru_cache(maxsize=_SHAPES)
+def _facts_statement(viewer: Viewer) -> Any:
+    return select(*FACT_COLUMNS, HelpRequest.status).where(
+        HelpRequest.id == bindparam("request_id"), access.request_scope(viewer)
     )
-    request = terms_of(facts)
-    stmt = (
-        select(*HIT_COLUMNS, distance.label("meters"))
-        .where(
-            proposable(request),
-            in_pool(reserve),
-            access.volunteer_scope(ctx.viewer),
+
+
+@lru_cache(maxsize=_SHAPES)
+def _search_statement(
+    viewer: Viewer, *, reserve: bool, physical: bool, nearest: bool, located: bool, skills: bool, credentials: bool
+) -> Any:
+    """The first `:limit` proposable volunteers of one pool for one request, each with their history (so
+    scoring needs no statement of its own). `nearest`: those with a location, nearest first (ties by id);
+    otherwise those without one (`located` False: everyone, the request having no location), by load."""
+    request = RequestTerms(
+        id=bindparam("request_id", type_=HelpRequest.id.type),
+        organization_id=bindparam("organization_id", type_=HelpRequest.organization_id.type),
+        category=bindparam("category", type_=HelpRequest.category.type),
+        required_skills=bindparam("required_skills", type_=Volunteer.skills.type) if skills else None,
+        required_credentials=(
+            bindparam("required_credentials", type_=HelpRequest.required_credentials.type) if credentials else None
+        ),
+        at=bindparam("at", type_=DateTime(timezone=True)),
+        physical=physical,
+    )
+    here = earth(bindparam("latitude", type_=Float()), bindparam("longitude", type_=Float()))
+    there = earth(Volunteer.latitude, Volunteer.longitude)
+    stmt = select(*HIT_COLUMNS).where(proposable(request), in_pool(reserve), access.volunteer_scope(viewer))
+    if nearest:
+        # KNN: the GiST index on ll_to_earth(latitude, longitude) yields the nearest first; the id makes the
+        # order of equally distant volunteers (and so who makes the cut) deterministic, by an incremental sort.
+        knn = there.op("<->")(here)
+        stmt = stmt.add_columns(knn.label("knn")).where(Volunteer.latitude.is_not(None)).order_by(knn, Volunteer.id)
+    else:
+        if located:
+            stmt = stmt.where(Volunteer.latitude.is_(None))
+        stmt = stmt.order_by(Volunteer.active_assignments, Volunteer.id)
+    # PostgreSQL plans this afresh per call (a custom plan: a generic one measured ~30x slower), so what is left
+    # out of the statement when known to be true (skills, credentials) is planning time saved as well.
+    hits = stmt.limit(bindparam("limit", type_=Integer())).subquery("hit")
+    # The history of just those found (one index probe each, after the LIMIT): what `history_features` answers.
+    history = (
+        select(
+            func.count().filter(Assignment.status == "completed").label("completed"),
+            func.count().filter(Assignment.status.in_(["accepted", "completed"])).label("accepted"),
+            func.max(Assignment.offered_at).label("last_offered"),
         )
-        .limit(limit)
+        .where(Assignment.volunteer_id == hits.c.id)
+        .lateral("history")
     )
-    by_load = (Volunteer.active_assignments, Volunteer.id)
-    if not located:
-        rows = (await ctx.session.execute(stmt.order_by(*by_load))).all()
-        return [_hit(r, r.meters) for r in rows]
-    # KNN: the GiST index on ll_to_earth(latitude, longitude) yields the nearest first; the id makes the
-    # order of equally distant volunteers (and so who makes the cut) deterministic, by an incremental sort.
-    nearest = stmt.where(Volunteer.latitude.is_not(None)).order_by(
-        earth(Volunteer.latitude, Volunteer.longitude).op("<->")(earth(facts.latitude, facts.longitude)), Volunteer.id
-    )
-    found = [_hit(r, r.meters) for r in (await ctx.session.execute(nearest)).all()]
-    if len(found) < limit:
-        # Volunteers who gave no location can still help; they come after everyone at a known distance.
-        unlocated = stmt.where(Volunteer.latitude.is_(None)).order_by(*by_load).limit(limit - len(found))
-        found += [_hit(r, None) for r in (await ctx.session.execute(unlocated)).all()]
+    # earth_distance(a, b) is earthdistance's `sec_to_gc(cube_distance(a, b))` and `<->` is cube_distance: the
+    # same metres from the distance the scan has already computed, rather than two more ll_to_earth a row.
+    meters = func.sec_to_gc(hits.c.knn) if nearest else literal(None)
+    order = (hits.c.knn, hits.c.id) if nearest else (hits.c.active_assignments, hits.c.id)
+    return select(hits, meters.label("meters"), history).select_from(hits.join(history, true())).order_by(*order)
+
+
+def _params(facts: RequestFacts, limit: int) -> dict[str, Any]:
+    return {
+        "request_id": facts.id,
+        "organization_id": facts.organization_id,
+        "category": facts.category,
+        "required_skills": list(facts.required_skills),
+        "required_credentials": list(facts.required_credentials),
+        "at": facts.at,
+        "latitude": facts.latitude,
+        "longitude": facts.longitude,
+        "limit": limit,
+    }
+
+
+History = tuple[int, int, datetime | None]
+
+
+async def _search(ctx: ServiceContext, facts: RequestFacts, *, reserve: bool, limit: int) -> list[tuple[Hit, History]]:
+    """One request's first `limit` proposable volunteers, each with their history: nearest first (ties by id),
+    then those without a location by load; for a request without a location, by load. `nearest_many` answers
+    the same hits for a batch."""
+    conn = await ctx.session.connection()
+    located = facts.latitude is not None
+    shape = {
+        "reserve": reserve,
+        "physical": facts.physical,
+        "located": located,
+        # Most requests need no skill or credential: their statement leaves those filters out.
+        "skills": bool(facts.required_skills),
+        "credentials": bool(facts.required_credentials),
+    }
+    found: list[tuple[Hit, History]] = []
+    if located:
+        stmt = _search_statement(ctx.viewer, nearest=True, **shape)
+        for r in await conn.execute(stmt, _params(facts, limit)):
+            found.append((_hit(r, r.meters), (r.completed, r.accepted, r.last_offered)))
+        if len(found) >= limit:
+            return found
+    # Volunteers who gave no location can still help; they come after everyone at a known distance.
+    stmt = _search_statement(ctx.viewer, nearest=False, **shape)
+    for r in await conn.execute(stmt, _params(facts, limit - len(found))):
+        found.append((_hit(r, None), (r.completed, r.accepted, r.last_offered)))
     return found
+
+
+async def _nearest(ctx: ServiceContext, facts: RequestFacts, *, reserve: bool, limit: int) -> list[Hit]:
+    """`_search` without the history."""
+    return [hit for hit, _ in await _search(ctx, facts, reserve=reserve, limit=limit)]
 
 
 async def history_features(
@@ -327,11 +394,12 @@ async def candidates(
     """The best `first` volunteers for a request, ranked, each with why."""
     access.require(ctx, "requests.coordinate")
     facts = await request_facts(ctx, request_id)
-    found = [(hit, False) for hit in await _nearest(ctx, facts, reserve=False, limit=policy.prefilter)]
+    found = [(hit, False, h) for hit, h in await _search(ctx, facts, reserve=False, limit=policy.prefilter)]
     if len(found) < first:
-        found += [(hit, True) for hit in await _nearest(ctx, facts, reserve=True, limit=first - len(found))]
-    history = await history_features(ctx, [hit.volunteer_id for hit, _ in found])
-    return await _ranked(ctx, facts, _scored(policy, facts, found, history, ctx.now()), first, criteria)
+        found += [(hit, True, h) for hit, h in await _search(ctx, facts, reserve=True, limit=first - len(found))]
+    history = {hit.volunteer_id: h for hit, _, h in found}
+    hits = [(hit, is_reserve) for hit, is_reserve, _ in found]
+    return await _ranked(ctx, facts, _scored(policy, facts, hits, history, ctx.now()), first, criteria)
 
 
 # -- A batch in one pass -------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from core.models import CategoryTraining
 from core.services import assignments, matching, organizations, planning, volunteers
 from core.services.matching_policy import HARD_FILTERS, MatchingPolicy
 from core.vocab import Availability, CredentialKind, OrganizationKind, RequestCategory, RequestStatus, VolunteerMode
+from tests.conftest import StatementCounter
 from tests.factories import Factory
 
 POLICY = MatchingPolicy()
@@ -240,3 +241,24 @@ async def test_an_offer_succeeds_exactly_for_the_volunteers_matching_proposes(ma
     assert pairs == accepted
     assert proposed
     assert len(accepted) < len(people)
+
+
+async def test_one_search_is_two_statements_with_the_history_in_the_second(
+    make: Factory, statements: StatementCounter
+) -> None:
+    # given a request and more qualified volunteers nearby than the search looks at, one with a history
+    community = await make.community(latitude=HERE[0], longitude=HERE[1])
+    request = await make.request(community, status=RequestStatus.VERIFIED)
+    other = await make.request(community, status=RequestStatus.VERIFIED)
+    near = [await make.volunteer(latitude=HERE[0] + 0.001 * i, longitude=HERE[1]) for i in range(4)]
+    await assignments.offer(make.ctx, other.id, near[0].id)
+    await make.commit()
+    await make.ctx.session.connection()  # the transaction (and its row-level security settings) begun
+    # when the top three are asked for, searching among the nearest three
+    before = statements.count
+    ranked = await matching.candidates(make.ctx, request.id, 3, replace(POLICY, prefilter=3))
+    # then the request's facts and one search (the nearest with their histories) are all it takes
+    assert statements.count - before == 2
+    # and the history is in the scores: the one just offered something is not recent, the newcomers are
+    recency = {c.volunteer_id: {p.component: p.value for p in c.parts}["recency"] for c in ranked}
+    assert recency == {near[0].id: 0.0, near[1].id: 1.0, near[2].id: 1.0}
