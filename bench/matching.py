@@ -211,6 +211,10 @@ async def _top10(
     return samples, floor
 
 
+# How many plans must finish beside the loaded top-10 measurement.
+PLANS_BESIDE = 5
+
+
 def _ms(samples: list[float], p: float) -> str:
     return f"{percentile(samples, p) * 1000:6.2f} ms"
 
@@ -288,13 +292,23 @@ async def main(volunteers: int, requests: int, rounds: int) -> None:
                     ctx = ServiceContext(session=session, viewer=COORDINATOR)
                     driver = (await (await session.connection()).get_raw_connection()).driver_connection
                     await _top10(ctx, driver, chosen, 10, rng, policy)  # warm-up
-                    loaded, loaded_floor = await _top10(ctx, driver, chosen, rounds, rng, policy)
+                    # Measured for as long as several plans take (a fast search is otherwise done before the
+                    # first plan beside it ends), at most a minute.
+                    loaded, loaded_floor = [], []
+                    until = time.perf_counter() + 60
+                    while not loaded or (len(beside) < PLANS_BESIDE and time.perf_counter() < until):
+                        more, more_floor = await _top10(ctx, driver, chosen, rounds, rng, policy)
+                        loaded += more
+                        loaded_floor += more_floor
             finally:
                 stop.set()
                 await asyncio.get_running_loop().run_in_executor(None, worker.join, 300)
             plans_beside = list(beside)
         await engine.dispose()
-        print(f"top-10 candidates, {rounds} requests, while another process plans beside ({len(plans_beside)} plans):")
+        print(
+            f"top-10 candidates, {len(loaded)} requests, while another process plans beside "
+            f"({len(plans_beside)} plans):"
+        )
         print(
             f"  p50 {_ms(loaded, 50)}  p95 {_ms(loaded, 95)} (goal p95 <= 20 ms: "
             f"{percentile(loaded, 95) * 1000 / 20:.2f}x the goal);  plain KNN floor p50 {_ms(loaded_floor, 50)} "
