@@ -72,6 +72,7 @@ class Context:
     # Per-request state plugins add through the extend_context hook, by plugin name.
     plugin_state: dict[str, Any] = field(default_factory=dict)
     _session: AsyncSession | None = None
+    _adopted: bool = False
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: Loaders | None = None
     _memo: dict[str, Any] = field(default_factory=dict)
@@ -82,10 +83,9 @@ class Context:
     in_batch: bool = False
 
     def __post_init__(self) -> None:
-        if self._session is not None:
-            # A session handed over by the HTTP view (the token was checked on it): from its next statement
-            # on, the transaction acts for the viewer (core.tenancy re-applies the settings mid-transaction).
-            tenancy.bind(self._session, self.viewer)
+        # A session handed over by the HTTP view (the token was checked on it) acts for the viewer from its
+        # first use by this request on (_get_session), in the transaction the check began.
+        self._adopted = self._session is not None
 
     @property
     def settings(self) -> Settings:
@@ -119,6 +119,9 @@ class Context:
         if self._session is None:
             self._session = self.app.sessionmaker()
             tenancy.bind(self._session, self.viewer)
+        elif self._adopted:
+            self._adopted = False
+            await tenancy.rebind(self._session, self.viewer)
         return self._session
 
     def service_context(self, session: AsyncSession) -> ServiceContext:
@@ -170,16 +173,25 @@ class Context:
         operation = self.operation_name or "mutation"
         async with self._lock:
             session = await self._get_session()
-            if session.in_transaction():
-                # A read earlier in this request opened a transaction; a write starts on a fresh snapshot.
+            current = session.get_transaction()
+            if current is not None and not current.is_active:
                 await session.rollback()
+            # The token check (and any read before this write) opened the request's transaction: the write
+            # continues it rather than paying a ROLLBACK and a BEGIN. Under READ COMMITTED every statement sees
+            # what is committed when it starts, so nothing read earlier constrains the write; what the session
+            # loaded is expired, so the write reads its rows afresh (as after a rollback).
+            session.expire_all()
             try:
-                async with session.begin():
+                try:
                     sctx = self.service_context(session)
                     sctx.pending_write = audit.PendingWrite(operation, self.request_id)
                     result = await fn(sctx, *args, **kwargs)
                     if not sctx.pending_write.written:
                         audit.record(sctx, _write_record(operation, result), self.request_id)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
             except DBAPIError as exc:
                 # Refusals the database makes at flush or commit (row-level security, constraints).
                 error = domain_error_for(exc)

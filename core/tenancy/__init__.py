@@ -25,7 +25,7 @@ from core.tenancy.migrations import (
     release_existing,
 )
 from core.tenancy.models import OrganizationOwned, SharedByAllOrganizations, tenancy_of
-from core.tenancy.session import bind, settings_for
+from core.tenancy.session import bind, rebind, settings_for
 from core.tenancy.sql import (
     APP_ROLE,
     AUTHENTICATOR_ROLE,
@@ -59,6 +59,7 @@ __all__ = [
     "own_table",
     "own_table_sql",
     "owned_tables",
+    "rebind",
     "release_existing",
     "settings_for",
     "setup_sql",

@@ -24,6 +24,20 @@ def bind(session: Any, viewer: Viewer) -> None:
     sync.info[_VIEWER] = viewer
 
 
+async def rebind(session: Any, viewer: Viewer) -> None:
+    """Make `session` act for `viewer` from now on, also inside a transaction already begun (the bearer
+    check reads as the authenticator, then the request continues in that transaction as its caller).
+
+    Applied at once, not at the next ORM statement: code that executes on `session.connection()` directly
+    (Core, no ORM event) must never run with the previous viewer's settings."""
+    bind(session, viewer)
+    sync = getattr(session, "sync_session", session)
+    if not sync.in_transaction() or sync.info.get(_APPLIED, "unset") is viewer:
+        return
+    connection = await session.connection()
+    await connection.run_sync(lambda conn: _apply(sync, conn))
+
+
 def settings_for(viewer: Viewer | None) -> tuple[str, str]:
     if viewer is None:
         return "", ""
