@@ -216,3 +216,22 @@ async def test_a_connection_that_was_not_told_who_is_asking_sees_nothing(
     async with engine.connect() as conn:
         for table in ("help_requests", "volunteers", "counseling_clients", "supplies_donors", "accounts"):
             assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == 0, table
+
+
+async def test_a_session_rebound_mid_transaction_acts_for_the_new_viewer_on_its_raw_connection(
+    engine: AsyncEngine,
+) -> None:
+    # given a transaction begun for one viewer (as the bearer check begins one as the authenticator)
+    first = Viewer(label="checker", role="authenticator")
+    then = Viewer(label="member", role="organization_admin", organization_id=42)
+    settings = text(
+        f"SELECT current_setting('{tenancy.ORG_SETTING}', true), current_setting('{tenancy.ROLE_SETTING}', true)"
+    )
+    async with create_sessionmaker(engine)() as session:
+        tenancy.bind(session, first)
+        assert tuple((await session.execute(settings)).one()) == ("", "authenticator")
+        # when the session is rebound to the caller
+        await tenancy.rebind(session, then)
+        # then a statement on the bare connection (no ORM event in between) already acts for the caller
+        connection = await session.connection()
+        assert tuple((await connection.execute(settings)).one()) == ("42", "organization_admin")
