@@ -35,6 +35,7 @@ from core.models import (
 from core.services import access
 from core.services.context import Viewer
 from core.services.pagination import Ordering, decode_cursor, encode_cursor
+from core.services.records import as_records
 from core.vocab import AssignmentStatus, Role
 
 SessionGetter = Callable[[], Awaitable[AsyncSession]]
@@ -103,7 +104,11 @@ class Loaders:
         """Plain rows of a model's table (attribute access like the model, no ORM identity bookkeeping:
         building ORM instances was the largest single cost of a nested page)."""
         table = model.__table__  # type: ignore[attr-defined]
-        return await self.run(select(table).where(self.scope(model), *where).order_by(*order_by))
+        stmt = select(table).where(self.scope(model), *where).order_by(*order_by)
+        async with self._lock:
+            session = await self._session()
+            result = await session.execute(stmt)
+            return as_records(table.name, result.keys(), result)
 
     def get(self, name: str, factory: Callable[[Loaders], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         """The loader called `name`, made by `factory` on first use (plugins add theirs this way)."""

@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import DomainError
 from core.services.context import ServiceContext
+from core.services.records import as_records
 
 M = TypeVar("M")
 
@@ -191,7 +192,8 @@ async def paginate(
     if plain is None:
         rows = list((await ctx.session.scalars(stmt)).all())
     else:
-        rows = list((await ctx.session.execute(plain)).all())
+        result = await ctx.session.execute(plain)
+        rows = as_records(plain.selected_columns[0].table.name, result.keys(), result)
     has_next = len(rows) > first
     items = rows[:first]
     return Page(
