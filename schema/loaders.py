@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select, true
+from sqlalchemy import Result, Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from strawberry.dataloader import DataLoader
@@ -95,20 +95,21 @@ class Loaders:
         rule = SCOPES.get(model)
         return rule(self.viewer) if rule else true()
 
-    async def run(self, stmt: Select[Any]) -> list[Any]:
+    async def _execute(self, stmt: Select[Any]) -> Result[Any]:
+        # The result is buffered: it is read after the lock is released.
         async with self._lock:
             session = await self._session()
-            return list((await session.execute(stmt)).all())
+            return await session.execute(stmt)
+
+    async def run(self, stmt: Select[Any]) -> list[Any]:
+        return list((await self._execute(stmt)).all())
 
     async def rows(self, model: type, *where: Any, order_by: Sequence[Any] = ()) -> list[Any]:
         """Plain rows of a model's table (attribute access like the model, no ORM identity bookkeeping:
         building ORM instances was the largest single cost of a nested page)."""
         table = model.__table__  # type: ignore[attr-defined]
         stmt = select(table).where(self.scope(model), *where).order_by(*order_by)
-        async with self._lock:
-            session = await self._session()
-            result = await session.execute(stmt)
-            return as_records(table.name, result.keys(), result)
+        return as_records(table.name, await self._execute(stmt))
 
     def get(self, name: str, factory: Callable[[Loaders], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         """The loader called `name`, made by `factory` on first use (plugins add theirs this way)."""

@@ -192,8 +192,7 @@ async def paginate(
     if plain is None:
         rows = list((await ctx.session.scalars(stmt)).all())
     else:
-        result = await ctx.session.execute(plain)
-        rows = as_records(plain.selected_columns[0].table.name, result.keys(), result)
+        rows = as_records(plain.selected_columns[0].table.name, await ctx.session.execute(plain))
     has_next = len(rows) > first
     items = rows[:first]
     return Page(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import keyword
 from collections import namedtuple
-from collections.abc import Iterable
 from typing import Any
+
+from sqlalchemy import Result
 
 
 @functools.cache
@@ -26,10 +27,10 @@ def record_class(name: str, fields: tuple[str, ...]) -> type | None:
     return namedtuple(f"{name}_record", fields)  # type: ignore[misc]
 
 
-def as_records(name: str, fields: Iterable[str], rows: Iterable[Any]) -> list[Any]:
-    """`rows` (a result's rows with these column names) as records of one type."""
-    cls = record_class(name, tuple(fields))
+def as_records(name: str, result: Result[Any]) -> list[Any]:
+    """The rows of `result` as records of one type (named `name`, e.g. the table's)."""
+    cls = record_class(name, tuple(result.keys()))
     if cls is None:
-        return list(rows)
+        return list(result)
     make = cls._make  # type: ignore[attr-defined]
-    return [make(row) for row in rows]
+    return [make(row) for row in result]
