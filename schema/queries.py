@@ -215,6 +215,11 @@ def node_fields() -> dict[str, object]:
         return found  # type: ignore[no-any-return]
 
     async def nodes(info: Info, ids: list[strawberry.ID]) -> list[relay.Node | None]:
+        # As many as a page holds: each ID is decoded and looked up on the event loop, and 40,000 of them
+        # from an anonymous caller held the service for seconds.
+        limit = info.context.settings.max_page_size
+        if len(ids) > limit:
+            raise DomainError("PAGE_SIZE_EXCEEDED", "At most {limit} IDs at once.", ("ids",), limit=limit)
         return await _resolve_global_ids(info, list(ids))
 
     return {
@@ -222,7 +227,7 @@ def node_fields() -> dict[str, object]:
         "nodes": strawberry.field(
             resolver=nodes,
             description="Objects by global ID, in order: null where unknown; an INVALID_ID error at the index "
-            "of a malformed ID, the others still answered.",
+            "of a malformed ID, the others still answered. At most the largest page size of IDs at once.",
         ),
     }
 

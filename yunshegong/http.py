@@ -124,7 +124,9 @@ def decode_json(data: str | bytes) -> object:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise RequestRefused(400, "INVALID_REQUEST", "The request body is not valid JSON (UTF-8).") from None
+        raise RequestRefused(
+            400, "INVALID_REQUEST", "Not valid JSON (UTF-8; no NaN or Infinity; numbers within a double's range)."
+        ) from None
 
 
 def _nesting(value: object) -> int:

@@ -274,8 +274,8 @@ async def test_refusals_at_the_edge_answer_in_the_callers_language(signed_in_onl
     assert [r.status_code for r in garbled] == [400, 400]
     assert {r.json()["errors"][0]["extensions"]["code"] for r in garbled} == {"INVALID_REQUEST"}
     assert [r.json()["errors"][0]["message"] for r in garbled] == [
-        "请求体不是有效的 JSON（UTF-8）。",
-        "The request body is not valid JSON (UTF-8).",
+        "不是有效的 JSON（须为 UTF-8；不可含 NaN 或 Infinity；数值不得超出双精度范围）。",
+        "Not valid JSON (UTF-8; no NaN or Infinity; numbers within a double's range).",
     ]
     mutation = {"query": CREATE_ORGANIZATION, "variables": {"name": "甲"}}
     anonymous = [await _post(http, mutation, h) for h in (DEFAULT, ENGLISH)]

@@ -45,3 +45,20 @@ async def test_node_with_a_bad_id_is_an_invalid_id_error(gql: GraphQLClient) -> 
         assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_ID"], bad
     # and an ID of nothing is simply null, no error
     assert await gql.raw(NODE, {"id": gid("HelpRequest", 987654321)}) == {"data": {"node": None}}
+
+
+async def test_nodes_takes_at_most_a_page_of_ids(gql: GraphQLClient, make: Factory, settings) -> None:  # type: ignore[no-untyped-def]
+    # given a request and the largest page size
+    request = await make.request(title="送药")
+    await make.commit()
+    limit = settings.max_page_size
+    # when exactly a page of IDs is asked for, then it is answered
+    body = await gql.raw(NODES, {"ids": [gid("HelpRequest", request.id)] * limit})
+    assert len(body["data"]["nodes"]) == limit
+    assert "errors" not in body
+    # when one more is asked for, then nothing is looked up: a typed refusal on `ids`
+    body = await gql.raw(NODES, {"ids": [gid("HelpRequest", request.id)] * (limit + 1)})
+    assert body["data"] is None
+    assert [(e["extensions"]["code"], e["extensions"].get("field")) for e in body["errors"]] == [
+        ("PAGE_SIZE_EXCEEDED", ["ids"])
+    ]

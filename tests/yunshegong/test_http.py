@@ -433,6 +433,15 @@ async def test_graphiql_loads_nothing_from_other_hosts(http: httpx.AsyncClient) 
         )
 
 
+async def test_graphiql_keeps_no_bearer_token_in_the_browser(http: httpx.AsyncClient) -> None:
+    # given the GraphiQL page, where people paste `Authorization: Bearer …` into the headers editor
+    page = (await http.get("/graphql", headers={"accept": "text/html"})).text
+    # then the headers are not persisted to localStorage (a token there outlives the session and any
+    # script on the origin can read it) and never written into the address bar
+    assert re.search(r"shouldPersistHeaders:\s*false", page)
+    assert not re.search(r"updateURL\(\{\s*headers", page)
+
+
 async def test_graphiql_switched_off_is_a_json_404(engine: AsyncEngine, app_state: AppState) -> None:
     app_state.settings = Settings(database_url=None, graphiql=False)
     app = create_app(app_state.settings, engine=engine, state=app_state)
