@@ -37,7 +37,7 @@ from strawberry import Info
 from strawberry.dataloader import DataLoader
 
 from schema.execution.compiler import DIRECT_RESOLVER
-from schema.loaders import Loaders
+from schema.loaders import Loader, Loaders
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -56,9 +56,15 @@ class Loads:
     key: str
 
 
+_NOTHING: dict[Any, Any] = {}
+
+
 def now_or_later(loader: DataLoader[Any, T], key: Hashable) -> T | Awaitable[T]:
     """The loaded value when the loader already has it, else the loader's awaitable (which also reports a
     failed load to this field exactly as awaiting it would)."""
+    values = getattr(loader, "values", _NOTHING)  # a schema.loaders.Loader filled by prefetch
+    if key in values:
+        return values[key]
     future = loader.cache_map.get(key)
     if future is not None and future.done() and not future.cancelled() and future.exception() is None:
         return future.result()
@@ -98,7 +104,19 @@ def reference(
         pk = getattr(root, key)
         if pk is None:
             return None
-        return then(now_or_later(loader(context.loaders), pk), convert_value)
+        source = loader(context.loaders)
+        values = getattr(source, "values", _NOTHING)
+        if pk in values:
+            # Prefetched: converted once per request and key (a page's requests share a few communities, its
+            # offers a few volunteers), the same object for every parent that refers to it.
+            converted = source.converted.get(convert_value)
+            if converted is None:
+                converted = source.converted[convert_value] = {}
+            if pk in converted:
+                return converted[pk]
+            value = converted[pk] = convert_value(values[pk])
+            return value
+        return then(now_or_later(source, pk), convert_value)
 
     def resolve(root: Any, info: Info) -> Any:
         return resolve_direct(root, info.context)
@@ -164,7 +182,8 @@ async def _load_level(
         keys = list(dict.fromkeys(k for k in (getattr(p, loads.key, None) for p in parents) if k is not None))
         if not keys:
             continue
-        values = await loads.loader(loaders).load_many(keys)
+        loader = loads.loader(loaders)
+        values = await (loader.fill(keys) if isinstance(loader, Loader) else loader.load_many(keys))
         children = [row for value in values for row in _rows(value)]
         child_type = get_named_type(field.type)
         if children and any(n.selection_set for n in nodes):

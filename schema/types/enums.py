@@ -5,7 +5,7 @@ Mirrors rather than decorating core's enums: core stays free of strawberry.
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
+from enum import Enum, EnumType, StrEnum
 from typing import Any, TypeVar
 
 import strawberry
@@ -15,8 +15,27 @@ from core import vocab
 E = TypeVar("E", bound=StrEnum)
 
 
+class _ByValue(EnumType):
+    """`Enum(value)` in one dictionary lookup. EnumType.__call__ takes ~0.6 µs, and a page converts a database
+    value to its member for every enum column of every row (~1,200 on a page of requests with their offers)."""
+
+    def __call__(cls, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            try:
+                member = cls._value2member_map_.get(value)
+            except TypeError:  # an unhashable value: EnumType says what is wrong with it
+                member = None
+            if member is not None:
+                return member
+        return super().__call__(value, *args, **kwargs)
+
+
+class _MirrorEnum(StrEnum, metaclass=_ByValue):
+    pass
+
+
 def mirror(source: type[E], description: str) -> Any:
-    return strawberry.enum(StrEnum(source.__name__, {m.name: m.value for m in source}), description=description)  # type: ignore[misc]
+    return strawberry.enum(_MirrorEnum(source.__name__, {m.name: m.value for m in source}), description=description)  # type: ignore[misc, call-overload]
 
 
 def to_vocab(source: type[E], value: Enum | None) -> E | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -42,10 +43,17 @@ class StatusChange:
         )
 
 
-def _assignment(row: Any) -> Any:
+@functools.cache
+def _assignment_type() -> Any:
+    # Imported on first use (the modules refer to each other), once: an import statement per row was a
+    # measurable part of a page with offers.
     from schema.types.assignment import Assignment
 
-    return Assignment.from_model(row)
+    return Assignment
+
+
+def _assignment(row: Any) -> Any:
+    return _assignment_type().from_model(row)
 
 
 # Whether a volunteer viewer holds an accepted offer on the request: what unmasks its sensitive fields.

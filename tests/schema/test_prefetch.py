@@ -26,7 +26,8 @@ fragment Request on HelpRequest { title community { name } assignments { ... on 
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """For every reference resolved: whether its value was already loaded (True) or had to be awaited."""
+    """For every reference resolved other than from a prefetched value (those answer without asking the
+    loader): whether its value was already loaded (True) or had to be awaited."""
     seen: list[bool] = []
     original = prefetch.now_or_later
 
@@ -63,7 +64,6 @@ async def test_nested_references_answer_from_prefetched_rows(
     nodes = nodes or data["helpRequests"]["nodes"]
     assert len(nodes) == 12
     assert all(len(n["assignments"]) == 2 and n["community"]["name"] for n in nodes)
-    assert lookups
     assert all(lookups), f"{lookups.count(False)} of {len(lookups)} references were awaited"
 
 
