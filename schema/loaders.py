@@ -35,7 +35,7 @@ from core.models import (
 )
 from core.services import access
 from core.services.context import Viewer
-from core.services.pagination import Ordering, decode_cursor, encode_cursor
+from core.services.pagination import Ordering, decode_cursor
 from core.services.records import as_records
 from core.vocab import AssignmentStatus, Role
 
@@ -177,7 +177,8 @@ class WindowKey:
 @dataclass
 class WindowPage:
     items: list[Any]
-    cursors: list[str]
+    # An item's cursor, made when asked for (see core.services.pagination.Page).
+    cursor: Callable[[Any], str]
     has_next_page: bool
     has_previous_page: bool
 
@@ -296,7 +297,7 @@ class Loaders:
                     items = children[:first]
                     pages[WindowKey(parent_id, first, after, filt)] = WindowPage(
                         items=items,
-                        cursors=[encode_cursor(ordering.name, ordering.key(item)) for item in items],
+                        cursor=ordering.cursor,
                         has_next_page=len(children) > first,
                         has_previous_page=after is not None,
                     )

@@ -57,6 +57,10 @@ class Ordering(Generic[M]):
     def order_by(self) -> list[ColumnElement[Any]]:
         return [c.desc() if self.descending else c.asc() for c in self.columns]
 
+    def cursor(self, item: M) -> str:
+        """`item`'s cursor in this ordering."""
+        return encode_cursor(self.name, self.key(item))
+
     def after(self, values: Sequence[Any]) -> ColumnElement[bool]:
         bound = tuple_(*(cast(literal(v), c.type) for v, c in zip(values, self.columns, strict=True)))
         row = tuple_(*self.columns)
@@ -133,12 +137,17 @@ def _cursor_value(value: Any, column: ColumnElement[Any]) -> Any:
 @dataclass
 class Page(Generic[M]):
     items: list[M]
-    cursors: list[str]
+    # An item's cursor, made when asked for: most pages are read without their edges' cursors.
+    cursor: Callable[[M], str]
     has_next_page: bool
     has_previous_page: bool
     # The filtered query without ordering or limit; counted only if the client asks for totalCount.
     filtered: Select[Any]
     ctx: ServiceContext
+
+    @property
+    def cursors(self) -> list[str]:
+        return [self.cursor(item) for item in self.items]
 
     async def total_count(self) -> int:
         stmt = select(func.count()).select_from(self.filtered.order_by(None).subquery())
@@ -197,7 +206,7 @@ async def paginate(
     items = rows[:first]
     return Page(
         items=items,
-        cursors=[encode_cursor(ordering.name, ordering.key(item)) for item in items],
+        cursor=ordering.cursor,
         has_next_page=has_next,
         has_previous_page=after is not None,
         filtered=filtered,

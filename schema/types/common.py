@@ -9,6 +9,7 @@ import strawberry
 from strawberry import Info
 
 from core.services.pagination import Page
+from schema.execution.compiler import DIRECT_RESOLVER
 from schema.loaders import WindowPage
 from schema.prefetch import prefetch
 
@@ -23,10 +24,22 @@ class PageInfo:
     end_cursor: str | None
 
 
+def _edge_cursor(root: Any) -> str:
+    return root._cursor_of(root._item)  # type: ignore[no-any-return]
+
+
+def _edge_cursor_direct(source: Any, _context: Any) -> str:
+    return source._cursor_of(source._item)  # type: ignore[no-any-return]
+
+
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str
+    # The cursor is made only when asked for (encoding one per row was a tenth of a plain page): read
+    # directly by the compiled executor, through the resolver otherwise.
+    cursor: str = strawberry.field(resolver=_edge_cursor, metadata={DIRECT_RESOLVER: _edge_cursor_direct})
     node: T
+    _item: strawberry.Private[Any]
+    _cursor_of: strawberry.Private[Callable[[Any], str]]
 
 
 @strawberry.type(description="A page of a list; `totalCount` counts the whole filtered list.")
@@ -56,14 +69,15 @@ class Connection(Generic[T]):
     def build(
         cls, page: Page[Any] | WindowPage, convert: Callable[[Any], T], count: Callable[[], Awaitable[int]]
     ) -> Connection[T]:
-        edges = [Edge(cursor=c, node=convert(item)) for item, c in zip(page.items, page.cursors, strict=True)]
+        items, cursor = page.items, page.cursor
+        edges = [Edge(node=convert(item), _item=item, _cursor_of=cursor) for item in items]
         return cls(
             _edges=edges,
             page_info=PageInfo(
                 has_next_page=page.has_next_page,
                 has_previous_page=page.has_previous_page,
-                start_cursor=page.cursors[0] if page.cursors else None,
-                end_cursor=page.cursors[-1] if page.cursors else None,
+                start_cursor=cursor(items[0]) if items else None,
+                end_cursor=cursor(items[-1]) if items else None,
             ),
             _count=count,
         )
