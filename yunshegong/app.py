@@ -113,7 +113,9 @@ class GraphQLApp(GraphQL):
                 CALLER_ZONE.set(ZoneInfo(zone))
             except (KeyError, ValueError, OSError):
                 # OSError: a name that is a directory of the zone database ("Asia") or too long for a file name.
-                raise http.RequestRefused(400, "INVALID_INPUT", "Unknown time zone {zone}.", zone=repr(zone)) from None
+                raise http.RequestRefused(
+                    400, "INVALID_INPUT", "Unknown time zone {zone}.", zone=repr(zone[:64])
+                ) from None
         # One session (so one pooled connection and one transaction) for the whole request: the token check
         # reads on it first, then the operation adopts it (schema.context.Context). Opening it connects nothing.
         session = request.state.session = self.state.sessionmaker()

@@ -35,6 +35,7 @@ import ipaddress
 import math
 import re
 import secrets
+import unicodedata
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, bindparam, delete, func, literal, select, update
+from sqlalchemy import and_, column, delete, func, select, text, update
 
 from core import tenancy
 from core.errors import DomainError, Validator
@@ -54,6 +55,7 @@ from core.services import access, audit, passwords, plugin_roles
 from core.services import validation as check
 from core.services.common import flush, get
 from core.services.context import AUTHENTICATOR, ServiceContext, Viewer
+from core.tenancy.session import adopt
 from core.vocab import Role
 
 if TYPE_CHECKING:
@@ -169,7 +171,15 @@ class AccountInput:
 async def create_account(ctx: ServiceContext, data: AccountInput) -> Account:
     access.require(ctx, "accounts.manage")
     v = Validator()
-    username = check.text(v, ("input", "username"), data.username, max_length=64, label=_("Username")).lower()
+    username = canonical_username(
+        check.text(v, ("input", "username"), data.username, max_length=64, label=_("Username"))
+    )
+    if username and not all(_username_character(ch) for ch in username):
+        v.add(
+            ("input", "username"),
+            "INVALID_INPUT",
+            "A username holds letters, digits and . _ - @ + only (no spaces, no invisible characters).",
+        )
     display = check.text(v, ("input", "displayName"), data.display_name, max_length=100, label=_("Name"))
     _password_rules(v, ("input", "password"), data.password)
     role = Role(data.role)
@@ -228,7 +238,24 @@ async def create_account(ctx: ServiceContext, data: AccountInput) -> Account:
     return account
 
 
-def viewer_for(account: Account, plugin_permissions: dict[str, frozenset[str]] | None = None) -> Viewer:
+def canonical_username(raw: str) -> str:
+    """One spelling per username, at sign-up and sign-in alike: compatibility-normalised (full-width ａｄｍｉｎ
+    is admin, a composed é and e + U+0301 are one é) and lower-cased, the width and case mapping of
+    RFC 8265's usernames. Two look-alike spellings are one account, never two."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", raw.strip()).lower())
+
+
+_USERNAME_PUNCTUATION = frozenset("._-@+")
+
+
+def _username_character(ch: str) -> bool:
+    # Letters (with their combining marks) and digits of any script, and the punctuation of e-mail-like
+    # names; never spaces, controls or format characters (a zero-width space makes a look-alike of admin).
+    return ch in _USERNAME_PUNCTUATION or unicodedata.category(ch)[0] in "LMN"
+
+
+def viewer_for(account: Any, plugin_permissions: dict[str, frozenset[str]] | None = None) -> Viewer:
+    """The viewer of `account` (an Account, or a row with its columns: the bearer check's)."""
     extra = (plugin_permissions or {}).get(account.role, frozenset())
     return Viewer(
         label=account.username,
@@ -393,7 +420,8 @@ async def login(transact: Transact, username: str, password: str, *, address: st
     key = (name, network)
     async with _turns.turn(key, passwords.current().wait_seconds) as my_turn:
         if not my_turn:
-            error = DomainError("TOO_MANY_ATTEMPTS", "Another sign-in to this account is under way; retry shortly.")
+            # Not a refusal for failures (nothing was checked or counted): this process is busy with the pair.
+            error = DomainError("BUSY", "Another sign-in to this account is under way; retry shortly.")
             return LoginOutcome(None, error, 1)
         admitted = await transact(lambda ctx: admit_login(ctx, username, address=address, policy=policy))
         if isinstance(admitted, LoginOutcome):
@@ -411,7 +439,7 @@ async def login(transact: Transact, username: str, password: str, *, address: st
 def _login_key(username: str, address: str) -> tuple[str, str, str]:
     """The username, the exact address and its network as recorded: case-insensitive, storable, within
     the columns."""
-    name = _storable((username or "").strip().lower())[:64]
+    name = _storable(canonical_username(username or ""))[:64]
     exact = _storable(address)[:64] or "unknown"
     return name, exact, throttle_network(exact)
 
@@ -619,46 +647,104 @@ async def authenticate_bearer(
 ) -> Viewer:
     """The viewer a bearer token stands for, or Unauthenticated (forged, expired, revoked, deactivated).
     With a plugin host that declares roles, the account's granted plugin roles add their permissions (read
-    on every request, so a revoked grant stops working at once)."""
-    tenancy.bind(session, AUTHENTICATOR)
+    on every request, so a revoked grant stops working at once).
+
+    One statement: it reads the account (or API token) as the authenticator -- inside a function whose
+    SET clause confines that role to its own body (migration 0009) -- and sets the transaction's settings
+    for what it found, or empty ones for a refused token. `session` then acts for the viewer (or for
+    nobody, after a refusal) without another statement (`tenancy.adopt`)."""
     if token.startswith(API_TOKEN_PREFIX):
-        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(token)))
-        if row is None or row.revoked_at is not None:
+        row = await _check(session, _API_TOKEN_CHECK, {"token_hash": _sha256(token)})
+        token_id, name, organization_id, revoked, org_set, role_set = row
+        if token_id is None or revoked:
+            await adopt(session, _NOBODY, (org_set, role_set))
             raise Unauthenticated("This API token is not valid.")
-        extra = plugin_permissions.get(Role.PARTNER.value, frozenset())
-        return Viewer(
-            label=f"api:{row.name}",
-            organization_id=row.organization_id,
+        viewer = Viewer(
+            label=f"api:{name}",
+            organization_id=organization_id,
             role=Role.PARTNER.value,
-            api_token_id=row.id,
-            extra_permissions=extra,
+            api_token_id=token_id,
+            extra_permissions=plugin_permissions.get(Role.PARTNER.value, frozenset()),
         )
+        await adopt(session, viewer, (org_set, role_set))
+        return viewer
     claims = _claims(token, secret, now)
     with_roles = host is not None and bool(plugin_roles.plugin_roles(host))
-    # One statement per request: the account, with its plugin-role grants when any plugin declares roles.
-    found = (await session.execute(_account_statement(with_roles), {"account_id": claims.account_id})).first()
-    account, granted_roles = found if found is not None else (None, None)
-    if account is None or not account.is_active or account.token_version != claims.version:
+    row = await _check(
+        session, _ACCOUNT_CHECK, {"account_id": claims.account_id, "version": claims.version, "with_roles": with_roles}
+    )
+    account_id, active, version, granted = row.id, row.is_active, row.token_version, row.plugin_roles
+    applied = (row.org_setting, row.role_setting)
+    # Checked here as well as in the statement: the settings it set are only trusted when they are exactly
+    # the viewer's (`adopt` applies the viewer's own otherwise).
+    if account_id is None or not active or version != claims.version:
+        await adopt(session, _NOBODY, applied)
         raise Unauthenticated("The token has been revoked; sign in again.")
-    viewer = viewer_for(account, plugin_permissions)
-    if with_roles:
-        granted = plugin_roles.permissions_of(host, granted_roles or [])
-        viewer = dataclasses.replace(viewer, extra_permissions=viewer.extra_permissions | granted)
+    viewer = viewer_for(row, plugin_permissions)
+    if with_roles and granted:
+        extra = plugin_roles.permissions_of(host, granted)
+        viewer = dataclasses.replace(viewer, extra_permissions=viewer.extra_permissions | extra)
+    await adopt(session, viewer, applied)
     return viewer
 
 
-@functools.cache
-def _account_statement(with_roles: bool) -> Any:
-    """The bearer check's statement, built once (it runs on every signed-in request; building the grants'
-    subquery and its cache key each time was a sixth of the check's CPU)."""
-    roles = plugin_roles.granted_roles_column() if with_roles else literal(None)
-    return select(Account, roles).where(Account.id == bindparam("account_id"))
+# Who a refused token leaves the transaction acting for: nobody (the statement set empty settings).
+_NOBODY = Viewer()
+
+# The statements of the bearer check, built once (they run on every signed-in request). `FROM (SELECT)
+# LEFT JOIN`: one row even when nothing was found, so the settings are always set -- empty for a refused
+# token -- whatever the transaction held before. The functions return only what the check needs.
+# The result columns are declared (positionally, untyped: nothing to convert), so SQLAlchemy keeps the
+# result's description with the compiled statement instead of building it from the cursor each time.
+_SET_SETTINGS = (
+    f"set_config('{tenancy.ORG_SETTING}', CASE WHEN c.ok THEN {{org}} ELSE '' END, true) AS org_setting, "
+    f"set_config('{tenancy.ROLE_SETTING}', CASE WHEN c.ok THEN {{role}} ELSE '' END, true) AS role_setting"
+)
+_ACCOUNT_CHECK = text(
+    "SELECT b.id, b.username, b.role, b.organization_id, b.community_id, b.volunteer_id, b.is_active, "
+    "b.token_version, b.plugin_roles, "
+    + _SET_SETTINGS.format(org="coalesce(b.organization_id::text, '')", role="b.role")
+    + " FROM (SELECT) AS one LEFT JOIN app_bearer_account(:account_id, :with_roles) AS b ON true"
+    " CROSS JOIN LATERAL (SELECT coalesce(b.is_active AND b.token_version = :version, false) AS ok) AS c"
+).columns(
+    *map(
+        column,
+        (
+            "id",
+            "username",
+            "role",
+            "organization_id",
+            "community_id",
+            "volunteer_id",
+            "is_active",
+            "token_version",
+            "plugin_roles",
+            "org_setting",
+            "role_setting",
+        ),
+    )
+)
+_API_TOKEN_CHECK = text(
+    "SELECT t.id, t.name, t.organization_id, t.revoked, "
+    + _SET_SETTINGS.format(org="t.organization_id::text", role=f"'{Role.PARTNER.value}'")
+    + " FROM (SELECT) AS one LEFT JOIN app_api_token(:token_hash) AS t ON true"
+    " CROSS JOIN LATERAL (SELECT coalesce(NOT t.revoked, false) AS ok) AS c"
+).columns(*map(column, ("id", "name", "organization_id", "revoked", "org_setting", "role_setting")))
+
+
+async def _check(session: Any, statement: Any, params: dict[str, Any]) -> Any:
+    """Run a bearer check on `session`'s connection: Core, not the ORM (nothing to hydrate), in one hop
+    into SQLAlchemy's greenlet."""
+    return await session.run_sync(lambda sync: sync.connection().execute(statement, params).one())
 
 
 @dataclass(frozen=True)
 class _Claims:
     account_id: int
     version: int
+    expires: int
+    issued: int
+    not_before: int
 
 
 # An account id as `sub`: decimal digits only (int() would also take "٣", " 7", "1_0" or "+1"), and
@@ -680,9 +766,25 @@ def _int_claim(claims: dict[str, Any], name: str, *, default: int | None = None,
 def _claims(token: str, secret: str, now: datetime) -> _Claims:
     """The claims of a token signed with `secret`, checked strictly: Unauthenticated for anything we
     would not have issued (a missing claim, a claim of the wrong type or out of range), never a crash."""
+    claims = _signed_claims(token, secret)
+    # Time claims are checked against the service's clock (injectable in tests), on every request.
+    moment = now.timestamp()
+    if claims.issued > moment + _LEEWAY_SECONDS or claims.not_before > moment + _LEEWAY_SECONDS:
+        raise Unauthenticated("The token is not valid yet.")
+    if claims.expires <= moment:
+        raise Unauthenticated("The token has expired; sign in again.")
+    return claims
+
+
+# Verifying a token (base64, JSON, HMAC, the claim checks) is ~0.1 ms, a tenth of a trivial request, and a
+# client sends the same token with every request. What it yields depends on the token and the key alone, so
+# it is cached; only tokens that pass are (lru_cache keeps no exceptions): a forged token pays the whole
+# check every time and cannot push anything into the cache. Bounded: one entry is a few hundred bytes.
+@functools.lru_cache(maxsize=4096)
+def _signed_claims(token: str, secret: str) -> _Claims:
     try:
-        # Time claims are checked below against the service's clock (injectable in tests), not the
-        # library's; the library checks the signature, the issuer and that the claims are present.
+        # The library checks the signature, the issuer and that the claims are present; the time claims
+        # are the caller's (`_claims`), against the service's clock.
         claims = jwt.decode(
             token,
             secret,
@@ -704,15 +806,13 @@ def _claims(token: str, secret: str, now: datetime) -> _Claims:
     subject = claims.get("sub")
     if not (isinstance(subject, str) and _SUBJECT.fullmatch(subject) and int(subject) <= _BIGINT_MAX):
         raise Unauthenticated("The token is not valid.")
-    version = _int_claim(claims, "ver", high=2**31 - 1)
-    expires, issued = _int_claim(claims, "exp"), _int_claim(claims, "iat")
-    not_before = _int_claim(claims, "nbf", default=0)
-    moment = now.timestamp()
-    if issued > moment + _LEEWAY_SECONDS or not_before > moment + _LEEWAY_SECONDS:
-        raise Unauthenticated("The token is not valid yet.")
-    if expires <= moment:
-        raise Unauthenticated("The token has expired; sign in again.")
-    return _Claims(account_id=int(subject), version=version)
+    return _Claims(
+        account_id=int(subject),
+        version=_int_claim(claims, "ver", high=2**31 - 1),
+        expires=_int_claim(claims, "exp"),
+        issued=_int_claim(claims, "iat"),
+        not_before=_int_claim(claims, "nbf", default=0),
+    )
 
 
 def _sha256(token: str) -> str:

@@ -39,7 +39,8 @@ class Viewer:
 # Scripts and jobs: every permission, but -- like everyone -- only within the organisation named
 # (`dataclasses.replace(SYSTEM, organization_id=…)`); the database keeps them there (core.tenancy).
 SYSTEM = Viewer(label="system", role="system")
-# Reads accounts and API tokens before the caller is known (sign-in, bearer tokens); nothing else.
+# Reads accounts before the caller is known (sign-in); nothing else. The bearer check reads as the
+# authenticator only inside app_bearer_account/app_api_token (migration 0009).
 AUTHENTICATOR = Viewer(label="authenticator", role="authenticator")
 
 

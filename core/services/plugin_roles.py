@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import DomainError
@@ -73,17 +73,6 @@ def permissions_of(host: Any, granted: Iterable[str]) -> frozenset[str]:
     the roles of a plugin that is no longer installed)."""
     roles = plugin_roles(host)
     return frozenset(p for name in granted if name in roles for p in roles[name].permissions)
-
-
-def granted_roles_column() -> Any:
-    """The roles granted to `accounts.id` of the enclosing query, as an array (a scalar subquery): the
-    authenticator reads them with the account in one statement, before the caller is known."""
-    return (
-        select(func.array_agg(AccountPluginRole.role))
-        .where(AccountPluginRole.account_id == Account.id)
-        .correlate(Account)
-        .scalar_subquery()
-    )
 
 
 async def _target(ctx: ServiceContext, account_id: int, role: str) -> Account:

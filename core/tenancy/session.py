@@ -25,8 +25,8 @@ def bind(session: Any, viewer: Viewer) -> None:
 
 
 async def rebind(session: Any, viewer: Viewer) -> None:
-    """Make `session` act for `viewer` from now on, also inside a transaction already begun (the bearer
-    check reads as the authenticator, then the request continues in that transaction as its caller).
+    """Make `session` act for `viewer` from now on, also inside a transaction already begun (the request
+    adopts the session its token was checked on; a no-op when `adopt` recorded the viewer's settings).
 
     Applied at once, not at the next ORM statement: code that executes on `session.connection()` directly
     (Core, no ORM event) must never run with the previous viewer's settings."""
@@ -36,6 +36,20 @@ async def rebind(session: Any, viewer: Viewer) -> None:
         return
     connection = await session.connection()
     await connection.run_sync(lambda conn: _apply(sync, conn))
+
+
+async def adopt(session: Any, viewer: Viewer, applied: tuple[str, str]) -> None:
+    """A statement of the caller's own just set this transaction's settings to `applied` (org, role): the
+    bearer check reads the account and sets its settings in one statement. Make `session` act for `viewer`
+    from now on without applying them again -- unless `viewer` needs other settings than those (then they
+    are applied now: never a statement with settings other than the viewer's)."""
+    bind(session, viewer)
+    sync = getattr(session, "sync_session", session)
+    if sync.in_transaction() and settings_for(viewer) == applied:
+        sync.info[_APPLIED] = viewer
+        return
+    sync.info.pop(_APPLIED, None)
+    await rebind(session, viewer)
 
 
 def settings_for(viewer: Viewer | None) -> tuple[str, str]:

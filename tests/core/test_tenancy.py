@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -19,6 +19,7 @@ from core.models import Organization
 from core.plugins import build_plugin_host
 from core.services import deadlines
 from core.services.context import ServiceContext, Viewer
+from core.tenancy.session import adopt
 from tests.factories import Factory
 
 # Tables shared by every organisation on purpose: reference data, and what sign-in needs before the
@@ -233,5 +234,55 @@ async def test_a_session_rebound_mid_transaction_acts_for_the_new_viewer_on_its_
         # when the session is rebound to the caller
         await tenancy.rebind(session, then)
         # then a statement on the bare connection (no ORM event in between) already acts for the caller
+        connection = await session.connection()
+        assert tuple((await connection.execute(settings)).one()) == ("42", "organization_admin")
+
+
+async def test_settings_a_statement_set_for_the_viewer_are_adopted_without_applying_them_again(
+    engine: AsyncEngine,
+) -> None:
+    # given a transaction whose settings a statement of its own set (as the bearer check does)
+    viewer = Viewer(label="member", role="organization_admin", organization_id=42)
+    settings = text(
+        f"SELECT current_setting('{tenancy.ORG_SETTING}', true), current_setting('{tenancy.ROLE_SETTING}', true)"
+    )
+    seen: list[str] = []
+    async with create_sessionmaker(engine)() as session:
+        await session.execute(
+            text(
+                f"SELECT set_config('{tenancy.ORG_SETTING}', '42', true), set_config('{tenancy.ROLE_SETTING}', "
+                "'organization_admin', true)"
+            )
+        )
+        # when the session adopts them for the viewer they belong to
+        await adopt(session, viewer, ("42", "organization_admin"))
+        listen = (engine.sync_engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+        event.listen(*listen)
+        try:
+            # then its next statements (ORM or on the bare connection) run with them, and nothing re-applied them
+            assert tuple((await session.execute(settings)).one()) == ("42", "organization_admin")
+            await tenancy.rebind(session, viewer)
+            assert tuple((await (await session.connection()).execute(settings)).one()) == ("42", "organization_admin")
+        finally:
+            event.remove(*listen)
+    assert seen == [str(settings), str(settings)]
+
+
+async def test_settings_that_are_not_the_viewers_are_replaced_before_the_next_statement(engine: AsyncEngine) -> None:
+    # given a transaction whose statement set settings other than the viewer's (another organisation)
+    viewer = Viewer(label="member", role="organization_admin", organization_id=42)
+    settings = text(
+        f"SELECT current_setting('{tenancy.ORG_SETTING}', true), current_setting('{tenancy.ROLE_SETTING}', true)"
+    )
+    async with create_sessionmaker(engine)() as session:
+        await session.execute(
+            text(
+                f"SELECT set_config('{tenancy.ORG_SETTING}', '7', true), set_config('{tenancy.ROLE_SETTING}', "
+                "'organization_admin', true)"
+            )
+        )
+        # when the session is told they were set for the viewer
+        await adopt(session, viewer, ("7", "organization_admin"))
+        # then the viewer's own settings are applied before anything runs on the bare connection
         connection = await session.connection()
         assert tuple((await connection.execute(settings)).one()) == ("42", "organization_admin")

@@ -49,7 +49,7 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
     await ensure_database(server_url, name)
     engine = create_engine(database_url_for(server_url, name), pool_size=1)
     dirs = build_plugin_host(entry_points=False).migration_dirs()
-    heads = {"s004", "c002", "0008"}  # the plugins depend on core 0006; core went on to 0008
+    heads = {"s004", "c002", "0010"}  # the plugins depend on core 0006; core went on to 0010
     try:
         await migrate.upgrade(engine, dirs)
         await migrate.upgrade(engine, dirs)  # a second run is a no-op
@@ -113,6 +113,38 @@ async def test_existing_rows_are_given_to_the_association_and_children_follow_th
             ).one()
         assert [(o.name, o.kind) for o in orgs] == [("西安市社会工作协会", "association")]
         assert tuple(owners) == (orgs[0].id,) * 4
+    finally:
+        await engine.dispose()
+        await drop_database(server_url, name)
+
+
+async def test_usernames_are_rewritten_in_their_one_spelling(server_url: str) -> None:
+    name = "ysg_migration_usernames"
+    await drop_database(server_url, name)
+    await ensure_database(server_url, name)
+    engine = create_engine(database_url_for(server_url, name), pool_size=1)
+    dirs = build_plugin_host(entry_points=False).migration_dirs()
+    try:
+        # given accounts stored before usernames had one spelling: full width, a decomposed accent, and a
+        # look-alike of an existing name
+        await migrate.upgrade(engine, dirs, target="0009")
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT set_config('app.role', 'platform_admin', true)"))
+            for username in ("ａｌｉ", "rene\u0301", "bob", "ｂｏｂ"):
+                await conn.execute(
+                    text(
+                        "INSERT INTO accounts (username, display_name, password_hash, role) "
+                        "VALUES (:u, '', '', 'social_worker')"
+                    ),
+                    {"u": username},
+                )
+        # when it is migrated
+        await migrate.upgrade(engine, dirs)
+        # then each name is in its canonical spelling, except the look-alike, left for an administrator
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT set_config('app.role', 'platform_admin', true)"))
+            names = (await conn.execute(text("SELECT username FROM accounts ORDER BY id"))).scalars().all()
+        assert names == ["ali", "ren\u00e9", "bob", "ｂｏｂ"]
     finally:
         await engine.dispose()
         await drop_database(server_url, name)
