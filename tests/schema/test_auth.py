@@ -113,7 +113,7 @@ async def test_login_and_me(api: Api, accounts: dict[str, int]) -> None:
 
 
 CREATE_ACCOUNT = (
-    "mutation($u: String!) { createAccount(input: {username: $u, displayName: \"社工\", "
+    'mutation($u: String!) { createAccount(input: {username: $u, displayName: "社工", '
     'password: "a-long-enough-password-1", role: SOCIAL_WORKER}) { account { username } errors { code field } } }'
 )
 
