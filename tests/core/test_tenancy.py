@@ -35,6 +35,21 @@ GLOBAL_TABLES = {
 }
 
 
+_CURRENT_SETTINGS = text(
+    f"SELECT current_setting('{tenancy.ORG_SETTING}', true), current_setting('{tenancy.ROLE_SETTING}', true)"
+)
+
+
+async def _set_settings(session: Any, org: str, role: str) -> None:
+    """What the bearer check does in its own statement: set the transaction's settings."""
+    await session.execute(
+        text(
+            f"SELECT set_config('{tenancy.ORG_SETTING}', :org, true), set_config('{tenancy.ROLE_SETTING}', :role, true)"
+        ),
+        {"org": org, "role": role},
+    )
+
+
 async def _tables(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
     rows = await conn.execute(
         text(
@@ -225,9 +240,7 @@ async def test_a_session_rebound_mid_transaction_acts_for_the_new_viewer_on_its_
     # given a transaction begun for one viewer (as the bearer check begins one as the authenticator)
     first = Viewer(label="checker", role="authenticator")
     then = Viewer(label="member", role="organization_admin", organization_id=42)
-    settings = text(
-        f"SELECT current_setting('{tenancy.ORG_SETTING}', true), current_setting('{tenancy.ROLE_SETTING}', true)"
-    )
+    settings = _CURRENT_SETTINGS
     async with create_sessionmaker(engine)() as session:
         tenancy.bind(session, first)
         assert tuple((await session.execute(settings)).one()) == ("", "authenticator")
@@ -243,17 +256,10 @@ async def test_settings_a_statement_set_for_the_viewer_are_adopted_without_apply
 ) -> None:
     # given a transaction whose settings a statement of its own set (as the bearer check does)
     viewer = Viewer(label="member", role="organization_admin", organization_id=42)
-    settings = text(
-        f"SELECT current_setting('{tenancy.ORG_SETTING}', true), current_setting('{tenancy.ROLE_SETTING}', true)"
-    )
+    settings = _CURRENT_SETTINGS
     seen: list[str] = []
     async with create_sessionmaker(engine)() as session:
-        await session.execute(
-            text(
-                f"SELECT set_config('{tenancy.ORG_SETTING}', '42', true), set_config('{tenancy.ROLE_SETTING}', "
-                "'organization_admin', true)"
-            )
-        )
+        await _set_settings(session, "42", "organization_admin")
         # when the session adopts them for the viewer they belong to
         await adopt(session, viewer, ("42", "organization_admin"))
         listen = (engine.sync_engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
@@ -271,16 +277,9 @@ async def test_settings_a_statement_set_for_the_viewer_are_adopted_without_apply
 async def test_settings_that_are_not_the_viewers_are_replaced_before_the_next_statement(engine: AsyncEngine) -> None:
     # given a transaction whose statement set settings other than the viewer's (another organisation)
     viewer = Viewer(label="member", role="organization_admin", organization_id=42)
-    settings = text(
-        f"SELECT current_setting('{tenancy.ORG_SETTING}', true), current_setting('{tenancy.ROLE_SETTING}', true)"
-    )
+    settings = _CURRENT_SETTINGS
     async with create_sessionmaker(engine)() as session:
-        await session.execute(
-            text(
-                f"SELECT set_config('{tenancy.ORG_SETTING}', '7', true), set_config('{tenancy.ROLE_SETTING}', "
-                "'organization_admin', true)"
-            )
-        )
+        await _set_settings(session, "7", "organization_admin")
         # when the session is told they were set for the viewer
         await adopt(session, viewer, ("7", "organization_admin"))
         # then the viewer's own settings are applied before anything runs on the bare connection

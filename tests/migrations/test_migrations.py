@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -43,14 +45,22 @@ async def test_models_match_the_migrated_schema(engine: AsyncEngine) -> None:
     assert changes == []
 
 
-async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
-    name = "ysg_migration_roundtrip"
+@contextlib.asynccontextmanager
+async def _fresh_database(server_url: str, name: str) -> AsyncIterator[tuple[AsyncEngine, list[Any]]]:
+    """An empty database of its own (dropped afterwards), its engine, and the migration folders."""
     await drop_database(server_url, name)
     await ensure_database(server_url, name)
     engine = create_engine(database_url_for(server_url, name), pool_size=1)
-    dirs = build_plugin_host(entry_points=False).migration_dirs()
-    heads = {"s004", "c002", "0010"}  # the plugins depend on core 0006; core went on to 0010
     try:
+        yield engine, build_plugin_host(entry_points=False).migration_dirs()
+    finally:
+        await engine.dispose()
+        await drop_database(server_url, name)
+
+
+async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
+    heads = {"s004", "c002", "0010"}  # the plugins depend on core 0006; core went on to 0010
+    async with _fresh_database(server_url, "ysg_migration_roundtrip") as (engine, dirs):
         await migrate.upgrade(engine, dirs)
         await migrate.upgrade(engine, dirs)  # a second run is a no-op
         assert await migrate.current_heads(engine, dirs) == heads
@@ -71,18 +81,10 @@ async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
         assert left == []
         await migrate.upgrade(engine, dirs)
         assert await migrate.current_heads(engine, dirs) == heads
-    finally:
-        await engine.dispose()
-        await drop_database(server_url, name)
 
 
 async def test_existing_rows_are_given_to_the_association_and_children_follow_their_parents(server_url: str) -> None:
-    name = "ysg_migration_backfill"
-    await drop_database(server_url, name)
-    await ensure_database(server_url, name)
-    engine = create_engine(database_url_for(server_url, name), pool_size=1)
-    dirs = build_plugin_host(entry_points=False).migration_dirs()
-    try:
+    async with _fresh_database(server_url, "ysg_migration_backfill") as (engine, dirs):
         # given a deployment from before organisation isolation, with rows that name no organisation
         await migrate.upgrade(engine, dirs, target="s002")
         await migrate.upgrade(engine, dirs, target="c001")
@@ -113,18 +115,10 @@ async def test_existing_rows_are_given_to_the_association_and_children_follow_th
             ).one()
         assert [(o.name, o.kind) for o in orgs] == [("西安市社会工作协会", "association")]
         assert tuple(owners) == (orgs[0].id,) * 4
-    finally:
-        await engine.dispose()
-        await drop_database(server_url, name)
 
 
 async def test_usernames_are_rewritten_in_their_one_spelling(server_url: str) -> None:
-    name = "ysg_migration_usernames"
-    await drop_database(server_url, name)
-    await ensure_database(server_url, name)
-    engine = create_engine(database_url_for(server_url, name), pool_size=1)
-    dirs = build_plugin_host(entry_points=False).migration_dirs()
-    try:
+    async with _fresh_database(server_url, "ysg_migration_usernames") as (engine, dirs):
         # given accounts stored before usernames had one spelling: full width, a decomposed accent, and a
         # look-alike of an existing name
         await migrate.upgrade(engine, dirs, target="0009")
@@ -145,6 +139,3 @@ async def test_usernames_are_rewritten_in_their_one_spelling(server_url: str) ->
             await conn.execute(text("SELECT set_config('app.role', 'platform_admin', true)"))
             names = (await conn.execute(text("SELECT username FROM accounts ORDER BY id"))).scalars().all()
         assert names == ["ali", "ren\u00e9", "bob", "ｂｏｂ"]
-    finally:
-        await engine.dispose()
-        await drop_database(server_url, name)
