@@ -94,11 +94,14 @@ class Result:
     samples: list[float] = field(default_factory=list)
     requests: int = 0
     elapsed: float = 0.0
+    # The server's CPU time over the same requests, when the caller measured it.
+    cpu_seconds: float = 0.0
 
     def add(self, other: Result) -> None:
         self.samples += other.samples
         self.requests += other.requests
         self.elapsed += other.elapsed
+        self.cpu_seconds += other.cpu_seconds
 
     @property
     def rate(self) -> float:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -38,7 +37,7 @@ from sqlalchemy import select
 
 from bench import floor, loadgen
 from bench import postgraphile as pgl
-from bench.common import bench_database, percentile, summary
+from bench.common import bench_database, cpu_seconds, free_port, percentile, summary
 from bench.loadgen import Result, Target
 from core.database import app_url, asyncpg_dsn, create_engine, create_sessionmaker
 from core.demo import load_demo
@@ -174,12 +173,6 @@ async def member_settings(url: str) -> dict[str, str]:
 
 
 # -- servers -------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def resident_kb(pid: int) -> int:
@@ -365,7 +358,11 @@ async def warm_up(target: Target, seconds: float) -> None:
 
 
 def row(label: str, result: Result) -> str:
-    return f"  {label:<26} {summary(result.samples)}  {result.rate:8.1f} req/s  ({result.requests} requests)"
+    line = f"  {label:<26} {summary(result.samples)}  {result.rate:8.1f} req/s  ({result.requests} requests)"
+    if result.cpu_seconds and result.requests:
+        # Where the time goes: the server's own CPU per request (what a machine's other load does not inflate).
+        line += f"  server CPU {result.cpu_seconds * 1000 / result.requests:5.2f} ms/request"
+    return line
 
 
 def p50(result: Result) -> float:
@@ -463,8 +460,11 @@ async def main(args: argparse.Namespace) -> None:
             results = {(t.name, c): Result() for t in targets for c in CONCURRENCIES}
             for _ in range(args.rounds):
                 for c in CONCURRENCIES:
-                    for target in targets:  # A/B/C, A/B/C: drift on a noisy machine hits all alike
-                        results[target.name, c].add(await loadgen.run(target, c, args.seconds, min_requests(c)))
+                    for target, server in zip(targets, servers, strict=True):  # A/B/C, A/B/C: drift hits all alike
+                        before = cpu_seconds(server.process.pid)
+                        result = await loadgen.run(target, c, args.seconds, min_requests(c))
+                        result.cpu_seconds = cpu_seconds(server.process.pid) - before
+                        results[target.name, c].add(result)
 
             shapes = await measure_shapes(servers[0], servers[1], args)
             rss = {s.name: resident_kb(s.process.pid) for s in servers}

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,7 +35,7 @@ import httpx
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.common import bench_database
+from bench.common import bench_database, cpu_seconds, free_port
 from core.database import asyncpg_dsn, create_engine, create_sessionmaker
 from core.migrate import upgrade
 from core.plugins import build_plugin_host
@@ -101,19 +100,6 @@ def raw_app() -> Any:
 
 
 # -- servers and load ------------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (a figure the machine's other load does not inflate)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager
