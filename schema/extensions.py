@@ -44,6 +44,7 @@ class RequestLifecycle(SchemaExtension):
                         await context.flush_audit()
                     finally:
                         # Even when the audit cannot be written (database gone): the connection goes back.
+                        context.forget_loaded()
                         await context.close()
 
 

@@ -8,6 +8,7 @@ while GraphQL resolves sibling fields concurrently.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,7 +73,13 @@ def among(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     """`column = ANY($1)`: the batch's keys as one array parameter. `IN (…)` expands into one parameter per
     key: new SQL text for every batch size (so PostgreSQL prepares each size afresh) and a regular-expression
     substitution per key while SQLAlchemy renders it."""
-    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column == any_(bindparam(None, list(values), type_=_array_of(column.type)))
+
+
+@functools.cache
+def _array_of(item_type: Any) -> ARRAY:
+    # One array type per column type (made per statement, each was a small reference cycle to collect).
+    return ARRAY(item_type)
 
 
 class Loader(DataLoader[K, V]):

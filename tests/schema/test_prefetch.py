@@ -3,7 +3,9 @@ references then answer from loaded data, without one awaitable per object."""
 
 from __future__ import annotations
 
+import gc
 import inspect
+import weakref
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from core.services import assignments
 from core.vocab import RequestStatus
 from schema import prefetch
+from schema.types.community import Community
 from tests.factories import Factory
 
 PAGE = """{ helpRequests(first: 20) { edges { node {
@@ -77,3 +80,29 @@ async def test_a_reference_without_a_connection_above_still_loads(gql, make: Fac
     # then it is loaded on demand (awaited) and answered the same way
     assert data["node"]["community"]["name"]
     assert lookups == [False]
+
+
+async def test_what_a_page_loaded_is_freed_when_the_request_ends(  # type: ignore[no-untyped-def]
+    gql, make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given 12 requests with communities and offers, and every community object a page makes watched
+    await _seed(make, 12)
+    made: list[weakref.ref[Any]] = []
+    original = Community.__init__
+
+    def watched(self: Community, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(Community, "__init__", watched)
+    gc.collect()
+    gc.disable()
+    try:
+        # when the page is read with the garbage collector off
+        data = await gql(PAGE)
+        assert len(data["helpRequests"]["edges"]) == 12
+        # then nothing the request loaded is still alive: reference counting freed it, no cycle holds it
+        assert made
+        assert [ref for ref in made if ref() is not None] == []
+    finally:
+        gc.enable()
