@@ -32,7 +32,7 @@ $$ SELECT app_role() = 'platform_admin' $$""",
     # is the one place that reads across organisations for a caller who is not a platform administrator:
     # its SET clause applies to its own body only (restored on return), and it returns counts, never rows.
     """CREATE OR REPLACE FUNCTION platform_figures() RETURNS jsonb LANGUAGE sql STABLE
-SET app.role = 'platform_admin' AS $$
+SET app.role = 'platform_admin' SET search_path = pg_catalog, public, pg_temp AS $$
 SELECT jsonb_build_object(
     'volunteers_total', (SELECT count(*) FROM volunteers),
     'requests_total', (SELECT count(*) FROM help_requests),
@@ -59,7 +59,10 @@ SELECT jsonb_build_object(
     # A child row belongs to its parent's organisation: filled in when absent, refused when different.
     # The parent is read with the caller's rights, so a parent of another organisation is invisible and
     # the insert fails with insufficient_privilege (42501) -- which the service answers as NOT_FOUND.
-    f"""CREATE OR REPLACE FUNCTION tenant_inherit() RETURNS trigger LANGUAGE plpgsql AS $$
+    # The parent is looked up by name: with the search path pinned (temporary schema last), a temporary table
+    # of the same name cannot stand in for it (a session's own temporary tables come first by default).
+    f"""CREATE OR REPLACE FUNCTION tenant_inherit() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     parent_id bigint := (to_jsonb(NEW) ->> TG_ARGV[1])::bigint;
     parent_org bigint;

@@ -285,3 +285,40 @@ async def test_settings_that_are_not_the_viewers_are_replaced_before_the_next_st
         # then the viewer's own settings are applied before anything runs on the bare connection
         connection = await session.connection()
         assert tuple((await connection.execute(settings)).one()) == ("42", "organization_admin")
+
+
+async def test_a_temporary_table_cannot_stand_in_for_a_parent_or_be_made_by_the_service(
+    engine: AsyncEngine, owner_engine: AsyncEngine, two_organisations: dict[str, int]
+) -> None:
+    a, b = two_organisations["a"], two_organisations["b"]
+    async with owner_engine.connect() as conn:
+        community_b, volunteer_a = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT min(id) FROM communities WHERE organization_id = :b), "
+                    "(SELECT min(id) FROM volunteers WHERE organization_id = :a)"
+                ),
+                {"a": a, "b": b},
+            )
+        ).one()
+    # given a session holding a temporary `communities` that says B's community is A's (made by the owner:
+    # the service's role may not make one at all)
+    async with owner_engine.connect() as conn, conn.begin():
+        await conn.execute(text("CREATE TEMP TABLE communities (id bigint, organization_id bigint)"))
+        await conn.execute(text("INSERT INTO communities VALUES (:c, :a)"), {"c": community_b, "a": a})
+        await conn.execute(text(f"GRANT SELECT ON pg_temp.communities TO {tenancy.APP_ROLE}"))
+        await conn.execute(text(f"SET LOCAL ROLE {tenancy.APP_ROLE}"))
+        await _act_as(conn, a)
+        # when A links its volunteer to B's community in that session
+        with pytest.raises(DBAPIError) as refused:
+            await conn.execute(
+                text("INSERT INTO community_liaisons (community_id, volunteer_id, role) VALUES (:c, :v, 'volunteer')"),
+                {"c": community_b, "v": volunteer_a},
+            )
+    # then the organisation check read the real table: B's community is not A's to link
+    assert refused.value.orig.sqlstate == "42501"  # type: ignore[union-attr]
+    # and the service's own role cannot make a temporary table in the first place
+    async with engine.connect() as conn, conn.begin():
+        with pytest.raises(DBAPIError) as denied:
+            await conn.execute(text("CREATE TEMP TABLE anything (x int)"))
+    assert denied.value.orig.sqlstate == "42501"  # type: ignore[union-attr]

@@ -59,7 +59,7 @@ async def _fresh_database(server_url: str, name: str) -> AsyncIterator[tuple[Asy
 
 
 async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
-    heads = {"s004", "c002", "0010"}  # the plugins depend on core 0006; core went on to 0010
+    heads = {"s004", "c002", "0011"}  # the plugins depend on core 0006; core went on to 0011
     async with _fresh_database(server_url, "ysg_migration_roundtrip") as (engine, dirs):
         await migrate.upgrade(engine, dirs)
         await migrate.upgrade(engine, dirs)  # a second run is a no-op
