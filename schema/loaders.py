@@ -129,11 +129,13 @@ class Loader(DataLoader[K, V]):
         missing = [key for key in dict.fromkeys(keys) if key not in values]
         try:
             loaded = await self.load_fn(missing) if missing else []
+            # A batch function answering another number of values than keys fails its callers (never hangs them).
+            answers = list(zip(missing, loaded, strict=True))
         except Exception as error:
             done.set_exception(error)
             done.exception()  # delivered to each caller by its shield; not a never-retrieved error
             return
-        for key, value in zip(missing, loaded, strict=True):
+        for key, value in answers:
             if not isinstance(value, BaseException):
                 values[key] = value
         done.set_result(None)

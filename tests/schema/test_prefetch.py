@@ -3,6 +3,7 @@ references then answer from loaded data, without one awaitable per object."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import weakref
@@ -13,6 +14,7 @@ import pytest
 from core.services import assignments
 from core.vocab import RequestStatus
 from schema import prefetch
+from schema.loaders import Loader
 from schema.types.community import Community
 from tests.factories import Factory
 
@@ -106,3 +108,16 @@ async def test_what_a_page_loaded_is_freed_when_the_request_ends(  # type: ignor
         assert [ref for ref in made if ref() is not None] == []
     finally:
         gc.enable()
+
+
+async def test_a_batch_that_answers_wrongly_fails_its_callers_instead_of_leaving_them_waiting() -> None:
+    # given a batch function that answers fewer values than it was given keys
+    async def load(keys: list[int]) -> list[str]:
+        return ["one"]
+
+    loader = Loader(load)
+    # when two keys are filled, then the caller gets the error (a hang would end in the timeout instead)
+    with pytest.raises(ValueError, match="zip"):
+        await asyncio.wait_for(loader.fill([1, 2]), timeout=30)
+    # and nothing was kept: a later load asks the batch function again
+    assert loader.values == {}
