@@ -207,11 +207,14 @@ class Loaders:
         rule = SCOPES.get(model)
         return rule(self.viewer) if rule else true()
 
-    async def _execute(self, stmt: Select[Any]) -> Result[Any]:
-        # The result is buffered: it is read after the lock is released.
+    async def _execute(self, stmt: Select[Any], *, orm: bool = True) -> Result[Any]:
+        """`stmt` on the request's session, one statement at a time (`orm=False`: on its connection, for a
+        plain Core select). The result is buffered: it is read after the lock is released."""
         async with self._lock:
             session = await self._session()
-            return await session.execute(stmt)
+            if orm:
+                return await session.execute(stmt)
+            return await (await session.connection()).execute(stmt)
 
     async def run(self, stmt: Select[Any]) -> list[Any]:
         return list((await self._execute(stmt)).all())
@@ -223,11 +226,7 @@ class Loaders:
         rows themselves. The session's viewer settings apply there as everywhere (core.tenancy)."""
         table = model.__table__  # type: ignore[attr-defined]
         stmt = select(table).where(self.scope(model), *where).order_by(*order_by)
-        async with self._lock:
-            session = await self._session()
-            connection = await session.connection()
-            result = await connection.execute(stmt)
-        return as_records(table.name, result)
+        return as_records(table.name, await self._execute(stmt, orm=False))
 
     def get(self, name: str, factory: Callable[[Loaders], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
         """The loader called `name`, made by `factory` on first use (plugins add theirs this way)."""
