@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
     from core.services.context import ServiceContext
     from core.services.plugin_roles import PluginRole
+    from core.services.sealing import SealedColumn
 
 PROJECT = "yunshegong"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -167,6 +168,19 @@ def register_settings() -> type:  # type: ignore[empty-body]
     int, float, bool or timedelta (given in seconds); `YUNSHEGONG_<PLUGIN>_<FIELD>` overrides a default. A
     value that does not convert stops startup with one line naming the plugin and the variable. Services
     read the instance with `core.plugin_settings(ctx, "<plugin>")`.
+    """
+
+
+@hookspec
+def register_sealed_columns() -> list[SealedColumn]:  # type: ignore[empty-body]
+    """Declare the plugin's sealed columns: text kept encrypted at rest (core.services.sealing).
+
+    Called by `yunshegong reseal` (key rotation). Returns `core.SealedColumn(table, column, id_column="id")`
+    objects: a `bytea` column of one of the plugin's tables (`<plugin name>_…`) whose values the plugin
+    seals with `core.seal(ctx, text, table=…, column=…, row_id=…)`, bound to that table, column and the
+    row's `id_column`. `reseal` rewrites every value of these columns not yet under the current key; a
+    column left out keeps its old key and stops opening once that key is dropped. A malformed entry, a
+    table outside the plugin's namespace or a column registered twice stops the command naming the plugin.
     """
 
 

@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 ENV_PREFIX = "YUNSHEGONG_"
 # Never echoed in an error: they may hold passwords.
-SECRET_FIELDS = frozenset({"database_url", "app_database_url", "secret_key"})
+SECRET_FIELDS = frozenset({"database_url", "app_database_url", "secret_key", "sealing_keys"})
 MIN_SECRET_KEY_LENGTH = 32
 
 # Set while from_env() builds its instance: only then is the environment a source.
@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     # set it explicitly when several processes or databases must accept each other's tokens).
     secret_key: str | None = None
     token_ttl_minutes: PositiveInt = 12 * 60
+    # Encrypt sealed text columns at rest (core.services.sealing): "id:base64key,id2:base64key", 32-byte
+    # AES-256 keys, the first seals and all open (rotation). None: one key generated once and kept in the
+    # database -- then a database dump holds the key too, so production sets this.
+    sealing_keys: str | None = None
     # Hardening. Introspection off also turns field suggestions off.
     introspection: bool = True
     max_query_depth: PositiveInt = 12
@@ -230,6 +234,19 @@ class Settings(BaseSettings):
         # that starts "healthy" and then fails every signed-in request.
         if value is not None and len(value) < MIN_SECRET_KEY_LENGTH:
             raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters long (got {len(value)})")
+        return value
+
+    @field_validator("sealing_keys")
+    @classmethod
+    def _sealing_keys(cls, value: str | None) -> str | None:
+        # Parsed now, so that a mistyped key stops startup instead of the first confidential note written.
+        if value is not None:
+            from core.services.sealing import SealingKeysError, parse_keys
+
+            try:
+                parse_keys(value)
+            except SealingKeysError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("trusted_proxies")

@@ -30,7 +30,7 @@ from yunshegong.messages import Found, scan
 
 REPO = Path(__file__).resolve().parents[2]
 CORE_SOURCES = ("core", "schema", "yunshegong")
-BUILTIN_PLUGINS = ("supplies", "counseling")
+BUILTIN_PLUGINS = ("supplies", "counseling", "case_work")
 
 ENGLISH = {"accept-language": "en-US,en;q=0.9"}
 CHINESE = {"accept-language": "zh-CN"}

@@ -432,7 +432,9 @@ async def test_hook_extend_context(hello_client: Client, hello_make: Factory) ->
 
 
 def test_root_field_clash_names_both_plugins() -> None:
-    host = build_plugin_host(entry_points=False, extra=[fixture_plugin("case"), fixture_plugin("case_work")])
+    host = build_plugin_host(
+        entry_points=False, builtins=(), extra=[fixture_plugin("case"), fixture_plugin("case_work")]
+    )
     with pytest.raises(PluginLoadError, match="'caseWorkItems' is defined by both 'case' and 'case_work'"):
         build_schema(host=host)
 
@@ -616,3 +618,13 @@ def test_the_guide_lists_every_core_event_with_its_fields_and_every_role() -> No
         assert event.name in row, event.__name__
         assert all(f"`{f}`" in row for f in fields), (event.__name__, fields, row)
     assert all(f"`{role.value}`" in docs for role in Role)
+
+
+def test_hook_register_sealed_columns() -> None:
+    # given a plugin declaring two sealed columns; then `reseal` knows them (sealing, rotation, the command:
+    # tests/core/services/test_sealing.py)
+    from core.services.sealing import sealed_columns
+    from tests.core.services.test_sealing import BODY, OTHER, Vault
+
+    host = build_plugin_host(entry_points=False, builtins=(), extra=[Vault([BODY, OTHER])])
+    assert sealed_columns(host) == [BODY, OTHER]

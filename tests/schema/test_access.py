@@ -1303,7 +1303,7 @@ EXEMPT = {
     # real); it takes no token, so there is nothing per role to check. tests/schema/test_auth* cover it.
     "Mutation.login",
 }
-PLUGIN_PREFIXES = ("supplies", "counseling")
+PLUGIN_PREFIXES = ("supplies", "counseling", "caseWork")
 
 
 def _core_root_fields() -> set[str]:

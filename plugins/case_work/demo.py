@@ -1,0 +1,78 @@
+"""The casework part of the demo, in the spirit of the seed: an elderly resident living alone (high risk, in
+intervention after an approved assessment) and a family after the lockdown (closed with an approved closure).
+The demo social worker works the cases; the association's administrator supervises them (granted the role)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import select
+
+import core
+from core.models import Account, AccountPluginRole
+from plugins.case_work import services
+
+
+async def load(ctx: core.ServiceContext) -> None:
+    worker = await ctx.session.scalar(select(Account).where(Account.username == "socialworker"))
+    supervisor = await ctx.session.scalar(select(Account).where(Account.username == "orgadmin"))
+    if worker is None or supervisor is None or worker.organization_id is None:
+        return
+    ctx.session.add(
+        AccountPluginRole(
+            account_id=supervisor.id,
+            role=services.SUPERVISOR_ROLE,
+            granted_by="demo",
+            organization_id=supervisor.organization_id,
+        )
+    )
+    await ctx.session.flush()
+
+    def acting(account: Account, role: str, permissions: frozenset[str]) -> core.ServiceContext:
+        viewer = core.Viewer(
+            label=account.display_name,
+            account_id=account.id,
+            organization_id=account.organization_id,
+            role=role,
+            extra_permissions=permissions,
+        )
+        return dataclasses.replace(ctx, viewer=viewer, memo={})
+
+    sw = acting(worker, "social_worker", frozenset({services.MANAGE}))
+    sup = acting(supervisor, "organization_admin", frozenset({services.MANAGE, services.SUPERVISE}))
+    try:
+        elderly = await services.open_case(
+            sw,
+            category="elderly_care",
+            risk_level="high",
+            supervisor_account_id=supervisor.id,
+            client=services.ClientInput(name="独居老人张奶奶", phone="13700002222", address="碑林区粉巷3号楼2单元"),
+            reason="封控期间独居，社区排查发现行动不便、断药",
+        )
+        await services.advance(sw, elderly.id, "assessment", "入户预估")
+        request = await services.request_approval(
+            sw, elderly.id, "assessment", "高血压断药，独居无照料人，跌倒风险高；邻居愿意每日探望。"
+        )
+        await services.decide_approval(sup, request.id, True, "同意，按高风险每周回访")
+        await services.advance(sw, elderly.id, "planning")
+        await services.advance(sw, elderly.id, "intervention", "链接送药志愿者和邻里守望")
+
+        family = await services.open_case(
+            sw,
+            category="poverty",
+            risk_level="medium",
+            supervisor_account_id=supervisor.id,
+            client=services.ClientInput(name="解封后的李家", phone="13700003333", address="碑林区粉巷7号楼1单元"),
+            reason="解封后父亲失业，家庭收入中断",
+        )
+        for stage in ("assessment", "planning", "intervention", "evaluation"):
+            await services.advance(sw, family.id, stage)
+        closure = await services.request_approval(
+            sw, family.id, "closure", "申请到临时救助，父亲重新就业。", ["收入恢复", "孩子复学"]
+        )
+        await services.decide_approval(sup, closure.id, True)
+        await services.advance(sw, family.id, "closure", "目标达成")
+    finally:
+        # The demo goes on as its own caller: a session acts for the latest context made on it (same
+        # organisation here, so row-level security saw the same rows throughout).
+        dataclasses.replace(ctx)

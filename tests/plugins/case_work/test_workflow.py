@@ -1,0 +1,307 @@
+"""Casework at the service layer: every stage transition (legal and illegal), the approval gates, closed cases,
+reopening, and the database holding the same rules against raw SQL (run as the app role, under RLS)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from core.errors import DomainError
+from core.services.common import constraint_name
+from plugins.case_work import services
+from plugins.case_work.models import STAGES
+from tests.plugins.case_work.conftest import CaseWorld
+
+OPEN = [s for s in STAGES if s not in services.CLOSED]
+PAIRS = [(a, b) for a in STAGES for b in STAGES if a != b]
+
+
+async def test_the_stage_graph_in_the_database_is_the_services_graph(cw: CaseWorld) -> None:
+    # given the graph the database checks; then it holds exactly the services' TRANSITIONS
+    async with cw.as_("sw") as ctx:
+        rows = (await ctx.session.execute(text("SELECT * FROM case_work_stage_graph()"))).all()
+    table = {(r.from_stage, r.to_stage): services.Step(r.kind, r.approval, r.high_risk_only) for r in rows}
+    assert len(rows) == len(table)
+    assert table == services.TRANSITIONS
+
+
+async def test_a_case_goes_from_intake_to_closure_and_every_step_is_recorded(cw: CaseWorld) -> None:
+    # given a case opened by its social worker
+    case_id = await cw.open(reason="社区转介")
+    # when it goes through every stage, closure approved by its supervisor
+    for to in ("assessment", "planning", "intervention", "evaluation"):
+        await cw.call("sw", services.advance, case_id, to, f"进入{to}")
+    await cw.approve(case_id, "closure")
+    closed = await cw.call("sw", services.advance, case_id, "closure", "目标达成")
+    # then it is closed, and its history has each step with who and why
+    assert (closed.stage, closed.closed_at is not None, closed.stage_seq) == ("closure", True, 5)
+    assert await cw.history(case_id) == [
+        (0, None, "intake", "sw", "社区转介"),
+        (1, "intake", "assessment", "sw", "进入assessment"),
+        (2, "assessment", "planning", "sw", "进入planning"),
+        (3, "planning", "intervention", "sw", "进入intervention"),
+        (4, "intervention", "evaluation", "sw", "进入evaluation"),
+        (5, "evaluation", "closure", "sw", "目标达成"),
+    ]
+
+
+@pytest.mark.parametrize(("start", "to"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
+async def test_every_transition_is_allowed_exactly_when_the_graph_has_it(cw: CaseWorld, start: str, to: str) -> None:
+    # given a case in `start` (approvals of the step in place, so that only the graph decides)
+    case_id = await cw.open()
+    await cw.bring_to(case_id, start)
+    step = services.TRANSITIONS.get((start, to))
+    if step is not None and step.approval == "closure":
+        await cw.approve(case_id, "closure")
+    before = await cw.counts()
+    if start in services.CLOSED:
+        # then a closed case refuses every step (reopening is its own, checked below)
+        assert await cw.refused("sw", services.advance, case_id, to, "理由") == "CASE_CLOSED"
+    elif step is None or step.kind == "reopen":
+        # then a step the graph lacks is refused, and nothing is written
+        assert await cw.refused("sw", services.advance, case_id, to, "理由") == "ILLEGAL_TRANSITION"
+        assert await cw.counts() == before
+        assert (await cw.case(case_id)).stage == start
+    else:
+        # then a step of the graph is taken and recorded
+        moved = await cw.call("sw", services.advance, case_id, to, "理由")
+        assert moved.stage == to
+        assert (await cw.history(case_id))[-1][1:3] == (start, to)
+
+
+async def test_an_intake_ends_not_opened_only_with_a_reason_and_then_is_closed(cw: CaseWorld) -> None:
+    case_id = await cw.open()
+    before = await cw.counts()
+    assert await cw.refused("sw", services.advance, case_id, "not_opened", "  ") == "REQUIRED"
+    assert await cw.counts() == before
+    await cw.call("sw", services.advance, case_id, "not_opened", "居民拒绝服务")
+    assert await cw.refused("sw", services.update_case, case_id, risk_level="high") == "CASE_CLOSED"
+    # not opened is final: it is not reopened (a new case is opened instead)
+    assert await cw.refused("sup", services.reopen, case_id, "再次求助") == "ILLEGAL_TRANSITION"
+
+
+async def test_evaluation_goes_back_to_intervention_with_a_reason_and_the_old_approval_lapses(cw: CaseWorld) -> None:
+    # given a case in evaluation whose closure was approved
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    await cw.approve(case_id, "closure")
+    # when it goes back to intervention (a reason is required) and returns to evaluation
+    assert await cw.refused("sw", services.advance, case_id, "intervention") == "REQUIRED"
+    await cw.call("sw", services.advance, case_id, "intervention", "目标未达成")
+    await cw.call("sw", services.advance, case_id, "evaluation")
+    # then the earlier approval no longer counts: closure needs a fresh one
+    assert await cw.refused("sw", services.advance, case_id, "closure") == "APPROVAL_REQUIRED"
+    await cw.approve(case_id, "closure")
+    assert (await cw.call("sw", services.advance, case_id, "closure")).stage == "closure"
+
+
+async def test_moving_on_withdraws_a_pending_request(cw: CaseWorld) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    pending = await cw.call("sw", services.request_approval, case_id, "closure", "总结", ["结果"])
+    await cw.call("sw", services.advance, case_id, "intervention", "需要继续介入")
+    assert await cw.refused("sup", services.decide_approval, pending.id, True) == "INVALID_TRANSITION"
+
+
+# -- approvals ----------------------------------------------------------------------------------------------------
+
+
+async def test_a_high_risk_case_needs_an_approved_assessment_before_planning(cw: CaseWorld) -> None:
+    # given a high-risk case in assessment
+    case_id = await cw.open(risk="high", category="child_protection")
+    assert await cw.refused("sw", services.request_approval, case_id, "assessment", "预估") == "ILLEGAL_TRANSITION"
+    await cw.call("sw", services.advance, case_id, "assessment")
+    # when planning is asked without approval, with a pending request, after a refusal: refused each time
+    before = await cw.counts()
+    assert await cw.refused("sw", services.advance, case_id, "planning") == "APPROVAL_REQUIRED"
+    assert await cw.counts() == before
+    request = await cw.call("sw", services.request_approval, case_id, "assessment", "高风险预估")
+    assert await cw.refused("sw", services.advance, case_id, "planning") == "APPROVAL_REQUIRED"
+    assert await cw.refused("sup", services.decide_approval, request.id, False) == "REQUIRED"  # a refusal says why
+    await cw.call("sup", services.decide_approval, request.id, False, "风险评估不完整")
+    assert await cw.refused("sw", services.advance, case_id, "planning") == "APPROVAL_REQUIRED"
+    # then an approved assessment opens the way
+    await cw.approve(case_id, "assessment")
+    assert (await cw.call("sw", services.advance, case_id, "planning")).stage == "planning"
+
+
+async def test_a_low_risk_case_plans_without_approval(cw: CaseWorld) -> None:
+    case_id = await cw.open(risk="medium")
+    await cw.call("sw", services.advance, case_id, "assessment")
+    assert (await cw.call("sw", services.advance, case_id, "planning")).stage == "planning"
+
+
+async def test_closure_needs_an_approved_closure_request_with_a_summary_and_outcomes(cw: CaseWorld) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    assert await cw.refused("sw", services.advance, case_id, "closure") == "APPROVAL_REQUIRED"
+    before = await cw.counts()
+    assert await cw.refused("sw", services.request_approval, case_id, "closure", "总结", []) == "REQUIRED"
+    assert await cw.refused("sw", services.request_approval, case_id, "closure", "", ["结果"]) == "REQUIRED"
+    assert await cw.refused("sw", services.request_approval, case_id, "closure", "总结", ["结果", " "]) == "REQUIRED"
+    assert await cw.counts() == before
+    request = await cw.call(
+        "sw", services.request_approval, case_id, "closure", "总结", ["独居问题缓解", "建立邻里支持"]
+    )
+    assert await cw.refused("sw", services.request_approval, case_id, "closure", "再来", ["x"]) == "ALREADY_EXISTS"
+    assert (request.status, request.outcomes) == ("pending", ["独居问题缓解", "建立邻里支持"])
+    await cw.call("admin", services.decide_approval, request.id, True)
+    assert (await cw.call("sw", services.advance, case_id, "closure")).stage == "closure"
+
+
+@pytest.mark.parametrize("approver", ["sup", "admin", "padmin"])
+async def test_the_supervisor_and_the_organisations_administrators_approve(cw: CaseWorld, approver: str) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    request = await cw.call("sw", services.request_approval, case_id, "closure", "总结", ["结果"])
+    decided = await cw.call(approver, services.decide_approval, request.id, True)
+    assert (decided.status, decided.decided_by_account_id) == ("approved", cw.ids[approver])
+
+
+@pytest.mark.parametrize(("requester", "decider"), [("sup", "sup"), ("admin", "admin"), ("sw", "sw")])
+async def test_nobody_approves_their_own_request(cw: CaseWorld, requester: str, decider: str) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    request = await cw.call(requester, services.request_approval, case_id, "closure", "总结", ["结果"])
+    before = await cw.counts()
+    assert await cw.refused(decider, services.decide_approval, request.id, True) == "SELF_APPROVAL"
+    assert await cw.counts() == before
+    assert await cw.refused("sw", services.advance, case_id, "closure") == "APPROVAL_REQUIRED"
+
+
+@pytest.mark.parametrize(("decider", "code"), [("sw", "FORBIDDEN"), ("sw2", "NOT_FOUND"), ("admin_b", "NOT_FOUND")])
+async def test_others_do_not_decide(cw: CaseWorld, decider: str, code: str) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    request = await cw.call("admin", services.request_approval, case_id, "closure", "总结", ["结果"])
+    assert await cw.refused(decider, services.decide_approval, request.id, True) == code
+
+
+async def test_a_revoked_supervisor_role_stops_approving_at_once(cw: CaseWorld) -> None:
+    # given the supervisor without the role (as the next request after a revocation sees them)
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    request = await cw.call("sw", services.request_approval, case_id, "closure", "总结", ["结果"])
+    from dataclasses import replace
+
+    async with cw.as_("sup") as ctx:
+        ctx.viewer = replace(ctx.viewer, extra_permissions=frozenset({"case_work.manage"}))
+        from core import tenancy
+
+        tenancy.bind(ctx.session, ctx.viewer)
+        with pytest.raises(DomainError) as err:
+            await services.decide_approval(ctx, request.id, True)
+    assert err.value.code == "NOT_FOUND"  # they no longer see the case at all
+
+
+# -- closed cases and reopening -------------------------------------------------------------------------------------
+
+
+async def test_a_closed_case_refuses_edits(cw: CaseWorld) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "closure")
+    before = await cw.counts()
+    assert await cw.refused("sw", services.update_case, case_id, risk_level="high") == "CASE_CLOSED"
+    assert await cw.refused("admin", services.update_case, case_id, category="other") == "CASE_CLOSED"
+    assert await cw.refused("sw", services.request_approval, case_id, "closure", "总结", ["x"]) == "CASE_CLOSED"
+    assert await cw.refused("sw", services.advance, case_id, "assessment", "再来") == "CASE_CLOSED"
+    assert await cw.counts() == before
+
+
+@pytest.mark.parametrize("who", ["sup", "admin", "padmin"])
+async def test_the_supervisor_and_administrators_reopen_a_closed_case_with_a_reason(cw: CaseWorld, who: str) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "closure")
+    assert await cw.refused(who, services.reopen, case_id, " ") == "REQUIRED"
+    reopened = await cw.call(who, services.reopen, case_id, "老人再次摔倒")
+    assert (reopened.stage, reopened.closed_at) == ("assessment", None)
+    assert (await cw.history(case_id))[-1] == (6, "closure", "assessment", who, "老人再次摔倒")
+    # and the case can be worked again
+    assert (await cw.call("sw", services.update_case, case_id, risk_level="high")).risk_level == "high"
+
+
+@pytest.mark.parametrize(("who", "code"), [("sw", "FORBIDDEN"), ("sw2", "NOT_FOUND"), ("admin_b", "NOT_FOUND")])
+async def test_others_do_not_reopen(cw: CaseWorld, who: str, code: str) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "closure")
+    before = await cw.counts()
+    assert await cw.refused(who, services.reopen, case_id, "理由") == code
+    assert await cw.counts() == before
+
+
+async def test_only_a_closed_case_is_reopened(cw: CaseWorld) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    assert await cw.refused("sup", services.reopen, case_id, "理由") == "ILLEGAL_TRANSITION"
+
+
+# -- the database holds the same rules ------------------------------------------------------------------------------
+
+
+async def _raw(cw: CaseWorld, who: str, sql: str, **params: object) -> str | None:
+    """Run `sql` as `who` through the app role; the violated constraint's name, or None if it went through."""
+    try:
+        async with cw.as_(who) as ctx:
+            await ctx.session.execute(text(sql), params)
+    except DBAPIError as exc:
+        return constraint_name(exc) or str(getattr(exc.orig, "sqlstate", "") or exc.orig)
+    return None
+
+
+async def test_a_raw_update_cannot_skip_a_stage_or_the_history_or_an_approval(cw: CaseWorld) -> None:
+    case_id = await cw.open()
+    # a stage skipped
+    skip = "UPDATE case_work_cases SET stage = 'planning', stage_seq = stage_seq + 1 WHERE id = :id"
+    assert await _raw(cw, "admin", skip, id=case_id) == "case_work_stage_transition"
+    # a legal step with no history row
+    step = "UPDATE case_work_cases SET stage = 'assessment', stage_seq = stage_seq + 1 WHERE id = :id"
+    assert await _raw(cw, "admin", step, id=case_id) == "case_work_stage_recorded"
+    # a history row the graph lacks
+    forged = (
+        "INSERT INTO case_work_stage_changes (case_id, seq, from_stage, to_stage, actor) "
+        "VALUES (:id, 1, 'intake', 'closure', 'x')"
+    )
+    assert await _raw(cw, "admin", forged, id=case_id) == "ck_case_work_stage_changes_step_of_the_graph"
+    # closure with a forged history row but no approval
+    await cw.bring_to(case_id, "evaluation")
+    close = (
+        "INSERT INTO case_work_stage_changes (case_id, seq, from_stage, to_stage, actor) "
+        "VALUES (:id, 5, 'evaluation', 'closure', 'x'); "
+        "UPDATE case_work_cases SET stage = 'closure', stage_seq = 5 WHERE id = :id"
+    )
+    try:
+        async with cw.as_("admin") as ctx:
+            for statement in close.split("; "):
+                await ctx.session.execute(text(statement), {"id": case_id})
+        outcome = None
+    except DBAPIError as exc:
+        outcome = constraint_name(exc)
+    assert outcome == "case_work_approval_required"
+    assert (await cw.case(case_id)).stage == "evaluation"
+
+
+async def test_history_and_decisions_are_append_only_and_the_graph_cannot_be_replaced(cw: CaseWorld) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "closure")
+    assert await _raw(cw, "admin", "UPDATE case_work_stage_changes SET reason = 'x'") == "case_work_append_only"
+    assert await _raw(cw, "admin", "DELETE FROM case_work_stage_changes") == "case_work_append_only"
+    assert await _raw(cw, "admin", "UPDATE case_work_approvals SET status = 'refused'") == "case_work_append_only"
+    # a closed case does not change by SQL either
+    assert await _raw(cw, "admin", "UPDATE case_work_cases SET risk_level = 'high'") == "case_work_case_closed"
+    # the graph is a function the app role does not own: it cannot replace it
+    replace = (
+        "CREATE OR REPLACE FUNCTION case_work_is_step(a text, b text) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$"
+    )
+    assert await _raw(cw, "admin", replace) == "42501"
+
+
+async def test_the_database_refuses_a_self_decided_request(cw: CaseWorld) -> None:
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    request = await cw.call("sup", services.request_approval, case_id, "closure", "总结", ["结果"])
+    sql = (
+        "UPDATE case_work_approvals SET status = 'approved', decided_at = now(), "
+        "decided_by_account_id = requested_by_account_id WHERE id = :id"
+    )
+    assert await _raw(cw, "sup", sql, id=request.id) == "ck_case_work_approvals_not_self_decided"
