@@ -5,12 +5,15 @@ The demo social worker works the cases; the association's administrator supervis
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from sqlalchemy import select
 
 import core
 from core.models import Account, AccountPluginRole
 from plugins.case_work import services
+from plugins.case_work.plans import models as plan_models
+from plugins.case_work.plans import services as plans
 
 
 async def load(ctx: core.ServiceContext) -> None:
@@ -50,12 +53,25 @@ async def load(ctx: core.ServiceContext) -> None:
             reason="封控期间独居，社区排查发现行动不便、断药",
         )
         await services.advance(sw, elderly.id, "assessment", "入户预估")
+        scores = {"health": 4, "daily_living": 3, "finances": 1, "housing": 1, "family_social": 3, "safety": 3}
+        needs = [plans.NeedInput(domain, scores.get(domain, 2)) for domain in plan_models.DOMAINS]
+        await plans.record_assessment(
+            sw, elderly.id, needs, strengths=["邻居热心，愿意每日探望"], risks=["断药", "独居跌倒"]
+        )
         request = await services.request_approval(
             sw, elderly.id, "assessment", "高血压断药，独居无照料人，跌倒风险高；邻居愿意每日探望。"
         )
         await services.decide_approval(sup, request.id, True, "同意，按高风险每周回访")
         await services.advance(sw, elderly.id, "planning")
+        plan = await plans.create_plan(sw, elderly.id)
+        medicine = await plans.add_goal(sw, plan.id, "按时服用降压药，不再断药", "health")
+        await plans.add_action(sw, medicine.id, "链接送药志愿者每月送药", responsible_account_id=worker.id)
+        await plans.add_action(sw, medicine.id, "邻居每日探望并提醒服药", responsible_name="邻居王阿姨")
+        await plans.record_progress(sw, medicine.id, percent=40, note="本月药已送到")
         await services.advance(sw, elderly.id, "intervention", "链接送药志愿者和邻里守望")
+        # A month on (high risk: a review every 30 days), the review job has raised the first review.
+        later = dataclasses.replace(sw, clock=lambda: ctx.clock() + timedelta(days=25))
+        await plans.raise_due_reviews(later)
 
         family = await services.open_case(
             sw,

@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import core
+from core.services import sealing
+from plugins.case_work.notes import services as notes_services
+
+# The slices' models join the metadata with the plugin (the tenancy catalog and migrations checks read it).
+from plugins.case_work.plans import models as _plans_models  # noqa: F401
+from plugins.case_work.visits import models as _visits_models  # noqa: F401
 
 
 @core.hookimpl
@@ -18,9 +24,22 @@ def register_plugin() -> core.PluginInfo:
 
 @core.hookimpl
 def register_graphql() -> core.GraphQLContribution:
-    from plugins.case_work.types import CaseWorkMutation, CaseWorkQuery
+    from strawberry.tools import merge_types
 
-    return core.GraphQLContribution(query=CaseWorkQuery, mutation=CaseWorkMutation)
+    from plugins.case_work.notes.types import CaseWorkNotesMutation, CaseWorkNotesQuery
+    from plugins.case_work.plans import types as plans_types
+    from plugins.case_work.types import CaseWorkMutation, CaseWorkQuery
+    from plugins.case_work.visits import types as visits_types
+
+    plans_query, plans_mutation, plans_extra = plans_types.graphql_parts()
+    visits_query, visits_mutation, visits_extra = visits_types.graphql_parts()
+    return core.GraphQLContribution(
+        query=merge_types("CaseWorkQuery", (CaseWorkQuery, CaseWorkNotesQuery, plans_query, visits_query)),
+        mutation=merge_types(
+            "CaseWorkMutation", (CaseWorkMutation, CaseWorkNotesMutation, plans_mutation, visits_mutation)
+        ),
+        types=(*plans_extra, *visits_extra),
+    )
 
 
 @core.hookimpl
@@ -64,8 +83,12 @@ def register_roles() -> list[core.PluginRole]:
 @core.hookimpl
 async def register_demo_data(ctx: core.ServiceContext) -> None:
     from plugins.case_work.demo import load
+    from plugins.case_work.notes.demo import load as load_notes
+    from plugins.case_work.visits.demo import load as load_visits
 
     await load(ctx)
+    await load_notes(ctx)
+    await load_visits(ctx)
 
 
 @core.hookimpl
@@ -75,7 +98,24 @@ def register_error_codes() -> dict[str, str]:
         "APPROVAL_REQUIRED": "The step needs an approved request first (closure; planning of a high-risk case).",
         "SELF_APPROVAL": "Nobody decides their own approval request.",
         "CASE_CLOSED": "The case is closed (or not opened): it is not changed, except by reopening.",
+        "WRONG_STAGE": "The case's stage does not allow this (plans: planning, intervention, evaluation; "
+        "assessments: assessment).",
+        "BEYOND_PLANNED_END": "A goal's target date or an action's due date would fall after the plan's planned end.",
+        "OUTCOME_PER_GOAL": "A closure request states one outcome for each goal of the case's plan.",
+        **notes_services.ERROR_CODES,
     }
+
+
+@core.hookimpl
+def register_sealed_columns() -> list[sealing.SealedColumn]:
+    return [*notes_services.SEALED_COLUMNS]
+
+
+@core.hookimpl
+def register_jobs() -> list[core.Job]:
+    from plugins.case_work.plans.services import PLAN_REVIEWS_JOB
+
+    return [PLAN_REVIEWS_JOB]
 
 
 @core.hookimpl

@@ -583,6 +583,11 @@ async def request_approval(
         raise core.DomainError(
             "ALREADY_EXISTS", "A request of this kind is pending or approved already.", ("input", "kind")
         )
+    if kind == "closure":
+        # One outcome per goal of the case's plan (imported here: the plans slice builds on this module).
+        from plugins.case_work.plans.services import check_closure_outcomes
+
+        await check_closure_outcomes(ctx, case.id, clean_outcomes)
     approval = Approval(
         case_id=case.id,
         kind=kind,

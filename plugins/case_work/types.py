@@ -21,6 +21,7 @@ import core
 from core.models import Account
 from plugins.case_work import services
 from plugins.case_work.models import Approval, Case, Client, StageChange
+from plugins.case_work.notes import types as notes_types
 from schema import api as gql
 
 # -- enums -----------------------------------------------------------------------------------------------------
@@ -234,6 +235,7 @@ class CaseWorkCase(relay.Node):
     closed_at: datetime | None
     source_kind: CaseWorkSourceKind | None
     row: strawberry.Private[Case]
+    notes = notes_types.notes_field()
 
     @classmethod
     def of(cls, c: Case) -> CaseWorkCase:

@@ -49,7 +49,7 @@ U, F, N = "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"
 _unique = itertools.count(1)
 
 VOLUNTEERS_A = ["志愿者counselor", "志愿者driver", "志愿者other", "志愿者sw"]
-PLUGINS = ["counseling", "supplies"]
+PLUGINS = ["counseling", "supplies", "case_work"]
 
 
 @pytest.fixture(scope="module")
@@ -661,7 +661,12 @@ READS = [
         "{ pluginRoles { name permissions } }",
         no_vars,
         lambda d: [(r["name"], r["permissions"]) for r in d["pluginRoles"]],
-        signed_in([("counseling.supervisor", ["counseling.read_notes"])]),
+        signed_in(
+            [
+                ("counseling.supervisor", ["counseling.read_notes"]),
+                ("case_work.supervisor", ["case_work.manage", "case_work.supervise"]),
+            ]
+        ),
     ),
     Read(
         "accountPluginRoles of A's counselor (administrators of its organisation)",

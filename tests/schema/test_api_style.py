@@ -42,6 +42,8 @@ BOUNDED_LISTS = {
     "CoordinatorQueue.unmatched": "a work list: the top `first` items (the full list is helpRequests)",
     "CoordinatorQueue.pendingOffers": "a work list: the top `first` items (the full list is assignments)",
     "CommitPlanPayload.assignments": "what one committed plan created, bounded by the plan's size",
+    "CaseWorkPlan.goals": "a service plan's goals: at most 20 (refused beyond, when a goal is added)",
+    "CaseWorkGoal.actions": "a goal's actions: at most 20 (refused beyond, when an action is added)",
 }
 MONEY_WORDS = ("amount", "money", "unallocated", "allocated", "price")
 
