@@ -523,12 +523,19 @@ async def reopen(ctx: core.ServiceContext, case_id: int, reason: str) -> Case:
 async def update_case(
     ctx: core.ServiceContext, case_id: int, *, category: str | None = None, risk_level: str | None = None
 ) -> Case:
-    """Change a case's category or risk level (not once it is closed)."""
+    """Change a case's category or risk level (not once it is closed). Lowering the risk is the supervisor's
+    or an administrator's decision: otherwise a social worker could lower a high risk, step into planning
+    without the approval a high-risk assessment needs, and raise it again."""
     case = await _case(ctx, case_id)
     _not_closed(case)
     v = core.Validator()
     _validate_kinds(v, category, risk_level)
     v.raise_if_any()
+    lowers = risk_level is not None and RISK_LEVELS.index(risk_level) < RISK_LEVELS.index(case.risk_level)
+    if lowers and not may_approve(ctx.viewer, case):
+        raise core.DomainError(
+            "FORBIDDEN", "Only the case's supervisor or an administrator lowers its risk.", ("input", "riskLevel")
+        )
     if category is not None:
         case.category = category
     if risk_level is not None:
@@ -606,10 +613,15 @@ async def decide_approval(ctx: core.ServiceContext, approval_id: int, approve: b
     """Approve or refuse a pending request (a refusal says why): the case's supervisor or an administrator
     of its organisation, never the person who asked."""
     core.require(ctx, MANAGE)
+    found: Approval = await core.get_row(
+        ctx, Approval, approval_id, what=_("Approval"), field=("input", "id"), lock=False, scope=approval_scope(ctx)
+    )
+    # The case first, then the approval: the order `advance` and `reopen` lock them in (they withdraw the
+    # case's pending requests), so a decision beside a step waits instead of deadlocking.
+    case = await _case(ctx, found.case_id)
     approval: Approval = await core.get_row(
         ctx, Approval, approval_id, what=_("Approval"), field=("input", "id"), lock=True, scope=approval_scope(ctx)
     )
-    case = await _case(ctx, approval.case_id)
     _not_closed(case)
     actor = _account_of_caller(ctx)
     if approval.requested_by_account_id == actor:

@@ -126,6 +126,21 @@ async def test_a_high_risk_case_needs_an_approved_assessment_before_planning(cw:
     assert (await cw.call("sw", services.advance, case_id, "planning")).stage == "planning"
 
 
+async def test_the_social_worker_cannot_lower_a_risk_to_step_past_the_approval(cw: CaseWorld) -> None:
+    # given a high-risk case in assessment, without an approved assessment
+    case_id = await cw.open(risk="high")
+    await cw.call("sw", services.advance, case_id, "assessment")
+    before = await cw.counts()
+    # when its social worker lowers the risk (to plan without the approval, then raise it again)
+    # then it is refused and nothing changed: the risk stays high, planning still needs the approval
+    assert await cw.refused("sw", services.update_case, case_id, risk_level="low") == "FORBIDDEN"
+    assert await cw.counts() == before
+    assert await cw.refused("sw", services.advance, case_id, "planning") == "APPROVAL_REQUIRED"
+    # and raising a risk stays the social worker's own call, lowering it the supervisor's
+    assert (await cw.call("sup", services.update_case, case_id, risk_level="medium")).risk_level == "medium"
+    assert (await cw.call("sw", services.update_case, case_id, risk_level="high")).risk_level == "high"
+
+
 async def test_a_low_risk_case_plans_without_approval(cw: CaseWorld) -> None:
     case_id = await cw.open(risk="medium")
     await cw.call("sw", services.advance, case_id, "assessment")
