@@ -121,6 +121,9 @@ class Approval(OrganizationOwned, Base):
         CheckConstraint(f"status IN {APPROVAL_STATUSES!r}", name="status_valid"),
         CheckConstraint("(status = 'pending') = (decided_at IS NULL)", name="decided_when_not_pending"),
         # Nobody approves their own request, whoever writes the row.
+        CheckConstraint(
+            "status NOT IN ('approved', 'refused') OR decided_by_account_id IS NOT NULL", name="decided_by_someone"
+        ),
         CheckConstraint("decided_by_account_id <> requested_by_account_id", name="not_self_decided"),
         Index(
             "uq_case_work_approvals_pending",

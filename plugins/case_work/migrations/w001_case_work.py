@@ -50,16 +50,17 @@ def _sql(value: object) -> str:
 GRAPH = (
     "CREATE OR REPLACE FUNCTION case_work_stage_graph() "
     "RETURNS TABLE (from_stage text, to_stage text, kind text, approval text, high_risk_only boolean) "
-    "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ VALUES "
+    "LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, public, pg_temp AS $$ VALUES "
     + ", ".join("(" + ", ".join(_sql(v) for v in row) + ")" for row in TRANSITIONS)
     + " $$"
 )
 IS_STEP = """CREATE OR REPLACE FUNCTION case_work_is_step(from_stage text, to_stage text) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, public, pg_temp AS $$
 SELECT EXISTS (SELECT FROM case_work_stage_graph() g WHERE g.from_stage = $1 AND g.to_stage = $2) $$"""
 
 # Constraint names the service maps to its codes (services.CONSTRAINT_ERRORS).
-GUARD_CASE = """CREATE OR REPLACE FUNCTION case_work_guard_case() RETURNS trigger LANGUAGE plpgsql AS $$
+GUARD_CASE = """CREATE OR REPLACE FUNCTION case_work_guard_case() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     step record;
 BEGIN
@@ -99,8 +100,27 @@ BEGIN
     RETURN NEW;
 END $$"""
 
+# Rows start where the workflow starts: a case at intake (its opening is history row 0), an approval pending
+# (it is decided by an UPDATE, which names who decided: ck_case_work_approvals_decided_by_someone).
+GUARD_INSERT = """CREATE OR REPLACE FUNCTION case_work_guard_insert() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    -- Nested: the row of the other table has neither column to read.
+    IF TG_TABLE_NAME = 'case_work_cases' THEN
+        IF NEW.stage <> 'intake' OR NEW.stage_seq <> 0 THEN
+            RAISE EXCEPTION 'a case opens at intake'
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'case_work_opens_at_intake';
+        END IF;
+    ELSIF NEW.status <> 'pending' OR NEW.decided_by_account_id IS NOT NULL THEN
+        RAISE EXCEPTION 'an approval request starts pending'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'case_work_approval_starts_pending';
+    END IF;
+    RETURN NEW;
+END $$"""
+
 # History is append-only; an approval changes once, from pending to its decision (or withdrawn).
-GUARD_APPEND_ONLY = """CREATE OR REPLACE FUNCTION case_work_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+GUARD_APPEND_ONLY = """CREATE OR REPLACE FUNCTION case_work_append_only() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     -- Nested: the row of another table has no `status` to read.
     IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'case_work_approvals' THEN
@@ -251,6 +271,10 @@ def upgrade() -> None:
             "(status = 'pending') = (decided_at IS NULL)", name=op.f("ck_case_work_approvals_decided_when_not_pending")
         ),
         sa.CheckConstraint(
+            "status NOT IN ('approved', 'refused') OR decided_by_account_id IS NOT NULL",
+            name=op.f("ck_case_work_approvals_decided_by_someone"),
+        ),
+        sa.CheckConstraint(
             "decided_by_account_id <> requested_by_account_id", name=op.f("ck_case_work_approvals_not_self_decided")
         ),
         sa.ForeignKeyConstraint(
@@ -283,6 +307,12 @@ def upgrade() -> None:
         "CREATE TRIGGER case_work_guard BEFORE UPDATE ON case_work_cases "
         "FOR EACH ROW EXECUTE FUNCTION case_work_guard_case()"
     )
+    op.execute(GUARD_INSERT)
+    for table in ("case_work_cases", "case_work_approvals"):
+        op.execute(
+            f"CREATE TRIGGER case_work_guard_insert BEFORE INSERT ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION case_work_guard_insert()"
+        )
     op.execute(GUARD_APPEND_ONLY)
     for table in ("case_work_stage_changes", "case_work_approvals"):
         op.execute(
@@ -298,5 +328,6 @@ def downgrade() -> None:
     op.drop_table("case_work_clients")
     op.execute("DROP FUNCTION IF EXISTS case_work_guard_case()")
     op.execute("DROP FUNCTION IF EXISTS case_work_append_only()")
+    op.execute("DROP FUNCTION IF EXISTS case_work_guard_insert()")
     op.execute("DROP FUNCTION IF EXISTS case_work_is_step(text, text)")
     op.execute("DROP FUNCTION IF EXISTS case_work_stage_graph()")

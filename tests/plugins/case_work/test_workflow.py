@@ -320,3 +320,30 @@ async def test_the_database_refuses_a_self_decided_request(cw: CaseWorld) -> Non
         "decided_by_account_id = requested_by_account_id WHERE id = :id"
     )
     assert await _raw(cw, "sup", sql, id=request.id) == "ck_case_work_approvals_not_self_decided"
+
+
+async def test_the_database_refuses_forged_starting_points_and_undecided_decisions(cw: CaseWorld) -> None:
+    # given a case in evaluation with a pending closure request
+    case_id = await cw.open()
+    await cw.bring_to(case_id, "evaluation")
+    request = await cw.call("sw", services.request_approval, case_id, "closure", "总结", ["结果"])
+    before = await cw.counts()
+    # when SQL inserts a case already closed, then it is refused: a case opens at intake
+    closed = (
+        "INSERT INTO case_work_cases (client_id, social_worker_account_id, supervisor_account_id, category, "
+        "risk_level, stage, stage_seq) SELECT client_id, social_worker_account_id, supervisor_account_id, "
+        "category, risk_level, 'closure', 9 FROM case_work_cases WHERE id = :id"
+    )
+    assert await _raw(cw, "admin", closed, id=case_id) == "case_work_opens_at_intake"
+    # when SQL inserts an approval already approved, then it is refused: a request starts pending
+    approved = (
+        "INSERT INTO case_work_approvals (case_id, kind, status, stage_seq, requested_by_account_id, summary, "
+        "outcomes, decided_at) SELECT case_id, 'assessment', 'approved', stage_seq, requested_by_account_id, "
+        "summary, outcomes, now() FROM case_work_approvals WHERE id = :id"
+    )
+    assert await _raw(cw, "admin", approved, id=request.id) == "case_work_approval_starts_pending"
+    # when SQL approves the pending request without naming who decided, then it is refused
+    undecided = "UPDATE case_work_approvals SET status = 'approved', decided_at = now() WHERE id = :id"
+    assert await _raw(cw, "sw", undecided, id=request.id) == "ck_case_work_approvals_decided_by_someone"
+    # and nothing changed
+    assert await cw.counts() == before
