@@ -36,7 +36,8 @@ NOTE_TYPES = "('home_visit', 'call', 'meeting', 'other')"
 
 # A note (or a revision of one) is written only while its case is open: the same constraint name as w001's
 # guard of the case, so that the service answers CASE_CLOSED for both.
-GUARD_OPEN_CASE = """CREATE OR REPLACE FUNCTION case_work_note_case_open() RETURNS trigger LANGUAGE plpgsql AS $$
+GUARD_OPEN_CASE = """CREATE OR REPLACE FUNCTION case_work_note_case_open() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     note_case bigint;
 BEGIN
@@ -54,7 +55,8 @@ END $$"""
 
 # Notes are never deleted; an UPDATE is an edit (the previous version kept as revision OLD.revision) or a
 # void (once, with a reason), and keeps what a note is about (case, author, creation) as written.
-GUARD_NOTE = """CREATE OR REPLACE FUNCTION case_work_note_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+GUARD_NOTE = """CREATE OR REPLACE FUNCTION case_work_note_guard() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         RAISE EXCEPTION 'case_work_notes rows are kept (void a note instead)'

@@ -43,7 +43,8 @@ APPEND_ONLY = ("case_work_assessments", "case_work_assessment_needs", "case_work
 
 # The stage of the row's case decides whether it may be written. FOR SHARE: a write waits for a stage change
 # of the case under way (and a stage change waits for it), so no plan edit slips past a closing.
-GUARD = """CREATE OR REPLACE FUNCTION case_work_plan_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+GUARD = """CREATE OR REPLACE FUNCTION case_work_plan_guard() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     case_stage text;
 BEGIN
@@ -77,7 +78,8 @@ END $$"""
 
 # No goal or action is due after the plan's planned end; a planned end is not moved before them. The plan
 # row is read FOR SHARE (and updated with its row lock), so a goal and a shorter end cannot pass each other.
-WITHIN_END = """CREATE OR REPLACE FUNCTION case_work_within_planned_end() RETURNS trigger LANGUAGE plpgsql AS $$
+WITHIN_END = """CREATE OR REPLACE FUNCTION case_work_within_planned_end() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     plan_end date;
     latest date;

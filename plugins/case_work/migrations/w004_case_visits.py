@@ -23,7 +23,8 @@ down_revision: str | Sequence[str] | None = "w003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-GUARD_VISIT = """CREATE OR REPLACE FUNCTION case_work_visit_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+GUARD_VISIT = """CREATE OR REPLACE FUNCTION case_work_visit_guard() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.status = 'booked' AND NEW.status = 'cancelled' THEN
         RETURN NEW;

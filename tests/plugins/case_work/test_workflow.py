@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import DomainError
 from core.services.common import constraint_name
@@ -347,3 +348,21 @@ async def test_the_database_refuses_forged_starting_points_and_undecided_decisio
     assert await _raw(cw, "sw", undecided, id=request.id) == "ck_case_work_approvals_decided_by_someone"
     # and nothing changed
     assert await cw.counts() == before
+
+
+async def test_every_casework_function_reads_tables_through_a_pinned_search_path(owner_engine: AsyncEngine) -> None:
+    # given the migrated database; then every casework function names its search path, temporary schema last
+    # (a restore runs with an empty search path; a temporary table must not stand in for a real one)
+    async with owner_engine.connect() as conn:
+        configs = dict(
+            (
+                await conn.execute(
+                    text("SELECT proname, proconfig FROM pg_proc WHERE proname LIKE 'case\\_work\\_%' ORDER BY 1")
+                )
+            ).all()
+        )
+    assert len(configs) >= 8, configs
+    unpinned = [
+        name for name, config in configs.items() if "search_path=pg_catalog, public, pg_temp" not in (config or [])
+    ]
+    assert unpinned == []
