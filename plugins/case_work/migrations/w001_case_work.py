@@ -105,15 +105,24 @@ END $$"""
 GUARD_INSERT = """CREATE OR REPLACE FUNCTION case_work_guard_insert() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
-    -- Nested: the row of the other table has neither column to read.
+    -- Nested: a row of another table has none of these columns to read.
     IF TG_TABLE_NAME = 'case_work_cases' THEN
         IF NEW.stage <> 'intake' OR NEW.stage_seq <> 0 THEN
             RAISE EXCEPTION 'a case opens at intake'
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'case_work_opens_at_intake';
         END IF;
-    ELSIF NEW.status <> 'pending' OR NEW.decided_by_account_id IS NOT NULL THEN
-        RAISE EXCEPTION 'an approval request starts pending'
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'case_work_approval_starts_pending';
+    ELSIF TG_TABLE_NAME = 'case_work_approvals' THEN
+        IF NEW.status <> 'pending' OR NEW.decided_by_account_id IS NOT NULL THEN
+            RAISE EXCEPTION 'an approval request starts pending'
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'case_work_approval_starts_pending';
+        END IF;
+    -- A history row is the next step of its case, from the stage the case is in: a row written ahead of
+    -- its step would take the step's number and wedge the case (history is append-only).
+    ELSIF NEW.seq > 0 AND NOT EXISTS (
+        SELECT FROM case_work_cases c WHERE c.id = NEW.case_id AND c.stage_seq + 1 = NEW.seq AND c.stage = NEW.from_stage
+    ) THEN
+        RAISE EXCEPTION 'case %: history row % is not the next step', NEW.case_id, NEW.seq
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'case_work_stage_recorded';
     END IF;
     RETURN NEW;
 END $$"""
@@ -308,7 +317,7 @@ def upgrade() -> None:
         "FOR EACH ROW EXECUTE FUNCTION case_work_guard_case()"
     )
     op.execute(GUARD_INSERT)
-    for table in ("case_work_cases", "case_work_approvals"):
+    for table in ("case_work_cases", "case_work_approvals", "case_work_stage_changes"):
         op.execute(
             f"CREATE TRIGGER case_work_guard_insert BEFORE INSERT ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION case_work_guard_insert()"

@@ -346,6 +346,17 @@ async def test_the_database_refuses_forged_starting_points_and_undecided_decisio
     # when SQL approves the pending request without naming who decided, then it is refused
     undecided = "UPDATE case_work_approvals SET status = 'approved', decided_at = now() WHERE id = :id"
     assert await _raw(cw, "sw", undecided, id=request.id) == "ck_case_work_approvals_decided_by_someone"
+    # when SQL writes a history row that is not the case's next step (it would wedge the case), refused
+    ahead = (
+        "INSERT INTO case_work_stage_changes (case_id, seq, from_stage, to_stage, actor) "
+        "SELECT id, stage_seq + 2, 'evaluation', 'intervention', 'x' FROM case_work_cases WHERE id = :id"
+    )
+    assert await _raw(cw, "admin", ahead, id=case_id) == "case_work_stage_recorded"
+    elsewhere = (
+        "INSERT INTO case_work_stage_changes (case_id, seq, from_stage, to_stage, actor) "
+        "SELECT id, stage_seq + 1, 'intake', 'assessment', 'x' FROM case_work_cases WHERE id = :id"
+    )
+    assert await _raw(cw, "admin", elsewhere, id=case_id) == "case_work_stage_recorded"
     # and nothing changed
     assert await cw.counts() == before
 
