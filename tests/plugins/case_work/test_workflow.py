@@ -3,15 +3,20 @@ reopening, and the database holding the same rules against raw SQL (run as the a
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import DomainError
 from core.services.common import constraint_name
+from core.services.context import ServiceContext
 from plugins.case_work import services
 from plugins.case_work.models import STAGES
+from tests.concurrency import Racer, rounds
 from tests.plugins.case_work.conftest import CaseWorld
 
 OPEN = [s for s in STAGES if s not in services.CLOSED]
@@ -377,3 +382,29 @@ async def test_every_casework_function_reads_tables_through_a_pinned_search_path
         name for name, config in configs.items() if "search_path=pg_catalog, public, pg_temp" not in (config or [])
     ]
     assert unpinned == []
+
+
+async def test_deciding_a_request_beside_a_step_of_its_case_never_deadlocks(cw: CaseWorld, db_url: URL) -> None:
+    # A step withdraws the case's pending requests (case, then request); a decision locks them in the same
+    # order, so the two wait for each other instead of deadlocking (40P01 would fail the round).
+    async def round_(racer: Racer) -> None:
+        # given a low-risk case in assessment with a pending assessment request
+        case_id = await cw.open(risk="low")
+        await cw.call("sw", services.advance, case_id, "assessment")
+        request = await cw.call("sw", services.request_approval, case_id, "assessment", "预估")
+
+        async def work(ctx: ServiceContext, i: int) -> str:
+            if i == 0:
+                supervisor = dataclasses.replace(ctx, viewer=cw.viewer("sup"))
+                return (await services.decide_approval(supervisor, request.id, True)).status
+            worker = dataclasses.replace(ctx, viewer=cw.viewer("sw"))
+            return (await services.advance(worker, case_id, "planning")).stage
+
+        # when the supervisor decides while the social worker moves the case on
+        outcomes = await racer.race(work, viewer=cw.viewer("sw"))
+        # then one of the two orders happened, whole
+        assert outcomes in (["approved", "planning"], ["INVALID_TRANSITION", "planning"]), outcomes
+
+    async with Racer.open(db_url, workers=2, clock=cw.clock) as racer:
+        for _ in range(rounds(5)):
+            await round_(racer)
