@@ -305,6 +305,11 @@ def create_app(
     `host` or let it load the installed plugins (settings.plugins limits which)."""
     settings = settings or Settings.from_env()
     owned: dict[str, Any] = {}
+    if settings.sealing_keys is not None:
+        # Keys given in code (not only through the environment) are the ones services seal with.
+        from core.services import sealing
+
+        sealing.configure(settings.sealing_keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

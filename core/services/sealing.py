@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import secrets
@@ -288,6 +289,8 @@ class _Unset:
     pass
 
 
+log = logging.getLogger(__name__)
+
 _UNSET = _Unset()
 _configured: str | _Unset | None = _UNSET
 # Keyrings per engine (and configured spec): read from the database once per engine, not once per value.
@@ -344,11 +347,19 @@ async def load_keyring(engine: AsyncEngine, configured: str | None, *, generate:
         return Keyring.parse(configured).with_stored(_stored(stored))
     if stored is None and generate:
         async with engine.begin() as conn:
-            await conn.execute(
+            made = await conn.execute(
                 text("INSERT INTO app_meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING"),
                 {"key": STORED_KEY, "value": f"{STORED_KEY_ID}:{new_key()}"},
             )
             stored = await conn.scalar(select_stored, {"key": STORED_KEY})
+        if made.rowcount:
+            # Said once, by the process that made it: fine for a demo, not for people's casework notes.
+            log.warning(
+                "%s is not set: a sealing key was generated and kept in the database, so a dump of the database "
+                "opens sealed text; set %s in production (README: Encrypted fields and key rotation)",
+                SETTING,
+                SETTING,
+            )
     found = _stored(stored)
     if found is None:
         raise SealingKeysError(f"{SETTING} is not set and no key is kept in the database")

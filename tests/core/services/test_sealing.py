@@ -355,7 +355,7 @@ def test_a_bad_key_setting_is_one_line_without_the_key(keys: pytest.MonkeyPatch,
 
 
 async def test_without_the_setting_a_generated_key_is_kept_and_shared(
-    db_url: Any, vault: None, owner_engine: AsyncEngine
+    db_url: Any, vault: None, owner_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given no configured keys, and two service instances (two app states, two engines) on one database
     engines = [create_engine(db_url, pool_size=1) for _ in range(2)]
@@ -363,7 +363,10 @@ async def test_without_the_setting_a_generated_key_is_kept_and_shared(
     try:
         org = await _org(engines[0], "甲 社工站")
         # when the first seals a note, and the second -- as after a restart -- reads it
-        row_id = await _write(engines[0], org, NOTE)
+        with caplog.at_level("WARNING", logger="core.services.sealing"):
+            row_id = await _write(engines[0], org, NOTE)
+        # (generating the key is said once, loudly: a dump of this database opens the notes)
+        assert [r.levelname for r in caplog.records if r.name == "core.services.sealing"] == ["WARNING"]
         sealing.forget_cached_keys()
         async with states[1].sessionmaker() as session:
             ctx = ServiceContext(session=session, viewer=replace(SYSTEM, organization_id=org))
@@ -493,3 +496,16 @@ def test_the_reseal_command(
     assert refused_err.startswith("yunshegong: YUNSHEGONG_SEALING_KEYS: ")
     assert refused_err.count("\n") == 1
     assert asyncio.run(stored_key_id()) == "B"
+
+
+def test_keys_given_to_the_app_in_code_are_the_keys_services_seal_with(
+    keys: pytest.MonkeyPatch, engine: AsyncEngine
+) -> None:
+    # given keys in Settings made in code (the environment has none)
+    spec = f"k1:{base64.b64encode(os.urandom(32)).decode()}"
+    # when the app is built with them
+    from yunshegong.app import create_app
+
+    create_app(Settings(sealing_keys=spec), engine=engine)
+    # then the services' keys are those, not the generated one
+    assert sealing.configured_spec() == spec
