@@ -327,7 +327,10 @@ def forget_cached_keys() -> None:
 def _stored(value: str | None) -> tuple[str, bytes] | None:
     if not value:
         return None
-    key_id, _, encoded = value.partition(":")
+    key_id, colon, encoded = value.partition(":")
+    if not colon or key_id != STORED_KEY_ID:
+        # Not echoed: without its "id:" the whole value (the key itself) would be the id in the message.
+        raise SealingKeysError(f"the sealing key kept in app_meta ({STORED_KEY!r}) is malformed")
     return key_id, _decode_key(key_id, encoded)
 
 

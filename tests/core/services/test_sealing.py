@@ -509,3 +509,23 @@ def test_keys_given_to_the_app_in_code_are_the_keys_services_seal_with(
     create_app(Settings(sealing_keys=spec), engine=engine)
     # then the services' keys are those, not the generated one
     assert sealing.configured_spec() == spec
+
+
+async def test_a_malformed_stored_key_is_named_without_being_shown(
+    engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    # given a stored key that lost its "db:" prefix
+    key = base64.b64encode(os.urandom(32)).decode()
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO app_meta (key, value) VALUES ('sealing_key', :v) "
+                "ON CONFLICT (key) DO UPDATE SET value = :v"
+            ),
+            {"v": key},
+        )
+    # when the keyring is loaded, then the refusal names the setting's place, never the key
+    with pytest.raises(sealing.SealingKeysError) as refused:
+        await sealing.load_keyring(engine, None)
+    assert key not in str(refused.value)
+    assert key[:12] not in str(refused.value)
