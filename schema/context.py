@@ -62,6 +62,11 @@ class AppState:
         return self.host.permissions_by_role() if self.host else {}
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 @dataclass
 class Context:
     app: AppState
@@ -140,7 +145,22 @@ class Context:
         self, fn: Callable[Concatenate[ServiceContext, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Run a read-only service call on the request's session. A value the database refuses (out of range, bad
-        data) is a typed error, as in `write`."""
+        data) is a typed error, as in `write`.
+
+        The call runs as a task of its own, shielded from the field that awaits it: when that field is cancelled
+        (a non-null root field beside it failed, nulling the whole answer), its statement still finishes and the
+        lock is released after it. Cancelled mid-statement, asyncpg would close the request's connection, and
+        the request's last step (audit, close) would answer UNAVAILABLE instead of the sibling's error."""
+        task = asyncio.ensure_future(self._read_locked(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_retrieve)  # its result or error is nobody's now: not a never-retrieved one
+            raise
+
+    async def _read_locked(
+        self, fn: Callable[Concatenate[ServiceContext, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         async with self._lock:
             session = await self._get_session()
             try:
@@ -149,7 +169,7 @@ class Context:
                 except PendingRollbackError:
                     # A sibling field cancelled mid-statement (a non-null field beside it failed) left the
                     # connection unusable: this read, and the request's later ones, run on a fresh session.
-                    await self.close()
+                    await self._close_session()
                     session = await self._get_session()
                     return await fn(self.service_context(session), *args, **kwargs)
             except DBAPIError as exc:
@@ -159,7 +179,7 @@ class Context:
                 # The failed statement aborted the transaction: the request's later reads get a fresh session.
                 # Closed, not rolled back: a rollback would expire the objects sibling fields are still
                 # reading (a lazy refresh then fails outside the greenlet); closing keeps what they loaded.
-                await self.close()
+                await self._close_session()
                 raise error from exc
 
     async def write(
@@ -217,6 +237,11 @@ class Context:
                 return await fn(self.service_context(session), *args, **kwargs)
 
     async def close(self) -> None:
+        # Under the lock: a shielded read of a cancelled field may still be running its statement.
+        async with self._lock:
+            await self._close_session()
+
+    async def _close_session(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
