@@ -258,10 +258,11 @@ async def test_who_sees_whose_caseload(world: World) -> None:
     assert mine["cases"]["totalCount"] == 3
 
 
-async def test_due_items_come_from_every_registered_provider(world: World) -> None:
-    # given a provider of another kind registered beside the visits (as the plans slice registers reviews)
+async def test_due_items_come_from_every_registered_provider(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a provider of another kind registered beside the visits, in place of the plans slice's reviews
     from plugins.case_work.visits import caseload
 
+    monkeypatch.delitem(caseload._PROVIDERS, "review", raising=False)
     w = world
     case_id = await w.open()
     await w.visit(case_id, w.monday.replace(hour=9))
