@@ -1,0 +1,448 @@
+"""Group work at the service layer: the stage graph (every pair of stages, by the services and by the database),
+capacity under concurrent joins, sessions on the shared calendar (never over a counseling session or a visit of
+the facilitator), attendance, who sees what, and an ended group that changes no more."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from core.services.common import constraint_name
+from core.services.context import ServiceContext
+from plugins.case_work.groups import services as groups
+from plugins.case_work.groups.models import (
+    STAGES,
+    Attendance,
+    Group,
+    GroupNote,
+    GroupSession,
+    GroupStageChange,
+    Participant,
+)
+from plugins.case_work.models import Case
+from plugins.case_work.visits import services as visits
+from tests.concurrency import Racer, rounds
+from tests.core.services.test_scheduling import at
+from tests.plugins.case_work.conftest import CaseWorld
+from tests.plugins.case_work.test_visits import Calendar, cal  # noqa: F401  (the staff calendars fixture)
+
+FORWARD = ("preparation", "formation", "transition", "maturity", "ending")
+GROUP_TABLES = (Group, GroupStageChange, Participant, GroupSession, Attendance, GroupNote)
+
+
+async def make_group(cw: CaseWorld, who: str = "sw", capacity: int = 8, **kw: Any) -> int:
+    group = await cw.call(
+        who,
+        groups.create_group,
+        name=kw.pop("name", "独居老人互助小组"),
+        purpose="减少孤独感，建立互助网络",
+        category="elderly_care",
+        capacity=capacity,
+        supervisor_account_id=kw.pop("supervisor", cw.ids["sup"]),
+        **kw,
+    )
+    return int(group.id)
+
+
+async def bring_to(cw: CaseWorld, group_id: int, stage: str) -> None:
+    for to in FORWARD[1 : FORWARD.index(stage) + 1]:
+        await cw.call("sw", groups.advance, group_id, to, summary="小组总结：目标达成" if to == "ending" else None)
+
+
+async def make_clients(cw: CaseWorld, n: int, org: str = "a") -> list[int]:
+    """Clients of casework (each opened a case the usual way): of organisation A (sw's) or B (sw_b's)."""
+    who, supervisor = ("sw", cw.ids["sup"]) if org == "a" else ("sw_b", cw.ids["sup_b"])
+    case_ids = [await cw.open(who, supervisor=supervisor) for _ in range(n)]
+    async with cw.as_(who) as ctx:
+        return [(await ctx.session.get_one(Case, pk)).client_id for pk in case_ids]
+
+
+async def counts(cw: CaseWorld) -> tuple[int, ...]:
+    """Rows of every group table, of every organisation: for "nothing written"."""
+    async with cw.as_("padmin") as ctx:
+        return tuple([await ctx.session.scalar(select(func.count()).select_from(m)) or 0 for m in GROUP_TABLES])
+
+
+async def group(cw: CaseWorld, group_id: int) -> Group:
+    async with cw.as_("admin") as ctx:
+        found = await ctx.session.get(Group, group_id)
+        assert found is not None
+        return found
+
+
+async def test_the_stage_graph_in_the_database_is_the_services_graph(cw: CaseWorld) -> None:
+    async with cw.as_("admin") as ctx:
+        rows = await ctx.session.execute(text("SELECT from_stage, to_stage, kind FROM case_work_group_stage_graph()"))
+        in_database = {(a, b): k for a, b, k in rows}
+    assert in_database == {pair: step.kind for pair, step in groups.TRANSITIONS.items()}
+
+
+async def test_every_pair_of_stages_is_a_legal_step_or_refused_and_nothing_is_written(cw: CaseWorld) -> None:
+    for origin, to in itertools.product(STAGES, STAGES):
+        # given a group brought to `origin`
+        group_id = await make_group(cw)
+        await bring_to(cw, group_id, origin)
+        before = await counts(cw)
+        step = groups.TRANSITIONS.get((origin, to))
+        kw: dict[str, Any] = {"reason": "人数不足，提前结束"}
+        if to == "ending":
+            kw["summary"] = "总结"
+        if step is None:
+            # then an illegal step is refused (an ended group: GROUP_ENDED) and nothing is written
+            expected = "GROUP_ENDED" if origin == "ending" else "GROUP_ILLEGAL_TRANSITION"
+            assert await cw.refused("sw", groups.advance, group_id, to, **kw) == expected, (origin, to)
+            assert await counts(cw) == before, (origin, to)
+            assert (await group(cw, group_id)).stage == origin
+        else:
+            # and a legal one moves the group and records who, when, from, to and why
+            moved = await cw.call("sw", groups.advance, group_id, to, **kw)
+            assert (moved.stage, moved.stage_seq) == (to, FORWARD.index(origin) + 1), (origin, to)
+            async with cw.as_("admin") as ctx:
+                last = await ctx.session.scalar(
+                    select(GroupStageChange)
+                    .where(GroupStageChange.group_id == group_id)
+                    .order_by(GroupStageChange.seq.desc())
+                    .limit(1)
+                )
+            assert last is not None
+            assert (last.from_stage, last.to_stage, last.actor, last.actor_account_id, last.reason) == (
+                origin,
+                to,
+                "sw",
+                cw.ids["sw"],
+                kw["reason"],
+            )
+
+
+async def test_an_early_end_says_why_and_every_end_has_a_summary(cw: CaseWorld) -> None:
+    group_id = await make_group(cw)
+    await bring_to(cw, group_id, "formation")
+    before = await counts(cw)
+    assert await cw.refused("sw", groups.advance, group_id, "ending", "", summary="总结") == "REQUIRED"
+    assert await cw.refused("sw", groups.advance, group_id, "ending", "人数不足") == "GROUP_SUMMARY_REQUIRED"
+    # an organisation administrator runs the group but does not write its confidential summary
+    assert await cw.refused("admin", groups.advance, group_id, "ending", "人数不足", summary="总结") == "FORBIDDEN"
+    assert await counts(cw) == before
+    # while an administrator does move it along otherwise
+    await cw.call("admin", groups.advance, group_id, "transition")
+
+
+async def test_the_database_holds_the_stages_on_its_own(cw: CaseWorld) -> None:
+    group_id = await make_group(cw)
+    statements: list[tuple[str, str]] = [
+        # a skipped stage, and a step without its history row
+        (
+            f"UPDATE case_work_groups SET stage = 'maturity', stage_seq = 1 WHERE id = {group_id}",
+            "case_work_group_stage_transition",
+        ),
+        (
+            f"UPDATE case_work_groups SET stage = 'formation', stage_seq = 1 WHERE id = {group_id}",
+            "case_work_group_stage_recorded",
+        ),
+        # ending without a summary (with its history row written first)
+        (
+            "INSERT INTO case_work_group_stage_changes (group_id, seq, from_stage, to_stage, actor) "
+            f"VALUES ({group_id}, 1, 'preparation', 'ending', 'x'); "
+            f"UPDATE case_work_groups SET stage = 'ending', stage_seq = 1, ended_at = now() WHERE id = {group_id}",
+            "ck_case_work_groups_summary_at_ending",
+        ),
+        # a history row that is not the next step
+        (
+            "INSERT INTO case_work_group_stage_changes (group_id, seq, from_stage, to_stage, actor) "
+            f"VALUES ({group_id}, 2, 'formation', 'transition', 'x')",
+            "case_work_group_stage_recorded",
+        ),
+        (f"DELETE FROM case_work_group_stage_changes WHERE group_id = {group_id}", "case_work_group_kept"),
+    ]
+    for sql, constraint in statements:
+        with pytest.raises(DBAPIError) as err:  # noqa: PT012  (a transaction of one or two statements)
+            async with cw.as_("sw") as ctx:
+                for statement in sql.split("; "):
+                    await ctx.session.execute(text(statement))
+        assert constraint_name(err.value) == constraint, sql
+    assert (await group(cw, group_id)).stage == "preparation"
+
+
+async def test_an_ended_group_changes_no_more_by_the_services_or_the_database(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    # given a group with a participant, a session that took place, and one ahead
+    group_id = await make_group(cw)
+    clients = await make_clients(cw, 2)
+    member = await cw.call("sw", groups.add_participant, group_id, clients[0])
+    held = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    ahead = await cw.call(
+        "sw", groups.schedule_session, group_id, start=at(cal.monday + timedelta(days=7), 9), minutes=60
+    )
+    cw.clock.now = at(cal.monday, 10, 30)
+    await bring_to(cw, group_id, "ending")
+    # then the session ahead is cancelled with the ending, freeing the facilitator's time
+    async with cw.as_("admin") as ctx:
+        left = await ctx.session.get(GroupSession, ahead.id)
+        assert left is not None
+        assert (left.status, left.cancel_reason) == ("cancelled", "小组已结束")
+    before = await counts(cw)
+    # and every change is refused with GROUP_ENDED, nothing written
+    refusals = [
+        await cw.refused("sw", groups.add_participant, group_id, clients[1]),
+        await cw.refused("sw", groups.remove_participant, member.id, "搬家"),
+        await cw.refused("sw", groups.schedule_session, group_id, start=at(cal.monday, 15), minutes=60),
+        await cw.refused("sw", groups.cancel_session, held.id, "取消"),
+        await cw.refused("sw", groups.record_attendance, held.id, member.id, "present"),
+        await cw.refused("sw", groups.add_note, held.id, "补记"),
+    ]
+    assert refusals == ["GROUP_ENDED"] * 6
+    assert await counts(cw) == before
+    # and the database refuses it on its own
+    for sql in (
+        f"UPDATE case_work_groups SET name = '改名' WHERE id = {group_id}",
+        f"UPDATE case_work_group_participants SET left_at = now(), left_by_account_id = added_by_account_id, "
+        f"leave_reason = 'x' WHERE id = {member.id}",
+        f"INSERT INTO case_work_group_participants (group_id, client_id, added_by_account_id) "
+        f"VALUES ({group_id}, {clients[1]}, {cw.ids['sw']})",
+        f"UPDATE case_work_group_sessions SET status = 'cancelled', cancel_reason = 'x' WHERE id = {held.id}",
+    ):
+        with pytest.raises(DBAPIError) as err:
+            async with cw.as_("sw") as ctx:
+                await ctx.session.execute(text(sql))
+        assert constraint_name(err.value) == "case_work_group_ended", sql
+
+
+async def test_capacity_is_the_databases_under_concurrent_joins(cw: CaseWorld, db_url: URL) -> None:
+    admin = cw.viewer("admin")
+
+    async def round_(racer: Racer) -> None:
+        # given a group of capacity 3 and 8 clients joining at once (no lock of the group in the services)
+        group_id = await make_group(cw, capacity=3)
+        clients = await make_clients(cw, 8)
+
+        async def join(ctx: ServiceContext, i: int) -> str:
+            await groups.add_participant(ctx, group_id, clients[i])
+            return "joined"
+
+        outcomes = await racer.race(join, viewer=admin)
+        # then exactly three join, the others are GROUP_FULL, and the counter is the truth
+        assert sorted(outcomes) == ["GROUP_FULL"] * 5 + ["joined"] * 3, outcomes
+        async with cw.as_("admin") as ctx:
+            active = await ctx.session.scalar(
+                select(func.count()).select_from(Participant).where(Participant.group_id == group_id)
+            )
+        assert (active, (await group(cw, group_id)).participant_count) == (3, 3)
+
+    async with Racer.open(db_url, workers=8, clock=cw.clock) as racer:
+        for _ in range(rounds(3)):
+            await round_(racer)
+
+
+async def test_the_database_refuses_a_join_over_capacity_on_its_own(cw: CaseWorld) -> None:
+    group_id = await make_group(cw, capacity=2)
+    clients = await make_clients(cw, 3)
+    for client_id in clients[:2]:
+        await cw.call("sw", groups.add_participant, group_id, client_id)
+    with pytest.raises(DBAPIError) as err:
+        async with cw.as_("sw") as ctx:
+            await ctx.session.execute(
+                text(
+                    "INSERT INTO case_work_group_participants (group_id, client_id, added_by_account_id) "
+                    f"VALUES ({group_id}, {clients[2]}, {cw.ids['sw']})"
+                )
+            )
+    assert constraint_name(err.value) == "ck_case_work_groups_within_capacity"
+
+
+async def test_participants_join_once_leave_with_a_reason_and_free_their_place(cw: CaseWorld) -> None:
+    group_id = await make_group(cw, capacity=2)
+    clients = await make_clients(cw, 3)
+    other_org = (await make_clients(cw, 1, "b"))[0]
+    first = await cw.call("sw", groups.add_participant, group_id, clients[0])
+    await cw.call("sw", groups.add_participant, group_id, clients[1])
+    before = await counts(cw)
+    assert await cw.refused("sw", groups.add_participant, group_id, clients[0]) == "ALREADY_EXISTS"
+    assert await cw.refused("sw", groups.add_participant, group_id, clients[2]) == "GROUP_FULL"
+    assert await cw.refused("admin", groups.add_participant, group_id, other_org) == "NOT_FOUND"
+    assert await cw.refused("sw", groups.remove_participant, first.id, " ") == "REQUIRED"
+    assert await counts(cw) == before
+    # leaving keeps the reason and frees the place
+    left = await cw.call("sw", groups.remove_participant, first.id, "搬去子女家")
+    assert (left.leave_reason, left.left_by_account_id) == ("搬去子女家", cw.ids["sw"])
+    assert await cw.refused("sw", groups.remove_participant, first.id, "再次") == "INVALID_TRANSITION"
+    await cw.call("sw", groups.add_participant, group_id, clients[2])
+    assert (await group(cw, group_id)).participant_count == 2
+
+
+async def test_a_session_over_a_counseling_session_or_a_visit_of_the_facilitator_is_refused(
+    cal: Calendar,  # noqa: F811
+) -> None:
+    cw = cal.cw
+    # given a group facilitated by sw, a counseling session sw gives at 10:00 and a visit of sw at 14:00
+    group_id = await make_group(cw)
+    await cal.session(cal.counselor, at(cal.monday, 10))
+    case_id = await cw.open()
+    await cal.book(case_id, at(cal.monday, 14))
+    before = await counts(cw)
+    # when sessions of the group are scheduled over them, they are refused by the calendar, nothing written
+    for start in (at(cal.monday, 10, 30), at(cal.monday, 14, 30)):
+        code = await cw.refused("sw", groups.schedule_session, group_id, start=start, minutes=60)
+        assert code == "SLOT_TAKEN", start
+    assert await counts(cw) == before
+    # and at a free time it is booked on sw's calendar; then a visit over it is refused in turn
+    await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 16), minutes=90, topic="相识")
+    assert await cw.refused("sw", visits.book_visit, case_id, mode="call", start=at(cal.monday, 17), minutes=30) == (
+        "SLOT_TAKEN"
+    )
+
+
+async def test_attendance_per_session_and_participant(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    group_id = await make_group(cw)
+    other_group = await make_group(cw, name="另一组")
+    clients = await make_clients(cw, 3)
+    members = [await cw.call("sw", groups.add_participant, group_id, c) for c in clients]
+    stranger = await cw.call("sw", groups.add_participant, other_group, clients[0])
+    session = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    # before the session: refused
+    assert await cw.refused("sw", groups.record_attendance, session.id, members[0].id, "present") == (
+        "INVALID_TRANSITION"
+    )
+    cw.clock.now = at(cal.monday, 9, 30)
+    for member, status in zip(members, ("present", "absent", "excused"), strict=True):
+        await cw.call("sw", groups.record_attendance, session.id, member.id, status)
+    # recorded again: the last word counts (one row)
+    await cw.call("sw", groups.record_attendance, session.id, members[1].id, "excused")
+    before = await counts(cw)
+    assert await cw.refused("sw", groups.record_attendance, session.id, stranger.id, "present") == "NOT_FOUND"
+    assert await cw.refused("sw", groups.record_attendance, session.id, members[0].id, "late") == "INVALID_INPUT"
+    assert await counts(cw) == before
+    listed = (await cw.call("sw", groups.attendance, [session.id]))[0]
+    assert [(a.participant_id, a.status) for a in listed] == [
+        (members[0].id, "present"),
+        (members[1].id, "excused"),
+        (members[2].id, "excused"),
+    ]
+    # the database refuses attendance naming a participant of another group
+    with pytest.raises(DBAPIError) as err:
+        async with cw.as_("sw") as ctx:
+            await ctx.session.execute(
+                text(
+                    "INSERT INTO case_work_group_attendance (group_id, session_id, participant_id, status, "
+                    f"recorded_by_account_id) VALUES ({group_id}, {session.id}, {stranger.id}, 'present', "
+                    f"{cw.ids['sw']})"
+                )
+            )
+    assert constraint_name(err.value) == "fk_case_work_group_attendance_participant_of_group"
+
+
+async def test_who_sees_what(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    # given a group of sw (supervised by sup), a participant, a session with an outcome note, then ended
+    group_id = await make_group(cw)
+    client = (await make_clients(cw, 1))[0]
+    await cw.call("sw", groups.add_participant, group_id, client)
+    session = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    cw.clock.now = at(cal.monday, 10, 30)
+    await cw.call("sw", groups.add_note, session.id, "王阿姨第一次主动发言")
+    await bring_to(cw, group_id, "ending")
+    seen: dict[str, tuple[Any, ...]] = {}
+    for who in ("sw", "sup", "padmin", "admin", "sw2", "admin_b", "sw_b"):
+        async with cw.as_(who) as ctx:
+            found = await groups.groups_by_id(ctx, [group_id])
+            row = found.get(group_id)
+            people = (await groups.participants(ctx, [group_id]))[0]
+            texts = (await groups.notes(ctx, [session.id]))[0]
+            summary = None if row is None else await groups.closing_summary(ctx, row)
+            seen[who] = (
+                row is not None,
+                None if people is None else len(people),
+                None if texts is None else [t for _, t in texts],
+                summary,
+            )
+    assert seen == {
+        "sw": (True, 1, ["王阿姨第一次主动发言"], "小组总结：目标达成"),
+        "sup": (True, 1, ["王阿姨第一次主动发言"], "小组总结：目标达成"),
+        "padmin": (True, 1, None, None),  # no confidential text by rank
+        "admin": (True, 1, None, None),  # runs the group, not its confidential text
+        "sw2": (True, None, None, None),  # another social worker: the group, not who or what
+        "admin_b": (False, None, None, None),  # another organisation: nothing
+        "sw_b": (False, None, None, None),
+    }
+    # callers without casework are FORBIDDEN
+    for who in ("volunteer", "head", "counselor"):
+        assert await cw.refused(who, groups.list_groups) == "FORBIDDEN", who
+    # another organisation's group answers like a missing one; another social worker may not change it
+    group2 = await make_group(cw)
+    assert await cw.refused("admin_b", groups.add_participant, group2, client) == "NOT_FOUND"
+    assert await cw.refused("sw2", groups.add_participant, group2, client) == "FORBIDDEN"
+    assert await cw.refused("sw2", groups.advance, group2, "formation") == "FORBIDDEN"
+    assert await cw.refused("volunteer", groups.advance, group2, "formation") == "FORBIDDEN"
+
+
+async def test_outcome_notes_and_the_summary_are_not_stored_in_clear(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    group_id = await make_group(cw)
+    session = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    cw.clock.now = at(cal.monday, 10, 30)
+    await cw.call("sw", groups.add_note, session.id, "抑郁情绪明显好转")
+    await bring_to(cw, group_id, "ending")
+    async with cw.as_("sw") as ctx:
+        dump = await ctx.session.scalar(
+            text(
+                "SELECT string_agg(encode(text_sealed, 'escape'), '') FROM case_work_group_notes "
+                f"WHERE group_id = {group_id}"
+            )
+        )
+        summary = await ctx.session.scalar(
+            text(f"SELECT encode(closing_summary_sealed, 'escape') FROM case_work_groups WHERE id = {group_id}")
+        )
+    assert dump
+    assert "抑郁" not in dump
+    assert "好转" not in dump
+    assert summary
+    assert "总结" not in summary
+
+
+async def test_who_may_create_and_with_whom(cw: CaseWorld) -> None:
+    before = await counts(cw)
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("sw", {"capacity": 1}, "OUT_OF_RANGE"),
+        ("sw", {"category": "sports"}, "INVALID_INPUT"),
+        ("sw", {"name": " "}, "REQUIRED"),
+        ("sw", {"facilitator_account_id": cw.ids["sw2"]}, "FORBIDDEN"),  # only administrators name others
+        ("admin", {"facilitator_account_id": cw.ids["volunteer"]}, "INVALID_INPUT"),  # not a social worker
+        ("admin", {"facilitator_account_id": cw.ids["sw_b"]}, "NOT_FOUND"),  # another organisation
+        ("sw", {"supervisor": cw.ids["sw2"]}, "INVALID_INPUT"),  # not a supervisor
+        ("sw", {"co_facilitator_account_id": cw.ids["sw"]}, "INVALID_INPUT"),
+        ("volunteer", {}, "FORBIDDEN"),
+    ]
+    for who, given, expected in cases:
+        kw: dict[str, Any] = {
+            "name": "小组",
+            "purpose": "目的",
+            "category": "elderly_care",
+            "capacity": 8,
+            "supervisor_account_id": cw.ids["sup"],
+        }
+        if "supervisor" in given:
+            kw["supervisor_account_id"] = given.pop("supervisor")
+        assert await cw.refused(who, groups.create_group, **(kw | given)) == expected, (who, given)
+    assert await counts(cw) == before
+    made = await cw.call(
+        "admin",
+        groups.create_group,
+        name="产后妈妈支持小组",
+        purpose="支持",
+        category="maternal",
+        capacity=10,
+        supervisor_account_id=cw.ids["sup"],
+        facilitator_account_id=cw.ids["sw2"],
+        co_facilitator_account_id=cw.ids["sw"],
+    )
+    assert (made.facilitator_account_id, made.co_facilitator_account_id, made.stage) == (
+        cw.ids["sw2"],
+        cw.ids["sw"],
+        "preparation",
+    )
