@@ -23,6 +23,11 @@ if TYPE_CHECKING:
         HelpRequestStatusChanged,
         HelpRequestSubmitted,
         HelpRequestVerified,
+        ReferralAccepted,
+        ReferralCompleted,
+        ReferralDeclined,
+        ReferralRevoked,
+        ReferralSent,
         VolunteerRegistered,
     )
     from core.hookspecs import hookimpl
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
     from core.models._columns import pk as pk_column
     from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
     from core.plugin_settings import settings_of as plugin_settings
+    from core.services import consent, referrals, residents
     from core.services.access import can, community_scope, request_scope, require, volunteer_scope
     from core.services.common import constraint_name, domain_error_for, flush
     from core.services.common import get as get_row
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
     from core.services.plugin_roles import PluginRole
     from core.services.plugins import is_enabled
     from core.services.privacy import mask_phone
+    from core.services.referrals import ReferralTarget, SharedResident
     from core.services.scheduling import book as book_appointment
     from core.services.scheduling import book_earliest as book_earliest_appointment
     from core.services.scheduling import cancel as cancel_appointment
@@ -103,6 +110,11 @@ _EXPORTS: dict[str, str] = {
     "HelpRequestClosed": "core.events",
     "AssignmentChanged": "core.events",
     "VolunteerRegistered": "core.events",
+    "ReferralSent": "core.events",
+    "ReferralAccepted": "core.events",
+    "ReferralDeclined": "core.events",
+    "ReferralCompleted": "core.events",
+    "ReferralRevoked": "core.events",
     # migrations
     "CORE_ROOT_REVISION": "core.migrate",
     # pagination: a service returns core.paginate(...) pages; schema.api.connection turns them into connections
@@ -129,7 +141,15 @@ _EXPORTS: dict[str, str] = {
     "free_slots": "core.services.scheduling",
     # every search over a span of time is bounded (RANGE_TOO_LARGE) and ordered (OUT_OF_RANGE)
     "check_range": "core.services.search",
+    # the people served, their consents and referrals: whole modules (`core.residents.create_resident(...)`)
+    "residents": "core.services.residents",
+    "consent": "core.services.consent",
+    "referrals": "core.services.referrals",
+    "ReferralTarget": "core.services.referrals",
+    "SharedResident": "core.services.referrals",
 }
+# Names that are modules themselves, not attributes of one.
+_MODULES = frozenset({"residents", "consent", "referrals"})
 _RENAMED = {
     "get_row": "get",
     "plugin_settings": "settings_of",
@@ -149,4 +169,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'core' has no attribute {name!r}")
+    if name in _MODULES:
+        return importlib.import_module(module)
     return getattr(importlib.import_module(module), _RENAMED.get(name, name))

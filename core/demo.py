@@ -19,7 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.database import create_sessionmaker
 from core.models import AppMeta, CategoryTraining, Organization
 from core.plugins import PluginHost
-from core.services import assignments, auth, communities, help_requests, matching, organizations, plugins, volunteers
+from core.services import (
+    assignments,
+    auth,
+    communities,
+    consent,
+    help_requests,
+    matching,
+    organizations,
+    plugins,
+    referrals,
+    residents,
+    volunteers,
+)
 from core.services.context import ServiceContext, Viewer
 from core.vocab import (
     AssignmentStatus,
@@ -46,6 +58,7 @@ DEMO_PASSWORDS = {
     "admin": "demo-admin-2021",
     "orgadmin": "demo-orgadmin-2021",
     "socialworker": "demo-socialworker-2021",
+    "socialworker2": "demo-socialworker2-2021",
     "counselor": "demo-counselor-2021",
     "head": "demo-head-2021",
     "volunteer": "demo-volunteer-2021",
@@ -154,11 +167,38 @@ async def load_demo(engine: AsyncEngine, *, now: datetime | None = None, host: P
         ctx = dataclasses.replace(ctx, viewer=dataclasses.replace(ctx.viewer, organization_id=association.id))
         if host is not None:
             await host.call_each_async("register_demo_data", ctx=ctx)
+            if "counseling" in host.plugins:
+                await _referral(ctx, association.id)
         # The hospital's system reads the association's data with an API token (its value is never shown:
         # create your own with createApiToken).
         await auth.create_api_token(ctx, association.id, "胸科医院信息系统")
         session.add(AppMeta(key=DEMO_MARKER, value=ctx.now().isoformat()))
     return True
+
+
+async def _referral(ctx: ServiceContext, association_id: int) -> None:
+    """After the lockdown: a mother who queued for her baby's formula asks for someone to talk to. Her consent
+    covers the summary and her phone, for counseling, for six months; the referral waits for a counselor."""
+    community_id = await ctx.session.scalar(text("SELECT min(id) FROM communities"))
+    mother = await residents.create_resident(
+        ctx, name="陈女士", community_id=community_id, phone="13700000021", address="武昌区示范社区3栋"
+    )
+    given = await consent.record_consent(
+        ctx,
+        resident_id=mother.id,
+        scopes=["summary", "contact"],
+        target="counseling",
+        purpose="封控结束后的心理支持",
+        valid_until=ctx.now() + timedelta(days=180),
+    )
+    await referrals.send_referral(
+        ctx,
+        resident_id=mother.id,
+        consent_id=given.id,
+        summary="婴儿在隔离病房期间奶粉险些断供，母亲近两周失眠、焦虑，希望有人倾听。",
+        target_plugin="counseling",
+        target_organization_id=association_id,
+    )
 
 
 async def _populate(ctx: ServiceContext, rng: random.Random, plugin_names: frozenset[str]) -> Organization:
@@ -290,10 +330,13 @@ async def _accounts(ctx, org_id, community_rows, people, tb_drivers) -> None:  #
     social_worker = next(s.volunteer_id for s in seats if s.role == LiaisonRole.SOCIAL_WORKER)
     taken = {social_worker, *tb_drivers}
     counselor = next(p.id for p in people if "psychological_counseling" in p.skills and p.id not in taken)
+    # A second social worker, for handing a case over (casework transfers) and sharing the caseload.
+    colleague = next(p.id for p in people if p.mode == VolunteerMode.ONLINE and p.id not in {*taken, counselor})
     specs = [
         ("admin", "平台管理员", Role.PLATFORM_ADMIN, {}),
         ("orgadmin", "协会管理员", Role.ORGANIZATION_ADMIN, {}),
         ("socialworker", "粉巷社工", Role.SOCIAL_WORKER, {"volunteer_id": social_worker}),
+        ("socialworker2", "粉巷社工（二号站）", Role.SOCIAL_WORKER, {"volunteer_id": colleague}),
         ("counselor", "心理咨询师", Role.COUNSELOR, {"volunteer_id": counselor}),
         ("head", "粉巷社区主任", Role.COMMUNITY_HEAD, {"community_id": fenxiang.id}),
         ("volunteer", "送药志愿者", Role.VOLUNTEER, {"volunteer_id": tb_drivers[0]}),

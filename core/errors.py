@@ -58,6 +58,9 @@ CORE_ERROR_CODES: dict[str, str] = {
     "VOLUNTEER_NOT_QUALIFIED": "The volunteer fails a qualification the request needs (in person, skills, "
     "credentials valid when needed, trainings); a coordinator may override it with a reason.",
     "REQUEST_FULLY_STAFFED": "The request already has as many offered or accepted volunteers as it needs.",
+    "CONSENT_REQUIRED": "No consent of the resident in force covers sharing this with this recipient.",
+    "REFERRAL_TARGET_UNKNOWN": "No plugin offers a referral target of that name in this deployment.",
+    "REFERRAL_TARGET_DISABLED": "The receiving organisation has not enabled the plugin the referral is for.",
 }
 
 

@@ -103,6 +103,58 @@ class VolunteerRegistered(DomainEvent):
     mode: str
 
 
+@dataclass(frozen=True)
+class ReferralSent(DomainEvent):
+    """A resident was referred to a plugin's service. Ids only (the summary is read through the referral,
+    under its consent). `organization_id` is the receiving organisation: the event is delivered to it."""
+
+    name: ClassVar[str] = "referral.sent"
+    referral_id: int
+    target_plugin: str
+    sending_organization_id: int
+
+
+@dataclass(frozen=True)
+class ReferralAccepted(DomainEvent):
+    """The recipient accepted a referral. `organization_id` is the sending organisation (told the answer)."""
+
+    name: ClassVar[str] = "referral.accepted"
+    referral_id: int
+    target_plugin: str
+    receiving_organization_id: int
+
+
+@dataclass(frozen=True)
+class ReferralDeclined(DomainEvent):
+    """The recipient declined a referral. `organization_id` is the sending organisation."""
+
+    name: ClassVar[str] = "referral.declined"
+    referral_id: int
+    target_plugin: str
+    receiving_organization_id: int
+
+
+@dataclass(frozen=True)
+class ReferralCompleted(DomainEvent):
+    """The recipient completed the work a referral asked for. `organization_id` is the sending organisation."""
+
+    name: ClassVar[str] = "referral.completed"
+    referral_id: int
+    target_plugin: str
+    receiving_organization_id: int
+
+
+@dataclass(frozen=True)
+class ReferralRevoked(DomainEvent):
+    """The sender withdrew a referral (or the consent under it ended). `organization_id` is the receiving
+    organisation, which loses sight of the referral at once."""
+
+    name: ClassVar[str] = "referral.revoked"
+    referral_id: int
+    target_plugin: str
+    sending_organization_id: int
+
+
 CORE_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     HelpRequestSubmitted,
     HelpRequestStatusChanged,
@@ -112,4 +164,9 @@ CORE_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     HelpRequestEscalated,
     AssignmentChanged,
     VolunteerRegistered,
+    ReferralSent,
+    ReferralAccepted,
+    ReferralDeclined,
+    ReferralCompleted,
+    ReferralRevoked,
 )

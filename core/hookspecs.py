@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
     from core.services.context import ServiceContext
     from core.services.plugin_roles import PluginRole
+    from core.services.referrals import ReferralTarget
     from core.services.sealing import SealedColumn
 
 PROJECT = "yunshegong"
@@ -131,6 +132,22 @@ def register_event_types() -> list[type[DomainEvent]]:  # type: ignore[empty-bod
     """Declare the domain events this plugin publishes, so that other plugins can react to them by name.
 
     Called once at startup. Returns `DomainEvent` subclasses whose `name` starts with `<plugin name>.`.
+    """
+
+
+@hookspec
+def register_referral_targets() -> list[ReferralTarget]:  # type: ignore[empty-body]
+    """Offer the plugin's service as a destination of referrals (decisions.md: referrals and consent are
+    core services that plugins use and extend).
+
+    Called when a referral is sent or answered. Returns `core.ReferralTarget(name, description,
+    receiving_permission, on_accepted=None)` objects: `name` is the plugin's name or `<plugin name>.<service>`
+    (what consents name as their `target`); `receiving_permission` is the permission members of the receiving
+    organisation need to accept, decline and complete such referrals; `on_accepted(ctx, referral, shared)`,
+    if given, runs in the accepting transaction with what the consent lets the recipient copy about the
+    resident (`core.referrals.SharedResident`): the plugin creates or attaches its own record there (its
+    failure undoes the acceptance). A referral to a target that is not registered, or whose plugin the
+    receiving organisation has not enabled, is refused (REFERRAL_TARGET_UNKNOWN, REFERRAL_TARGET_DISABLED).
     """
 
 

@@ -44,6 +44,7 @@ from schema.mutations.assignments import AssignmentMutations
 from schema.mutations.auth import AuthMutations
 from schema.mutations.communities import CommunityMutations
 from schema.mutations.help_requests import HelpRequestMutations
+from schema.mutations.people import PeopleMutations
 from schema.mutations.plugin_roles import PluginRoleMutations
 from schema.mutations.plugins import PluginMutations
 from schema.mutations.reference import ReferenceMutations
@@ -63,6 +64,7 @@ CORE_MUTATIONS = (
     PluginMutations,
     PluginRoleMutations,
     SchedulingMutations,
+    PeopleMutations,
 )
 
 

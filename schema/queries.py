@@ -39,6 +39,7 @@ from schema.types.community import Community
 from schema.types.enums import to_vocab
 from schema.types.help_request import HelpRequest
 from schema.types.matching import AssignmentPlan, CoordinatorQueue, MatchCandidate, OverdueRequest
+from schema.types.people import PeopleQuery
 from schema.types.plugins import InstalledPlugin, installed
 from schema.types.reference import District, Organization, Training
 from schema.types.volunteer import Volunteer
@@ -233,7 +234,7 @@ def node_fields() -> dict[str, object]:
 
 
 @strawberry.type
-class CoreQuery:
+class CoreQuery(PeopleQuery):
     @strawberry.field(description="Help requests, most urgent first by default.")
     async def help_requests(
         self,

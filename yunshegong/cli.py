@@ -239,10 +239,13 @@ async def _reseal(settings: Settings, host: PluginHost, *, batch_size: int, forg
             for r in reports
         ] or ["no sealed columns are registered by the loaded plugins: nothing to reseal"]
         if forget:
-            left = sum(r.remaining for r in reports)
+            # Counted again, exactly: the values still sealed under the stored key, every column and every
+            # organisation in one snapshot, in the transaction that deletes the key (not the per-organisation
+            # counts above, which miss an organisation created during the run and count other keys' values).
+            deleted, left = await sealing.forget_stored_key_if_unused(engine, columns)
             if left:
-                lines.append(f"kept the key stored in the database: {left} values are not under the current key")
-            elif await sealing.forget_stored_key(engine):
+                lines.append(f"kept the key stored in the database: {left} values are still sealed under it")
+            elif deleted:
                 lines.append("deleted the key stored in the database (earlier dumps and backups still hold it)")
             else:
                 lines.append("no key is stored in the database")

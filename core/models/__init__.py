@@ -7,6 +7,7 @@ from core.models.help_request import HelpRequest, HelpRequestStatusChange
 from core.models.matching import CategoryTraining, Escalation, JobRun, Notification
 from core.models.meta import AppMeta
 from core.models.organization import District, Organization
+from core.models.people import Consent, Referral, Resident
 from core.models.plugin import PluginEnablement
 from core.models.scheduling import Appointment, AvailabilityException, AvailabilityWindow
 from core.models.volunteer import Training, Volunteer, VolunteerCredential, VolunteerTraining
@@ -24,6 +25,7 @@ __all__ = [
     "CategoryTraining",
     "Community",
     "CommunityLiaison",
+    "Consent",
     "District",
     "Escalation",
     "HelpRequest",
@@ -33,6 +35,8 @@ __all__ = [
     "Notification",
     "Organization",
     "PluginEnablement",
+    "Referral",
+    "Resident",
     "Training",
     "Volunteer",
     "VolunteerCredential",

@@ -34,7 +34,14 @@ nothing: configure, run `yunshegong reseal --forget-stored-key`.
 once, old values still open. `yunshegong reseal` (`reseal()` here) then rewrites, in batches of its own
 transactions, every value of every registered sealed column (hook `register_sealed_columns`) not yet under
 the current key; it is idempotent (a second run finds nothing to do) and safe beside a running service
-(rows are locked while rewritten). When it reports nothing remaining, the old key can be dropped.
+(rows are locked while rewritten). When it reports nothing remaining, the old key can be dropped;
+`forget_stored_key_if_unused` drops the stored one only when an exact count says no value needs it.
+
+**Append-only tables** (a trigger refuses every UPDATE of a note's revision): each batch of `reseal` says
+what it rewrites, `set_config('app.resealing', '<table>.<column>', true)` (transaction-local, like the
+tenancy settings), and a guard may let through an UPDATE that, in such a transaction, changes nothing but
+that column and changes its key id (every other column equal: `to_jsonb(NEW) - col = to_jsonb(OLD) - col`;
+the header's key id differs). Any other change is still refused. See plugins/case_work/migrations/w006_*.
 
 **Using it from a plugin** (docs/plugins.md, "Sealed columns"): a `LargeBinary` column
 (`sealed_column()`), a row id known before sealing (`await next_id(ctx, table)`, or insert then seal), and
@@ -77,6 +84,9 @@ KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Where the generated key lives when YUNSHEGONG_SEALING_KEYS is not set, and the id it seals under.
 STORED_KEY = "sealing_key"
+# Set (transaction-local) by `reseal` to the `table.column` it rewrites: a guard trigger of an append-only
+# table lets through an UPDATE that only moves that column's value to another key (see `reseal`).
+RESEALING_SETTING = "app.resealing"
 STORED_KEY_ID = "db"
 SETTING = "YUNSHEGONG_SEALING_KEYS"
 _ASSOCIATED_PREFIX = b"yunshegong.sealed"
@@ -547,6 +557,7 @@ async def reseal(
             for after in ("", f" AND {column.id_column} > :after")
         ]
         write = text(f"UPDATE {column.table} SET {column.column} = :value WHERE {column.id_column} = :id")
+        declare = text(f"SELECT set_config('{RESEALING_SETTING}', :name, true)")
         count = text(f"SELECT count(*) FROM {column.table} WHERE {stale}")
         for org_id in org_ids:
             viewer = replace(SYSTEM, organization_id=org_id)
@@ -568,6 +579,7 @@ async def reseal(
                         value = ring.seal(plain, table=column.table, column=column.column, row_id=row_id)
                         updates.append({"id": row_id, "value": value})
                     if updates:
+                        await ctx.session.execute(declare, {"name": column.name})
                         await ctx.session.execute(write, updates)
                     report.resealed += len(updates)
                 if len(rows) < batch_size:
@@ -578,6 +590,50 @@ async def reseal(
                 report.remaining += int(await ctx.session.scalar(count, {"prefix": prefix}) or 0)
         reports.append(report)
     return reports
+
+
+async def count_sealed_under(engine: AsyncEngine, columns: Sequence[SealedColumn], key_id: str) -> int:
+    """How many values of `columns` are sealed under `key_id`, counted exactly: every organisation's rows
+    (the platform administrator's view under row-level security), every column in one statement (one
+    snapshot: a row moving between two columns' counts cannot be missed or counted twice)."""
+    async with engine.begin() as conn:
+        return await _count_under(conn, columns, key_id)
+
+
+async def _count_under(conn: Any, columns: Sequence[SealedColumn], key_id: str) -> int:
+    if not columns:
+        return 0
+    await conn.execute(
+        text("SELECT set_config('app.role', 'platform_admin', true), set_config('app.org_id', '', true)")
+    )
+    prefix = header_for(key_id)
+    parts = []
+    for column in columns:
+        for name in (column.table, column.column):
+            _check_name("name", name)
+        parts.append(
+            f"(SELECT count(*) FROM {column.table} WHERE {column.column} IS NOT NULL "
+            f"AND substring({column.column} FROM 1 FOR {len(prefix)}) = :prefix)"
+        )
+    return int((await conn.execute(text("SELECT " + " + ".join(parts)), {"prefix": prefix})).scalar_one())
+
+
+async def forget_stored_key_if_unused(engine: AsyncEngine, columns: Sequence[SealedColumn]) -> tuple[bool, int]:
+    """Delete the stored key only if no value of `columns` is still sealed under it: counted exactly
+    (`count_sealed_under`) in the transaction that deletes it, with the key row locked first so that a
+    service generating or reading it waits. Returns (deleted, values still under the stored key)."""
+    async with engine.begin() as conn:
+        stored = (
+            await conn.execute(text("SELECT value FROM app_meta WHERE key = :key FOR UPDATE"), {"key": STORED_KEY})
+        ).scalar_one_or_none()
+        if stored is None:
+            return False, 0
+        left = await _count_under(conn, columns, STORED_KEY_ID)
+        if left:
+            return False, left
+        await conn.execute(text("DELETE FROM app_meta WHERE key = :key"), {"key": STORED_KEY})
+    forget_cached_keys()
+    return True, 0
 
 
 async def forget_stored_key(engine: AsyncEngine) -> bool:

@@ -1,6 +1,8 @@
 """The casework part of the demo, in the spirit of the seed: an elderly resident living alone (high risk, in
-intervention after an approved assessment) and a family after the lockdown (closed with an approved closure).
-The demo social worker works the cases; the association's administrator supervises them (granted the role)."""
+intervention after an approved assessment, a plan, notes and a visit: notes/demo.py, visits/demo.py) and a
+family after the lockdown (closed with an approved closure). Both are residents of 粉巷社区 (core's records,
+made through the case service). The demo social worker works the cases; the association's administrator
+supervises them (granted the role). Loaded once: a second run finds the elderly resident's case and stops."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 import core
-from core.models import Account, AccountPluginRole
+from core.models import Account, AccountPluginRole, Resident
 from plugins.case_work import services
+from plugins.case_work.models import Case, Client
 from plugins.case_work.plans import models as plan_models
 from plugins.case_work.plans import services as plans
 
@@ -21,6 +24,20 @@ async def load(ctx: core.ServiceContext) -> None:
     supervisor = await ctx.session.scalar(select(Account).where(Account.username == "orgadmin"))
     if worker is None or supervisor is None or worker.organization_id is None:
         return
+    loaded = await ctx.session.scalar(
+        select(Case.id)
+        .join(Client, Client.id == Case.client_id)
+        .join(Resident, Resident.id == Client.resident_id)
+        .where(Resident.name == "独居老人张奶奶")
+        .limit(1)
+    )
+    if loaded is not None:
+        return
+    community_id = await ctx.session.scalar(
+        select(core.Community.id).where(
+            core.Community.name == "粉巷社区", core.Community.organization_id == worker.organization_id
+        )
+    )
     ctx.session.add(
         AccountPluginRole(
             account_id=supervisor.id,
@@ -49,7 +66,9 @@ async def load(ctx: core.ServiceContext) -> None:
             category="elderly_care",
             risk_level="high",
             supervisor_account_id=supervisor.id,
-            client=services.ClientInput(name="独居老人张奶奶", phone="13700002222", address="碑林区粉巷3号楼2单元"),
+            client=services.ClientInput(
+                name="独居老人张奶奶", phone="13700002222", address="碑林区粉巷3号楼2单元", community_id=community_id
+            ),
             reason="封控期间独居，社区排查发现行动不便、断药",
         )
         await services.advance(sw, elderly.id, "assessment", "入户预估")
@@ -69,6 +88,19 @@ async def load(ctx: core.ServiceContext) -> None:
         await plans.add_action(sw, medicine.id, "邻居每日探望并提醒服药", responsible_name="邻居王阿姨")
         await plans.record_progress(sw, medicine.id, percent=40, note="本月药已送到")
         await services.advance(sw, elderly.id, "intervention", "链接送药志愿者和邻里守望")
+        # The supervisor proposed handing the case to a colleague nearer by; she declined (her caseload is full),
+        # so it stays with its worker -- the transfer is kept with the case's history.
+        colleague = await ctx.session.scalar(select(Account).where(Account.username == "socialworker2"))
+        if colleague is not None:  # core's demo makes them
+            offer = await services.propose_transfer(
+                sup, elderly.id, colleague.id, "张奶奶家离二号社工站更近，便于每周上门"
+            )
+            await services.answer_transfer(
+                acting(colleague, "social_worker", frozenset({services.MANAGE})),
+                offer.id,
+                False,
+                "本月个案量已满，且老人已与原社工建立信任关系",
+            )
         # A month on (high risk: a review every 30 days), the review job has raised the first review.
         later = dataclasses.replace(sw, clock=lambda: ctx.clock() + timedelta(days=25))
         await plans.raise_due_reviews(later)
@@ -78,10 +110,15 @@ async def load(ctx: core.ServiceContext) -> None:
             category="poverty",
             risk_level="medium",
             supervisor_account_id=supervisor.id,
-            client=services.ClientInput(name="解封后的李家", phone="13700003333", address="碑林区粉巷7号楼1单元"),
+            client=services.ClientInput(
+                name="解封后的李家", phone="13700003333", address="碑林区粉巷7号楼1单元", community_id=community_id
+            ),
             reason="解封后父亲失业，家庭收入中断",
         )
-        for stage in ("assessment", "planning", "intervention", "evaluation"):
+        await services.advance(sw, family.id, "assessment", "入户预估")
+        # The father found work within weeks: the supervisor lowers the risk, saying why (risk history).
+        await services.update_case(sup, family.id, risk_level="low", reason="父亲已找到临时工作，收入部分恢复")
+        for stage in ("planning", "intervention", "evaluation"):
             await services.advance(sw, family.id, stage)
         closure = await services.request_approval(
             sw, family.id, "closure", "申请到临时救助，父亲重新就业。", ["收入恢复", "孩子复学"]

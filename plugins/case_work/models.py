@@ -43,18 +43,18 @@ RISK_LEVELS = ("low", "medium", "high")
 SOURCE_KINDS = ("help_request", "counseling_risk_flag", "referral")
 APPROVAL_KINDS = ("assessment", "closure")
 APPROVAL_STATUSES = ("pending", "approved", "refused", "withdrawn")
+TRANSFER_STATUSES = ("pending", "accepted", "declined", "withdrawn")
 
 
 class Client(OrganizationOwned, Base):
-    """A resident served by casework. Phone and address are sensitive: raw for the people serving them."""
+    """Casework's extension of a core resident (decisions.md, "One identity"): the person's name, community,
+    phone and address are the resident's (`core.residents`), read through the client by the people who see
+    it; one client per resident. Phone and address are sensitive: raw for the people serving them."""
 
     __tablename__ = "case_work_clients"
 
     id: Mapped[int] = pk_column()
-    name: Mapped[str] = mapped_column(String(50))
-    phone: Mapped[str] = mapped_column(String(20), server_default="")
-    address: Mapped[str] = mapped_column(Text, server_default="")
-    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), unique=True)
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -147,3 +147,64 @@ class Approval(OrganizationOwned, Base):
     decided_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decision_note: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class RiskChange(OrganizationOwned, Base):
+    """A change of a case's risk level (append-only, like the stage history): who, when, from, to, why."""
+
+    __tablename__ = "case_work_risk_changes"
+    __table_args__ = (
+        CheckConstraint(f"from_level IN {RISK_LEVELS!r}", name="from_level_valid"),
+        CheckConstraint(f"to_level IN {RISK_LEVELS!r}", name="to_level_valid"),
+        CheckConstraint("from_level <> to_level", name="a_change"),
+        Index("ix_case_work_risk_changes_case", "case_id", "id"),
+    )
+
+    id: Mapped[int] = pk_column()
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_work_cases.id"))
+    from_level: Mapped[str] = mapped_column(String(8))
+    to_level: Mapped[str] = mapped_column(String(8))
+    actor_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    at: Mapped[datetime] = created_at_column()
+
+
+class Transfer(OrganizationOwned, Base):
+    """A case handed from one social worker to another: proposed (with why), then accepted or declined (with
+    why) by the receiver, or withdrawn. One pending transfer per case; nobody receives a transfer they
+    proposed; a decision is the receiver's (the database checks all three). Kept as the case's history."""
+
+    __tablename__ = "case_work_transfers"
+    __table_args__ = (
+        CheckConstraint(f"status IN {TRANSFER_STATUSES!r}", name="status_valid"),
+        CheckConstraint("to_account_id <> from_account_id", name="to_someone_else"),
+        CheckConstraint("proposed_by_account_id <> to_account_id", name="not_self_transfer"),
+        CheckConstraint("(status = 'pending') = (decided_at IS NULL)", name="decided_when_not_pending"),
+        CheckConstraint(
+            "status NOT IN ('accepted', 'declined') OR decided_by_account_id = to_account_id",
+            name="decided_by_receiver",
+        ),
+        CheckConstraint("length(btrim(reason)) > 0", name="reason_given"),
+        Index("ix_case_work_transfers_case", "case_id", "id"),
+        Index("ix_case_work_transfers_to", "to_account_id", "status"),
+        Index(
+            "uq_case_work_transfers_pending",
+            "case_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = pk_column()
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_work_cases.id"))
+    from_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    to_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_by_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    proposed_by: Mapped[str] = mapped_column(String(100))
+    proposed_at: Mapped[datetime] = created_at_column()
+    decided_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_reason: Mapped[str] = mapped_column(Text, server_default="")

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import core
 from core.services import sealing
-from plugins.case_work.notes import services as notes_services
 
 # The slices' models join the metadata with the plugin (the tenancy catalog and migrations checks read it).
+from plugins.case_work.groups import models as _groups_models  # noqa: F401
+from plugins.case_work.groups import services as groups_services
+from plugins.case_work.notes import services as notes_services
 from plugins.case_work.plans import models as _plans_models  # noqa: F401
 from plugins.case_work.visits import models as _visits_models  # noqa: F401
 
@@ -26,6 +28,7 @@ def register_plugin() -> core.PluginInfo:
 def register_graphql() -> core.GraphQLContribution:
     from strawberry.tools import merge_types
 
+    from plugins.case_work.groups import types as groups_types
     from plugins.case_work.notes.types import CaseWorkNotesMutation, CaseWorkNotesQuery
     from plugins.case_work.plans import types as plans_types
     from plugins.case_work.types import CaseWorkMutation, CaseWorkQuery
@@ -33,12 +36,16 @@ def register_graphql() -> core.GraphQLContribution:
 
     plans_query, plans_mutation, plans_extra = plans_types.graphql_parts()
     visits_query, visits_mutation, visits_extra = visits_types.graphql_parts()
+    groups_query, groups_mutation, groups_extra = groups_types.graphql_parts()
     return core.GraphQLContribution(
-        query=merge_types("CaseWorkQuery", (CaseWorkQuery, CaseWorkNotesQuery, plans_query, visits_query)),
-        mutation=merge_types(
-            "CaseWorkMutation", (CaseWorkMutation, CaseWorkNotesMutation, plans_mutation, visits_mutation)
+        query=merge_types(
+            "CaseWorkQuery", (CaseWorkQuery, CaseWorkNotesQuery, plans_query, visits_query, groups_query)
         ),
-        types=(*plans_extra, *visits_extra),
+        mutation=merge_types(
+            "CaseWorkMutation",
+            (CaseWorkMutation, CaseWorkNotesMutation, plans_mutation, visits_mutation, groups_mutation),
+        ),
+        types=(*plans_extra, *visits_extra, *groups_extra),
     )
 
 
@@ -83,12 +90,14 @@ def register_roles() -> list[core.PluginRole]:
 @core.hookimpl
 async def register_demo_data(ctx: core.ServiceContext) -> None:
     from plugins.case_work.demo import load
+    from plugins.case_work.groups.demo import load as load_groups
     from plugins.case_work.notes.demo import load as load_notes
     from plugins.case_work.visits.demo import load as load_visits
 
     await load(ctx)
     await load_notes(ctx)
     await load_visits(ctx)
+    await load_groups(ctx)
 
 
 @core.hookimpl
@@ -102,13 +111,15 @@ def register_error_codes() -> dict[str, str]:
         "assessments: assessment).",
         "BEYOND_PLANNED_END": "A goal's target date or an action's due date would fall after the plan's planned end.",
         "OUTCOME_PER_GOAL": "A closure request states one outcome for each goal of the case's plan.",
+        "SELF_TRANSFER": "Nobody receives a transfer of a case they proposed.",
         **notes_services.ERROR_CODES,
+        **groups_services.ERROR_CODES,
     }
 
 
 @core.hookimpl
 def register_sealed_columns() -> list[sealing.SealedColumn]:
-    return [*notes_services.SEALED_COLUMNS]
+    return [*notes_services.SEALED_COLUMNS, *groups_services.SEALED_COLUMNS]
 
 
 @core.hookimpl

@@ -21,6 +21,17 @@ included, because even the existence of a case (a child-protection case about a 
 and FORBIDDEN would confirm it. Callers without `case_work.manage` (volunteers, community heads,
 counselors, partners) are FORBIDDEN from every field: that is about their role, not about a record.
 Row-level security keeps every other organisation out whatever the services do.
+
+What an organisation administrator sees of a case (they run the office, they do not do the casework): its
+*metadata* -- category, risk, stage, its history of steps, risk changes and transfers, its approvals, who
+its social worker and supervisor are, its client's name and community, its plans and visits -- enough to
+assign, approve, supervise the workload and answer for the organisation. Not by rank: the client's phone
+and address (masked: they are for the people serving the client) and the progress notes, which they open
+only through the audited purpose-of-access path (notes/services.py), like the supervisor and a platform
+administrator.
+
+Transfers: see "transfers between social workers" below. A social worker who handed a case over loses it
+at once, by relation: nothing is revoked, the case simply names someone else.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 import core
 from core.i18n import _
-from core.models import Account, AccountPluginRole
+from core.models import Account, AccountPluginRole, Resident
 from core.services import validation
 from plugins.case_work.models import (
     APPROVAL_KINDS,
@@ -45,7 +56,9 @@ from plugins.case_work.models import (
     Approval,
     Case,
     Client,
+    RiskChange,
     StageChange,
+    Transfer,
 )
 
 MANAGE = "case_work.manage"
@@ -97,6 +110,13 @@ CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
         ("input", "kind"),
     ),
     "ck_case_work_approvals_not_self_decided": ("SELF_APPROVAL", "Nobody decides their own request.", None),
+    "uq_case_work_transfers_pending": (
+        "ALREADY_EXISTS",
+        "A transfer of this case is waiting for an answer already.",
+        ("input", "caseId"),
+    ),
+    "ck_case_work_transfers_not_self_transfer": ("SELF_TRANSFER", "Nobody receives a transfer they proposed.", None),
+    "case_work_transfer_decided": ("INVALID_TRANSITION", "This transfer is answered already.", ("input", "id")),
 }
 
 
@@ -316,21 +336,24 @@ async def open_case(
     social_worker_account_id: int | None = None,
     client_id: int | None = None,
     client: ClientInput | None = None,
+    resident_id: int | None = None,
     source_kind: str | None = None,
     source_id: int | None = None,
     reason: str = "",
 ) -> Case:
-    """Open a case at intake for an existing client (one the caller sees) or a new one. A social worker
-    opens cases assigned to themselves; administrators assign any social worker of the organisation."""
+    """Open a case at intake for an existing client (one the caller sees), for a resident of the organisation
+    (core's record: their casework client is found or created), or for a new person (a new resident and
+    client). A social worker opens cases assigned to themselves; administrators assign any social worker of
+    the organisation."""
     core.require(ctx, MANAGE)
     actor = _account_of_caller(ctx)
     v = core.Validator()
     _validate_kinds(v, category, risk_level)
     v.check(
-        (client_id is None) != (client is None),
+        [client_id, client, resident_id].count(None) == 2,
         ("input", "clientId"),
         "INVALID_INPUT",
-        "Name an existing client or describe a new one (one of the two).",
+        "Name an existing client or resident, or describe a new one (one of the three).",
     )
     if source_kind is not None:
         v.check(source_kind in SOURCE_KINDS, ("input", "sourceKind"), "INVALID_INPUT", "Unknown source kind.")
@@ -385,6 +408,8 @@ async def open_case(
         person = await core.get_row(
             ctx, Client, client_id, what=_("Client"), field=("input", "clientId"), scope=client_scope(ctx)
         )
+    elif resident_id is not None:
+        person = await _client_of_resident(ctx, resident_id, organization_id)
     else:
         assert client is not None
         if client.community_id is not None:
@@ -397,7 +422,9 @@ async def open_case(
             )
             if community.organization_id != organization_id:  # visible to a platform administrator only
                 raise core.NotFound(_("Community"), ("input", "client", "communityId"))
-        person = Client(community_id=client.community_id, organization_id=organization_id, **fields)
+        # One identity: a new client is a new resident of the organisation (core's record), extended here.
+        resident = await core.residents.create_resident(ctx, community_id=client.community_id, **fields)
+        person = Client(resident_id=resident.id, organization_id=organization_id)
         ctx.session.add(person)
         await _flush(ctx)
 
@@ -428,6 +455,34 @@ async def open_case(
     )
     await _flush(ctx)
     return case
+
+
+async def _client_of_resident(ctx: core.ServiceContext, resident_id: int, organization_id: int) -> Client:
+    """The casework client of a resident the caller may address (core's rule), created on first use. The
+    resident row is locked so that two cases opened for them at once make one client, not a refusal."""
+    resident = await core.residents.get_resident(ctx, resident_id, lock=True)
+    if resident.organization_id != organization_id:  # a platform administrator sees other organisations'
+        raise core.NotFound(_("Resident"), ("input", "residentId"))
+    found = await ctx.session.scalar(select(Client).where(Client.resident_id == resident.id))
+    if found is not None:
+        return found
+    person = Client(resident_id=resident.id, organization_id=organization_id)
+    ctx.session.add(person)
+    await _flush(ctx)
+    return person
+
+
+async def client_residents(ctx: core.ServiceContext, client_ids: Sequence[int]) -> list[Resident | None]:
+    """The resident behind each client the caller sees (one query for a page of clients): the name, community
+    and contact the GraphQL client shows. Read by the client's relation, not by core's resident rules: who
+    sees a casework client sees whom it is about (the contact is masked apart: `sees_contact`)."""
+    rows = await ctx.session.execute(
+        select(Client.id, Resident)
+        .join(Resident, Resident.id == Client.resident_id)
+        .where(Client.id.in_(list(client_ids)), client_scope(ctx))
+    )
+    by_client: dict[int, Resident] = {row[0]: row[1] for row in rows.all()}
+    return [by_client.get(pk) for pk in client_ids]
 
 
 # -- stages -----------------------------------------------------------------------------------------------------
@@ -483,7 +538,44 @@ async def _move(ctx: core.ServiceContext, case: Case, to_stage: str, reason: str
     case.stage_seq = case.stage_seq + 1
     case.closed_at = now if to_stage in CLOSED else None
     await _flush(ctx)
+    if to_stage in CLOSED:
+        await _on_close(ctx, case)
     return case
+
+
+# The reason written on what closing a case cancels (translated where it is shown).
+CLOSED_REASON = _("The case was closed.")
+
+
+async def _on_close(ctx: core.ServiceContext, case: Case) -> None:
+    """What a closing ends, in the closing's transaction: the case's booked visits still to come are cancelled
+    (their time is free again on everyone's calendar), and a pending transfer is withdrawn. Past visits left
+    booked stay as they are: they say a visit was planned, and freeing past time frees nothing."""
+    # Imported here: the visits slice builds on this module.
+    from plugins.case_work.visits.models import Visit
+
+    now = ctx.now()
+    visits = (
+        await ctx.session.scalars(
+            select(Visit)
+            .where(Visit.case_id == case.id, Visit.status == "booked", Visit.starts_at > now)
+            .order_by(Visit.id)
+            .with_for_update(of=Visit)
+        )
+    ).all()
+    reason = str(CLOSED_REASON)
+    for visit in visits:
+        for appointment_id in (visit.appointment_id, visit.second_appointment_id):
+            if appointment_id is not None:
+                await core.cancel_appointment(ctx, appointment_id, reason)
+        visit.status, visit.cancel_reason, visit.updated_at = "cancelled", reason, now
+    await ctx.session.execute(
+        update(Transfer)
+        .where(Transfer.case_id == case.id, Transfer.status == "pending")
+        .values(status="withdrawn", decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await _flush(ctx)
 
 
 async def advance(ctx: core.ServiceContext, case_id: int, to_stage: str, reason: str = "") -> Case:
@@ -521,11 +613,17 @@ async def reopen(ctx: core.ServiceContext, case_id: int, reason: str) -> Case:
 
 
 async def update_case(
-    ctx: core.ServiceContext, case_id: int, *, category: str | None = None, risk_level: str | None = None
+    ctx: core.ServiceContext,
+    case_id: int,
+    *,
+    category: str | None = None,
+    risk_level: str | None = None,
+    reason: str = "",
 ) -> Case:
     """Change a case's category or risk level (not once it is closed). Lowering the risk is the supervisor's
-    or an administrator's decision: otherwise a social worker could lower a high risk, step into planning
-    without the approval a high-risk assessment needs, and raise it again."""
+    or an administrator's decision, with a reason: otherwise a social worker could lower a high risk, step
+    into planning without the approval a high-risk assessment needs, and raise it again. Every change of
+    the risk is a history row (who, when, from, to, why), read with the case like its steps."""
     case = await _case(ctx, case_id)
     _not_closed(case)
     v = core.Validator()
@@ -536,10 +634,22 @@ async def update_case(
         raise core.DomainError(
             "FORBIDDEN", "Only the case's supervisor or an administrator lowers its risk.", ("input", "riskLevel")
         )
+    clean = _reason(reason, lowers)
+    if risk_level is not None and risk_level != case.risk_level:
+        ctx.session.add(
+            RiskChange(
+                case_id=case.id,
+                from_level=case.risk_level,
+                to_level=risk_level,
+                actor_account_id=_account_of_caller(ctx),
+                actor=ctx.viewer.label[:100],
+                reason=clean,
+            )
+        )
+        await _flush(ctx)
+        case.risk_level = risk_level
     if category is not None:
         case.category = category
-    if risk_level is not None:
-        case.risk_level = risk_level
     await _flush(ctx)
     return case
 
@@ -713,6 +823,7 @@ async def rows_by_id(ctx: core.ServiceContext, model: type[M], pks: Sequence[int
         Case: case_scope(ctx),
         Client: client_scope(ctx),
         Approval: approval_scope(ctx),
+        Transfer: transfer_scope(ctx),
     }
     if not pks:
         return {}
@@ -745,3 +856,225 @@ async def latest_approvals(ctx: core.ServiceContext, keys: Sequence[tuple[int, s
     for row in rows:
         latest.setdefault((row.case_id, row.kind), row)
     return [latest.get(k) for k in keys]
+
+
+async def risk_histories(ctx: core.ServiceContext, case_ids: Sequence[int]) -> list[list[RiskChange]]:
+    """Each case's risk changes, oldest first (one query for a page of cases); only for cases the caller sees."""
+    rows = await ctx.session.scalars(
+        select(RiskChange)
+        .where(RiskChange.case_id.in_(list(case_ids)), RiskChange.case_id.in_(select(Case.id).where(case_scope(ctx))))
+        .order_by(RiskChange.case_id, RiskChange.id)
+    )
+    by_case: dict[int, list[RiskChange]] = {pk: [] for pk in case_ids}
+    for row in rows:
+        by_case[row.case_id].append(row)
+    return [by_case[pk] for pk in case_ids]
+
+
+# -- transfers between social workers ---------------------------------------------------------------------------
+#
+# A case's social worker, its supervisor or an administrator of its organisation proposes handing the case to
+# another active social worker of the organisation, saying why; the receiver accepts or declines (saying why).
+# Until then the receiver sees the proposal (the transfer, its reason, who proposed it) and nothing of the
+# case: they have no relation to it yet. On acceptance the case names the receiver as its social worker in
+# the same transaction, and because every casework read is by relation (`case_scope`, the notes' reader),
+# the previous worker loses the case, its client's contact, its notes, plans and visits at once. The
+# transfer rows are the case's history of workers (who proposed, who accepted, when, why).
+#
+# Concurrency: proposing, answering and withdrawing lock the case first (like every step of a case), so an
+# acceptance and a stage change of the same case are serialised; a step by the previous worker that waited
+# for the acceptance finds the case no longer theirs (NOT_FOUND), and an acceptance that waited for a
+# closing finds the transfer withdrawn.
+
+TRANSFERS_NEWEST: core.Ordering[Transfer] = core.Ordering(
+    "case_work_transfers_newest", (Transfer.id,), lambda t: (t.id,), descending=True
+)
+TRANSFER_STATUSES = frozenset({"pending", "accepted", "declined", "withdrawn"})
+
+
+@dataclass(frozen=True)
+class TransferFilter:
+    case_id: int | None = None
+    statuses: tuple[str, ...] = ()
+    # Pending transfers offered to the caller.
+    awaiting_my_answer: bool = False
+
+
+def transfer_scope(ctx: core.ServiceContext) -> ColumnElement[bool]:
+    """Transfers: those of the cases the caller sees, and those offered to the caller (whatever became of them:
+    the receiver keeps seeing what they were offered and answered, not the case)."""
+    viewer = ctx.viewer
+    if not core.can(viewer, MANAGE) or viewer.organization_id is None:
+        return false()
+    visible: ColumnElement[bool] = Transfer.case_id.in_(select(Case.id).where(case_scope(ctx)))
+    if viewer.account_id is None:
+        return visible
+    offered: ColumnElement[bool] = and_(
+        Transfer.to_account_id == viewer.account_id, Transfer.organization_id == viewer.organization_id
+    )
+    return or_(visible, offered)
+
+
+def _transfer_reason(reason: str, field: str = "reason") -> str:
+    v = core.Validator()
+    clean = reason.strip()
+    if v.check(bool(clean), ("input", field), "REQUIRED", "Say why."):
+        v.check(len(clean) <= 2000, ("input", field), "OUT_OF_RANGE", "At most 2000 characters.")
+    v.raise_if_any()
+    return clean
+
+
+async def propose_transfer(ctx: core.ServiceContext, case_id: int, to_account_id: int, reason: str) -> Transfer:
+    """Propose handing a case to another social worker: its social worker, its supervisor or an administrator
+    of its organisation, with a reason. One pending transfer per case."""
+    case = await _case(ctx, case_id, "caseId")
+    actor = _account_of_caller(ctx)
+    viewer = ctx.viewer
+    if case.social_worker_account_id != actor and not may_approve(viewer, case):
+        raise core.DomainError(
+            "FORBIDDEN", "Only the case's social worker, supervisor or an administrator proposes a transfer."
+        )
+    clean = _transfer_reason(reason)
+    _not_closed(case)
+    receiver = await _staff_account(ctx, to_account_id, case.organization_id, "toId")
+    if receiver.id == actor:
+        raise core.DomainError("SELF_TRANSFER", "Nobody receives a transfer they proposed.", ("input", "toId"))
+    if receiver.role != SOCIAL_WORKER or not receiver.is_active:
+        raise core.DomainError("INVALID_INPUT", "A case is transferred to an active social worker.", ("input", "toId"))
+    if receiver.id == case.social_worker_account_id:
+        raise core.DomainError("INVALID_INPUT", "This is the case's social worker already.", ("input", "toId"))
+    if receiver.id == case.supervisor_account_id:
+        raise core.DomainError("INVALID_INPUT", "A case's supervisor is not its own social worker.", ("input", "toId"))
+    pending = await ctx.session.scalar(
+        select(Transfer.id).where(Transfer.case_id == case.id, Transfer.status == "pending")
+    )
+    if pending is not None:
+        raise core.DomainError(
+            "ALREADY_EXISTS", "A transfer of this case is waiting for an answer already.", ("input", "caseId")
+        )
+    transfer = Transfer(
+        case_id=case.id,
+        from_account_id=case.social_worker_account_id,
+        to_account_id=receiver.id,
+        status="pending",
+        reason=clean,
+        proposed_by_account_id=actor,
+        proposed_by=viewer.label[:100],
+        proposed_at=ctx.now(),
+    )
+    ctx.session.add(transfer)
+    await _flush(ctx)
+    return transfer
+
+
+async def _transfer_and_case(ctx: core.ServiceContext, transfer_id: int) -> tuple[Transfer, Case]:
+    """A transfer the caller sees, and its case, both locked: the case first (the order every step of a case
+    takes), read whether or not the caller sees it (a receiver does not, yet)."""
+    core.require(ctx, MANAGE)
+    found: Transfer = await core.get_row(
+        ctx, Transfer, transfer_id, what=_("Transfer"), field=("input", "id"), scope=transfer_scope(ctx)
+    )
+    case: Case = await core.get_row(
+        ctx,
+        Case,
+        found.case_id,
+        what=_("Transfer"),
+        field=("input", "id"),
+        lock=True,
+        scope=Case.organization_id == found.organization_id,
+    )
+    transfer: Transfer = await core.get_row(
+        ctx, Transfer, transfer_id, what=_("Transfer"), field=("input", "id"), lock=True, scope=transfer_scope(ctx)
+    )
+    return transfer, case
+
+
+def _pending(transfer: Transfer) -> None:
+    if transfer.status != "pending":
+        raise core.DomainError("INVALID_TRANSITION", "This transfer is answered already.", ("input", "id"))
+
+
+async def answer_transfer(ctx: core.ServiceContext, transfer_id: int, accept: bool, reason: str = "") -> Transfer:
+    """The receiver accepts (the case is theirs at once, and no longer the previous worker's) or declines,
+    saying why. Nobody else answers: not the proposer, not an administrator."""
+    transfer, case = await _transfer_and_case(ctx, transfer_id)
+    actor = _account_of_caller(ctx)
+    if transfer.proposed_by_account_id == actor:
+        raise core.DomainError("SELF_TRANSFER", "Nobody receives a transfer they proposed.", ("input", "id"))
+    if transfer.to_account_id != actor:
+        raise core.DomainError("FORBIDDEN", "Only the social worker it is offered to answers a transfer.")
+    clean = reason.strip()
+    if not accept:
+        clean = _transfer_reason(reason)
+    elif len(clean) > 2000:
+        raise core.DomainError("OUT_OF_RANGE", "At most 2000 characters.", ("input", "reason"))
+    _pending(transfer)
+    if accept:
+        _not_closed(case)
+        if case.social_worker_account_id != transfer.from_account_id:
+            # The case changed hands since (an administrator's reassignment): the offer is stale.
+            raise core.DomainError("INVALID_TRANSITION", "The case changed hands since.", ("input", "id"))
+        if ctx.viewer.role != SOCIAL_WORKER or actor == case.supervisor_account_id:
+            raise core.DomainError(
+                "INVALID_INPUT", "A case is transferred to an active social worker.", ("input", "id")
+            )
+    now = ctx.now()
+    transfer.status = "accepted" if accept else "declined"
+    transfer.decided_by_account_id = actor
+    transfer.decided_at = now
+    transfer.decision_reason = clean
+    await _flush(ctx)
+    if accept:
+        case.social_worker_account_id = actor
+        await _flush(ctx)
+        ctx.memo.pop("case_work.served_clients", None)
+    return transfer
+
+
+async def withdraw_transfer(ctx: core.ServiceContext, transfer_id: int) -> Transfer:
+    """Withdraw a pending transfer: who proposed it, the case's social worker or supervisor, an administrator."""
+    transfer, case = await _transfer_and_case(ctx, transfer_id)
+    actor = _account_of_caller(ctx)
+    allowed = (
+        transfer.proposed_by_account_id == actor
+        or case.social_worker_account_id == actor
+        or may_approve(ctx.viewer, case)
+    )
+    if not allowed:
+        if transfer.to_account_id == actor:
+            raise core.DomainError("FORBIDDEN", "The receiver declines a transfer; they do not withdraw it.")
+        raise core.NotFound(_("Transfer"), ("input", "id"))
+    _pending(transfer)
+    transfer.status = "withdrawn"
+    transfer.decided_at = ctx.now()
+    await _flush(ctx)
+    return transfer
+
+
+async def list_transfers(
+    ctx: core.ServiceContext, f: TransferFilter = TransferFilter(), *, first: int = 50, after: str | None = None
+) -> core.Page[Transfer]:
+    """Transfers of the cases the caller sees and those offered to them, newest first."""
+    core.require(ctx, MANAGE)
+    _unknown(f.statuses, TRANSFER_STATUSES, "statuses")
+    stmt = select(Transfer).where(transfer_scope(ctx))
+    if f.case_id is not None:
+        stmt = stmt.where(Transfer.case_id == f.case_id)
+    if f.statuses:
+        stmt = stmt.where(Transfer.status.in_(list(f.statuses)))
+    if f.awaiting_my_answer:
+        stmt = stmt.where(Transfer.status == "pending", Transfer.to_account_id == ctx.viewer.account_id)
+    return await core.paginate(ctx, stmt, TRANSFERS_NEWEST, first=first, after=after)
+
+
+async def case_transfers(ctx: core.ServiceContext, case_ids: Sequence[int]) -> list[list[Transfer]]:
+    """Each case's transfers, oldest first (one query for a page of cases); only for cases the caller sees."""
+    rows = await ctx.session.scalars(
+        select(Transfer)
+        .where(Transfer.case_id.in_(list(case_ids)), Transfer.case_id.in_(select(Case.id).where(case_scope(ctx))))
+        .order_by(Transfer.case_id, Transfer.id)
+    )
+    by_case: dict[int, list[Transfer]] = {pk: [] for pk in case_ids}
+    for row in rows:
+        by_case[row.case_id].append(row)
+    return [by_case[pk] for pk in case_ids]

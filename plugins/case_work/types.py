@@ -18,9 +18,9 @@ from strawberry import Info, relay
 from strawberry.dataloader import DataLoader
 
 import core
-from core.models import Account
+from core.models import Account, Resident
 from plugins.case_work import services
-from plugins.case_work.models import Approval, Case, Client, StageChange
+from plugins.case_work.models import Approval, Case, Client, RiskChange, StageChange, Transfer
 from plugins.case_work.notes import types as notes_types
 from schema import api as gql
 
@@ -77,6 +77,14 @@ class CaseWorkApprovalStatus(Enum):
     WITHDRAWN = "withdrawn"
 
 
+@strawberry.enum(description="Where a transfer stands (WITHDRAWN: taken back before an answer, or the case closed).")
+class CaseWorkTransferStatus(Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
 # The GraphQL type name of each kind of source, for its global ID.
 SOURCE_TYPES = {"help_request": "HelpRequest", "counseling_risk_flag": "CounselingRiskFlag", "referral": "Referral"}
 
@@ -107,37 +115,68 @@ async def _person(info: Info, pk: int | None) -> CaseWorkPerson | None:
     return await gql.load(info, Account, pk, CaseWorkPerson.of)
 
 
-@strawberry.type(description="A resident served by casework. Phone and address are for the people serving them.")
+def _resident_loader(info: Info) -> DataLoader[int, Resident | None]:
+    # One query for the residents behind a whole page of clients.
+    async def load(client_ids: list[int]) -> list[Resident | None]:
+        return await info.context.read(services.client_residents, client_ids)
+
+    return info.context.loaders.get("case_work:resident", lambda _: DataLoader(load_fn=load))  # type: ignore[no-any-return]
+
+
+@strawberry.type(
+    description="A resident served by casework (casework's view of core's resident). Phone and address are for "
+    "the people serving them."
+)
 class CaseWorkClient(relay.Node):
     id: relay.NodeID[int]
-    name: str
     row: strawberry.Private[Client]
 
     @classmethod
     def of(cls, c: Client) -> CaseWorkClient:
-        return cls(id=c.id, name=c.name, row=c)
+        return cls(id=c.id, row=c)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await _resolve_nodes(info, node_ids, Client, cls.of, required)
 
+    async def _resident(self, info: Info) -> Resident | None:
+        return await _resident_loader(info).load(self.row.id)
+
+    @strawberry.field(description="The resident's global ID (core's record of the person).")
+    def resident_id(self) -> strawberry.ID:
+        return strawberry.ID(gql.encode_id("Resident", self.row.resident_id))
+
+    @strawberry.field
+    async def name(self, info: Info) -> str:
+        resident = await self._resident(info)
+        return "" if resident is None else resident.name
+
     @strawberry.field(description="Sensitive: raw for the social worker and supervisor of the client's cases.")
     async def phone(self, info: Info) -> str:
+        resident = await self._resident(info)
+        if resident is None:
+            return ""
         if await info.context.read(services.sees_contact, self.row):
             info.context.note_sensitive_read("CaseWorkClient", self.row.id, "phone")
-            return self.row.phone
-        return core.mask_phone(self.row.phone) or ""
+            return resident.phone
+        return core.mask_phone(resident.phone) or ""
 
     @strawberry.field(description="Sensitive: raw for the social worker and supervisor of the client's cases.")
     async def address(self, info: Info) -> str:
+        resident = await self._resident(info)
+        if resident is None:
+            return ""
         if await info.context.read(services.sees_contact, self.row):
             info.context.note_sensitive_read("CaseWorkClient", self.row.id, "address")
-            return self.row.address
-        return services.mask_address(self.row.address)
+            return resident.address
+        return services.mask_address(resident.address)
 
     @strawberry.field(description="The client's community (core's rules decide what it shows).")
     async def community(self, info: Info) -> gql.Community | None:
-        return await gql.load(info, core.Community, self.row.community_id, gql.Community.from_model)
+        resident = await self._resident(info)
+        if resident is None:
+            return None
+        return await gql.load(info, core.Community, resident.community_id, gql.Community.from_model)
 
 
 @strawberry.type(description="One step of a case: who took it, when, from which stage to which, and why.")
@@ -210,6 +249,98 @@ class CaseWorkApproval(relay.Node):
         return await gql.load_required(info, Case, self.row.case_id, CaseWorkCase.of)  # type: ignore[no-any-return]
 
 
+@strawberry.type(description="A change of a case's risk level: who, when, from, to and why.")
+class CaseWorkRiskChange:
+    from_level: CaseWorkRiskLevel
+    to_level: CaseWorkRiskLevel
+    at: datetime
+    reason: str
+    actor_name: str = strawberry.field(description="Who changed it, as recorded then.")
+    actor_pk: strawberry.Private[int | None]
+
+    @classmethod
+    def of(cls, r: RiskChange) -> CaseWorkRiskChange:
+        return cls(
+            from_level=CaseWorkRiskLevel(r.from_level),
+            to_level=CaseWorkRiskLevel(r.to_level),
+            at=r.at,
+            reason=r.reason,
+            actor_name=r.actor,
+            actor_pk=r.actor_account_id,
+        )
+
+    @strawberry.field(description="The account that changed it.")
+    async def actor(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.actor_pk)
+
+
+@strawberry.type(
+    description="A case handed from one social worker to another: proposed with a reason, then accepted or "
+    "declined by the receiver. The receiver sees the proposal, not the case, until they accept."
+)
+class CaseWorkTransfer(relay.Node):
+    id: relay.NodeID[int]
+    status: CaseWorkTransferStatus
+    reason: str = strawberry.field(description="Why the transfer was proposed.")
+    proposed_at: datetime
+    decided_at: datetime | None
+    decision_reason: str = strawberry.field(description="Why it was declined (or a note on accepting).")
+    row: strawberry.Private[Transfer]
+
+    @classmethod
+    def of(cls, t: Transfer) -> CaseWorkTransfer:
+        return cls(
+            id=t.id,
+            status=CaseWorkTransferStatus(t.status),
+            reason=t.reason,
+            proposed_at=t.proposed_at,
+            decided_at=t.decided_at,
+            decision_reason=t.decision_reason,
+            row=t,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve_nodes(info, node_ids, Transfer, cls.of, required)
+
+    @strawberry.field(description="The social worker the case was with.")
+    async def from_worker(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.row.from_account_id)
+
+    @strawberry.field(description="The social worker it is offered to.")
+    async def to_worker(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.row.to_account_id)
+
+    @strawberry.field
+    async def proposed_by(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.row.proposed_by_account_id)
+
+    @strawberry.field
+    async def decided_by(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.row.decided_by_account_id)
+
+    @strawberry.field(description="The case, for those who see it (null for a receiver who has not accepted).")
+    async def case(self, info: Info) -> CaseWorkCase | None:
+        # By the case's own scope, not the transfer's: a receiver sees the offer, not the case, until accepting.
+        found = await info.context.read(services.rows_by_id, Case, [self.row.case_id])
+        case = found.get(self.row.case_id)
+        return None if case is None else CaseWorkCase.of(case)
+
+
+def _risk_history_loader(info: Info) -> DataLoader[int, list[RiskChange]]:
+    async def load(case_ids: list[int]) -> list[list[RiskChange]]:
+        return await info.context.read(services.risk_histories, case_ids)
+
+    return info.context.loaders.get("case_work:risk_history", lambda _: DataLoader(load_fn=load))  # type: ignore[no-any-return]
+
+
+def _transfers_loader(info: Info) -> DataLoader[int, list[Transfer]]:
+    async def load(case_ids: list[int]) -> list[list[Transfer]]:
+        return await info.context.read(services.case_transfers, case_ids)
+
+    return info.context.loaders.get("case_work:transfers", lambda _: DataLoader(load_fn=load))  # type: ignore[no-any-return]
+
+
 def _history_loader(info: Info) -> DataLoader[int, list[StageChange]]:
     # One query for the histories of a whole page of cases.
     async def load(case_ids: list[int]) -> list[list[StageChange]]:
@@ -276,6 +407,14 @@ class CaseWorkCase(relay.Node):
     async def history(self, info: Info) -> list[CaseWorkStageChange]:
         return [CaseWorkStageChange.of(h) for h in await _history_loader(info).load(self.row.id)]
 
+    @strawberry.field(description="Every change of the case's risk level, oldest first (append-only).")
+    async def risk_history(self, info: Info) -> list[CaseWorkRiskChange]:
+        return [CaseWorkRiskChange.of(r) for r in await _risk_history_loader(info).load(self.row.id)]
+
+    @strawberry.field(description="Every transfer of the case between social workers, oldest first.")
+    async def transfers(self, info: Info) -> list[CaseWorkTransfer]:
+        return [CaseWorkTransfer.of(t) for t in await _transfers_loader(info).load(self.row.id)]
+
     @strawberry.field(description="The latest assessment approval request, if any.")
     async def assessment_approval(self, info: Info) -> CaseWorkApproval | None:
         found = await _latest_approval_loader(info).load((self.row.id, "assessment"))
@@ -291,6 +430,7 @@ class CaseWorkCase(relay.Node):
 
 CaseWorkCasePayload = gql.payload("CaseWorkCasePayload", "case", CaseWorkCase)
 CaseWorkApprovalPayload = gql.payload("CaseWorkApprovalPayload", "approval", CaseWorkApproval)
+CaseWorkTransferPayload = gql.payload("CaseWorkTransferPayload", "transfer", CaseWorkTransfer)
 
 
 def _id(raw: str, type_name: str, field: str, where: str = "input") -> int:
@@ -344,6 +484,20 @@ class CaseWorkApprovalFilter:
         )
 
 
+@strawberry.input(description="All given conditions must hold.")
+class CaseWorkTransferFilter:
+    case_id: strawberry.ID | None = None
+    statuses: list[CaseWorkTransferStatus] | None = None
+    awaiting_my_answer: bool = strawberry.field(default=False, description="Pending transfers offered to you.")
+
+    def to_service(self) -> services.TransferFilter:
+        return services.TransferFilter(
+            case_id=_optional_id(self.case_id, "CaseWorkCase", "caseId"),
+            statuses=_values(self.statuses),
+            awaiting_my_answer=self.awaiting_my_answer,
+        )
+
+
 # -- inputs ----------------------------------------------------------------------------------------------------
 
 
@@ -364,7 +518,10 @@ class CaseWorkOpenCaseInput:
         default=None, description="An Account (a social worker); default: you, if you are one."
     )
     client_id: strawberry.ID | None = strawberry.field(default=None, description="An existing client…")
-    client: CaseWorkClientInput | None = strawberry.field(default=None, description="…or a new one.")
+    client: CaseWorkClientInput | None = strawberry.field(default=None, description="…or a new one…")
+    resident_id: strawberry.ID | None = strawberry.field(
+        default=None, description="…or a resident of your organisation (their casework client, made if needed)."
+    )
     source_kind: CaseWorkSourceKind | None = None
     source_id: strawberry.ID | None = strawberry.field(default=None, description="The source's global ID.")
     reason: str = ""
@@ -388,6 +545,26 @@ class CaseWorkUpdateCaseInput:
     id: strawberry.ID
     category: CaseWorkCategory | None = None
     risk_level: CaseWorkRiskLevel | None = None
+    reason: str = strawberry.field(default="", description="Why the risk changes (required to lower it).")
+
+
+@strawberry.input
+class CaseWorkProposeTransferInput:
+    case_id: strawberry.ID
+    to_id: strawberry.ID = strawberry.field(description="An Account: the social worker to take the case.")
+    reason: str
+
+
+@strawberry.input
+class CaseWorkAnswerTransferInput:
+    id: strawberry.ID
+    accept: bool
+    reason: str = strawberry.field(default="", description="Required to decline.")
+
+
+@strawberry.input
+class CaseWorkWithdrawTransferInput:
+    id: strawberry.ID
 
 
 @strawberry.input
@@ -441,6 +618,18 @@ class CaseWorkQuery:
         page = await info.context.read(services.list_approvals, f, first=gql.first_of(info, first), after=after)
         return gql.connection(info, page, CaseWorkApproval.of)
 
+    @strawberry.field(description="Transfers of the cases you see and those offered to you, newest first.")
+    async def case_work_transfers(
+        self,
+        info: Info,
+        filter: CaseWorkTransferFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> gql.Connection[CaseWorkTransfer]:
+        f = (filter or CaseWorkTransferFilter()).to_service()
+        page = await info.context.read(services.list_transfers, f, first=gql.first_of(info, first), after=after)
+        return gql.connection(info, page, CaseWorkTransfer.of)
+
 
 @strawberry.type
 class CaseWorkMutation:
@@ -457,6 +646,7 @@ class CaseWorkMutation:
                 if input.social_worker_id is None
                 else _id(input.social_worker_id, "Account", "socialWorkerId"),
                 client_id=_optional_id(input.client_id, "CaseWorkClient", "clientId", "input"),
+                resident_id=_optional_id(input.resident_id, "Resident", "residentId", "input"),
                 client=None
                 if c is None
                 else services.ClientInput(
@@ -508,6 +698,7 @@ class CaseWorkMutation:
                 _id(input.id, "CaseWorkCase", "id"),
                 category=None if input.category is None else input.category.value,
                 risk_level=None if input.risk_level is None else input.risk_level.value,
+                reason=input.reason,
             ),
         )
 
@@ -537,4 +728,47 @@ class CaseWorkMutation:
             lambda ctx: services.decide_approval(
                 ctx, _id(input.id, "CaseWorkApproval", "id"), input.approve, input.note
             ),
+        )
+
+    @strawberry.mutation(description="Propose handing a case to another social worker (who accepts or declines).")
+    async def case_work_propose_transfer(
+        self, info: Info, input: CaseWorkProposeTransferInput
+    ) -> CaseWorkTransferPayload:
+        return await gql.mutate(
+            info,
+            CaseWorkTransferPayload,
+            "transfer",
+            CaseWorkTransfer.of,
+            lambda ctx: services.propose_transfer(
+                ctx,
+                _id(input.case_id, "CaseWorkCase", "caseId"),
+                _id(input.to_id, "Account", "toId"),
+                input.reason,
+            ),
+        )
+
+    @strawberry.mutation(description="Accept or decline a transfer offered to you (declining says why).")
+    async def case_work_answer_transfer(
+        self, info: Info, input: CaseWorkAnswerTransferInput
+    ) -> CaseWorkTransferPayload:
+        return await gql.mutate(
+            info,
+            CaseWorkTransferPayload,
+            "transfer",
+            CaseWorkTransfer.of,
+            lambda ctx: services.answer_transfer(
+                ctx, _id(input.id, "CaseWorkTransfer", "id"), input.accept, input.reason
+            ),
+        )
+
+    @strawberry.mutation(description="Withdraw a pending transfer.")
+    async def case_work_withdraw_transfer(
+        self, info: Info, input: CaseWorkWithdrawTransferInput
+    ) -> CaseWorkTransferPayload:
+        return await gql.mutate(
+            info,
+            CaseWorkTransferPayload,
+            "transfer",
+            CaseWorkTransfer.of,
+            lambda ctx: services.withdraw_transfer(ctx, _id(input.id, "CaseWorkTransfer", "id")),
         )

@@ -42,11 +42,15 @@ class Counselor(OrganizationOwned, Base):
 
 
 class Client(OrganizationOwned, Base):
-    """A resident receiving counseling. Consent is recorded before anything else happens."""
+    """A resident receiving counseling. Consent is recorded before anything else happens.
+
+    The person is core's resident (`resident_id`, decisions.md "One identity"); name and phone stay here
+    too, as counseling's own record of how the client was registered."""
 
     __tablename__ = "counseling_clients"
 
     id: Mapped[int] = pk_column()
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
     name: Mapped[str] = mapped_column(String(50))
     phone: Mapped[str] = mapped_column(String(20))
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))

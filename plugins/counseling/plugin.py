@@ -55,6 +55,25 @@ def register_event_types() -> list[type]:
 
 
 @core.hookimpl
+def register_referral_targets() -> list[core.ReferralTarget]:
+    # Other services (casework, maternal care, another organisation) refer residents to counseling; the
+    # people who keep counseling's records answer them, and an accepted referral becomes a client.
+    from plugins.counseling.services import client_for_referral
+
+    async def on_accepted(ctx: core.ServiceContext, referral: object, shared: core.SharedResident) -> None:
+        await client_for_referral(ctx, referral, shared)
+
+    return [
+        core.ReferralTarget(
+            "counseling",
+            "Counseling sessions and journals for the referred resident.",
+            "counseling.manage",
+            on_accepted=on_accepted,
+        )
+    ]
+
+
+@core.hookimpl
 async def register_demo_data(ctx: core.ServiceContext) -> None:
     from plugins.counseling.demo import load
 

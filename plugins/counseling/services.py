@@ -96,6 +96,7 @@ class RiskRaised(core.DomainEvent):
     client_id: int
     severity: str
     source: str
+    resident_id: int | None = None  # the client's core resident (casework and others follow the person)
 
 
 # -- list filters (what the GraphQL filter inputs become) -------------------------------------------------------
@@ -273,8 +274,10 @@ async def register_client(
     consent: bool,
     community_id: int | None = None,
     consent_note: str = "",
+    resident_id: int | None = None,
 ) -> Client:
-    """A client of the caller's organisation (in one of its communities, if one is named)."""
+    """A client of the caller's organisation (in one of its communities, if one is named). The person is a
+    core resident: the one named by `resident_id` (of the caller's organisation), else a new one."""
     core.require(ctx, "counseling.manage")
     v = core.Validator()
     clean_name = validation.text(v, ("input", "name"), name, max_length=50, label=_("Name"))
@@ -288,12 +291,55 @@ async def register_client(
             raise core.DomainError(
                 "ORGANIZATION_MISMATCH", "The community belongs to another organisation.", ("input", "communityId")
             )
+    if resident_id is not None:
+        resident = await core.residents.get_resident(ctx, resident_id)
+        if resident.organization_id != organization_id:
+            raise core.DomainError(
+                "ORGANIZATION_MISMATCH", "The resident belongs to another organisation.", ("input", "residentId")
+            )
+    else:
+        resident = await core.residents.create_resident(
+            ctx, name=clean_name, community_id=community_id, phone=clean_phone or ""
+        )
     client = Client(
+        resident_id=resident.id,
         name=clean_name,
         phone=clean_phone,
         community_id=community_id,
         consent_at=ctx.now(),
         consent_note=consent_note.strip(),
+        organization_id=organization_id,
+    )
+    ctx.session.add(client)
+    await _flush(ctx)
+    return client
+
+
+async def client_for_referral(ctx: core.ServiceContext, referral: Any, shared: Any) -> Client:
+    """An accepted referral to counseling (ReferralTarget.on_accepted): the receiving organisation's client
+    for the referred person, made from what the consent lets it copy (`shared`: core.SharedResident). An
+    existing client of the same name and phone is attached to instead of duplicated."""
+    organization_id = own_organisation(ctx)
+    phone = shared.phone or ""
+    if phone:
+        existing = await ctx.session.scalar(
+            select(Client)
+            .where(Client.organization_id == organization_id, Client.name == shared.name, Client.phone == phone)
+            .order_by(Client.id)
+            .limit(1)
+        )
+        if existing is not None:
+            return existing
+    resident = await core.residents.create_resident(
+        ctx, name=shared.name, community_id=None, phone=phone, address=shared.address or ""
+    )
+    client = Client(
+        resident_id=resident.id,
+        name=resident.name,
+        phone=resident.phone,
+        community_id=None,
+        consent_at=ctx.now(),
+        consent_note=f"referral {referral.id}",
         organization_id=organization_id,
     )
     ctx.session.add(client)
@@ -778,9 +824,15 @@ async def raise_flag(
     if raised is None:
         return None
     flag_id, organization_id = raised
+    resident_id = await ctx.session.scalar(select(Client.resident_id).where(Client.id == client_id))
     await ctx.publish(
         RiskRaised(
-            organization_id=organization_id, flag_id=flag_id, client_id=client_id, severity=severity, source=source
+            organization_id=organization_id,
+            flag_id=flag_id,
+            client_id=client_id,
+            severity=severity,
+            source=source,
+            resident_id=resident_id,
         )
     )
     return await ctx.session.get(RiskFlag, flag_id)

@@ -40,6 +40,15 @@ def register_permissions() -> list[core.Permission]:
 
 
 @core.hookimpl
+def register_referral_targets() -> list[core.ReferralTarget]:
+    # Residents referred for goods: answered by supplies staff; nothing is recorded on acceptance
+    # (plugins.supplies.referrals says why).
+    from plugins.supplies.referrals import referral_targets
+
+    return referral_targets()
+
+
+@core.hookimpl
 async def register_stats(ctx: core.ServiceContext) -> list[core.StatFigure]:
     from plugins.supplies.services import report
 

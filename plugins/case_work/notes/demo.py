@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 import core
-from core.models import Account
+from core.models import Account, Resident
 from plugins.case_work import services as cases
 from plugins.case_work.models import Case, Client
 from plugins.case_work.notes import services
@@ -18,7 +18,11 @@ from plugins.case_work.notes import services
 
 async def load(ctx: core.ServiceContext) -> None:
     case = await ctx.session.scalar(
-        select(Case).join(Client, Client.id == Case.client_id).where(Client.name == "独居老人张奶奶").limit(1)
+        select(Case)
+        .join(Client, Client.id == Case.client_id)
+        .join(Resident, Resident.id == Client.resident_id)
+        .where(Resident.name == "独居老人张奶奶")
+        .limit(1)
     )
     if case is None or case.stage in cases.CLOSED:
         return

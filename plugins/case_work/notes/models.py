@@ -19,7 +19,7 @@ from core.services import sealing
 
 NOTE_TYPES = ("home_visit", "call", "meeting", "other")
 # Who opened a case's notes with a stated purpose (the case's social worker needs none).
-ACCESS_RELATIONS = ("supervisor", "platform_admin")
+ACCESS_RELATIONS = ("supervisor", "platform_admin", "organization_admin")
 
 NOTES_TABLE = "case_work_notes"
 REVISIONS_TABLE = "case_work_note_revisions"
@@ -97,7 +97,7 @@ class NoteAccess(OrganizationOwned, Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("case_work_cases.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     actor: Mapped[str] = mapped_column(String(100))
-    relation: Mapped[str] = mapped_column(String(16))
+    relation: Mapped[str] = mapped_column(String(24))
     purpose: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

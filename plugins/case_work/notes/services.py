@@ -2,13 +2,16 @@
 
 **Who reads a case's notes** (`reader`), by every route (the case's notes, `node(id:)`, the case's nested
 field, a note's revisions; notes are not searchable at all: their text is sealed): the case's social
-worker; its supervisor (holding `case_work.supervisor`); and platform administrators of the case's
-organisation. Not organisation administrators, not other social workers, nobody of another organisation
-(row-level security, and `case_scope` too). Notes are read by relation, not by rank: the supervisor and a
-platform administrator first state a purpose (`open_notes`), kept in `case_work_note_accesses` and in the
-audit trail, which lets them read that case's notes for `ACCESS_LIFETIME`; the case's people (its social
-worker, supervisor and administrators) list those accesses. Everyone else gets what a missing case gives:
-NOT_FOUND, null, nothing -- never FORBIDDEN, which would confirm that the case has notes.
+worker, by relation; and, only through an explicit, audited access with a stated purpose (decisions.md:
+"not by rank"), its supervisor (holding `case_work.supervisor`) and the platform and organisation
+administrators of the case's organisation. `open_notes` keeps the purpose in `case_work_note_accesses` and
+in the audit trail and lets that person read that case's notes for `ACCESS_LIFETIME`; until then the
+notes answer PURPOSE_REQUIRED to them (lists), null (the case's nested field) or nothing (`node(id:)`,
+revisions, texts). The case's people (its social worker, supervisor and administrators) list those
+accesses. Not other social workers, nobody of another organisation (row-level security, and `case_scope`
+too): they get what a missing case gives -- NOT_FOUND, null, nothing -- never FORBIDDEN, which would
+confirm that the case has notes. A social worker who handed the case over (an accepted transfer) is
+nobody to it from that moment.
 
 **Writing**: the case's social worker and its supervisor write notes; a note is edited or voided by its
 author while they still are the case's social worker or supervisor. An edit keeps the previous version as
@@ -53,7 +56,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 # How long a stated purpose opens a case's notes to the person who stated it.
 ACCESS_LIFETIME = timedelta(hours=1)
 
-WORKER, SUPERVISOR, PLATFORM_ADMIN = "worker", "supervisor", "platform_admin"
+WORKER, SUPERVISOR, PLATFORM_ADMIN, ORG_ADMIN = "worker", "supervisor", "platform_admin", "organization_admin"
 
 CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     **cases.CONSTRAINT_ERRORS,
@@ -97,7 +100,8 @@ class AccessFilter:
 
 
 def relation_to(viewer: core.Viewer, case: Case) -> str | None:
-    """The caller's relation to a case's notes, purpose aside: WORKER, SUPERVISOR, PLATFORM_ADMIN or None."""
+    """The caller's relation to a case's notes, purpose aside: WORKER, SUPERVISOR, PLATFORM_ADMIN, ORG_ADMIN or
+    None. Only WORKER reads without a stated purpose (`reader`)."""
     if viewer.organization_id is None or viewer.organization_id != case.organization_id:
         return None
     if not core.can(viewer, cases.MANAGE):
@@ -108,6 +112,8 @@ def relation_to(viewer: core.Viewer, case: Case) -> str | None:
         return SUPERVISOR
     if viewer.role == "platform_admin":
         return PLATFORM_ADMIN
+    if viewer.role == "organization_admin":
+        return ORG_ADMIN
     return None
 
 
@@ -131,7 +137,7 @@ async def _live_access(ctx: core.ServiceContext, case_id: int) -> int | None:
 
 async def reader(ctx: core.ServiceContext, case: Case) -> Reader | None:
     """Whether (and why) the caller reads this case's notes now: None for everyone else, and for a
-    supervisor or platform administrator who has not stated a purpose."""
+    supervisor or administrator who has not stated a purpose."""
     relation = relation_to(ctx.viewer, case)
     if relation is None:
         return None
@@ -152,7 +158,7 @@ async def _visible_case(ctx: core.ServiceContext, case_id: int, field: str, *, l
 
 async def _readable_case(ctx: core.ServiceContext, case_id: int, field: str) -> tuple[Case, Reader]:
     """A case whose notes the caller reads now. Without a relation: NOT_FOUND (as for a missing case);
-    a supervisor or platform administrator without a stated purpose: PURPOSE_REQUIRED."""
+    a supervisor or administrator without a stated purpose: PURPOSE_REQUIRED."""
     case = await _visible_case(ctx, case_id, field)
     relation = relation_to(ctx.viewer, case)
     if relation is None:
@@ -340,8 +346,8 @@ async def void_note(ctx: core.ServiceContext, note_id: int, reason: str) -> Note
 
 
 async def open_notes(ctx: core.ServiceContext, case_id: int, purpose: str) -> NoteAccess:
-    """A supervisor or platform administrator states why they open a case's notes: kept (append-only) and
-    in the audit trail; it opens that case's notes to them for ACCESS_LIFETIME."""
+    """A supervisor or an administrator (platform or organisation) states why they open a case's notes: kept
+    (append-only) and in the audit trail; it opens that case's notes to them for ACCESS_LIFETIME."""
     case = await _visible_case(ctx, case_id, "caseId")
     relation = relation_to(ctx.viewer, case)
     if relation is None:

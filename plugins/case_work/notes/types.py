@@ -44,6 +44,7 @@ class CaseWorkNoteType(Enum):
 class CaseWorkNoteAccessRelation(Enum):
     SUPERVISOR = "supervisor"
     PLATFORM_ADMIN = "platform_admin"
+    ORGANIZATION_ADMIN = "organization_admin"
 
 
 def _audit(info: Info, record_type: str, pk: int, why: services.Reader) -> None:
@@ -95,7 +96,8 @@ class CaseWorkNoteRevision:
 
 @strawberry.type(
     description="A progress note on a case. Confidential: only the case's social worker, and its supervisor "
-    "and platform administrators after stating a purpose (caseWorkOpenCaseNotes), read it; every read is audited."
+    "and administrators (platform, organisation) after stating a purpose (caseWorkOpenCaseNotes), read it; "
+    "every read is audited."
 )
 class CaseWorkNote(relay.Node):
     id: relay.NodeID[int]
@@ -218,14 +220,14 @@ async def case_notes(
     root: Any, info: Info, first: int | None = None, after: str | None = None
 ) -> gql.Connection[CaseWorkNote] | None:
     """`CaseWorkCase.notes`: null for everyone who does not read the case's notes now (including a
-    supervisor or platform administrator who has not stated a purpose)."""
+    supervisor or administrator who has not stated a purpose)."""
     found = await info.context.read(services.case_notes, root.row, first=gql.first_of(info, first), after=after)
     return None if found is None else gql.connection(info, found[0], CaseWorkNote.of)
 
 
 NOTES_FIELD_DESCRIPTION = (
     "The case's progress notes, newest first, voided ones included (text hidden). Null unless you are its "
-    "social worker, or its supervisor or a platform administrator who stated a purpose (caseWorkOpenCaseNotes)."
+    "social worker, or its supervisor or an administrator who stated a purpose (caseWorkOpenCaseNotes)."
 )
 
 
@@ -288,7 +290,7 @@ def _id(raw: str, type_name: str, field: str) -> int:
 class CaseWorkNotesQuery:
     @strawberry.field(
         description="A case's progress notes, newest first (voided ones included, text hidden). Null for a case "
-        "whose notes you do not read; PURPOSE_REQUIRED for its supervisor or a platform administrator who "
+        "whose notes you do not read; PURPOSE_REQUIRED for its supervisor or an administrator who "
         "has not stated a purpose (caseWorkOpenCaseNotes)."
     )
     async def case_work_notes(

@@ -413,6 +413,54 @@ async def test_moving_from_the_generated_key_to_configured_keys(
     assert (await sealing.load_keyring(engine, f"k1:{KEY_A}")).ids == ("k1",)
 
 
+async def _write_as_moved(engine: AsyncEngine, org: int, ring: Keyring) -> int:
+    """A value sealed under `ring` for another row: it never opens where it is (reported, left alone)."""
+    async with create_sessionmaker(engine)() as session, session.begin():
+        ServiceContext(session=session, viewer=replace(SYSTEM, organization_id=org))
+        row_id = int(await session.scalar(text("INSERT INTO vault_notes (body_sealed) VALUES (NULL) RETURNING id")))
+        sealed = ring.seal(NOTE, table=BODY.table, column=BODY.column, row_id=row_id + 1000)
+        await session.execute(
+            text("UPDATE vault_notes SET body_sealed = :s WHERE id = :id"), {"s": sealed, "id": row_id}
+        )
+        return row_id
+
+
+async def test_the_stored_key_is_forgotten_only_when_an_exact_count_finds_nothing_under_it(
+    engine: AsyncEngine, owner_engine: AsyncEngine, vault: None, keys: pytest.MonkeyPatch
+) -> None:
+    # given values under the generated (stored) key in two columns and two organisations
+    first = await _org(engine, "甲 社工站")
+    await _write(engine, first, NOTE)
+    await _write(engine, first, NOTE, OTHER)
+    # and, once keys are configured and everything resealed, a value that does not open under key A
+    ring = await sealing.load_keyring(engine, f"A:{KEY_A}")
+    [body, other] = await sealing.reseal(engine, [BODY, OTHER], ring)
+    assert (body.resealed, other.resealed) == (1, 1)
+    moved = await _write_as_moved(engine, first, Keyring.parse(f"A:{KEY_A}"))
+    # and an organisation that appeared after the run, with a value a service still sealed under the stored key
+    late = await _org(engine, "乙 社工站")
+    sealing.forget_cached_keys()
+    keys.delenv(sealing.SETTING, raising=False)
+    late_row = await _write(engine, late, NOTE, OTHER)
+    assert sealing.key_id_of(await _raw(owner_engine, late_row, "other_sealed")) == sealing.STORED_KEY_ID
+    # when the stored key is to be forgotten
+    assert await sealing.count_sealed_under(engine, [BODY, OTHER], sealing.STORED_KEY_ID) == 1
+    deleted, left = await sealing.forget_stored_key_if_unused(engine, [BODY, OTHER])
+    # then it is kept: exactly one value (the late organisation's) is still under it, whatever the other
+    # columns' or keys' values (the value under A that does not open does not need the stored key)
+    assert (deleted, left) == (False, 1)
+    async with owner_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM app_meta WHERE key = 'sealing_key'")) == 1
+    # and once everything is resealed under B, it goes -- though the value under A that does not open is still
+    # "not under the current key" (the old check, summing those, would have kept the stored key for ever)
+    sealing.forget_cached_keys()
+    ring = await sealing.load_keyring(engine, f"B:{KEY_B},A:{KEY_A}")
+    [body, other] = await sealing.reseal(engine, [BODY, OTHER], ring)
+    assert (other.resealed, [row for row, _ in body.unreadable], body.remaining) == (2, [moved], 1)
+    assert await sealing.forget_stored_key_if_unused(engine, [BODY, OTHER]) == (True, 0)
+    assert await sealing.forget_stored_key_if_unused(engine, [BODY, OTHER]) == (False, 0)
+
+
 # -- the registry ---------------------------------------------------------------------------------------------
 
 

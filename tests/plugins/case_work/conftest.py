@@ -19,7 +19,7 @@ from core.services import communities, organizations
 from core.services.context import ServiceContext, Viewer
 from core.vocab import DistrictKind, OrganizationKind
 from plugins.case_work import services
-from plugins.case_work.models import Approval, Case, Client, StageChange
+from plugins.case_work.models import Approval, Case, Client, RiskChange, StageChange, Transfer
 
 MANAGE = frozenset({"case_work.manage"})
 SUPERVISE = frozenset({"case_work.manage", "case_work.supervise"})
@@ -82,7 +82,7 @@ class CaseWorld:
             return tuple(
                 [
                     await session.scalar(select(func.count()).select_from(m)) or 0
-                    for m in (Client, Case, StageChange, Approval)
+                    for m in (Client, Case, StageChange, Approval, RiskChange, Transfer)
                 ]
             )
 

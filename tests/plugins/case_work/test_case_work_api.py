@@ -214,3 +214,51 @@ async def test_members_of_an_organisation_without_the_plugin_get_plugin_disabled
     org = await kit.organization()
     worker: Client = await kit.sign_in("social_worker", org)
     assert _code(await worker.raw(LIST)) == "PLUGIN_DISABLED"
+
+
+PROPOSE = """mutation($case: ID!, $to: ID!) {
+  r: caseWorkProposeTransfer(input: {caseId: $case, toId: $to, reason: "调岗"}) {
+    transfer { id status case { id } } errors { code } } }"""
+ANSWER = """mutation($id: ID!, $accept: Boolean!, $reason: String!) {
+  r: caseWorkAnswerTransfer(input: {id: $id, accept: $accept, reason: $reason}) {
+    transfer { status decisionReason toWorker { name } case { id } } errors { code } } }"""
+OFFERS = """{ r: caseWorkTransfers(filter: {awaitingMyAnswer: true}) { nodes { id reason case { id } } } }"""
+RISK = """mutation($id: ID!) { r: caseWorkUpdateCase(input: {id: $id, riskLevel: LOW, reason: "家属接回"}) {
+  case { id } errors { code } } }"""
+TRAIL = """query($id: ID!) { r: node(id: $id) { ... on CaseWorkCase {
+  riskHistory { fromLevel toLevel reason actorName } transfers { status reason proposedBy { name } } } } }"""
+
+
+async def test_a_transfer_through_the_api_hands_the_case_over_and_its_trail_is_read_with_the_case(
+    people: dict[str, Any],
+) -> None:
+    # given a high-risk case of sw, its risk lowered by the supervisor with a reason
+    p = people
+    case_id = await _open(p)
+    assert (await p["sup"](RISK, {"id": case_id}))["r"]["errors"] == []
+    # when sw proposes a transfer to sw2
+    proposed = await p["sw"](PROPOSE, {"case": case_id, "to": p["sw2"].account_id})
+    assert proposed["r"]["errors"] == [], proposed
+    transfer_id = proposed["r"]["transfer"]["id"]
+    # then sw2 sees the offer, not the case; another organisation sees neither
+    offers = (await p["sw2"](OFFERS))["r"]["nodes"]
+    assert offers == [{"id": transfer_id, "reason": "调岗", "case": None}]
+    assert (await p["sw2"](NODE, {"id": case_id}))["r"] is None
+    assert (await p["sw_b"](OFFERS))["r"]["nodes"] == []
+    assert (await p["sw_b"].raw(ANSWER, {"id": transfer_id, "accept": True, "reason": ""}))["data"]["r"]["errors"] == [
+        {"code": "NOT_FOUND"}
+    ]
+    # when sw2 accepts
+    accepted = await p["sw2"](ANSWER, {"id": transfer_id, "accept": True, "reason": ""})
+    assert accepted["r"]["errors"] == [], accepted
+    assert accepted["r"]["transfer"]["case"] == {"id": case_id}
+    # then sw2 reads the case and its client's contact; sw reads nothing of it any more
+    now = (await p["sw2"](NODE, {"id": case_id}))["r"]
+    assert (now["socialWorker"]["name"] != "", now["client"]["phone"]) == (True, PHONE)
+    assert (await p["sw"](NODE, {"id": case_id}))["r"] is None
+    assert (await p["sw"](LIST))["r"]["totalCount"] == 0
+    # and the case's trail says who changed the risk and who handed it over, and why
+    trail = (await p["admin"](TRAIL, {"id": case_id}))["r"]
+    assert [(r["fromLevel"], r["toLevel"], r["reason"]) for r in trail["riskHistory"]] == [("HIGH", "LOW", "家属接回")]
+    assert [(t["status"], t["reason"]) for t in trail["transfers"]] == [("ACCEPTED", "调岗")]
+    assert (await p["admin_b"](TRAIL, {"id": case_id}))["r"] is None

@@ -266,7 +266,9 @@ async def test_an_empty_or_long_purpose_is_refused_and_the_worker_needs_none(cw:
     assert await cw.refused("sup", notes.open_notes, case_id, "  ") == "REQUIRED"
     assert await cw.refused("sup", notes.open_notes, case_id, "因" * 501) == "OUT_OF_RANGE"
     assert await cw.refused("sw", notes.open_notes, case_id, "自己的个案") == "INVALID_INPUT"
-    for who in ("admin", "sw2", "admin_b", "sw_b"):
+    # the organisation's administrator opens them only with a purpose too (not by rank)
+    assert await cw.refused("admin", notes.open_notes, case_id, "  ") == "REQUIRED"
+    for who in ("sw2", "admin_b", "sw_b"):
         assert await cw.refused(who, notes.open_notes, case_id, "好奇") == "NOT_FOUND", who
     for who in ("volunteer", "head"):
         assert await cw.refused(who, notes.open_notes, case_id, "好奇") == "FORBIDDEN", who
@@ -283,3 +285,111 @@ async def test_an_access_expires(cw: CaseWorld) -> None:
     cw.clock.now = cw.clock.now + notes.ACCESS_LIFETIME + timedelta(seconds=1)
     # then a purpose is needed again
     assert await cw.refused("sup", notes.list_notes, case_id) == "PURPOSE_REQUIRED"
+
+
+async def test_reseal_moves_notes_and_their_append_only_revisions_to_a_new_key(cw: CaseWorld) -> None:
+    # given a case with an edited note (a revision) and a voided one, then closed: every row is guarded
+    case_id = await cw.open()
+    edited = await cw.call("sw", notes.add_note, case_id, note_type="call", occurred_at=_at(cw, -2), text=SECRET)
+    await cw.call("sw", notes.edit_note, edited.id, text=SECRET2)
+    voided = await cw.call("sw", notes.add_note, case_id, note_type="call", occurred_at=_at(cw, -1), text="记错")
+    await cw.call("sw", notes.void_note, voided.id, "记错了个案")
+    await cw.call("sw", case_services.advance, case_id, "not_opened", "不符合开案条件")
+    async with cw.as_("sw") as ctx:
+        old = await sealing.keyring(ctx)
+    assert "rot" not in old.ids
+    ring = sealing.Keyring((("rot", b"R" * 32), *old.keys))
+    # when every registered casework column is resealed under the new key
+    reports = await sealing.reseal(cw.engine, notes.SEALED_COLUMNS, ring)
+    # then every value moved, none was refused, and each still opens where it is, to its text
+    assert [(r.column.table, r.resealed, r.unreadable, r.remaining) for r in reports] == [
+        ("case_work_notes", 2, [], 0),
+        ("case_work_note_revisions", 1, [], 0),
+    ]
+    async with cw.as_("sw") as ctx:
+        rows = list(await ctx.session.scalars(select(Note).where(Note.case_id == case_id).order_by(Note.id)))
+        revs = list(await ctx.session.scalars(select(NoteRevision).where(NoteRevision.note_id == edited.id)))
+    assert [sealing.key_id_of(n.text_sealed) for n in rows] + [sealing.key_id_of(r.text_sealed) for r in revs] == [
+        "rot"
+    ] * 3
+    assert [ring.open(n.text_sealed, table="case_work_notes", column="text_sealed", row_id=n.id) for n in rows] == [
+        SECRET2,
+        "记错",
+    ]
+    assert [
+        ring.open(r.text_sealed, table="case_work_note_revisions", column="text_sealed", row_id=r.id) for r in revs
+    ] == [SECRET]
+    # and the notes are as they were otherwise (revision, void) -- a second run finds nothing to do
+    assert [(n.revision, n.voided_at is not None) for n in rows] == [(1, False), (0, True)]
+    again = await sealing.reseal(cw.engine, notes.SEALED_COLUMNS, ring)
+    assert [r.resealed for r in again] == [0, 0]
+
+
+async def test_the_reseal_pass_lets_through_a_change_of_key_and_nothing_else(cw: CaseWorld) -> None:
+    # given a note with a revision, on an open case
+    case_id = await cw.open()
+    note = await cw.call("sw", notes.add_note, case_id, note_type="call", occurred_at=_at(cw, -2), text=SECRET)
+    await cw.call("sw", notes.edit_note, note.id, text=SECRET2)
+    async with cw.as_("sw") as ctx:
+        old = await sealing.keyring(ctx)
+        rev = await ctx.session.scalar(select(NoteRevision).where(NoteRevision.note_id == note.id))
+        assert rev is not None
+        rev_id = rev.id
+    other = sealing.Keyring((("rot", b"R" * 32),))
+    same_key = old.seal("伪造", table="case_work_note_revisions", column="text_sealed", row_id=rev_id)
+    new_key = other.seal(SECRET, table="case_work_note_revisions", column="text_sealed", row_id=rev_id)
+    note_new_key = other.seal("伪造", table="case_work_notes", column="text_sealed", row_id=note.id)
+    declare = "SELECT set_config('app.resealing', :name, true)"
+    attempts = [
+        # the pass declared, but the key stays: another text under the same key is an edit, refused
+        (
+            "case_work_note_revisions.text_sealed",
+            "UPDATE case_work_note_revisions SET text_sealed = :v WHERE id = :id",
+            {"v": same_key, "id": rev_id},
+            "case_work_append_only",
+        ),
+        # the pass declared, the key changes, but so does another column
+        (
+            "case_work_note_revisions.text_sealed",
+            "UPDATE case_work_note_revisions SET text_sealed = :v, note_type = 'meeting' WHERE id = :id",
+            {"v": new_key, "id": rev_id},
+            "case_work_append_only",
+        ),
+        # the pass declared for another column than the one changed
+        (
+            "case_work_notes.text_sealed",
+            "UPDATE case_work_note_revisions SET text_sealed = :v WHERE id = :id",
+            {"v": new_key, "id": rev_id},
+            "case_work_append_only",
+        ),
+        # no pass declared: a note's new key without a revision is an edit without its revision
+        (
+            "",
+            "UPDATE case_work_notes SET text_sealed = :v WHERE id = :id",
+            {"v": note_new_key, "id": note.id},
+            "case_work_note_revision_kept",
+        ),
+        # the pass declared, a note's key changes with its revision number
+        (
+            "case_work_notes.text_sealed",
+            "UPDATE case_work_notes SET text_sealed = :v, revision = 5 WHERE id = :id",
+            {"v": note_new_key, "id": note.id},
+            "case_work_note_revision_kept",
+        ),
+    ]
+
+    async def run(name: str, sql: str, params: dict[str, Any]) -> None:
+        async with cw.as_("sw") as ctx:
+            await ctx.session.execute(text(declare), {"name": name})
+            await ctx.session.execute(text(sql), params)
+
+    for name, sql, params, constraint in attempts:
+        with pytest.raises(DBAPIError) as err:
+            await run(name, sql, params)
+        assert constraint_name(err.value) == constraint, sql
+    # while the key change alone passes
+    await run(
+        "case_work_note_revisions.text_sealed",
+        "UPDATE case_work_note_revisions SET text_sealed = :v WHERE id = :id",
+        {"v": new_key, "id": rev_id},
+    )

@@ -143,7 +143,7 @@ async def _sees(p: dict[str, Any], who: str, note_id: str) -> tuple[Any, Any, An
     return lst, nd, ns
 
 
-async def test_only_the_worker_and_with_a_purpose_the_supervisor_and_platform_admin_read_notes(
+async def test_only_the_worker_and_with_a_purpose_the_supervisor_and_administrators_read_notes(
     people: dict[str, Any],
 ) -> None:
     # given a note written by the case's social worker
@@ -151,13 +151,13 @@ async def test_only_the_worker_and_with_a_purpose_the_supervisor_and_platform_ad
     note_id = await _add(p)
     # when everyone reads it by every route, before anyone stated a purpose
     before = {who: await _sees(p, who, note_id) for who in ("sw", "sup", "padmin", *OTHERS)}
-    # then the worker reads it; the supervisor and the platform administrator are asked for a purpose (null
-    # elsewhere); everyone else gets nothing -- the organisation's administrator included
+    # then the worker reads it; the supervisor and the administrators (platform, organisation) are asked for a
+    # purpose (null elsewhere: not by rank); everyone else gets nothing
     assert before == {
         "sw": ([SECRET], SECRET, [SECRET]),
         "sup": ("PURPOSE_REQUIRED", None, None),
         "padmin": ("PURPOSE_REQUIRED", None, None),
-        "admin": (None, None, None),
+        "admin": ("PURPOSE_REQUIRED", None, None),
         "sw2": (None, None, None),
         "counselor": ("FORBIDDEN", None, None),
         "volunteer": ("FORBIDDEN", None, None),
@@ -165,8 +165,8 @@ async def test_only_the_worker_and_with_a_purpose_the_supervisor_and_platform_ad
         "admin_b": (None, None, None),
         "sw_b": (None, None, None),
     }
-    # when the supervisor and the platform administrator state a purpose (the answer carries the notes)
-    for who, purpose in (("sup", "督导：高风险个案复核"), ("padmin", "平台质量抽查")):
+    # when the supervisor and the administrators state a purpose (the answer carries the notes)
+    for who, purpose in (("sup", "督导：高风险个案复核"), ("padmin", "平台质量抽查"), ("admin", "投诉调查")):
         r = await p[who](PURPOSE, {"case": p["case"], "purpose": purpose})
         assert r["r"]["errors"] == [], r
         assert r["r"]["access"]["case"]["notes"]["nodes"] == [{"text": SECRET}]
@@ -176,9 +176,10 @@ async def test_only_the_worker_and_with_a_purpose_the_supervisor_and_platform_ad
         "sup": ([SECRET], SECRET, [SECRET]),
         "padmin": ([SECRET], SECRET, [SECRET]),
         **{who: before[who] for who in OTHERS},
+        "admin": ([SECRET], SECRET, [SECRET]),
     }
     # and nobody else may state a purpose to get in
-    for who in ("admin", "sw2", "admin_b", "sw_b"):
+    for who in ("sw2", "admin_b", "sw_b"):
         r = await p[who].raw(PURPOSE, {"case": p["case"], "purpose": "好奇"})
         assert (_code(r) or r["data"]["r"]["errors"][0]["code"]) == "NOT_FOUND", who
 

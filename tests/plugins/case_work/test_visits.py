@@ -266,18 +266,19 @@ async def test_reschedule_cancel_and_outcome(cal: Calendar) -> None:
 
 @pytest.mark.parametrize("ending", ["closure", "not_opened"])
 async def test_a_closed_case_takes_no_visit_move_or_outcome(cal: Calendar, ending: str) -> None:
-    # given a case with two booked visits, then closed (or ended at intake)
+    # given a case with two booked visits, then closed (or ended at intake) once they are past (closing cancels
+    # the visits still to come: case_work.services._on_close)
     cw = cal.cw
     case_id = await cw.open()
     first = await cal.book(case_id, at(cal.monday, 9))
     second = await cal.book(case_id, at(cal.monday, 11))
+    cw.clock.now = at(cal.monday, 12, 30)
     if ending == "closure":
         await cw.bring_to(case_id, "closure")
     else:
         await cw.call("sw", case_services.advance, case_id, "not_opened", "不符合开案条件")
     before = await cal.counts()
     # when a visit is booked, moved or given an outcome
-    cw.clock.now = at(cal.monday, 9, 30)
     refusals = [
         await cw.refused("sw", visits.book_visit, case_id, mode="call", start=at(cal.monday, 14), minutes=30),
         await cw.refused("sw", visits.reschedule_visit, second.id, at(cal.monday, 16), 60),
@@ -294,10 +295,11 @@ async def test_a_closed_case_takes_no_visit_move_or_outcome(cal: Calendar, endin
 
 
 async def test_the_database_refuses_a_visit_on_a_closed_case_on_its_own(cal: Calendar) -> None:
-    # given a closed case and a visit of it written before closure
+    # given a closed case and a visit of it written before closure (past when it closed: left booked)
     cw = cal.cw
     case_id = await cw.open()
     visit = await cal.book(case_id, at(cal.monday, 9))
+    cw.clock.now = at(cal.monday, 10, 30)
     await cw.bring_to(case_id, "closure")
     # when raw SQL (the app role, under RLS) writes a new visit or an outcome past the services
     statements: list[Callable[[], str]] = [

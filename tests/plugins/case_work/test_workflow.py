@@ -6,18 +6,21 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import DomainError
+from core.models import Appointment
 from core.services.common import constraint_name
 from core.services.context import ServiceContext
 from plugins.case_work import services
 from plugins.case_work.models import STAGES
+from plugins.case_work.visits.models import Visit
 from tests.concurrency import Racer, rounds
 from tests.plugins.case_work.conftest import CaseWorld
+from tests.plugins.case_work.test_visits import Calendar, at, cal  # noqa: F401 (`cal` is a fixture)
 
 OPEN = [s for s in STAGES if s not in services.CLOSED]
 PAIRS = [(a, b) for a in STAGES for b in STAGES if a != b]
@@ -142,9 +145,39 @@ async def test_the_social_worker_cannot_lower_a_risk_to_step_past_the_approval(c
     assert await cw.refused("sw", services.update_case, case_id, risk_level="low") == "FORBIDDEN"
     assert await cw.counts() == before
     assert await cw.refused("sw", services.advance, case_id, "planning") == "APPROVAL_REQUIRED"
-    # and raising a risk stays the social worker's own call, lowering it the supervisor's
-    assert (await cw.call("sup", services.update_case, case_id, risk_level="medium")).risk_level == "medium"
+    # and raising a risk stays the social worker's own call, lowering it the supervisor's (saying why)
+    assert await cw.refused("sup", services.update_case, case_id, risk_level="medium") == "REQUIRED"
+    assert await cw.counts() == before
+    lowered = await cw.call("sup", services.update_case, case_id, risk_level="medium", reason="督导复核")
+    assert lowered.risk_level == "medium"
     assert (await cw.call("sw", services.update_case, case_id, risk_level="high")).risk_level == "high"
+
+
+async def test_every_risk_change_is_recorded_with_who_when_from_to_and_why(cw: CaseWorld) -> None:
+    # given a medium-risk case
+    case_id = await cw.open(risk="medium")
+    # when its social worker raises it, the supervisor lowers it with a reason, and a no-op change is made
+    await cw.call("sw", services.update_case, case_id, risk_level="high", reason="再次跌倒")
+    await cw.call("sup", services.update_case, case_id, risk_level="low", reason="家属已接回同住")
+    await cw.call("sw", services.update_case, case_id, risk_level="low", category="other")
+    # then the risk history holds exactly the two changes, in order, with who and why, read with the case
+    async with cw.as_("sw") as ctx:
+        [history] = await services.risk_histories(ctx, [case_id])
+    assert [(r.from_level, r.to_level, r.actor, r.reason) for r in history] == [
+        ("medium", "high", "sw", "再次跌倒"),
+        ("high", "low", "sup", "家属已接回同住"),
+    ]
+    assert all(r.at is not None and r.actor_account_id is not None for r in history)
+    # and nobody without the case reads it (another social worker, another organisation's administrator)
+    for who in ("sw2", "admin_b"):
+        async with cw.as_(who) as ctx:
+            assert await services.risk_histories(ctx, [case_id]) == [[]]
+    # and the database keeps it as written
+    async with cw.as_("sw") as ctx:
+        with pytest.raises(DBAPIError):
+            await ctx.session.execute(
+                text("UPDATE case_work_risk_changes SET reason = 'x' WHERE case_id = :c"), {"c": case_id}
+            )
 
 
 async def test_a_low_risk_case_plans_without_approval(cw: CaseWorld) -> None:
@@ -408,3 +441,45 @@ async def test_deciding_a_request_beside_a_step_of_its_case_never_deadlocks(cw: 
     async with Racer.open(db_url, workers=2, clock=cw.clock) as racer:
         for _ in range(rounds(5)):
             await round_(racer)
+
+
+@pytest.mark.parametrize("ending", ["closure", "not_opened"])
+async def test_closing_a_case_cancels_its_visits_to_come_in_the_same_transaction(
+    cal: Calendar,  # noqa: F811
+    ending: str,
+) -> None:
+    # given a case with a visit this morning (past by now, its outcome not recorded) and two to come, one with
+    # a second staff member
+    cw = cal.cw
+    case_id = await cw.open()
+    past = await cal.book(case_id, at(cal.monday, 9))
+    soon = await cal.book(case_id, at(cal.monday, 11))
+    later = await cal.book(case_id, at(cal.monday, 14), second_account_id=cw.ids["sw2"])
+    if ending == "closure":
+        await cw.bring_to(case_id, "evaluation")
+        await cw.approve(case_id, "closure")
+    cw.clock.now = at(cal.monday, 10)
+    # when a closing is refused first (no reason to end at intake / a withdrawn approval): nothing is cancelled
+    if ending == "not_opened":
+        assert await cw.refused("sw", services.advance, case_id, "not_opened", " ") == "REQUIRED"
+    else:
+        assert await cw.refused("sw", services.advance, case_id, "intervention", " ") == "REQUIRED"
+    assert [(await cal.slot(v.id))[2] for v in (past, soon, later)] == ["active"] * 3
+    # when the case closes
+    await cw.call("sw", services.advance, case_id, ending, "结束服务")
+    # then the visits to come are cancelled, with their appointments (the second person's too), and the past
+    # one is left as it was
+    async with cw.as_("admin") as ctx:
+        rows = {v.id: v for v in await ctx.session.scalars(select(Visit).where(Visit.case_id == case_id))}
+        second = await ctx.session.get(Appointment, rows[later.id].second_appointment_id)
+        assert second is not None
+        assert second.status == "cancelled"
+    assert [(rows[v.id].status, (await cal.slot(v.id))[2]) for v in (past, soon, later)] == [
+        ("booked", "active"),
+        ("cancelled", "cancelled"),
+        ("cancelled", "cancelled"),
+    ]
+    assert rows[soon.id].cancel_reason != ""
+    # and the worker's time is free again: another case books the same hour
+    other = await cw.open()
+    assert (await cal.book(other, at(cal.monday, 11))).status == "booked"
