@@ -75,6 +75,8 @@ SUPPLIES = "tests/plugins/supplies"
 APPEND_ONLY = "tests/core/test_append_only.py"
 GUARDS = "tests/core/test_schema_guards.py"
 TENANCY = ("tests/core/test_tenancy.py", "tests/schema/test_isolation.py")
+REFERRALS = ("tests/core/services/test_referrals.py", "tests/schema/test_people_api.py")
+CONSENTS = "tests/core/services/test_consent.py"
 
 MUTATIONS = [
     Mutation(
@@ -178,6 +180,25 @@ MUTATIONS = [
         _permissive("counseling_clients"),
         ("tests/plugins/counseling/test_isolation.py",),
         "an organisation never sees another's counseling clients",
+    ),
+    Mutation(
+        "referral_received",
+        "DROP POLICY referral_received ON referrals; CREATE POLICY referral_received ON referrals FOR SELECT "
+        "USING (target_organization_id = (SELECT app_org()))",
+        REFERRALS,
+        "the recipient sees a referral only while it is not revoked and its consent is in force",
+    ),
+    Mutation(
+        "referrals_recipient_guard",
+        "DROP TRIGGER referrals_recipient_guard ON referrals",
+        REFERRALS,
+        "the recipient of a referral only answers or completes it",
+    ),
+    Mutation(
+        "consents_never_deleted",
+        "DROP TRIGGER consents_never_deleted ON consents",
+        (CONSENTS,),
+        "consents are revoked, never deleted",
     ),
     Mutation(
         "audit_read",

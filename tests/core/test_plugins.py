@@ -628,3 +628,40 @@ def test_hook_register_sealed_columns() -> None:
 
     host = build_plugin_host(entry_points=False, builtins=(), extra=[Vault([BODY, OTHER])])
     assert sealed_columns(host) == [BODY, OTHER]
+
+
+def test_hook_register_referral_targets() -> None:
+    # given the built-in plugins; then counseling and supplies take referrals, each answered by its own staff
+    # (round trip, consent, privacy: tests/core/services/test_referrals.py, tests/schema/test_people_api.py)
+    from types import SimpleNamespace
+
+    from core.hookspecs import hookimpl
+    from core.plugin_api import PluginInfo
+    from core.services.referrals import ReferralTarget, registered_targets
+
+    def targets(host: PluginHost) -> dict[str, tuple[str, str]]:
+        found = registered_targets(SimpleNamespace(events=host))  # type: ignore[arg-type] # reads ctx.events only
+        return {name: (plugin, t.receiving_permission) for name, (plugin, t) in found.items()}
+
+    found = targets(build_plugin_host(entry_points=False))
+    assert found["counseling"] == ("counseling", "counseling.manage")
+    assert found["supplies"] == ("supplies", "supplies.manage")
+
+    class Referee:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @hookimpl
+        def register_plugin(self) -> PluginInfo:
+            return PluginInfo(name="referee", version="1.0")
+
+        @hookimpl
+        def register_referral_targets(self) -> list[ReferralTarget]:
+            return [ReferralTarget(self.name, "x", "referee.manage")]
+
+    # and a plugin offers targets in its own namespace only
+    only = build_plugin_host(entry_points=False, builtins=(), extra=[Referee("referee.visits")])
+    assert targets(only) == {"referee.visits": ("referee", "referee.manage")}
+    poacher = build_plugin_host(entry_points=False, builtins=(), extra=[Referee("counseling")])
+    with pytest.raises(ValueError, match="outside its namespace"):
+        targets(poacher)
