@@ -16,8 +16,19 @@ import httpx
 
 from core.database import app_url, create_engine, create_sessionmaker, database_url_for, drop_database, ensure_database
 from core.migrate import upgrade
-from core.plugins import build_plugin_host
-from core.services import assignments, auth, communities, help_requests, organizations, volunteers
+from core.plugins import PluginHost, build_plugin_host
+from core.services import (
+    assignments,
+    auth,
+    communities,
+    consent,
+    help_requests,
+    organizations,
+    referrals,
+    residents,
+    volunteers,
+)
+from core.services import plugins as plugin_service
 from core.services.context import ServiceContext, Viewer
 from core.settings import Settings
 from core.vocab import (
@@ -33,6 +44,10 @@ from core.vocab import (
 from yunshegong.app import create_app
 
 PASSWORD = "correct horse battery"
+# The residents of the world (one per organisation), and what the referral of each says (`send_referrals`).
+RESIDENT_PHONE = {"a": "13700002222", "b": "13700004444"}
+RESIDENT_ADDRESS = {"a": "碑林区粉巷1号", "b": "雁塔区小寨2号"}
+REFERRAL_SUMMARY = {"a": "甲：转介乙的心理咨询", "b": "乙：转介甲的心理咨询"}
 # Names of records made after the world was built (by test rows, twins): list checks may leave them out.
 MARK = "w-"
 _twins = itertools.count(1)
@@ -57,6 +72,8 @@ class World:
     ids: dict[str, int] = field(default_factory=dict)
     # role name → (account role, scope) of the world's accounts, to sign in a twin of one (see `twin`).
     accounts: dict[str, tuple[Role, dict[str, int]]] = field(default_factory=dict)
+    # The app's plugin host: services that consult plugins (referral targets) run with it.
+    host: PluginHost | None = None
 
     async def gql(self, role: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self.gql_as(self.tokens.get(role), query, variables)
@@ -77,6 +94,18 @@ class World:
         """A transaction acting as the world builder (a platform administrator), to prepare records."""
         async with create_sessionmaker(self.engine)() as session, session.begin():
             yield self.ctx(session)
+
+    @contextlib.asynccontextmanager
+    async def acting_for(self, org: str) -> AsyncIterator[ServiceContext]:
+        """A transaction acting as a script of organisation `org` ("a" or "b"), with the app's plugins: for
+        records kept per organisation (residents, consents, referrals), which the platform-wide builder
+        cannot make."""
+        viewer = Viewer(label="world builder", role="system", organization_id=self.ids[f"org_{org}"])
+        async with create_sessionmaker(self.engine)() as session, session.begin():
+            ctx = ServiceContext(session=session, viewer=viewer)
+            if self.host is not None:
+                ctx.events = self.host
+            yield ctx
 
     async def twin(self, role: str) -> str | None:
         """A fresh account with the same role and scope as the world's `role` account, signed in for real:
@@ -195,15 +224,59 @@ async def build_world(url: Any) -> World:
             ids[f"account_{username}"] = account.id
         partner_token, _ = await auth.create_api_token(ctx, org_a.id, "hospital system")
     settings = Settings(login_max_failures=1000)
-    app = create_app(settings, engine=engine, host=build_plugin_host(entry_points=False))
+    host = build_plugin_host(entry_points=False)
+    app = create_app(settings, engine=engine, host=host)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
-    world = World(http=http, engine=engine, ids=ids, accounts={u: (r, s) for u, r, s in accounts})
+    world = World(http=http, engine=engine, ids=ids, accounts={u: (r, s) for u, r, s in accounts}, host=host)
+    await _people(world)
     world.tokens["anonymous"] = None
     world.tokens["partner_a"] = partner_token
     for username, _, _ in accounts:
         body = await world.gql("anonymous", LOGIN, {"u": username, "p": PASSWORD})
         world.tokens[username] = body["data"]["login"]["token"]
     return world
+
+
+async def _people(w: World) -> None:
+    """Per organisation: a resident (a, in c1; b, in c3) with phone and address, and the resident's consent
+    to tell counseling the summary. No referral yet: sending one needs the receiving organisation to use
+    counseling, which the shared world does not enable (`send_referrals` does, for modules that want it)."""
+    for org, community in (("a", "c1"), ("b", "c3")):
+        async with w.acting_for(org) as ctx:
+            resident = await residents.create_resident(
+                ctx,
+                name=f"居民{org}",
+                community_id=w.ids[community],
+                phone=RESIDENT_PHONE[org],
+                address=RESIDENT_ADDRESS[org],
+            )
+            agreed = await consent.record_consent(
+                ctx, resident_id=resident.id, scopes=["summary"], target="counseling", purpose="心理支持"
+            )
+        w.ids |= {f"resident_{org}": resident.id, f"consent_{org}": agreed.id}
+
+
+async def send_referrals(w: World) -> None:
+    """Both organisations enable counseling, and each refers its resident to the other's counseling under
+    the resident's consent: `referral_a` (A → B), `referral_b` (B → A), both sent, unanswered."""
+    assert w.host is not None
+    names = frozenset(w.host.plugins)
+    async with w.service() as ctx:
+        for org in ("org_a", "org_b"):
+            await plugin_service.set_enabled(
+                ctx, organization_id=w.ids[org], plugin="counseling", enabled=True, installed=names, known=names
+            )
+    for org, to in (("a", "org_b"), ("b", "org_a")):
+        async with w.acting_for(org) as ctx:
+            referral = await referrals.send_referral(
+                ctx,
+                resident_id=w.ids[f"resident_{org}"],
+                consent_id=w.ids[f"consent_{org}"],
+                summary=REFERRAL_SUMMARY[org],
+                target_plugin="counseling",
+                target_organization_id=w.ids[to],
+            )
+        w.ids[f"referral_{org}"] = referral.id
 
 
 LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { token errors { code } } }"

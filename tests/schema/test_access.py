@@ -30,13 +30,23 @@ from sqlalchemy import update
 
 from core.models import HelpRequest
 from core.plugins import build_plugin_host
-from core.services import assignments, auth, communities, help_requests, volunteers
+from core.services import assignments, auth, communities, consent, help_requests, referrals, residents, volunteers
 from core.services import plugins as plugin_service
 from core.settings import Settings
 from core.vocab import Availability, LiaisonRole, Role, VolunteerMode
 from schema import ids
 from schema.build import build_schema
-from tests.schema.access_world import LOGIN, MARK, ROLES, World, world_in_database
+from tests.schema.access_world import (
+    LOGIN,
+    MARK,
+    REFERRAL_SUMMARY,
+    RESIDENT_ADDRESS,
+    RESIDENT_PHONE,
+    ROLES,
+    World,
+    send_referrals,
+    world_in_database,
+)
 
 PHONE, MASKED_PHONE = "13812345678", "138****5678"
 ADDRESS, MASKED_ADDRESS = "碑林区粉巷5号楼3单元", "碑林区****"
@@ -47,6 +57,11 @@ NULL = None
 OK = "OK"
 U, F, N = "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"
 _unique = itertools.count(1)
+
+RESIDENT_A = ("居民a", RESIDENT_PHONE["a"], RESIDENT_ADDRESS["a"])
+RESIDENT_A_MASKED = ("居民a", "137****2222", "碑林区****")
+RESIDENT_B_MASKED = ("居民b", "137****4444", "雁塔区****")
+SENT_A, SENT_B = REFERRAL_SUMMARY["a"], REFERRAL_SUMMARY["b"]
 
 VOLUNTEERS_A = ["志愿者counselor", "志愿者driver", "志愿者other", "志愿者sw"]
 PLUGINS = ["counseling", "supplies", "case_work"]
@@ -66,8 +81,9 @@ async def world(server_url: str) -> AsyncIterator[World]:
 async def _extend(w: World) -> None:
     """What the matrix needs beyond the shared world (tests/schema/test_isolation.py reads that one as is):
     r5 (c2, org A) and r6 (c3, org B) submitted three days ago, so overdue; r7 (c1) and r8 (c3) verified
-    and unstaffed (for matching, planning and the queue); a training; an API token of org B; and, through
-    the API, an audit trail of both organisations."""
+    and unstaffed (for matching, planning and the queue); a training; an API token of org B; through the
+    API, an audit trail of both organisations; and, both organisations now using counseling, a referral of
+    each one's resident to the other's counseling (access_world.send_referrals)."""
     for key, community in (("r5", "c2"), ("r6", "c3"), ("r7", "c1"), ("r8", "c3")):
         w.ids[key] = await w.make_request(community, title=key)
     async with w.service() as ctx:
@@ -107,6 +123,24 @@ async def _extend(w: World) -> None:
     assert granted["data"]["m"]["errors"] == []
     failed = await w.gql("anonymous", LOGIN, {"u": "org_admin_b", "p": "wrong password"})
     assert failed["data"]["login"]["errors"] == [{"code": U}]
+    await send_referrals(w)
+
+
+async def _referral_to_counseling(w: World, summary: str, *, accepted: bool = False) -> int:
+    """B's world resident referred again to A's counseling, under the same consent (sent, or accepted by A)."""
+    async with w.acting_for("b") as ctx:
+        referral = await referrals.send_referral(
+            ctx,
+            resident_id=w.ids["resident_b"],
+            consent_id=w.ids["consent_b"],
+            summary=summary,
+            target_plugin="counseling",
+            target_organization_id=w.ids["org_a"],
+        )
+    if accepted:
+        async with w.acting_for("a") as ctx:
+            await referrals.accept_referral(ctx, referral.id)
+    return referral.id
 
 
 def _error_code(body: dict[str, Any]) -> str | None:
@@ -211,6 +245,16 @@ def _org_of(actor: str) -> str:
 
 def _actor_orgs(d: Any) -> list[str]:
     return sorted({_org_of(e["actor"]) for e in d["auditLog"]["nodes"]})
+
+
+def _resident(d: Any) -> Any:
+    r = d["resident"]
+    return (r["name"], r["phone"], r["address"]) if r else NULL
+
+
+def _referrals(connection: Any) -> list[tuple[str, bool]]:
+    """(summary, whether the resident's ID is shown), without the referrals rows send (summaries with MARK)."""
+    return world_only((n["summary"], n["residentId"] is not None) for n in connection["nodes"])
 
 
 SEES_R1 = {
@@ -699,6 +743,139 @@ READS = [
         lambda d: d["stats"]["communitiesTotal"] >= 3 and d["stats"]["volunteersTotal"] >= 5,
         per_role(**dict.fromkeys(ROLES, True)),
     ),
+    # -- residents, consents, referrals
+    Read(
+        "resident: A's, contact details (in full for the serving staff only, masked for administrators)",
+        "query($id: ID!) { resident(id: $id) { name phone address } }",
+        lambda w: {"id": gid(w, "Resident", "resident_a")},
+        _resident,
+        per_role(
+            anonymous=NULL,
+            platform_admin=RESIDENT_A_MASKED,
+            org_admin_a=RESIDENT_A_MASKED,
+            org_admin_b=NULL,
+            social_worker=RESIDENT_A,
+            counselor=RESIDENT_A,
+            community_head=NULL,
+            volunteer=NULL,
+            partner_a=NULL,
+        ),
+    ),
+    Read(
+        "resident: B's (platform administrators read every organisation's residents, masked)",
+        "query($id: ID!) { resident(id: $id) { name phone address } }",
+        lambda w: {"id": gid(w, "Resident", "resident_b")},
+        _resident,
+        per_role(
+            anonymous=NULL,
+            platform_admin=RESIDENT_B_MASKED,
+            org_admin_a=NULL,
+            org_admin_b=RESIDENT_B_MASKED,
+            social_worker=NULL,
+            counselor=NULL,
+            community_head=NULL,
+            volunteer=NULL,
+            partner_a=NULL,
+        ),
+    ),
+    Read(
+        "node: A's resident phone",
+        *node_field("Resident", "resident_a", "phone"),
+        per_role(
+            anonymous=NULL,
+            platform_admin=RESIDENT_A_MASKED[1],
+            org_admin_a=RESIDENT_A_MASKED[1],
+            org_admin_b=NULL,
+            social_worker=RESIDENT_A[1],
+            counselor=RESIDENT_A[1],
+            community_head=NULL,
+            volunteer=NULL,
+            partner_a=NULL,
+        ),
+    ),
+    Read(
+        "resident → consents (A's resident: counseling, in force)",
+        "query($id: ID!) { resident(id: $id) { consents { targetKind target inForce } } }",
+        lambda w: {"id": gid(w, "Resident", "resident_a")},
+        lambda d: (
+            [(c["targetKind"], c["target"], c["inForce"]) for c in d["resident"]["consents"]] if d["resident"] else NULL
+        ),
+        per_role(
+            anonymous=NULL,
+            platform_admin=[("plugin", "counseling", True)],
+            org_admin_a=[("plugin", "counseling", True)],
+            org_admin_b=NULL,
+            social_worker=[("plugin", "counseling", True)],
+            counselor=[("plugin", "counseling", True)],
+            community_head=NULL,
+            volunteer=NULL,
+            partner_a=NULL,
+        ),
+    ),
+    Read(
+        "referralsSent: the own organisation's, with the resident's ID",
+        "{ referralsSent(first: 100) { nodes { summary residentId } } }",
+        no_vars,
+        lambda d: _referrals(d["referralsSent"]),
+        per_role(
+            anonymous=U,
+            platform_admin=[(SENT_A, True)],
+            org_admin_a=[(SENT_A, True)],
+            org_admin_b=[(SENT_B, True)],
+            social_worker=[(SENT_A, True)],
+            counselor=[(SENT_A, True)],
+            community_head=[],
+            volunteer=[],
+            partner_a=[],
+        ),
+    ),
+    Read(
+        "referralsReceived: the other organisation's, for counseling's staff, without the resident's ID",
+        "{ referralsReceived(first: 100) { nodes { summary residentId } } }",
+        no_vars,
+        lambda d: _referrals(d["referralsReceived"]),
+        per_role(
+            anonymous=U,
+            platform_admin=[(SENT_B, False)],
+            org_admin_a=[(SENT_B, False)],
+            org_admin_b=[(SENT_A, False)],
+            social_worker=[(SENT_B, False)],
+            counselor=[(SENT_B, False)],
+            community_head=[],
+            volunteer=[],
+            partner_a=[],
+        ),
+    ),
+    Read(
+        "node: B's referral to A's counseling (the sender's and the recipient's staff)",
+        *node_field("Referral", "referral_b", "summary"),
+        per_role(
+            anonymous=NULL,
+            platform_admin=SENT_B,
+            org_admin_a=SENT_B,
+            org_admin_b=SENT_B,
+            social_worker=SENT_B,
+            counselor=SENT_B,
+            community_head=NULL,
+            volunteer=NULL,
+            partner_a=NULL,
+        ),
+    ),
+    Read(
+        "node: A's referral to B's counseling",
+        *node_field("Referral", "referral_a", "summary"),
+        per_role(
+            anonymous=NULL,
+            platform_admin=SENT_A,
+            org_admin_a=SENT_A,
+            org_admin_b=SENT_A,
+            social_worker=SENT_A,
+            counselor=SENT_A,
+            community_head=NULL,
+            volunteer=NULL,
+            partner_a=NULL,
+        ),
+    ),
     Read(
         "nested: community c1 → helpRequests",
         "query($id: ID!) { node(id: $id) { ... on Community { helpRequests(first: 100) { nodes { title } } } } }",
@@ -997,6 +1174,70 @@ async def _vars_reference(w: World) -> dict[str, Any]:
     return {"name": f"{MARK}{_n()}", "code": f"{MARK}code-{_n()}"}
 
 
+async def _person(w: World) -> tuple[int, int]:
+    """A fresh resident of A (with contact details) and its consent to tell counseling the summary:
+    (resident id, consent id)."""
+    async with w.acting_for("a") as ctx:
+        resident = await residents.create_resident(
+            ctx, name=f"{MARK}居民{_n()}", community_id=None, phone="13700005555", address="碑林区粉巷3号"
+        )
+        agreed = await consent.record_consent(
+            ctx, resident_id=resident.id, scopes=["summary"], target="counseling", purpose="心理支持"
+        )
+    return resident.id, agreed.id
+
+
+async def _vars_resident(w: World) -> dict[str, Any]:
+    resident, agreed = await _person(w)
+    return {
+        "r": ids.encode("Resident", resident),
+        "c": ids.encode("Consent", agreed),
+        "id": ids.encode("Resident", resident),
+        "s": f"{MARK}{_n()}",
+        "o": gid(w, "Organization", "org_b"),
+    }
+
+
+async def _vars_new_resident(w: World) -> dict[str, Any]:
+    return {"c": gid(w, "Community", "c1"), "name": f"{MARK}居民{_n()}"}
+
+
+async def _vars_consent(w: World) -> dict[str, Any]:
+    _, agreed = await _person(w)
+    return {"id": ids.encode("Consent", agreed)}
+
+
+async def _vars_sent_by_a(w: World) -> dict[str, Any]:
+    resident, agreed = await _person(w)
+    async with w.acting_for("a") as ctx:
+        referral = await referrals.send_referral(
+            ctx,
+            resident_id=resident,
+            consent_id=agreed,
+            summary=f"{MARK}{_n()}",
+            target_plugin="counseling",
+            target_organization_id=w.ids["org_b"],
+        )
+    return {"id": ids.encode("Referral", referral.id)}
+
+
+async def _vars_to_counseling(w: World) -> dict[str, Any]:
+    return {"id": ids.encode("Referral", await _referral_to_counseling(w, f"{MARK}{_n()}"))}
+
+
+async def _vars_accepted_by_counseling(w: World) -> dict[str, Any]:
+    return {"id": ids.encode("Referral", await _referral_to_counseling(w, f"{MARK}{_n()}", accepted=True))}
+
+
+async def _contact_as_served(w: World, token: str | None, payload: dict[str, Any]) -> None:
+    # The mutation's own answer masks the new resident's phone and address as a read would: in full for
+    # the serving staff, masked for administrators.
+    role = next(r for r, t in w.tokens.items() if t == token)
+    served = role in ("social_worker", "counselor")
+    shown = (payload["resident"]["phone"], payload["resident"]["address"])
+    assert shown == (("13700006666", "碑林区粉巷6号") if served else ("137****6666", "碑林区****")), (role, shown)
+
+
 def expect(default: str = F, **given: str) -> dict[str, str]:
     """Everyone signed in gets `default` unless named; anonymous callers are told to sign in."""
     return per_role(**dict.fromkeys(SIGNED_IN, default) | {"anonymous": U} | given)
@@ -1237,6 +1478,84 @@ WRITES = [
         _step("completeAssignment", ', hours: "1.5"'),
         _vars_driver_working,
         expect(platform_admin=OK, org_admin_a=OK, org_admin_b=N, social_worker=OK, volunteer=OK),
+    ),
+    # -- residents, consents, referrals
+    Write(
+        "createResident in c1 (org A)",
+        "mutation($c: ID!, $name: String!) { m: createResident(input: {name: $name, communityId: $c, "
+        'phone: "13700006666", address: "碑林区粉巷6号"}) { resident { phone address } errors { code } } }',
+        _vars_new_resident,
+        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=N, social_worker=OK, counselor=OK),
+        check=_contact_as_served,
+    ),
+    Write(
+        "createResident in the caller's own organisation (no community)",
+        "mutation($name: String!) { m: createResident(input: {name: $name}) { errors { code } } }",
+        _vars_new_resident,
+        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=OK, social_worker=OK, counselor=OK),
+    ),
+    Write(
+        "updateResident of org A",
+        'mutation($id: ID!) { m: updateResident(input: {id: $id, address: "碑林区粉巷7号"}) { errors { code } } }',
+        _vars_resident,
+        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=N, social_worker=OK, counselor=OK),
+    ),
+    Write(
+        "recordConsent for a resident of org A",
+        'mutation($r: ID!) { m: recordConsent(input: {residentId: $r, scopes: ["summary"], '
+        'target: "counseling", purpose: "心理支持"}) { errors { code } } }',
+        _vars_resident,
+        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+    ),
+    Write(
+        "revokeConsent of org A",
+        _step("revokeConsent", ', reason: "居民撤回"'),
+        _vars_consent,
+        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+    ),
+    Write(
+        "recordConsent to tell an outside organisation",
+        'mutation($r: ID!) { m: recordConsent(input: {residentId: $r, scopes: ["summary"], '
+        'target: "区医院", targetKind: "outside", purpose: "转介"}) { errors { code } } }',
+        _vars_resident,
+        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+    ),
+    Write(
+        "sendReferral: A's resident to B's counseling",
+        "mutation($r: ID!, $c: ID!, $s: String!, $o: ID!) { m: sendReferral(input: {residentId: $r, consentId: $c, "
+        'summary: $s, targetPlugin: "counseling", targetOrganizationId: $o}) { errors { code } } }',
+        _vars_resident,
+        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+    ),
+    Write(
+        "acceptReferral: B's referral to A's counseling (its staff)",
+        _step("acceptReferral"),
+        _vars_to_counseling,
+        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+    ),
+    Write(
+        "declineReferral: B's referral to A's counseling",
+        _step("declineReferral", ', reason: "暂无空档"'),
+        _vars_to_counseling,
+        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+    ),
+    Write(
+        "completeReferral: B's referral A's counseling accepted",
+        _step("completeReferral", ', note: "结案"'),
+        _vars_accepted_by_counseling,
+        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+    ),
+    Write(
+        "revokeReferral: one A sent to B's counseling (the sender's staff)",
+        _step("revokeReferral", ', reason: "居民改变主意"'),
+        _vars_sent_by_a,
+        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+    ),
+    Write(
+        "revokeReferral: one B sent to A's counseling (not the recipient's to withdraw)",
+        _step("revokeReferral"),
+        _vars_to_counseling,
+        expect(N, org_admin_b=OK, anonymous=U),
     ),
     # -- reference data and plugins
     Write(
