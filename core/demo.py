@@ -188,6 +188,7 @@ async def _referral(ctx: ServiceContext, association_id: int) -> None:
         resident_id=mother.id,
         scopes=["summary", "contact"],
         target="counseling",
+        target_organization_id=association_id,
         purpose="封控结束后的心理支持",
         valid_until=ctx.now() + timedelta(days=180),
     )

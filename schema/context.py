@@ -81,6 +81,7 @@ class Context:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: Loaders | None = None
     _memo: dict[str, Any] = field(default_factory=dict)
+    _plugins_check: asyncio.Future[frozenset[str]] | None = None
     _sensitive_reads: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     operation_name: str | None = None
     active_operations: int = 0
@@ -138,8 +139,16 @@ class Context:
         return ctx
 
     async def require_plugin(self, name: str) -> None:
-        """PLUGIN_DISABLED unless the viewer's organisation has enabled plugin `name`."""
-        await self.read(plugin_service.ensure_enabled, name)
+        """PLUGIN_DISABLED unless the viewer's organisation has enabled plugin `name`.
+
+        One read per request, shared: every gate of the request awaits the same task, so the plugin fields of a
+        page resume on the same tick and their DataLoaders batch the whole page. (A read per gate queues each on
+        the session's lock, and the fields then resume one lock turn apart, in batches of a few rows.)"""
+        if self._plugins_check is None:
+            self._plugins_check = asyncio.ensure_future(self.read(plugin_service.enabled_plugins))
+        enabled = await asyncio.shield(self._plugins_check)
+        if name not in enabled:
+            await self.read(plugin_service.ensure_enabled, name)  # the refusal, in its usual words and order
 
     async def read(
         self, fn: Callable[Concatenate[ServiceContext, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
@@ -219,9 +228,10 @@ class Context:
                     raise
                 raise error from exc
             finally:
-                # Loaded rows and memos may predate this write (or its rollback).
+                # Loaded rows, memos and the plugin check may predate this write (or its rollback).
                 self.loaders.clear()
                 self._memo.clear()
+                self._plugins_check = None
         return result
 
     async def record_attempt(

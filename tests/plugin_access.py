@@ -20,8 +20,8 @@ from schema import ids
 from tests.schema.access_world import ROLES, World
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-PLUGINS = frozenset({"supplies", "counseling"})
-STAFF = frozenset({"supplies.manage", "counseling.manage", "counseling.read_notes"})
+PLUGINS = frozenset({"supplies", "counseling", "case_work"})
+STAFF = frozenset({"supplies.manage", "counseling.manage", "counseling.read_notes", "case_work.manage"})
 NULL = None
 OK = "OK"
 U, F, N = "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"
@@ -81,7 +81,7 @@ class PluginWorld:
 
 
 async def build_world(w: World, parts: list[Callable[[PluginWorld], Awaitable[None]]]) -> PluginWorld:
-    """Both organisations enable both plugins; then each plugin's part adds its records."""
+    """Both organisations enable the built-in plugins; then each plugin's part adds its records."""
     p = PluginWorld(w, pk=dict(w.ids))
     today = datetime.now(SHANGHAI).date()
     p.monday = datetime.combine(today + timedelta(days=7 - today.weekday()), time(0), SHANGHAI)

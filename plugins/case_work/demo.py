@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 import core
 from core.models import Account, AccountPluginRole, Resident
-from plugins.case_work import services
+from plugins.case_work import reactions, services
 from plugins.case_work.models import Case, Client
 from plugins.case_work.plans import models as plan_models
 from plugins.case_work.plans import services as plans
@@ -125,6 +125,19 @@ async def load(ctx: core.ServiceContext) -> None:
         )
         await services.decide_approval(sup, closure.id, True)
         await services.advance(sw, family.id, "closure", "目标达成")
+
+        # A verified request for help the administrator tags for casework: its case opens at once, for the social
+        # worker serving the request's community, or waits in the intake queue (reactions.py).
+        verified = await ctx.session.scalar(
+            select(core.HelpRequest.id)
+            .where(core.HelpRequest.organization_id == worker.organization_id, core.HelpRequest.status == "verified")
+            .order_by(core.HelpRequest.id)
+            .limit(1)
+        )
+        if verified is not None:
+            await reactions.tag_help_request(
+                sup, verified, category="elderly_care", risk_level="medium", reason="反复求助送药，需个案跟进"
+            )
     finally:
         # The demo goes on as its own caller: a session acts for the latest context made on it (same
         # organisation here, so row-level security saw the same rows throughout).

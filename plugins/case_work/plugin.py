@@ -8,10 +8,14 @@ import core
 from core.services import sealing
 
 # The slices' models join the metadata with the plugin (the tenancy catalog and migrations checks read it).
+from plugins.case_work import reaction_models as _reaction_models  # noqa: F401
 from plugins.case_work.groups import models as _groups_models  # noqa: F401
 from plugins.case_work.groups import services as groups_services
 from plugins.case_work.notes import services as notes_services
 from plugins.case_work.plans import models as _plans_models  # noqa: F401
+
+# The reactions' hook (risk flags and verified help requests open cases): pluggy finds it on this module.
+from plugins.case_work.reactions import on_event  # noqa: F401
 from plugins.case_work.visits import models as _visits_models  # noqa: F401
 
 
@@ -28,6 +32,7 @@ def register_plugin() -> core.PluginInfo:
 def register_graphql() -> core.GraphQLContribution:
     from strawberry.tools import merge_types
 
+    from plugins.case_work import core_fields
     from plugins.case_work.groups import types as groups_types
     from plugins.case_work.notes.types import CaseWorkNotesMutation, CaseWorkNotesQuery
     from plugins.case_work.plans import types as plans_types
@@ -37,15 +42,25 @@ def register_graphql() -> core.GraphQLContribution:
     plans_query, plans_mutation, plans_extra = plans_types.graphql_parts()
     visits_query, visits_mutation, visits_extra = visits_types.graphql_parts()
     groups_query, groups_mutation, groups_extra = groups_types.graphql_parts()
+    reactions_query, reactions_mutation, reactions_extra, core_type_fields = core_fields.graphql_parts()
     return core.GraphQLContribution(
         query=merge_types(
-            "CaseWorkQuery", (CaseWorkQuery, CaseWorkNotesQuery, plans_query, visits_query, groups_query)
+            "CaseWorkQuery",
+            (CaseWorkQuery, CaseWorkNotesQuery, plans_query, visits_query, groups_query, reactions_query),
         ),
         mutation=merge_types(
             "CaseWorkMutation",
-            (CaseWorkMutation, CaseWorkNotesMutation, plans_mutation, visits_mutation, groups_mutation),
+            (
+                CaseWorkMutation,
+                CaseWorkNotesMutation,
+                plans_mutation,
+                visits_mutation,
+                groups_mutation,
+                reactions_mutation,
+            ),
         ),
-        types=(*plans_extra, *visits_extra, *groups_extra),
+        types=(*plans_extra, *visits_extra, *groups_extra, *reactions_extra),
+        type_fields=core_type_fields,
     )
 
 

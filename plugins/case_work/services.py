@@ -66,6 +66,7 @@ SUPERVISE = "case_work.supervise"
 SUPERVISOR_ROLE = "case_work.supervisor"
 ADMIN_ROLES = frozenset({"organization_admin", "platform_admin"})
 SOCIAL_WORKER = "social_worker"
+SYSTEM = "system"
 CLOSED = frozenset({"closure", "not_opened"})
 APPROVAL_STATUSES = frozenset({"pending", "approved", "refused", "withdrawn"})
 
@@ -189,7 +190,8 @@ def case_scope(ctx: core.ServiceContext) -> ColumnElement[bool]:
     if not core.can(viewer, MANAGE) or viewer.organization_id is None:
         return false()
     in_organisation: ColumnElement[bool] = Case.organization_id == viewer.organization_id
-    if viewer.role in ADMIN_ROLES:
+    # The system of an organisation (casework's reactions, jobs) works on every case of it.
+    if viewer.role in ADMIN_ROLES or viewer.role == SYSTEM:
         return in_organisation
     if viewer.account_id is None:
         return false()
@@ -265,6 +267,14 @@ def _own_organisation(ctx: core.ServiceContext) -> int:
     if ctx.viewer.organization_id is None:
         raise core.DomainError("REQUIRED", "Act as a member of an organisation to keep casework records.")
     return ctx.viewer.organization_id
+
+
+def _actor(ctx: core.ServiceContext) -> int | None:
+    """Who acts, by account; None for the system: casework's reactions (reactions.py) open cases and raise risks
+    as the system of the event's organisation. Other callers without an account do not act on cases."""
+    if ctx.viewer.role == SYSTEM:
+        return None
+    return _account_of_caller(ctx)
 
 
 def _account_of_caller(ctx: core.ServiceContext) -> int:
@@ -346,7 +356,7 @@ async def open_case(
     client). A social worker opens cases assigned to themselves; administrators assign any social worker of
     the organisation."""
     core.require(ctx, MANAGE)
-    actor = _account_of_caller(ctx)
+    actor = _actor(ctx)
     v = core.Validator()
     _validate_kinds(v, category, risk_level)
     v.check(
@@ -379,7 +389,7 @@ async def open_case(
         if ctx.viewer.role != SOCIAL_WORKER:
             raise core.DomainError("REQUIRED", "Name the case's social worker.", ("input", "socialWorkerId"))
         social_worker_account_id = actor
-    if social_worker_account_id != actor and ctx.viewer.role not in ADMIN_ROLES:
+    if social_worker_account_id != actor and ctx.viewer.role not in ADMIN_ROLES | {SYSTEM}:
         raise core.DomainError(
             "FORBIDDEN", "Only administrators assign cases to someone else.", ("input", "socialWorkerId")
         )
@@ -641,7 +651,7 @@ async def update_case(
                 case_id=case.id,
                 from_level=case.risk_level,
                 to_level=risk_level,
-                actor_account_id=_account_of_caller(ctx),
+                actor_account_id=_actor(ctx),
                 actor=ctx.viewer.label[:100],
                 reason=clean,
             )
@@ -1018,6 +1028,11 @@ async def answer_transfer(ctx: core.ServiceContext, transfer_id: int, accept: bo
             raise core.DomainError(
                 "INVALID_INPUT", "A case is transferred to an active social worker.", ("input", "id")
             )
+        # Imported here: the visits slice builds on this module.
+        from plugins.case_work.visits.services import hand_over
+
+        # The case's visits still to come go to the new worker's calendar first: a clash refuses the acceptance.
+        await hand_over(ctx, case, actor)
     now = ctx.now()
     transfer.status = "accepted" if accept else "declined"
     transfer.decided_by_account_id = actor

@@ -1,5 +1,5 @@
-"""The permission matrix of the built-in plugins: every supplies and counseling root field, every plugin node
-type and every plugin mutation × every role, through a real sign-in (the world's tokens, as
+"""The permission matrix of the built-in plugins: every supplies, counseling and casework root field, every
+plugin node type and every plugin mutation × every role, through a real sign-in (the world's tokens, as
 tests/schema/test_access.py does for core).
 
 Both organisations of the world enabled both plugins and keep records of their own (A: 甲…, B: 乙…). Each row
@@ -35,12 +35,13 @@ from plugins.counseling.types import CounselingMutation, CounselingQuery
 from plugins.supplies.types import SuppliesMutation, SuppliesQuery
 from schema.build import build_schema
 from tests.plugin_access import NULL, OK, ROLES, F, N, PluginWorld, Read, U, Write, build_world, outcome
+from tests.plugins.case_work import access_rows as case_work_rows
 from tests.plugins.counseling import access_rows as counseling_rows
 from tests.plugins.supplies import access_rows as supplies_rows
 from tests.schema.access_world import world_in_database
 
-READS: list[Read] = [*supplies_rows.READS, *counseling_rows.READS]
-WRITES: list[Write] = [*supplies_rows.WRITES, *counseling_rows.WRITES]
+READS: list[Read] = [*supplies_rows.READS, *counseling_rows.READS, *case_work_rows.READS]
+WRITES: list[Write] = [*supplies_rows.WRITES, *counseling_rows.WRITES, *case_work_rows.WRITES]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ async def world(server_url: str) -> AsyncIterator[PluginWorld]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         async with world_in_database(server_url, "ysg_test_plugin_access") as w:
-            yield await build_world(w, [supplies_rows.build, counseling_rows.build])
+            yield await build_world(w, [supplies_rows.build, counseling_rows.build, case_work_rows.build])
 
 
 @pytest.mark.parametrize("row", READS, ids=[r.name for r in READS])
@@ -86,20 +87,28 @@ def _row_field(document: str) -> str:
     return document.split("{ r: ", 1)[1].split("(", 1)[0].split(" ", 1)[0].split("}", 1)[0].strip()
 
 
+# The built-in plugins' names start with these (root fields lower camel case, types upper).
+FIELD_PREFIXES = ("supplies", "counseling", "caseWork")
+TYPE_PREFIXES = ("Supplies", "Counseling", "CaseWork")
+
+
 def test_every_plugin_field_has_a_row() -> None:
-    # given the plugins' root fields and node types; then each has a row of the matrix
+    # given the plugins' root fields and node types, as the schema built with every plugin has them (casework
+    # merges several slices' types); then each has a row of the matrix
     reads = {_row_field(r.query) for r in READS}
     writes = {_row_field(w.mutation) for w in WRITES}
-    assert _fields(SuppliesQuery) | _fields(CounselingQuery) <= reads, (
-        _fields(SuppliesQuery) | _fields(CounselingQuery)
-    ) - reads
-    assert _fields(SuppliesMutation) | _fields(CounselingMutation) == writes
-    node_types = {r.query.split("... on ", 1)[1].split(" ", 1)[0] for r in READS if "... on " in r.query}
     schema = build_schema(Settings(), build_plugin_host(entry_points=False))._schema
+    queries = {name for name in schema.query_type.fields if name.startswith(FIELD_PREFIXES)}
+    mutations = {name for name in schema.mutation_type.fields if name.startswith(FIELD_PREFIXES)}
+    assert _fields(SuppliesQuery) | _fields(CounselingQuery) <= queries  # the classes are in the schema
+    assert _fields(SuppliesMutation) | _fields(CounselingMutation) <= mutations
+    assert queries <= reads, queries - reads
+    assert mutations == writes, mutations ^ writes
+    node_types = {r.query.split("... on ", 1)[1].split(" ", 1)[0] for r in READS if "... on " in r.query}
     plugin_nodes = {
         name
         for name, t in schema.type_map.items()
-        if name.startswith(("Supplies", "Counseling")) and any(i.name == "Node" for i in getattr(t, "interfaces", []))
+        if name.startswith(TYPE_PREFIXES) and any(i.name == "Node" for i in getattr(t, "interfaces", []))
     }
     # SuppliesBatch has no node type of its own yet (it is traced by id): listed so that adding one adds a row
     assert plugin_nodes - node_types <= {"SuppliesBatch"}, plugin_nodes - node_types

@@ -13,7 +13,8 @@ database refuses it too).
 - runs it (`runs`: adds participants, schedules sessions, records attendance, moves its stage): its
   facilitator and co-facilitator, its supervisor (holding `case_work.supervisor`) and the organisation's
   administrators; anyone else who sees the group is FORBIDDEN (they know the group exists already);
-- sees who takes part (participants, attendance, leave reasons): the people who run it -- the others see
+- sees who takes part (participants by name, attendance, leave reasons): the people who run it, whether or
+  not they serve each participant's case (contact and case stay with those who do) -- the others see
   how many take part, not who;
 - reads and writes the confidential text (session outcome notes, the closing summary) -- `reads_notes`:
   the facilitators and the supervisor, by relation. Not administrators (organisation or platform: a
@@ -40,7 +41,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 import core
 from core.i18n import _
-from core.models import Account, AccountPluginRole
+from core.models import Account, AccountPluginRole, Resident
 from core.services import sealing
 from plugins.case_work import services as cases
 from plugins.case_work.groups.models import (
@@ -684,6 +685,26 @@ async def participants(ctx: core.ServiceContext, group_ids: Sequence[int]) -> li
         for row in rows:
             by_group[row.group_id].append(row)
     return [by_group.get(pk) for pk in group_ids]
+
+
+async def participant_names(ctx: core.ServiceContext, participant_ids: Sequence[int]) -> list[str | None]:
+    """Each participant's name (the resident's behind its client), for those who run its group: a facilitator
+    leads a session and takes attendance by name, whether or not they serve that client's case. The name only:
+    contact, address and the case stay with those who serve the client (the participant's `client`). None for
+    a participant the caller does not see (another social worker, another organisation)."""
+    if not participant_ids:
+        return []
+    rows = await ctx.session.execute(
+        select(Participant.id, Resident.name)
+        .join(Client, Client.id == Participant.client_id)
+        .join(Resident, Resident.id == Client.resident_id)
+        .where(
+            Participant.id.in_(list(participant_ids)),
+            Participant.group_id.in_(select(Group.id).where(_running_scope(ctx))),
+        )
+    )
+    found: dict[int, str] = dict(rows.all())
+    return [found.get(pk) for pk in participant_ids]
 
 
 async def sessions(ctx: core.ServiceContext, group_ids: Sequence[int]) -> list[list[GroupSession]]:

@@ -107,6 +107,13 @@ class CaseWorkGroupParticipant(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await gql.resolve_node_rows(info, node_ids, services.participants_by_id, cls.of, required)
 
+    @strawberry.field(
+        description="The participant's name, for those who run the group (contact and case: see `client`)."
+    )
+    async def name(self, info: Info) -> str:
+        found: str | None = await _loader(info, "participant_names", services.participant_names).load(self.row.id)
+        return found or ""
+
     @strawberry.field(description="The client (casework's rules decide what it shows).")
     async def client(self, info: Info) -> CaseWorkClient | None:
         return await gql.load(info, Client, self.row.client_id, CaseWorkClient.of)

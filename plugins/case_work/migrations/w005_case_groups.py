@@ -17,6 +17,8 @@ from its parents (accounts, clients, appointments of another organisation are re
 - `case_work_group_attendance`: a session and a participant of the same group (composite foreign keys).
 - `case_work_group_notes`: outcome notes per session, sealed text, append-only.
 Nothing of an ended group is written (`case_work_group_ended`, answered GROUP_ENDED); nothing is deleted.
+Both sealed columns (a note's text, the closing summary) let `yunshegong reseal` move a value to the current
+key and change nothing else (`app.resealing`, as w006 does for case notes).
 """
 
 from collections.abc import Sequence
@@ -59,10 +61,28 @@ IS_STEP = f"""CREATE OR REPLACE FUNCTION case_work_group_is_step(from_stage text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE {PIN} AS $$
 SELECT EXISTS (SELECT FROM case_work_group_stage_graph() g WHERE g.from_stage = $1 AND g.to_stage = $2) $$"""
 
+
+def _resealing(table: str, column: str) -> str:
+    """A reseal (`yunshegong reseal`, core.services.sealing): in a transaction that declared
+    `app.resealing = '<table>.<column>'`, an UPDATE that changes nothing but `column`, and changes its key id.
+    The same narrow exemption w006 gives the case notes (see its docstring): it lets a guarded row's sealed
+    value move to the current key -- an ended group's summary, an append-only note -- and nothing else."""
+    return f"""current_setting('app.resealing', true) = '{table}.{column}'
+            AND (to_jsonb(NEW) - '{column}') = (to_jsonb(OLD) - '{column}')
+            AND substring(NEW.{column} FROM 1 FOR 4 + get_byte(NEW.{column}, 3))
+                <> substring(OLD.{column} FROM 1 FOR 4 + get_byte(OLD.{column}, 3))"""
+
+
 # A group: created in preparation with nobody in it; its stage moves along the graph after its history row;
-# once ended nothing changes. (The participant counter's own updates pass: stage and seq unchanged.)
+# once ended nothing changes -- but for a reseal of its closing summary. (The participant counter's own
+# updates pass: stage and seq unchanged.)
 GUARD_GROUP = f"""CREATE OR REPLACE FUNCTION case_work_group_guard() RETURNS trigger LANGUAGE plpgsql {PIN} AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF {_resealing("case_work_groups", "closing_summary_sealed")} THEN
+            RETURN NEW;
+        END IF;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         IF NEW.stage <> 'preparation' OR NEW.stage_seq <> 0 OR NEW.participant_count <> 0 THEN
             RAISE EXCEPTION 'a group starts in preparation, empty'
@@ -100,12 +120,19 @@ END $$"""
 
 # The rows of a group (history, participants, sessions, attendance, notes): none is written for an ended
 # group, none is deleted; history and notes are never updated; a participant only leaves (once), a
-# session is only cancelled (once). A history row is its group's next step, from the stage it is in.
+# session is only cancelled (once). A history row is its group's next step, from the stage it is in. A reseal
+# moves a note's sealed text to the current key, an ended group's too.
 GUARD_CHILD = f"""CREATE OR REPLACE FUNCTION case_work_group_child_guard() RETURNS trigger LANGUAGE plpgsql {PIN} AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         RAISE EXCEPTION '% rows are kept', TG_TABLE_NAME
             USING ERRCODE = 'check_violation', CONSTRAINT = 'case_work_group_kept';
+    END IF;
+    -- Nested: only a note has a `text_sealed` to read.
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'case_work_group_notes' THEN
+        IF {_resealing("case_work_group_notes", "text_sealed")} THEN
+            RETURN NEW;
+        END IF;
     END IF;
     IF EXISTS (SELECT FROM case_work_groups g WHERE g.id = NEW.group_id AND g.stage = 'ending') THEN
         RAISE EXCEPTION 'group % has ended', NEW.group_id

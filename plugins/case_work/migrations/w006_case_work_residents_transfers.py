@@ -5,11 +5,14 @@ Revises: w005
 Create Date: 2026-11-30
 
 - **One identity** (decisions.md, "One of each"): a casework client becomes casework's extension of a core
-  resident (`residents`, core 0012). Each existing client gets a resident of its own (same name, community,
-  phone, address, organisation), `resident_id` becomes NOT NULL and unique (one client per resident), and the
+  resident (`residents`, core 0012). Each existing client becomes the client of the resident of its
+  organisation with the same name and phone (one counseling's c003 made, say) if there is one no other client
+  holds, or else gets a resident of its own (same name, community, phone, address, organisation; noted in
+  `app_meta` for the downgrade), `resident_id` becomes NOT NULL and unique (one client per resident), and the
   client's own name, phone, address and community are dropped: two copies of a phone number drift apart,
   and the resident's row is the one the other services (counseling, referrals, consent) read. The client's
-  organisation is now inherited from its resident. The downgrade copies them back.
+  organisation is now inherited from its resident. The downgrade copies them back and deletes the residents
+  the upgrade made that nothing else references.
 - `case_work_risk_changes`: every change of a case's risk level (append-only, like the stage history).
 - `case_work_transfers`: a case handed to another social worker, pending until the receiver answers; one
   pending per case, nobody receives a transfer they proposed, the answer is the receiver's, and a row
@@ -146,17 +149,68 @@ BEGIN
         USING ERRCODE = 'check_violation', CONSTRAINT = 'case_work_transfer_decided';
 END $$"""
 
-BACKFILL = """DO $$
+# Where the upgrade notes the residents it made (ids, comma-separated), for the downgrade to take back.
+MADE_KEY = "case_work:w006_residents"
+
+# A client whose person the organisation knows already -- a resident of the same organisation with the same
+# name and phone (a counseling client's, made by c003; one registered in core) that no other casework client
+# holds -- becomes that resident's client; what the client knew and the resident did not (an address, a
+# community) is kept on the resident. Otherwise the client gets a resident of its own. A phone is needed to
+# match: a name alone is too thin to say two records are one person.
+BACKFILL = f"""DO $$
 DECLARE
     c record;
     rid bigint;
+    made bigint[] := '{{}}';
 BEGIN
     FOR c IN SELECT id, name, phone, address, community_id, organization_id FROM case_work_clients
              WHERE resident_id IS NULL ORDER BY id LOOP
-        INSERT INTO residents (name, phone, address, community_id, organization_id)
-        VALUES (c.name, c.phone, c.address, c.community_id, c.organization_id) RETURNING id INTO rid;
+        SELECT r.id INTO rid FROM residents r
+        WHERE r.organization_id = c.organization_id AND r.name = c.name AND c.phone <> '' AND r.phone = c.phone
+            AND NOT EXISTS (SELECT FROM case_work_clients o WHERE o.resident_id = r.id)
+        ORDER BY r.id LIMIT 1;
+        IF rid IS NULL THEN
+            INSERT INTO residents (name, phone, address, community_id, organization_id)
+            VALUES (c.name, c.phone, c.address, c.community_id, c.organization_id) RETURNING id INTO rid;
+            made := made || rid;
+        ELSE
+            UPDATE residents SET address = CASE WHEN address = '' THEN c.address ELSE address END,
+                community_id = coalesce(community_id, c.community_id)
+            WHERE id = rid AND (address = '' AND c.address <> '' OR community_id IS NULL AND c.community_id IS NOT NULL);
+        END IF;
         UPDATE case_work_clients SET resident_id = rid WHERE id = c.id;
     END LOOP;
+    IF cardinality(made) > 0 THEN
+        INSERT INTO app_meta (key, value) VALUES ('{MADE_KEY}', array_to_string(made, ','))
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+    END IF;
+END $$"""
+
+# The downgrade takes back the residents the upgrade made that nothing references any more (the clients hold
+# their facts again): every foreign key to `residents.id`, of whatever table, core's or a plugin's, is
+# asked -- a resident consented, referred or served by counseling since stays, as core's record.
+TAKE_BACK = f"""DO $$
+DECLARE
+    made bigint[];
+    fk record;
+BEGIN
+    SELECT string_to_array(value, ',')::bigint[] INTO made FROM app_meta WHERE key = '{MADE_KEY}';
+    IF made IS NULL THEN
+        RETURN;
+    END IF;
+    FOR fk IN
+        SELECT c.conrelid::regclass AS tbl, a.attname AS col
+        FROM pg_constraint c
+        CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(own, ref)
+        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.own
+        JOIN pg_attribute r ON r.attrelid = c.confrelid AND r.attnum = k.ref
+        WHERE c.contype = 'f' AND c.confrelid = 'residents'::regclass AND r.attname = 'id'
+    LOOP
+        EXECUTE format('SELECT array(SELECT unnest($1) EXCEPT SELECT %I FROM %s)', fk.col, fk.tbl)
+            INTO made USING made;
+    END LOOP;
+    DELETE FROM residents WHERE id = ANY(made);
+    DELETE FROM app_meta WHERE key = '{MADE_KEY}';
 END $$"""
 
 
@@ -329,6 +383,7 @@ def downgrade() -> None:
         "CREATE TRIGGER tenant_0_community_id BEFORE INSERT OR UPDATE OF community_id, organization_id "
         "ON case_work_clients FOR EACH ROW EXECUTE FUNCTION tenant_inherit('communities', 'community_id')"
     )
-    # The residents stay (core's records now; other services may point at them).
     op.drop_column("case_work_clients", "resident_id")
+    # The residents the upgrade made go with it, unless something else points at them now.
+    op.execute(TAKE_BACK)
     bind.execute(sa.text("SELECT set_config('app.role', '', true)"))

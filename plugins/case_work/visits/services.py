@@ -303,6 +303,70 @@ async def record_outcome(ctx: core.ServiceContext, visit_id: int, outcome: str, 
     return visit
 
 
+# The reason written on a handed-over visit's appointment left on the previous worker's calendar.
+TRANSFERRED_REASON = _("The case was transferred to another social worker.")
+# A visit still to come that does not fit the new worker's calendar refuses the acceptance (the calendar's code).
+MOVE_REFUSED = {
+    "SLOT_TAKEN": _("A visit of this case still to come clashes with your calendar: move or cancel it first."),
+    "OUTSIDE_AVAILABILITY": _("A visit of this case still to come falls outside your hours: move or cancel it first."),
+}
+
+
+async def hand_over(ctx: core.ServiceContext, case: Case, account_id: int) -> None:
+    """A case changing hands (an accepted transfer), in its transaction, the case locked by the caller: its booked
+    visits still to come move to the new social worker -- booked on their calendar at the same time, cancelled on
+    the previous worker's (their time is free again), the visit naming its new worker -- so that a later move or
+    cancellation is the new owner's. A visit the new worker was coming along to as second staff member becomes
+    theirs with that appointment. Visits already started stay as they are: they say who went.
+
+    Core's calendar decides whether the new worker is free: if a visit clashes with their calendar (SLOT_TAKEN)
+    or falls outside their hours (OUTSIDE_AVAILABILITY), the acceptance is refused with that code and nothing
+    changes -- the transfer stays pending until the visit is moved or cancelled. Refusing beats cancelling
+    silently: a home visit the client expects is not dropped by a change of worker."""
+    now = ctx.now()
+    moving = list(
+        (
+            await ctx.session.scalars(
+                select(Visit)
+                .where(Visit.case_id == case.id, Visit.status == "booked", Visit.starts_at > now)
+                .order_by(Visit.id)
+                .with_for_update(of=Visit)
+            )
+        ).all()
+    )
+    if not moving:
+        return
+    field = ("input", "id")
+    record = await _staff_record(ctx, account_id, case, field)
+    previous = [a.owner_id for visit in moving for a in await _appointments(ctx, visit)]
+    await _lock_people(ctx, [record, *previous])
+    reason = str(TRANSFERRED_REASON)
+    for visit in moving:
+        if visit.second_account_id == account_id and visit.second_appointment_id is not None:
+            # The new worker is booked for it already, as the second staff member.
+            await core.cancel_appointment(ctx, visit.appointment_id, reason)
+            visit.appointment_id, visit.second_appointment_id, visit.second_account_id = (
+                visit.second_appointment_id,
+                None,
+                None,
+            )
+        else:
+            old = await ctx.session.get_one(Appointment, visit.appointment_id)
+            try:
+                booked = await core.book_appointment(
+                    ctx, record, KIND, old.during.lower, old.during.upper, record_id=visit.id
+                )
+            except core.DomainError as refused:
+                message = MOVE_REFUSED.get(refused.code)
+                if message is None:
+                    raise
+                raise core.DomainError(refused.code, message, field) from refused
+            await core.cancel_appointment(ctx, visit.appointment_id, reason)
+            visit.appointment_id = booked.id
+        visit.worker_account_id, visit.updated_at = account_id, now
+    await _flush(ctx)
+
+
 # -- reading ----------------------------------------------------------------------------------------------------
 
 

@@ -13,8 +13,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from core.plugins import build_plugin_host
+from core.services import sealing
 from core.services.common import constraint_name
 from core.services.context import ServiceContext
+from plugins.case_work import services as case_services
 from plugins.case_work.groups import services as groups
 from plugins.case_work.groups.models import (
     STAGES,
@@ -26,6 +29,7 @@ from plugins.case_work.groups.models import (
     Participant,
 )
 from plugins.case_work.models import Case
+from plugins.case_work.notes import services as notes
 from plugins.case_work.visits import services as visits
 from tests.concurrency import Racer, rounds
 from tests.core.services.test_scheduling import at
@@ -446,3 +450,133 @@ async def test_who_may_create_and_with_whom(cw: CaseWorld) -> None:
         cw.ids["sw"],
         "preparation",
     )
+
+
+async def test_reseal_moves_every_registered_sealed_column_an_ended_groups_included(cal: Calendar) -> None:  # noqa: F811
+    # given a row in every sealed column the loaded plugins register for `yunshegong reseal`: a case note
+    # edited once (its revision), a running group's outcome note, and an ended group's note and closing summary
+    cw = cal.cw
+    case_id = await cw.open()
+    note = await cw.call(
+        "sw", notes.add_note, case_id, note_type="call", occurred_at=cw.clock.now - timedelta(hours=1), text="初访"
+    )
+    await cw.call("sw", notes.edit_note, note.id, text="初访（更正）")
+    running, ended = await make_group(cw), await make_group(cw, name="第二组")
+    for n, group_id in enumerate((running, ended)):
+        session = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9 + 2 * n), minutes=60)
+        cw.clock.now = at(cal.monday, 10 + 2 * n, 30)
+        await cw.call("sw", groups.add_note, session.id, f"第{n + 1}组：情绪好转")
+    await bring_to(cw, ended, "ending")
+    columns = sealing.sealed_columns(build_plugin_host(entry_points=False))
+    assert {c.name for c in columns} >= {
+        "case_work_groups.closing_summary_sealed",
+        "case_work_group_notes.text_sealed",
+    }
+    present = await _sealed_counts(cw, columns)
+    assert all(present.values()), present  # a column without rows would prove nothing
+    async with cw.as_("sw") as ctx:
+        old = await sealing.keyring(ctx)
+    ring = sealing.Keyring((("rot", b"R" * 32), *old.keys))
+    # when every registered column is resealed under a new key
+    reports = await sealing.reseal(cw.engine, columns, ring)
+    # then every value moved, none was refused by a guard or failed to open, and none is left behind
+    assert {r.column.name: (r.resealed, r.unreadable, r.remaining) for r in reports} == {
+        name: (n, [], 0) for name, n in present.items()
+    }
+    assert await sealing.count_sealed_under(cw.engine, columns, "rot") == sum(present.values())
+    # and the ended group's summary still opens where it is, to its text, the group otherwise unchanged
+    finished = await group(cw, ended)
+    assert finished.closing_summary_sealed is not None
+    assert sealing.key_id_of(finished.closing_summary_sealed) == "rot"
+    assert (
+        ring.open(
+            finished.closing_summary_sealed, table=groups.GROUPS_TABLE, column=groups.SUMMARY_COLUMN, row_id=ended
+        )
+        == "小组总结：目标达成"
+    )
+    assert (finished.stage, finished.ended_at is not None) == ("ending", True)
+    # and a second run finds nothing to do
+    assert [r.resealed for r in await sealing.reseal(cw.engine, columns, ring)] == [0] * len(columns)
+
+
+async def test_the_reseal_exemption_of_group_rows_passes_a_key_change_and_nothing_else(cal: Calendar) -> None:  # noqa: F811
+    # given an ended group with an outcome note
+    cw = cal.cw
+    group_id = await make_group(cw)
+    session = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    cw.clock.now = at(cal.monday, 10, 30)
+    note = await cw.call("sw", groups.add_note, session.id, "情绪好转")
+    await bring_to(cw, group_id, "ending")
+    other = sealing.Keyring((("rot", b"R" * 32),))
+    summary = other.seal("伪造", table=groups.GROUPS_TABLE, column=groups.SUMMARY_COLUMN, row_id=group_id)
+    text_ = other.seal("伪造", table=groups.NOTES_TABLE, column=groups.TEXT_COLUMN, row_id=note.id)
+    async with cw.as_("sw") as ctx:
+        same_key = (await sealing.keyring(ctx)).seal(
+            "伪造", table=groups.NOTES_TABLE, column=groups.TEXT_COLUMN, row_id=note.id
+        )
+    groups_sql = "UPDATE case_work_groups SET closing_summary_sealed = :v{more} WHERE id = :id"
+    notes_sql = "UPDATE case_work_group_notes SET text_sealed = :v{more} WHERE id = :id"
+    g, n = {"v": summary, "id": group_id}, {"v": text_, "id": note.id}
+    attempts = [
+        # no reseal declared: an ended group and a note change no more
+        ("", groups_sql.format(more=""), g, "case_work_group_ended"),
+        ("", notes_sql.format(more=""), n, "case_work_group_ended"),
+        # declared, but another column changes too
+        ("case_work_groups.closing_summary_sealed", groups_sql.format(more=", name = 'x'"), g, "case_work_group_ended"),
+        ("case_work_group_notes.text_sealed", notes_sql.format(more=", author = 'x'"), n, "case_work_group_ended"),
+        # declared for the other column
+        ("case_work_group_notes.text_sealed", groups_sql.format(more=""), g, "case_work_group_ended"),
+        ("case_work_groups.closing_summary_sealed", notes_sql.format(more=""), n, "case_work_group_ended"),
+        # declared, but the key stays: another text under the same key is an edit
+        ("case_work_group_notes.text_sealed", notes_sql.format(more=""), {**n, "v": same_key}, "case_work_group_ended"),
+    ]
+
+    async def run(name: str, sql: str, params: dict[str, Any]) -> None:
+        async with cw.as_("sw") as ctx:
+            await ctx.session.execute(text("SELECT set_config('app.resealing', :name, true)"), {"name": name})
+            await ctx.session.execute(text(sql), params)
+
+    for name, sql, params, constraint in attempts:
+        with pytest.raises(DBAPIError) as err:
+            await run(name, sql, params)
+        assert constraint_name(err.value) == constraint, (name, sql)
+    # while the key change alone passes, for each column
+    await run("case_work_groups.closing_summary_sealed", groups_sql.format(more=""), g)
+    await run("case_work_group_notes.text_sealed", notes_sql.format(more=""), n)
+
+
+async def _sealed_counts(cw: CaseWorld, columns: list[sealing.SealedColumn]) -> dict[str, int]:
+    """Values present in each sealed column, every organisation's."""
+    async with cw.as_("padmin") as ctx:
+        return {
+            c.name: int(await ctx.session.scalar(text(f"SELECT count({c.column}) FROM {c.table}")) or 0)
+            for c in columns
+        }
+
+
+async def test_those_who_run_a_group_see_its_participants_names_others_nothing(cw: CaseWorld) -> None:
+    # given a client of sw's case in two groups: one sw2 co-facilitates, one sw2 has nothing to do with
+    client = (await make_clients(cw, 1))[0]
+    shared = await make_group(cw, co_facilitator_account_id=cw.ids["sw2"])
+    other = await make_group(cw, name="第二组")
+    joined = [await cw.call("sw", groups.add_participant, g, client) for g in (shared, other)]
+    seen: dict[str, tuple[Any, ...]] = {}
+    for who in ("sw", "sw2", "sup", "admin", "admin_b", "sw_b"):
+        async with cw.as_(who) as ctx:
+            people = await groups.participants(ctx, [shared, other])
+            names = await groups.participant_names(ctx, [p.id for p in joined])
+            contact = (await case_services.client_residents(ctx, [client]))[0]
+            seen[who] = (
+                [None if found is None else len(found) for found in people],
+                names,
+                None if contact is None else contact.phone,
+            )
+    assert seen == {
+        "sw": ([1, 1], ["独居老人", "独居老人"], "13700001111"),
+        # the co-facilitator does not serve the client's case: the name in their group, not its contact
+        "sw2": ([1, None], ["独居老人", None], None),
+        "sup": ([1, 1], ["独居老人", "独居老人"], "13700001111"),
+        "admin": ([1, 1], ["独居老人", "独居老人"], "13700001111"),
+        "admin_b": ([None, None], [None, None], None),
+        "sw_b": ([None, None], [None, None], None),
+    }

@@ -4,12 +4,17 @@ per resident); the client keeps no copy of the person's name, phone or address."
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 import core
+from core import migrate
+from core.database import create_engine, database_url_for, drop_database, ensure_database
 from core.models import Resident
+from core.plugins import build_plugin_host
 from plugins.case_work import services
 from plugins.case_work.models import Client
 from tests.plugins.case_work.conftest import CaseWorld
@@ -131,3 +136,73 @@ async def test_the_client_reads_its_resident_only_for_those_who_see_the_client(c
         async with cw.as_(who) as ctx:
             client = await ctx.session.get(Client, client_id) if who != "sw2" else None
             assert (client is not None and await services.sees_contact(ctx, client)) is raw, who
+
+
+async def test_w006_attaches_clients_to_known_residents_and_its_downgrade_takes_back_what_it_made(
+    server_url: str,
+) -> None:
+    # given a database at w005 and c002 with casework clients -- one the same person (organisation, name,
+    # phone) as a counseling client, one without a phone, one of another organisation -- and that counseling client
+    name = "ysg_case_work_w006_backfill"
+    await drop_database(server_url, name)
+    await ensure_database(server_url, name)
+    engine = create_engine(database_url_for(server_url, name), pool_size=1)
+    dirs = build_plugin_host(entry_points=False).migration_dirs()
+
+    async def rows(sql: str) -> list[tuple[Any, ...]]:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT set_config('app.role', 'platform_admin', true)"))
+            return [tuple(r) for r in (await conn.execute(text(sql))).all()]
+
+    try:
+        await migrate.upgrade(engine, dirs, target="w005")
+        await migrate.upgrade(engine, dirs, target="c002")
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT set_config('app.role', 'platform_admin', true)"))
+            for sql in (
+                "INSERT INTO organizations (id, name, kind) VALUES (1, 'A', 'agency'), (2, 'B', 'agency')",
+                "INSERT INTO districts (id, name, kind) VALUES (1, '碑林区', 'district')",
+                "INSERT INTO communities (id, district_id, name, street, head_name, organization_id) "
+                "VALUES (1, 1, '粉巷', '', '', 1), (2, 1, '南院门', '', '', 2)",
+                "INSERT INTO case_work_clients (id, name, phone, address, community_id, organization_id) VALUES "
+                "(1, '张奶奶', '13900000001', '粉巷1号', 1, 1), (2, '李', '', '', NULL, 1), "
+                "(3, '张奶奶', '13900000001', '南院门2号', 2, 2)",
+                "INSERT INTO counseling_clients (name, phone, community_id, organization_id, consent_at) "
+                "VALUES ('张奶奶', '13900000001', NULL, 1, now())",
+            ):
+                await conn.execute(text(sql))
+        # when everything is migrated (counseling's c003 makes its client a resident; casework's w006 follows)
+        await migrate.upgrade(engine, dirs)
+        # then the client of A is that resident's client (no duplicate), the address and community it knew kept
+        # on the resident; the others got residents of their own, in their own organisations
+        known = (await rows("SELECT resident_id FROM counseling_clients"))[0][0]
+        clients = await rows(
+            "SELECT c.id, r.id, r.organization_id, r.name, r.phone, r.address, r.community_id "
+            "FROM case_work_clients c JOIN residents r ON r.id = c.resident_id ORDER BY c.id"
+        )
+        assert clients[0] == (1, known, 1, "张奶奶", "13900000001", "粉巷1号", 1)
+        assert [c[2:] for c in clients[1:]] == [(1, "李", "", "", None), (2, "张奶奶", "13900000001", "南院门2号", 2)]
+        assert (await rows("SELECT count(*) FROM residents"))[0][0] == 3
+        made = sorted(c[1] for c in clients[1:])
+        # when a resident w006 made is referred to by something else since (a consent), and w006 is undone
+        await rows(
+            f"INSERT INTO consents (resident_id, scopes, target_kind, target, purpose, valid_from, recorded_by, "
+            f"organization_id) VALUES ({made[1]}, ARRAY['contact']::varchar[], 'outside', '街道办', '转介', now(), "
+            f"'test', 2) RETURNING id"
+        )
+        await migrate.downgrade(engine, "w005", dirs)
+        # then the clients hold their facts again; the residents it made go but the consented one, and
+        # counseling's stays
+        assert await rows("SELECT id, name, phone, address, community_id, organization_id FROM case_work_clients") == [
+            (1, "张奶奶", "13900000001", "粉巷1号", 1, 1),
+            (2, "李", "", "", None, 1),
+            (3, "张奶奶", "13900000001", "南院门2号", 2, 2),
+        ]
+        assert [r[0] for r in await rows("SELECT id FROM residents ORDER BY id")] == sorted([known, made[1]])
+        assert await rows("SELECT key FROM app_meta WHERE key LIKE 'case_work:%'") == []
+        # and up again: the consented resident is matched, nothing duplicated
+        await migrate.upgrade(engine, dirs)
+        assert (await rows("SELECT count(*) FROM residents"))[0][0] == 3
+    finally:
+        await engine.dispose()
+        await drop_database(server_url, name)

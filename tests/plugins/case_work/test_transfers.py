@@ -8,16 +8,21 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from core.models import Appointment, AvailabilityWindow
 from core.services.common import constraint_name
 from core.services.context import ServiceContext
 from plugins.case_work import services
 from plugins.case_work.notes import services as notes
+from plugins.case_work.visits import services as visits
+from plugins.case_work.visits.models import Visit
 from tests.concurrency import Racer, rounds
+from tests.core.services.test_scheduling import at
 from tests.plugins.case_work.conftest import CaseWorld
+from tests.plugins.case_work.test_visits import Calendar, cal  # noqa: F401  (the staff calendars fixture)
 
 
 async def _note(cw: CaseWorld, case_id: int) -> int:
@@ -202,3 +207,108 @@ async def test_an_acceptance_beside_a_step_of_the_previous_worker_is_one_order_o
     async with Racer.open(db_url, workers=2, clock=cw.clock) as racer:
         for _ in range(rounds(5)):
             await round_(racer)
+
+
+async def _where(calendar: Calendar, visit_id: int) -> tuple[int, int, int | None, int | None, str]:
+    """(worker, owner of the worker's appointment, second staff member, its appointment, status) of a visit."""
+    async with calendar.cw.as_("admin") as ctx:
+        visit = await ctx.session.get_one(Visit, visit_id)
+        appointment = await ctx.session.get_one(Appointment, visit.appointment_id)
+        return (
+            visit.worker_account_id,
+            appointment.owner_id,
+            visit.second_account_id,
+            visit.second_appointment_id,
+            appointment.status,
+        )
+
+
+async def test_an_acceptance_moves_the_visits_still_to_come_to_the_new_workers_calendar(cal: Calendar) -> None:  # noqa: F811
+    # given a case of sw with a visit that has started and one still to come, and a transfer to sw2
+    cw, sw, sw2 = cal.cw, cal.records["sw"], cal.records["sw2"]
+    case_id = await cw.open()
+    started = await cal.book(case_id, at(cal.monday, 9))
+    ahead = await cal.book(case_id, at(cal.monday, 14))
+    cw.clock.now = at(cal.monday, 9, 30)
+    transfer = await cw.call("sw", services.propose_transfer, case_id, cw.ids["sw2"], "调岗")
+    before = await cal.counts()
+    # when sw2 accepts
+    await cw.call("sw2", services.answer_transfer, transfer.id, True)
+    # then the visit still to come is sw2's, on sw2's calendar at the same time; sw's appointment is cancelled
+    assert await _where(cal, ahead.id) == (cw.ids["sw2"], sw2, None, None, "active")
+    assert (await cal.slot(ahead.id))[:2] == (at(cal.monday, 14), at(cal.monday, 15))
+    async with cw.as_("admin") as ctx:
+        left = await ctx.session.get_one(Appointment, ahead.appointment_id)
+        assert (left.owner_id, left.status) == (sw, "cancelled")
+    assert await cal.counts() == before  # one appointment cancelled, one booked
+    # and the visit that has started stays as it was: it says who went
+    assert await _where(cal, started.id) == (cw.ids["sw"], sw, None, None, "active")
+    # and sw's time is free again, sw2's is taken: another case's visit then is refused for sw2 only
+    other_sw2 = await cw.open("admin", social_worker_account_id=cw.ids["sw2"])
+    assert await cw.refused("sw2", visits.book_visit, other_sw2, mode="call", start=at(cal.monday, 14), minutes=30) == (
+        "SLOT_TAKEN"
+    )
+    other_sw = await cw.open()
+    await cal.book(other_sw, at(cal.monday, 14), mode="call", minutes=30)
+    # and a move afterwards is the new owner's, on their calendar
+    moved = await cw.call("sw2", visits.reschedule_visit, ahead.id, at(cal.monday, 17), 60)
+    assert await _where(cal, moved.id) == (cw.ids["sw2"], sw2, None, None, "active")
+    assert (await cal.slot(ahead.id))[:2] == (at(cal.monday, 17), at(cal.monday, 18))
+    assert await cw.refused("sw", visits.reschedule_visit, ahead.id, at(cal.monday, 18), 60) == "NOT_FOUND"
+
+
+async def test_a_visit_the_new_worker_came_along_to_becomes_theirs(cal: Calendar) -> None:  # noqa: F811
+    # given a visit still to come of sw's case with sw2 as the second staff member
+    cw = cal.cw
+    case_id = await cw.open()
+    visit = await cal.book(case_id, at(cal.monday, 10), second_account_id=cw.ids["sw2"])
+    second = (await _where(cal, visit.id))[3]
+    transfer = await cw.call("sw", services.propose_transfer, case_id, cw.ids["sw2"], "调岗")
+    before = await cal.counts()
+    # when sw2 accepts
+    await cw.call("sw2", services.answer_transfer, transfer.id, True)
+    # then sw2's own appointment is the visit's, sw's is cancelled, and nobody is booked twice
+    assert await _where(cal, visit.id) == (cw.ids["sw2"], cal.records["sw2"], None, None, "active")
+    async with cw.as_("admin") as ctx:
+        assert (await ctx.session.get_one(Visit, visit.id)).appointment_id == second
+    assert await cal.counts() == (before[0], before[1] - 1)
+
+
+@pytest.mark.parametrize("clash", ["visit", "hours"])
+async def test_a_visit_that_does_not_fit_the_new_workers_calendar_refuses_the_acceptance(
+    cal: Calendar,  # noqa: F811
+    clash: str,
+) -> None:
+    # given a visit of sw's case on Monday 10:00, and sw2 busy then (a visit of their own case) or off duty then
+    cw = cal.cw
+    case_id = await cw.open()
+    visit = await cal.book(case_id, at(cal.monday, 10))
+    blocker: Visit | None = None
+    if clash == "visit":
+        own = await cw.open("admin", social_worker_account_id=cw.ids["sw2"])
+        blocker = await cal.book(own, at(cal.monday, 10, 30), who="sw2", mode="call", minutes=30)
+    else:
+        async with cw.as_("admin") as ctx:
+            await ctx.session.execute(
+                delete(AvailabilityWindow).where(
+                    AvailabilityWindow.owner_id == cal.records["sw2"],
+                    AvailabilityWindow.weekday == cal.monday.weekday(),
+                )
+            )
+    transfer = await cw.call("sw", services.propose_transfer, case_id, cw.ids["sw2"], "调岗")
+    before, where = await cal.counts(), await _where(cal, visit.id)
+    # when sw2 accepts: refused with the calendar's code, and nothing changed
+    code = "SLOT_TAKEN" if clash == "visit" else "OUTSIDE_AVAILABILITY"
+    assert await cw.refused("sw2", services.answer_transfer, transfer.id, True) == code
+    assert await cal.counts() == before
+    assert await _where(cal, visit.id) == where
+    assert (await cw.case(case_id)).social_worker_account_id == cw.ids["sw"]
+    async with cw.as_("sw") as ctx:
+        [pending] = (await services.list_transfers(ctx, services.TransferFilter(case_id=case_id))).items
+        assert pending.status == "pending"
+    # and once the visit is moved out of the way, the acceptance goes through
+    if blocker is not None:
+        await cw.call("sw2", visits.cancel_visit, blocker.id, "改期")
+    else:
+        await cw.call("sw", visits.cancel_visit, visit.id, "新社工周一不上班")
+    assert (await cw.call("sw2", services.answer_transfer, transfer.id, True)).status == "accepted"

@@ -1,0 +1,497 @@
+"""Casework's reactions: cases that open themselves from what other parts of the platform report.
+
+- A counseling risk flag (`counseling.risk_raised`) opens a case for the flagged resident, assigned to the social
+  worker serving the resident's community (core's `community_liaisons`, role 'social_worker': that liaison's
+  volunteer record, the social worker's account with that volunteer id), supervised by a holder of
+  `case_work.supervisor` who is not that worker -- or, when the resident has an open case already, is attached
+  to it (and raises its risk when the flag is graver).
+- A help request tagged for casework (`tag_help_request`: a social worker or administrator) opens a case when
+  it is verified (`help_request.verified`), or at once when tagged after verification; the client is a resident
+  made from the requester through core's residents service (the same name and phone find the same resident).
+  Its worker is the tagging social worker, else the one serving the request's community.
+- Whatever cannot be assigned (nobody serves the community, no supervisor, no resident) waits in the intake
+  queue (`list_intakes`), which supervisors and administrators turn into cases (`open_from_intake`).
+
+Exactly once: every source is claimed first in `case_work_intakes`, unique per organisation, kind and id; a
+second delivery of the same event (a retry, a concurrent duplicate waiting on the first's row) finds the claim
+and does nothing. A reaction runs inside the transaction that caused it (a risk flag, a verification), whoever
+caused it -- a counselor or a community head holds no casework permission -- so the casework it does acts as the
+system *of the event's organisation* (row-level security keeps it there), recorded as such in the case's
+history; it never acts on what the caller could not name, since it reads only the records the event names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import false, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.elements import ColumnElement
+
+import core
+from core import tenancy
+from core.i18n import _
+from core.models import Account, AccountPluginRole, CommunityLiaison, Resident
+from plugins.case_work import services
+from plugins.case_work.models import CATEGORIES, RISK_LEVELS, Case, Client
+from plugins.case_work.reaction_models import INTAKE_STATUSES, Intake, RequestTag
+
+RISK_FLAG = "counseling_risk_flag"
+HELP_REQUEST = "help_request"
+RISK_RAISED = "counseling.risk_raised"
+# A request is verified from then on (a tag on one of these opens its case at once).
+VERIFIED = frozenset({"verified", "matched", "in_progress", "fulfilled"})
+ENDED = frozenset({"rejected", "cancelled"})
+MAX_ADDRESS = 200  # core's residents keep at most this much of an address
+
+INTAKES_NEWEST: core.Ordering[Intake] = core.Ordering(
+    "case_work_intakes_newest", (Intake.id,), lambda i: (i.id,), descending=True
+)
+CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
+    "uq_case_work_request_tags_organization_id_help_request_id": (
+        "ALREADY_EXISTS",
+        "This help request is tagged for casework already.",
+        ("input", "helpRequestId"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class IntakeFilter:
+    statuses: tuple[str, ...] = ()
+
+
+# -- acting as the organisation ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def as_system(ctx: core.ServiceContext, organization_id: int, label: str) -> AsyncIterator[core.ServiceContext]:
+    """The casework a reaction does, as the system of `organization_id` (every casework permission, that
+    organisation's rows only), in the caller's transaction; the caller's settings are back afterwards.
+
+    Why not the caller: the counselor who raised a flag or the head who verified a request may not open cases,
+    and the case must not claim they did. (A public core helper would serve every plugin's reactions: see the
+    report; this is that helper, kept here until core has it.)"""
+    system = core.Viewer(label=label[:100], role="system", organization_id=organization_id)
+    inner = core.ServiceContext(
+        session=ctx.session,
+        viewer=system,
+        clock=ctx.clock,
+        events=ctx.events,
+        policy=ctx.policy,
+        pending_write=ctx.pending_write,
+    )
+    await tenancy.rebind(ctx.session, system)
+    ok = False
+    try:
+        yield inner
+        ok = True
+    finally:
+        if ok:
+            await tenancy.rebind(ctx.session, ctx.viewer)
+        else:  # the transaction may be failed: no statement now; the caller's next statement re-applies
+            tenancy.bind(ctx.session, ctx.viewer)
+
+
+# -- who serves, who supervises -----------------------------------------------------------------------------------
+
+
+async def serving_worker(ctx: core.ServiceContext, community_id: int | None) -> int | None:
+    """The account of the social worker serving `community_id` (its liaison seat), if active."""
+    if community_id is None:
+        return None
+    found: int | None = await ctx.session.scalar(
+        select(Account.id)
+        .join(CommunityLiaison, CommunityLiaison.volunteer_id == Account.volunteer_id)
+        .where(
+            CommunityLiaison.community_id == community_id,
+            CommunityLiaison.role == services.SOCIAL_WORKER,
+            Account.role == services.SOCIAL_WORKER,
+            Account.is_active.is_(True),
+        )
+        .order_by(CommunityLiaison.id)
+        .limit(1)
+    )
+    return found
+
+
+async def a_supervisor(ctx: core.ServiceContext, organization_id: int, worker: int) -> int | None:
+    """An active holder of the supervisor role in the organisation who is not `worker` (the longest-standing)."""
+    found: int | None = await ctx.session.scalar(
+        select(Account.id)
+        .join(AccountPluginRole, AccountPluginRole.account_id == Account.id)
+        .where(
+            AccountPluginRole.role == services.SUPERVISOR_ROLE,
+            Account.organization_id == organization_id,
+            Account.is_active.is_(True),
+            Account.id != worker,
+        )
+        .order_by(Account.id)
+        .limit(1)
+    )
+    return found
+
+
+# -- the one path every source takes ------------------------------------------------------------------------------
+
+
+async def _claim(
+    ctx: core.ServiceContext, kind: str, source_id: int, risk_level: str, community_id: int | None
+) -> Intake | None:
+    """Claim a source for this transaction (queued until routed), or None: handled already."""
+    claimed = await ctx.session.scalar(
+        insert(Intake)
+        .values(
+            source_kind=kind,
+            source_id=source_id,
+            community_id=community_id,
+            risk_level=risk_level,
+            status="queued",
+            queue_reason="no_resident",
+            received_at=ctx.now(),
+            organization_id=ctx.viewer.organization_id,
+        )
+        .on_conflict_do_nothing(constraint="uq_case_work_intakes_organization_id_source_kind_source_id")
+        .returning(Intake.id)
+    )
+    if claimed is None:
+        return None
+    return await ctx.session.get(Intake, claimed)
+
+
+async def _open_case_of(ctx: core.ServiceContext, resident_id: int) -> Case | None:
+    """The resident's open case (the newest, should there be several), locked."""
+    found: Case | None = await ctx.session.scalar(
+        select(Case)
+        .join(Client, Client.id == Case.client_id)
+        .where(Client.resident_id == resident_id, Case.stage.not_in(list(services.CLOSED)))
+        .order_by(Case.id.desc())
+        .limit(1)
+        .with_for_update(of=Case)
+    )
+    return found
+
+
+async def _route(
+    ctx: core.ServiceContext, intake: Intake, *, category: str, reason: str, worker: int | None = None
+) -> Intake:
+    """Attach the intake to its resident's open case, or open one, or leave it queued saying why."""
+    if intake.resident_id is None:
+        return await _queue(ctx, intake, "no_resident")
+    case = await _open_case_of(ctx, intake.resident_id)
+    if case is not None:
+        if RISK_LEVELS.index(intake.risk_level) > RISK_LEVELS.index(case.risk_level):
+            await services.update_case(ctx, case.id, risk_level=intake.risk_level, reason=reason)
+        return await _settle(ctx, intake, "attached", case, ctx.viewer.account_id)
+    worker = worker or await serving_worker(ctx, intake.community_id)
+    if worker is None:
+        return await _queue(ctx, intake, "no_social_worker")
+    supervisor = await a_supervisor(ctx, intake.organization_id, worker)
+    if supervisor is None:
+        return await _queue(ctx, intake, "no_supervisor")
+    case = await services.open_case(
+        ctx,
+        category=category,
+        risk_level=intake.risk_level,
+        supervisor_account_id=supervisor,
+        social_worker_account_id=worker,
+        resident_id=intake.resident_id,
+        source_kind=intake.source_kind,
+        source_id=intake.source_id,
+        reason=reason,
+    )
+    return await _settle(ctx, intake, "opened", case, None)
+
+
+async def _queue(ctx: core.ServiceContext, intake: Intake, why: str) -> Intake:
+    intake.queue_reason = why
+    await core.flush(ctx)
+    return intake
+
+
+async def _settle(ctx: core.ServiceContext, intake: Intake, status: str, case: Case, handled_by: int | None) -> Intake:
+    intake.status = status
+    intake.queue_reason = None
+    intake.case_id = case.id
+    intake.handled_at = ctx.now()
+    intake.handled_by_account_id = handled_by
+    await core.flush(ctx)
+    # The worker hears of it (once per intake, whatever runs this again).
+    await core.notify(
+        ctx,
+        f"case_work.intake_{status}",
+        core.Recipient.account(case.social_worker_account_id),
+        {"case": case.id, "source_kind": intake.source_kind, "source_id": intake.source_id},
+        source="case_work",
+        dedupe_key=f"case_work.intake:{intake.id}",
+    )
+    return intake
+
+
+# -- counseling risk flags ----------------------------------------------------------------------------------------
+
+
+async def on_risk_raised(ctx: core.ServiceContext, event: core.DomainEvent) -> Intake | None:
+    data = event.data()
+    severity = str(data.get("severity"))
+    if severity not in RISK_LEVELS:  # a severity casework does not know: the flag stays counseling's
+        return None
+    async with as_system(ctx, event.organization_id, ACTORS[RISK_FLAG]) as system:
+        resident_id = data.get("resident_id")
+        resident = None if resident_id is None else await system.session.get(Resident, int(resident_id))
+        intake = await _claim(
+            system, RISK_FLAG, int(data["flag_id"]), severity, None if resident is None else resident.community_id
+        )
+        if intake is None:
+            return None
+        intake.resident_id = None if resident is None else resident.id
+        return await _route(system, intake, category="mental_health", reason=REASONS[RISK_FLAG])
+
+
+# -- help requests tagged for casework ------------------------------------------------------------------------------
+
+
+async def tag_help_request(
+    ctx: core.ServiceContext, help_request_id: int, *, category: str, risk_level: str, reason: str = ""
+) -> RequestTag:
+    """Tag a help request for casework: a social worker or an administrator of the request's organisation.
+    Its verification opens a case; a request verified already opens it now."""
+    core.require(ctx, services.MANAGE)
+    if ctx.viewer.account_id is None:
+        raise core.DomainError("FORBIDDEN", "You may not do this.")
+    v = core.Validator()
+    v.check(category in CATEGORIES, ("input", "category"), "INVALID_INPUT", "Unknown category.")
+    v.check(risk_level in RISK_LEVELS, ("input", "riskLevel"), "INVALID_INPUT", "Risk is low, medium or high.")
+    clean = reason.strip()
+    v.check(len(clean) <= 2000, ("input", "reason"), "OUT_OF_RANGE", "At most 2000 characters.")
+    v.raise_if_any()
+    request = await core.get_row(
+        ctx,
+        core.HelpRequest,
+        help_request_id,
+        what=_("Help request"),
+        field=("input", "helpRequestId"),
+        lock=True,
+        scope=core.request_scope(ctx.viewer),
+    )
+    if request.organization_id != ctx.viewer.organization_id:  # a platform administrator sees others' requests
+        raise core.NotFound(_("Help request"), ("input", "helpRequestId"))
+    if request.status in ENDED:
+        raise core.DomainError(
+            "INVALID_TRANSITION", "The help request was rejected or cancelled.", ("input", "helpRequestId")
+        )
+    tagged = await ctx.session.scalar(select(RequestTag.id).where(RequestTag.help_request_id == request.id))
+    if tagged is not None:
+        raise core.DomainError(
+            "ALREADY_EXISTS", "This help request is tagged for casework already.", ("input", "helpRequestId")
+        )
+    tag = RequestTag(
+        help_request_id=request.id,
+        category=category,
+        risk_level=risk_level,
+        reason=clean,
+        tagged_by_account_id=ctx.viewer.account_id,
+        tagged_by=ctx.viewer.label[:100],
+        tagged_at=ctx.now(),
+        organization_id=request.organization_id,
+    )
+    ctx.session.add(tag)
+    await core.flush(ctx, CONSTRAINT_ERRORS)
+    if request.status in VERIFIED:
+        await _open_for_request(ctx, tag, request)
+    return tag
+
+
+async def on_request_verified(ctx: core.ServiceContext, event: core.DomainEvent) -> Intake | None:
+    request_id = int(event.data()["request_id"])
+    async with as_system(ctx, event.organization_id, ACTORS[HELP_REQUEST]) as system:
+        tag = await system.session.scalar(select(RequestTag).where(RequestTag.help_request_id == request_id))
+        if tag is None:
+            return None
+        request = await system.session.get(core.HelpRequest, request_id)
+        assert request is not None
+        return await _open_for_request(system, tag, request, in_system=True)
+
+
+async def _open_for_request(
+    ctx: core.ServiceContext, tag: RequestTag, request: core.HelpRequest, *, in_system: bool = False
+) -> Intake | None:
+    if not in_system:
+        async with as_system(ctx, request.organization_id, ACTORS[HELP_REQUEST]) as system:
+            return await _open_for_request(system, tag, request, in_system=True)
+    intake = await _claim(ctx, HELP_REQUEST, request.id, tag.risk_level, request.community_id)
+    if intake is None:
+        return None
+    intake.resident_id = (await _requester(ctx, request)).id
+    tagger = await ctx.session.get(Account, tag.tagged_by_account_id)
+    worker = tagger.id if tagger is not None and tagger.role == services.SOCIAL_WORKER and tagger.is_active else None
+    return await _route(ctx, intake, category=tag.category, reason=tag.reason or REASONS[HELP_REQUEST], worker=worker)
+
+
+async def _requester(ctx: core.ServiceContext, request: core.HelpRequest) -> Resident:
+    """The requester as a resident of the request's organisation: the one with the same name and phone, else a
+    new one (without the phone or address, should core's rules refuse them as written on the request)."""
+    name = request.requester_name.strip()
+    phone = request.requester_phone.strip()
+    if phone:
+        same = await ctx.session.scalar(
+            select(Resident)
+            .where(Resident.organization_id == request.organization_id, Resident.name == name, Resident.phone == phone)
+            .order_by(Resident.id)
+            .limit(1)
+        )
+        if same is not None:
+            return same
+    address = (request.requester_address or "").strip()[:MAX_ADDRESS]
+    try:
+        return await core.residents.create_resident(
+            ctx, name=name, community_id=request.community_id, phone=phone, address=address
+        )
+    except core.DomainError:
+        # Validation refuses before anything is written: keep the person, drop what did not validate.
+        return await core.residents.create_resident(ctx, name=name[:50], community_id=request.community_id)
+
+
+# -- the intake queue -------------------------------------------------------------------------------------------------
+
+
+def may_triage(viewer: core.Viewer) -> bool:
+    """Supervisors (the plugin role) and administrators list the queue and turn intakes into cases."""
+    return viewer.organization_id is not None and (
+        viewer.role in services.ADMIN_ROLES or core.can(viewer, services.SUPERVISE)
+    )
+
+
+def intake_scope(ctx: core.ServiceContext) -> ColumnElement[bool]:
+    """The intakes of the caller's organisation, for supervisors and administrators; nothing for others."""
+    if not core.can(ctx.viewer, services.MANAGE) or not may_triage(ctx.viewer):
+        return false()
+    column: ColumnElement[bool] = Intake.organization_id == ctx.viewer.organization_id
+    return column
+
+
+def _require_triage(ctx: core.ServiceContext) -> None:
+    core.require(ctx, services.MANAGE)
+    if not may_triage(ctx.viewer):
+        raise core.DomainError("FORBIDDEN", "You may not do this.")
+
+
+async def list_intakes(
+    ctx: core.ServiceContext, f: IntakeFilter = IntakeFilter(), *, first: int = 50, after: str | None = None
+) -> core.Page[Intake]:
+    """The organisation's intakes, newest first (the queue: statuses ['queued'])."""
+    _require_triage(ctx)
+    unknown = [s for s in f.statuses if s not in INTAKE_STATUSES]
+    if unknown:
+        raise core.DomainError("INVALID_INPUT", "Unknown statuses.", ("filter", "statuses"))
+    stmt = select(Intake).where(intake_scope(ctx))
+    if f.statuses:
+        stmt = stmt.where(Intake.status.in_(list(f.statuses)))
+    return await core.paginate(ctx, stmt, INTAKES_NEWEST, first=first, after=after)
+
+
+async def open_from_intake(
+    ctx: core.ServiceContext,
+    intake_id: int,
+    *,
+    social_worker_account_id: int,
+    supervisor_account_id: int | None = None,
+    category: str,
+    risk_level: str | None = None,
+    reason: str = "",
+) -> Intake:
+    """Turn a queued intake into a case (a supervisor or an administrator), assigned to the social worker and
+    supervisor named (default supervisor: the caller, if they hold the role). The case's rules are
+    services.open_case's: an active social worker, a supervisor holding the role who is not the worker."""
+    _require_triage(ctx)
+    if ctx.viewer.account_id is None:
+        raise core.DomainError("FORBIDDEN", "You may not do this.")
+    intake: Intake = await core.get_row(
+        ctx, Intake, intake_id, what=_("Intake"), field=("input", "id"), lock=True, scope=intake_scope(ctx)
+    )
+    if intake.status != "queued":
+        raise core.DomainError("INVALID_TRANSITION", "This intake has been handled already.", ("input", "id"))
+    if intake.resident_id is None:
+        raise core.DomainError("INVALID_INPUT", "The intake names nobody to open a case for.", ("input", "id"))
+    if supervisor_account_id is None:
+        if not core.can(ctx.viewer, services.SUPERVISE):
+            raise core.DomainError("REQUIRED", "Name the case's supervisor.", ("input", "supervisorId"))
+        supervisor_account_id = ctx.viewer.account_id
+    actor = ctx.viewer.account_id
+    async with as_system(ctx, intake.organization_id, ctx.viewer.label) as system:
+        case = await services.open_case(
+            system,
+            category=category,
+            risk_level=risk_level or intake.risk_level,
+            supervisor_account_id=supervisor_account_id,
+            social_worker_account_id=social_worker_account_id,
+            resident_id=intake.resident_id,
+            source_kind=intake.source_kind,
+            source_id=intake.source_id,
+            reason=reason,
+        )
+        intake = await _settle(system, intake, "opened", case, actor)
+    return intake
+
+
+async def intakes_by_id(ctx: core.ServiceContext, pks: Sequence[int]) -> dict[int, Intake]:
+    """node(id:): the intakes among `pks` the caller sees."""
+    if not pks:
+        return {}
+    rows = await ctx.session.scalars(select(Intake).where(Intake.id.in_(list(pks)), intake_scope(ctx)))
+    return {row.id: row for row in rows}
+
+
+async def intake_residents(ctx: core.ServiceContext, intake_ids: Sequence[int]) -> list[Resident | None]:
+    """The resident of each intake the caller sees (one query for a page of the queue)."""
+    rows = await ctx.session.execute(
+        select(Intake.id, Resident)
+        .join(Resident, Resident.id == Intake.resident_id)
+        .where(Intake.id.in_(list(intake_ids)), intake_scope(ctx))
+    )
+    found: dict[int, Resident] = {row[0]: row[1] for row in rows.all()}
+    return [found.get(pk) for pk in intake_ids]
+
+
+# -- HelpRequest.caseWorkCaseFile -----------------------------------------------------------------------------------
+
+
+async def case_files(ctx: core.ServiceContext, request_ids: Sequence[int]) -> list[Case | None]:
+    """The case each help request became (the newest, if several), for those who see that case by casework's
+    own scope (services.case_scope); None for everyone else. One query for a page of requests, none for callers
+    without casework."""
+    if not request_ids or not core.can(ctx.viewer, services.MANAGE):
+        return [None] * len(request_ids)
+    rows = await ctx.session.scalars(
+        select(Case)
+        .where(
+            Case.source_kind == HELP_REQUEST,
+            Case.source_id.in_(list(request_ids)),
+            services.case_scope(ctx),
+        )
+        .order_by(Case.id)
+    )
+    found: dict[int, Case] = {}
+    for case in rows:
+        found[int(case.source_id or 0)] = case  # the newest wins
+    return [found.get(pk) for pk in request_ids]
+
+
+# -- the hook -------------------------------------------------------------------------------------------------------
+
+
+@core.hookimpl
+async def on_event(event: core.DomainEvent, ctx: core.ServiceContext) -> None:
+    """Wired in plugin.py (`from plugins.case_work.reactions import on_event`)."""
+    if event.name == RISK_RAISED:
+        await on_risk_raised(ctx, event)
+    elif isinstance(event, core.HelpRequestVerified):
+        await on_request_verified(ctx, event)
+
+
+# What the case's history records as the actor and the reason of an opening the system did: data written once, in
+# the organisation's language (like a worker's own reasons), not a message translated when shown.
+ACTORS = {RISK_FLAG: "系统（咨询风险标记）", HELP_REQUEST: "系统（求助转介个案）"}
+REASONS = {RISK_FLAG: "咨询风险标记自动开案", HELP_REQUEST: "求助经核实，按个案工作标记开案"}

@@ -1,0 +1,416 @@
+"""Casework's reactions (plugins/case_work/reactions.py), through the real plugin host and the GraphQL endpoint:
+a counseling risk flag opens a case for the social worker serving the resident's community (or joins the
+resident's open case), exactly once however often the event comes; what nobody can take waits in the intake
+queue that supervisors turn into cases; a help request tagged for casework opens a case when verified (at once
+when verified already); refusals write nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+import core
+import plugins.case_work.plugin as case_work_plugin
+from core.models import Notification
+from core.services import communities, help_requests
+from core.services.context import Viewer
+from core.vocab import LiaisonRole
+from plugins.case_work import core_fields, reactions
+from plugins.case_work.models import Case, Client, RiskChange, StageChange
+from plugins.case_work.reaction_models import Intake, RequestTag
+from plugins.counseling import services as counseling
+from plugins.counseling.services import RiskRaised
+from schema import api as gql
+from yunshegong.testing import Client as GqlClient
+from yunshegong.testing import Harness
+
+GRANT = """mutation($a: ID!) { r: grantPluginRole(input: {accountId: $a, role: "case_work.supervisor"}) {
+  errors { code } } }"""
+INTAKES = """query($s: [CaseWorkIntakeStatus!]) { r: caseWorkIntakes(filter: {statuses: $s}) {
+  nodes { id status queueReason sourceKind riskLevel residentName case { id } } } }"""
+FROM_INTAKE = """mutation($input: CaseWorkOpenCaseFromIntakeInput!) { r: caseWorkOpenCaseFromIntake(input: $input) {
+  intake { status case { id stage socialWorker { name } supervisor { name } } } errors { code field } } }"""
+TAG = """mutation($input: CaseWorkTagHelpRequestInput!) { r: caseWorkTagHelpRequest(input: $input) {
+  tag { category riskLevel case { id stage sourceKind client { name } socialWorker { name } } }
+  errors { code field } } }"""
+COUNSELING = frozenset({"counseling.manage"})
+CASEWORK = frozenset({"case_work.manage"})
+SUPERVISING = frozenset({"case_work.manage", "case_work.supervise"})
+
+
+@pytest.fixture(autouse=True)
+def wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Until plugins/case_work/plugin.py wires the reactions (the lead's part), the tests wire them the same
+    way: the hook on the plugin's module, the GraphQL parts merged into its register_graphql."""
+    if getattr(case_work_plugin, "on_event", None) is reactions.on_event:
+        yield
+        return
+    from strawberry.tools import merge_types
+
+    original = case_work_plugin.register_graphql
+    base = original()
+    query, mutation, types, type_fields = core_fields.graphql_parts()
+
+    @core.hookimpl
+    def register_graphql() -> core.GraphQLContribution:
+        return core.GraphQLContribution(
+            query=merge_types("CaseWorkQuery", (base.query, query)),  # type: ignore[arg-type]
+            mutation=merge_types("CaseWorkMutation", (base.mutation, mutation)),  # type: ignore[arg-type]
+            types=(*base.types, *types),
+            type_fields={**base.type_fields, **type_fields},
+        )
+
+    monkeypatch.setattr(case_work_plugin, "register_graphql", register_graphql)
+    monkeypatch.setattr(case_work_plugin, "on_event", reactions.on_event, raising=False)
+    yield
+
+
+def pk(global_id: str, type_name: str = "Account") -> int:
+    return gql.decode_id(global_id, type_name, ("id",))
+
+
+@dataclass
+class World:
+    kit: Harness
+    p: dict[str, GqlClient] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def viewer(self, who: str, role: str, permissions: frozenset[str], org: str = "a", **scope: int) -> Viewer:
+        return Viewer(
+            label=who,
+            account_id=pk(self.p[who].account_id or "") if who in self.p else None,
+            organization_id=self.ids[f"org_{org}"],
+            role=role,
+            extra_permissions=permissions,
+            **scope,
+        )
+
+    def counselor(self, org: str = "a") -> Viewer:
+        return self.viewer(f"counselor_{org}", "counselor", COUNSELING, org)
+
+    async def client(self, community: str, name: str = "来访者", phone: str = "13600001111", org: str = "a") -> Any:
+        """A counseling client (a core resident of `community`)."""
+        async with self.kit.service(self.counselor(org)) as ctx:
+            return await counseling.register_client(
+                ctx, name=name, phone=phone, consent=True, community_id=self.ids[community]
+            )
+
+    async def flag(self, client_id: int, severity: str = "high", org: str = "a") -> int:
+        """A counselor raises a risk flag (the event goes through the plugin host, as in the service)."""
+        async with self.kit.service(self.counselor(org)) as ctx:
+            flag = await counseling.flag_risk(ctx, client_id, severity, "情绪低落")
+            assert flag is not None
+            return int(flag.id)
+
+    async def rows(self, model: type, **where: Any) -> list[Any]:
+        async with self.kit.service() as ctx:
+            stmt = select(model).order_by(model.id)  # type: ignore[attr-defined]
+            for key, value in where.items():
+                stmt = stmt.where(getattr(model, key) == value)
+            return list((await ctx.session.scalars(stmt)).all())
+
+    async def count(self, model: type) -> int:
+        async with self.kit.service() as ctx:
+            return int(await ctx.session.scalar(select(func.count()).select_from(model)) or 0)
+
+    async def counts(self) -> tuple[int, ...]:
+        return tuple([await self.count(m) for m in (Intake, RequestTag, Case, Client, StageChange)])
+
+
+@pytest.fixture
+async def world(kit: Harness) -> World:
+    return await build_world(kit)
+
+
+async def build_world(kit: Harness) -> World:
+    """Organisation A (casework and counseling): community c1 served by sw (its liaison seat), c2 served by
+    nobody; sup holds the supervisor role; sw2 is another social worker. Organisation B: its own admin and
+    social worker, no supervisor."""
+    w = World(kit)
+    for org in ("a", "b"):
+        w.ids[f"org_{org}"] = await kit.organization(plugins=["case_work", "counseling"])
+    for key, org in (("c1", "a"), ("c2", "a"), ("c3", "b")):
+        w.ids[key] = await kit.community(w.ids[f"org_{org}"])
+    people = (
+        ("sw", "social_worker", "a"),
+        ("sw2", "social_worker", "a"),
+        ("sup", "social_worker", "a"),
+        ("admin", "organization_admin", "a"),
+        ("volunteer", "volunteer", "a"),
+        ("head", "community_head", "a"),
+        ("counselor_a", "counselor", "a"),
+        ("admin_b", "organization_admin", "b"),
+        ("sw_b", "social_worker", "b"),
+        ("counselor_b", "counselor", "b"),
+    )
+    for key, role, org in people:
+        scope: dict[str, int] = {"community_id": w.ids["c1"]} if role == "community_head" else {}
+        if role in ("social_worker", "counselor", "volunteer"):
+            scope["volunteer_id"] = w.ids[f"v_{key}"] = await kit.volunteer(w.ids[f"org_{org}"])
+        w.p[key] = await kit.sign_in(role, w.ids[f"org_{org}"], **scope)
+        w.ids[key] = pk(w.p[key].account_id or "")
+    async with kit.service() as ctx:
+        await communities.add_liaison(ctx, w.ids["c1"], w.ids["v_sw"], LiaisonRole.SOCIAL_WORKER)
+        await communities.add_liaison(ctx, w.ids["c3"], w.ids["v_sw_b"], LiaisonRole.SOCIAL_WORKER)
+    granted = await w.p["admin"](GRANT, {"a": w.p["sup"].account_id})
+    assert granted["r"]["errors"] == []
+    return w
+
+
+# -- counseling risk flags ---------------------------------------------------------------------------------------
+
+
+async def test_a_risk_flag_opens_a_case_for_the_worker_serving_the_community_once(world: World) -> None:
+    # given a counseling client living in c1, which sw serves
+    w = world
+    client = await w.client("c1")
+    # when a counselor raises a high risk flag
+    flag_id = await w.flag(client.id)
+    # then a case is open at intake for that resident: sw's, supervised by sup, high risk, from the flag
+    cases = await w.rows(Case)
+    assert [(c.social_worker_account_id, c.supervisor_account_id, c.risk_level, c.stage) for c in cases] == [
+        (w.ids["sw"], w.ids["sup"], "high", "intake")
+    ]
+    assert (cases[0].source_kind, cases[0].source_id, cases[0].category) == (
+        "counseling_risk_flag",
+        flag_id,
+        "mental_health",
+    )
+    clients = await w.rows(Client, id=cases[0].client_id)
+    assert clients[0].resident_id == client.resident_id
+    # and its opening is recorded as the system's, not the counselor's
+    history = await w.rows(StageChange, case_id=cases[0].id)
+    assert [(h.seq, h.to_stage, h.actor_account_id, h.actor) for h in history] == [
+        (0, "intake", None, reactions.ACTORS["counseling_risk_flag"])
+    ]
+    # and the intake says so, and sw is told (once)
+    intakes = await w.rows(Intake)
+    assert [(i.source_kind, i.source_id, i.status, i.case_id) for i in intakes] == [
+        ("counseling_risk_flag", flag_id, "opened", cases[0].id)
+    ]
+    told = await w.rows(Notification, account_id=w.ids["sw"])
+    assert [n.kind for n in told] == ["case_work.intake_opened"]
+
+    # when the same event is delivered again (a retry)
+    event = RiskRaised(
+        organization_id=w.ids["org_a"],
+        flag_id=flag_id,
+        client_id=client.id,
+        severity="high",
+        source="counselor",
+        resident_id=client.resident_id,
+    )
+    async with w.kit.service(w.counselor()) as ctx:
+        await ctx.publish(event)
+    # then nothing more is opened, queued or told
+    assert (await w.count(Case), await w.count(Intake), len(await w.rows(Notification, account_id=w.ids["sw"]))) == (
+        1,
+        1,
+        1,
+    )
+
+
+async def test_a_flag_on_a_resident_with_an_open_case_joins_it_and_raises_its_risk(world: World) -> None:
+    # given a medium-risk flag that opened a case for a resident of c1
+    w = world
+    client = await w.client("c1")
+    await w.flag(client.id, "medium")
+    (case,) = await w.rows(Case)
+    # when the counselor raises a high flag of another source for the same client
+    async with w.kit.service(w.counselor()) as ctx:
+        second = await counseling.raise_flag(ctx, client.id, "high", "mood_trend", "连续低落")
+    assert second is not None
+    # then no second case: the flag is attached to the open one, whose risk is raised (with its history)
+    assert await w.count(Case) == 1
+    intakes = await w.rows(Intake, source_id=second.id)
+    assert [(i.status, i.case_id) for i in intakes] == [("attached", case.id)]
+    assert [c.risk_level for c in await w.rows(Case)] == ["high"]
+    changes = await w.rows(RiskChange, case_id=case.id)
+    assert [(r.from_level, r.to_level, r.actor_account_id) for r in changes] == [("medium", "high", None)]
+
+
+async def test_a_flag_nobody_can_take_waits_in_the_queue_until_a_supervisor_opens_it(world: World) -> None:
+    # given a client in c2, which no social worker serves
+    w = world
+    client = await w.client("c2", name="无人服务")
+    # when a flag is raised
+    flag_id = await w.flag(client.id, "medium")
+    # then no case: the flag waits in the intake queue, saying why
+    assert await w.count(Case) == 0
+    queued = {"QUEUED"}
+    seen = await w.p["sup"](INTAKES, {"s": list(queued)})
+    (item,) = seen["r"]["nodes"]
+    assert (item["status"], item["queueReason"], item["sourceKind"], item["riskLevel"], item["residentName"]) == (
+        "QUEUED",
+        "NO_SOCIAL_WORKER",
+        "COUNSELING_RISK_FLAG",
+        "MEDIUM",
+        "无人服务",
+    )
+    # and the administrator sees it; nobody else does (another organisation: an empty queue)
+    assert [n["id"] for n in (await w.p["admin"](INTAKES))["r"]["nodes"]] == [item["id"]]
+    assert (await w.p["admin_b"](INTAKES))["r"]["nodes"] == []
+    for who in ("sw", "sw2", "volunteer", "head", "counselor_a"):
+        body = await w.p[who].raw(INTAKES)
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", who
+    # when sw (no supervisor) or B's administrator tries to open it: refused, nothing written
+    before = await w.counts()
+    request = {"input": {"id": item["id"], "socialWorkerId": w.p["sw2"].account_id, "category": "MENTAL_HEALTH"}}
+    sw_try = await w.p["sw"].raw(FROM_INTAKE, request)
+    assert sw_try["data"]["r"]["errors"][0]["code"] == "FORBIDDEN"
+    b_try = await w.p["admin_b"](FROM_INTAKE, request | {"input": request["input"] | {"supervisorId": None}})
+    assert b_try["r"]["errors"][0]["code"] == "NOT_FOUND"
+    # and a supervisor naming a worker who is not a social worker: refused on that field, nothing written
+    wrong = await w.p["sup"](FROM_INTAKE, {"input": request["input"] | {"socialWorkerId": w.p["admin"].account_id}})
+    assert wrong["r"]["errors"] == [{"code": "INVALID_INPUT", "field": ["input", "socialWorkerId"]}]
+    assert await w.counts() == before
+    # when the supervisor opens it for sw2 (supervising it themselves)
+    opened = await w.p["sup"](FROM_INTAKE, request)
+    # then the case is sw2's, supervised by sup, and the intake is handled (once)
+    assert opened["r"]["errors"] == []
+    assert opened["r"]["intake"]["status"] == "OPENED"
+    case = opened["r"]["intake"]["case"]
+    assert case["stage"] == "INTAKE"
+    (row,) = await w.rows(Case)
+    assert (row.social_worker_account_id, row.supervisor_account_id, row.source_id) == (
+        w.ids["sw2"],
+        w.ids["sup"],
+        flag_id,
+    )
+    (intake,) = await w.rows(Intake)
+    assert (intake.status, intake.handled_by_account_id) == ("opened", w.ids["sup"])
+    again = await w.p["sup"](FROM_INTAKE, request)
+    assert again["r"]["errors"][0]["code"] == "INVALID_TRANSITION"
+    assert await w.count(Case) == 1
+
+
+async def test_without_a_supervisor_the_flag_is_queued(world: World) -> None:
+    # given organisation B: c3 served by sw_b, but nobody holds the supervisor role
+    w = world
+    client = await w.client("c3", org="b")
+    # when a flag is raised there
+    await w.flag(client.id, org="b")
+    # then it waits, for want of a supervisor
+    (intake,) = await w.rows(Intake)
+    assert (intake.status, intake.queue_reason, intake.organization_id) == ("queued", "no_supervisor", w.ids["org_b"])
+    assert await w.count(Case) == 0
+
+
+async def test_an_organisation_without_casework_hears_nothing(world: World) -> None:
+    # given organisation A disabled casework
+    w = world
+    await w.kit.enable("case_work", w.ids["org_a"], enabled=False)
+    client = await w.client("c1")
+    # when a flag is raised; then the flag is counseling's only
+    await w.flag(client.id)
+    assert (await w.count(Intake), await w.count(Case)) == (0, 0)
+
+
+# -- help requests tagged for casework ---------------------------------------------------------------------------
+
+
+async def test_a_tagged_request_opens_a_case_when_verified_once(world: World) -> None:
+    # given a submitted help request in c1, tagged for casework by sw (who serves c1, so sees it)
+    w = world
+    request_id = await w.kit.help_request(w.ids["c1"], requester_name="独居李奶奶", requester_phone="13800002222")
+    tag = await w.p["sw"](
+        TAG,
+        {
+            "input": {
+                "helpRequestId": gql.encode_id("HelpRequest", request_id),
+                "category": "ELDERLY_CARE",
+                "riskLevel": "MEDIUM",
+                "reason": "独居，需持续跟进",
+            }
+        },
+    )
+    assert tag["r"]["errors"] == []
+    # then nothing opens before verification
+    assert tag["r"]["tag"]["case"] is None
+    assert await w.count(Case) == 0
+    # when it is verified (by a platform coordinator of no organisation: not the tagger, no casework of A)
+    async with w.kit.service() as ctx:
+        await help_requests.verify(ctx, request_id)
+    # then a case is open for the requester, as a new resident of c1, assigned to the tagging worker
+    (case,) = await w.rows(Case)
+    assert (case.source_kind, case.source_id, case.category, case.risk_level, case.social_worker_account_id) == (
+        "help_request",
+        request_id,
+        "elderly_care",
+        "medium",
+        w.ids["sw"],
+    )
+    async with w.kit.service() as ctx:
+        client = await ctx.session.get(Client, case.client_id)
+        assert client is not None
+        resident = await core.residents.get_resident(ctx, client.resident_id)
+    assert (resident.name, resident.phone, resident.community_id) == ("独居李奶奶", "13800002222", w.ids["c1"])
+    # and tagging it again is refused, nothing written
+    before = await w.counts()
+    again = await w.p["admin"](
+        TAG,
+        {"input": {"helpRequestId": gql.encode_id("HelpRequest", request_id), "category": "OTHER", "riskLevel": "LOW"}},
+    )
+    assert again["r"]["errors"] == [{"code": "ALREADY_EXISTS", "field": ["input", "helpRequestId"]}]
+    assert await w.counts() == before
+
+
+async def test_tagging_a_verified_request_opens_its_case_at_once(world: World) -> None:
+    # given a help request in c1, verified already
+    w = world
+    request_id = await w.kit.help_request(w.ids["c1"])
+    async with w.kit.service() as ctx:
+        await help_requests.verify(ctx, request_id)
+    # when the administrator tags it (not a social worker: the worker serving c1 takes it)
+    body = await w.p["admin"](
+        TAG,
+        {
+            "input": {
+                "helpRequestId": gql.encode_id("HelpRequest", request_id),
+                "category": "POVERTY",
+                "riskLevel": "LOW",
+            }
+        },
+    )
+    # then the case is open at once, sw's, and the tag shows it
+    assert body["r"]["errors"] == []
+    shown = body["r"]["tag"]["case"]
+    assert (shown["stage"], shown["sourceKind"], shown["client"]["name"]) == ("INTAKE", "HELP_REQUEST", "王阿姨")
+    (case,) = await w.rows(Case)
+    assert (case.social_worker_account_id, case.supervisor_account_id) == (w.ids["sw"], w.ids["sup"])
+
+
+async def test_who_may_tag_a_request(world: World) -> None:
+    # given requests of A (one rejected) and of B
+    w = world
+    mine = gql.encode_id("HelpRequest", await w.kit.help_request(w.ids["c1"]))
+    theirs = gql.encode_id("HelpRequest", await w.kit.help_request(w.ids["c3"]))
+    rejected_id = await w.kit.help_request(w.ids["c1"])
+    async with w.kit.service() as ctx:
+        await help_requests.reject(ctx, rejected_id, "重复")
+    rejected = gql.encode_id("HelpRequest", rejected_id)
+    before = await w.counts()
+
+    async def code(who: str, request: str) -> str | None:
+        body = await w.p[who].raw(TAG, {"input": {"helpRequestId": request, "category": "OTHER", "riskLevel": "LOW"}})
+        if body.get("errors"):
+            return str(body["errors"][0]["extensions"]["code"])
+        errors = body["data"]["r"]["errors"]
+        return errors[0]["code"] if errors else None
+
+    # when callers without casework, another organisation, or a closed request are tried: refused
+    assert await code("volunteer", mine) == "FORBIDDEN"
+    assert await code("head", mine) == "FORBIDDEN"
+    assert await code("counselor_a", mine) == "FORBIDDEN"
+    assert await code("sw_b", mine) == "NOT_FOUND"
+    assert await code("sw2", mine) == "NOT_FOUND"  # serves no community of the request: does not see it
+    assert await code("sw", theirs) == "NOT_FOUND"
+    assert await code("sw", rejected) == "INVALID_TRANSITION"
+    # then nothing was written
+    assert await w.counts() == before
+    # and a social worker of A may (positive control)
+    assert await code("sw", mine) is None
