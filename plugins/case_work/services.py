@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, false, or_, select, true, update
+from sqlalchemy import and_, false, func, or_, select, true, update
 from sqlalchemy.sql.elements import ColumnElement
 
 import core
@@ -68,6 +68,7 @@ ADMIN_ROLES = frozenset({"organization_admin", "platform_admin"})
 SOCIAL_WORKER = "social_worker"
 SYSTEM = "system"
 CLOSED = frozenset({"closure", "not_opened"})
+MAX_TRANSFERS = 20
 APPROVAL_STATUSES = frozenset({"pending", "approved", "refused", "withdrawn"})
 
 M = TypeVar("M")
@@ -958,6 +959,12 @@ async def propose_transfer(ctx: core.ServiceContext, case_id: int, to_account_id
     pending = await ctx.session.scalar(
         select(Transfer.id).where(Transfer.case_id == case.id, Transfer.status == "pending")
     )
+    proposed = await ctx.session.scalar(select(func.count()).where(Transfer.case_id == case.id))
+    if (proposed or 0) >= MAX_TRANSFERS:
+        # A bound that keeps the case's transfer history a short list (CaseWorkCase.transfers), not a page.
+        raise core.DomainError(
+            "OUT_OF_RANGE", "A case is offered for transfer at most {n} times.", ("input", "caseId"), n=MAX_TRANSFERS
+        )
     if pending is not None:
         raise core.DomainError(
             "ALREADY_EXISTS", "A transfer of this case is waiting for an answer already.", ("input", "caseId")

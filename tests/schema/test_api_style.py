@@ -44,6 +44,9 @@ BOUNDED_LISTS = {
     "CommitPlanPayload.assignments": "what one committed plan created, bounded by the plan's size",
     "CaseWorkPlan.goals": "a service plan's goals: at most 20 (refused beyond, when a goal is added)",
     "CaseWorkGoal.actions": "a goal's actions: at most 20 (refused beyond, when an action is added)",
+    "CaseWorkCase.transfers": "a case's transfer offers: at most 20 (refused beyond, when one is proposed)",
+    "CaseWorkGroup.participants": "a group's participants, leavers included: at most twice its capacity (<= 200)",
+    "CaseWorkGroup.sessions": "a group's sessions: at most 30 (refused beyond, when one is scheduled)",
 }
 MONEY_WORDS = ("amount", "money", "unallocated", "allocated", "price")
 
@@ -59,7 +62,7 @@ def _unwrap(t: Any) -> Any:
     return t
 
 
-PLUGIN_PREFIXES = ("Supplies", "Counseling")
+PLUGIN_PREFIXES = ("Supplies", "Counseling", "CaseWork")
 
 
 def test_every_mutation_takes_one_input_and_answers_user_errors(schema: GraphQLSchema) -> None:
