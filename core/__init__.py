@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from core.services.plugins import is_enabled
     from core.services.privacy import mask_phone
     from core.services.referrals import ReferralTarget, SharedResident
+    from core.services.residents import ResidentRelation
     from core.services.scheduling import book as book_appointment
     from core.services.scheduling import book_earliest as book_earliest_appointment
     from core.services.scheduling import cancel as cancel_appointment
@@ -147,6 +148,7 @@ _EXPORTS: dict[str, str] = {
     "referrals": "core.services.referrals",
     "ReferralTarget": "core.services.referrals",
     "SharedResident": "core.services.referrals",
+    "ResidentRelation": "core.services.residents",
 }
 # Names that are modules themselves, not attributes of one.
 _MODULES = frozenset({"residents", "consent", "referrals"})

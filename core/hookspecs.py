@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from core.services.context import ServiceContext
     from core.services.plugin_roles import PluginRole
     from core.services.referrals import ReferralTarget
+    from core.services.residents import ResidentRelation
     from core.services.sealing import SealedColumn
 
 PROJECT = "yunshegong"
@@ -148,6 +149,22 @@ def register_referral_targets() -> list[ReferralTarget]:  # type: ignore[empty-b
     resident (`core.referrals.SharedResident`): the plugin creates or attaches its own record there (its
     failure undoes the acceptance). A referral to a target that is not registered, or whose plugin the
     receiving organisation has not enabled, is refused (REFERRAL_TARGET_UNKNOWN, REFERRAL_TARGET_DISABLED).
+    """
+
+
+@hookspec
+def register_resident_relations() -> list[ResidentRelation]:  # type: ignore[empty-body]
+    """Say how the plugin's staff serve residents (decisions.md: confidential data by relation, not by rank).
+
+    Called whenever residents are read or changed (keep it cheap: build a condition, query nothing). Returns
+    `core.ResidentRelation(name, serves)` objects: `name` is the plugin's name or `<plugin name>.<relation>`;
+    `serves(viewer, resident_id)` receives the caller (`core.Viewer`) and the `residents.id` column of the
+    statement being built, and returns a SQLAlchemy condition on that column, true for the residents the
+    caller serves by the plugin's relation (e.g. `resident_id.in_(select(Client.resident_id).where(...))`),
+    or None when the caller serves nobody that way. Restrict it to the caller's organisation and role
+    yourself. Those who serve a resident by any plugin's relation see them with phone and address in full,
+    change them (`updateResident`), and see the referrals sent about them; the account that recorded the
+    resident and administrators see the record with its contact masked; everyone else gets NOT_FOUND.
     """
 
 

@@ -13,7 +13,18 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,7 +52,9 @@ class ReferralStatus(StrEnum):
 
 
 class Resident(OrganizationOwned, Base):
-    """A person an organisation serves. Phone and address are sensitive (masked for roles not serving)."""
+    """A person an organisation serves. Seen by relation (core.services.residents): those who serve them by a
+    plugin's relation, the account that recorded them, and administrators; phone and address in full only
+    for those who serve them."""
 
     __tablename__ = "residents"
     __table_args__ = (Index("ix_residents_organization_id_id", "organization_id", "id"),)
@@ -51,13 +64,16 @@ class Resident(OrganizationOwned, Base):
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
     phone: Mapped[str] = mapped_column(String(20), server_default="")
     address: Mapped[str] = mapped_column(Text, server_default="")
+    # Who recorded the person (None: a script, a job, a migration): they keep seeing the record they made.
+    recorded_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     created_at: Mapped[datetime] = created_at()
 
 
 class Consent(OrganizationOwned, Base):
     """What a resident agreed may be shared (`scopes`), with whom (`target`: a plugin's referral target
-    name, or an outside organisation named in text), for what purpose, and for how long. Revoked, never
-    deleted (a trigger refuses DELETE): the history of what was allowed when is itself a record."""
+    name at `target_organization_id`, or an outside organisation named in text), for what purpose, and for
+    how long. Revoked, never deleted or otherwise changed (triggers refuse both): the history of what was
+    allowed when is itself a record."""
 
     __tablename__ = "consents"
     __table_args__ = (
@@ -67,6 +83,9 @@ class Consent(OrganizationOwned, Base):
         ),
         CheckConstraint("valid_until IS NULL OR valid_until > valid_from", name="validity"),
         CheckConstraint("(revoked_at IS NULL) = (revoked_by IS NULL)", name="revoked_together"),
+        CheckConstraint("(target_kind = 'plugin') = (target_organization_id IS NOT NULL)", name="target_organization"),
+        # What a referral's composite foreign key names (fk_referrals_consent_target).
+        UniqueConstraint("id", "organization_id", "target_organization_id"),
         Index("ix_consents_resident", "resident_id", "id"),
     )
 
@@ -75,6 +94,9 @@ class Consent(OrganizationOwned, Base):
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
     target_kind: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(100))
+    # The receiving organisation a plugin target is agreed for (required for plugin targets): a consent for
+    # "counseling" is a consent for that organisation's counseling, not every organisation's.
+    target_organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     purpose: Mapped[str] = mapped_column(Text)
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -104,6 +126,12 @@ class Referral(OrganizationOwned, Base):
             "status IN ('sent', 'revoked') OR target_outside IS NULL",
             name="outside_only_sent_or_revoked",
         ),
+        # The receiving organisation is the one the consent names (an outside referral: no check).
+        ForeignKeyConstraint(
+            ["consent_id", "organization_id", "target_organization_id"],
+            ["consents.id", "consents.organization_id", "consents.target_organization_id"],
+            name="fk_referrals_consent_target",
+        ),
         Index("ix_referrals_received", "target_organization_id", "id"),
         Index("ix_referrals_sent", "organization_id", "id"),
         Index("ix_referrals_resident", "resident_id"),
@@ -124,6 +152,8 @@ class Referral(OrganizationOwned, Base):
     summary: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), server_default=text("'sent'"))
     sent_by: Mapped[str] = mapped_column(String(100))
+    # The sending account (None: a script): it keeps seeing what it sent.
+    sent_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     answered_by: Mapped[str | None] = mapped_column(String(100))
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

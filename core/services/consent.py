@@ -1,13 +1,15 @@
 """Consents: what a resident agreed may be shared, with whom, why and for how long (plugins: `core.consent`).
 
 A consent names what may be shared (`scopes`, a fixed vocabulary: summary, contact, health, case_details),
-with whom (`target`: a referral target's name such as "counseling", or an outside organisation named in
-text), its purpose, and its validity. It is revoked, never deleted (the database refuses DELETE), and a
-revocation takes effect at once: referrals under it disappear from the recipient's view in the same
-statement that revokes it (row-level security reads `referral_consent_in_force`, migration 0012).
+with whom (`target`: a referral target's name such as "counseling" *and* the receiving organisation,
+`target_organization_id`; or an outside organisation named in text), its purpose, and its validity. It is
+revoked, never deleted or rewritten (the database refuses both), and a revocation takes effect at once: the
+live referrals under it are revoked in the same transaction (ReferralRevoked is published for each), and
+the recipient's view ends with the statement that revokes the consent (row-level security reads
+`referral_consent_in_force`, migration 0012).
 
-Recorded, revoked and listed by the staff who keep the resident's records (`core.residents`); anyone else
-gets NOT_FOUND, as for a missing resident.
+Recorded, revoked and listed by those who may see the resident (`core.residents.scope`: those serving them,
+their recorder, administrators); anyone else gets NOT_FOUND, as for a missing resident.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _target_name(v: Validator, kind: str, target: str) -> str:
     clean = (target or "").strip()
     if kind == "plugin":
         # A referral target is a plugin's name or `<plugin>.<service>`.
-        head, _, tail = clean.partition(".")
+        head, _dot, tail = clean.partition(".")
         v.check(
             bool(PLUGIN_NAME.match(head)) and (not tail or bool(PLUGIN_NAME.match(tail))),
             ("input", "target"),
@@ -65,10 +67,12 @@ async def record_consent(
     target: str,
     purpose: str,
     target_kind: str = "plugin",
+    target_organization_id: int | None = None,
     valid_from: datetime | None = None,
     valid_until: datetime | None = None,
 ) -> Consent:
-    """Record the resident's consent; `valid_from` defaults to now, `valid_until` None means until revoked."""
+    """Record the resident's consent; `valid_from` defaults to now, `valid_until` None means until revoked. A
+    plugin target names its organisation (`target_organization_id`, REQUIRED); an outside one does not."""
     resident = await residents.get_resident(ctx, resident_id)
     v = Validator()
     wanted = list(dict.fromkeys(scopes))
@@ -77,6 +81,20 @@ async def record_consent(
     v.check(not unknown, ("input", "scopes"), "INVALID_INPUT", "Unknown scopes: {values}.", values=tuple(unknown))
     v.check(target_kind in TARGET_KINDS, ("input", "targetKind"), "INVALID_INPUT", "A plugin or an outside body.")
     clean_target = _target_name(v, target_kind, target) if target_kind in TARGET_KINDS else ""
+    if target_kind == "plugin":
+        v.check(
+            target_organization_id is not None,
+            ("input", "targetOrganizationId"),
+            "REQUIRED",
+            "Name the organisation the consent is for.",
+        )
+    elif target_kind == "outside":
+        v.check(
+            target_organization_id is None,
+            ("input", "targetOrganizationId"),
+            "INVALID_INPUT",
+            "An outside organisation is named in the target.",
+        )
     clean_purpose = check.text(v, ("input", "purpose"), purpose, max_length=MAX_PURPOSE, label=_("Purpose"))
     start = valid_from or ctx.now()
     for name, value in (("validFrom", valid_from), ("validUntil", valid_until)):
@@ -91,6 +109,7 @@ async def record_consent(
         scopes=wanted,
         target_kind=target_kind,
         target=clean_target,
+        target_organization_id=target_organization_id if target_kind == "plugin" else None,
         purpose=clean_purpose,
         valid_from=start,
         valid_until=valid_until,
@@ -109,10 +128,17 @@ async def get_consent(ctx: ServiceContext, consent_id: int, *, lock: bool = Fals
 
 
 async def revoke_consent(ctx: ServiceContext, consent_id: int, *, reason: str = "") -> Consent:
-    """End the consent now. What was shared under it stays shared; nothing more is, from this statement on."""
+    """End the consent now, and with it the live referrals under it (status revoked, reason "consent
+    revoked", ReferralRevoked published), in one transaction. What was shared under it stays shared."""
+    from core.services import referrals  # referrals uses this module: imported when first needed
+
     v = Validator()
     clean_reason = check.text(v, ("input", "reason"), reason, max_length=MAX_REASON, required=False) or ""
     v.raise_if_any()
+    consent = await get_consent(ctx, consent_id)
+    # The referrals first, then the consent: the order an answering recipient takes them in (its referral,
+    # then the consent FOR SHARE), so a revocation racing an answer waits rather than deadlocks.
+    await referrals.lock_live_under(ctx, consent.id)
     consent = await get_consent(ctx, consent_id, lock=True)
     if consent.revoked_at is not None:
         raise DomainError("INVALID_TRANSITION", "The consent was revoked already.", ("input", "consentId"))
@@ -120,6 +146,7 @@ async def revoke_consent(ctx: ServiceContext, consent_id: int, *, reason: str = 
     consent.revoked_by = ctx.viewer.label
     consent.revoke_reason = clean_reason
     await flush(ctx)
+    await referrals.revoke_under_consent(ctx, consent.id)
     return consent
 
 
@@ -140,10 +167,11 @@ async def covering(
     at: datetime | None = None,
     *,
     target_kind: str = "plugin",
+    target_organization_id: int | None = None,
 ) -> Consent | None:
     """A consent of the resident in force at `at` (default: now) that lets `purpose_scope` (one scope or
-    several, all needed) be shared with `target`; the newest such, or None. NOT_FOUND if the caller may not
-    see the resident."""
+    several, all needed) be shared with `target` (at `target_organization_id`, for a plugin target); the
+    newest such, or None. NOT_FOUND if the caller may not see the resident."""
     await residents.get_resident(ctx, resident_id)
     needed = [purpose_scope] if isinstance(purpose_scope, str) else list(purpose_scope)
     moment = at or ctx.now()
@@ -153,6 +181,9 @@ async def covering(
             Consent.resident_id == resident_id,
             Consent.target_kind == target_kind,
             Consent.target == target.strip(),
+            Consent.target_organization_id.is_(None)
+            if target_organization_id is None
+            else Consent.target_organization_id == target_organization_id,
             Consent.revoked_at.is_(None),
             Consent.valid_from <= moment,
             (Consent.valid_until.is_(None)) | (Consent.valid_until > moment),
@@ -165,11 +196,20 @@ async def covering(
     return found
 
 
-def allows(consent: Consent, target: str, scopes: Sequence[str], at: datetime, *, target_kind: str = "plugin") -> bool:
-    """Whether `consent` in itself covers sharing `scopes` with `target` at `at`."""
+def allows(
+    consent: Consent,
+    target: str,
+    scopes: Sequence[str],
+    at: datetime,
+    *,
+    target_kind: str = "plugin",
+    target_organization_id: int | None = None,
+) -> bool:
+    """Whether `consent` in itself covers sharing `scopes` with `target` (at `target_organization_id`) at `at`."""
     return (
         consent.target_kind == target_kind
         and consent.target == target
+        and consent.target_organization_id == target_organization_id
         and set(scopes) <= set(consent.scopes)
         and in_force(consent, at)
     )

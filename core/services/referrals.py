@@ -9,7 +9,12 @@ resident's row. When it accepts, the target plugin's `on_accepted` receives what
     sent → accepted | declined;  accepted → completed;  sent | accepted → revoked (by the sender)
 
 A referral to an outside organisation (named in text) stays `sent` until the sender revokes it: nobody
-in the service answers for an outside body. Every refusal happens before anything is written.
+in the service answers for an outside body. Every refusal happens before anything is written. Revoking the
+consent revokes the live referrals under it (`revoke_under_consent`, called by `core.consent`).
+
+Who sees a sent referral (`sent_scope`): the account that sent it, those who serve its resident
+(`core.residents.serving`), administrators of the sending organisation (the summary is what the organisation
+let leave it, and its administrator answers for that), platform administrators. Not every staff member.
 """
 
 from __future__ import annotations
@@ -19,19 +24,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, true
+from sqlalchemy import false, func, or_, select, true, update
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 
 from core import events
-from core.errors import DomainError, Validator
+from core.errors import DomainError, NotFound, Validator
 from core.i18n import _
-from core.models import Referral
+from core.models import Referral, Resident
 from core.models.people import ConsentScope, ReferralStatus
 from core.plugin_api import PLUGIN_NAME
 from core.services import access, consent, residents
 from core.services import validation as check
 from core.services.common import flush, get
-from core.services.context import ServiceContext, Viewer
+from core.services.context import ServiceContext
 from core.services.pagination import Ordering, Page, paginate
 from core.vocab import Role
 
@@ -49,6 +55,8 @@ SENDING_SCOPE = ConsentScope.SUMMARY.value
 MAX_SUMMARY = 2000
 MAX_REASON = 500
 CORE_SOURCE = "core"
+CONSENT_REVOKED = "consent revoked"  # the reason written on referrals ended by their consent's revocation
+LIVE = (S.SENT.value, S.ACCEPTED.value)
 _ENABLED_MEMO = "plugins.enabled"  # core.services.plugins' memo key, filled for the other party
 
 
@@ -126,13 +134,22 @@ async def enabled_plugins_of(ctx: ServiceContext, organization_id: int) -> froze
 # -- scopes ------------------------------------------------------------------------------------------------------
 
 
-def sent_scope(viewer: Viewer) -> ColumnElement[bool]:
-    """Referrals the viewer's organisation sent, for those who keep residents' records."""
-    if access.role_of(viewer) == Role.PLATFORM_ADMIN and viewer.organization_id is None:
+def sent_scope(ctx: ServiceContext) -> ColumnElement[bool]:
+    """Referrals of the caller's organisation the caller may see: see the module's docstring."""
+    viewer = ctx.viewer
+    role = access.role_of(viewer)
+    if role == Role.PLATFORM_ADMIN and viewer.organization_id is None:
         return true()
-    if not residents.is_staff(viewer) or viewer.organization_id is None:
-        return Referral.id.is_(None)
-    return Referral.organization_id == viewer.organization_id
+    if viewer.organization_id is None:
+        return false()
+    in_organisation: ColumnElement[bool] = Referral.organization_id == viewer.organization_id
+    if role in residents.ADMIN_ROLES or role == Role.SYSTEM:
+        return in_organisation
+    mine: ColumnElement[bool] = (
+        Referral.sent_by_account_id == viewer.account_id if viewer.account_id is not None else false()
+    )
+    serving = Referral.resident_id.in_(select(Resident.id).where(residents.serving(ctx)))
+    return in_organisation & or_(mine, serving)
 
 
 def receivable_targets(ctx: ServiceContext) -> list[str]:
@@ -193,7 +210,7 @@ async def send_referral(
     )
     clean_kind = check.text(v, ("input", "sourceKind"), source_kind, max_length=40, required=False) or ""
     v.raise_if_any()
-    resident = await residents.get_resident(ctx, resident_id)
+    resident = await residents.get_resident(ctx, resident_id)  # NOT_FOUND unless the caller sees them
     if not residents.is_staff(ctx.viewer) or resident.organization_id != ctx.viewer.organization_id:
         # Only the resident's own organisation refers its residents (a platform administrator included).
         raise DomainError("FORBIDDEN", "Only your organisation's residents.", ("input", "residentId"))
@@ -213,8 +230,14 @@ async def send_referral(
         target_kind, target_name = "outside", outside or ""
     # Locked: a revocation racing this referral waits for it (and then ends the recipient's view of it).
     the_consent = await consent.get_consent(ctx, consent_id, lock=True)
+    receiving = target_organization_id if target_kind == "plugin" else None
     if the_consent.resident_id != resident.id or not consent.allows(
-        the_consent, target_name, [SENDING_SCOPE], ctx.now(), target_kind=target_kind
+        the_consent,
+        target_name,
+        [SENDING_SCOPE],
+        ctx.now(),
+        target_kind=target_kind,
+        target_organization_id=receiving,
     ):
         raise DomainError(
             "CONSENT_REQUIRED", "The resident's consent does not cover this referral.", ("input", "consentId")
@@ -232,6 +255,7 @@ async def send_referral(
         summary=clean_summary,
         status=S.SENT.value,
         sent_by=ctx.viewer.label,
+        sent_by_account_id=ctx.viewer.account_id,
         sent_at=ctx.now(),
     )
     ctx.session.add(referral)
@@ -261,7 +285,7 @@ async def get_sent(ctx: ServiceContext, referral_id: int, *, lock: bool = False)
     """A referral the caller's organisation sent, or NOT_FOUND."""
     access.require_signed_in(ctx)
     return await get(
-        ctx, Referral, referral_id, what=_("Referral"), field=("input", "id"), lock=lock, scope=sent_scope(ctx.viewer)
+        ctx, Referral, referral_id, what=_("Referral"), field=("input", "id"), lock=lock, scope=sent_scope(ctx)
     )
 
 
@@ -285,6 +309,11 @@ async def revoke_referral(ctx: ServiceContext, referral_id: int, *, reason: str 
     referral.revoked_at = ctx.now()
     referral.revoke_reason = clean_reason
     await flush(ctx)
+    await _tell_recipient_revoked(ctx, referral)
+    return referral
+
+
+async def _tell_recipient_revoked(ctx: ServiceContext, referral: Referral) -> None:
     if referral.target_organization_id is not None and referral.target_plugin is not None:
         await enabled_plugins_of(ctx, referral.target_organization_id)
         await ctx.publish(
@@ -295,7 +324,36 @@ async def revoke_referral(ctx: ServiceContext, referral_id: int, *, reason: str 
                 sending_organization_id=referral.organization_id,
             )
         )
-    return referral
+
+
+async def lock_live_under(ctx: ServiceContext, consent_id: int) -> None:
+    """Lock the live referrals under a consent (in id order), before the consent itself is locked to be
+    revoked: the order an answering recipient takes the two in."""
+    await ctx.session.execute(
+        select(Referral.id)
+        .where(Referral.consent_id == consent_id, Referral.status.in_(LIVE))
+        .order_by(Referral.id)
+        .with_for_update()
+    )
+
+
+async def revoke_under_consent(ctx: ServiceContext, consent_id: int) -> list[Referral]:
+    """The consent was revoked (by `core.consent.revoke_consent`, in this transaction): revoke every live
+    referral under it, reason "consent revoked", and tell each recipient (ReferralRevoked). One statement;
+    a referral sent meanwhile under the consent is seen by it (READ COMMITTED, after the consent's lock)."""
+    now = ctx.now()
+    ended = list(
+        await ctx.session.scalars(
+            update(Referral)
+            .where(Referral.consent_id == consent_id, Referral.status.in_(LIVE))
+            .values(status=S.REVOKED.value, revoked_by=ctx.viewer.label, revoked_at=now, revoke_reason=CONSENT_REVOKED)
+            .returning(Referral)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+    )
+    for referral in sorted(ended, key=lambda r: r.id):
+        await _tell_recipient_revoked(ctx, referral)
+    return ended
 
 
 async def _answering(ctx: ServiceContext, referral_id: int, action: str) -> tuple[Referral, ReferralTarget, str]:
@@ -308,7 +366,21 @@ async def _answering(ctx: ServiceContext, referral_id: int, action: str) -> tupl
             ("input", "id"),
             plugin=plugin,
         )
-    return referral, target, _step(referral, action)
+    to = _step(referral, action)
+    # The consent FOR SHARE (after the referral, as a revocation takes them): a revocation committed since the
+    # referral was read is seen here, and one under way waits for this answer. Not in force: gone, as RLS says.
+    if not await ctx.session.scalar(select(func.referral_hold_consent(referral.id))):
+        raise NotFound(_("Referral"), ("input", "id"))
+    return referral, target, to
+
+
+async def _answered(ctx: ServiceContext) -> None:
+    """Write the answer. Zero rows updated means the row left the caller's view under it (the consent ended
+    between the lock and the write, by a path that did not wait): NOT_FOUND, as a fresh read would say."""
+    try:
+        await flush(ctx)
+    except StaleDataError as gone:
+        raise NotFound(_("Referral"), ("input", "id")) from gone
 
 
 async def _tell_sender(ctx: ServiceContext, referral: Referral, event: type[events.DomainEvent]) -> None:
@@ -338,7 +410,7 @@ async def accept_referral(ctx: ServiceContext, referral_id: int) -> Referral:
     referral.status = to
     referral.answered_by = ctx.viewer.label
     referral.answered_at = ctx.now()
-    await flush(ctx)
+    await _answered(ctx)
     if target.on_accepted is not None:
         shared = await shared_resident(ctx, referral.id)
         if shared is None:  # the row is visible and accepted in this transaction: the consent is in force
@@ -360,7 +432,7 @@ async def decline_referral(ctx: ServiceContext, referral_id: int, *, reason: str
     referral.answered_by = ctx.viewer.label
     referral.answered_at = ctx.now()
     referral.decline_reason = clean_reason
-    await flush(ctx)
+    await _answered(ctx)
     await _tell_sender(ctx, referral, events.ReferralDeclined)
     return referral
 
@@ -375,7 +447,7 @@ async def complete_referral(ctx: ServiceContext, referral_id: int, *, note: str 
     referral.completed_by = ctx.viewer.label
     referral.completed_at = ctx.now()
     referral.completion_note = clean_note
-    await flush(ctx)
+    await _answered(ctx)
     await _tell_sender(ctx, referral, events.ReferralCompleted)
     return referral
 
@@ -385,7 +457,7 @@ async def referrals_by_id(ctx: ServiceContext, ids: list[int]) -> dict[int, Refe
     if not ids:
         return {}
     rows = await ctx.session.scalars(
-        select(Referral).where(Referral.id.in_(ids), sent_scope(ctx.viewer) | received_scope(ctx))
+        select(Referral).where(Referral.id.in_(ids), sent_scope(ctx) | received_scope(ctx))
     )
     return {r.id: r for r in rows}
 
@@ -406,9 +478,7 @@ async def referrals_sent(
 ) -> Page[Referral]:
     """Referrals the caller's organisation sent, newest first."""
     access.require_signed_in(ctx)
-    return await paginate(
-        ctx, _filtered(select(Referral).where(sent_scope(ctx.viewer)), f), NEWEST, first=first, after=after
-    )
+    return await paginate(ctx, _filtered(select(Referral).where(sent_scope(ctx)), f), NEWEST, first=first, after=after)
 
 
 async def referrals_received(

@@ -1,20 +1,29 @@
 """Residents: the one core record of a person an organisation serves (decisions.md, "One identity").
 
 Plugins reach this module as `core.residents` and call it with their own context: counseling's client,
-casework's client and maternal care's mother each point at a resident. Who may create and read residents:
-the staff who serve (social workers, counselors), organisation and platform administrators, scripts, and
-holders of `residents.manage` (a plugin role may grant it). Everyone else -- volunteers, community heads,
-partners, members of another organisation -- gets NOT_FOUND, exactly as for a missing resident.
+casework's client and maternal care's mother each point at a resident.
 
-Phone and address are sensitive: `sees_contact` says who reads them in full (the serving staff of the
-resident's own organisation); the GraphQL layer masks them for everyone else, administrators included.
+Confidential data by relation, not by rank (decisions.md). A resident is seen by:
+- those who *serve* them, as a plugin says (hook `register_resident_relations`: casework, the social worker
+  and supervisor of one of their cases; counseling, a counselor who holds sessions with them);
+- the account that recorded them (`recorded_by_account_id`);
+- administrators of the resident's organisation, and platform administrators;
+- scripts and jobs (role `system`).
+Everyone else -- another social worker or counselor of the same organisation, volunteers, community heads,
+members of another organisation -- gets NOT_FOUND, exactly as for a missing resident.
+
+Phone and address are sensitive: in full only for those who serve the resident (and scripts); masked for
+everyone else who sees the record, its recorder and administrators included. Only those who serve the
+resident change the record (`update_resident`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import false, select, true
+from sqlalchemy import false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import DomainError, Validator
@@ -28,36 +37,108 @@ from core.vocab import Role
 
 R = Role
 MANAGE = "residents.manage"
-# Roles that keep records of residents (read and write them) within their organisation.
+# Roles that keep records of residents (create them; read those they serve or recorded) in their organisation.
 STAFF_ROLES = frozenset({R.PLATFORM_ADMIN, R.ORGANIZATION_ADMIN, R.SOCIAL_WORKER, R.COUNSELOR, R.SYSTEM})
-# Roles that serve residents themselves, and so read their phone and address in full.
-SERVING_ROLES = frozenset({R.SOCIAL_WORKER, R.COUNSELOR, R.SYSTEM})
+# Roles that see every resident of their organisation (contact masked): they answer for the organisation.
+ADMIN_ROLES = frozenset({R.PLATFORM_ADMIN, R.ORGANIZATION_ADMIN})
 UPDATABLE = frozenset({"name", "community_id", "phone", "address"})
 MAX_ADDRESS = 200
+_SERVED_MEMO = "residents.served"
+
+# `serves(viewer, resident_id)`: a condition on the given `residents.id` column, true for the residents the
+# viewer serves by the plugin's relation, or None when the viewer serves nobody that way.
+ServesPredicate = Callable[[Viewer, ColumnElement[int]], ColumnElement[bool] | None]
+
+
+@dataclass(frozen=True)
+class ResidentRelation:
+    """How a plugin's staff serve residents (hook `register_resident_relations`): `name` is the plugin's
+    name or `<plugin name>.<relation>`; `serves` builds the SQL condition (see `ServesPredicate`)."""
+
+    name: str
+    serves: ServesPredicate
+
+
+def registered_relations(ctx: ServiceContext) -> list[ResidentRelation]:
+    """The relations of the loaded plugins (without a plugin host: none). A plugin disabled for an organisation
+    still names whom its staff served: the relation is in its rows, not in the switch."""
+    call_each = getattr(ctx.events, "call_each", None)
+    if call_each is None:
+        return []
+    found: list[ResidentRelation] = []
+    for plugin, value in call_each("register_resident_relations"):
+        for relation in value or ():
+            if not isinstance(relation, ResidentRelation):
+                raise TypeError(f"plugin {plugin.name!r}: register_resident_relations must return ResidentRelation")
+            if relation.name != plugin.name and not relation.name.startswith(f"{plugin.name}."):
+                raise ValueError(f"plugin {plugin.name!r}: resident relation {relation.name!r} outside its namespace")
+            found.append(relation)
+    return found
 
 
 def is_staff(viewer: Viewer) -> bool:
     return access.role_of(viewer) in STAFF_ROLES or MANAGE in viewer.extra_permissions
 
 
-def scope(viewer: Viewer) -> ColumnElement[bool]:
-    """The residents `viewer` may address: their own organisation's, if they keep residents' records
-    (platform administrators and scripts: every organisation's, as row-level security allows)."""
+def _everywhere(viewer: Viewer) -> bool:
     role = access.role_of(viewer)
-    if role == R.PLATFORM_ADMIN or (role == R.SYSTEM and viewer.organization_id is None):
+    return role == R.PLATFORM_ADMIN or (role == R.SYSTEM and viewer.organization_id is None)
+
+
+def serving(ctx: ServiceContext, resident_id: ColumnElement[int] | None = None) -> ColumnElement[bool]:
+    """The residents the caller serves by some plugin's relation, in the caller's organisation (scripts: all)."""
+    column = Resident.id if resident_id is None else resident_id
+    viewer = ctx.viewer
+    if access.role_of(viewer) == R.SYSTEM:
         return true()
-    if not is_staff(viewer) or viewer.organization_id is None:
+    if viewer.organization_id is None:
         return false()
-    return Resident.organization_id == viewer.organization_id
+    conditions = [c for r in registered_relations(ctx) if (c := r.serves(viewer, column)) is not None]
+    return or_(*conditions) if conditions else false()
 
 
-def sees_contact(viewer: Viewer, resident: Resident) -> bool:
-    """A resident's phone and address: for the serving staff of the resident's organisation only."""
+def scope(ctx: ServiceContext) -> ColumnElement[bool]:
+    """The residents the caller may address (see the module's docstring). The same condition for `resident`,
+    node lookups, nested fields and every service that names a resident."""
+    viewer = ctx.viewer
+    if _everywhere(viewer):
+        return true()
     role = access.role_of(viewer)
-    if role == R.SYSTEM:
+    if viewer.organization_id is None:
+        return false()
+    in_organisation: ColumnElement[bool] = Resident.organization_id == viewer.organization_id
+    if role in ADMIN_ROLES or role == R.SYSTEM:
+        return in_organisation
+    mine: ColumnElement[bool] = (
+        Resident.recorded_by_account_id == viewer.account_id if viewer.account_id is not None else false()
+    )
+    return in_organisation & or_(mine, serving(ctx))
+
+
+async def served_among(ctx: ServiceContext, ids: list[int]) -> set[int]:
+    """Which of `ids` the caller serves: one query for a page, remembered for the request."""
+    memo: dict[int, bool] = ctx.memo.setdefault(_SERVED_MEMO, {})  # type: ignore[call-overload]
+    missing = [i for i in ids if i not in memo]
+    if missing:
+        rows = set(await ctx.session.scalars(select(Resident.id).where(Resident.id.in_(missing), serving(ctx))))
+        for i in missing:
+            memo[i] = i in rows
+    return {i for i in ids if memo[i]}
+
+
+async def serves(ctx: ServiceContext, resident: Resident) -> bool:
+    """Whether the caller serves `resident` (their organisation's, by a plugin's relation; scripts: always)."""
+    if access.role_of(ctx.viewer) == R.SYSTEM:
         return True
-    serving = role in SERVING_ROLES or MANAGE in viewer.extra_permissions
-    return serving and viewer.organization_id == resident.organization_id
+    if ctx.viewer.organization_id != resident.organization_id:
+        return False
+    return bool(await served_among(ctx, [resident.id]))
+
+
+async def sees_contact(ctx: ServiceContext, resident: Resident) -> bool:
+    """A resident's phone and address: for those who serve them (and scripts) only; administrators and the
+    recorder read them masked."""
+    return await serves(ctx, resident)
 
 
 def _require_staff(ctx: ServiceContext) -> None:
@@ -104,7 +185,7 @@ async def create_resident(
     if organization_id is None:
         raise DomainError("REQUIRED", "Act as a member of an organisation to keep records of residents.")
     await _check_community(ctx, community_id, organization_id)
-    resident = Resident(organization_id=organization_id, **values)
+    resident = Resident(organization_id=organization_id, recorded_by_account_id=ctx.viewer.account_id, **values)
     ctx.session.add(resident)
     await flush(ctx)
     return resident
@@ -120,17 +201,21 @@ async def get_resident(ctx: ServiceContext, resident_id: int, *, lock: bool = Fa
         what=_("Resident"),
         field=("input", "residentId"),
         lock=lock,
-        scope=scope(ctx.viewer),
+        scope=scope(ctx),
     )
 
 
 async def update_resident(ctx: ServiceContext, resident_id: int, **fields: Any) -> Resident:
-    """Change the given fields (name, community_id, phone, address); absent ones keep their value."""
+    """Change the given fields (name, community_id, phone, address); absent ones keep their value. Those who
+    serve the resident only (FORBIDDEN for others who see the record, NOT_FOUND for the rest)."""
     unknown = set(fields) - UPDATABLE
     if unknown:
         raise DomainError("INVALID_INPUT", "Unknown fields: {values}.", ("input",), values=tuple(sorted(unknown)))
-    _require_staff(ctx)
+    access.require_signed_in(ctx)
     resident = await get_resident(ctx, resident_id, lock=True)
+    if not await serves(ctx, resident):
+        # Seen (recorded it, or an administrator) but not served: the record is theirs who serve the person.
+        raise DomainError("FORBIDDEN", "Only those who serve the resident change the record.", ("input", "id"))
     values = _validated(fields)
     if "community_id" in values and values["community_id"] != resident.community_id:
         await _check_community(ctx, values["community_id"], resident.organization_id)
@@ -142,7 +227,8 @@ async def update_resident(ctx: ServiceContext, resident_id: int, **fields: Any) 
 
 async def residents_by_id(ctx: ServiceContext, ids: list[int]) -> dict[int, Resident]:
     """The residents among `ids` the caller may address (for loaders: one query for a whole page)."""
-    if not ids or not is_staff(ctx.viewer):
+    if not ids:
         return {}
-    rows = await ctx.session.scalars(select(Resident).where(Resident.id.in_(ids), scope(ctx.viewer)))
+    rows = list(await ctx.session.scalars(select(Resident).where(Resident.id.in_(ids), scope(ctx))))
+    await served_among(ctx, [r.id for r in rows])  # the page's contact decision, in one query
     return {r.id: r for r in rows}

@@ -148,3 +148,11 @@ def register_jobs() -> list[core.Job]:
 def register_translations() -> dict[str, Path]:
     # `yunshegong messages plugins/case_work --po plugins/case_work/locale/zh_CN.po` adds new messages.
     return {"zh_CN": Path(__file__).parent / "locale" / "zh_CN.po"}
+
+
+@core.hookimpl
+def register_resident_relations() -> list[core.ResidentRelation]:
+    # A case's social worker and supervisor serve its client's resident record (core.residents reads by relation).
+    from plugins.case_work.resident_relation import relations
+
+    return relations()

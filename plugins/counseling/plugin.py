@@ -74,6 +74,14 @@ def register_referral_targets() -> list[core.ReferralTarget]:
 
 
 @core.hookimpl
+def register_resident_relations() -> list[core.ResidentRelation]:
+    # A client's counselor serves the resident behind the client: sees their contact, keeps their record.
+    from plugins.counseling.services import residents_served
+
+    return [core.ResidentRelation("counseling", residents_served)]
+
+
+@core.hookimpl
 async def register_demo_data(ctx: core.ServiceContext) -> None:
     from plugins.counseling.demo import load
 

@@ -636,6 +636,19 @@ async def own_counselor_id(ctx: core.ServiceContext) -> int | None:
     return found
 
 
+def residents_served(viewer: core.Viewer, resident_id: ColumnElement[int]) -> ColumnElement[bool] | None:
+    """The residents a counselor serves (core.ResidentRelation): the clients they hold sessions with, in their
+    own organisation. Rank is no relation: an administrator or supervisor serves nobody by this."""
+    if viewer.volunteer_id is None or viewer.organization_id is None or not core.can(viewer, "counseling.manage"):
+        return None
+    return resident_id.in_(
+        select(Client.resident_id)
+        .join(Session, Session.client_id == Client.id)
+        .join(Counselor, Counselor.id == Session.counselor_id)
+        .where(Counselor.volunteer_id == viewer.volunteer_id, Client.organization_id == viewer.organization_id)
+    )
+
+
 def supervises(viewer: core.Viewer, organization_id: int) -> bool:
     """A supervisor of `organization_id`'s counseling: holds counseling.read_notes *and* belongs to that
     organisation. Rank alone (a platform administrator, another organisation's administrator) is not enough."""

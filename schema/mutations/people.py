@@ -43,6 +43,7 @@ class RecordConsentInput:
     target: str
     purpose: str
     target_kind: str = "plugin"
+    target_organization_id: strawberry.ID | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
 
@@ -124,6 +125,9 @@ class PeopleMutations:
                 target=input.target,
                 purpose=input.purpose,
                 target_kind=input.target_kind,
+                target_organization_id=ids.decode(org, "Organization", ("input", "targetOrganizationId"))
+                if (org := input.target_organization_id)
+                else None,
                 valid_from=input.valid_from,
                 valid_until=input.valid_until,
             )

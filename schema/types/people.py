@@ -17,7 +17,10 @@ from schema.types.common import Connection
 from schema.types.nodes import resolve_node_rows
 
 
-@strawberry.type(description="A person an organisation serves: the one record plugins' clients point at.")
+@strawberry.type(
+    description="A person an organisation serves: the one record plugins' clients point at. Seen by those who "
+    "serve them, the account that recorded them, and administrators."
+)
 class Resident(relay.Node):
     id: relay.NodeID[int]
     name: str
@@ -49,23 +52,29 @@ class Resident(relay.Node):
     def community_id(self) -> strawberry.ID | None:
         return strawberry.ID(ids.encode("Community", self.community_pk)) if self.community_pk else None
 
-    @strawberry.field(description="Sensitive. Masked unless you serve the resident (social workers, counselors).")
-    def phone(self, info: Info) -> str:
-        if residents.sees_contact(info.context.viewer, self.row):
+    @strawberry.field(
+        description="Sensitive. Masked unless you serve the resident (a plugin's relation: e.g. the social worker "
+        "of one of their cases, their counselor); administrators and the recorder read it masked."
+    )
+    async def phone(self, info: Info) -> str:
+        if await info.context.read(residents.sees_contact, self.row):
             if self.phone_value:
                 info.context.note_sensitive_read("Resident", self.id, "phone")
             return self.phone_value
         return privacy.mask_phone(self.phone_value) or ""
 
-    @strawberry.field(description="Sensitive. Masked unless you serve the resident (social workers, counselors).")
-    def address(self, info: Info) -> str:
-        if residents.sees_contact(info.context.viewer, self.row):
+    @strawberry.field(description="Sensitive. Masked unless you serve the resident (as `phone`).")
+    async def address(self, info: Info) -> str:
+        if await info.context.read(residents.sees_contact, self.row):
             if self.address_value:
                 info.context.note_sensitive_read("Resident", self.id, "address")
             return self.address_value
         return privacy.mask_text(self.address_value)
 
-    @strawberry.field(description="What the resident agreed may be shared, newest first, revoked ones included.")
+    @strawberry.field(
+        description="What the resident agreed may be shared, newest first, revoked ones included (for those who "
+        "see the resident)."
+    )
     async def consents(self, info: Info) -> list[Consent]:
         return [Consent.from_model(c) for c in await info.context.read(consent.list_consents, self.id)]
 
@@ -76,6 +85,7 @@ class Consent:
     scopes: list[str]
     target_kind: str
     target: str
+    target_organization_pk: strawberry.Private[int | None]
     purpose: str
     valid_from: datetime
     valid_until: datetime | None
@@ -95,6 +105,7 @@ class Consent:
             scopes=list(m.scopes),
             target_kind=m.target_kind,
             target=m.target,
+            target_organization_pk=m.target_organization_id,
             purpose=m.purpose,
             valid_from=m.valid_from,
             valid_until=m.valid_until,
@@ -105,6 +116,11 @@ class Consent:
             revoke_reason=m.revoke_reason,
             in_force=consent.in_force(m, utc_now()),
         )
+
+    @strawberry.field(description="The organisation whose service the consent is for (null: an outside body).")
+    def target_organization_id(self) -> strawberry.ID | None:
+        pk = self.target_organization_pk
+        return strawberry.ID(ids.encode("Organization", pk)) if pk is not None else None
 
 
 @strawberry.type(
@@ -191,7 +207,7 @@ def _filter(f: ReferralListFilter | None) -> referrals.ReferralFilter:
 
 @strawberry.type
 class PeopleQuery:
-    @strawberry.field(description="A resident your organisation serves (null otherwise).")
+    @strawberry.field(description="A resident you serve, recorded, or administer (null otherwise).")
     async def resident(self, info: Info, id: strawberry.ID) -> Resident | None:
         pk = ids.decode(id, "Resident", ("id",))
         found = await Resident.resolve_nodes(info=info, node_ids=[str(pk)])
@@ -205,7 +221,10 @@ class PeopleQuery:
         page = await info.context.read(referrals.referrals_received, _filter(filter), first=size, after=after)
         return Connection.build(page, Referral.from_model, lambda: info.context.read(lambda _: page.total_count()))
 
-    @strawberry.field(description="Referrals your organisation sent, newest first.")
+    @strawberry.field(
+        description="Referrals your organisation sent that you may see (yours, those of residents you serve; "
+        "administrators: all of the organisation's), newest first."
+    )
     async def referrals_sent(
         self, info: Info, filter: ReferralListFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[Referral]:

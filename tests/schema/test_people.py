@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
-from core.plugins import build_plugin_host
 from core.services import consent, referrals, residents
 from core.services.context import Viewer
 from core.settings import Settings
@@ -30,7 +29,7 @@ Client = Callable[[Viewer], GraphQLClient]
 @pytest.fixture
 async def client_as(engine: AsyncEngine, clock: Any) -> AsyncIterator[Client]:
     """`client_as(viewer)`: a GraphQL client whose every request acts for `viewer`."""
-    host = build_plugin_host(entry_points=False)
+    host = test_residents.serving_host()
     settings = Settings(database_url=None, max_page_size=200)
     opened: list[httpx.AsyncClient] = []
 
@@ -74,9 +73,17 @@ async def test_contact_details_are_masked_for_those_not_serving_and_the_resident
     await worker.session.commit()
     other = await make.organization_using("counseling")
     node = ids.encode("Resident", resident.id)
-    # the social worker who serves reads them in full
-    data = await client_as(viewer("social_worker", home_org))(RESIDENT, {"id": node})
+    # the social worker who serves them (a plugin's relation) reads them in full
+    test_residents.SERVED["social_worker@serving"] = [resident.id]
+    serving = Viewer(label="social_worker@serving", role="social_worker", organization_id=home_org)
+    data = await client_as(serving)(RESIDENT, {"id": node})
     assert data["resident"] == {"name": "王阿姨", "phone": "13900001111", "address": "碑林区粉巷 1 号"}
+    # the same serving relation in another organisation's name reaches nothing
+    elsewhere = Viewer(label="social_worker@serving", role="social_worker", organization_id=other.id)
+    assert (await client_as(elsewhere)(RESIDENT, {"id": node}))["resident"] is None
+    # another social worker or counselor of the organisation, who serves them by no relation, sees nothing
+    for role in ("social_worker", "counselor"):
+        assert (await client_as(viewer(role, home_org))(RESIDENT, {"id": node}))["resident"] is None, role
     # the organisation's administrator sees the resident, contact details masked
     data = await client_as(viewer("organization_admin", home_org))(RESIDENT, {"id": node})
     assert data["resident"] == {"name": "王阿姨", "phone": "139****1111", "address": "碑林区****"}
@@ -92,8 +99,14 @@ async def _referred(make: Factory, actor: Actor, home_org: int, n: int = 1) -> t
     consent_id = 0
     for i in range(n):
         resident = await residents.create_resident(sender, name=f"居民{i}", community_id=None)
+        test_residents.SERVED.setdefault(sender.viewer.label, []).append(resident.id)  # the sender serves them
         given = await consent.record_consent(
-            sender, resident_id=resident.id, scopes=["summary"], target="counseling", purpose="心理支持"
+            sender,
+            resident_id=resident.id,
+            scopes=["summary"],
+            target="counseling",
+            target_organization_id=agency.id,
+            purpose="心理支持",
         )
         consent_id = given.id
         referral = await referrals.send_referral(

@@ -7,6 +7,14 @@ Create Date: 2026-11-30
 Each existing client becomes a resident of its own organisation (its name, phone and community), and
 `resident_id` is NOT NULL from then on. A client's resident belongs to the client's organisation (the
 tenancy trigger checks it, as it does the community).
+
+One person, one resident: a client whose organisation already has a resident of the same name and
+(non-empty) phone is attached to that resident instead of a new one. Such residents exist when casework's
+w006 ran first (both depend only on 0012, so either order happens), or for a second counseling client of the
+same person. The match is (organisation, name, phone) -- the key casework's reactions use to find a
+requester's resident; a client without a phone always gets a resident of its own (a name alone is no
+identity). The residents made here have no recorder (`recorded_by_account_id` NULL): those who serve them
+by relation see them (core.residents).
 """
 
 from collections.abc import Sequence
@@ -26,8 +34,16 @@ DECLARE
 BEGIN
     FOR c IN SELECT id, organization_id, name, phone, community_id FROM counseling_clients
              WHERE resident_id IS NULL ORDER BY id LOOP
-        INSERT INTO residents (organization_id, name, phone, community_id)
-        VALUES (c.organization_id, c.name, c.phone, c.community_id) RETURNING id INTO made;
+        made := NULL;
+        IF c.phone <> '' THEN
+            SELECT r.id INTO made FROM residents r
+            WHERE r.organization_id = c.organization_id AND r.name = c.name AND r.phone = c.phone
+            ORDER BY r.id LIMIT 1;
+        END IF;
+        IF made IS NULL THEN
+            INSERT INTO residents (organization_id, name, phone, community_id)
+            VALUES (c.organization_id, c.name, c.phone, c.community_id) RETURNING id INTO made;
+        END IF;
         UPDATE counseling_clients SET resident_id = made WHERE id = c.id;
     END LOOP;
 END $$"""

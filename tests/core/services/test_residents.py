@@ -19,20 +19,44 @@ from core.services.context import ServiceContext, Viewer
 from tests.factories import Factory
 
 Actor = Callable[..., ServiceContext]
+# Who serves whom in these tests: viewer label -> resident ids (the `serving_test` plugin's relation below).
+SERVED: dict[str, list[int]] = {}
+
+
+class ServingTest:
+    """A plugin whose only contribution is a relation read from `SERVED` (core learns who serves whom from
+    plugins alone: without one, nobody serves anybody)."""
+
+    @core.hookimpl
+    def register_plugin(self) -> core.PluginInfo:
+        return core.PluginInfo(name="serving_test", version="0", description="test relation")
+
+    @core.hookimpl
+    def register_resident_relations(self) -> list[core.ResidentRelation]:
+        def serves(viewer: Viewer, resident_id: Any) -> Any:
+            served = SERVED.get(viewer.label)
+            return resident_id.in_(served) if served else None
+
+        return [core.ResidentRelation("serving_test", serves)]
+
+
+def serving_host() -> Any:
+    SERVED.clear()
+    return build_plugin_host(entry_points=False, extra=[ServingTest()])
 
 
 @pytest.fixture
 async def actor(engine: AsyncEngine, clock: Any) -> AsyncIterator[Actor]:
     """`actor(role, organization_id, *permissions)`: a context on a session of its own (so the database acts
     for that viewer: row-level security included), with the built-in plugins' host for events and targets."""
-    host = build_plugin_host(entry_points=False)
+    host = serving_host()
     sessions: list[Any] = []
 
     def make(role: str, organization_id: int | None, *permissions: str, **kw: Any) -> ServiceContext:
         session = create_sessionmaker(engine)()
         sessions.append(session)
         viewer = Viewer(
-            label=f"{role}@{organization_id}",
+            label=kw.pop("label", f"{role}@{organization_id}"),
             role=role,
             organization_id=organization_id,
             extra_permissions=frozenset(permissions),
@@ -57,6 +81,8 @@ async def test_a_social_worker_records_a_resident_of_their_organisation(
     )
     # then the resident belongs to the organisation, with the canonical phone number
     assert (resident.organization_id, resident.name, resident.phone) == (home_org, "王阿姨", "13900001234")
+    # and once a plugin's relation says they serve the resident, they address it
+    SERVED[worker.viewer.label] = [resident.id]
     assert (await residents.get_resident(worker, resident.id)).id == resident.id
     # and plugins reach the same module through the plugin API
     assert core.residents is residents
@@ -120,22 +146,39 @@ async def test_another_organisation_sees_no_resident_even_its_administrator(
     assert (await residents.get_resident(actor("organization_admin", home_org), resident.id)).id == resident.id
 
 
-async def test_update_changes_only_the_fields_given(make: Factory, actor: Actor, home_org: int) -> None:
+async def test_update_changes_only_the_fields_given_by_those_who_serve(
+    make: Factory, actor: Actor, home_org: int
+) -> None:
     worker = actor("social_worker", home_org)
     resident = await residents.create_resident(worker, name="赵", community_id=None, phone="13900000002")
+    await worker.session.commit()
+    SERVED[worker.viewer.label] = [resident.id]
     updated = await residents.update_resident(worker, resident.id, address="雁塔区")
     assert (updated.name, updated.phone, updated.address) == ("赵", "13900000002", "雁塔区")
     with pytest.raises(DomainError) as err:
         await residents.update_resident(worker, resident.id, organization_id=99)
     assert err.value.code == "INVALID_INPUT"
+    # the organisation's administrator sees the resident but serves them by no relation: FORBIDDEN
+    with pytest.raises(DomainError) as err:
+        await residents.update_resident(actor("organization_admin", home_org), resident.id, address="x")
+    assert err.value.code == "FORBIDDEN"
+    # another social worker of the organisation does not even see them
+    with pytest.raises(DomainError) as err:
+        await residents.update_resident(actor("social_worker", home_org, label="sw2"), resident.id, address="x")
+    assert err.value.code == "NOT_FOUND"
 
 
-async def test_only_serving_staff_of_the_organisation_read_contact_details(
-    make: Factory, actor: Actor, home_org: int
-) -> None:
+async def test_only_those_serving_the_resident_read_contact_details(make: Factory, actor: Actor, home_org: int) -> None:
     resident = await residents.create_resident(make.ctx, name="钱", community_id=None, phone="13900000003")
-    assert residents.sees_contact(Viewer(role="social_worker", organization_id=home_org), resident)
-    assert residents.sees_contact(Viewer(role="counselor", organization_id=home_org), resident)
-    assert not residents.sees_contact(Viewer(role="organization_admin", organization_id=home_org), resident)
-    assert not residents.sees_contact(Viewer(role="platform_admin", organization_id=home_org), resident)
-    assert not residents.sees_contact(Viewer(role="social_worker", organization_id=home_org + 1), resident)
+    await make.commit()
+    SERVED["social_worker@serving"] = [resident.id]
+    SERVED["counselor@serving"] = [resident.id]
+    for label, role, org, expected in (
+        ("social_worker@serving", "social_worker", home_org, True),
+        ("counselor@serving", "counselor", home_org, True),
+        ("social_worker@serving", "social_worker", home_org + 1000, False),  # the relation, in another org's name
+        ("sw-other", "social_worker", home_org, False),  # rank is no relation
+        ("admin", "organization_admin", home_org, False),
+        ("platform", "platform_admin", home_org, False),
+    ):
+        assert await residents.sees_contact(actor(role, org, label=label), resident) is expected, (label, org)
