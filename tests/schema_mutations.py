@@ -77,6 +77,7 @@ GUARDS = "tests/core/test_schema_guards.py"
 TENANCY = ("tests/core/test_tenancy.py", "tests/schema/test_isolation.py")
 REFERRALS = ("tests/core/services/test_referrals.py", "tests/schema/test_people_api.py")
 CONSENTS = "tests/core/services/test_consent.py"
+PEOPLE_CATALOG = "tests/core/test_people_catalog.py"
 
 MUTATIONS = [
     Mutation(
@@ -199,6 +200,24 @@ MUTATIONS = [
         "DROP TRIGGER consents_never_deleted ON consents",
         (CONSENTS,),
         "consents are revoked, never deleted",
+    ),
+    Mutation(
+        "consents_revoke_only",
+        "DROP TRIGGER consents_revoke_only ON consents",
+        (CONSENTS, PEOPLE_CATALOG),
+        "a consent is never rewritten: only its revocation is recorded, once",
+    ),
+    Mutation(
+        "referrals_never_deleted",
+        "DROP TRIGGER referrals_never_deleted ON referrals",
+        (*REFERRALS, PEOPLE_CATALOG),
+        "referrals are revoked, never deleted",
+    ),
+    Mutation(
+        "fk_referrals_consent_target",
+        "ALTER TABLE referrals DROP CONSTRAINT fk_referrals_consent_target",
+        (*REFERRALS, PEOPLE_CATALOG),
+        "a referral goes to the organisation its consent names",
     ),
     Mutation(
         "audit_read",

@@ -665,3 +665,42 @@ def test_hook_register_referral_targets() -> None:
     poacher = build_plugin_host(entry_points=False, builtins=(), extra=[Referee("counseling")])
     with pytest.raises(ValueError, match="outside its namespace"):
         targets(poacher)
+
+
+def test_hook_register_resident_relations() -> None:
+    # given the built-in plugins; then counseling and casework say how their staff serve residents (who sees
+    # whom, end to end: tests/core/services/test_residents.py, tests/plugins/case_work/test_residents.py)
+    from types import SimpleNamespace
+
+    from sqlalchemy import column
+
+    from core.hookspecs import hookimpl
+    from core.plugin_api import PluginInfo
+    from core.services.context import Viewer
+    from core.services.residents import ResidentRelation, registered_relations
+
+    def names(host: PluginHost) -> list[str]:
+        return sorted(r.name for r in registered_relations(SimpleNamespace(events=host)))  # type: ignore[arg-type]
+
+    assert names(build_plugin_host(entry_points=False)) == ["case_work", "counseling"]
+    # and a caller who works no cases and holds no sessions serves nobody by them
+    nobody = Viewer(label="volunteer", role="volunteer", organization_id=1)
+    for relation in registered_relations(SimpleNamespace(events=build_plugin_host(entry_points=False))):  # type: ignore[arg-type]
+        assert relation.serves(nobody, column("resident_id")) is None, relation.name
+
+    class Carer:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @hookimpl
+        def register_plugin(self) -> PluginInfo:
+            return PluginInfo(name="carer", version="1.0")
+
+        @hookimpl
+        def register_resident_relations(self) -> list[ResidentRelation]:
+            return [ResidentRelation(self.name, lambda viewer, resident_id: None)]
+
+    # and a plugin names relations in its own namespace only
+    assert names(build_plugin_host(entry_points=False, builtins=(), extra=[Carer("carer.home")])) == ["carer.home"]
+    with pytest.raises(ValueError, match="outside its namespace"):
+        names(build_plugin_host(entry_points=False, builtins=(), extra=[Carer("case_work")]))

@@ -250,8 +250,14 @@ async def _people(w: World) -> None:
                 phone=RESIDENT_PHONE[org],
                 address=RESIDENT_ADDRESS[org],
             )
+            # For the other organisation's counseling (send_referrals refers A's resident to B and B's to A).
             agreed = await consent.record_consent(
-                ctx, resident_id=resident.id, scopes=["summary"], target="counseling", purpose="心理支持"
+                ctx,
+                resident_id=resident.id,
+                scopes=["summary"],
+                target="counseling",
+                target_organization_id=w.ids["org_b" if org == "a" else "org_a"],
+                purpose="心理支持",
             )
         w.ids |= {f"resident_{org}": resident.id, f"consent_{org}": agreed.id}
 

@@ -40,6 +40,11 @@ class ServingTest:
         return [core.ResidentRelation("serving_test", serves)]
 
 
+def serve(ctx: ServiceContext, *resident_ids: int) -> None:
+    """Let `ctx`'s viewer serve these residents by the test relation (as a plugin's case or session would)."""
+    SERVED.setdefault(ctx.viewer.label, []).extend(resident_ids)
+
+
 def serving_host() -> Any:
     SERVED.clear()
     return build_plugin_host(entry_points=False, extra=[ServingTest()])
@@ -158,6 +163,7 @@ async def test_update_changes_only_the_fields_given_by_those_who_serve(
     with pytest.raises(DomainError) as err:
         await residents.update_resident(worker, resident.id, organization_id=99)
     assert err.value.code == "INVALID_INPUT"
+    await worker.session.commit()  # the update holds the resident's row lock until then
     # the organisation's administrator sees the resident but serves them by no relation: FORBIDDEN
     with pytest.raises(DomainError) as err:
         await residents.update_resident(actor("organization_admin", home_org), resident.id, address="x")

@@ -62,9 +62,13 @@ async def test_a_case_for_a_resident_attaches_to_their_one_client(cw: CaseWorld)
         resident = await core.residents.create_resident(
             ctx, name="解封后的李家", community_id=cw.ids["community_a"], phone="13700003333"
         )
-    # when two cases are opened for them
-    first = await cw.open(client=None, resident_id=resident.id)
-    second = await cw.open(client=None, resident_id=resident.id, category="poverty")
+    # when the administrator (who sees the resident; a social worker who serves them not yet does not) opens two
+    # cases for them, for the social worker
+    sw = cw.ids["sw"]
+    first = await cw.open("admin", client=None, resident_id=resident.id, social_worker_account_id=sw)
+    second = await cw.open(
+        "admin", client=None, resident_id=resident.id, category="poverty", social_worker_account_id=sw
+    )
     # then both are cases of the same, single client
     assert (await cw.case(first)).client_id == (await cw.case(second)).client_id
     async with cw.as_("admin") as ctx:
