@@ -20,8 +20,9 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import graphql
 import pytest
@@ -30,10 +31,11 @@ from sqlalchemy import update
 
 from core.models import HelpRequest
 from core.plugins import build_plugin_host
-from core.services import assignments, auth, communities, consent, help_requests, referrals, residents, volunteers
+from core.services import assignments, auth, communities, consent, help_requests, referrals, scheduling, volunteers
 from core.services import plugins as plugin_service
 from core.settings import Settings
 from core.vocab import Availability, LiaisonRole, Role, VolunteerMode
+from plugins.counseling import services as counseling
 from schema import ids
 from schema.build import build_schema
 from tests.schema.access_world import (
@@ -57,6 +59,7 @@ NULL = None
 OK = "OK"
 U, F, N = "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"
 _unique = itertools.count(1)
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the counselors' hours (`_vars_served` books inside them)
 
 RESIDENT_A = ("居民a", RESIDENT_PHONE["a"], RESIDENT_ADDRESS["a"])
 RESIDENT_A_MASKED = ("居民a", "137****2222", "碑林区****")
@@ -121,6 +124,13 @@ async def _extend(w: World) -> None:
     )
     granted = await w.gql("org_admin_a", grant, {"a": gid(w, "Account", "account_counselor")})
     assert granted["data"]["m"]["errors"] == []
+    # A's counselor account also counsels (hours every day): `_vars_served` books it a session with a fresh
+    # resident, the one way the world's staff come to serve someone (residents are seen by relation).
+    async with w.acting_for("a") as ctx:
+        counselor = await counseling.register_counselor(ctx, w.ids["v_counselor"])
+        for weekday in range(7):
+            await scheduling.add_window(ctx, w.ids["v_counselor"], weekday, time(8), time(20))
+        w.ids["counselor_a"] = counselor.id
     failed = await w.gql("anonymous", LOGIN, {"u": "org_admin_b", "p": "wrong password"})
     assert failed["data"]["login"]["errors"] == [{"code": U}]
     await send_referrals(w)
@@ -745,7 +755,9 @@ READS = [
     ),
     # -- residents, consents, referrals
     Read(
-        "resident: A's, contact details (in full for the serving staff only, masked for administrators)",
+        # By relation, not by rank: the world's social worker and counselor serve nobody (no case, no session
+        # with A's resident), so to them the resident does not exist; administrators read it masked.
+        "resident: A's (administrators, masked; staff who do not serve the resident see nothing)",
         "query($id: ID!) { resident(id: $id) { name phone address } }",
         lambda w: {"id": gid(w, "Resident", "resident_a")},
         _resident,
@@ -754,8 +766,8 @@ READS = [
             platform_admin=RESIDENT_A_MASKED,
             org_admin_a=RESIDENT_A_MASKED,
             org_admin_b=NULL,
-            social_worker=RESIDENT_A,
-            counselor=RESIDENT_A,
+            social_worker=NULL,
+            counselor=NULL,
             community_head=NULL,
             volunteer=NULL,
             partner_a=NULL,
@@ -786,8 +798,8 @@ READS = [
             platform_admin=RESIDENT_A_MASKED[1],
             org_admin_a=RESIDENT_A_MASKED[1],
             org_admin_b=NULL,
-            social_worker=RESIDENT_A[1],
-            counselor=RESIDENT_A[1],
+            social_worker=NULL,
+            counselor=NULL,
             community_head=NULL,
             volunteer=NULL,
             partner_a=NULL,
@@ -805,15 +817,17 @@ READS = [
             platform_admin=[("plugin", "counseling", True)],
             org_admin_a=[("plugin", "counseling", True)],
             org_admin_b=NULL,
-            social_worker=[("plugin", "counseling", True)],
-            counselor=[("plugin", "counseling", True)],
+            social_worker=NULL,
+            counselor=NULL,
             community_head=NULL,
             volunteer=NULL,
             partner_a=NULL,
         ),
     ),
     Read(
-        "referralsSent: the own organisation's, with the resident's ID",
+        # The sending account, those serving the resident, administrators: the world's referrals were sent by
+        # scripts, for residents the world's social worker and counselor do not serve.
+        "referralsSent: the own organisation's, with the resident's ID (administrators; not every staff member)",
         "{ referralsSent(first: 100) { nodes { summary residentId } } }",
         no_vars,
         lambda d: _referrals(d["referralsSent"]),
@@ -822,8 +836,8 @@ READS = [
             platform_admin=[(SENT_A, True)],
             org_admin_a=[(SENT_A, True)],
             org_admin_b=[(SENT_B, True)],
-            social_worker=[(SENT_A, True)],
-            counselor=[(SENT_A, True)],
+            social_worker=[],
+            counselor=[],
             community_head=[],
             volunteer=[],
             partner_a=[],
@@ -862,15 +876,15 @@ READS = [
         ),
     ),
     Read(
-        "node: A's referral to B's counseling",
+        "node: A's referral to B's counseling (the sender's administrators, the recipient's counseling staff)",
         *node_field("Referral", "referral_a", "summary"),
         per_role(
             anonymous=NULL,
             platform_admin=SENT_A,
             org_admin_a=SENT_A,
             org_admin_b=SENT_A,
-            social_worker=SENT_A,
-            counselor=SENT_A,
+            social_worker=NULL,
+            counselor=NULL,
             community_head=NULL,
             volunteer=NULL,
             partner_a=NULL,
@@ -1174,17 +1188,31 @@ async def _vars_reference(w: World) -> dict[str, Any]:
     return {"name": f"{MARK}{_n()}", "code": f"{MARK}code-{_n()}"}
 
 
+RECORDER = "social_worker"  # who records the rows' residents (`_person`), and sends their referrals
+
+
 async def _person(w: World) -> tuple[int, int]:
-    """A fresh resident of A (with contact details) and its consent to tell counseling the summary:
-    (resident id, consent id)."""
+    """A fresh resident of A (with contact details), recorded through the API by the world's social worker
+    (`RECORDER`: sees the record, masked, without serving the resident), and its consent to tell B's
+    counseling the summary: (resident id, consent id)."""
+    created = await w.gql(
+        RECORDER,
+        'mutation($name: String!) { m: createResident(input: {name: $name, phone: "13700005555", '
+        'address: "碑林区粉巷3号"}) { resident { id } errors { code } } }',
+        {"name": f"{MARK}居民{_n()}"},
+    )
+    assert created["data"]["m"]["errors"] == [], created
+    resident = ids.decode(created["data"]["m"]["resident"]["id"], "Resident", ("id",))
     async with w.acting_for("a") as ctx:
-        resident = await residents.create_resident(
-            ctx, name=f"{MARK}居民{_n()}", community_id=None, phone="13700005555", address="碑林区粉巷3号"
-        )
         agreed = await consent.record_consent(
-            ctx, resident_id=resident.id, scopes=["summary"], target="counseling", purpose="心理支持"
+            ctx,
+            resident_id=resident,
+            scopes=["summary"],
+            target="counseling",
+            target_organization_id=w.ids["org_b"],
+            purpose="心理支持",
         )
-    return resident.id, agreed.id
+    return resident, agreed.id
 
 
 async def _vars_resident(w: World) -> dict[str, Any]:
@@ -1207,18 +1235,45 @@ async def _vars_consent(w: World) -> dict[str, Any]:
     return {"id": ids.encode("Consent", agreed)}
 
 
-async def _vars_sent_by_a(w: World) -> dict[str, Any]:
-    resident, agreed = await _person(w)
+async def _vars_served(w: World) -> dict[str, Any]:
+    """A fresh resident of A (recorded by `RECORDER`) whom A's counselor serves: a counseling client with a
+    session booked with the world's counselor (hook `register_resident_relations`)."""
+    variables = await _vars_resident(w)
+    n = _n()
+    start = datetime.combine(datetime.now(UTC).date() + timedelta(days=2 + n // 10), time(8 + n % 10), SHANGHAI)
     async with w.acting_for("a") as ctx:
-        referral = await referrals.send_referral(
+        client = await counseling.register_client(
             ctx,
-            resident_id=resident,
-            consent_id=agreed,
-            summary=f"{MARK}{_n()}",
-            target_plugin="counseling",
-            target_organization_id=w.ids["org_b"],
+            name=f"{MARK}来访者{n}",
+            phone="13700005555",
+            consent=True,
+            resident_id=ids.decode(variables["id"], "Resident", ("id",)),
         )
-    return {"id": ids.encode("Referral", referral.id)}
+        await counseling.book_session(
+            ctx,
+            client_id=client.id,
+            counselor_id=w.ids["counselor_a"],
+            start=start,
+            minutes=50,
+            mode="online",
+            meeting_link="https://meet.example/a",
+        )
+    return variables
+
+
+async def _vars_sent_by_a(w: World) -> dict[str, Any]:
+    """A referral of a fresh resident of A to B's counseling, sent through the API by `RECORDER` (the
+    sending account: sees it without serving the resident)."""
+    variables = await _vars_resident(w)
+    sent = await w.gql(
+        RECORDER,
+        "mutation($r: ID!, $c: ID!, $s: String!, $o: ID!) { m: sendReferral(input: {residentId: $r, "
+        'consentId: $c, summary: $s, targetPlugin: "counseling", targetOrganizationId: $o}) '
+        "{ referral { id } errors { code } } }",
+        {k: variables[k] for k in ("r", "c", "s", "o")},
+    )
+    assert sent["data"]["m"]["errors"] == [], sent
+    return {"id": sent["data"]["m"]["referral"]["id"]}
 
 
 async def _vars_to_counseling(w: World) -> dict[str, Any]:
@@ -1229,13 +1284,12 @@ async def _vars_accepted_by_counseling(w: World) -> dict[str, Any]:
     return {"id": ids.encode("Referral", await _referral_to_counseling(w, f"{MARK}{_n()}", accepted=True))}
 
 
-async def _contact_as_served(w: World, token: str | None, payload: dict[str, Any]) -> None:
-    # The mutation's own answer masks the new resident's phone and address as a read would: in full for
-    # the serving staff, masked for administrators.
+async def _contact_masked(w: World, token: str | None, payload: dict[str, Any]) -> None:
+    # The mutation's own answer masks the new resident's phone and address as a read would: nobody serves
+    # a resident just recorded (no case, no session yet), so its recorder too reads them masked.
     role = next(r for r, t in w.tokens.items() if t == token)
-    served = role in ("social_worker", "counselor")
     shown = (payload["resident"]["phone"], payload["resident"]["address"])
-    assert shown == (("13700006666", "碑林区粉巷6号") if served else ("137****6666", "碑林区****")), (role, shown)
+    assert shown == ("137****6666", "碑林区****"), (role, shown)
 
 
 def expect(default: str = F, **given: str) -> dict[str, str]:
@@ -1248,6 +1302,9 @@ def expect(default: str = F, **given: str) -> dict[str, str]:
 ADMINS_OF_A = expect(platform_admin=OK, org_admin_a=OK, org_admin_b=N)
 # Coordinators: administrators and the social worker serving c1.
 COORDINATORS_OF_C1 = expect(platform_admin=OK, org_admin_a=OK, org_admin_b=N, social_worker=OK)
+# A resident of A the rows make (`_person`): its recorder (the social worker) and A's administrators see it;
+# everyone else, A's counselor included (serves nobody), is told it does not exist.
+SEES_THE_RESIDENT = expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, anonymous=U)
 
 WRITES = [
     # -- accounts and tokens
@@ -1486,7 +1543,7 @@ WRITES = [
         'phone: "13700006666", address: "碑林区粉巷6号"}) { resident { phone address } errors { code } } }',
         _vars_new_resident,
         expect(platform_admin=OK, org_admin_a=OK, org_admin_b=N, social_worker=OK, counselor=OK),
-        check=_contact_as_served,
+        check=_contact_masked,
     ),
     Write(
         "createResident in the caller's own organisation (no community)",
@@ -1495,37 +1552,41 @@ WRITES = [
         expect(platform_admin=OK, org_admin_a=OK, org_admin_b=OK, social_worker=OK, counselor=OK),
     ),
     Write(
-        "updateResident of org A",
+        # Only those who serve the resident change the record (here A's counselor, by a counseling session);
+        # administrators and the recorder see it and are refused; everyone else is told it does not exist.
+        "updateResident of org A (recorded by the social worker, served by the counselor)",
         'mutation($id: ID!) { m: updateResident(input: {id: $id, address: "碑林区粉巷7号"}) { errors { code } } }',
-        _vars_resident,
-        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=N, social_worker=OK, counselor=OK),
+        _vars_served,
+        expect(N, platform_admin=F, org_admin_a=F, social_worker=F, counselor=OK, anonymous=U),
     ),
     Write(
-        "recordConsent for a resident of org A",
-        'mutation($r: ID!) { m: recordConsent(input: {residentId: $r, scopes: ["summary"], '
-        'target: "counseling", purpose: "心理支持"}) { errors { code } } }',
+        # Consents and referrals: those who see the resident (administrators, the recorder); another staff
+        # member of the organisation (the counselor) is told the resident does not exist.
+        "recordConsent for a resident of org A (for B's counseling)",
+        'mutation($r: ID!, $o: ID!) { m: recordConsent(input: {residentId: $r, scopes: ["summary"], '
+        'target: "counseling", targetOrganizationId: $o, purpose: "心理支持"}) { errors { code } } }',
         _vars_resident,
-        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+        SEES_THE_RESIDENT,
     ),
     Write(
         "revokeConsent of org A",
         _step("revokeConsent", ', reason: "居民撤回"'),
         _vars_consent,
-        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+        SEES_THE_RESIDENT,
     ),
     Write(
         "recordConsent to tell an outside organisation",
         'mutation($r: ID!) { m: recordConsent(input: {residentId: $r, scopes: ["summary"], '
         'target: "区医院", targetKind: "outside", purpose: "转介"}) { errors { code } } }',
         _vars_resident,
-        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+        SEES_THE_RESIDENT,
     ),
     Write(
         "sendReferral: A's resident to B's counseling",
         "mutation($r: ID!, $c: ID!, $s: String!, $o: ID!) { m: sendReferral(input: {residentId: $r, consentId: $c, "
         'summary: $s, targetPlugin: "counseling", targetOrganizationId: $o}) { errors { code } } }',
         _vars_resident,
-        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+        SEES_THE_RESIDENT,
     ),
     Write(
         "acceptReferral: B's referral to A's counseling (its staff)",
@@ -1546,10 +1607,10 @@ WRITES = [
         expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
     ),
     Write(
-        "revokeReferral: one A sent to B's counseling (the sender's staff)",
+        "revokeReferral: one A sent to B's counseling (the sending account, the sender's administrators)",
         _step("revokeReferral", ', reason: "居民改变主意"'),
         _vars_sent_by_a,
-        expect(N, platform_admin=OK, org_admin_a=OK, social_worker=OK, counselor=OK, anonymous=U),
+        SEES_THE_RESIDENT,
     ),
     Write(
         "revokeReferral: one B sent to A's counseling (not the recipient's to withdraw)",
