@@ -12,7 +12,7 @@ from core.services import consent, referrals, residents
 from core.services.context import ServiceContext
 from schema import ids
 from schema.mutations.base import changes, mutate, payload
-from schema.types.people import Consent, Referral, Resident
+from schema.types.people import Consent, ConsentScope, ConsentTargetKind, Referral, Resident
 
 ResidentPayload = payload("ResidentPayload", "resident", Resident)
 ConsentPayload = payload("ConsentPayload", "consent", Consent)
@@ -39,10 +39,10 @@ class UpdateResidentInput:
 @strawberry.input
 class RecordConsentInput:
     resident_id: strawberry.ID
-    scopes: list[str]
+    scopes: list[ConsentScope]  # type: ignore[valid-type]
     target: str
     purpose: str
-    target_kind: str = "plugin"
+    target_kind: ConsentTargetKind = ConsentTargetKind.PLUGIN
     target_organization_id: strawberry.ID | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
@@ -121,10 +121,10 @@ class PeopleMutations:
             return await consent.record_consent(
                 ctx,
                 resident_id=ids.decode(input.resident_id, "Resident", ("input", "residentId")),
-                scopes=input.scopes,
+                scopes=[s.value for s in input.scopes],
                 target=input.target,
                 purpose=input.purpose,
-                target_kind=input.target_kind,
+                target_kind=input.target_kind.value,
                 target_organization_id=ids.decode(org, "Organization", ("input", "targetOrganizationId"))
                 if (org := input.target_organization_id)
                 else None,

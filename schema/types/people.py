@@ -4,17 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import strawberry
 from strawberry import Info, relay
 
 from core import models
+from core.models.people import ConsentScope as _ConsentScope
+from core.models.people import ReferralStatus as _ReferralStatus
 from core.services import consent, privacy, referrals, residents
 from core.services.pagination import page_size
 from schema import ids
 from schema.types.common import Connection
+from schema.types.enums import mirror
 from schema.types.nodes import resolve_node_rows
+
+ConsentScope = mirror(_ConsentScope, "What a consent lets be shared (a plugin copies only what a consent names).")
+ReferralStatus = mirror(
+    _ReferralStatus,
+    "Where a referral stands: SENT, then ACCEPTED or DECLINED; ACCEPTED, then COMPLETED; SENT or ACCEPTED, "
+    "then REVOKED by the sender.",
+)
+
+
+@strawberry.enum(description="Whom a consent shares with: a service in the platform (a plugin's), or an outside body.")
+class ConsentTargetKind(Enum):
+    # The values of core.services.consent.TARGET_KINDS (the service layer validates them).
+    PLUGIN = "plugin"
+    OUTSIDE = "outside"
 
 
 @strawberry.type(
@@ -82,8 +100,8 @@ class Resident(relay.Node):
 @strawberry.type(description="A resident's consent: what may be shared, with whom, why, and until when.")
 class Consent:
     id: strawberry.ID
-    scopes: list[str]
-    target_kind: str
+    scopes: list[ConsentScope]  # type: ignore[valid-type]
+    target_kind: ConsentTargetKind
     target: str
     target_organization_pk: strawberry.Private[int | None]
     purpose: str
@@ -94,16 +112,14 @@ class Consent:
     revoked_at: datetime | None
     revoked_by: str | None
     revoke_reason: str
-    in_force: bool
+    row: strawberry.Private[models.Consent]
 
     @classmethod
     def from_model(cls, m: models.Consent) -> Consent:
-        from core.services.context import utc_now
-
         return cls(
             id=strawberry.ID(ids.encode("Consent", m.id)),
-            scopes=list(m.scopes),
-            target_kind=m.target_kind,
+            scopes=[ConsentScope(s) for s in m.scopes],
+            target_kind=ConsentTargetKind(m.target_kind),
             target=m.target,
             target_organization_pk=m.target_organization_id,
             purpose=m.purpose,
@@ -114,8 +130,13 @@ class Consent:
             revoked_at=m.revoked_at,
             revoked_by=m.revoked_by,
             revoke_reason=m.revoke_reason,
-            in_force=consent.in_force(m, utc_now()),
+            row=m,
         )
+
+    @strawberry.field(description="Whether the consent allows sharing now: not revoked, inside its validity.")
+    def in_force(self, info: Info) -> bool:
+        # The request's clock, not the wall clock: what a request reads agrees with what its services decide.
+        return consent.in_force(self.row, info.context.app.clock())
 
     @strawberry.field(description="The organisation whose service the consent is for (null: an outside body).")
     def target_organization_id(self) -> strawberry.ID | None:
@@ -129,7 +150,7 @@ class Consent:
 )
 class Referral(relay.Node):
     id: relay.NodeID[int]
-    status: str
+    status: ReferralStatus  # type: ignore[valid-type]
     summary: str
     source_plugin: str
     source_kind: str
@@ -154,7 +175,7 @@ class Referral(relay.Node):
     def from_model(cls, m: models.Referral) -> Referral:
         return cls(
             id=m.id,
-            status=m.status,
+            status=ReferralStatus(m.status),
             summary=m.summary,
             source_plugin=m.source_plugin,
             source_kind=m.source_kind,
@@ -198,11 +219,12 @@ class Referral(relay.Node):
 
 @strawberry.input
 class ReferralListFilter:
-    statuses: list[str] | None = None
+    statuses: list[ReferralStatus] | None = None  # type: ignore[valid-type]
 
 
 def _filter(f: ReferralListFilter | None) -> referrals.ReferralFilter:
-    return referrals.ReferralFilter(statuses=referrals.statuses((f.statuses or []) if f else []))
+    chosen = (f.statuses or []) if f else []
+    return referrals.ReferralFilter(statuses=referrals.statuses([s.value for s in chosen]))
 
 
 @strawberry.type

@@ -814,8 +814,8 @@ READS = [
         ),
         per_role(
             anonymous=NULL,
-            platform_admin=[("plugin", "counseling", True)],
-            org_admin_a=[("plugin", "counseling", True)],
+            platform_admin=[("PLUGIN", "counseling", True)],
+            org_admin_a=[("PLUGIN", "counseling", True)],
             org_admin_b=NULL,
             social_worker=NULL,
             counselor=NULL,
@@ -1563,7 +1563,7 @@ WRITES = [
         # Consents and referrals: those who see the resident (administrators, the recorder); another staff
         # member of the organisation (the counselor) is told the resident does not exist.
         "recordConsent for a resident of org A (for B's counseling)",
-        'mutation($r: ID!, $o: ID!) { m: recordConsent(input: {residentId: $r, scopes: ["summary"], '
+        "mutation($r: ID!, $o: ID!) { m: recordConsent(input: {residentId: $r, scopes: [SUMMARY], "
         'target: "counseling", targetOrganizationId: $o, purpose: "心理支持"}) { errors { code } } }',
         _vars_resident,
         SEES_THE_RESIDENT,
@@ -1576,8 +1576,8 @@ WRITES = [
     ),
     Write(
         "recordConsent to tell an outside organisation",
-        'mutation($r: ID!) { m: recordConsent(input: {residentId: $r, scopes: ["summary"], '
-        'target: "区医院", targetKind: "outside", purpose: "转介"}) { errors { code } } }',
+        "mutation($r: ID!) { m: recordConsent(input: {residentId: $r, scopes: [SUMMARY], "
+        'target: "区医院", targetKind: OUTSIDE, purpose: "转介"}) { errors { code } } }',
         _vars_resident,
         SEES_THE_RESIDENT,
     ),

@@ -130,7 +130,7 @@ async def test_the_recipient_reads_the_summary_not_the_resident_until_the_consen
     [node] = (await counselor(RECEIVED))["referralsReceived"]["nodes"]
     assert (node["id"], node["status"], node["summary"], node["residentId"]) == (
         ids.encode("Referral", referral_id),
-        "sent",
+        "SENT",
         "摘要0",
         None,
     )

@@ -6,6 +6,7 @@ refusals that write nothing, who can NOT see what, a referral to supplies, and t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from core.models import Consent, Referral, Resident
 from plugins.counseling.models import Client as CounselingClient
 from schema import ids
-from tests.conftest import StatementCounter
+from tests.conftest import Clock, StatementCounter
 from yunshegong.testing import Client, Harness
 
 PHONE, MASKED_PHONE = "13900001111", "139****1111"
@@ -24,7 +25,7 @@ NOT_FOUND = [{"code": "NOT_FOUND"}]
 CREATE_RESIDENT = """mutation($name: String!) {
   m: createResident(input: {name: $name, phone: "13900001111", address: "碑林区粉巷1号"}) {
     resident { id name phone address } errors { code field } } }"""
-RECORD_CONSENT = """mutation($r: ID!, $scopes: [String!]!, $target: String!, $org: ID) {
+RECORD_CONSENT = """mutation($r: ID!, $scopes: [ConsentScope!]!, $target: String!, $org: ID) {
   m: recordConsent(input: {residentId: $r, scopes: $scopes, target: $target, targetOrganizationId: $org,
                            purpose: "心理支持"}) {
     consent { id scopes target inForce } errors { code field } } }"""
@@ -62,7 +63,7 @@ class People:
     resident: str
 
     async def consent(
-        self, scopes: tuple[str, ...] = ("summary",), target: str = "counseling", *, to: int | None = None
+        self, scopes: tuple[str, ...] = ("SUMMARY",), target: str = "counseling", *, to: int | None = None
     ) -> str:
         """A consent to share `scopes` with `target` of the agency (or of organisation `to`)."""
         org = ids.encode("Organization", to if to is not None else self.agency)
@@ -77,7 +78,7 @@ class People:
         data = await self.worker(SEND, {"r": self.resident, "c": consent, "plugin": plugin, "org": org})
         return dict(data["m"])
 
-    async def referral(self, scopes: tuple[str, ...] = ("summary",)) -> tuple[str, str]:
+    async def referral(self, scopes: tuple[str, ...] = ("SUMMARY",)) -> tuple[str, str]:
         """A sent referral to the agency's counseling and its consent: (referral id, consent id)."""
         consent = await self.consent(scopes)
         sent = await self.send(consent)
@@ -108,13 +109,13 @@ async def people(kit: Harness) -> People:
 async def test_round_trip_sent_received_accepted_completed(people: People) -> None:
     p = people
     # given a consent to share the summary and contact details with counseling
-    referral, _ = await p.referral(scopes=("summary", "contact"))
+    referral, _ = await p.referral(scopes=("SUMMARY", "CONTACT"))
     # when the agency's counselor lists what was referred to them
     [node] = (await p.counselor(RECEIVED))["referralsReceived"]["nodes"]
     # then they read the summary and who sent it, never the resident's id (nor the resident)
     assert (node["id"], node["status"], node["summary"], node["residentId"]) == (
         referral,
-        "sent",
+        "SENT",
         "丧偶后情绪低落，需要心理支持",
         None,
     )
@@ -123,17 +124,17 @@ async def test_round_trip_sent_received_accepted_completed(people: People) -> No
     # when they accept it
     accepted = (await p.counselor(ACCEPT, {"id": referral}))["m"]
     assert accepted["errors"] == []
-    assert accepted["referral"]["status"] == "accepted"
+    assert accepted["referral"]["status"] == "ACCEPTED"
     # then counseling keeps its own client, with the contact details the consent covered
     clients = await p.counselor("{ counselingClients { nodes { name phone } } }")
     assert clients["counselingClients"]["nodes"] == [{"name": "王阿姨", "phone": PHONE}]
     # when they complete it, the sender sees it completed with the note
     done = (await p.counselor(COMPLETE, {"id": referral}))["m"]
-    assert done == {"referral": {"status": "completed", "completionNote": "八次咨询后结案"}, "errors": []}
+    assert done == {"referral": {"status": "COMPLETED", "completionNote": "八次咨询后结案"}, "errors": []}
     [sent] = (await p.worker(SENT))["referralsSent"]["nodes"]
     assert (sent["id"], sent["status"], sent["completionNote"], sent["residentId"]) == (
         referral,
-        "completed",
+        "COMPLETED",
         "八次咨询后结案",
         p.resident,
     )
@@ -149,17 +150,63 @@ async def test_declining_needs_a_reason_and_the_sender_reads_it(people: People) 
     # a blank reason is refused and changes nothing
     blank = (await p.counselor(DECLINE, {"id": referral, "reason": " "}))["m"]
     assert blank == {"referral": None, "errors": [{"code": "REQUIRED", "field": ["input", "reason"]}]}
-    assert (await p.counselor(RECEIVED))["referralsReceived"]["nodes"][0]["status"] == "sent"
+    assert (await p.counselor(RECEIVED))["referralsReceived"]["nodes"][0]["status"] == "SENT"
     # with a reason it is declined, and the sender reads why
     declined = (await p.counselor(DECLINE, {"id": referral, "reason": "本机构暂无空档"}))["m"]
-    assert declined == {"referral": {"status": "declined", "declineReason": "本机构暂无空档"}, "errors": []}
+    assert declined == {"referral": {"status": "DECLINED", "declineReason": "本机构暂无空档"}, "errors": []}
     [sent] = (await p.worker(SENT))["referralsSent"]["nodes"]
-    assert (sent["status"], sent["declineReason"]) == ("declined", "本机构暂无空档")
+    assert (sent["status"], sent["declineReason"]) == ("DECLINED", "本机构暂无空档")
     # and a declined referral cannot be accepted afterwards, nor revoked by the sender
     assert (await p.counselor(ACCEPT, {"id": referral}))["m"]["errors"][0]["code"] == "INVALID_TRANSITION"
     assert (await p.worker(REVOKE, {"id": referral}))["m"]["errors"][0]["code"] == "INVALID_TRANSITION"
     # no client was made
     assert (await p.rows())[3] == 0
+
+
+async def test_consent_vocabulary_and_the_status_filter_are_enums_and_in_force_reads_the_request_clock(
+    people: People, clock: Clock
+) -> None:
+    p = people
+    # given two referrals to counseling, one declined
+    declined, _ = await p.referral()
+    kept, _ = await p.referral()
+    assert (await p.counselor(DECLINE, {"id": declined, "reason": "本机构暂无空档"}))["m"]["errors"] == []
+    # when each side filters its list by status, it gets only those
+    listed = """query($s: [ReferralStatus!]) { sent: referralsSent(filter: {statuses: $s}) { nodes { id status } }
+      received: referralsReceived(filter: {statuses: $s}) { nodes { id status } } }"""
+    for statuses, expected in ((["DECLINED"], [(declined, "DECLINED")]), (["SENT", "ACCEPTED"], [(kept, "SENT")])):
+        sent = (await p.worker(listed, {"s": statuses}))["sent"]["nodes"]
+        received = (await p.counselor(listed, {"s": statuses}))["received"]["nodes"]
+        assert [(n["id"], n["status"]) for n in sent] == expected, statuses
+        assert [(n["id"], n["status"]) for n in received] == expected, statuses
+    # and a value outside the vocabulary (a service's lowercase value included) is refused by the schema
+    for wrong in ("sent", "LOST"):
+        body = await p.worker.raw(listed, {"s": [wrong]})
+        assert body.get("data") is None, wrong
+        assert body["errors"], wrong
+    # (the clock moves last: row-level security reads the database's clock, so referrals would vanish)
+    # given a consent to tell an outside body the summary and contact details, for an hour
+    until = (clock.now + timedelta(hours=1)).isoformat()
+    recorded = (
+        await p.worker(
+            """mutation($r: ID!, $until: DateTime) { m: recordConsent(input: {residentId: $r,
+              scopes: [SUMMARY, CONTACT], target: "区医院", targetKind: OUTSIDE, purpose: "转介",
+              validUntil: $until}) { consent { scopes targetKind inForce } errors { code field } } }""",
+            {"r": p.resident, "until": until},
+        )
+    )["m"]
+    # then it reads back in the enums' names
+    assert recorded == {
+        "consent": {"scopes": ["SUMMARY", "CONTACT"], "targetKind": "OUTSIDE", "inForce": True},
+        "errors": [],
+    }
+    # when the request's clock passes its end, it is no longer in force (the wall clock has not)
+    clock.now += timedelta(hours=2)  # within the sign-in tokens' lifetime
+    consents = (
+        await p.worker("query($id: ID!) { resident(id: $id) { consents { targetKind inForce } } }", {"id": p.resident})
+    )["resident"]["consents"]
+    # (newest first: the referrals' consents have no end)
+    assert consents == [{"targetKind": "OUTSIDE", "inForce": False}] + [{"targetKind": "PLUGIN", "inForce": True}] * 2
 
 
 async def test_the_sender_revokes_and_the_recipient_loses_it_at_once(people: People) -> None:
@@ -175,7 +222,7 @@ async def test_the_sender_revokes_and_the_recipient_loses_it_at_once(people: Peo
     ]
     # when the sender revokes it
     revoked = (await p.worker(REVOKE, {"id": referral}))["m"]
-    assert revoked == {"referral": {"status": "revoked"}, "errors": []}
+    assert revoked == {"referral": {"status": "REVOKED"}, "errors": []}
     # then the recipient's next requests see nothing and cannot act on it
     assert (await p.counselor(RECEIVED))["referralsReceived"] == {"totalCount": 0, "nodes": []}
     assert (await p.counselor(NODE, {"id": referral}))["node"] is None
@@ -184,7 +231,7 @@ async def test_the_sender_revokes_and_the_recipient_loses_it_at_once(people: Peo
     ]
     # while the sender keeps the record, with the reason
     [sent] = (await p.worker(SENT))["referralsSent"]["nodes"]
-    assert (sent["status"], sent["revokeReason"]) == ("revoked", "居民改变主意")
+    assert (sent["status"], sent["revokeReason"]) == ("REVOKED", "居民改变主意")
 
 
 async def test_revoking_the_consent_hides_an_accepted_referral_from_the_recipient_at_once(people: People) -> None:
@@ -203,7 +250,7 @@ async def test_revoking_the_consent_hides_an_accepted_referral_from_the_recipien
     ]
     # the sender sees the referral revoked with it (same transaction), and the consent as revoked on the resident
     [sent] = (await p.worker(SENT))["referralsSent"]["nodes"]
-    assert (sent["status"], sent["revokeReason"]) == ("revoked", "consent revoked")
+    assert (sent["status"], sent["revokeReason"]) == ("REVOKED", "consent revoked")
     consents = (await p.worker(RESIDENT, {"id": p.resident}))["resident"]["consents"]
     assert consents == [{"target": "counseling", "inForce": False}]
     # and revoking it twice is refused
@@ -214,7 +261,7 @@ async def test_refused_referrals_answer_typed_codes_and_write_nothing(people: Pe
     p = people
     good = await p.consent()
     other_service = await p.consent(target="maternal_care")
-    contact_only = await p.consent(scopes=("contact",))
+    contact_only = await p.consent(scopes=("CONTACT",))
     revoked = await p.consent()
     assert (await p.worker(REVOKE_CONSENT, {"id": revoked}))["m"]["errors"] == []
     supplies_only = await p.kit.organization("物资站", plugins=["supplies"])
@@ -238,7 +285,7 @@ async def test_refused_referrals_answer_typed_codes_and_write_nothing(people: Pe
     second = (await p.worker(CREATE_RESIDENT, {"name": "李大爷"}))["m"]["resident"]["id"]
     theirs = await p.worker(
         RECORD_CONSENT,
-        {"r": second, "scopes": ["summary"], "target": "counseling", "org": ids.encode("Organization", p.agency)},
+        {"r": second, "scopes": ["SUMMARY"], "target": "counseling", "org": ids.encode("Organization", p.agency)},
     )
     before = await p.rows()
     sent = await p.send(theirs["m"]["consent"]["id"])
@@ -272,7 +319,7 @@ async def test_who_can_not_see_residents_consents_and_referrals(people: People) 
             RECORD_CONSENT,
             {
                 "r": p.resident,
-                "scopes": ["summary"],
+                "scopes": ["SUMMARY"],
                 "target": "counseling",
                 "org": ids.encode("Organization", p.agency),
             },
@@ -292,7 +339,7 @@ async def test_who_can_not_see_residents_consents_and_referrals(people: People) 
             assert [e["code"] for e in errors] == ["NOT_FOUND"], (name, query)
     assert await p.rows() == before
     # positive controls: the sender and the recipient still see it, untouched
-    assert (await p.counselor(RECEIVED))["referralsReceived"]["nodes"][0]["status"] == "sent"
+    assert (await p.counselor(RECEIVED))["referralsReceived"]["nodes"][0]["status"] == "SENT"
     assert (await p.worker(RESIDENT, {"id": p.resident}))["resident"]["consents"] == [
         {"target": "counseling", "inForce": True}
     ]
@@ -335,7 +382,7 @@ async def test_a_referral_to_supplies_is_answered_by_supplies_staff_and_keeps_no
     async with kit.service() as ctx:
         supplies_rows = await _supplies_rows(ctx)
     accepted = (await staff(ACCEPT, {"id": referral}))["m"]
-    assert (accepted["errors"], accepted["referral"]["status"]) == ([], "accepted")
+    assert (accepted["errors"], accepted["referral"]["status"]) == ([], "ACCEPTED")
     # nothing beyond core's referral is written: no resident of the depot, no supplies rows
     async with kit.service() as ctx:
         assert await _supplies_rows(ctx) == supplies_rows
@@ -344,7 +391,7 @@ async def test_a_referral_to_supplies_is_answered_by_supplies_staff_and_keeps_no
         )
     assert depot_residents == 0
     done = (await staff(COMPLETE, {"id": referral}))["m"]
-    assert done["referral"]["status"] == "completed"
+    assert done["referral"]["status"] == "COMPLETED"
     # a referral to supplies at an organisation without it is refused
     assert [e["code"] for e in (await p.send(consent, to=p.agency, plugin="supplies"))["errors"]] == [
         "REFERRAL_TARGET_DISABLED"
