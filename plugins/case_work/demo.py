@@ -14,6 +14,7 @@ from sqlalchemy import select
 import core
 from core.models import Account, AccountPluginRole, Resident
 from plugins.case_work import reactions, services
+from plugins.case_work.demo_support import acting
 from plugins.case_work.models import Case, Client
 from plugins.case_work.plans import models as plan_models
 from plugins.case_work.plans import services as plans
@@ -48,18 +49,8 @@ async def load(ctx: core.ServiceContext) -> None:
     )
     await ctx.session.flush()
 
-    def acting(account: Account, role: str, permissions: frozenset[str]) -> core.ServiceContext:
-        viewer = core.Viewer(
-            label=account.display_name,
-            account_id=account.id,
-            organization_id=account.organization_id,
-            role=role,
-            extra_permissions=permissions,
-        )
-        return dataclasses.replace(ctx, viewer=viewer, memo={})
-
-    sw = acting(worker, "social_worker", frozenset({services.MANAGE}))
-    sup = acting(supervisor, "organization_admin", frozenset({services.MANAGE, services.SUPERVISE}))
+    sw = acting(ctx, worker, "social_worker", frozenset({services.MANAGE}))
+    sup = acting(ctx, supervisor, "organization_admin", frozenset({services.MANAGE, services.SUPERVISE}))
     try:
         elderly = await services.open_case(
             sw,
@@ -96,7 +87,7 @@ async def load(ctx: core.ServiceContext) -> None:
                 sup, elderly.id, colleague.id, "张奶奶家离二号社工站更近，便于每周上门"
             )
             await services.answer_transfer(
-                acting(colleague, "social_worker", frozenset({services.MANAGE})),
+                acting(ctx, colleague, "social_worker", frozenset({services.MANAGE})),
                 offer.id,
                 False,
                 "本月个案量已满，且老人已与原社工建立信任关系",

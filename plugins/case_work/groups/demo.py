@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 import core
 from core.models import Account
+from plugins.case_work.demo_support import acting
 from plugins.case_work.groups import services
 from plugins.case_work.groups.models import Group
 from plugins.case_work.models import Case
@@ -37,17 +38,7 @@ async def load(ctx: core.ServiceContext) -> None:
     )
     if not clients:
         return
-    sw = dataclasses.replace(
-        ctx,
-        viewer=core.Viewer(
-            label=worker.display_name,
-            account_id=worker.id,
-            organization_id=worker.organization_id,
-            role="social_worker",
-            extra_permissions=frozenset({MANAGE}),
-        ),
-        memo={},
-    )
+    sw = acting(ctx, worker, "social_worker", frozenset({MANAGE}))
     try:
         group = await services.create_group(
             sw,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 import core
 from core.models import Account, Resident
 from plugins.case_work import services as cases
+from plugins.case_work.demo_support import acting
 from plugins.case_work.models import Case, Client
 from plugins.case_work.notes import services
 
@@ -31,18 +32,8 @@ async def load(ctx: core.ServiceContext) -> None:
     if worker is None or supervisor is None:
         return
 
-    def acting(account: Account, role: str, permissions: frozenset[str]) -> core.ServiceContext:
-        viewer = core.Viewer(
-            label=account.display_name,
-            account_id=account.id,
-            organization_id=account.organization_id,
-            role=role,
-            extra_permissions=permissions,
-        )
-        return dataclasses.replace(ctx, viewer=viewer, memo={})
-
-    sw = acting(worker, "social_worker", frozenset({cases.MANAGE}))
-    sup = acting(supervisor, supervisor.role, frozenset({cases.MANAGE, cases.SUPERVISE}))
+    sw = acting(ctx, worker, "social_worker", frozenset({cases.MANAGE}))
+    sup = acting(ctx, supervisor, supervisor.role, frozenset({cases.MANAGE, cases.SUPERVISE}))
     try:
         now = ctx.now()
         await services.add_note(

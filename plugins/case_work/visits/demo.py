@@ -13,6 +13,7 @@ from sqlalchemy import select
 import core
 from core.models import Account, AvailabilityWindow
 from core.services import scheduling
+from plugins.case_work.demo_support import acting
 from plugins.case_work.models import Case
 from plugins.case_work.services import CLOSED, MANAGE
 from plugins.case_work.visits import services
@@ -38,17 +39,7 @@ async def load(ctx: core.ServiceContext) -> None:
     if has_hours is None:
         for weekday in range(5):
             await scheduling.add_window(ctx, worker.volunteer_id, weekday, time(9), time(17))
-    sw = dataclasses.replace(
-        ctx,
-        viewer=core.Viewer(
-            label=worker.display_name,
-            account_id=worker.id,
-            organization_id=worker.organization_id,
-            role="social_worker",
-            extra_permissions=frozenset({MANAGE}),
-        ),
-        memo={},
-    )
+    sw = acting(ctx, worker, "social_worker", frozenset({MANAGE}))
     try:
         day = ctx.now().astimezone(LOCAL).date() + timedelta(days=1)
         while day.weekday() >= 5:
