@@ -46,6 +46,8 @@ class CaseWorkQueueReason(Enum):
     NO_SOCIAL_WORKER = "no_social_worker"
     NO_SUPERVISOR = "no_supervisor"
     NO_RESIDENT = "no_resident"
+    # Casework refused to open or join the case (the refusal is logged): a supervisor opens it by hand.
+    REFUSED = "refused"
 
 
 def _case_files(info: Info) -> DataLoader[int, Case | None]:

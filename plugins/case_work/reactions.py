@@ -23,11 +23,13 @@ history; it never acts on what the caller could not name, since it reads only th
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import false, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 import core
@@ -37,6 +39,8 @@ from core.models import Account, AccountPluginRole, CommunityLiaison, Resident
 from plugins.case_work import services
 from plugins.case_work.models import CATEGORIES, RISK_LEVELS, Case, Client
 from plugins.case_work.reaction_models import INTAKE_STATUSES, Intake, RequestTag
+
+logger = logging.getLogger(__name__)
 
 RISK_FLAG = "counseling_risk_flag"
 HELP_REQUEST = "help_request"
@@ -177,9 +181,30 @@ async def _open_case_of(ctx: core.ServiceContext, resident_id: int) -> Case | No
 async def _route(
     ctx: core.ServiceContext, intake: Intake, *, category: str, reason: str, worker: int | None = None
 ) -> Intake:
-    """Attach the intake to its resident's open case, or open one, or leave it queued saying why."""
+    """Attach the intake to its resident's open case, or open one, or leave it queued saying why. A refusal by
+    casework (a rule, a constraint) queues the intake as `refused` instead of failing the change that caused the
+    event: a counselor's risk flag or a coordinator's verification must not depend on casework's answer."""
     if intake.resident_id is None:
         return await _queue(ctx, intake, "no_resident")
+    try:
+        async with ctx.session.begin_nested():
+            return await _attach_or_open(ctx, intake, category=category, reason=reason, worker=worker)
+    except (core.DomainError, DBAPIError) as refusal:
+        logger.warning(
+            "case_work: intake %s (%s %s) queued: casework refused (%s)",
+            intake.id,
+            intake.source_kind,
+            intake.source_id,
+            getattr(refusal, "code", type(refusal).__name__),
+        )
+        await ctx.session.refresh(intake)
+        return await _queue(ctx, intake, "refused")
+
+
+async def _attach_or_open(
+    ctx: core.ServiceContext, intake: Intake, *, category: str, reason: str, worker: int | None
+) -> Intake:
+    assert intake.resident_id is not None
     case = await _open_case_of(ctx, intake.resident_id)
     if case is not None:
         if RISK_LEVELS.index(intake.risk_level) > RISK_LEVELS.index(case.risk_level):

@@ -414,3 +414,26 @@ async def test_who_may_tag_a_request(world: World) -> None:
     assert await w.counts() == before
     # and a social worker of A may (positive control)
     assert await code("sw", mine) is None
+
+
+async def test_a_flag_casework_refuses_to_take_still_stands_and_waits_as_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a counseling client in c1 (which sw serves), and casework refusing to open any case
+    w = world
+    client = await w.client("c1")
+
+    async def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise core.DomainError("INVALID_INPUT", "refused for the test")
+
+    monkeypatch.setattr(reactions.services, "open_case", refuse)
+    # when a counselor raises a risk flag
+    flag_id = await w.flag(client.id)
+    # then the flag stands (the counselor's change is not undone by casework's answer) ...
+    assert flag_id > 0
+    # ... no case opened, and the intake waits for a supervisor, saying casework refused
+    assert await w.count(Case) == 0
+    intakes = await w.rows(Intake)
+    assert [(i.source_id, i.status, i.queue_reason, i.case_id) for i in intakes] == [
+        (flag_id, "queued", "refused", None)
+    ]
