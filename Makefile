@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes: one per core, at most 4 (each starts its own embedded PostgreSQL); TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)))')
 
 .PHONY: run test lint bench schema clean mutation schema-mutation races
 
@@ -19,7 +21,7 @@ run: $(STAMP)  ## the service with demo data on the embedded database, at http:/
 test: $(STAMP)  ## the whole test suite (lint and format check included)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

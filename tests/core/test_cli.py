@@ -40,7 +40,9 @@ def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
+# A readiness wait, not a speed check: initdb, migrations and the demo data share the cores with the other
+# test process, so the bound is generous.
+def _wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
