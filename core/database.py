@@ -83,10 +83,19 @@ def app_url(owner_url: str | URL, configured: str | None = None) -> URL:
 
 
 def create_engine(
-    url: str | URL, *, pool_size: int = 10, max_overflow: int | None = None, echo: bool = False
+    url: str | URL,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    echo: bool = False,
+    statement_timeout_ms: int = 0,
 ) -> AsyncEngine:
     """An engine whose pool keeps `pool_size` connections and opens up to `max_overflow` more under a burst
-    (default: as many again)."""
+    (default: as many again). `statement_timeout_ms` > 0 has PostgreSQL cancel any statement running longer
+    (set once per connection at connect: no statement of its own)."""
+    server_settings = {"timezone": "UTC", "application_name": "yunshegong"}
+    if statement_timeout_ms:
+        server_settings["statement_timeout"] = str(statement_timeout_ms)
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
@@ -95,7 +104,7 @@ def create_engine(
         # replaced, instead of failing the next request that draws it from the pool.
         pool_pre_ping=True,
         echo=echo,
-        connect_args={"server_settings": {"timezone": "UTC", "application_name": "yunshegong"}},
+        connect_args={"server_settings": server_settings},
     )
     engine.sync_engine.dialect.do_ping = _ping_by_beginning  # type: ignore[method-assign]
     return engine

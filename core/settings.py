@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     db_pool_size: PositiveInt = 10
     # Connections opened beyond the pool under a burst (closed when returned); None: as many as the pool.
     db_max_overflow: int | None = Field(default=None, ge=0)
+    # Longest any one statement of the service may run (lock waits included) before PostgreSQL cancels it;
+    # 0: no limit. It bounds what the query-cost budget cannot (a slow plan, a read shielded from the
+    # client's disconnect so it may finish cleanly) and frees the pooled connection it held.
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     # None: every installed plugin loads; otherwise only these names (an empty value: none).
     plugins: Annotated[tuple[str, ...] | None, NoDecode] = None
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"

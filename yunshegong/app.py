@@ -337,7 +337,10 @@ def create_app(
             # Served as the app role, which row-level security applies to (DATABASE_URL is the owner's).
             served = app_url(settings.database_url, settings.app_database_url)
             engine = owned["engine"] = create_engine(
-                served, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+                served,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
             )
         if host is None:
             host = build_plugin_host(enabled=settings.plugins)
