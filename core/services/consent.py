@@ -81,6 +81,17 @@ async def record_consent(
     v.check(not unknown, ("input", "scopes"), "INVALID_INPUT", "Unknown scopes: {values}.", values=tuple(unknown))
     v.check(target_kind in TARGET_KINDS, ("input", "targetKind"), "INVALID_INPUT", "A plugin or an outside body.")
     clean_target = _target_name(v, target_kind, target) if target_kind in TARGET_KINDS else ""
+    if target_kind == "plugin" and clean_target and not any(e.field == ("input", "target") for e in v.errors):
+        # A consent is never edited: one naming a service nothing here receives referrals for could never be
+        # used, and the typo would stay on the resident's record for good. (Imported here: referrals uses this.)
+        from core.services import referrals
+
+        v.check(
+            clean_target in referrals.registered_targets(ctx),
+            ("input", "target"),
+            "REFERRAL_TARGET_UNKNOWN",
+            "No service of that name takes referrals here.",
+        )
     if target_kind == "plugin":
         v.check(
             target_organization_id is not None,

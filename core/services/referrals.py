@@ -158,12 +158,19 @@ def receivable_targets(ctx: ServiceContext) -> list[str]:
 
 
 def received_scope(ctx: ServiceContext) -> ColumnElement[bool]:
-    """Referrals to the viewer's organisation, for targets whose receiving permission the viewer holds.
-    (Row-level security adds: not revoked, consent in force.)"""
+    """Referrals to the viewer's organisation, for targets whose receiving permission the viewer holds, while
+    not revoked and under a consent in force. Row-level security says the same (policy referral_received),
+    but it cannot hide a referral between two services of ONE organisation: the sender's own tenant policy
+    shows every row of the organisation. So the scope says it again, with the database's own function."""
     names = receivable_targets(ctx)
     if ctx.viewer.organization_id is None or not names:
         return Referral.id.is_(None)
-    return (Referral.target_organization_id == ctx.viewer.organization_id) & Referral.target_plugin.in_(names)
+    return (
+        (Referral.target_organization_id == ctx.viewer.organization_id)
+        & Referral.target_plugin.in_(names)
+        & (Referral.status != ReferralStatus.REVOKED.value)
+        & func.referral_consent_in_force(Referral.consent_id)
+    )
 
 
 # -- sending -------------------------------------------------------------------------------------------------------
@@ -484,8 +491,8 @@ async def referrals_sent(
 async def referrals_received(
     ctx: ServiceContext, f: ReferralFilter = ReferralFilter(), *, first: int = 50, after: str | None = None
 ) -> Page[Referral]:
-    """Referrals to the caller's organisation the caller may answer, newest first (live ones under a
-    consent in force: the database shows no others)."""
+    """Referrals to the caller's organisation the caller may answer, newest first: live ones under a
+    consent in force (received_scope; row-level security agrees)."""
     access.require_signed_in(ctx)
     stmt = _filtered(select(Referral).where(received_scope(ctx)), ReferralFilter(statuses=f.statuses))
     return await paginate(ctx, stmt, NEWEST, first=first, after=after)

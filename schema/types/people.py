@@ -210,7 +210,10 @@ class Referral(relay.Node):
         pk = self.target_organization_pk
         return strawberry.ID(ids.encode("Organization", pk)) if pk is not None else None
 
-    @strawberry.field(description="The resident's ID: for the sending organisation only (the recipient: null).")
+    @strawberry.field(
+        description="The resident's ID: for members of the sending organisation (a recipient in another "
+        "organisation: null; the resident itself is shown only to those who may see it)."
+    )
     def resident_id(self, info: Info) -> strawberry.ID | None:
         if info.context.viewer.organization_id != self.organization_id:
             return None

@@ -260,7 +260,7 @@ async def test_revoking_the_consent_hides_an_accepted_referral_from_the_recipien
 async def test_refused_referrals_answer_typed_codes_and_write_nothing(people: People) -> None:
     p = people
     good = await p.consent()
-    other_service = await p.consent(target="maternal_care")
+    other_service = await p.consent(target="supplies")
     contact_only = await p.consent(scopes=("CONTACT",))
     revoked = await p.consent()
     assert (await p.worker(REVOKE_CONSENT, {"id": revoked}))["m"]["errors"] == []

@@ -103,6 +103,17 @@ async def test_bad_input_is_refused_and_nothing_is_written(actor: Actor, home_or
             purpose="x",
         )
     assert {(e.code, e.field) for e in err.value.errors} == {("INVALID_INPUT", ("input", "targetOrganizationId"))}
+    # a well-formed name no service here receives referrals for (a consent is never edited: a typo would stay)
+    with pytest.raises(DomainError) as err:
+        await consent.record_consent(
+            worker,
+            resident_id=resident_id,
+            scopes=["summary"],
+            target="counselling",
+            target_organization_id=home_org,
+            purpose="x",
+        )
+    assert {(e.code, e.field) for e in err.value.errors} == {("REFERRAL_TARGET_UNKNOWN", ("input", "target"))}
     assert (await worker.session.scalars(select(Consent))).all() == []
 
 

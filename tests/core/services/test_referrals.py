@@ -36,9 +36,14 @@ class Setup:
     consent_id: int
 
 
-async def _setup(make: Factory, actor: Actor, home_org: int, scopes: tuple[str, ...] = ("summary",)) -> Setup:
-    """A resident of the home organisation who consents to counseling, and a counseling agency."""
+async def _setup(
+    make: Factory, actor: Actor, home_org: int, scopes: tuple[str, ...] = ("summary",), *, in_house: bool = False
+) -> Setup:
+    """A resident of the home organisation who consents to counseling, and a counseling agency (`in_house`:
+    the home organisation's own counseling service, with the same organisation sending and receiving)."""
     agency = await make.organization_using("counseling")
+    if in_house:
+        home_org = agency.id
     sender = actor("social_worker", home_org)
     resident = await residents.create_resident(
         sender, name="王阿姨", community_id=None, phone="13900001111", address="碑林区粉巷 1 号"
@@ -175,6 +180,34 @@ async def test_revoking_the_consent_ends_the_recipients_view_at_once(
     assert err.value.code == "NOT_FOUND"
 
 
+@pytest.mark.parametrize("end", ["referral", "consent"])
+async def test_in_one_organisation_revoking_ends_the_recipients_view_at_once(
+    make: Factory, actor: Actor, home_org: int, end: str
+) -> None:
+    # given a social worker referring a resident to a counselor of their own organisation (row-level security
+    # cannot hide it there: both are members of the organisation that owns the row), accepted
+    s = await _setup(make, actor, home_org, in_house=True)
+    referral = await _send(s)
+    await referrals.accept_referral(s.recipient, referral.id)
+    await s.recipient.session.commit()
+    assert await _received_ids(s.recipient) == [referral.id]
+    assert list(await referrals.referrals_by_id(s.recipient, [referral.id])) == [referral.id]
+    # when the sender revokes the referral, or the resident the consent
+    if end == "referral":
+        await referrals.revoke_referral(s.sender, referral.id, reason="居民改变主意")
+    else:
+        await consent.revoke_consent(s.sender, s.consent_id, reason="不再同意")
+    await s.sender.session.commit()
+    # then the counselor's list and node lookups show nothing, and nothing can be done with it
+    assert await _received_ids(s.recipient) == []
+    assert await referrals.referrals_by_id(s.recipient, [referral.id]) == {}
+    with pytest.raises(DomainError) as err:
+        await referrals.complete_referral(s.recipient, referral.id)
+    assert err.value.code == "NOT_FOUND"
+    # while the sender still sees what they sent
+    assert list(await referrals.referrals_by_id(s.sender, [referral.id])) == [referral.id]
+
+
 async def test_a_referral_to_a_plugin_the_recipient_has_not_enabled_fails_and_writes_nothing(
     make: Factory, actor: Actor, home_org: int
 ) -> None:
@@ -210,7 +243,7 @@ async def test_a_referral_without_a_covering_consent_fails_and_writes_nothing(
         )
         return found.id
 
-    other = await given("maternal_care", "summary", s.receiving_org)
+    other = await given("supplies", "summary", s.receiving_org)
     narrow = await given("counseling", "contact", s.receiving_org)
     another_agency = await given("counseling", "summary", elsewhere)
     await s.sender.session.commit()
