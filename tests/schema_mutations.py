@@ -68,6 +68,14 @@ def _permissive(table: str) -> str:
     )
 
 
+def _trigger(name: str, table: str) -> str:
+    return f"DROP TRIGGER {name} ON {table}"
+
+
+def _constraint(table: str, name: str) -> str:
+    return f"ALTER TABLE {table} DROP CONSTRAINT {name}"
+
+
 HR = "tests/core/services/test_help_requests.py"
 AS = "tests/core/services/test_assignments.py"
 SCHED = "tests/core/services/test_scheduling.py"
@@ -78,6 +86,20 @@ TENANCY = ("tests/core/test_tenancy.py", "tests/schema/test_isolation.py")
 REFERRALS = ("tests/core/services/test_referrals.py", "tests/schema/test_people_api.py")
 CONSENTS = "tests/core/services/test_consent.py"
 PEOPLE_CATALOG = "tests/core/test_people_catalog.py"
+PEOPLE_API = "tests/schema/test_people_api.py"
+RESIDENTS = "tests/core/services/test_residents.py"
+CW = "tests/plugins/case_work"
+CW_WORKFLOW = f"{CW}/test_workflow.py"
+CW_NOTES = f"{CW}/test_notes.py"
+CW_PLANS = f"{CW}/test_plans.py"
+CW_VISITS = f"{CW}/test_visits.py"
+CW_GROUPS = f"{CW}/test_groups.py"
+CW_TRANSFERS = f"{CW}/test_transfers.py"
+CW_REACTIONS = f"{CW}/test_reactions.py"
+CW_RESIDENTS = f"{CW}/test_residents.py"
+CW_GUARDS = f"{CW}/test_guards.py"  # the guards no service test reaches (a service refuses first)
+CW_RISK = f"{CW}/test_risk_recorded.py"
+CW_HOLDS = f"{CW}/test_approval_holds.py"
 
 MUTATIONS = [
     Mutation(
@@ -224,6 +246,409 @@ MUTATIONS = [
         "DROP POLICY audit_read ON audit_log; CREATE POLICY audit_read ON audit_log FOR SELECT USING (true)",
         (*TENANCY, "tests/schema/test_auth.py", GUARDS),
         "an organisation reads only its own audit trail",
+    ),
+    # -- people (core 0012): what the people catalog's in-transaction probes and the service tests hold ----------
+    Mutation(
+        "referral_answer",
+        "DROP POLICY referral_answer ON referrals",
+        (*REFERRALS, PEOPLE_CATALOG),
+        "the recipient answers (updates) a live referral it received, and nothing else of another organisation",
+    ),
+    Mutation(
+        "tenant_0_resident_id(consents)",
+        _trigger("tenant_0_resident_id", "consents"),
+        (CONSENTS, PEOPLE_CATALOG),
+        "a consent names a resident of its own organisation",
+    ),
+    Mutation(
+        "tenant_0_resident_id(referrals)",
+        _trigger("tenant_0_resident_id", "referrals"),
+        (*REFERRALS, PEOPLE_CATALOG),
+        "a referral names a resident of its own organisation",
+    ),
+    Mutation(
+        "tenant_1_consent_id(referrals)",
+        _trigger("tenant_1_consent_id", "referrals"),
+        (*REFERRALS, PEOPLE_CATALOG),
+        "a referral names a consent of its own organisation",
+    ),
+    Mutation(
+        "tenant_0_community_id(residents)",
+        _trigger("tenant_0_community_id", "residents"),
+        (RESIDENTS, PEOPLE_CATALOG),
+        "a resident lives in a community of its organisation",
+    ),
+    Mutation(
+        "ck_consents_target_organization",
+        _constraint("consents", "ck_consents_target_organization"),
+        (CONSENTS, CW_GUARDS),
+        "a consent to a service names the organisation that receives (and only then)",
+    ),
+    Mutation(
+        "ck_referrals_one_target",
+        _constraint("referrals", "ck_referrals_one_target"),
+        (*REFERRALS, CW_GUARDS),
+        "a referral goes to one place: a service of an organisation or an outside body",
+    ),
+    Mutation(
+        "tenant_isolation(residents)",
+        _permissive("residents"),
+        (RESIDENTS, PEOPLE_API),
+        "an organisation never sees another's residents",
+    ),
+    Mutation(
+        "tenant_isolation(consents)",
+        _permissive("consents"),
+        (CONSENTS, PEOPLE_API, CW_GUARDS),
+        "an organisation never sees another's consents (a recipient not even the one it was referred under)",
+    ),
+    Mutation(
+        "tenant_isolation(referrals)",
+        _permissive("referrals"),
+        (*REFERRALS, PEOPLE_CATALOG),
+        "an organisation sees its own referrals, and those it received only through referral_received",
+    ),
+    # -- casework: the stage graph and its history (w001) ----------------------------------------------------------
+    Mutation(
+        "case_work_guard",
+        _trigger("case_work_guard", "case_work_cases"),
+        (CW_WORKFLOW,),
+        "a case's stage moves along the graph, one step after its history row, with the approval it needs;"
+        " a closed case does not change",
+    ),
+    Mutation(
+        "case_work_guard_insert(case_work_cases)",
+        _trigger("case_work_guard_insert", "case_work_cases"),
+        (CW_WORKFLOW, CW_GUARDS),
+        "a case opens at intake, history row 0",
+    ),
+    Mutation(
+        "case_work_guard_insert(case_work_approvals)",
+        _trigger("case_work_guard_insert", "case_work_approvals"),
+        (CW_WORKFLOW,),
+        "an approval request starts pending, decided by nobody",
+    ),
+    Mutation(
+        "case_work_guard_insert(case_work_stage_changes)",
+        _trigger("case_work_guard_insert", "case_work_stage_changes"),
+        (CW_WORKFLOW,),
+        "a history row is its case's next step, from the stage it is in",
+    ),
+    Mutation(
+        "uq_case_work_stage_changes_case_id_seq",
+        _constraint("case_work_stage_changes", "uq_case_work_stage_changes_case_id_seq"),
+        (CW_WORKFLOW, CW_GUARDS),
+        "one history row per step of a case (one opening)",
+    ),
+    Mutation(
+        "ck_case_work_stage_changes_step_of_the_graph",
+        _constraint("case_work_stage_changes", "ck_case_work_stage_changes_step_of_the_graph"),
+        (CW_WORKFLOW,),
+        "a history row records a step of the graph",
+    ),
+    Mutation(
+        "ck_case_work_cases_supervisor_not_worker",
+        _constraint("case_work_cases", "ck_case_work_cases_supervisor_not_worker"),
+        (CW_WORKFLOW, CW_GUARDS),
+        "nobody supervises their own case",
+    ),
+    *(
+        Mutation(
+            f"case_work_append_only({table})",
+            _trigger("case_work_append_only", table),
+            tests,
+            f"{what} never rewritten nor deleted",
+        )
+        for table, tests, what in (
+            ("case_work_stage_changes", (CW_WORKFLOW,), "a case's stage history is"),
+            ("case_work_approvals", (CW_WORKFLOW,), "a decided approval is"),
+            ("case_work_risk_changes", (CW_WORKFLOW, CW_RISK), "a case's risk history is"),
+            ("case_work_note_revisions", (CW_NOTES,), "a note's previous versions are"),
+            ("case_work_note_accesses", (CW_NOTES, CW_GUARDS), "the trail of who opened a case's notes and why is"),
+            ("case_work_assessments", (CW_PLANS,), "an assessment is"),
+            ("case_work_assessment_needs", (CW_PLANS, CW_GUARDS), "an assessment's scored needs are"),
+            ("case_work_goal_progress", (CW_PLANS, CW_GUARDS), "a goal's progress record is"),
+        )
+    ),
+    # -- approvals (w001) -----------------------------------------------------------------------------------------
+    Mutation(
+        "ck_case_work_approvals_not_self_decided",
+        _constraint("case_work_approvals", "ck_case_work_approvals_not_self_decided"),
+        (CW_WORKFLOW,),
+        "nobody decides their own approval request",
+    ),
+    Mutation(
+        "ck_case_work_approvals_decided_by_someone",
+        _constraint("case_work_approvals", "ck_case_work_approvals_decided_by_someone"),
+        (CW_WORKFLOW,),
+        "an approval or refusal names who decided",
+    ),
+    Mutation(
+        "uq_case_work_approvals_pending",
+        "DROP INDEX uq_case_work_approvals_pending",
+        (CW_WORKFLOW, CW_GUARDS),
+        "one pending request of a kind per case",
+    ),
+    # -- notes (w002, w006) ---------------------------------------------------------------------------------------
+    Mutation(
+        "case_work_note_case_open(case_work_notes)",
+        _trigger("case_work_note_case_open", "case_work_notes"),
+        (CW_NOTES,),
+        "no note is written or edited while its case is closed",
+    ),
+    Mutation(
+        "case_work_note_case_open(case_work_note_revisions)",
+        _trigger("case_work_note_case_open", "case_work_note_revisions"),
+        (CW_NOTES,),
+        "no note revision is written while its case is closed",
+    ),
+    Mutation(
+        "case_work_note_guard",
+        _trigger("case_work_note_guard", "case_work_notes"),
+        (CW_NOTES,),
+        "a note is never deleted; an edit keeps the previous version; a voided note changes no more",
+    ),
+    Mutation(
+        "ck_case_work_notes_text_sealed_sealed",
+        _constraint("case_work_notes", "ck_case_work_notes_text_sealed_sealed"),
+        (CW_NOTES,),
+        "a note's text is stored sealed, never in clear",
+    ),
+    Mutation(
+        "ck_case_work_note_revisions_text_sealed_sealed",
+        _constraint("case_work_note_revisions", "ck_case_work_note_revisions_text_sealed_sealed"),
+        (CW_NOTES, CW_GUARDS),
+        "a note's previous versions are stored sealed, never in clear",
+    ),
+    Mutation(
+        "uq_case_work_note_revisions_note_id_revision",
+        _constraint("case_work_note_revisions", "uq_case_work_note_revisions_note_id_revision"),
+        (CW_NOTES, CW_GUARDS),
+        "one kept version per revision of a note",
+    ),
+    # -- plans (w003) ---------------------------------------------------------------------------------------------
+    *(
+        Mutation(
+            f"case_work_plan_guard({table})",
+            _trigger("case_work_plan_guard", table),
+            (CW_PLANS, CW_GUARDS),
+            f"{what}: never of a closed case, only in {stages}, never deleted",
+        )
+        for table, what, stages in (
+            ("case_work_assessments", "assessments", "assessment"),
+            ("case_work_assessment_needs", "an assessment's needs", "assessment"),
+            ("case_work_plans", "a plan", "planning to evaluation"),
+            ("case_work_goals", "goals", "planning to evaluation"),
+            ("case_work_actions", "actions", "planning to evaluation"),
+            ("case_work_goal_progress", "progress", "planning to evaluation"),
+            ("case_work_reviews", "reviews", "planning to evaluation"),
+        )
+    ),
+    *(
+        Mutation(
+            f"case_work_within_planned_end({table})",
+            _trigger("case_work_within_planned_end", table),
+            (CW_PLANS,),
+            f"no goal or action is due after the plan's planned end ({what})",
+        )
+        for table, what in (
+            ("case_work_goals", "a goal's target"),
+            ("case_work_actions", "an action's due date"),
+            ("case_work_plans", "an end moved before them"),
+        )
+    ),
+    Mutation(
+        "uq_case_work_plans_organization_id_case_id",
+        _constraint("case_work_plans", "uq_case_work_plans_organization_id_case_id"),
+        (CW_PLANS, CW_GUARDS),
+        "one plan per case",
+    ),
+    Mutation(
+        "uq_case_work_reviews_open",
+        "DROP INDEX uq_case_work_reviews_open",
+        (CW_PLANS, CW_GUARDS),
+        "one open review per plan (the job raises it once, however often it runs)",
+    ),
+    # -- visits (w004) --------------------------------------------------------------------------------------------
+    Mutation(
+        "case_work_visit_guard",
+        _trigger("case_work_visit_guard", "case_work_visits"),
+        (CW_VISITS,),
+        "no visit is booked, moved or given an outcome on a closed case",
+    ),
+    # -- groups (w005) --------------------------------------------------------------------------------------------
+    Mutation(
+        "ck_case_work_groups_within_capacity",
+        _constraint("case_work_groups", "ck_case_work_groups_within_capacity"),
+        (CW_GROUPS,),
+        "a group never holds more participants than its capacity",
+    ),
+    Mutation(
+        "case_work_group_count",
+        _trigger("case_work_group_count", "case_work_group_participants"),
+        (CW_GROUPS,),
+        "the participant counter the capacity CHECK reads",
+    ),
+    Mutation(
+        "case_work_group_guard",
+        _trigger("case_work_group_guard", "case_work_groups"),
+        (CW_GROUPS,),
+        "a group starts in preparation, moves along its stage graph after its history row, and changes no more"
+        " once ended",
+    ),
+    *(
+        Mutation(
+            f"case_work_group_child_guard({table})",
+            _trigger("case_work_group_child_guard", table),
+            (CW_GROUPS, CW_GUARDS),
+            f"{what}",
+        )
+        for table, what in (
+            ("case_work_group_stage_changes", "a group's history is its next step, never rewritten nor deleted"),
+            ("case_work_group_participants", "nobody joins an ended group; a participant only leaves, once"),
+            ("case_work_group_sessions", "no session of an ended group; a session is only cancelled, once"),
+            ("case_work_group_attendance", "no attendance recorded for an ended group; none deleted"),
+            ("case_work_group_notes", "outcome notes are never rewritten nor deleted, none for an ended group"),
+        )
+    ),
+    Mutation(
+        "uq_case_work_group_participants_active",
+        "DROP INDEX uq_case_work_group_participants_active",
+        (CW_GROUPS, CW_GUARDS),
+        "a client is in a group once at a time",
+    ),
+    Mutation(
+        "uq_case_work_group_attendance_session_id_participant_id",
+        _constraint("case_work_group_attendance", "uq_case_work_group_attendance_session_id_participant_id"),
+        (CW_GROUPS, CW_GUARDS),
+        "one attendance record per session and participant",
+    ),
+    Mutation(
+        "ck_case_work_groups_summary_at_ending",
+        _constraint("case_work_groups", "ck_case_work_groups_summary_at_ending"),
+        (CW_GROUPS,),
+        "a group ends with its closing summary",
+    ),
+    Mutation(
+        "ck_case_work_group_notes_text_sealed_sealed",
+        _constraint("case_work_group_notes", "ck_case_work_group_notes_text_sealed_sealed"),
+        (CW_GROUPS, CW_GUARDS),
+        "a group's outcome notes are stored sealed, never in clear",
+    ),
+    # -- transfers (w006) -----------------------------------------------------------------------------------------
+    Mutation(
+        "uq_case_work_transfers_pending",
+        "DROP INDEX uq_case_work_transfers_pending",
+        (CW_TRANSFERS, CW_GUARDS),
+        "one pending transfer per case",
+    ),
+    Mutation(
+        "case_work_transfer_guard",
+        _trigger("case_work_transfer_guard", "case_work_transfers"),
+        (CW_TRANSFERS,),
+        "a transfer starts pending and changes once, in its answer's columns only; never deleted",
+    ),
+    Mutation(
+        "ck_case_work_transfers_not_self_transfer",
+        _constraint("case_work_transfers", "ck_case_work_transfers_not_self_transfer"),
+        (CW_TRANSFERS,),
+        "nobody receives a transfer they proposed",
+    ),
+    Mutation(
+        "ck_case_work_transfers_decided_by_receiver",
+        _constraint("case_work_transfers", "ck_case_work_transfers_decided_by_receiver"),
+        (CW_TRANSFERS, CW_GUARDS),
+        "the answer to a transfer is the receiver's",
+    ),
+    # -- clients, intakes, tags (w006, w007) ----------------------------------------------------------------------
+    Mutation(
+        "uq_case_work_clients_resident_id",
+        _constraint("case_work_clients", "uq_case_work_clients_resident_id"),
+        (CW_RESIDENTS, CW_GUARDS),
+        "one casework client per resident",
+    ),
+    Mutation(
+        "uq_case_work_intakes_organization_id_source_kind_source_id",
+        _constraint("case_work_intakes", "uq_case_work_intakes_organization_id_source_kind_source_id"),
+        (CW_REACTIONS, CW_GUARDS),
+        "a source is taken in once, however often its event is delivered",
+    ),
+    Mutation(
+        "ck_case_work_intakes_case_unless_queued",
+        _constraint("case_work_intakes", "ck_case_work_intakes_case_unless_queued"),
+        (CW_REACTIONS, CW_GUARDS),
+        "an intake waits in the queue exactly when it has no case",
+    ),
+    Mutation(
+        "uq_case_work_request_tags_organization_id_help_request_id",
+        _constraint("case_work_request_tags", "uq_case_work_request_tags_organization_id_help_request_id"),
+        (CW_REACTIONS, CW_GUARDS),
+        "a help request is tagged for casework once",
+    ),
+    # -- casework: organisation isolation ---------------------------------------------------------------------------
+    *(
+        Mutation(
+            f"tenant_isolation({table})",
+            _permissive(table),
+            (CW_GUARDS,),
+            f"an organisation never sees another's {what}",
+        )
+        for table, what in (
+            ("case_work_cases", "cases"),
+            ("case_work_clients", "casework clients"),
+            ("case_work_notes", "case notes"),
+            ("case_work_groups", "groups"),
+            ("case_work_transfers", "transfers"),
+            ("case_work_intakes", "intakes"),
+        )
+    ),
+    # -- casework: the risk history (w009) ---------------------------------------------------------------------
+    Mutation(
+        "case_work_risk_guard(case_work_cases)",
+        _trigger("case_work_risk_guard", "case_work_cases"),
+        (CW_RISK,),
+        "a case's risk level changes only with risk_seq + 1 and the history row of that number, from its level to"
+        " the new one; risk_seq changes only with the level; a case opens with none",
+    ),
+    Mutation(
+        "case_work_risk_guard(case_work_risk_changes)",
+        _trigger("case_work_risk_guard", "case_work_risk_changes"),
+        (CW_RISK,),
+        "a risk history row is the next change of its open case, from the level the case has",
+    ),
+    Mutation(
+        "case_work_risk_consumed",
+        _trigger("case_work_risk_consumed", "case_work_risk_changes"),
+        (CW_RISK,),
+        "every risk history row is taken up by its case before commit (none left behind to block the next change)",
+    ),
+    Mutation(
+        "uq_case_work_risk_changes_case_id_seq",
+        _constraint("case_work_risk_changes", "uq_case_work_risk_changes_case_id_seq"),
+        (CW_RISK,),
+        "one risk history row per change of a case",
+    ),
+    # -- casework: approvals hold the plan (w011) -------------------------------------------------------------
+    Mutation(
+        "case_work_assessment_required",
+        _trigger("case_work_assessment_required", "case_work_approvals"),
+        (CW_HOLDS,),
+        "an assessment approval needs an assessment of the stage visit",
+    ),
+    *(
+        Mutation(
+            f"case_work_plan_under_closure({table})",
+            _trigger("case_work_plan_under_closure", table),
+            (CW_HOLDS,),
+            "the plan's content is frozen under a closure request",
+        )
+        for table in ("case_work_plans", "case_work_goals", "case_work_actions")
+    ),
+    Mutation(
+        "case_work_outcome_per_goal",
+        _trigger("case_work_outcome_per_goal", "case_work_cases"),
+        (CW_HOLDS,),
+        "closing checks one approved outcome per goal",
     ),
 ]
 

@@ -81,6 +81,9 @@ class Case(OrganizationOwned, Base):
     stage: Mapped[str] = mapped_column(String(16), server_default="intake")
     # How many stage changes the case has had: the history row of each change carries the new value.
     stage_seq: Mapped[int] = mapped_column(Integer, server_default="0")
+    # How many risk changes the case has had: the history row of each carries the new value (the database
+    # refuses a change of `risk_level` without it, migration w009).
+    risk_seq: Mapped[int] = mapped_column(Integer, server_default="0")
     # Where the case came from (a help request; a counseling risk flag or a referral later): no foreign key,
     # since the source may be another plugin's record.
     source_kind: Mapped[str | None] = mapped_column(String(24))
@@ -150,10 +153,13 @@ class Approval(OrganizationOwned, Base):
 
 
 class RiskChange(OrganizationOwned, Base):
-    """A change of a case's risk level (append-only, like the stage history): who, when, from, to, why."""
+    """A change of a case's risk level (append-only, like the stage history): who, when, from, to, why.
+    `seq` numbers a case's changes from 1; the database holds the history and the case together (w009): the
+    level changes only with the next row, from the level the case had, and a row is always taken up."""
 
     __tablename__ = "case_work_risk_changes"
     __table_args__ = (
+        UniqueConstraint("case_id", "seq"),
         CheckConstraint(f"from_level IN {RISK_LEVELS!r}", name="from_level_valid"),
         CheckConstraint(f"to_level IN {RISK_LEVELS!r}", name="to_level_valid"),
         CheckConstraint("from_level <> to_level", name="a_change"),
@@ -162,6 +168,7 @@ class RiskChange(OrganizationOwned, Base):
 
     id: Mapped[int] = pk_column()
     case_id: Mapped[int] = mapped_column(ForeignKey("case_work_cases.id"))
+    seq: Mapped[int] = mapped_column(Integer)
     from_level: Mapped[str] = mapped_column(String(8))
     to_level: Mapped[str] = mapped_column(String(8))
     actor_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))

@@ -13,6 +13,7 @@ from plugins.case_work.groups import models as _groups_models  # noqa: F401
 from plugins.case_work.groups import services as groups_services
 from plugins.case_work.notes import services as notes_services
 from plugins.case_work.plans import models as _plans_models  # noqa: F401
+from plugins.case_work.plans import services as plans_services
 
 # The reactions' hook (risk flags and verified help requests open cases): pluggy finds it on this module.
 from plugins.case_work.reactions import on_event  # noqa: F401
@@ -129,6 +130,7 @@ def register_error_codes() -> dict[str, str]:
         "SELF_TRANSFER": "Nobody receives a transfer of a case they proposed.",
         **notes_services.ERROR_CODES,
         **groups_services.ERROR_CODES,
+        **plans_services.ERROR_CODES,
     }
 
 

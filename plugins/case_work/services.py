@@ -7,8 +7,9 @@ is reopened to assessment by its supervisor or an administrator (with a reason).
 row (who, when, from, to, why), written before the case changes -- the database refuses a stage change
 without one, so the history cannot miss a step.
 
-Approvals: a high-risk case leaves assessment for planning only with an approved assessment; a case is
-closed only with an approved closure request (a summary and an outcome per goal). An approval counts for
+Approvals: a high-risk case leaves assessment for planning only with an approved assessment (asked for once
+an assessment is recorded); a case is closed only with an approved closure request (a summary and an outcome
+per goal of the plan, checked again at the step: plans/services.py freezes the plan meanwhile). An approval counts for
 the stage visit it was asked in (a case that moved on needs a fresh one; pending requests are withdrawn
 when the case moves). The approvers are the case's supervisor (holding the plugin role
 `case_work.supervisor`) and the administrators of the case's organisation; nobody decides their own
@@ -66,6 +67,10 @@ SUPERVISE = "case_work.supervise"
 SUPERVISOR_ROLE = "case_work.supervisor"
 ADMIN_ROLES = frozenset({"organization_admin", "platform_admin"})
 SOCIAL_WORKER = "social_worker"
+# Staff a case may name beside its social worker and supervisor (a visit's second staff member, an action's
+# responsible person): people with a calendar who serve clients or run the office. Volunteers and community
+# heads are not told a confidential case's plan by being named in it.
+STAFF_ROLES = frozenset({"social_worker", "counselor", "organization_admin"})
 SYSTEM = "system"
 CLOSED = frozenset({"closure", "not_opened"})
 MAX_TRANSFERS = 20
@@ -99,6 +104,24 @@ TRANSITIONS: dict[tuple[str, str], Step] = {
 NEEDS_REASON = frozenset({"not_opened", "back", "reopen"})
 # The stage in which each kind of approval is asked for.
 APPROVAL_STAGE = {"assessment": "assessment", "closure": "evaluation"}
+# How a stage (and the kind of approval, named after its stage's work) reads inside a message: the
+# standard's names, translated with the message (plugins/case_work/locale), never the stored value.
+STAGE_LABELS = {
+    "intake": _("intake"),
+    "assessment": _("assessment"),
+    "planning": _("planning"),
+    "intervention": _("intervention"),
+    "evaluation": _("evaluation"),
+    "closure": _("closure"),
+    "not_opened": _("not opened"),
+}
+APPROVAL_LABELS = {"assessment": _("assessment"), "closure": _("closure")}
+
+
+def stage_label(stage: str) -> str:
+    """A stage as a message shows it ("?" for a value that is no stage: the caller's input, not ours to echo)."""
+    return STAGE_LABELS.get(stage, "?")
+
 
 # Refusals the database makes (triggers and keys), as the answers the services' own checks give.
 CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
@@ -106,6 +129,23 @@ CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "case_work_stage_transition": ("ILLEGAL_TRANSITION", "The case cannot go to this stage from its stage.", None),
     "case_work_stage_recorded": ("ILLEGAL_TRANSITION", "The case cannot go to this stage from its stage.", None),
     "case_work_approval_required": ("APPROVAL_REQUIRED", "This step needs an approved request first.", None),
+    # w011: an assessment approval approves a recorded assessment; a closure states an outcome per goal of the
+    # plan as it is when the case closes.
+    "case_work_assessment_required": (
+        "ASSESSMENT_REQUIRED",
+        "Record the assessment before asking for its approval.",
+        ("input", "kind"),
+    ),
+    "case_work_outcome_per_goal": (
+        "OUTCOME_PER_GOAL",
+        "The approved closure request does not state one outcome for each of the plan's goals.",
+        ("input", "to"),
+    ),
+    "case_work_plan_under_closure": (
+        "INVALID_TRANSITION",
+        "A closure request of this plan is pending or approved: the plan is not changed now.",
+        None,
+    ),
     "uq_case_work_approvals_pending": (
         "ALREADY_EXISTS",
         "A request of this kind is waiting for a decision already.",
@@ -285,9 +325,10 @@ def _account_of_caller(ctx: core.ServiceContext) -> int:
     return ctx.viewer.account_id
 
 
-def _not_closed(case: Case) -> None:
+def _not_closed(case: Case, field: tuple[str, ...] = ("input", "id")) -> None:
+    """CASE_CLOSED on `field`: the input's field that named the case (its id, or `caseId`)."""
     if case.stage in CLOSED:
-        raise core.DomainError("CASE_CLOSED", "The case is closed: it cannot be changed.", ("input", "id"))
+        raise core.DomainError("CASE_CLOSED", "The case is closed: it cannot be changed.", field)
 
 
 def _validate_kinds(v: core.Validator, category: str | None, risk_level: str | None) -> None:
@@ -499,17 +540,20 @@ async def client_residents(ctx: core.ServiceContext, client_ids: Sequence[int]) 
 # -- stages -----------------------------------------------------------------------------------------------------
 
 
-async def _approved(ctx: core.ServiceContext, case: Case, kind: str) -> bool:
-    """An approved request of `kind` asked during the case's current stage visit."""
-    found = await ctx.session.scalar(
-        select(Approval.id).where(
+async def _approved(ctx: core.ServiceContext, case: Case, kind: str) -> Approval | None:
+    """The approved request of `kind` asked during the case's current stage visit, if any."""
+    found: Approval | None = await ctx.session.scalar(
+        select(Approval)
+        .where(
             Approval.case_id == case.id,
             Approval.kind == kind,
             Approval.status == "approved",
             Approval.stage_seq == case.stage_seq,
         )
+        .order_by(Approval.id.desc())
+        .limit(1)
     )
-    return found is not None
+    return found
 
 
 def _reason(reason: str, required: bool) -> str:
@@ -600,15 +644,35 @@ async def advance(ctx: core.ServiceContext, case_id: int, to_stage: str, reason:
             "ILLEGAL_TRANSITION",
             "A case in {stage} cannot go to {to}.",
             ("input", "to"),
-            stage=case.stage,
-            to=to_stage if to_stage in STAGES else "?",
+            stage=stage_label(case.stage),
+            to=stage_label(to_stage),
         )
     clean = _reason(reason, step.kind in NEEDS_REASON)
     needs = step.approval if step.approval and (not step.high_risk_only or case.risk_level == "high") else None
-    if needs is not None and not await _approved(ctx, case, needs):
+    approval = None if needs is None else await _approved(ctx, case, needs)
+    if needs is not None and approval is None:
         raise core.DomainError(
-            "APPROVAL_REQUIRED", "This step needs an approved {kind} request first.", ("input", "to"), kind=needs
+            "APPROVAL_REQUIRED",
+            "This step needs an approved {kind} request first.",
+            ("input", "to"),
+            kind=APPROVAL_LABELS[needs],
         )
+    if approval is not None and approval.kind == "closure":
+        # Once more at the step: the plan is frozen while a closure request is pending or approved, but a
+        # request approved before that rule (or a plan changed around the services) must not close a case
+        # with goals nobody stated an outcome for. The database checks the same (w011).
+        from plugins.case_work.plans.services import goal_count
+
+        goals = await goal_count(ctx, case.id)
+        if goals and len(approval.outcomes) != goals:
+            raise core.DomainError(
+                "OUTCOME_PER_GOAL",
+                "The approved closure request states {stated} outcomes for the plan's {count} goals: go back to "
+                "intervention and ask again.",
+                ("input", "to"),
+                stated=len(approval.outcomes),
+                count=goals,
+            )
     return await _move(ctx, case, to_stage, clean)
 
 
@@ -647,9 +711,13 @@ async def update_case(
         )
     clean = _reason(reason, lowers)
     if risk_level is not None and risk_level != case.risk_level:
+        # The row first, then the case (the database checks the row when the level changes); the case is
+        # locked, so the next number is ours.
+        seq = case.risk_seq + 1
         ctx.session.add(
             RiskChange(
                 case_id=case.id,
+                seq=seq,
                 from_level=case.risk_level,
                 to_level=risk_level,
                 actor_account_id=_actor(ctx),
@@ -658,7 +726,7 @@ async def update_case(
             )
         )
         await _flush(ctx)
-        case.risk_level = risk_level
+        case.risk_level, case.risk_seq = risk_level, seq
     if category is not None:
         case.category = category
     await _flush(ctx)
@@ -674,7 +742,7 @@ async def request_approval(
     """Ask for approval of the case's assessment (in assessment) or of its closure (in evaluation; a summary
     and one outcome per goal)."""
     case = await _case(ctx, case_id, "caseId")
-    _not_closed(case)
+    _not_closed(case, ("input", "caseId"))
     actor = _account_of_caller(ctx)
     v = core.Validator()
     v.check(kind in APPROVAL_KINDS, ("input", "kind"), "INVALID_INPUT", "Approval is of an assessment or a closure.")
@@ -693,10 +761,10 @@ async def request_approval(
     if case.stage != APPROVAL_STAGE[kind]:
         raise core.DomainError(
             "ILLEGAL_TRANSITION",
-            "A {kind} request is made in the {stage} stage.",
+            "Approval of the {kind} is requested in the {stage} stage.",
             ("input", "kind"),
-            kind=kind,
-            stage=APPROVAL_STAGE[kind],
+            kind=APPROVAL_LABELS[kind],
+            stage=stage_label(APPROVAL_STAGE[kind]),
         )
     existing = await ctx.session.scalar(
         select(Approval.id).where(
@@ -711,10 +779,15 @@ async def request_approval(
         raise core.DomainError(
             "ALREADY_EXISTS", "A request of this kind is pending or approved already.", ("input", "kind")
         )
-    if kind == "closure":
-        # One outcome per goal of the case's plan (imported here: the plans slice builds on this module).
-        from plugins.case_work.plans.services import check_closure_outcomes
+    # Imported here: the plans slice builds on this module.
+    from plugins.case_work.plans.services import check_assessment_recorded, check_closure_outcomes
 
+    if kind == "assessment":
+        # The approver approves an assessment they can read: without one, the request would pass a high-risk
+        # case to planning unassessed (and, pending, it blocks recording one).
+        await check_assessment_recorded(ctx, case)
+    if kind == "closure":
+        # One outcome per goal of the case's plan.
         await check_closure_outcomes(ctx, case.id, clean_outcomes)
     approval = Approval(
         case_id=case.id,
@@ -946,7 +1019,7 @@ async def propose_transfer(ctx: core.ServiceContext, case_id: int, to_account_id
             "FORBIDDEN", "Only the case's social worker, supervisor or an administrator proposes a transfer."
         )
     clean = _transfer_reason(reason)
-    _not_closed(case)
+    _not_closed(case, ("input", "caseId"))
     receiver = await _staff_account(ctx, to_account_id, case.organization_id, "toId")
     if receiver.id == actor:
         raise core.DomainError("SELF_TRANSFER", "Nobody receives a transfer they proposed.", ("input", "toId"))

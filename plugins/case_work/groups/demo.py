@@ -50,10 +50,11 @@ async def load(ctx: core.ServiceContext) -> None:
             supervisor_account_id=supervisor.id,
         )
         group = await services.advance(sw, group.id, "formation", reason="组员已招募，首次聚会已安排")
-        members = [await services.add_participant(sw, group.id, client_id) for client_id in clients]
         today = ctx.now().astimezone(LOCAL).date()
-        # Booked a week before it took place (the calendar takes no booking in the past).
+        # Booked a week before it took place (the calendar takes no booking in the past), by when the members
+        # had joined (attendance is kept only for sessions after a member joined).
         week_before = dataclasses.replace(sw, clock=lambda: ctx.clock() - timedelta(days=14))
+        members = [await services.add_participant(week_before, group.id, client_id) for client_id in clients]
         first = await services.schedule_session(
             week_before,
             group.id,

@@ -8,7 +8,10 @@ The database holds the rules whoever writes (triggers and constraints of w005):
   and a CHECK keeps it within `capacity`, so concurrent joins cannot overfill a group (the counter's row lock
   serialises them; the one over capacity is refused);
 - a session is an appointment of the facilitator on core's shared calendar (kind `case_work.group_session`):
-  the calendar's exclusion constraint keeps the facilitator from being double-booked;
+  the calendar's exclusion constraint keeps the facilitator from being double-booked; a scheduled session is
+  handed to the group's (new) facilitator with a new appointment, nothing else of it changing (w010);
+- the facilitator and co-facilitator change only with a change record (who, when, why; w010), counted by
+  `facilitator_seq` as the stage steps are by `stage_seq`;
 - attendance names a session and a participant of the same group (composite foreign keys);
 - free text about participants (session outcome notes, the closing summary) is sealed (core.services.sealing).
 """
@@ -83,6 +86,8 @@ class Group(OrganizationOwned, Base):
     participant_count: Mapped[int] = mapped_column(Integer, server_default="0")
     stage: Mapped[str] = mapped_column(String(16), server_default="preparation")
     stage_seq: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The number of facilitator changes: the last change record's seq (the database checks it; w010).
+    facilitator_seq: Mapped[int] = mapped_column(Integer, server_default="0")
     closing_summary_sealed: Mapped[bytes | None] = sealing.sealed_column()
     created_at: Mapped[datetime] = created_at_column()
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -109,6 +114,36 @@ class GroupStageChange(OrganizationOwned, Base):
     actor_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     actor: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(Text, server_default="")
+    at: Mapped[datetime] = created_at_column()
+
+
+class GroupFacilitatorChange(OrganizationOwned, Base):
+    """A change of a group's facilitator and/or co-facilitator (append-only): from whom, to whom, who, when, why.
+    `seq` counts the group's changes from 1 (migration w010)."""
+
+    __tablename__ = "case_work_group_facilitator_changes"
+    __table_args__ = (
+        UniqueConstraint("group_id", "seq"),
+        CheckConstraint("seq > 0", name="seq_positive"),
+        CheckConstraint("length(btrim(reason)) > 0", name="reason_given"),
+        CheckConstraint(
+            "(from_facilitator_account_id, from_co_facilitator_account_id) IS DISTINCT FROM "
+            "(to_facilitator_account_id, to_co_facilitator_account_id)",
+            name="changes_someone",
+        ),
+        CheckConstraint("to_co_facilitator_account_id <> to_facilitator_account_id", name="two_facilitators"),
+    )
+
+    id: Mapped[int] = pk_column()
+    group_id: Mapped[int] = mapped_column(ForeignKey("case_work_groups.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    from_facilitator_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    to_facilitator_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    from_co_facilitator_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    to_co_facilitator_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    actor_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = created_at_column()
 
 

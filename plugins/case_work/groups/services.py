@@ -25,6 +25,16 @@ count within capacity, so concurrent joins cannot overfill it (GROUP_FULL); the 
 answer early. **Sessions** are appointments of the facilitator on core's calendar (kind
 `case_work.group_session`): an overlap with anything else on their calendar is the calendar's SLOT_TAKEN.
 
+**Changes of a running group** (none once it has ended: GROUP_ENDED): its supervisor or an administrator
+hands it to another facilitator (and/or co-facilitator), eligible as at creation, with a reason, recorded (who,
+when, why; the database wants the record). The sessions still ahead move with it -- booked on the new
+facilitator's calendar at the same times, cancelled on the previous one's -- and if one does not fit there
+(SLOT_TAKEN, OUTSIDE_AVAILABILITY) the whole change is refused, nothing written: a session the participants
+expect is not dropped by a change of hands. The previous facilitator keeps nothing of the group: who runs it
+and who reads its confidential text are relations to the group as it is now. Those who run the group change
+its capacity (within 2..100, never below the participants now: GROUP_CAPACITY_BELOW_PARTICIPANTS, the
+database's CHECK), its purpose and goals, and move a session still ahead on the calendar (core's reschedule).
+
 Locks, in this order: the group (for stage steps, sessions and attendance), then staff records, then
 appointments (core's calendar). Joins do not lock the group first: the counter's UPDATE does, in the database.
 """
@@ -35,13 +45,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 import core
 from core.i18n import _
-from core.models import Account, AccountPluginRole, Resident
+from core.models import Account, AccountPluginRole, Appointment, Resident
 from core.services import sealing
 from plugins.case_work import services as cases
 from plugins.case_work.groups.models import (
@@ -55,12 +66,14 @@ from plugins.case_work.groups.models import (
     TEXT_COLUMN,
     Attendance,
     Group,
+    GroupFacilitatorChange,
     GroupNote,
     GroupSession,
     GroupStageChange,
     Participant,
 )
 from plugins.case_work.models import CATEGORIES, Client
+from plugins.case_work.visits import services as visits_services
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +84,10 @@ MAX_SHORT, MAX_TEXT = 500, 20_000
 # outcome notes per session, participant rows per group (those who left included; a join past it is refused,
 # and joins beyond capacity are refused anyway, so concurrent joins overshoot it by less than the capacity).
 MAX_SESSIONS, MAX_NOTES, MAX_PARTICIPANT_ROWS = 30, 10, 2 * MAX_CAPACITY
+# Facilitator changes a group keeps (a bound for the query cost, as for its sessions; more is refused).
+MAX_FACILITATOR_CHANGES = 20
+# The deployment's max_range_days when the caller passes none (the resolvers pass the setting).
+MAX_RANGE_DAYS = visits_services.MAX_RANGE_DAYS
 # Who may facilitate: social workers, and holders of the supervisor role (checked with the role itself).
 FACILITATOR_ROLE = "social_worker"
 
@@ -99,6 +116,7 @@ ERROR_CODES = {
     "GROUP_FULL": "The group has as many participants as its capacity.",
     "GROUP_ENDED": "The group has ended (结束): nothing of it changes.",
     "GROUP_SUMMARY_REQUIRED": "A group ends with a closing summary.",
+    "GROUP_CAPACITY_BELOW_PARTICIPANTS": "A group's capacity is not set below the participants it has.",
 }
 SEALED_COLUMNS = (
     sealing.SealedColumn(GROUPS_TABLE, SUMMARY_COLUMN),
@@ -128,6 +146,38 @@ CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
         "ALREADY_EXISTS",
         "The client takes part in the group already.",
         ("input", "clientId"),
+    ),
+}
+
+# A capacity below the participants now is the same CHECK a join over capacity trips; said for what it is.
+CAPACITY_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
+    **CONSTRAINT_ERRORS,
+    "ck_case_work_groups_within_capacity": (
+        "GROUP_CAPACITY_BELOW_PARTICIPANTS",
+        "The group has more participants than that.",
+        ("input", "capacity"),
+    ),
+}
+
+
+class _Keep:
+    """An argument left out: the value stays."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+# The reason written on a handed-over session's appointment left on the previous facilitator's calendar.
+HANDED_OVER_REASON = _("The group has a new facilitator.")
+# A session still to come that does not fit the new facilitator's calendar refuses the change (the calendar's code).
+HANDOVER_REFUSED = {
+    "SLOT_TAKEN": _(
+        "A session of the group still to come clashes with the new facilitator's calendar: move or cancel it first."
+    ),
+    "OUTSIDE_AVAILABILITY": _(
+        "A session of the group still to come falls outside the new facilitator's hours: move or cancel it first."
     ),
 }
 
@@ -171,6 +221,12 @@ def runs(viewer: core.Viewer, group: Group) -> bool:
     if viewer.organization_id != group.organization_id or not core.can(viewer, cases.MANAGE):
         return False
     return _facilitates(viewer, group) or _supervises(viewer, group) or cases.is_admin_of(viewer, group.organization_id)
+
+
+def hands_over(viewer: core.Viewer, group: Group) -> bool:
+    """Who changes a group's facilitators: its supervisor or the organisation's administrators -- not the
+    facilitators themselves (a group is handed on by those answerable for it)."""
+    return runs(viewer, group) and (_supervises(viewer, group) or cases.is_admin_of(viewer, group.organization_id))
 
 
 def writes_notes(viewer: core.Viewer, group: Group) -> bool:
@@ -326,6 +382,7 @@ async def create_group(
         supervisor_account_id=supervisor.id,
         stage="preparation",
         stage_seq=0,
+        facilitator_seq=0,
         participant_count=0,
         organization_id=ctx.viewer.organization_id,
     )
@@ -412,6 +469,164 @@ async def advance(
     return group
 
 
+# -- changes of a running group --------------------------------------------------------------------------------
+
+
+async def change_facilitators(
+    ctx: core.ServiceContext,
+    group_id: int,
+    reason: str,
+    *,
+    facilitator_account_id: int | None = None,
+    co_facilitator_account_id: Any = KEEP,
+) -> Group:
+    """Hand a running group to another facilitator and/or co-facilitator (None / KEEP: the same; a co-facilitator
+    of None: none), with a reason, recorded. The sessions still ahead move to the new facilitator's calendar."""
+    v = core.Validator()
+    clean = _text(v, "reason", reason, MAX_SHORT, required=True)
+    v.raise_if_any()
+    actor = _actor(ctx)
+    group = await _group(ctx, group_id)
+    if not hands_over(ctx.viewer, group):
+        raise core.DomainError(
+            "FORBIDDEN", "The group's supervisor or an administrator changes its facilitators.", ("input", "groupId")
+        )
+    _not_ended(group)
+    before = (group.facilitator_account_id, group.co_facilitator_account_id)
+    facilitator_id = before[0] if facilitator_account_id is None else facilitator_account_id
+    co_id = before[1] if co_facilitator_account_id is KEEP else co_facilitator_account_id
+    if (facilitator_id, co_id) == before:
+        raise core.DomainError("INVALID_INPUT", "Name someone new.", ("input", "facilitatorId"))
+    # Only the people newly named are checked: someone kept was eligible when named.
+    if facilitator_id != before[0]:
+        await _staff(ctx, facilitator_id, "facilitatorId", facilitator=True)
+        if facilitator_id == group.supervisor_account_id:
+            raise core.DomainError("INVALID_INPUT", "The supervisor is someone else.", ("input", "facilitatorId"))
+    if co_id is not None and co_id != before[1]:
+        await _staff(ctx, co_id, "coFacilitatorId", facilitator=True)
+    if co_id == facilitator_id:
+        raise core.DomainError("INVALID_INPUT", "The co-facilitator is someone else.", ("input", "coFacilitatorId"))
+    if group.facilitator_seq >= MAX_FACILITATOR_CHANGES:
+        raise core.DomainError(
+            "OUT_OF_RANGE",
+            "A group changes facilitators at most {n} times.",
+            ("input", "groupId"),
+            n=MAX_FACILITATOR_CHANGES,
+        )
+    seq = group.facilitator_seq + 1
+    # The record first: the database checks it exists when the group's facilitators change.
+    ctx.session.add(
+        GroupFacilitatorChange(
+            group_id=group.id,
+            seq=seq,
+            from_facilitator_account_id=before[0],
+            to_facilitator_account_id=facilitator_id,
+            from_co_facilitator_account_id=before[1],
+            to_co_facilitator_account_id=co_id,
+            actor_account_id=actor,
+            actor=ctx.viewer.label[:100],
+            reason=clean,
+            at=ctx.now(),
+        )
+    )
+    await _flush(ctx)
+    group.facilitator_account_id, group.co_facilitator_account_id, group.facilitator_seq = facilitator_id, co_id, seq
+    await _flush(ctx)
+    if facilitator_id != before[0]:
+        # After the group's row: the database hands a session only to the group's facilitator.
+        await _hand_over_sessions(ctx, group, facilitator_id)
+    return group
+
+
+async def _hand_over_sessions(ctx: core.ServiceContext, group: Group, account_id: int) -> None:
+    """The group's scheduled sessions still to come, booked on `account_id`'s calendar at the same times and
+    cancelled on the previous facilitator's (their time is free again); sessions that have started stay as they
+    are: they say who led them. A session that does not fit refuses everything (see the module's docstring)."""
+    now = ctx.now()
+    ahead = list(
+        (
+            await ctx.session.scalars(
+                select(GroupSession)
+                .where(
+                    GroupSession.group_id == group.id,
+                    GroupSession.status == "scheduled",
+                    GroupSession.starts_at > now,  # type: ignore[operator]
+                )
+                .order_by(GroupSession.id)
+                .with_for_update(of=GroupSession)
+            )
+        ).all()
+    )
+    if not ahead:
+        return
+    field = ("input", "facilitatorId")
+    account: Account = await core.get_row(ctx, Account, account_id, what=_("Account"), field=field)
+    if account.volunteer_id is None:
+        raise core.DomainError("OUTSIDE_AVAILABILITY", "The new facilitator has no calendar to book.", field)
+    slots = {
+        a.id: a
+        for a in await ctx.session.scalars(
+            select(Appointment).where(Appointment.id.in_([s.appointment_id for s in ahead]))
+        )
+    }
+    # Every calendar this touches, locked in id order before core's calendar locks them one at a time.
+    people = sorted({account.volunteer_id, *(a.owner_id for a in slots.values())})
+    await ctx.session.scalars(
+        select(core.Volunteer.id).where(core.Volunteer.id.in_(people)).order_by(core.Volunteer.id).with_for_update()
+    )
+    reason = str(HANDED_OVER_REASON)
+    for session in ahead:
+        old = slots[session.appointment_id]
+        try:
+            booked = await core.book_appointment(
+                ctx, account.volunteer_id, KIND, old.during.lower, old.during.upper, record_id=session.id
+            )
+        except core.DomainError as refused:
+            message = HANDOVER_REFUSED.get(refused.code)
+            if message is None:
+                raise
+            raise core.DomainError(refused.code, message, field) from refused
+        await core.cancel_appointment(ctx, session.appointment_id, reason)
+        session.appointment_id, session.facilitator_account_id = booked.id, account_id
+    await _flush(ctx)
+
+
+async def update_group(
+    ctx: core.ServiceContext,
+    group_id: int,
+    *,
+    capacity: int | None = None,
+    purpose: str | None = None,
+    goals: str | None = None,
+) -> Group:
+    """Capacity, purpose and goals of a running group (None: the same), by those who run it. A capacity below
+    the participants now is refused by the database's CHECK (GROUP_CAPACITY_BELOW_PARTICIPANTS): the group's
+    row is locked, and a join waits on it, so the count it compares is the count that holds."""
+    v = core.Validator()
+    if capacity is not None:
+        v.check(
+            MIN_CAPACITY <= capacity <= MAX_CAPACITY,
+            ("input", "capacity"),
+            "OUT_OF_RANGE",
+            "A group takes {low} to {high} participants.",
+            low=MIN_CAPACITY,
+            high=MAX_CAPACITY,
+        )
+    clean_purpose = None if purpose is None else _text(v, "purpose", purpose, 2000, required=True)
+    clean_goals = None if goals is None else _text(v, "goals", goals, 5000)
+    v.raise_if_any()
+    group = await _group(ctx, group_id)
+    _not_ended(group)
+    if capacity is not None:
+        group.capacity = capacity
+    if clean_purpose is not None:
+        group.purpose = clean_purpose
+    if clean_goals is not None:
+        group.goals = clean_goals
+    await core.flush(ctx, CAPACITY_ERRORS)
+    return group
+
+
 # -- participants ----------------------------------------------------------------------------------------------
 
 
@@ -443,7 +658,8 @@ async def add_participant(ctx: core.ServiceContext, group_id: int, client_id: in
         )
     if group.participant_count >= group.capacity:
         raise core.DomainError("GROUP_FULL", "The group is full.", ("input", "groupId"))
-    participant = Participant(group_id=group.id, client_id=client.id, added_by_account_id=actor)
+    # Joined on the caller's clock (not the database's), the one attendance is judged by.
+    participant = Participant(group_id=group.id, client_id=client.id, added_by_account_id=actor, joined_at=ctx.now())
     ctx.session.add(participant)
     await _flush(ctx)
     return participant
@@ -480,11 +696,7 @@ async def remove_participant(ctx: core.ServiceContext, participant_id: int, reas
 # -- sessions --------------------------------------------------------------------------------------------------
 
 
-async def schedule_session(
-    ctx: core.ServiceContext, group_id: int, *, start: datetime, minutes: int, topic: str = ""
-) -> GroupSession:
-    """A session of the group on its facilitator's calendar (core refuses an overlap: SLOT_TAKEN)."""
-    v = core.Validator()
+def _check_times(ctx: core.ServiceContext, v: core.Validator, start: datetime, minutes: int, horizon_days: int) -> None:
     v.check(
         MIN_MINUTES <= minutes <= MAX_MINUTES,
         ("input", "minutes"),
@@ -493,6 +705,31 @@ async def schedule_session(
         low=MIN_MINUTES,
         high=MAX_MINUTES,
     )
+    # Core's calendar checks the offset and the past; the horizon is casework's, as for visits: a session
+    # beyond it would lie past any search that starts today (a typo, not a plan).
+    if start.tzinfo is not None:
+        v.check(
+            start - ctx.now() <= timedelta(days=horizon_days),
+            ("input", "start"),
+            "OUT_OF_RANGE",
+            "A session is booked at most {days} days ahead.",
+            days=horizon_days,
+        )
+
+
+async def schedule_session(
+    ctx: core.ServiceContext,
+    group_id: int,
+    *,
+    start: datetime,
+    minutes: int,
+    topic: str = "",
+    horizon_days: int = MAX_RANGE_DAYS,
+) -> GroupSession:
+    """A session of the group on its facilitator's calendar (core refuses an overlap: SLOT_TAKEN), at most
+    `horizon_days` (the deployment's max_range_days) ahead."""
+    v = core.Validator()
+    _check_times(ctx, v, start, minutes, horizon_days)
     clean_topic = _text(v, "topic", topic, MAX_SHORT)
     v.raise_if_any()
     group = await _group(ctx, group_id)
@@ -555,6 +792,26 @@ async def cancel_session(ctx: core.ServiceContext, session_id: int, reason: str)
     return session
 
 
+async def reschedule_session(
+    ctx: core.ServiceContext, session_id: int, *, start: datetime, minutes: int, horizon_days: int = MAX_RANGE_DAYS
+) -> GroupSession:
+    """Move a scheduled session still to come on its facilitator's calendar (core refuses an overlap: SLOT_TAKEN;
+    a time outside their hours: OUTSIDE_AVAILABILITY). A session that has started stays: it took place."""
+    v = core.Validator()
+    _check_times(ctx, v, start, minutes, horizon_days)
+    v.raise_if_any()
+    session, group = await _session(ctx, session_id, "id")
+    _not_ended(group)
+    if session.status != "scheduled":
+        raise core.DomainError("INVALID_TRANSITION", "A cancelled session is not moved.", ("input", "id"))
+    if session.starts_at <= ctx.now():
+        raise core.DomainError("INVALID_TRANSITION", "A session that has started is not moved.", ("input", "id"))
+    await core.reschedule_appointment(ctx, session.appointment_id, start, start + timedelta(minutes=minutes))
+    await _flush(ctx)
+    await ctx.session.refresh(session, ["starts_at"])
+    return session
+
+
 async def record_attendance(ctx: core.ServiceContext, session_id: int, participant_id: int, status: str) -> Attendance:
     """Whether a participant came to a session that has started (recorded again: the last word counts)."""
     v = core.Validator()
@@ -571,6 +828,10 @@ async def record_attendance(ctx: core.ServiceContext, session_id: int, participa
     if session.status != "scheduled" or session.starts_at > ctx.now():
         raise core.DomainError(
             "INVALID_TRANSITION", "Attendance is recorded for a session that took place.", ("input", "sessionId")
+        )
+    if participant.joined_at > session.starts_at:
+        raise core.DomainError(
+            "INVALID_INPUT", "The participant joined after this session.", ("input", "participantId")
         )
     if participant.left_at is not None and participant.left_at <= session.starts_at:
         raise core.DomainError(
@@ -671,6 +932,24 @@ async def histories(ctx: core.ServiceContext, group_ids: Sequence[int]) -> list[
     for row in rows:
         by_group[row.group_id].append(row)
     return [by_group[pk] for pk in group_ids]
+
+
+async def facilitator_changes(
+    ctx: core.ServiceContext, group_ids: Sequence[int]
+) -> list[list[GroupFacilitatorChange] | None]:
+    """Each group's facilitator changes, in order (one query for a page of groups), for those who run it (the
+    reasons are about the staff: sick leave, a move); None for the others."""
+    shown = set(await ctx.session.scalars(select(Group.id).where(Group.id.in_(list(group_ids)), _running_scope(ctx))))
+    by_group: dict[int, list[GroupFacilitatorChange]] = {pk: [] for pk in shown}
+    if shown:
+        rows = await ctx.session.scalars(
+            select(GroupFacilitatorChange)
+            .where(GroupFacilitatorChange.group_id.in_(shown))
+            .order_by(GroupFacilitatorChange.group_id, GroupFacilitatorChange.seq)
+        )
+        for row in rows:
+            by_group[row.group_id].append(row)
+    return [by_group.get(pk) for pk in group_ids]
 
 
 async def participants(ctx: core.ServiceContext, group_ids: Sequence[int]) -> list[list[Participant] | None]:

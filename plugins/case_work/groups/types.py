@@ -21,7 +21,15 @@ from strawberry.dataloader import DataLoader
 import core
 from core.models import Account, Appointment
 from plugins.case_work.groups import services
-from plugins.case_work.groups.models import Attendance, Group, GroupNote, GroupSession, GroupStageChange, Participant
+from plugins.case_work.groups.models import (
+    Attendance,
+    Group,
+    GroupFacilitatorChange,
+    GroupNote,
+    GroupSession,
+    GroupStageChange,
+    Participant,
+)
 from plugins.case_work.models import Client
 from plugins.case_work.types import CaseWorkCategory, CaseWorkClient, CaseWorkPerson
 from schema import api as gql
@@ -89,6 +97,38 @@ class CaseWorkGroupStageChange:
             reason=h.reason,
             actor_name=h.actor,
         )
+
+
+@strawberry.type(
+    description="A change of a group's facilitator and/or co-facilitator: from whom, to whom, who changed it, when, "
+    "why. For the people who run the group."
+)
+class CaseWorkGroupFacilitatorChange:
+    seq: int = strawberry.field(description="1 is the first change; each adds one.")
+    at: datetime
+    reason: str
+    actor_name: str = strawberry.field(description="Who changed it, as recorded then.")
+    row: strawberry.Private[GroupFacilitatorChange]
+
+    @strawberry.field
+    async def from_facilitator(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.row.from_facilitator_account_id)
+
+    @strawberry.field
+    async def to_facilitator(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.row.to_facilitator_account_id)
+
+    @strawberry.field
+    async def from_co_facilitator(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.row.from_co_facilitator_account_id)
+
+    @strawberry.field
+    async def to_co_facilitator(self, info: Info) -> CaseWorkPerson | None:
+        return await _person(info, self.row.to_co_facilitator_account_id)
+
+    @classmethod
+    def of(cls, c: GroupFacilitatorChange) -> CaseWorkGroupFacilitatorChange:
+        return cls(seq=c.seq, at=c.at, reason=c.reason, actor_name=c.actor, row=c)
 
 
 @strawberry.type(description="A client taking part in a group (for the people who run it); who left, and why.")
@@ -251,6 +291,14 @@ class CaseWorkGroup(relay.Node):
         return [CaseWorkGroupStageChange.of(h) for h in rows]
 
     @strawberry.field(
+        description="Changes of its facilitators, in order; null unless you run the group.",
+        metadata={"cost_list_size": services.MAX_FACILITATOR_CHANGES},
+    )
+    async def facilitator_changes(self, info: Info) -> list[CaseWorkGroupFacilitatorChange] | None:
+        rows = await _loader(info, "facilitator_changes", services.facilitator_changes).load(self.row.id)
+        return None if rows is None else [CaseWorkGroupFacilitatorChange.of(c) for c in rows]
+
+    @strawberry.field(
         description="Who takes (or took) part, in joining order; null unless you run the group.",
         metadata={"cost_list_size": services.MAX_PARTICIPANT_ROWS + services.MAX_CAPACITY},
     )
@@ -318,6 +366,36 @@ class CaseWorkAdvanceGroupStageInput:
     to: CaseWorkGroupStage
     reason: str = strawberry.field(default="", description="Required to end a group early.")
     summary: str | None = strawberry.field(default=None, description="The closing summary: required to end.")
+
+
+@strawberry.input(
+    description="Fields left out stay as they are; a null co-facilitator leaves the group without one. By the "
+    "group's supervisor or an administrator; the sessions still ahead move to the new facilitator's calendar."
+)
+class CaseWorkChangeGroupFacilitatorsInput:
+    group_id: strawberry.ID
+    reason: str
+    facilitator_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="An Account: a social worker or a casework supervisor."
+    )
+    co_facilitator_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="An Account.")
+
+
+@strawberry.input(description="Fields left out stay as they are.")
+class CaseWorkUpdateGroupInput:
+    group_id: strawberry.ID
+    capacity: int | None = strawberry.field(
+        default=strawberry.UNSET, description="2 to 100, not below the participants it has."
+    )
+    purpose: str | None = strawberry.UNSET
+    goals: str | None = strawberry.UNSET
+
+
+@strawberry.input
+class CaseWorkRescheduleGroupSessionInput:
+    id: strawberry.ID
+    start: datetime = strawberry.field(description="With its offset.")
+    minutes: int = 90
 
 
 @strawberry.input
@@ -414,6 +492,69 @@ class CaseWorkGroupsMutation:
             ),
         )
 
+    @strawberry.mutation(
+        description="Hand a group to another facilitator and/or co-facilitator, with a reason (recorded); its "
+        "sessions still ahead move to the new facilitator's calendar, or nothing changes."
+    )
+    async def case_work_change_group_facilitators(
+        self, info: Info, input: CaseWorkChangeGroupFacilitatorsInput
+    ) -> CaseWorkGroupPayload:
+        async def work(ctx: core.ServiceContext) -> Group:
+            facilitator: Any = input.facilitator_id
+            co: Any = input.co_facilitator_id
+            return await services.change_facilitators(
+                ctx,
+                _id(input.group_id, "CaseWorkGroup", "groupId"),
+                input.reason,
+                # Left out or null: the same facilitator (a group always has one).
+                facilitator_account_id=None
+                if facilitator is strawberry.UNSET or facilitator is None
+                else _id(facilitator, "Account", "facilitatorId"),
+                co_facilitator_account_id=services.KEEP
+                if co is strawberry.UNSET
+                else gql.decode_optional_id(co, "Account", ("input", "coFacilitatorId")),
+            )
+
+        return await gql.mutate(info, CaseWorkGroupPayload, "group", CaseWorkGroup.of, work)
+
+    @strawberry.mutation(description="Change a running group's capacity, purpose or goals.")
+    async def case_work_update_group(self, info: Info, input: CaseWorkUpdateGroupInput) -> CaseWorkGroupPayload:
+        def given(value: Any) -> Any:
+            # Left out and null alike keep the value: none of these is ever empty.
+            return None if value is strawberry.UNSET else value
+
+        return await gql.mutate(
+            info,
+            CaseWorkGroupPayload,
+            "group",
+            CaseWorkGroup.of,
+            lambda ctx: services.update_group(
+                ctx,
+                _id(input.group_id, "CaseWorkGroup", "groupId"),
+                capacity=given(input.capacity),
+                purpose=given(input.purpose),
+                goals=given(input.goals),
+            ),
+        )
+
+    @strawberry.mutation(description="Move a session still ahead on the facilitator's calendar.")
+    async def case_work_reschedule_group_session(
+        self, info: Info, input: CaseWorkRescheduleGroupSessionInput
+    ) -> CaseWorkGroupSessionPayload:
+        return await gql.mutate(
+            info,
+            CaseWorkGroupSessionPayload,
+            "session",
+            CaseWorkGroupSession.of,
+            lambda ctx: services.reschedule_session(
+                ctx,
+                _id(input.id, "CaseWorkGroupSession", "id"),
+                start=input.start,
+                minutes=input.minutes,
+                horizon_days=info.context.settings.max_range_days,
+            ),
+        )
+
     @strawberry.mutation(description="Schedule a session on the facilitator's calendar.")
     async def case_work_schedule_group_session(
         self, info: Info, input: CaseWorkScheduleGroupSessionInput
@@ -429,6 +570,7 @@ class CaseWorkGroupsMutation:
                 start=input.start,
                 minutes=input.minutes,
                 topic=input.topic,
+                horizon_days=info.context.settings.max_range_days,
             ),
         )
 

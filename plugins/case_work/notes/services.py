@@ -147,28 +147,29 @@ async def reader(ctx: core.ServiceContext, case: Case) -> Reader | None:
     return None if access is None else Reader(relation, access)
 
 
-async def _visible_case(ctx: core.ServiceContext, case_id: int, field: str, *, lock: bool = False) -> Case:
-    """A case the caller may see at all (cases.case_scope), else NOT_FOUND."""
+async def _visible_case(ctx: core.ServiceContext, case_id: int, field: tuple[str, ...], *, lock: bool = False) -> Case:
+    """A case the caller may see at all (cases.case_scope), else NOT_FOUND on `field` (the path of the
+    argument that named it: `("input", "caseId")` in a mutation, `("caseId",)` for a query's argument)."""
     core.require(ctx, cases.MANAGE)
     case: Case = await core.get_row(
-        ctx, Case, case_id, what=_("Case"), field=("input", field), lock=lock, scope=cases.case_scope(ctx)
+        ctx, Case, case_id, what=_("Case"), field=field, lock=lock, scope=cases.case_scope(ctx)
     )
     return case
 
 
-async def _readable_case(ctx: core.ServiceContext, case_id: int, field: str) -> tuple[Case, Reader]:
+async def _readable_case(ctx: core.ServiceContext, case_id: int, field: tuple[str, ...]) -> tuple[Case, Reader]:
     """A case whose notes the caller reads now. Without a relation: NOT_FOUND (as for a missing case);
     a supervisor or administrator without a stated purpose: PURPOSE_REQUIRED."""
     case = await _visible_case(ctx, case_id, field)
     relation = relation_to(ctx.viewer, case)
     if relation is None:
-        raise core.NotFound(_("Case"), ("input", field))
+        raise core.NotFound(_("Case"), field)
     found = await reader(ctx, case)
     if found is None:
         raise core.DomainError(
             "PURPOSE_REQUIRED",
             "State the purpose of opening this case's notes first (caseWorkOpenCaseNotes).",
-            ("input", field),
+            field,
         )
     return case, found
 
@@ -206,9 +207,10 @@ def _account(ctx: core.ServiceContext) -> int:
     return ctx.viewer.account_id
 
 
-def _not_closed(case: Case) -> None:
+def _not_closed(case: Case, field: tuple[str, ...]) -> None:
+    """CASE_CLOSED on `field`: the input's field that named the case or the note."""
     if case.stage in cases.CLOSED:
-        raise core.DomainError("CASE_CLOSED", "The case is closed: it cannot be changed.", ("input", "caseId"))
+        raise core.DomainError("CASE_CLOSED", "The case is closed: it cannot be changed.", field)
 
 
 # -- writing ------------------------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ def _not_closed(case: Case) -> None:
 
 async def add_note(ctx: core.ServiceContext, case_id: int, *, note_type: str, occurred_at: datetime, text: str) -> Note:
     """A new note on a case, by its social worker or supervisor."""
-    case = await _visible_case(ctx, case_id, "caseId", lock=True)
+    case = await _visible_case(ctx, case_id, ("input", "caseId"), lock=True)
     if relation_to(ctx.viewer, case) not in (WORKER, SUPERVISOR):
         raise core.NotFound(_("Case"), ("input", "caseId"))
     author = _account(ctx)
@@ -225,7 +227,7 @@ async def add_note(ctx: core.ServiceContext, case_id: int, *, note_type: str, oc
     _occurred_at(ctx, v, occurred_at)
     clean = _text(v, text)
     v.raise_if_any()
-    _not_closed(case)
+    _not_closed(case, ("input", "caseId"))
     # The id first: the sealed text is bound to its row (docs/plugins.md, "Sealed columns").
     note_id = await sealing.next_id(ctx, NOTES_TABLE)
     note = Note(
@@ -256,7 +258,7 @@ async def _own_note(ctx: core.ServiceContext, note_id: int) -> tuple[Note, Case]
     )
     if note is None:
         raise core.NotFound(_("Note"), ("input", "id"))
-    case = await _visible_case(ctx, note.case_id, "id", lock=True)
+    case = await _visible_case(ctx, note.case_id, ("input", "id"), lock=True)
     relation = relation_to(ctx.viewer, case)
     if relation not in (WORKER, SUPERVISOR) or (relation == SUPERVISOR and await reader(ctx, case) is None):
         raise core.NotFound(_("Note"), ("input", "id"))
@@ -283,7 +285,7 @@ async def edit_note(
         _occurred_at(ctx, v, occurred_at)
     clean = None if text is None else _text(v, text)
     v.raise_if_any()
-    _not_closed(case)
+    _not_closed(case, ("input", "id"))
     if note.voided_at is not None:
         raise core.DomainError("INVALID_TRANSITION", "The note is voided: it changes no more.", ("input", "id"))
     ring = await sealing.keyring(ctx)
@@ -335,7 +337,7 @@ async def void_note(ctx: core.ServiceContext, note_id: int, reason: str) -> Note
             limit=MAX_REASON,
         )
     v.raise_if_any()
-    _not_closed(case)
+    _not_closed(case, ("input", "id"))
     if note.voided_at is not None:
         raise core.DomainError("INVALID_TRANSITION", "The note is voided already.", ("input", "id"))
     note.voided_at = ctx.now()
@@ -348,7 +350,7 @@ async def void_note(ctx: core.ServiceContext, note_id: int, reason: str) -> Note
 async def open_notes(ctx: core.ServiceContext, case_id: int, purpose: str) -> NoteAccess:
     """A supervisor or an administrator (platform or organisation) states why they open a case's notes: kept
     (append-only) and in the audit trail; it opens that case's notes to them for ACCESS_LIFETIME."""
-    case = await _visible_case(ctx, case_id, "caseId")
+    case = await _visible_case(ctx, case_id, ("input", "caseId"))
     relation = relation_to(ctx.viewer, case)
     if relation is None:
         raise core.NotFound(_("Case"), ("input", "caseId"))
@@ -405,8 +407,9 @@ async def open_notes(ctx: core.ServiceContext, case_id: int, purpose: str) -> No
 async def list_notes(
     ctx: core.ServiceContext, case_id: int, *, first: int = 50, after: str | None = None
 ) -> tuple[core.Page[Note], Reader]:
-    """A case's notes, voided ones included, newest first (by when they happened)."""
-    case, found = await _readable_case(ctx, case_id, "caseId")
+    """A case's notes, voided ones included, newest first (by when they happened). Refusals name the query's
+    argument, `caseId`."""
+    case, found = await _readable_case(ctx, case_id, ("caseId",))
     stmt = select(Note).where(Note.case_id == case.id)
     return await core.paginate(ctx, stmt, NOTES_NEWEST, first=first, after=after), found
 

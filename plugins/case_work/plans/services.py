@@ -11,12 +11,24 @@ and never a side effect that would slip a case past the high-risk approval. An a
 written (a correction is a new one), and none is recorded while an assessment approval of the stage visit is
 pending or approved: the approver approved what they read.
 
+An assessment approval is asked only once an assessment of the stage visit is recorded
+(ASSESSMENT_REQUIRED; the database refuses the request row too, w011): otherwise a pending request would
+block recording one and a high-risk case would reach planning unassessed.
+
 Service plan: one per case, with an optional planned end (the case's, held here), goals (text, domain,
-target date), actions under goals (text, a responsible account of the organisation or a named outside
-party, due date, done) and dated progress per goal (status and/or percentage, note). Plan rows change only
-while the case is in planning, intervention or evaluation (WRONG_STAGE otherwise), never once it is closed
-(CASE_CLOSED), by the case's social worker; no goal or action is due after the planned end
-(BEYOND_PLANNED_END). The database refuses the same (migration w003), so a raw UPDATE cannot either.
+target date), actions under goals (text, a responsible person -- an active staff member of the
+organisation, or a named outside party -- due date, done) and dated progress per goal (status and/or
+percentage, note). Plan rows change only while the case is in planning, intervention or evaluation
+(WRONG_STAGE otherwise), never once it is closed (CASE_CLOSED), by the case's social worker; no goal or
+action is due after the planned end (BEYOND_PLANNED_END). The database refuses the same (migration w003), so
+a raw UPDATE cannot either.
+
+While a closure request of the stage visit is pending or approved, the plan's content -- its planned end,
+goals, actions' text, responsible and due date -- is not changed (INVALID_TRANSITION, as for an assessment
+under approval; the database refuses it too, w011): the supervisor approved the closure of *this* plan,
+with an outcome for each of its goals. What records the work done goes on: marking an action done, goal
+progress, reviews. The step to closure checks the outcomes against the goals once more (OUTCOME_PER_GOAL),
+in the service and in the database.
 
 Reviews: the job `case_work.plan_reviews` raises a plan's next review `REVIEW_NOTICE_DAYS` before it is due:
 every 30 days for a high-risk case, 60 medium, 90 low, counted from the last completed review (or from the
@@ -66,6 +78,9 @@ REVIEW_NOTICE_DAYS = 7
 # Scores that imply a risk level (see the module's docstring).
 HIGH_TOTAL, MEDIUM_TOTAL = 16, 9
 MAX_GOALS, MAX_ACTIONS, MAX_ITEMS = 20, 20, 20
+ERROR_CODES = {
+    "ASSESSMENT_REQUIRED": "An assessment approval is asked for once an assessment is recorded in the stage.",
+}
 
 # Refusals the database makes (migration w003), as the answers the services' own checks give.
 CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
@@ -80,6 +95,8 @@ CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "case_work_append_only": ("INVALID_TRANSITION", "These records are kept as written.", None),
     "uq_case_work_plans_organization_id_case_id": ("ALREADY_EXISTS", "The case has a plan already.", None),
 }
+# The closure request's refusal of a plan edit (here and in the database, w011).
+UNDER_CLOSURE = "A closure request of this plan is pending or approved: the plan is not changed now."
 
 M = TypeVar("M")
 
@@ -167,22 +184,39 @@ def _is_worker(ctx: core.ServiceContext, case: Case) -> bool:
     return ctx.viewer.account_id is not None and ctx.viewer.account_id == case.social_worker_account_id
 
 
-def _not_closed(case: Case) -> None:
+def _not_closed(case: Case, field: tuple[str, ...]) -> None:
+    """CASE_CLOSED on `field`: the input's field that named the row (its id, or the parent's)."""
     if case.stage in cases.CLOSED:
-        raise core.DomainError("CASE_CLOSED", "The case is closed: it cannot be changed.", None)
+        raise core.DomainError("CASE_CLOSED", "The case is closed: it cannot be changed.", field)
 
 
-def _plan_editor(ctx: core.ServiceContext, case: Case) -> int:
+def _plan_editor(ctx: core.ServiceContext, case: Case, field: tuple[str, ...]) -> int:
     """The case's social worker, while the case is being planned or worked; their account."""
-    _not_closed(case)
+    _not_closed(case, field)
     if not _is_worker(ctx, case):
         raise core.DomainError("FORBIDDEN", "Only the case's social worker changes its plan.")
     if case.stage not in PLAN_STAGES:
         raise core.DomainError(
-            "WRONG_STAGE", "Plans change while the case is in planning, intervention or evaluation.", None
+            "WRONG_STAGE", "Plans change while the case is in planning, intervention or evaluation.", field
         )
     assert ctx.viewer.account_id is not None
     return ctx.viewer.account_id
+
+
+async def _not_under_closure(ctx: core.ServiceContext, case: Case, field: tuple[str, ...]) -> None:
+    """INVALID_TRANSITION while a closure request of the case's stage visit is pending or approved (see the
+    module's docstring). The case is locked by the caller, as `request_approval` locks it: neither passes the
+    other."""
+    found = await ctx.session.scalar(
+        select(Approval.id).where(
+            Approval.case_id == case.id,
+            Approval.kind == "closure",
+            Approval.stage_seq == case.stage_seq,
+            Approval.status.in_(("pending", "approved")),
+        )
+    )
+    if found is not None:
+        raise core.DomainError("INVALID_TRANSITION", UNDER_CLOSURE, field)
 
 
 async def _flush(ctx: core.ServiceContext) -> None:
@@ -220,7 +254,7 @@ async def record_assessment(
     """Record a structured assessment of a case in assessment (its social worker): every domain scored
     once. Raises the case's risk level to the one the scores imply when that is higher."""
     case = await _case(ctx, case_id, ("input", "caseId"))
-    _not_closed(case)
+    _not_closed(case, ("input", "caseId"))
     if not _is_worker(ctx, case):
         raise core.DomainError("FORBIDDEN", "Only the case's social worker records its assessment.")
     if case.stage != "assessment":
@@ -308,7 +342,8 @@ def _within_end(v: core.Validator, value: date | None, planned_end: date | None,
 async def create_plan(ctx: core.ServiceContext, case_id: int, planned_end: date | None = None) -> Plan:
     """Start a case's service plan (one per case), from today, with an optional planned end."""
     case = await _case(ctx, case_id, ("input", "caseId"))
-    actor = _plan_editor(ctx, case)
+    actor = _plan_editor(ctx, case, ("input", "caseId"))
+    await _not_under_closure(ctx, case, ("input", "caseId"))
     start = today(ctx)
     if planned_end is not None and planned_end < start:
         raise core.DomainError("IN_PAST", "The planned end lies in the past.", ("input", "plannedEnd"))
@@ -339,10 +374,14 @@ async def _goal(ctx: core.ServiceContext, goal_id: int, field: tuple[str, ...]) 
     return goal, plan, case
 
 
-async def update_plan(ctx: core.ServiceContext, plan_id: int, planned_end: date | None) -> Plan:
-    """Set or clear the planned end: not before today, nor before any goal's target or action's due date."""
+async def update_plan(ctx: core.ServiceContext, plan_id: int, planned_end: Any = KEEP) -> Plan:
+    """Set (a date) or clear (None) the planned end -- not before today, nor before any goal's target or
+    action's due date -- or leave it (KEEP: the input left it out)."""
     plan, case = await _plan(ctx, plan_id, ("input", "id"))
-    _plan_editor(ctx, case)
+    _plan_editor(ctx, case, ("input", "id"))
+    await _not_under_closure(ctx, case, ("input", "id"))
+    if planned_end is KEEP:
+        return plan
     if planned_end is not None:
         if planned_end < plan.started_on or (planned_end != plan.planned_end and planned_end < today(ctx)):
             raise core.DomainError("IN_PAST", "The planned end lies in the past.", ("input", "plannedEnd"))
@@ -367,7 +406,8 @@ async def add_goal(
     ctx: core.ServiceContext, plan_id: int, text: str, domain: str, target_date: date | None = None
 ) -> Goal:
     plan, case = await _plan(ctx, plan_id, ("input", "planId"))
-    _plan_editor(ctx, case)
+    _plan_editor(ctx, case, ("input", "planId"))
+    await _not_under_closure(ctx, case, ("input", "planId"))
     v = core.Validator()
     clean = _text(v, text, ("input", "text"), required=True, limit=1000)
     v.check(domain in GOAL_DOMAINS, ("input", "domain"), "INVALID_INPUT", "Unknown domain.")
@@ -399,7 +439,8 @@ async def update_goal(
 ) -> Goal:
     """Change a goal's text, domain or target date (None clears it). Its status moves by progress entries."""
     goal, plan, case = await _goal(ctx, goal_id, ("input", "id"))
-    _plan_editor(ctx, case)
+    _plan_editor(ctx, case, ("input", "id"))
+    await _not_under_closure(ctx, case, ("input", "id"))
     v = core.Validator()
     if text is not KEEP:
         goal.text = _text(v, text, ("input", "text"), required=True, limit=1000)
@@ -438,9 +479,13 @@ async def _responsible(
             field=("input", "responsibleAccountId"),
             scope=Account.organization_id == case.organization_id,
         )
-        if not account.is_active:
+        if not account.is_active or account.role not in cases.STAFF_ROLES:
+            # A volunteer or a community head is not told a confidential case's plan by naming them in it;
+            # someone outside the staff is an outside party, by name.
             raise core.DomainError(
-                "INVALID_INPUT", "The responsible account is not active.", ("input", "responsibleAccountId")
+                "INVALID_INPUT",
+                "The responsible account must be an active staff member of the organisation.",
+                ("input", "responsibleAccountId"),
             )
     return account_id, clean
 
@@ -455,7 +500,8 @@ async def add_action(
     due_on: date | None = None,
 ) -> Action:
     goal, plan, case = await _goal(ctx, goal_id, ("input", "goalId"))
-    _plan_editor(ctx, case)
+    _plan_editor(ctx, case, ("input", "goalId"))
+    await _not_under_closure(ctx, case, ("input", "goalId"))
     v = core.Validator()
     clean = _text(v, text, ("input", "text"), required=True, limit=1000)
     if due_on is not None:
@@ -497,7 +543,10 @@ async def update_action(
         ctx, Action, action_id, what=_("Action"), field=("input", "id"), scope=_visible(ctx, Action.case_id)
     )
     _goal_row, plan, case = await _goal(ctx, action.goal_id, ("input", "id"))
-    actor = _plan_editor(ctx, case)
+    actor = _plan_editor(ctx, case, ("input", "id"))
+    if any(value is not KEEP for value in (text, responsible_account_id, responsible_name, due_on)):
+        # The action's content is the plan's; marking it done records work, and goes on.
+        await _not_under_closure(ctx, case, ("input", "id"))
     v = core.Validator()
     clean = action.text if text is KEEP else _text(v, text, ("input", "text"), required=True, limit=1000)
     if due_on is not KEEP:
@@ -536,7 +585,7 @@ async def record_progress(
     """A dated progress entry of a goal: a status, a percentage, or both (a percentage alone implies the
     status: 0 not started, 100 achieved, in progress between). The goal shows its latest entry's."""
     goal, _plan_row, case = await _goal(ctx, goal_id, ("input", "goalId"))
-    actor = _plan_editor(ctx, case)
+    actor = _plan_editor(ctx, case, ("input", "goalId"))
     v = core.Validator()
     day = on or today(ctx)
     v.check(day <= today(ctx), ("input", "on"), "OUT_OF_RANGE", "Progress is not recorded for future days.")
@@ -629,12 +678,12 @@ async def complete_review(ctx: core.ServiceContext, review_id: int, note: str = 
         ctx, Review, review_id, what=_("Review"), field=("input", "id"), lock=True, scope=_visible(ctx, Review.case_id)
     )
     case = await _case(ctx, review.case_id, ("input", "id"))
-    _not_closed(case)
+    _not_closed(case, ("input", "id"))
     if ctx.viewer.account_id is None or not (_is_worker(ctx, case) or cases.may_approve(ctx.viewer, case)):
         raise core.DomainError("FORBIDDEN", "The case's social worker, supervisor or an administrator reviews it.")
     if case.stage not in PLAN_STAGES:
         raise core.DomainError(
-            "WRONG_STAGE", "Plans change while the case is in planning, intervention or evaluation.", None
+            "WRONG_STAGE", "Plans change while the case is in planning, intervention or evaluation.", ("input", "id")
         )
     if review.done_at is not None:
         raise core.DomainError("INVALID_TRANSITION", "This review is done already.", ("input", "id"))
@@ -758,10 +807,20 @@ async def rows_by_id(ctx: core.ServiceContext, model: type[M], pks: Sequence[int
 # -- for the closure request ----------------------------------------------------------------------------------
 
 
-async def check_closure_outcomes(ctx: core.ServiceContext, case_id: int, outcomes: Sequence[str]) -> None:
-    """For case_work.services.request_approval (kind closure): one outcome per goal of the case's plan, in
-    the order of the goals (caseWorkPlan.goals). OUTCOME_PER_GOAL otherwise. A case without a plan or goals
-    states at least one outcome (the case's own), as the closure request requires already."""
+async def check_assessment_recorded(ctx: core.ServiceContext, case: Case) -> None:
+    """For case_work.services.request_approval (kind assessment): an assessment of the case's current stage
+    visit is recorded, else ASSESSMENT_REQUIRED."""
+    found = await ctx.session.scalar(
+        select(Assessment.id).where(Assessment.case_id == case.id, Assessment.stage_seq == case.stage_seq).limit(1)
+    )
+    if found is None:
+        raise core.DomainError(
+            "ASSESSMENT_REQUIRED", "Record the assessment before asking for its approval.", ("input", "kind")
+        )
+
+
+async def goal_count(ctx: core.ServiceContext, case_id: int) -> int:
+    """How many goals the case's plan has (0 without a plan)."""
     core.require(ctx, cases.MANAGE)
     count = await ctx.session.scalar(
         select(func.count())
@@ -769,7 +828,14 @@ async def check_closure_outcomes(ctx: core.ServiceContext, case_id: int, outcome
         .join(Plan, and_(Plan.id == Goal.plan_id, Plan.case_id == case_id))
         .where(_visible(ctx, Goal.case_id))
     )
-    goals = int(count or 0)
+    return int(count or 0)
+
+
+async def check_closure_outcomes(ctx: core.ServiceContext, case_id: int, outcomes: Sequence[str]) -> None:
+    """For case_work.services.request_approval (kind closure): one outcome per goal of the case's plan, in
+    the order of the goals (caseWorkPlan.goals). OUTCOME_PER_GOAL otherwise. A case without a plan or goals
+    states at least one outcome (the case's own), as the closure request requires already."""
+    goals = await goal_count(ctx, case_id)
     if goals and len(outcomes) != goals:
         raise core.DomainError(
             "OUTCOME_PER_GOAL",

@@ -27,8 +27,21 @@ from schema import api as gql
 # -- enums -----------------------------------------------------------------------------------------------------
 
 
-@strawberry.enum(description="A domain of need an assessment scores (and a goal addresses; OTHER: goals only).")
+# Two enums, so that the schema offers only what the service takes: an assessment scores every need domain
+# (there is no "other" need to score), a goal addresses one of them or something else.
+@strawberry.enum(description="A domain of need an assessment scores (every one, once).")
 class CaseWorkNeedDomain(Enum):
+    HEALTH = "health"
+    DAILY_LIVING = "daily_living"
+    FINANCES = "finances"
+    HOUSING = "housing"
+    FAMILY_SOCIAL = "family_social"
+    SAFETY = "safety"
+    MENTAL_WELLBEING = "mental_wellbeing"
+
+
+@strawberry.enum(description="What a goal addresses: a domain of need, or OTHER.")
+class CaseWorkGoalDomain(Enum):
     HEALTH = "health"
     DAILY_LIVING = "daily_living"
     FINANCES = "finances"
@@ -212,7 +225,7 @@ class CaseWorkAction(relay.Node):
 class CaseWorkGoal(relay.Node):
     id: relay.NodeID[int]
     text: str
-    domain: CaseWorkNeedDomain
+    domain: CaseWorkGoalDomain
     target_date: date | None
     status: CaseWorkGoalStatus
     percent: int | None
@@ -224,7 +237,7 @@ class CaseWorkGoal(relay.Node):
         return cls(
             id=g.id,
             text=g.text,
-            domain=CaseWorkNeedDomain(g.domain),
+            domain=CaseWorkGoalDomain(g.domain),
             target_date=g.target_date,
             status=CaseWorkGoalStatus(g.status),
             percent=g.percent,
@@ -347,7 +360,7 @@ class CaseWorkNeedInput:
 @strawberry.input
 class CaseWorkRecordAssessmentInput:
     case_id: strawberry.ID
-    needs: list[CaseWorkNeedInput] = strawberry.field(description="Every domain but OTHER, once each.")
+    needs: list[CaseWorkNeedInput] = strawberry.field(description="Every domain, once each.")
     strengths: list[str] = strawberry.field(default_factory=list)
     risks: list[str] = strawberry.field(default_factory=list)
     summary: str = ""
@@ -359,17 +372,17 @@ class CaseWorkCreatePlanInput:
     planned_end: date | None = None
 
 
-@strawberry.input
+@strawberry.input(description="Fields left out stay as they are; a null planned end clears it.")
 class CaseWorkUpdatePlanInput:
     id: strawberry.ID
-    planned_end: date | None = strawberry.field(description="Null clears it.")
+    planned_end: date | None = strawberry.UNSET
 
 
 @strawberry.input
 class CaseWorkAddGoalInput:
     plan_id: strawberry.ID
     text: str
-    domain: CaseWorkNeedDomain
+    domain: CaseWorkGoalDomain
     target_date: date | None = None
 
 
@@ -377,7 +390,7 @@ class CaseWorkAddGoalInput:
 class CaseWorkUpdateGoalInput:
     id: strawberry.ID
     text: str | None = strawberry.UNSET
-    domain: CaseWorkNeedDomain | None = strawberry.UNSET
+    domain: CaseWorkGoalDomain | None = strawberry.UNSET
     target_date: date | None = strawberry.UNSET
 
 
@@ -501,7 +514,7 @@ class CaseWorkPlansMutation:
             CaseWorkPlanPayload,
             "plan",
             CaseWorkPlan.of,
-            lambda ctx: services.update_plan(ctx, _id(input.id, "CaseWorkPlan", "id"), input.planned_end),
+            lambda ctx: services.update_plan(ctx, _id(input.id, "CaseWorkPlan", "id"), _given(input.planned_end)),
         )
 
     @strawberry.mutation(description="Add a goal to a plan.")

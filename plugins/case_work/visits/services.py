@@ -31,14 +31,16 @@ import core
 from core.i18n import _
 from core.models import Account, Appointment
 from plugins.case_work.models import Case
-from plugins.case_work.services import CLOSED, CONSTRAINT_ERRORS, MANAGE, case_scope
+from plugins.case_work.services import CLOSED, CONSTRAINT_ERRORS, MANAGE, STAFF_ROLES, case_scope
 from plugins.case_work.visits.models import MODES, OUTCOMES, STATUSES, Visit
 
 KIND = "case_work.visit"
 MIN_MINUTES, MAX_MINUTES = 10, 240
 MAX_TEXT = 500
-# Who may come along as the second staff member: people with a calendar who serve clients or run the office.
-STAFF_ROLES = frozenset({"social_worker", "counselor", "organization_admin"})
+# The deployment's max_range_days when the caller passes none (Settings' default; the resolvers pass the
+# setting). It bounds both a visits search's span and how far ahead a visit is booked: a visit beyond it
+# would lie past any search that starts today -- a typo (2199 for 2019), not a plan.
+MAX_RANGE_DAYS = 366
 # The outcome that fits each kind of visit: nobody answers a call; nobody opens the door at a home visit.
 OUTCOME_MODES = {
     "done": frozenset(MODES),
@@ -130,7 +132,9 @@ async def _lock_people(ctx: core.ServiceContext, staff_ids: Sequence[int]) -> No
     )
 
 
-def _check_times(v: core.Validator, minutes: int) -> timedelta:
+def _check_times(
+    ctx: core.ServiceContext, v: core.Validator, start: datetime, minutes: int, horizon_days: int
+) -> timedelta:
     v.check(
         MIN_MINUTES <= minutes <= MAX_MINUTES,
         ("input", "minutes"),
@@ -139,6 +143,15 @@ def _check_times(v: core.Validator, minutes: int) -> timedelta:
         low=MIN_MINUTES,
         high=MAX_MINUTES,
     )
+    # Core's calendar checks the offset and the past; the horizon is casework's (see MAX_RANGE_DAYS).
+    if start.tzinfo is not None:
+        v.check(
+            start - ctx.now() <= timedelta(days=horizon_days),
+            ("input", "start"),
+            "OUT_OF_RANGE",
+            "A visit is booked at most {days} days ahead.",
+            days=horizon_days,
+        )
     return timedelta(minutes=minutes)
 
 
@@ -172,12 +185,14 @@ async def book_visit(
     minutes: int,
     purpose: str = "",
     second_account_id: int | None = None,
+    horizon_days: int = MAX_RANGE_DAYS,
 ) -> Visit:
-    """Book a visit of an open case on its social worker's calendar (and the second staff member's)."""
+    """Book a visit of an open case on its social worker's calendar (and the second staff member's), at most
+    `horizon_days` (the deployment's max_range_days) ahead."""
     _acting_account(ctx)
     v = core.Validator()
     v.check(mode in MODES, ("input", "mode"), "INVALID_INPUT", "A visit is a home visit or a call.")
-    duration = _check_times(v, minutes)
+    duration = _check_times(ctx, v, start, minutes, horizon_days)
     clean_purpose = _short_text(v, ("input", "purpose"), purpose)
     v.raise_if_any()
     case = await _case(ctx, case_id, ("input", "caseId"))
@@ -245,10 +260,13 @@ async def _appointments(ctx: core.ServiceContext, visit: Visit) -> list[Appointm
     return sorted(rows, key=lambda a: ids.index(a.id))
 
 
-async def reschedule_visit(ctx: core.ServiceContext, visit_id: int, start: datetime, minutes: int) -> Visit:
-    """Move a booked visit of an open case (the same people, the same length or a new one)."""
+async def reschedule_visit(
+    ctx: core.ServiceContext, visit_id: int, start: datetime, minutes: int, *, horizon_days: int = MAX_RANGE_DAYS
+) -> Visit:
+    """Move a booked visit of an open case (the same people, the same length or a new one), at most
+    `horizon_days` ahead."""
     v = core.Validator()
-    duration = _check_times(v, minutes)
+    duration = _check_times(ctx, v, start, minutes, horizon_days)
     v.raise_if_any()
     visit, case = await _visit(ctx, visit_id)
     _open(case, ("input", "id"))
@@ -371,16 +389,22 @@ async def hand_over(ctx: core.ServiceContext, case: Case, account_id: int) -> No
 
 
 async def list_visits(
-    ctx: core.ServiceContext, f: VisitFilter = VisitFilter(), *, first: int = 50, after: str | None = None
+    ctx: core.ServiceContext,
+    f: VisitFilter = VisitFilter(),
+    *,
+    first: int = 50,
+    after: str | None = None,
+    max_days: int = MAX_RANGE_DAYS,
 ) -> core.Page[Visit]:
-    """Visits of the cases the caller sees, earliest first (a worker's week: `worker_account_id` and its bounds)."""
+    """Visits of the cases the caller sees, earliest first (a worker's week: `worker_account_id` and its bounds).
+    Bounds as every search over time (core.check_range): the end after the start (OUT_OF_RANGE), the span at
+    most `max_days`, the deployment's max_range_days (RANGE_TOO_LARGE); one bound alone is a filter."""
     core.require(ctx, MANAGE)
     v = core.Validator()
     for values, allowed, field in ((f.statuses, STATUSES, "statuses"), (f.modes, MODES, "modes")):
         wrong = set(values) - set(allowed)
         v.check(not wrong, ("filter", field), "INVALID_INPUT", "Unknown values: {values}.", values=tuple(sorted(wrong)))
-    if f.start_from is not None and f.start_to is not None:
-        v.check(f.start_to > f.start_from, ("filter", "to"), "OUT_OF_RANGE", "The range ends after it starts.")
+    core.check_range(v, f.start_from, f.start_to, max_days=max_days, end_field=("filter", "to"))
     v.raise_if_any()
     stmt = select(Visit).where(visit_scope(ctx))
     if f.case_id is not None:

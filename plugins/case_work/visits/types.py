@@ -268,7 +268,13 @@ class CaseWorkVisitsQuery:
         after: str | None = None,
     ) -> gql.Connection[CaseWorkVisit]:
         f = (filter or CaseWorkVisitFilter()).to_service()
-        page = await info.context.read(services.list_visits, f, first=gql.first_of(info, first), after=after)
+        page = await info.context.read(
+            services.list_visits,
+            f,
+            first=gql.first_of(info, first),
+            after=after,
+            max_days=info.context.settings.max_range_days,
+        )
         return gql.connection(info, page, CaseWorkVisit.of)
 
     @strawberry.field(
@@ -294,6 +300,7 @@ class CaseWorkVisitsMutation:
                 minutes=input.minutes,
                 purpose=input.purpose,
                 second_account_id=gql.decode_optional_id(input.second_staff_id, "Account", ("input", "secondStaffId")),
+                horizon_days=info.context.settings.max_range_days,
             )
 
         return await gql.mutate(info, CaseWorkVisitPayload, "visit", CaseWorkVisit.of, work)
@@ -306,7 +313,11 @@ class CaseWorkVisitsMutation:
             "visit",
             CaseWorkVisit.of,
             lambda ctx: services.reschedule_visit(
-                ctx, _id(input.id, "CaseWorkVisit", "id"), input.start, input.minutes
+                ctx,
+                _id(input.id, "CaseWorkVisit", "id"),
+                input.start,
+                input.minutes,
+                horizon_days=info.context.settings.max_range_days,
             ),
         )
 

@@ -12,6 +12,7 @@ community heads, volunteers and partners hold no casework permission (FORBIDDEN 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -84,8 +85,11 @@ def _viewer_org(who: str) -> str:
     return "b" if who.endswith("_b") else "a"
 
 
-async def fresh_case(p: PluginWorld, stage: str = "intake", *, worker: str = "sw", org: str = "a") -> int:
-    """A new low-risk case of `worker` (A: the world's social worker), brought to `stage`."""
+async def fresh_case(
+    p: PluginWorld, stage: str = "intake", *, worker: str = "sw", org: str = "a", assessed: bool = False
+) -> int:
+    """A new low-risk case of `worker` (A: the world's social worker), brought to `stage` (`assessed`: with an
+    assessment recorded there, as an assessment approval needs)."""
     supervisor = "sup_a" if org == "a" else "sup_b"
     async with _as(p, worker) as ctx:
         case = await cases.open_case(
@@ -108,6 +112,9 @@ async def fresh_case(p: PluginWorld, stage: str = "intake", *, worker: str = "sw
             async with _as(p, worker) as ctx:
                 plan = await plans.create_plan(ctx, case.id, None)
                 await plans.add_goal(ctx, plan.id, "w-目标", "daily_living")
+    if assessed:
+        async with _as(p, worker) as ctx:
+            await plans.record_assessment(ctx, case.id, [plans.NeedInput(d, 0) for d in DOMAINS])
     return int(case.id)
 
 
@@ -400,6 +407,12 @@ READS: list[Read] = [
         hidden("taking part", social_worker="taking part"),
     ),
     Read(
+        "CaseWorkGroup.facilitatorChanges: those who run the group",
+        # A's group has no change: [] for those who run it (a list, not null), null for everyone else
+        *node("CaseWorkGroup", "group_a", "facilitatorChanges { seq }", lambda d: _listed(d["facilitatorChanges"])),
+        hidden("listed", social_worker="listed"),
+    ),
+    Read(
         "HelpRequest.caseWorkCaseFile of r1: those who see the case",
         *node("HelpRequest", "r1", "caseWorkCaseFile { stage }", lambda d: d["caseWorkCaseFile"]),
         hidden({"stage": "INTAKE"}, social_worker={"stage": "INTAKE"}, community_head=NULL),
@@ -494,9 +507,9 @@ NOTES_WORKER_ONLY = staff(N, N, N, social_worker=OK)
 DECIDERS = staff(OK, N, OK, social_worker=F)
 
 
-def _case_at(stage: str, key: str = "id") -> Any:
+def _case_at(stage: str, key: str = "id", *, assessed: bool = False) -> Any:
     async def prepare(p: PluginWorld) -> dict[str, Any]:
-        return {key: ids.encode("CaseWorkCase", await fresh_case(p, stage))}
+        return {key: ids.encode("CaseWorkCase", await fresh_case(p, stage, assessed=assessed))}
 
     return prepare
 
@@ -514,7 +527,7 @@ async def _open(p: PluginWorld) -> dict[str, Any]:
 
 
 async def _approval(p: PluginWorld) -> dict[str, Any]:
-    case_id = await fresh_case(p, "assessment")
+    case_id = await fresh_case(p, "assessment", assessed=True)
     async with _as(p, "sw") as ctx:
         approval = await cases.request_approval(ctx, case_id, "assessment", "审批")
     return {"id": ids.encode("CaseWorkApproval", approval.id)}
@@ -690,7 +703,10 @@ async def _group_participant(p: PluginWorld) -> tuple[int, int]:
             text("SELECT client_id FROM case_work_cases WHERE id = :k"), {"k": client_of_fresh}
         )
     async with _as(p, "sw") as ctx:
-        participant = await groups.add_participant(ctx, group_id, int(client_id))
+        # Joined long ago: attendance is kept only for sessions after a member joined, and the sessions of
+        # these rows are moved into the past (_into_the_past).
+        long_ago = dataclasses.replace(ctx, clock=lambda: ctx.clock() - timedelta(days=3650))
+        participant = await groups.add_participant(long_ago, group_id, int(client_id))
     return group_id, int(participant.id)
 
 
@@ -739,6 +755,20 @@ async def _schedule(p: PluginWorld) -> dict[str, Any]:
     return {"input": await _group_id(p) | {"start": p.slot().isoformat(), "minutes": 60}}
 
 
+async def _group_to_other(p: PluginWorld) -> dict[str, Any]:
+    """A fresh group of the world's social worker handed to the other social worker of A (no session ahead)."""
+    return await _group_id(p) | {"facilitatorId": ids.encode("Account", p.pk["sw_other_a"]), "reason": "病假"}
+
+
+async def _reschedule_session(p: PluginWorld) -> dict[str, Any]:
+    made = await _group_session(p)
+    return {"input": made | {"start": p.slot().isoformat(), "minutes": 45}}
+
+
+def _listed(changes: list[Any] | None) -> Any:
+    return "listed" if changes == [] else changes
+
+
 WRITES: list[Write] = [
     Write(
         "caseWorkOpenCase (naming the world's social worker)",
@@ -767,7 +797,7 @@ WRITES: list[Write] = [
     Write(
         "caseWorkRequestApproval of A's case",
         _m("caseWorkRequestApproval", "CaseWorkRequestApprovalInput"),
-        _inputs(_case_at("assessment", "caseId"), kind="ASSESSMENT", summary="预估"),
+        _inputs(_case_at("assessment", "caseId", assessed=True), kind="ASSESSMENT", summary="预估"),
         ON_A,
     ),
     Write(
@@ -940,6 +970,24 @@ WRITES: list[Write] = [
         _m("caseWorkAddGroupNote", "CaseWorkAddGroupNoteInput"),
         _inputs(_session_for_note, text="活动记录"),
         WORKER_ONLY,
+    ),
+    Write(
+        "caseWorkChangeGroupFacilitators of A's group (its supervisor, administrators; not its facilitator)",
+        _m("caseWorkChangeGroupFacilitators", "CaseWorkChangeGroupFacilitatorsInput"),
+        _inputs(_group_to_other),
+        DECIDERS,
+    ),
+    Write(
+        "caseWorkUpdateGroup of A's group",
+        _m("caseWorkUpdateGroup", "CaseWorkUpdateGroupInput"),
+        _inputs(_group_id, capacity=10, goals="每周一次"),
+        ON_A,
+    ),
+    Write(
+        "caseWorkRescheduleGroupSession of A's group",
+        _m("caseWorkRescheduleGroupSession", "CaseWorkRescheduleGroupSessionInput"),
+        _reschedule_session,
+        ON_A,
     ),
     Write(
         "caseWorkTagHelpRequest of c1 (A)",

@@ -111,8 +111,30 @@ class CaseWorld:
             )
             return [(h.seq, h.from_stage, h.to_stage, h.actor, h.reason) for h in rows]
 
+    async def assess(self, case_id: int) -> None:
+        """Record an assessment of a case in assessment, as its social worker: every domain scored 0, so that
+        the case's risk stays as it is."""
+        from plugins.case_work.plans import services as plans
+        from plugins.case_work.plans.models import DOMAINS
+
+        worker = (await self.case(case_id)).social_worker_account_id
+        who = next(name for name in CALLERS if self.ids.get(name) == worker)
+        await self.call(who, plans.record_assessment, case_id, [plans.NeedInput(d, 0) for d in DOMAINS])
+
     async def approve(self, case_id: int, kind: str, requester: str = "sw", approver: str = "sup") -> None:
+        """An approved request of `kind` (an assessment approval approves a recorded assessment: one is recorded
+        first when the stage visit has none)."""
+        from plugins.case_work.plans.models import Assessment
+
         outcomes = ["目标一：已达成"] if kind == "closure" else []
+        if kind == "assessment":
+            case = await self.case(case_id)
+            async with self.as_("admin") as ctx:
+                recorded = await ctx.session.scalar(
+                    select(Assessment.id).where(Assessment.case_id == case_id, Assessment.stage_seq == case.stage_seq)
+                )
+            if recorded is None:
+                await self.assess(case_id)
         approval = await self.call(requester, services.request_approval, case_id, kind, "总结", outcomes)
         await self.call(approver, services.decide_approval, approval.id, True)
 

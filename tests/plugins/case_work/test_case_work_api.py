@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from plugins.case_work.plans.models import DOMAINS
 from yunshegong.testing import Client, Harness
 
 OPEN = """mutation($input: CaseWorkOpenCaseInput!) {
@@ -16,6 +17,11 @@ ADVANCE = """mutation($id: ID!, $to: CaseWorkStage!, $reason: String!) {
 REQUEST = """mutation($id: ID!, $kind: CaseWorkApprovalKind!, $outcomes: [String!]!) {
   r: caseWorkRequestApproval(input: {caseId: $id, kind: $kind, summary: "总结", outcomes: $outcomes}) {
     approval { id status } errors { code } } }"""
+REQUEST_AT = """mutation($id: ID!, $kind: CaseWorkApprovalKind!, $outcomes: [String!]!) {
+  r: caseWorkRequestApproval(input: {caseId: $id, kind: $kind, summary: "总结", outcomes: $outcomes}) {
+    approval { id } errors { code field } } }"""
+ASSESS = """mutation($input: CaseWorkRecordAssessmentInput!) { r: caseWorkRecordAssessment(input: $input) {
+  errors { code } } }"""
 DECIDE = """mutation($id: ID!, $approve: Boolean!) {
   r: caseWorkDecideApproval(input: {id: $id, approve: $approve, note: "意见"}) {
     approval { status } errors { code } } }"""
@@ -154,6 +160,12 @@ async def test_the_workflow_and_approvals_through_the_api(people: dict[str, Any]
     assert (await advance("sw", "ASSESSMENT"))["case"]["stage"] == "ASSESSMENT"
     # a high-risk assessment needs approval; the worker cannot decide it, nor the supervisor their own
     assert (await advance("sw", "PLANNING"))["errors"] == [{"code": "APPROVAL_REQUIRED"}]
+    # an approval approves a recorded assessment: none yet, none asked for
+    early = (await p["sw"](REQUEST_AT, {"id": case_id, "kind": "ASSESSMENT", "outcomes": []}))["r"]
+    assert (early["approval"], early["errors"]) == (None, [{"code": "ASSESSMENT_REQUIRED", "field": ["input", "kind"]}])
+    needs = [{"domain": d.upper(), "score": 1} for d in DOMAINS]
+    assessed = await p["sw"](ASSESS, {"input": {"caseId": case_id, "needs": needs}})
+    assert assessed["r"]["errors"] == []
     request = (await p["sw"](REQUEST, {"id": case_id, "kind": "ASSESSMENT", "outcomes": []}))["r"]["approval"]
     assert (await p["sw"](DECIDE, {"id": request["id"], "approve": True}))["r"]["errors"] == [{"code": "SELF_APPROVAL"}]
     assert (await p["sup"](DECIDE, {"id": request["id"], "approve": True}))["r"]["approval"]["status"] == "APPROVED"

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from core.models import Appointment
 from core.plugins import build_plugin_host
 from core.services import sealing
 from core.services.common import constraint_name
@@ -23,6 +24,7 @@ from plugins.case_work.groups.models import (
     STAGES,
     Attendance,
     Group,
+    GroupFacilitatorChange,
     GroupNote,
     GroupSession,
     GroupStageChange,
@@ -37,7 +39,7 @@ from tests.plugins.case_work.conftest import CaseWorld
 from tests.plugins.case_work.test_visits import Calendar, cal  # noqa: F401  (the staff calendars fixture)
 
 FORWARD = ("preparation", "formation", "transition", "maturity", "ending")
-GROUP_TABLES = (Group, GroupStageChange, Participant, GroupSession, Attendance, GroupNote)
+GROUP_TABLES = (Group, GroupStageChange, Participant, GroupSession, Attendance, GroupNote, GroupFacilitatorChange)
 
 
 async def make_group(cw: CaseWorld, who: str = "sw", capacity: int = 8, **kw: Any) -> int:
@@ -68,9 +70,13 @@ async def make_clients(cw: CaseWorld, n: int, org: str = "a") -> list[int]:
 
 
 async def counts(cw: CaseWorld) -> tuple[int, ...]:
-    """Rows of every group table, of every organisation: for "nothing written"."""
+    """Rows of every group table, and active appointments, of every organisation: for "nothing written"."""
     async with cw.as_("padmin") as ctx:
-        return tuple([await ctx.session.scalar(select(func.count()).select_from(m)) or 0 for m in GROUP_TABLES])
+        rows = [await ctx.session.scalar(select(func.count()).select_from(m)) or 0 for m in GROUP_TABLES]
+        active = await ctx.session.scalar(
+            select(func.count()).select_from(Appointment).where(Appointment.status == "active")
+        )
+        return (*rows, active or 0)
 
 
 async def group(cw: CaseWorld, group_id: int) -> Group:
@@ -199,8 +205,12 @@ async def test_an_ended_group_changes_no_more_by_the_services_or_the_database(ca
         await cw.refused("sw", groups.cancel_session, held.id, "取消"),
         await cw.refused("sw", groups.record_attendance, held.id, member.id, "present"),
         await cw.refused("sw", groups.add_note, held.id, "补记"),
+        await cw.refused("sup", groups.change_facilitators, group_id, "病假", facilitator_account_id=cw.ids["sw2"]),
+        await cw.refused("sw", groups.update_group, group_id, capacity=10),
+        await cw.refused("sw", groups.update_group, group_id, purpose="新目的", goals="新目标"),
+        await cw.refused("sw", groups.reschedule_session, ahead.id, start=at(cal.monday, 15), minutes=60),
     ]
-    assert refusals == ["GROUP_ENDED"] * 6
+    assert refusals == ["GROUP_ENDED"] * 10
     assert await counts(cw) == before
     # and the database refuses it on its own
     for sql in (
@@ -210,6 +220,10 @@ async def test_an_ended_group_changes_no_more_by_the_services_or_the_database(ca
         f"INSERT INTO case_work_group_participants (group_id, client_id, added_by_account_id) "
         f"VALUES ({group_id}, {clients[1]}, {cw.ids['sw']})",
         f"UPDATE case_work_group_sessions SET status = 'cancelled', cancel_reason = 'x' WHERE id = {held.id}",
+        f"UPDATE case_work_groups SET capacity = 20 WHERE id = {group_id}",
+        "INSERT INTO case_work_group_facilitator_changes (group_id, seq, from_facilitator_account_id, "
+        f"to_facilitator_account_id, actor_account_id, actor, reason) VALUES ({group_id}, 1, {cw.ids['sw']}, "
+        f"{cw.ids['sw2']}, {cw.ids['sup']}, 'x', '病假')",
     ):
         with pytest.raises(DBAPIError) as err:
             async with cw.as_("sw") as ctx:
@@ -321,6 +335,10 @@ async def test_attendance_per_session_and_participant(cal: Calendar) -> None:  #
     before = await counts(cw)
     assert await cw.refused("sw", groups.record_attendance, session.id, stranger.id, "present") == "NOT_FOUND"
     assert await cw.refused("sw", groups.record_attendance, session.id, members[0].id, "late") == "INVALID_INPUT"
+    # someone who joined once the session had started has no attendance at it
+    latecomer = await cw.call("sw", groups.add_participant, group_id, (await make_clients(cw, 1))[0])
+    before = await counts(cw)
+    assert await cw.refused("sw", groups.record_attendance, session.id, latecomer.id, "present") == "INVALID_INPUT"
     assert await counts(cw) == before
     listed = (await cw.call("sw", groups.attendance, [session.id]))[0]
     assert [(a.participant_id, a.status) for a in listed] == [
@@ -580,3 +598,349 @@ async def test_those_who_run_a_group_see_its_participants_names_others_nothing(c
         "admin_b": ([None, None], [None, None], None),
         "sw_b": ([None, None], [None, None], None),
     }
+
+
+# -- changes of a running group ---------------------------------------------------------------------------------
+
+
+async def _slot(cw: CaseWorld, session_id: int) -> tuple[int, Any, Any, str]:
+    """(owner, start, end, status) of a session's appointment on the calendar."""
+    async with cw.as_("admin") as ctx:
+        session = await ctx.session.get_one(GroupSession, session_id)
+        a = await ctx.session.get_one(Appointment, session.appointment_id)
+        return a.owner_id, a.during.lower, a.during.upper, a.status
+
+
+async def _changes(cw: CaseWorld, group_id: int) -> list[tuple[Any, ...]]:
+    async with cw.as_("admin") as ctx:
+        rows = await ctx.session.scalars(
+            select(GroupFacilitatorChange)
+            .where(GroupFacilitatorChange.group_id == group_id)
+            .order_by(GroupFacilitatorChange.seq)
+        )
+        return [
+            (
+                c.seq,
+                c.from_facilitator_account_id,
+                c.to_facilitator_account_id,
+                c.from_co_facilitator_account_id,
+                c.to_co_facilitator_account_id,
+                c.actor_account_id,
+                c.reason,
+            )
+            for c in rows
+        ]
+
+
+async def test_who_changes_a_running_group(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    slots = itertools.count()
+
+    async def fresh() -> tuple[int, int]:
+        """A group of sw (supervised by sup) with a session ahead, at a time of its own."""
+        n = next(slots)
+        group_id = await make_group(cw)
+        day = cal.monday + timedelta(days=n // 10)
+        # 45 minutes and the calendar's 10 minutes' buffer: the next hour is free
+        session = await cw.call("sw", groups.schedule_session, group_id, start=at(day, 8 + n % 10), minutes=45)
+        return group_id, int(session.id)
+
+    def facilitators(group_id: int, _: int) -> tuple[Any, ...]:
+        return (groups.change_facilitators, group_id, "原带领者病假"), {"facilitator_account_id": cw.ids["sw2"]}
+
+    def update(group_id: int, _: int) -> tuple[Any, ...]:
+        return (groups.update_group, group_id), {"capacity": 12, "purpose": "新的目的", "goals": "新的目标"}
+
+    def reschedule(_: int, session_id: int) -> tuple[Any, ...]:
+        later = at(cal.monday + timedelta(days=30 + next(slots)), 9)  # a day of its own
+        return (groups.reschedule_session, session_id), {"start": later, "minutes": 60}
+
+    ok = "ok"
+    expected = {
+        # the group's supervisor or an administrator hands it on; its facilitator does not
+        facilitators: {"sw": "FORBIDDEN", "sup": ok, "admin": ok, "padmin": ok},
+        # those who run it change the rest
+        update: {"sw": ok, "sup": ok, "admin": ok, "padmin": ok},
+        reschedule: {"sw": ok, "sup": ok, "admin": ok, "padmin": ok},
+    }
+    # and for every operation: another social worker sees the group but may not change it; another
+    # organisation's members do not see it; callers without casework are FORBIDDEN
+    others = {"sw2": "FORBIDDEN", "admin_b": "NOT_FOUND", "sw_b": "NOT_FOUND", "volunteer": "FORBIDDEN"}
+    for operation, by_whom in expected.items():
+        for who, outcome in (by_whom | others).items():
+            group_id, session_id = await fresh()
+            (fn, *args), kw = operation(group_id, session_id)
+            if outcome == ok:
+                await cw.call(who, fn, *args, **kw)
+                continue
+            before = await counts(cw)
+            assert await cw.refused(who, fn, *args, **kw) == outcome, (operation.__name__, who)
+            assert await counts(cw) == before, (operation.__name__, who)
+            found = await group(cw, group_id)
+            assert (found.facilitator_account_id, found.capacity, found.purpose) == (
+                cw.ids["sw"],
+                8,
+                "减少孤独感，建立互助网络",
+            )
+            assert (await _slot(cw, session_id))[0] == cal.records["sw"]
+
+
+async def test_a_new_facilitator_takes_the_sessions_ahead_and_the_change_is_recorded(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    # given a group of sw: a session that took place, one ahead, one ahead that was cancelled
+    group_id = await make_group(cw)
+    held = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    ahead = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 14), minutes=90)
+    dropped = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 17), minutes=60)
+    await cw.call("sw", groups.cancel_session, dropped.id, "场地不可用")
+    cw.clock.now = at(cal.monday, 10, 30)
+    # bad input and ineligible people are refused, nothing written
+    before = await counts(cw)
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({"reason": " ", "facilitator_account_id": cw.ids["sw2"]}, "REQUIRED"),
+        ({"facilitator_account_id": cw.ids["volunteer"]}, "INVALID_INPUT"),  # not a social worker
+        ({"facilitator_account_id": cw.ids["sw_b"]}, "NOT_FOUND"),  # another organisation
+        ({"facilitator_account_id": cw.ids["sup"]}, "INVALID_INPUT"),  # the group's supervisor
+        ({"facilitator_account_id": cw.ids["sw"]}, "INVALID_INPUT"),  # nobody new
+        ({"facilitator_account_id": cw.ids["sw2"], "co_facilitator_account_id": cw.ids["sw2"]}, "INVALID_INPUT"),
+        ({"co_facilitator_account_id": cw.ids["head"]}, "INVALID_INPUT"),
+        ({"co_facilitator_account_id": cw.ids["admin_b"]}, "NOT_FOUND"),
+    ]
+    for given, expected in refusals:
+        kw = {"reason": "病假"} | given
+        reason = kw.pop("reason")
+        assert await cw.refused("sup", groups.change_facilitators, group_id, reason, **kw) == expected, given
+    assert await counts(cw) == before
+    # when its supervisor hands it to sw2, with sw as co-facilitator
+    changed = await cw.call(
+        "sup",
+        groups.change_facilitators,
+        group_id,
+        "原带领者长期病假",
+        facilitator_account_id=cw.ids["sw2"],
+        co_facilitator_account_id=cw.ids["sw"],
+    )
+    assert (changed.facilitator_account_id, changed.co_facilitator_account_id) == (cw.ids["sw2"], cw.ids["sw"])
+    # then the change is recorded: from whom, to whom, who, why
+    assert await _changes(cw, group_id) == [
+        (1, cw.ids["sw"], cw.ids["sw2"], None, cw.ids["sw"], cw.ids["sup"], "原带领者长期病假")
+    ]
+    # and the session ahead is on sw2's calendar at the same time, sw's appointment cancelled
+    assert await _slot(cw, ahead.id) == (cal.records["sw2"], at(cal.monday, 14), at(cal.monday, 15, 30), "active")
+    async with cw.as_("admin") as ctx:
+        moved = await ctx.session.get_one(GroupSession, ahead.id)
+        assert (moved.facilitator_account_id, moved.status) == (cw.ids["sw2"], "scheduled")
+        left = await ctx.session.get_one(Appointment, ahead.appointment_id)
+        assert (left.owner_id, left.status) == (cal.records["sw"], "cancelled")
+    # while the session that took place says who led it, and the cancelled one stays as it was
+    assert (await _slot(cw, held.id))[0] == cal.records["sw"]
+    assert (await _slot(cw, dropped.id))[::3] == (cal.records["sw"], "cancelled")
+    # and sw's time is free again (a visit at 14:00 is booked), sw2's is not
+    case_id = await cw.open()
+    await cal.book(case_id, at(cal.monday, 14))
+    case2 = await cw.open("sw2")
+    code = await cw.refused("sw2", visits.book_visit, case2, mode="call", start=at(cal.monday, 14, 30), minutes=30)
+    assert code == "SLOT_TAKEN"
+    # and an administrator changes it again: the co-facilitator left out stays, then is removed
+    await cw.call("admin", groups.change_facilitators, group_id, "调整分工", co_facilitator_account_id=None)
+    assert [c[0:5] for c in await _changes(cw, group_id)] == [
+        (1, cw.ids["sw"], cw.ids["sw2"], None, cw.ids["sw"]),
+        (2, cw.ids["sw2"], cw.ids["sw2"], cw.ids["sw"], None),
+    ]
+    assert (await group(cw, group_id)).facilitator_seq == 2
+
+
+async def test_a_facilitator_change_that_clashes_with_the_new_facilitators_calendar_is_refused(
+    cal: Calendar,  # noqa: F811
+) -> None:
+    cw = cal.cw
+    # given a group of sw2 with two sessions ahead, and sw giving a counseling session over the second
+    group_id = await make_group(cw, facilitator_account_id=cw.ids["sw2"], who="admin")
+    first = await cw.call("admin", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    second = await cw.call("admin", groups.schedule_session, group_id, start=at(cal.monday, 11), minutes=60)
+    await cal.session(cal.counselor, at(cal.monday, 11, 30))
+    before = await counts(cw)
+    # when the supervisor hands the group to sw
+    code = await cw.refused("sup", groups.change_facilitators, group_id, "病假", facilitator_account_id=cw.ids["sw"])
+    # then the calendar's refusal refuses the whole change: nothing written, every session where it was
+    assert code == "SLOT_TAKEN"
+    assert await counts(cw) == before
+    assert await _changes(cw, group_id) == []
+    assert (await group(cw, group_id)).facilitator_account_id == cw.ids["sw2"]
+    assert [(await _slot(cw, s.id))[0] for s in (first, second)] == [cal.records["sw2"]] * 2
+    # and the same with a casework visit of the new facilitator over a session (sw2's group to sw)
+    other = await make_group(cw, name="第二组")  # sw's
+    late = await cw.call("sw", groups.schedule_session, other, start=at(cal.monday, 16), minutes=60)
+    case_id = await cw.open("sw2")
+    await cal.book(case_id, at(cal.monday, 16, 30), who="sw2")
+    before = await counts(cw)
+    assert (
+        await cw.refused("admin", groups.change_facilitators, other, "调岗", facilitator_account_id=cw.ids["sw2"])
+        == "SLOT_TAKEN"
+    )
+    assert await counts(cw) == before
+    assert (await _slot(cw, late.id))[0] == cal.records["sw"]
+    # and once the session is moved out of the way, the change goes through
+    await cw.call("sw", groups.reschedule_session, late.id, start=at(cal.monday, 18), minutes=60)
+    await cw.call("admin", groups.change_facilitators, other, "调岗", facilitator_account_id=cw.ids["sw2"])
+    assert (await _slot(cw, late.id))[:2] == (cal.records["sw2"], at(cal.monday, 18))
+
+
+async def test_the_previous_facilitator_loses_the_group_and_its_notes(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    # given a group of sw with a participant and a session with an outcome note by sw
+    group_id = await make_group(cw)
+    client = (await make_clients(cw, 1))[0]
+    await cw.call("sw", groups.add_participant, group_id, client)
+    session = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    cw.clock.now = at(cal.monday, 10, 30)
+    await cw.call("sw", groups.add_note, session.id, "王阿姨第一次主动发言")
+    # when the supervisor hands it to sw2
+    await cw.call("sup", groups.change_facilitators, group_id, "调岗", facilitator_account_id=cw.ids["sw2"])
+    seen: dict[str, tuple[Any, ...]] = {}
+    for who in ("sw", "sw2", "sup", "admin", "admin_b"):
+        async with cw.as_(who) as ctx:
+            found = (await groups.groups_by_id(ctx, [group_id])).get(group_id)
+            people = (await groups.participants(ctx, [group_id]))[0]
+            texts = (await groups.notes(ctx, [session.id]))[0]
+            changes = (await groups.facilitator_changes(ctx, [group_id]))[0]
+            seen[who] = (
+                found is not None,
+                None if people is None else len(people),
+                None if texts is None else [t for _, t in texts],
+                None if changes is None else [c.reason for c in changes],
+            )
+    # then sw sees the group as any social worker does: not who takes part, not its notes, not its changes
+    assert seen == {
+        "sw": (True, None, None, None),
+        "sw2": (True, 1, ["王阿姨第一次主动发言"], ["调岗"]),
+        "sup": (True, 1, ["王阿姨第一次主动发言"], ["调岗"]),
+        "admin": (True, 1, None, ["调岗"]),  # runs the group, not its confidential text
+        "admin_b": (False, None, None, None),
+    }
+    # and sw writes no note and changes nothing of it any more; sw2 does
+    before = await counts(cw)
+    assert await cw.refused("sw", groups.add_note, session.id, "补记") == "FORBIDDEN"
+    assert await cw.refused("sw", groups.update_group, group_id, capacity=10) == "FORBIDDEN"
+    assert await counts(cw) == before
+    await cw.call("sw2", groups.add_note, session.id, "接手后的记录")
+
+
+async def test_capacity_purpose_and_goals_of_a_running_group(cw: CaseWorld) -> None:
+    # given a group of capacity 3 with 3 participants
+    group_id = await make_group(cw, capacity=3)
+    for client in await make_clients(cw, 3):
+        await cw.call("sw", groups.add_participant, group_id, client)
+    before = await counts(cw)
+    # then a capacity below them (the database's CHECK), or outside 2..100, or an empty purpose is refused
+    for kw, expected in (
+        ({"capacity": 2}, "GROUP_CAPACITY_BELOW_PARTICIPANTS"),
+        ({"capacity": 1}, "OUT_OF_RANGE"),
+        ({"capacity": 101}, "OUT_OF_RANGE"),
+        ({"purpose": " "}, "REQUIRED"),
+        ({"goals": "长" * 5001}, "OUT_OF_RANGE"),
+        ({"capacity": 2, "purpose": "新目的"}, "GROUP_CAPACITY_BELOW_PARTICIPANTS"),  # none of it written
+    ):
+        assert await cw.refused("sw", groups.update_group, group_id, **kw) == expected, kw
+    assert await counts(cw) == before
+    found = await group(cw, group_id)
+    assert (found.capacity, found.purpose, found.goals) == (3, "减少孤独感，建立互助网络", "")
+    # and the capacity as it is, or more, with new purpose and goals, is kept (trimmed)
+    await cw.call("sw", groups.update_group, group_id, capacity=3)
+    await cw.call("sup", groups.update_group, group_id, capacity=6, purpose=" 新目的 ", goals="每周一次")
+    found = await group(cw, group_id)
+    assert (found.capacity, found.participant_count, found.purpose, found.goals) == (6, 3, "新目的", "每周一次")
+    # and a fourth client joins now
+    await cw.call("sw", groups.add_participant, group_id, (await make_clients(cw, 1))[0])
+
+
+async def test_a_session_moves_on_the_calendar_like_a_visit(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    # given a group of sw with a session at 9:00, and sw giving a counseling session at 11:00
+    group_id = await make_group(cw)
+    session = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    await cal.session(cal.counselor, at(cal.monday, 11))
+    before = await counts(cw)
+    # then a move over the counseling session, outside sw's hours, into the past or too long is refused
+    for kw, expected in (
+        ({"start": at(cal.monday, 11, 30), "minutes": 60}, "SLOT_TAKEN"),
+        ({"start": at(cal.monday, 20), "minutes": 60}, "OUTSIDE_AVAILABILITY"),
+        ({"start": cw.clock.now - timedelta(hours=1), "minutes": 60}, "IN_PAST"),
+        ({"start": at(cal.monday, 13), "minutes": 10}, "OUT_OF_RANGE"),
+        # past the booking horizon (a typo such as 2199): beyond any search that starts today
+        ({"start": at(cal.monday, 9) + timedelta(days=400), "minutes": 60}, "OUT_OF_RANGE"),
+    ):
+        assert await cw.refused("sw", groups.reschedule_session, session.id, **kw) == expected, kw
+    far = at(cal.monday, 9) + timedelta(days=400)
+    assert await cw.refused("sw", groups.schedule_session, group_id, start=far, minutes=60) == "OUT_OF_RANGE"
+    assert await counts(cw) == before
+    assert await _slot(cw, session.id) == (cal.records["sw"], at(cal.monday, 9), at(cal.monday, 10), "active")
+    # and a move to a free time moves it and frees 9:00 (a visit is booked there)
+    moved = await cw.call("sw", groups.reschedule_session, session.id, start=at(cal.monday, 13), minutes=120)
+    assert moved.starts_at == at(cal.monday, 13)
+    assert await _slot(cw, session.id) == (cal.records["sw"], at(cal.monday, 13), at(cal.monday, 15), "active")
+    await cal.book(await cw.open(), at(cal.monday, 9))
+    # and a session that has started, or was cancelled, is not moved
+    cw.clock.now = at(cal.monday, 13, 30)
+    assert await cw.refused("sw", groups.reschedule_session, session.id, start=at(cal.monday, 17), minutes=60) == (
+        "INVALID_TRANSITION"
+    )
+    other = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 16), minutes=60)
+    await cw.call("sw", groups.cancel_session, other.id, "下雨")
+    assert await cw.refused("sw", groups.reschedule_session, other.id, start=at(cal.monday, 18), minutes=60) == (
+        "INVALID_TRANSITION"
+    )
+
+
+async def test_the_database_holds_facilitator_changes_on_its_own(cal: Calendar) -> None:  # noqa: F811
+    cw = cal.cw
+    group_id = await make_group(cw)
+    session = await cw.call("sw", groups.schedule_session, group_id, start=at(cal.monday, 9), minutes=60)
+    sw, sw2, sup = cw.ids["sw"], cw.ids["sw2"], cw.ids["sup"]
+    change = (
+        "INSERT INTO case_work_group_facilitator_changes (group_id, seq, from_facilitator_account_id, "
+        "to_facilitator_account_id, actor_account_id, actor, reason) VALUES ({g}, {seq}, {a}, {b}, {sup}, 'x', '{r}')"
+    )
+    move = f"UPDATE case_work_groups SET facilitator_account_id = {sw2}, facilitator_seq = 1 WHERE id = {group_id}"
+    statements: list[tuple[str, str]] = [
+        # a facilitator changed without its record, or with a record that names someone else
+        (
+            f"UPDATE case_work_groups SET facilitator_account_id = {sw2} WHERE id = {group_id}",
+            "case_work_group_facilitators_recorded",
+        ),
+        (
+            change.format(g=group_id, seq=1, a=sw, b=sup, sup=sup, r="病假") + f"; {move}",
+            "case_work_group_facilitators_recorded",
+        ),
+        # a record that is not the next one, or from someone who is not the facilitator
+        (change.format(g=group_id, seq=2, a=sw, b=sw2, sup=sup, r="病假"), "case_work_group_facilitators_recorded"),
+        (change.format(g=group_id, seq=1, a=sw2, b=sup, sup=sup, r="病假"), "case_work_group_facilitators_recorded"),
+        (
+            change.format(g=group_id, seq=1, a=sw, b=sw2, sup=sup, r=" "),
+            "ck_case_work_group_facilitator_changes_reason_given",
+        ),
+        # a session handed to someone other than the group's facilitator, or changed otherwise
+        (
+            f"UPDATE case_work_group_sessions SET facilitator_account_id = {sw2} WHERE id = {session.id}",
+            "case_work_group_kept",
+        ),
+        (f"UPDATE case_work_group_sessions SET topic = '改' WHERE id = {session.id}", "case_work_group_kept"),
+    ]
+    for sql, constraint in statements:
+        with pytest.raises(DBAPIError) as err:  # noqa: PT012  (a transaction of one or two statements)
+            async with cw.as_("sw") as ctx:
+                for statement in sql.split("; "):
+                    await ctx.session.execute(text(statement))
+        assert constraint_name(err.value) == constraint, sql
+    # while the record and the change together pass, and the record is kept as written
+    async with cw.as_("sw") as ctx:
+        await ctx.session.execute(text(change.format(g=group_id, seq=1, a=sw, b=sw2, sup=sup, r="病假")))
+        await ctx.session.execute(text(move))
+    for sql in (
+        f"UPDATE case_work_group_facilitator_changes SET reason = '改' WHERE group_id = {group_id}",
+        f"DELETE FROM case_work_group_facilitator_changes WHERE group_id = {group_id}",
+    ):
+        with pytest.raises(DBAPIError) as err:
+            async with cw.as_("sw") as ctx:
+                await ctx.session.execute(text(sql))
+        assert constraint_name(err.value) == "case_work_group_kept", sql

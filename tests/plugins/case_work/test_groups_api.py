@@ -43,6 +43,18 @@ ADVANCE = """mutation($g: ID!, $to: CaseWorkGroupStage!, $summary: String) {
     group { stage history { fromStage toStage actorName } } errors { code field } } }"""
 GROUP = """query($id: ID!) { r: node(id: $id) { ... on CaseWorkGroup { name stage participantCount closingSummary
   participants { id } sessions { notes { text } attendance { status } } } } }"""
+CHANGE = """mutation($input: CaseWorkChangeGroupFacilitatorsInput!) {
+  r: caseWorkChangeGroupFacilitators(input: $input) {
+  group { facilitator { accountId } coFacilitator { accountId }
+    facilitatorChanges { seq reason actorName fromFacilitator { accountId } toFacilitator { accountId } } }
+  errors { code field } } }"""
+UPDATE = """mutation($input: CaseWorkUpdateGroupInput!) { r: caseWorkUpdateGroup(input: $input) {
+  group { capacity purpose goals participantCount } errors { code field } } }"""
+RESCHEDULE = """mutation($s: ID!, $start: DateTime!, $minutes: Int!) {
+  r: caseWorkRescheduleGroupSession(input: {id: $s, start: $start, minutes: $minutes}) {
+    session { start end status } errors { code field } } }"""
+HANDS = """query($id: ID!) { r: node(id: $id) { ... on CaseWorkGroup { facilitator { accountId } participants { id }
+  facilitatorChanges { reason } sessions { start notes { text } } } } }"""
 LIST = """{ r: caseWorkGroups(first: 6) { nodes { id name participantCount facilitator { name }
   history { toStage } participants { leftAt client { id } } sessions { start status notes { text } } } } }"""
 
@@ -154,7 +166,7 @@ async def world(kit: Harness, clock: Any) -> World:
         ("admin_b", "organization_admin", "b"),
     ):
         scope: dict[str, int] = {"community_id": community} if role == "community_head" else {}
-        if key == "sw":
+        if key in ("sw", "sw2"):  # staff with a calendar (sw2 takes groups over)
             record = await kit.volunteer(w.org[org])
             scope["volunteer_id"] = record
             async with kit.service() as ctx:
@@ -300,3 +312,130 @@ async def test_the_groups_list_costs_the_same_statements_for_few_and_many_groups
         assert all(len(g["participants"]) == 2 and g["sessions"][0]["notes"] for g in body["r"]["nodes"])
     # then three times the groups cost no more statements
     assert counts[2] == counts[6], counts
+
+
+def _codes(body: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    return [(e["code"], e["field"]) for e in body["r"]["errors"]]
+
+
+async def test_a_group_changes_hands_through_the_api(world: World, clock: Any) -> None:
+    w = world
+    # given a group of sw with a participant and a session at 10:00 (90 minutes), and sw2 facilitating
+    # another group with a session at 11:00
+    group_id = await w.group()
+    await w.p["sw"](JOIN, {"g": group_id, "c": await w.client()})
+    session = await w.p["sw"](SCHEDULE, {"g": group_id, "start": w.monday.replace(hour=10).isoformat()})
+    session_id = session["r"]["session"]["id"]
+    other = await w.p["admin"](
+        CREATE,
+        {
+            "input": {
+                "name": "产后妈妈支持小组",
+                "purpose": "支持",
+                "category": "MATERNAL",
+                "capacity": 8,
+                "supervisorId": w.account("sup"),
+                "facilitatorId": w.account("sw2"),
+            }
+        },
+    )
+    busy = await w.p["admin"](
+        SCHEDULE, {"g": other["r"]["group"]["id"], "start": w.monday.replace(hour=11).isoformat()}
+    )
+    assert busy["r"]["errors"] == []
+    to_sw2 = {"groupId": group_id, "facilitatorId": w.account("sw2"), "reason": "原带领者病假"}
+    # when the facilitator, another social worker or another organisation hands the group on: refused
+    refused = {who: _codes(await w.p[who](CHANGE, {"input": to_sw2})) for who in ("sw", "sw2", "admin_b", "volunteer")}
+    assert refused == {
+        "sw": [("FORBIDDEN", ["input", "groupId"])],
+        "sw2": [("FORBIDDEN", ["input", "groupId"])],
+        "admin_b": [("NOT_FOUND", ["input", "groupId"])],
+        "volunteer": [("FORBIDDEN", None)],
+    }
+    # and the supervisor's change clashes with sw2's session at 11:00: refused, nothing changed
+    clash = await w.p["sup"](CHANGE, {"input": to_sw2})
+    assert clash["r"] == {"group": None, "errors": [{"code": "SLOT_TAKEN", "field": ["input", "facilitatorId"]}]}
+    seen = (await w.p["sup"](HANDS, {"id": group_id}))["r"]
+    assert (seen["facilitator"]["accountId"], seen["facilitatorChanges"]) == (w.account("sw"), [])
+    # when sw moves the session to 14:00 (another social worker and another organisation may not)
+    later = {"s": session_id, "start": w.monday.replace(hour=14).isoformat(), "minutes": 120}
+    assert _codes(await w.p["sw2"](RESCHEDULE, later)) == [("FORBIDDEN", ["input", "id"])]
+    assert _codes(await w.p["admin_b"](RESCHEDULE, later)) == [("NOT_FOUND", ["input", "id"])]
+    moved = await w.p["sw"](RESCHEDULE, later)
+    assert moved["r"]["errors"] == []
+    slot = moved["r"]["session"]
+    assert (datetime.fromisoformat(slot["start"]), datetime.fromisoformat(slot["end"])) == (
+        w.monday.replace(hour=14),
+        w.monday.replace(hour=16),
+    )
+    # then the supervisor's change goes through, recorded, the co-facilitator left out staying none
+    changed = await w.p["sup"](CHANGE, {"input": to_sw2})
+    assert changed["r"] == {
+        "group": {
+            "facilitator": {"accountId": w.account("sw2")},
+            "coFacilitator": None,
+            "facilitatorChanges": [
+                {
+                    "seq": 1,
+                    "reason": "原带领者病假",
+                    "actorName": changed["r"]["group"]["facilitatorChanges"][0]["actorName"],
+                    "fromFacilitator": {"accountId": w.account("sw")},
+                    "toFacilitator": {"accountId": w.account("sw2")},
+                }
+            ],
+        },
+        "errors": [],
+    }
+    # and sw, the previous facilitator, sees the group as any social worker: not who takes part, not the
+    # notes, not its changes; sw2 sees them; another organisation sees nothing
+    clock.now = w.monday.replace(hour=17)
+    noted = await w.p["sw2"](NOTE, {"s": session_id, "text": "接手后第一次活动"})
+    assert noted["r"]["errors"] == []
+    assert _codes(await w.p["sw"](NOTE, {"s": session_id, "text": "补记"})) == [("FORBIDDEN", ["input", "sessionId"])]
+    views = {who: (await w.p[who](HANDS, {"id": group_id}))["r"] for who in ("sw", "sw2", "admin", "admin_b")}
+    assert views["admin_b"] is None
+    assert {
+        who: (v["participants"] is not None, v["facilitatorChanges"], v["sessions"][0]["notes"])
+        for who, v in views.items()
+        if v is not None
+    } == {
+        "sw": (False, None, None),
+        "sw2": (True, [{"reason": "原带领者病假"}], [{"text": "接手后第一次活动"}]),
+        "admin": (True, [{"reason": "原带领者病假"}], None),
+    }
+
+
+async def test_capacity_purpose_and_goals_through_the_api(world: World) -> None:
+    w = world
+    # given a group of capacity 3 with three participants
+    group_id = await w.group(capacity=3)
+    for _ in range(3):
+        await w.p["sw"](JOIN, {"g": group_id, "c": await w.client()})
+    # then a capacity below them or outside 2..100 is refused with its code, nothing written
+    for capacity, code in ((2, "GROUP_CAPACITY_BELOW_PARTICIPANTS"), (1, "OUT_OF_RANGE"), (101, "OUT_OF_RANGE")):
+        body = await w.p["sw"](UPDATE, {"input": {"groupId": group_id, "capacity": capacity, "purpose": "新目的"}})
+        assert body["r"] == {"group": None, "errors": [{"code": code, "field": ["input", "capacity"]}]}, capacity
+    # and another social worker, another organisation, a volunteer may not change it
+    change = {"input": {"groupId": group_id, "goals": "每周一次"}}
+    assert {who: _codes(await w.p[who](UPDATE, change)) for who in ("sw2", "admin_b", "volunteer")} == {
+        "sw2": [("FORBIDDEN", ["input", "groupId"])],
+        "admin_b": [("NOT_FOUND", ["input", "groupId"])],
+        "volunteer": [("FORBIDDEN", None)],
+    }
+    # while its facilitator, its supervisor and an administrator change it; fields left out stay
+    assert (await w.p["sw"](UPDATE, {"input": {"groupId": group_id, "capacity": 6}}))["r"] == {
+        "group": {"capacity": 6, "purpose": "减少孤独感", "goals": "", "participantCount": 3},
+        "errors": [],
+    }
+    assert (await w.p["sup"](UPDATE, {"input": {"groupId": group_id, "purpose": "重建社交"}}))["r"]["errors"] == []
+    body = await w.p["admin"](UPDATE, change)
+    assert body["r"]["group"] == {"capacity": 6, "purpose": "重建社交", "goals": "每周一次", "participantCount": 3}
+    # and once it has ended, every change is GROUP_ENDED
+    for to in ("FORMATION", "TRANSITION", "MATURITY"):
+        await w.p["sw"](ADVANCE, {"g": group_id, "to": to})
+    await w.p["sw"](ADVANCE, {"g": group_id, "to": "ENDING", "summary": "总结"})
+    late = [
+        await w.p["sw"](UPDATE, change),
+        await w.p["sup"](CHANGE, {"input": {"groupId": group_id, "facilitatorId": w.account("sw2"), "reason": "调岗"}}),
+    ]
+    assert [_codes(b) for b in late] == [[("GROUP_ENDED", ["input", "groupId"])]] * 2

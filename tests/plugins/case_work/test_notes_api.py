@@ -285,3 +285,12 @@ async def test_edit_void_and_bad_input_through_the_api(people: dict[str, Any]) -
     r = await p["sup"](PURPOSE, {"case": p["case"], "purpose": "  "})
     assert [(e["code"], e["field"]) for e in r["r"]["errors"]] == [("REQUIRED", ["input", "purpose"])]
     assert (await p["sup"](ACCESSES, {"case": p["case"]}))["r"]["nodes"] == []
+
+
+async def test_a_purpose_required_names_the_querys_argument(people: dict[str, Any]) -> None:
+    # given a case whose supervisor has stated no purpose; when they list its notes
+    listed = await people["sup"].raw(LIST, {"case": people["case"]})
+    # then the refusal names the query's argument (a query has no `input`)
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in listed["errors"]] == [
+        ("PURPOSE_REQUIRED", ["caseId"])
+    ]

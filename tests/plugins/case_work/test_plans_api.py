@@ -238,3 +238,50 @@ def _code(body: dict[str, Any]) -> str | None:
         return str(body["errors"][0]["extensions"]["code"])
     errors = body["data"]["r"]["errors"]
     return errors[0]["code"] if errors else None
+
+
+UPDATE_PLAN = """mutation($input: CaseWorkUpdatePlanInput!) { r: caseWorkUpdatePlan(input: $input) {
+  plan { plannedEnd } errors { code field } } }"""
+
+
+async def test_a_plan_update_without_a_planned_end_keeps_it_and_null_clears_it(world: World) -> None:
+    # given a plan ending in 60 days
+    w = world
+    case_id, _assessment = await case_in_planning(w)
+    end = (today() + timedelta(days=60)).isoformat()
+    plan = await w.p["sw"](CREATE_PLAN, {"input": {"caseId": case_id, "plannedEnd": end}})
+    plan_id = plan["r"]["plan"]["id"]
+    # when it is updated with the planned end left out, then it stays; an explicit null clears it
+    kept = await w.p["sw"](UPDATE_PLAN, {"input": {"id": plan_id}})
+    assert (kept["r"]["errors"], kept["r"]["plan"]["plannedEnd"]) == ([], end)
+    cleared = await w.p["sw"](UPDATE_PLAN, {"input": {"id": plan_id, "plannedEnd": None}})
+    assert (cleared["r"]["errors"], cleared["r"]["plan"]["plannedEnd"]) == ([], None)
+
+
+async def test_an_assessment_offers_only_the_domains_it_scores(world: World) -> None:
+    # given a case in assessment
+    w = world
+    opened = await w.p["sw"](
+        OPEN,
+        {
+            "input": {
+                "category": "ELDERLY_CARE",
+                "riskLevel": "LOW",
+                "supervisorId": w.p["sup"].account_id,
+                "client": {"name": "独居老人", "phone": "13700001111"},
+            }
+        },
+    )
+    case_id = opened["r"]["case"]["id"]
+    assert (await w.p["sw"](ADVANCE, {"id": case_id, "to": "ASSESSMENT"}))["r"]["errors"] == []
+    # when the worker scores OTHER too, then the schema refuses the value before any service runs (the enum
+    # does not offer what the service would refuse as an unknown domain)
+    needs = [{"domain": d, "score": 1} for d in (*DOMAINS, "OTHER")]
+    body = await w.p["sw"].raw(ASSESS, {"input": {"caseId": case_id, "needs": needs}})
+    assert body.get("data") is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"]
+    # while a goal may still address OTHER
+    assert "OTHER" in [v["name"] for v in (await w.p["sw"].raw(ENUM, {}))["data"]["t"]["enumValues"]]
+
+
+ENUM = """query { t: __type(name: "CaseWorkGoalDomain") { enumValues { name } } }"""

@@ -125,6 +125,7 @@ async def test_a_high_risk_case_needs_an_approved_assessment_before_planning(cw:
     before = await cw.counts()
     assert await cw.refused("sw", services.advance, case_id, "planning") == "APPROVAL_REQUIRED"
     assert await cw.counts() == before
+    await cw.assess(case_id)
     request = await cw.call("sw", services.request_approval, case_id, "assessment", "高风险预估")
     assert await cw.refused("sw", services.advance, case_id, "planning") == "APPROVAL_REQUIRED"
     assert await cw.refused("sup", services.decide_approval, request.id, False) == "REQUIRED"  # a refusal says why
@@ -377,7 +378,7 @@ async def test_the_database_refuses_forged_starting_points_and_undecided_decisio
     # when SQL inserts an approval already approved, then it is refused: a request starts pending
     approved = (
         "INSERT INTO case_work_approvals (case_id, kind, status, stage_seq, requested_by_account_id, summary, "
-        "outcomes, decided_at) SELECT case_id, 'assessment', 'approved', stage_seq, requested_by_account_id, "
+        "outcomes, decided_at) SELECT case_id, kind, 'approved', stage_seq, requested_by_account_id, "
         "summary, outcomes, now() FROM case_work_approvals WHERE id = :id"
     )
     assert await _raw(cw, "admin", approved, id=request.id) == "case_work_approval_starts_pending"
@@ -424,6 +425,7 @@ async def test_deciding_a_request_beside_a_step_of_its_case_never_deadlocks(cw: 
         # given a low-risk case in assessment with a pending assessment request
         case_id = await cw.open(risk="low")
         await cw.call("sw", services.advance, case_id, "assessment")
+        await cw.assess(case_id)
         request = await cw.call("sw", services.request_approval, case_id, "assessment", "预估")
 
         async def work(ctx: ServiceContext, i: int) -> str:
