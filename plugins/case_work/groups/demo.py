@@ -1,8 +1,8 @@
 """The group-work part of the casework demo: after the lockdown, the demo social worker runs a mutual-aid group
 for older residents living alone (the elderly resident of the casework demo and a neighbour), supervised by the
 association's administrator. The first meeting took place last week (attendance and an outcome note kept,
-sealed); the next is booked on the social worker's calendar. Called by plugins/case_work/demo.py after the cases
-exist; a second run finds the group and stops."""
+sealed); the next is booked on the social worker's calendar; a colleague has joined as co-facilitator.
+Called by plugins/case_work/demo.py after the cases exist; a second run finds the group and stops."""
 
 from __future__ import annotations
 
@@ -72,6 +72,13 @@ async def load(ctx: core.ServiceContext) -> None:
             minutes=90,
             topic="常用药清单与就医互助",
         )
+        # The supervisor brings in a second social worker as co-facilitator (recorded, with why).
+        colleague = await ctx.session.scalar(select(Account).where(Account.username == "socialworker2"))
+        if colleague is not None:
+            sup = acting(ctx, supervisor, "organization_admin", frozenset({MANAGE, "case_work.supervise"}))
+            await services.change_facilitators(
+                sup, group.id, "组员增多，请同事协助带领", co_facilitator_account_id=colleague.id
+            )
     finally:
         # The demo goes on as its own caller (a session acts for the latest context made on it).
         dataclasses.replace(ctx)
