@@ -45,7 +45,12 @@ ENTRY_POINT_GROUP = "yunshegong.plugins"
 ROLE_NAMES = frozenset(r.value for r in Role)
 
 # Built-in service modules, by module path, in registration order. Each arrives with its own issue.
-BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.counseling.plugin", "plugins.supplies.plugin", "plugins.case_work.plugin")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "plugins.counseling.plugin",
+    "plugins.supplies.plugin",
+    "plugins.case_work.plugin",
+    "plugins.maternal_care.plugin",
+)
 
 
 class PluginLoadError(RuntimeError):

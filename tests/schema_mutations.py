@@ -100,6 +100,8 @@ CW_RESIDENTS = f"{CW}/test_residents.py"
 CW_GUARDS = f"{CW}/test_guards.py"  # the guards no service test reaches (a service refuses first)
 CW_RISK = f"{CW}/test_risk_recorded.py"
 CW_HOLDS = f"{CW}/test_approval_holds.py"
+MC_LECTURES = "tests/plugins/maternal_care/test_lectures.py"
+MC_REG = "tests/plugins/maternal_care/test_registry.py"
 
 MUTATIONS = [
     Mutation(
@@ -649,6 +651,86 @@ MUTATIONS = [
         _trigger("case_work_outcome_per_goal", "case_work_cases"),
         (CW_HOLDS,),
         "closing checks one approved outcome per goal",
+    ),
+    # -- maternal care: lectures (m002) ------------------------------------------------------------------------
+    Mutation(
+        "ck_maternal_care_lectures_within_capacity",
+        _constraint("maternal_care_lectures", "ck_maternal_care_lectures_within_capacity"),
+        (MC_LECTURES,),
+        "a lecture never seats more than its capacity (concurrent registrations go to the waitlist)",
+    ),
+    Mutation(
+        "maternal_care_lecture_count",
+        _trigger("maternal_care_lecture_count", "maternal_care_lecture_registrations"),
+        (MC_LECTURES,),
+        "the seat counter the capacity CHECK reads follows the registrations",
+    ),
+    Mutation(
+        "uq_maternal_care_lecture_registrations_live",
+        "DROP INDEX uq_maternal_care_lecture_registrations_live",
+        (MC_LECTURES,),
+        "one live registration per mother and lecture",
+    ),
+    Mutation(
+        "maternal_care_registration_guard",
+        _trigger("maternal_care_registration_guard", "maternal_care_lecture_registrations"),
+        (MC_LECTURES,),
+        "a registration only moves forward (waitlisted -> registered, or cancelled) and is never deleted",
+    ),
+    # -- maternal care: the registry (m001) ---------------------------------------------------------------------
+    *(
+        Mutation(
+            f"maternal_care_risk_guard({table})",
+            _trigger("maternal_care_risk_guard", table),
+            (MC_REG,),
+            "a pregnancy's grade, purple flag and responsible change only with the next numbered history row",
+        )
+        for table in ("maternal_care_pregnancies", "maternal_care_risk_changes")
+    ),
+    Mutation(
+        "maternal_care_risk_consumed",
+        _trigger("maternal_care_risk_consumed", "maternal_care_risk_changes"),
+        (MC_REG,),
+        "every risk history row is taken up by its pregnancy before commit",
+    ),
+    *(
+        Mutation(
+            f"maternal_care_append_only({table})",
+            _trigger("maternal_care_append_only", table),
+            (MC_REG,),
+            "risk history and dating corrections stay as written",
+        )
+        for table in ("maternal_care_risk_changes", "maternal_care_dating_corrections")
+    ),
+    Mutation(
+        "ck_maternal_care_risk_changes_high_risk_has_responsible",
+        _constraint("maternal_care_risk_changes", "ck_maternal_care_risk_changes_high_risk_has_responsible"),
+        (MC_REG,),
+        "orange, red and purple name a responsible staff member",
+    ),
+    Mutation(
+        "uq_maternal_care_pregnancies_one_ongoing",
+        "DROP INDEX uq_maternal_care_pregnancies_one_ongoing",
+        (MC_REG,),
+        "one ongoing pregnancy per mother",
+    ),
+    Mutation(
+        "uq_maternal_care_mothers_resident_id",
+        _constraint("maternal_care_mothers", "uq_maternal_care_mothers_resident_id"),
+        (MC_REG,),
+        "a resident is registered once",
+    ),
+    Mutation(
+        "ck_maternal_care_pregnancies_outcome_after_lmp",
+        _constraint("maternal_care_pregnancies", "ck_maternal_care_pregnancies_outcome_after_lmp"),
+        (MC_REG,),
+        "an outcome is not dated before the pregnancy began",
+    ),
+    Mutation(
+        "ck_maternal_care_pregnancies_discharge_after",
+        _constraint("maternal_care_pregnancies", "ck_maternal_care_pregnancies_discharge_after"),
+        (MC_REG,),
+        "a discharge follows a delivery",
     ),
 ]
 

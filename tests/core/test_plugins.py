@@ -682,7 +682,7 @@ def test_hook_register_resident_relations() -> None:
     def names(host: PluginHost) -> list[str]:
         return sorted(r.name for r in registered_relations(SimpleNamespace(events=host)))  # type: ignore[arg-type]
 
-    assert names(build_plugin_host(entry_points=False)) == ["case_work", "counseling"]
+    assert names(build_plugin_host(entry_points=False)) == ["case_work", "counseling", "maternal_care"]
     # and a caller who works no cases and holds no sessions serves nobody by them
     nobody = Viewer(label="volunteer", role="volunteer", organization_id=1)
     for relation in registered_relations(SimpleNamespace(events=build_plugin_host(entry_points=False))):  # type: ignore[arg-type]

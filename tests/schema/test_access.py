@@ -67,7 +67,7 @@ RESIDENT_B_MASKED = ("居民b", "137****4444", "雁塔区****")
 SENT_A, SENT_B = REFERRAL_SUMMARY["a"], REFERRAL_SUMMARY["b"]
 
 VOLUNTEERS_A = ["志愿者counselor", "志愿者driver", "志愿者other", "志愿者sw"]
-PLUGINS = ["counseling", "supplies", "case_work"]
+PLUGINS = ["counseling", "supplies", "case_work", "maternal_care"]
 
 
 @pytest.fixture(scope="module")
@@ -719,6 +719,10 @@ READS = [
             [
                 ("counseling.supervisor", ["counseling.read_notes"]),
                 ("case_work.supervisor", ["case_work.manage", "case_work.supervise"]),
+                (
+                    "maternal_care.staff",
+                    ["maternal_care.manage", "maternal_care.health", "maternal_care.lectures"],
+                ),
             ]
         ),
     ),
@@ -1688,7 +1692,7 @@ EXEMPT = {
     # real); it takes no token, so there is nothing per role to check. tests/schema/test_auth* cover it.
     "Mutation.login",
 }
-PLUGIN_PREFIXES = ("supplies", "counseling", "caseWork")
+PLUGIN_PREFIXES = ("supplies", "counseling", "caseWork", "maternalCare")
 
 
 def _core_root_fields() -> set[str]:

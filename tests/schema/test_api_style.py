@@ -34,6 +34,8 @@ from tests.factories import Factory
 
 # Lists of Node objects that are not connections, each bounded by something other than the data's growth.
 BOUNDED_LISTS = {
+    "MaternalCareMother.pregnancies": "a woman's pregnancies: a handful in a lifetime, one ongoing at a time",
+    "Query.maternalCareLectureRecommendations": "a shortlist: at most 50 (first <= 50), within 180 days",
     "Query.districts": "the city's districts and counties: reference data of a dozen or so rows",
     "Query.organizations": "the deployment's partner organisations: reference data, tens of rows",
     "Query.trainings": "the training catalogue: reference data",

@@ -37,11 +37,25 @@ from schema.build import build_schema
 from tests.plugin_access import NULL, OK, ROLES, F, N, PluginWorld, Read, U, Write, build_world, outcome
 from tests.plugins.case_work import access_rows as case_work_rows
 from tests.plugins.counseling import access_rows as counseling_rows
+from tests.plugins.maternal_care import access_rows as maternal_care_rows
+from tests.plugins.maternal_care import access_rows_lectures as maternal_care_lecture_rows
 from tests.plugins.supplies import access_rows as supplies_rows
 from tests.schema.access_world import world_in_database
 
-READS: list[Read] = [*supplies_rows.READS, *counseling_rows.READS, *case_work_rows.READS]
-WRITES: list[Write] = [*supplies_rows.WRITES, *counseling_rows.WRITES, *case_work_rows.WRITES]
+READS: list[Read] = [
+    *supplies_rows.READS,
+    *counseling_rows.READS,
+    *case_work_rows.READS,
+    *maternal_care_rows.READS,
+    *maternal_care_lecture_rows.READS,
+]
+WRITES: list[Write] = [
+    *supplies_rows.WRITES,
+    *counseling_rows.WRITES,
+    *case_work_rows.WRITES,
+    *maternal_care_rows.WRITES,
+    *maternal_care_lecture_rows.WRITES,
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +63,14 @@ async def world(server_url: str) -> AsyncIterator[PluginWorld]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         async with world_in_database(server_url, "ysg_test_plugin_access") as w:
-            yield await build_world(w, [supplies_rows.build, counseling_rows.build, case_work_rows.build])
+            builders = [
+                supplies_rows.build,
+                counseling_rows.build,
+                case_work_rows.build,
+                maternal_care_rows.build,
+                maternal_care_lecture_rows.build,
+            ]
+            yield await build_world(w, builders)
 
 
 @pytest.mark.parametrize("row", READS, ids=[r.name for r in READS])
@@ -88,8 +109,8 @@ def _row_field(document: str) -> str:
 
 
 # The built-in plugins' names start with these (root fields lower camel case, types upper).
-FIELD_PREFIXES = ("supplies", "counseling", "caseWork")
-TYPE_PREFIXES = ("Supplies", "Counseling", "CaseWork")
+FIELD_PREFIXES = ("supplies", "counseling", "caseWork", "maternalCare")
+TYPE_PREFIXES = ("Supplies", "Counseling", "CaseWork", "MaternalCare")
 
 
 def test_every_plugin_field_has_a_row() -> None:

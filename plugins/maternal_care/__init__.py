@@ -1,0 +1,1 @@
+"""Maternal care: expectant mothers, pregnancies, lectures with waitlists, follow-ups of the national schedule."""
