@@ -102,6 +102,8 @@ CW_RISK = f"{CW}/test_risk_recorded.py"
 CW_HOLDS = f"{CW}/test_approval_holds.py"
 MC_LECTURES = "tests/plugins/maternal_care/test_lectures.py"
 MC_REG = "tests/plugins/maternal_care/test_registry.py"
+MC_FU = "tests/plugins/maternal_care/test_followups.py"
+MC_NEEDS = "tests/plugins/maternal_care/test_needs_api.py"
 
 MUTATIONS = [
     Mutation(
@@ -731,6 +733,57 @@ MUTATIONS = [
         _constraint("maternal_care_pregnancies", "ck_maternal_care_pregnancies_discharge_after"),
         (MC_REG,),
         "a discharge follows a delivery",
+    ),
+    # -- maternal care: follow-ups (m003) -----------------------------------------------------------------------
+    Mutation(
+        "ck_maternal_care_followups_abnormal_referred",
+        _constraint("maternal_care_followups", "ck_maternal_care_followups_abnormal_referred"),
+        (MC_FU,),
+        "an abnormal finding is referred on",
+    ),
+    Mutation(
+        "ck_maternal_care_followups_rule_known",
+        _constraint("maternal_care_followups", "ck_maternal_care_followups_rule_known"),
+        (MC_FU,),
+        "a follow-up follows a rule of the national schedule",
+    ),
+    Mutation(
+        "uq_maternal_care_followups_rule",
+        "DROP INDEX uq_maternal_care_followups_rule",
+        (MC_FU,),
+        "one follow-up per pregnancy and rule (generation is idempotent)",
+    ),
+    Mutation(
+        "maternal_care_followup_guard",
+        _trigger("maternal_care_followup_guard", "maternal_care_followups"),
+        (MC_FU,),
+        "a closed follow-up does not change; none is deleted",
+    ),
+    # -- maternal care: urgent needs (m004) ---------------------------------------------------------------------
+    Mutation(
+        "tenant_isolation(maternal_care_urgent_needs)",
+        _permissive("maternal_care_urgent_needs"),
+        (MC_NEEDS,),
+        "an organisation never sees another's urgent needs",
+    ),
+    Mutation(
+        "maternal_care_append_only(maternal_care_urgent_needs)",
+        _trigger("maternal_care_append_only", "maternal_care_urgent_needs"),
+        (MC_NEEDS,),
+        "an urgent need's link to its help request stays as written",
+    ),
+    *(
+        Mutation(
+            name,
+            _constraint("maternal_care_urgent_needs", name),
+            (MC_NEEDS,),
+            "an urgent need is well formed and linked once",
+        )
+        for name in (
+            "ck_maternal_care_urgent_needs_quantity_valid",
+            "ck_maternal_care_urgent_needs_beneficiary_valid",
+            "uq_maternal_care_urgent_needs_organization_id_help_request_id",
+        )
     ),
 ]
 

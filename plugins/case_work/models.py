@@ -40,7 +40,7 @@ CATEGORIES = (
     "other",
 )
 RISK_LEVELS = ("low", "medium", "high")
-SOURCE_KINDS = ("help_request", "counseling_risk_flag", "referral")
+SOURCE_KINDS = ("help_request", "counseling_risk_flag", "referral", "maternal_risk")  # maternal_risk: w012
 APPROVAL_KINDS = ("assessment", "closure")
 APPROVAL_STATUSES = ("pending", "approved", "refused", "withdrawn")
 TRANSFER_STATUSES = ("pending", "accepted", "declined", "withdrawn")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core import Base, OrganizationOwned, created_at_column, pk_column
 from plugins.case_work.models import CATEGORIES, RISK_LEVELS
 
-INTAKE_KINDS = ("help_request", "counseling_risk_flag")
+INTAKE_KINDS = ("help_request", "counseling_risk_flag", "maternal_risk")  # maternal_risk: w012 (a pregnancy)
 INTAKE_STATUSES = ("queued", "opened", "attached")
 # Why a source waits in the queue rather than opening a case by itself.
 QUEUE_REASONS = ("no_social_worker", "no_supervisor", "no_resident", "refused")

@@ -9,6 +9,12 @@
   it is verified (`help_request.verified`), or at once when tagged after verification; the client is a resident
   made from the requester through core's residents service (the same name and phone find the same resident).
   Its worker is the tagging social worker, else the one serving the request's community.
+- A maternal-care high-risk flag (`maternal_care.risk_raised`: a pregnancy graded orange or red, or purple)
+  refers the mother to casework the same way, category `maternal`: the case goes to her assigned social worker
+  when the event names one (else the one serving her community), or joins her open case. One intake per
+  pregnancy: a later raise of the same pregnancy raises the risk of what that intake became (the queued
+  intake, or its case while open) instead of opening a second case. Casework knows maternal care only by the
+  event's name and fields (no import), as it knows counseling.
 - Whatever cannot be assigned (nobody serves the community, no supervisor, no resident) waits in the intake
   queue (`list_intakes`), which supervisors and administrators turn into cases (`open_from_intake`).
 
@@ -44,7 +50,11 @@ logger = logging.getLogger(__name__)
 
 RISK_FLAG = "counseling_risk_flag"
 HELP_REQUEST = "help_request"
+MATERNAL_RISK = "maternal_risk"
 RISK_RAISED = "counseling.risk_raised"
+MATERNAL_RISK_RAISED = "maternal_care.risk_raised"
+# 五色管理 in casework's terms: red is high risk; orange, and purple (an infectious disease) alone, medium.
+MATERNAL_RISK_LEVELS = {"red": "high", "orange": "medium"}
 # A request is verified from then on (a tag on one of these opens its case at once).
 VERIFIED = frozenset({"verified", "matched", "in_progress", "fulfilled"})
 ENDED = frozenset({"rejected", "cancelled"})
@@ -273,6 +283,87 @@ async def on_risk_raised(ctx: core.ServiceContext, event: core.DomainEvent) -> I
             return None
         intake.resident_id = None if resident is None else resident.id
         return await _route(system, intake, category="mental_health", reason=REASONS[RISK_FLAG])
+
+
+# -- maternal-care high-risk flags ----------------------------------------------------------------------------------
+
+
+def maternal_risk_level(colour: object, infectious: object) -> str | None:
+    """Casework's risk level for a maternal-care grade, or None when the grade is not high (nothing to refer)."""
+    level = MATERNAL_RISK_LEVELS.get(str(colour))
+    if level is None and infectious is True:
+        level = "medium"
+    return level
+
+
+async def on_maternal_risk_raised(ctx: core.ServiceContext, event: core.DomainEvent) -> Intake | None:
+    """Refer a high-risk mother to casework: open a `maternal` case for her resident (her assigned social worker
+    when the event names one, else the worker serving her community), or join her open case, or queue.
+
+    Keyed by pregnancy: the first raise claims the intake; a later one (orange, then red) finds the claim and
+    raises the risk of what it became -- a redelivered event, at the same grade, changes nothing."""
+    data = event.data()
+    level = maternal_risk_level(data.get("colour"), data.get("infectious"))
+    pregnancy_id = data.get("pregnancy_id")
+    if level is None or pregnancy_id is None:
+        return None
+    async with as_system(ctx, event.organization_id, ACTORS[MATERNAL_RISK]) as system:
+        resident_id = data.get("resident_id")
+        resident = None if resident_id is None else await system.session.get(Resident, int(resident_id))
+        community_id = data.get("community_id")
+        if community_id is None and resident is not None:
+            community_id = resident.community_id
+        intake = await _claim(
+            system, MATERNAL_RISK, int(pregnancy_id), level, None if community_id is None else int(community_id)
+        )
+        if intake is None:
+            return await _raise_claimed(system, int(pregnancy_id), level)
+        intake.resident_id = None if resident is None else resident.id
+        worker = await _named_worker(system, data.get("social_worker_account_id"))
+        return await _route(system, intake, category="maternal", reason=REASONS[MATERNAL_RISK], worker=worker)
+
+
+async def _named_worker(ctx: core.ServiceContext, account_id: object) -> int | None:
+    """The account the event names as serving the person, if it is an active social worker of this organisation
+    (row-level security keeps other organisations' accounts out); else None, and the community decides."""
+    if not isinstance(account_id, int):
+        return None
+    found: int | None = await ctx.session.scalar(
+        select(Account.id).where(
+            Account.id == account_id,
+            Account.organization_id == ctx.viewer.organization_id,
+            Account.role == services.SOCIAL_WORKER,
+            Account.is_active.is_(True),
+        )
+    )
+    return found
+
+
+async def _raise_claimed(ctx: core.ServiceContext, pregnancy_id: int, level: str) -> Intake | None:
+    """A later raise of a pregnancy referred already: a queued intake waits at the graver level; an open case
+    it became (or joined) has its risk raised, with casework's history; a closed case is left as it is."""
+    intake = await ctx.session.scalar(
+        select(Intake).where(Intake.source_kind == MATERNAL_RISK, Intake.source_id == pregnancy_id).with_for_update()
+    )
+    if intake is None or RISK_LEVELS.index(level) <= RISK_LEVELS.index(intake.risk_level):
+        return None
+    intake.risk_level = level
+    await core.flush(ctx)
+    if intake.case_id is None:
+        return intake
+    case = await ctx.session.get(Case, intake.case_id)  # update_case locks it
+    if case is None or case.stage in services.CLOSED or RISK_LEVELS.index(level) <= RISK_LEVELS.index(case.risk_level):
+        return intake
+    try:
+        async with ctx.session.begin_nested():
+            await services.update_case(ctx, case.id, risk_level=level, reason=REASONS[MATERNAL_RISK])
+    except (core.DomainError, DBAPIError) as refusal:  # the registry's change must not depend on casework
+        logger.warning(
+            "case_work: case %s kept its risk on a maternal raise (%s)",
+            case.id,
+            getattr(refusal, "code", type(refusal).__name__),
+        )
+    return intake
 
 
 # -- help requests tagged for casework ------------------------------------------------------------------------------
@@ -512,11 +603,21 @@ async def on_event(event: core.DomainEvent, ctx: core.ServiceContext) -> None:
     """Wired in plugin.py (`from plugins.case_work.reactions import on_event`)."""
     if event.name == RISK_RAISED:
         await on_risk_raised(ctx, event)
+    elif event.name == MATERNAL_RISK_RAISED:
+        await on_maternal_risk_raised(ctx, event)
     elif isinstance(event, core.HelpRequestVerified):
         await on_request_verified(ctx, event)
 
 
 # What the case's history records as the actor and the reason of an opening the system did: data written once, in
 # the organisation's language (like a worker's own reasons), not a message translated when shown.
-ACTORS = {RISK_FLAG: "系统（咨询风险标记）", HELP_REQUEST: "系统（求助转介个案）"}
-REASONS = {RISK_FLAG: "咨询风险标记自动开案", HELP_REQUEST: "求助经核实，按个案工作标记开案"}
+ACTORS = {
+    RISK_FLAG: "系统（咨询风险标记）",
+    HELP_REQUEST: "系统（求助转介个案）",
+    MATERNAL_RISK: "系统（孕产妇高危标记）",
+}
+REASONS = {
+    RISK_FLAG: "咨询风险标记自动开案",
+    HELP_REQUEST: "求助经核实，按个案工作标记开案",
+    MATERNAL_RISK: "孕产妇高危（橙色、红色或紫色）转介个案",
+}

@@ -61,6 +61,7 @@ class CaseWorkSourceKind(Enum):
     HELP_REQUEST = "help_request"
     COUNSELING_RISK_FLAG = "counseling_risk_flag"
     REFERRAL = "referral"
+    MATERNAL_RISK = "maternal_risk"
 
 
 @strawberry.enum(description="What an approval request is for.")
@@ -86,7 +87,12 @@ class CaseWorkTransferStatus(Enum):
 
 
 # The GraphQL type name of each kind of source, for its global ID.
-SOURCE_TYPES = {"help_request": "HelpRequest", "counseling_risk_flag": "CounselingRiskFlag", "referral": "Referral"}
+SOURCE_TYPES = {
+    "help_request": "HelpRequest",
+    "counseling_risk_flag": "CounselingRiskFlag",
+    "referral": "Referral",
+    "maternal_risk": "MaternalCarePregnancy",  # a pregnancy graded high (maternal_care.risk_raised)
+}
 
 
 # -- types -----------------------------------------------------------------------------------------------------

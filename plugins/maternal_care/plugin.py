@@ -11,8 +11,12 @@ from pathlib import Path
 
 import core
 from plugins.maternal_care import models as _models  # noqa: F401  (the registry's tables join the metadata)
+from plugins.maternal_care.followups import models as _followups_models  # noqa: F401
+from plugins.maternal_care.followups import services as followups_services
 from plugins.maternal_care.lectures import models as _lectures_models  # noqa: F401
 from plugins.maternal_care.lectures import services as lectures_services
+from plugins.maternal_care.needs import models as _needs_models  # noqa: F401
+from plugins.maternal_care.needs import services as needs_services
 from plugins.maternal_care.registry import services as registry_services
 
 PLUGIN = "maternal_care"
@@ -31,12 +35,19 @@ def register_plugin() -> core.PluginInfo:
 def register_graphql() -> core.GraphQLContribution:
     from strawberry.tools import merge_types
 
+    from plugins.maternal_care.followups import types as followups_types
     from plugins.maternal_care.lectures import types as lectures_types
+    from plugins.maternal_care.needs import types as needs_types
     from plugins.maternal_care.registry import types as registry_types
 
-    parts = [registry_types.graphql_parts(), lectures_types.graphql_parts()]
+    parts = [
+        registry_types.graphql_parts(),
+        lectures_types.graphql_parts(),
+        needs_types.graphql_parts(),
+        followups_types.graphql_parts(),
+    ]
     return core.GraphQLContribution(
-        query=merge_types("MaternalCareQuery", tuple(q for q, _, _ in parts)),
+        query=merge_types("MaternalCareQuery", tuple(q for q, _, _ in parts if q is not None)),
         mutation=merge_types("MaternalCareMutation", tuple(m for _, m, _ in parts)),
         types=tuple(t for _, _, extra in parts for t in extra),
     )
@@ -67,7 +78,12 @@ def register_roles() -> list[core.PluginRole]:
 
 @core.hookimpl
 def register_error_codes() -> dict[str, str]:
-    return {**registry_services.ERROR_CODES, **lectures_services.ERROR_CODES}
+    return {
+        **registry_services.ERROR_CODES,
+        **lectures_services.ERROR_CODES,
+        **needs_services.ERROR_CODES,
+        **followups_services.ERROR_CODES,
+    }
 
 
 @core.hookimpl
@@ -83,11 +99,15 @@ def register_translations() -> dict[str, Path]:
 
 @core.hookimpl
 async def register_demo_data(ctx: core.ServiceContext) -> None:
+    from plugins.maternal_care.followups.demo import load as load_followups
     from plugins.maternal_care.lectures.demo import load as load_lectures
+    from plugins.maternal_care.needs.demo import load as load_needs
     from plugins.maternal_care.registry.demo import load as load_registry
 
     await load_registry(ctx)
+    await load_followups(ctx)  # after the registry's: its pregnancies generated the items
     await load_lectures(ctx)
+    await load_needs(ctx)
 
 
 @core.hookimpl

@@ -38,7 +38,9 @@ from tests.plugin_access import NULL, OK, ROLES, F, N, PluginWorld, Read, U, Wri
 from tests.plugins.case_work import access_rows as case_work_rows
 from tests.plugins.counseling import access_rows as counseling_rows
 from tests.plugins.maternal_care import access_rows as maternal_care_rows
+from tests.plugins.maternal_care import access_rows_followups as maternal_care_followups_rows
 from tests.plugins.maternal_care import access_rows_lectures as maternal_care_lecture_rows
+from tests.plugins.maternal_care import access_rows_needs as maternal_care_needs_rows
 from tests.plugins.supplies import access_rows as supplies_rows
 from tests.schema.access_world import world_in_database
 
@@ -48,6 +50,8 @@ READS: list[Read] = [
     *case_work_rows.READS,
     *maternal_care_rows.READS,
     *maternal_care_lecture_rows.READS,
+    *maternal_care_followups_rows.READS,
+    *maternal_care_needs_rows.READS,
 ]
 WRITES: list[Write] = [
     *supplies_rows.WRITES,
@@ -55,6 +59,8 @@ WRITES: list[Write] = [
     *case_work_rows.WRITES,
     *maternal_care_rows.WRITES,
     *maternal_care_lecture_rows.WRITES,
+    *maternal_care_followups_rows.WRITES,
+    *maternal_care_needs_rows.WRITES,
 ]
 
 
@@ -69,6 +75,8 @@ async def world(server_url: str) -> AsyncIterator[PluginWorld]:
                 case_work_rows.build,
                 maternal_care_rows.build,
                 maternal_care_lecture_rows.build,
+                maternal_care_followups_rows.build,
+                maternal_care_needs_rows.build,
             ]
             yield await build_world(w, builders)
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 import core
-from core.models import Account
+from core.models import Account, CommunityLiaison
 from plugins.maternal_care.models import Mother
 from plugins.maternal_care.registry import services
 
@@ -38,8 +38,17 @@ async def load(ctx: core.ServiceContext) -> None:
 async def _load(demo: core.ServiceContext, worker: Account) -> None:
     ctx = demo
     today = services.today(demo)
+    # A community the social worker is liaison of (so she may post its help requests), else the organisation's first.
     community = await ctx.session.scalar(
-        select(core.Community.id).where(core.Community.organization_id == worker.organization_id).limit(1)
+        select(CommunityLiaison.community_id)
+        .where(CommunityLiaison.volunteer_id == worker.volunteer_id)
+        .order_by(CommunityLiaison.community_id)
+        .limit(1)
+    ) or await ctx.session.scalar(
+        select(core.Community.id)
+        .where(core.Community.organization_id == worker.organization_id)
+        .order_by(core.Community.id)
+        .limit(1)
     )
 
     async def mother(name: str, phone: str, address: str, note: str) -> int:

@@ -105,6 +105,9 @@ class MaternalRiskRaised(core.DomainEvent):
     resident_id: int
     colour: str
     infectious: bool
+    # Who serves her (casework refers her to them) and where she lives: read by name, no import needed.
+    social_worker_account_id: int | None = None
+    community_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -510,6 +513,9 @@ async def register_pregnancy(
     await _flush(ctx)
     if grade != Grade():
         await _regrade(ctx, pregnancy, mother, grade, (reason or "").strip() or "registration")
+    from plugins.maternal_care.followups import services as followups  # (imports this module)
+
+    await followups.pregnancy_registered(ctx, pregnancy, today(ctx, time_zone))
     return pregnancy
 
 
@@ -550,6 +556,8 @@ async def _regrade(ctx: core.ServiceContext, pregnancy: Pregnancy, mother: Mothe
                 resident_id=mother.resident_id,
                 colour=grade.colour,
                 infectious=grade.infectious,
+                social_worker_account_id=mother.social_worker_account_id,
+                community_id=mother.community_id,
             )
         )
 
@@ -609,6 +617,9 @@ async def correct_dating(
     )
     pregnancy.lmp, pregnancy.edd, pregnancy.dating_basis = start, gestation.edd_from_lmp(start), basis
     await _flush(ctx)
+    from plugins.maternal_care.followups import services as followups  # (imports this module)
+
+    await followups.dating_corrected(ctx, pregnancy, today(ctx, time_zone), time_zone)
     return pregnancy
 
 
@@ -644,6 +655,9 @@ async def record_outcome(
     pregnancy.status, pregnancy.outcome_on, pregnancy.discharged_on = outcome, on, discharged_on
     pregnancy.outcome_note = (note or "").strip()[:2000]
     await _flush(ctx)
+    from plugins.maternal_care.followups import services as followups  # (imports this module)
+
+    await followups.outcome_recorded(ctx, pregnancy)
     return pregnancy
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import Info, relay
@@ -20,6 +20,9 @@ from core.models import Account
 from plugins.maternal_care.models import DatingCorrection, Mother, Pregnancy, RiskChange
 from plugins.maternal_care.registry import services
 from schema import api as gql
+
+if TYPE_CHECKING:
+    from plugins.maternal_care.needs.types import MaternalCareUrgentNeed
 
 AUDITED = "MaternalCarePregnancy"
 
@@ -299,6 +302,17 @@ class MaternalCareMother(relay.Node):
         current = [p for p in rows if p.status == "ongoing"][:1]
         ongoing = MaternalCarePregnancy.revealed(info, current, "currentPregnancy")
         return ongoing[0] if ongoing else None
+
+    @strawberry.field(
+        description="Urgent needs raised for her or her infant as help requests, newest first (health details, "
+        "audited; each request with core's rules)."
+    )
+    async def urgent_needs(
+        self, info: Info
+    ) -> list[Annotated[MaternalCareUrgentNeed, strawberry.lazy("plugins.maternal_care.needs.types")]]:
+        from plugins.maternal_care.needs.types import urgent_needs_of
+
+        return await urgent_needs_of(info, self.row)  # type: ignore[return-value]
 
 
 # -- inputs and payloads -----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,10 +21,15 @@ from core.services import communities, help_requests
 from core.services.context import Viewer
 from core.vocab import LiaisonRole
 from plugins.case_work import core_fields, reactions
+from plugins.case_work import services as casework
 from plugins.case_work.models import Case, Client, RiskChange, StageChange
 from plugins.case_work.reaction_models import Intake, RequestTag
+from plugins.case_work.types import CaseWorkSourceKind
 from plugins.counseling import services as counseling
 from plugins.counseling.services import RiskRaised
+from plugins.maternal_care.models import Pregnancy
+from plugins.maternal_care.registry import services as maternal
+from plugins.maternal_care.registry.services import MaternalRiskRaised
 from schema import api as gql
 from yunshegong.testing import Client as GqlClient
 from yunshegong.testing import Harness
@@ -437,3 +443,312 @@ async def test_a_flag_casework_refuses_to_take_still_stands_and_waits_as_refused
     assert [(i.source_id, i.status, i.queue_reason, i.case_id) for i in intakes] == [
         (flag_id, "queued", "refused", None)
     ]
+
+
+# -- maternal-care high-risk flags (maternal_care.risk_raised) ----------------------------------------------------
+# The tests use maternal care's registry to raise real grades (tests may import both plugins; casework may not).
+
+MATERNAL = frozenset({"maternal_care.manage"})
+
+
+@dataclass(frozen=True)
+class NamingRiskRaised(MaternalRiskRaised):
+    """The registry's event as it will be once it names the mother's assigned social worker and community
+    (see the report): casework reads those fields by name when present."""
+
+    social_worker_account_id: int | None = None
+    community_id: int | None = None
+
+
+async def _mother(w: World, community: str = "c1", worker: str = "sw", name: str = "孕妇王女士") -> tuple[int, int]:
+    """A mother of A living in `community`, assigned to `worker`, with an ongoing green pregnancy:
+    (mother id, pregnancy id)."""
+    async with w.kit.service(w.viewer(worker, "social_worker", MATERNAL)) as ctx:
+        mother = await maternal.register_mother(
+            ctx,
+            consent=True,
+            social_worker_account_id=w.ids[worker],
+            name=name,
+            phone="13700009001",
+            community_id=w.ids[community],
+        )
+        pregnancy = await maternal.register_pregnancy(ctx, mother.id, lmp=maternal.today(ctx) - timedelta(weeks=20))
+        w.ids[f"resident_of_{mother.id}"] = mother.resident_id
+        return int(mother.id), int(pregnancy.id)
+
+
+async def _grade(w: World, pregnancy_id: int, colour: str, infectious: bool = False, who: str = "sw") -> None:
+    async with w.kit.service(w.viewer(who, "social_worker", MATERNAL)) as ctx:
+        await maternal.change_risk(
+            ctx, pregnancy_id, maternal.Grade(colour, infectious, w.ids[who]), "产检：妊娠期高血压"
+        )
+
+
+@pytest.fixture
+async def mworld(kit: Harness) -> World:
+    w = await build_world(kit)
+    await kit.enable("maternal_care", w.ids["org_a"])
+    return w
+
+
+async def test_a_red_grade_refers_the_mother_to_casework_once(mworld: World) -> None:
+    # given a mother living in c1 (which sw serves), green
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w)
+    # when her pregnancy is graded red
+    await _grade(w, pregnancy_id, "red")
+    # then a maternal case is open at intake for her resident: sw's, supervised by sup, high risk, from the pregnancy
+    cases = await w.rows(Case)
+    assert [
+        (c.category, c.risk_level, c.stage, c.social_worker_account_id, c.supervisor_account_id) for c in cases
+    ] == [("maternal", "high", "intake", w.ids["sw"], w.ids["sup"])]
+    assert (cases[0].source_kind, cases[0].source_id) == ("maternal_risk", pregnancy_id)
+    (client,) = await w.rows(Client, id=cases[0].client_id)
+    assert client.resident_id == w.ids[f"resident_of_{mother_id}"]
+    history = await w.rows(StageChange, case_id=cases[0].id)
+    assert [(h.to_stage, h.actor_account_id, h.actor) for h in history] == [
+        ("intake", None, reactions.ACTORS["maternal_risk"])
+    ]
+    assert [(i.source_kind, i.source_id, i.status, i.case_id) for i in await w.rows(Intake)] == [
+        ("maternal_risk", pregnancy_id, "opened", cases[0].id)
+    ]
+    assert [n.kind for n in await w.rows(Notification, account_id=w.ids["sw"])] == ["case_work.intake_opened"]
+    # when the same event is delivered again (a retry)
+    event = MaternalRiskRaised(
+        organization_id=w.ids["org_a"],
+        mother_id=mother_id,
+        pregnancy_id=pregnancy_id,
+        resident_id=w.ids[f"resident_of_{mother_id}"],
+        colour="red",
+        infectious=False,
+    )
+    before = await w.counts()
+    async with w.kit.service(w.viewer("sw", "social_worker", MATERNAL)) as ctx:
+        await ctx.publish(event)
+    # then nothing more is opened, queued, changed or told
+    assert await w.counts() == before
+    assert await w.rows(RiskChange, case_id=cases[0].id) == []
+    assert len(await w.rows(Notification, account_id=w.ids["sw"])) == 1
+
+
+async def test_orange_then_red_is_one_case_whose_risk_follows_the_grade(mworld: World) -> None:
+    # given a mother graded orange: a medium maternal case
+    w = mworld
+    _, pregnancy_id = await _mother(w)
+    await _grade(w, pregnancy_id, "orange")
+    (case,) = await w.rows(Case)
+    assert (case.category, case.risk_level) == ("maternal", "medium")
+    # when the same pregnancy is graded red
+    await _grade(w, pregnancy_id, "red")
+    # then still one case and one intake; the case's risk is raised, with casework's history (the system's)
+    assert (await w.count(Case), await w.count(Intake)) == (1, 1)
+    (case,) = await w.rows(Case)
+    assert case.risk_level == "high"
+    changes = await w.rows(RiskChange, case_id=case.id)
+    assert [(r.from_level, r.to_level, r.actor_account_id) for r in changes] == [("medium", "high", None)]
+    (intake,) = await w.rows(Intake)
+    assert intake.risk_level == "high"
+
+
+async def test_purple_alone_refers_at_medium_and_a_grade_below_orange_refers_nothing(mworld: World) -> None:
+    # given a mother
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w)
+    # when an event reports a yellow grade (not high: the registry announces none, casework ignores one)
+    async with w.kit.service(w.viewer("sw", "social_worker", MATERNAL)) as ctx:
+        await ctx.publish(
+            MaternalRiskRaised(
+                organization_id=w.ids["org_a"],
+                mother_id=mother_id,
+                pregnancy_id=pregnancy_id,
+                resident_id=w.ids[f"resident_of_{mother_id}"],
+                colour="yellow",
+                infectious=False,
+            )
+        )
+    # then nothing
+    assert (await w.count(Intake), await w.count(Case)) == (0, 0)
+    # when the pregnancy is flagged purple (an infectious disease) while green
+    await _grade(w, pregnancy_id, "green", infectious=True)
+    # then a medium maternal case
+    assert [(c.category, c.risk_level) for c in await w.rows(Case)] == [("maternal", "medium")]
+
+
+async def test_the_mothers_assigned_social_worker_takes_the_case_when_the_event_names_her(mworld: World) -> None:
+    # given a mother in c1 (sw serves it) assigned to sw2
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w, worker="sw2")
+    resident_id = w.ids[f"resident_of_{mother_id}"]
+
+    def event(pregnancy: int, worker: int | None) -> NamingRiskRaised:
+        return NamingRiskRaised(
+            organization_id=w.ids["org_a"],
+            mother_id=mother_id,
+            pregnancy_id=pregnancy,
+            resident_id=resident_id,
+            colour="red",
+            infectious=False,
+            social_worker_account_id=worker,
+        )
+
+    # when the raise names sw2 as her social worker
+    async with w.kit.service(w.viewer("sw2", "social_worker", MATERNAL)) as ctx:
+        await ctx.publish(event(pregnancy_id, w.ids["sw2"]))
+    # then the case is sw2's, not the community's worker's
+    assert [c.social_worker_account_id for c in await w.rows(Case)] == [w.ids["sw2"]]
+
+
+async def test_a_named_worker_who_cannot_take_it_leaves_the_case_to_the_communitys(mworld: World) -> None:
+    # given a mother in c1 and events naming someone who is no social worker of A (B's, A's administrator)
+    w = mworld
+    mother_id, _ = await _mother(w)
+    for n, worker in enumerate((w.ids["sw_b"], w.ids["admin"]), start=1):
+        async with w.kit.service(w.viewer("sw", "social_worker", MATERNAL)) as ctx:
+            await ctx.publish(
+                NamingRiskRaised(
+                    organization_id=w.ids["org_a"],
+                    mother_id=mother_id,
+                    pregnancy_id=10_000 + n,  # two raises of two pregnancies: two intakes
+                    resident_id=w.ids[f"resident_of_{mother_id}"],
+                    colour="red",
+                    infectious=False,
+                    social_worker_account_id=worker,
+                )
+            )
+    # then the first opens sw's case (the community's worker) and the second joins it
+    assert [c.social_worker_account_id for c in await w.rows(Case)] == [w.ids["sw"]]
+    assert [i.status for i in await w.rows(Intake)] == ["opened", "attached"]
+
+
+async def _unassigned_raise(w: World, mother_id: int, pregnancy_id: int) -> None:
+    """The registry's event for a mother with no social worker of her own (one a referral registered, accepted by
+    staff), graded red."""
+    async with w.kit.service(w.viewer("sw", "social_worker", MATERNAL)) as ctx:
+        await ctx.publish(
+            NamingRiskRaised(
+                organization_id=w.ids["org_a"],
+                mother_id=mother_id,
+                pregnancy_id=pregnancy_id,
+                resident_id=w.ids[f"resident_of_{mother_id}"],
+                colour="red",
+                infectious=False,
+            )
+        )
+
+
+async def test_a_mother_nobody_serves_waits_in_the_queue(mworld: World) -> None:
+    # given a mother living in c2, which no social worker serves, with no social worker of her own, graded red
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w, community="c2")
+    await _unassigned_raise(w, mother_id, pregnancy_id)
+    # then no case: her referral waits for a supervisor, saying why
+    assert await w.count(Case) == 0
+    assert [(i.source_kind, i.status, i.queue_reason, i.risk_level, i.resident_id) for i in await w.rows(Intake)] == [
+        ("maternal_risk", "queued", "no_social_worker", "high", w.ids[f"resident_of_{mother_id}"])
+    ]
+
+
+@pytest.mark.skipif(
+    "social_worker_account_id" not in MaternalRiskRaised.__dataclass_fields__,
+    reason="the registry's event names her social worker once the lead applies the report's diff",
+)
+async def test_a_red_grade_goes_to_the_mothers_own_social_worker(mworld: World) -> None:
+    # given a mother of c1 (which sw serves) assigned to sw2
+    w = mworld
+    _, pregnancy_id = await _mother(w, worker="sw2")
+    # when sw2 grades her red
+    await _grade(w, pregnancy_id, "red", who="sw2")
+    # then the case is sw2's
+    assert [c.social_worker_account_id for c in await w.rows(Case)] == [w.ids["sw2"]]
+
+
+async def test_a_raise_for_a_resident_with_an_open_case_joins_it(mworld: World) -> None:
+    # given a mother of c1 whose resident has an open medium case already (opened by the administrator)
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w)
+    async with w.kit.service(w.viewer("admin", "organization_admin", CASEWORK)) as ctx:
+        case = await casework.open_case(
+            ctx,
+            category="poverty",
+            risk_level="medium",
+            supervisor_account_id=w.ids["sup"],
+            social_worker_account_id=w.ids["sw"],
+            resident_id=w.ids[f"resident_of_{mother_id}"],
+        )
+        case_id = case.id
+    # when her pregnancy is graded red
+    await _grade(w, pregnancy_id, "red")
+    # then no second case: the referral joins the open one and raises its risk
+    assert await w.count(Case) == 1
+    assert [(i.status, i.case_id) for i in await w.rows(Intake)] == [("attached", case_id)]
+    assert [c.risk_level for c in await w.rows(Case)] == ["high"]
+
+
+async def test_a_raise_casework_refuses_stands_and_waits_as_refused(
+    mworld: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a mother of c1, and casework refusing to open any case
+    w = mworld
+    _, pregnancy_id = await _mother(w)
+
+    async def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise core.DomainError("INVALID_INPUT", "refused for the test")
+
+    monkeypatch.setattr(reactions.services, "open_case", refuse)
+    # when she is graded red
+    await _grade(w, pregnancy_id, "red")
+    # then the grade stands, and the referral waits, saying casework refused
+    assert [p.risk_colour for p in await w.rows(Pregnancy, id=pregnancy_id)] == ["red"]
+    assert [(i.status, i.queue_reason) for i in await w.rows(Intake)] == [("queued", "refused")]
+    assert await w.count(Case) == 0
+
+
+async def test_an_organisation_without_casework_hears_no_maternal_raise(mworld: World) -> None:
+    # given A disabled casework
+    w = mworld
+    await w.kit.enable("case_work", w.ids["org_a"], enabled=False)
+    _, pregnancy_id = await _mother(w)
+    # when a pregnancy is graded red; then the grade is maternal care's only
+    await _grade(w, pregnancy_id, "red")
+    assert (await w.count(Intake), await w.count(Case)) == (0, 0)
+
+
+def test_casework_knows_maternal_care_only_by_the_events_name() -> None:
+    # Casework must not import maternal care (plugins never import each other).
+    from pathlib import Path
+
+    root = Path(reactions.__file__).parent
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "import plugins.maternal_care" in p.read_text() or "from plugins.maternal_care" in p.read_text()
+    ]
+    assert offenders == []
+
+
+@pytest.mark.skipif(
+    "MATERNAL_RISK" not in CaseWorkSourceKind.__members__,
+    reason="CaseWorkSourceKind.MATERNAL_RISK is added in plugins/case_work/types.py by the lead (see the report)",
+)
+async def test_a_queued_maternal_referral_shows_in_the_queue_and_becomes_a_case(mworld: World) -> None:
+    # given a mother of c2 (nobody serves it, nor has she a social worker of her own) graded red: her referral waits
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w, community="c2")
+    await _unassigned_raise(w, mother_id, pregnancy_id)
+    # when the supervisor lists the queue
+    (item,) = (await w.p["sup"](INTAKES, {"s": ["QUEUED"]}))["r"]["nodes"]
+    # then it is there, from a maternal-care risk, high, waiting for a social worker
+    assert (item["sourceKind"], item["riskLevel"], item["queueReason"]) == ("MATERNAL_RISK", "HIGH", "NO_SOCIAL_WORKER")
+    # when the supervisor opens it as a maternal case for sw2
+    opened = await w.p["sup"](
+        FROM_INTAKE, {"input": {"id": item["id"], "socialWorkerId": w.p["sw2"].account_id, "category": "MATERNAL"}}
+    )
+    # then the case is sw2's, from the pregnancy
+    assert opened["r"]["errors"] == []
+    (case,) = await w.rows(Case)
+    assert (case.social_worker_account_id, case.category, case.source_kind, case.source_id) == (
+        w.ids["sw2"],
+        "maternal",
+        "maternal_risk",
+        pregnancy_id,
+    )
