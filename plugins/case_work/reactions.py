@@ -10,11 +10,14 @@
   made from the requester through core's residents service (the same name and phone find the same resident).
   Its worker is the tagging social worker, else the one serving the request's community.
 - A maternal-care high-risk flag (`maternal_care.risk_raised`: a pregnancy graded orange or red, or purple)
-  refers the mother to casework the same way, category `maternal`: the case goes to her assigned social worker
-  when the event names one (else the one serving her community), or joins her open case. One intake per
-  pregnancy: a later raise of the same pregnancy raises the risk of what that intake became (the queued
-  intake, or its case while open) instead of opening a second case. Casework knows maternal care only by the
-  event's name and fields (no import), as it knows counseling.
+  refers the mother to casework, category `maternal`, and only to her assigned social worker (the one the
+  event names): a pregnancy and its risk are health details no other worker is to learn of. So the case is
+  hers, or joins the mother's open case when that case is hers too; with no assigned worker, or an open case
+  held by someone else, the referral waits in the queue for a supervisor (never the worker serving her
+  community, never another worker's case). One intake per pregnancy: a later raise of the same pregnancy
+  raises the risk of what that intake became (the queued intake, or its case while open) instead of opening
+  a second case; once that case is closed, a later raise is routed again (a new case, or the queue). Casework
+  knows maternal care only by the event's name and fields (no import), as it knows counseling.
 - Whatever cannot be assigned (nobody serves the community, no supervisor, no resident) waits in the intake
   queue (`list_intakes`), which supervisors and administrators turn into cases (`open_from_intake`).
 
@@ -189,16 +192,29 @@ async def _open_case_of(ctx: core.ServiceContext, resident_id: int) -> Case | No
 
 
 async def _route(
-    ctx: core.ServiceContext, intake: Intake, *, category: str, reason: str, worker: int | None = None
+    ctx: core.ServiceContext,
+    intake: Intake,
+    *,
+    category: str,
+    reason: str,
+    worker: int | None = None,
+    only_worker: bool = False,
 ) -> Intake:
     """Attach the intake to its resident's open case, or open one, or leave it queued saying why. A refusal by
     casework (a rule, a constraint) queues the intake as `refused` instead of failing the change that caused the
-    event: a counselor's risk flag or a coordinator's verification must not depend on casework's answer."""
+    event: a counselor's risk flag or a coordinator's verification must not depend on casework's answer.
+
+    `only_worker`: the source may reach `worker` and nobody else (no community fallback, no other worker's
+    case), since what it says is not for them."""
     if intake.resident_id is None:
         return await _queue(ctx, intake, "no_resident")
+    if only_worker and worker is None:
+        return await _queue(ctx, intake, "no_social_worker")
     try:
         async with ctx.session.begin_nested():
-            return await _attach_or_open(ctx, intake, category=category, reason=reason, worker=worker)
+            return await _attach_or_open(
+                ctx, intake, category=category, reason=reason, worker=worker, only_worker=only_worker
+            )
     except (core.DomainError, DBAPIError) as refusal:
         logger.warning(
             "case_work: intake %s (%s %s) queued: casework refused (%s)",
@@ -212,10 +228,20 @@ async def _route(
 
 
 async def _attach_or_open(
-    ctx: core.ServiceContext, intake: Intake, *, category: str, reason: str, worker: int | None
+    ctx: core.ServiceContext, intake: Intake, *, category: str, reason: str, worker: int | None, only_worker: bool
 ) -> Intake:
     assert intake.resident_id is not None
     case = await _open_case_of(ctx, intake.resident_id)
+    if case is not None and only_worker and case.social_worker_account_id != worker:
+        # Joining would tell the case's worker what is not for them: a supervisor decides (open_from_intake).
+        logger.warning(
+            "case_work: intake %s (%s %s) queued: the resident's open case %s is another worker's",
+            intake.id,
+            intake.source_kind,
+            intake.source_id,
+            case.id,
+        )
+        return await _queue(ctx, intake, "refused")
     if case is not None:
         if RISK_LEVELS.index(intake.risk_level) > RISK_LEVELS.index(case.risk_level):
             await services.update_case(ctx, case.id, risk_level=intake.risk_level, reason=reason)
@@ -253,14 +279,15 @@ async def _settle(ctx: core.ServiceContext, intake: Intake, status: str, case: C
     intake.handled_at = ctx.now()
     intake.handled_by_account_id = handled_by
     await core.flush(ctx)
-    # The worker hears of it (once per intake, whatever runs this again).
+    # The worker hears of it (once per intake and case, whatever runs this again; a maternal intake routed
+    # again after its case closed settles on another case).
     await core.notify(
         ctx,
         f"case_work.intake_{status}",
         core.Recipient.account(case.social_worker_account_id),
         {"case": case.id, "source_kind": intake.source_kind, "source_id": intake.source_id},
         source="case_work",
-        dedupe_key=f"case_work.intake:{intake.id}",
+        dedupe_key=f"case_work.intake:{intake.id}:{case.id}",
     )
     return intake
 
@@ -297,11 +324,12 @@ def maternal_risk_level(colour: object, infectious: object) -> str | None:
 
 
 async def on_maternal_risk_raised(ctx: core.ServiceContext, event: core.DomainEvent) -> Intake | None:
-    """Refer a high-risk mother to casework: open a `maternal` case for her resident (her assigned social worker
-    when the event names one, else the worker serving her community), or join her open case, or queue.
+    """Refer a high-risk mother to casework: open a `maternal` case for her resident assigned to her own social
+    worker (the one the event names), or join her open case when it is that worker's, or queue.
 
     Keyed by pregnancy: the first raise claims the intake; a later one (orange, then red) finds the claim and
-    raises the risk of what it became -- a redelivered event, at the same grade, changes nothing."""
+    raises the risk of what it became -- a redelivered event, at the same grade, changes nothing -- or, when
+    what it became is closed, routes the intake again."""
     data = event.data()
     level = maternal_risk_level(data.get("colour"), data.get("infectious"))
     pregnancy_id = data.get("pregnancy_id")
@@ -316,16 +344,18 @@ async def on_maternal_risk_raised(ctx: core.ServiceContext, event: core.DomainEv
         intake = await _claim(
             system, MATERNAL_RISK, int(pregnancy_id), level, None if community_id is None else int(community_id)
         )
-        if intake is None:
-            return await _raise_claimed(system, int(pregnancy_id), level)
-        intake.resident_id = None if resident is None else resident.id
         worker = await _named_worker(system, data.get("social_worker_account_id"))
-        return await _route(system, intake, category="maternal", reason=REASONS[MATERNAL_RISK], worker=worker)
+        if intake is None:
+            return await _raise_claimed(system, int(pregnancy_id), level, resident, worker)
+        intake.resident_id = None if resident is None else resident.id
+        return await _route(
+            system, intake, category="maternal", reason=REASONS[MATERNAL_RISK], worker=worker, only_worker=True
+        )
 
 
 async def _named_worker(ctx: core.ServiceContext, account_id: object) -> int | None:
     """The account the event names as serving the person, if it is an active social worker of this organisation
-    (row-level security keeps other organisations' accounts out); else None, and the community decides."""
+    (row-level security keeps other organisations' accounts out); else None, and the referral waits."""
     if not isinstance(account_id, int):
         return None
     found: int | None = await ctx.session.scalar(
@@ -339,13 +369,34 @@ async def _named_worker(ctx: core.ServiceContext, account_id: object) -> int | N
     return found
 
 
-async def _raise_claimed(ctx: core.ServiceContext, pregnancy_id: int, level: str) -> Intake | None:
+async def _raise_claimed(
+    ctx: core.ServiceContext, pregnancy_id: int, level: str, resident: Resident | None, worker: int | None
+) -> Intake | None:
     """A later raise of a pregnancy referred already: a queued intake waits at the graver level; an open case
-    it became (or joined) has its risk raised, with casework's history; a closed case is left as it is."""
+    it became (or joined) has its risk raised, with casework's history; when that case is closed, the raise is
+    a new referral of the same intake (a new case for her worker, or the queue), whatever its grade: dropping
+    it would leave a high-risk mother with nobody told."""
     intake = await ctx.session.scalar(
         select(Intake).where(Intake.source_kind == MATERNAL_RISK, Intake.source_id == pregnancy_id).with_for_update()
     )
-    if intake is None or RISK_LEVELS.index(level) <= RISK_LEVELS.index(intake.risk_level):
+    if intake is None:
+        return None
+    if intake.case_id is not None:
+        became = await ctx.session.get(Case, intake.case_id, populate_existing=True)
+        if became is None or became.stage in services.CLOSED:
+            intake.status = "queued"
+            intake.queue_reason = "no_resident"  # until routed below
+            intake.case_id = None
+            intake.handled_at = None
+            intake.handled_by_account_id = None
+            intake.risk_level = level
+            if resident is not None:
+                intake.resident_id = resident.id
+            await core.flush(ctx)
+            return await _route(
+                ctx, intake, category="maternal", reason=REASONS[MATERNAL_RISK], worker=worker, only_worker=True
+            )
+    if RISK_LEVELS.index(level) <= RISK_LEVELS.index(intake.risk_level):
         return None
     intake.risk_level = level
     await core.flush(ctx)

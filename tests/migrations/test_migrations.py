@@ -30,6 +30,7 @@ BUILTIN_MODELS = (
     "plugins.maternal_care.models",
     "plugins.maternal_care.lectures.models",
     "plugins.maternal_care.followups.models",
+    "plugins.maternal_care.needs.models",
 )
 
 

@@ -171,7 +171,10 @@ async def dating_corrected(ctx: core.ServiceContext, pregnancy: Pregnancy, today
 
 
 async def outcome_recorded(ctx: core.ServiceContext, pregnancy: Pregnancy) -> None:
-    """A delivery: its postpartum items, the open prenatal ones closed as not needed. A loss: those closed.
+    """A delivery: its postpartum items, the open prenatal ones closed. A loss: those closed. A prenatal item
+    whose window ended before the outcome was missed (closed on its window's end: an outcome recorded late does
+    not make a visit nobody made "not needed"); a later one is not needed. A booked one whose appointment has
+    started stays booked: it took place (or she did not come), and its result is still recorded.
     Every postpartum item is generated, even one whose window has passed (a delivery recorded late): a home
     visit nobody made is what the overdue list is for."""
     schedule = await rules(ctx)
@@ -187,8 +190,14 @@ async def outcome_recorded(ctx: core.ServiceContext, pregnancy: Pregnancy) -> No
         if schedule[item.rule_code].anchor != "lmp":
             continue
         if item.appointment_id is not None:
+            if (await _appointment(ctx, item.appointment_id)).during.lower <= ctx.now():
+                continue
             await core.cancel_appointment(ctx, item.appointment_id, "pregnancy ended")
-        item.status, item.updated_at = "not_needed", ctx.now()
+        if pregnancy.outcome_on is not None and item.window_end < pregnancy.outcome_on:
+            item.status, item.closed_on = "missed", item.window_end
+        else:
+            item.status = "not_needed"
+        item.updated_at = ctx.now()
     await _flush(ctx)
     if pregnancy.status == "delivered" and pregnancy.outcome_on is not None:
         await _generate(ctx, pregnancy, ["delivery"], pregnancy.outcome_on, None)
@@ -226,6 +235,12 @@ async def _item(ctx: core.ServiceContext, followup_id: int) -> tuple[FollowUp, P
 def _still_open(item: FollowUp) -> None:
     if item.status not in OPEN:
         raise core.DomainError("INVALID_TRANSITION", "The follow-up is closed already.", ("input", "id"))
+
+
+def _window_opened(item: FollowUp, today: date) -> None:
+    """Nothing is recorded (done or missed) for an item whose window has not opened (in the caller's zone)."""
+    if today < item.window_start:
+        raise core.DomainError("OUT_OF_RANGE", "The follow-up's window has not opened yet.", ("input", "id"))
 
 
 def _note(v: core.Validator, note: str, field: str = "note") -> str:
@@ -367,6 +382,7 @@ async def record_result(
     item, pregnancy = await _item(ctx, followup_id)
     _still_open(item)
     await _started(ctx, item)
+    _window_opened(item, today)
     if outcome == "abnormal":
         assert referral is not None
         mother: Mother = await core.get_row(ctx, Mother, pregnancy.mother_id, what=_("Mother"))
@@ -418,6 +434,7 @@ async def mark_missed(
     item, _pregnancy = await _item(ctx, followup_id)
     _still_open(item)
     await _started(ctx, item)
+    _window_opened(item, today)
     item.status, item.note, item.closed_on = "missed", clean, today
     item.closed_by_account_id, item.updated_at = ctx.viewer.account_id, ctx.now()
     await _flush(ctx)

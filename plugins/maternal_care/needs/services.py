@@ -12,7 +12,9 @@ administrator reads her contact masked and so does not copy it into a request: F
 
 What the request says. Core shows requests to volunteers, community heads and coordinators: it says what is
 needed and how much, never why -- no pregnancy, grade, ward or diagnosis is copied into it, and no population
-tag is set for her. The caller writes `what` and `note`, and is the one who decides what they disclose there.
+tag is set for her. Its description is built from `what`, the quantity and whom it is for (mother or infant:
+no health word), plus `public_note` only when the staff member writes one to publish. `note` is private: it
+stays on the link, read with her health details, and is never copied into the request.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ ERROR_CODES = {
 }
 
 # Core's fields that have another name here.
-_FIELDS = {"title": "what", "description": "note", "communityId": "motherId", "requesterPhone": "motherId"}
+_FIELDS = {"title": "what", "description": "publicNote", "communityId": "motherId", "requesterPhone": "motherId"}
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,11 @@ class NeedInput:
     quantity: int = 1
     beneficiary: str = "mother"
     note: str = ""
+    public_note: str = ""
     needed_by: datetime | None = None
 
 
-def _validated(data: NeedInput) -> tuple[str, str]:
+def _validated(data: NeedInput) -> tuple[str, str, str]:
     v = core.Validator()
     v.check(data.category in CATEGORIES, ("input", "category"), "INVALID_INPUT", "Unknown category.")
     v.check(data.urgency in URGENCIES, ("input", "urgency"), "INVALID_INPUT", "Unknown urgency.")
@@ -77,8 +80,21 @@ def _validated(data: NeedInput) -> tuple[str, str]:
     v.check(1 <= data.quantity <= MAX_QUANTITY, ("input", "quantity"), "OUT_OF_RANGE", "The quantity is 1 to 10000.")
     note = (data.note or "").strip()
     v.check(len(note) <= MAX_NOTE, ("input", "note"), "OUT_OF_RANGE", "At most 2000 characters.")
+    public_note = (data.public_note or "").strip()
+    v.check(len(public_note) <= MAX_NOTE, ("input", "publicNote"), "OUT_OF_RANGE", "At most 2000 characters.")
     v.raise_if_any()
-    return what, note
+    return what, note, public_note
+
+
+# Whom the need is for, as the request says it (the organisation's language; no health word).
+_FOR = {"mother": "母亲", "infant": "婴儿"}
+
+
+def public_description(what: str, quantity: int, beneficiary: str, public_note: str) -> str:
+    """The request's description: what, how much, for whom, and what the staff member chose to publish --
+    never the private note (volunteers and community heads read the request)."""
+    text = f"{what} × {quantity}（{_FOR[beneficiary]}）"
+    return text + (f"\n{public_note}" if public_note else "")
 
 
 def _renamed(error: core.DomainError) -> core.DomainError:
@@ -96,7 +112,7 @@ async def raise_need(ctx: core.ServiceContext, data: NeedInput) -> UrgentNeed:
     """Raise an urgent need of a mother (or her infant) as a core help request for her community, with her as
     the requester, and link it to her. Nothing is written on a refusal (core's included)."""
     core.require(ctx, registry.MANAGE)
-    what, note = _validated(data)
+    what, note, public_note = _validated(data)
     mother: Mother = await core.get_row(
         ctx,
         Mother,
@@ -121,7 +137,7 @@ async def raise_need(ctx: core.ServiceContext, data: NeedInput) -> UrgentNeed:
         raise core.DomainError(
             "MATERNAL_CARE_NO_CONTACT", "The mother's resident record has no phone to reach her.", ("input", "motherId")
         )
-    description = f"{what} × {data.quantity}" + (f"\n{note}" if note else "")
+    description = public_description(what, data.quantity, data.beneficiary, public_note)
     try:
         request = await core.submit_help_request(
             ctx,

@@ -103,7 +103,14 @@ class MaternalCareRaiseUrgentNeedInput:
     what: str = strawberry.field(description="What is needed (the request's title), e.g. 婴儿配方奶粉.")
     quantity: int = 1
     beneficiary: MaternalCareNeedBeneficiary = MaternalCareNeedBeneficiary.MOTHER
-    note: str = strawberry.field(default="", description="Shown on the request: write nothing she would not share.")
+    note: str = strawberry.field(
+        default="", description="Private: kept with her health details, never shown on the help request."
+    )
+    public_note: str = strawberry.field(
+        default="",
+        description="Published on the help request (volunteers and community heads read it): "
+        "write nothing she would not share.",
+    )
     needed_by: datetime | None = None
 
 
@@ -130,6 +137,7 @@ class MaternalCareNeedsMutation:
                     quantity=input.quantity,
                     beneficiary=input.beneficiary.value,
                     note=input.note,
+                    public_note=input.public_note,
                     needed_by=input.needed_by,
                 ),
             )

@@ -12,11 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 import core
 import plugins.case_work.plugin as case_work_plugin
+from core import migrate
+from core.database import create_engine, database_url_for, drop_database, ensure_database
 from core.models import Notification
+from core.plugins import build_plugin_host
 from core.services import communities, help_requests
 from core.services.context import Viewer
 from core.vocab import LiaisonRole
@@ -24,7 +27,6 @@ from plugins.case_work import core_fields, reactions
 from plugins.case_work import services as casework
 from plugins.case_work.models import Case, Client, RiskChange, StageChange
 from plugins.case_work.reaction_models import Intake, RequestTag
-from plugins.case_work.types import CaseWorkSourceKind
 from plugins.counseling import services as counseling
 from plugins.counseling.services import RiskRaised
 from plugins.maternal_care.models import Pregnancy
@@ -451,15 +453,6 @@ async def test_a_flag_casework_refuses_to_take_still_stands_and_waits_as_refused
 MATERNAL = frozenset({"maternal_care.manage"})
 
 
-@dataclass(frozen=True)
-class NamingRiskRaised(MaternalRiskRaised):
-    """The registry's event as it will be once it names the mother's assigned social worker and community
-    (see the report): casework reads those fields by name when present."""
-
-    social_worker_account_id: int | None = None
-    community_id: int | None = None
-
-
 async def _mother(w: World, community: str = "c1", worker: str = "sw", name: str = "孕妇王女士") -> tuple[int, int]:
     """A mother of A living in `community`, assigned to `worker`, with an ongoing green pregnancy:
     (mother id, pregnancy id)."""
@@ -580,8 +573,8 @@ async def test_the_mothers_assigned_social_worker_takes_the_case_when_the_event_
     mother_id, pregnancy_id = await _mother(w, worker="sw2")
     resident_id = w.ids[f"resident_of_{mother_id}"]
 
-    def event(pregnancy: int, worker: int | None) -> NamingRiskRaised:
-        return NamingRiskRaised(
+    def event(pregnancy: int, worker: int | None) -> MaternalRiskRaised:
+        return MaternalRiskRaised(
             organization_id=w.ids["org_a"],
             mother_id=mother_id,
             pregnancy_id=pregnancy,
@@ -598,14 +591,15 @@ async def test_the_mothers_assigned_social_worker_takes_the_case_when_the_event_
     assert [c.social_worker_account_id for c in await w.rows(Case)] == [w.ids["sw2"]]
 
 
-async def test_a_named_worker_who_cannot_take_it_leaves_the_case_to_the_communitys(mworld: World) -> None:
-    # given a mother in c1 and events naming someone who is no social worker of A (B's, A's administrator)
+async def test_a_named_worker_who_cannot_take_it_queues_the_referral_and_tells_nobody(mworld: World) -> None:
+    # given a mother in c1 (sw serves it) and events naming someone who is no social worker of A (B's, A's admin)
     w = mworld
     mother_id, _ = await _mother(w)
+    told = await w.rows(Notification)
     for n, worker in enumerate((w.ids["sw_b"], w.ids["admin"]), start=1):
         async with w.kit.service(w.viewer("sw", "social_worker", MATERNAL)) as ctx:
             await ctx.publish(
-                NamingRiskRaised(
+                MaternalRiskRaised(
                     organization_id=w.ids["org_a"],
                     mother_id=mother_id,
                     pregnancy_id=10_000 + n,  # two raises of two pregnancies: two intakes
@@ -615,9 +609,10 @@ async def test_a_named_worker_who_cannot_take_it_leaves_the_case_to_the_communit
                     social_worker_account_id=worker,
                 )
             )
-    # then the first opens sw's case (the community's worker) and the second joins it
-    assert [c.social_worker_account_id for c in await w.rows(Case)] == [w.ids["sw"]]
-    assert [i.status for i in await w.rows(Intake)] == ["opened", "attached"]
+    # then no case (not the community's worker's either: she is not his to learn of): both wait for a supervisor
+    assert await w.count(Case) == 0
+    assert [(i.status, i.queue_reason) for i in await w.rows(Intake)] == [("queued", "no_social_worker")] * 2
+    assert len(await w.rows(Notification)) == len(told)
 
 
 async def _unassigned_raise(w: World, mother_id: int, pregnancy_id: int) -> None:
@@ -625,7 +620,7 @@ async def _unassigned_raise(w: World, mother_id: int, pregnancy_id: int) -> None
     staff), graded red."""
     async with w.kit.service(w.viewer("sw", "social_worker", MATERNAL)) as ctx:
         await ctx.publish(
-            NamingRiskRaised(
+            MaternalRiskRaised(
                 organization_id=w.ids["org_a"],
                 mother_id=mother_id,
                 pregnancy_id=pregnancy_id,
@@ -634,6 +629,18 @@ async def _unassigned_raise(w: World, mother_id: int, pregnancy_id: int) -> None
                 infectious=False,
             )
         )
+
+
+async def test_a_mother_without_her_own_social_worker_is_not_referred_to_the_communitys(mworld: World) -> None:
+    # given a mother living in c1, which sw serves, with no social worker of her own, graded red
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w)
+    told = await w.rows(Notification, account_id=w.ids["sw"])
+    await _unassigned_raise(w, mother_id, pregnancy_id)
+    # then no case for sw, who is told nothing: her referral waits for a supervisor
+    assert await w.count(Case) == 0
+    assert [(i.status, i.queue_reason) for i in await w.rows(Intake)] == [("queued", "no_social_worker")]
+    assert len(await w.rows(Notification, account_id=w.ids["sw"])) == len(told)
 
 
 async def test_a_mother_nobody_serves_waits_in_the_queue(mworld: World) -> None:
@@ -648,10 +655,6 @@ async def test_a_mother_nobody_serves_waits_in_the_queue(mworld: World) -> None:
     ]
 
 
-@pytest.mark.skipif(
-    "social_worker_account_id" not in MaternalRiskRaised.__dataclass_fields__,
-    reason="the registry's event names her social worker once the lead applies the report's diff",
-)
 async def test_a_red_grade_goes_to_the_mothers_own_social_worker(mworld: World) -> None:
     # given a mother of c1 (which sw serves) assigned to sw2
     w = mworld
@@ -682,6 +685,52 @@ async def test_a_raise_for_a_resident_with_an_open_case_joins_it(mworld: World) 
     assert await w.count(Case) == 1
     assert [(i.status, i.case_id) for i in await w.rows(Intake)] == [("attached", case_id)]
     assert [c.risk_level for c in await w.rows(Case)] == ["high"]
+
+
+async def test_a_raise_for_a_resident_whose_open_case_is_another_workers_does_not_join_it(mworld: World) -> None:
+    # given a mother of c1 assigned to sw whose resident has an open medium case held by sw2
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w)
+    async with w.kit.service(w.viewer("admin", "organization_admin", CASEWORK)) as ctx:
+        case = await casework.open_case(
+            ctx,
+            category="poverty",
+            risk_level="medium",
+            supervisor_account_id=w.ids["sup"],
+            social_worker_account_id=w.ids["sw2"],
+            resident_id=w.ids[f"resident_of_{mother_id}"],
+        )
+        case_id = case.id
+    told = await w.rows(Notification, account_id=w.ids["sw2"])
+    # when her pregnancy is graded red
+    await _grade(w, pregnancy_id, "red")
+    # then sw2's case learns nothing (no join, no risk raised, no notice): the referral waits for a supervisor
+    assert [(c.id, c.risk_level) for c in await w.rows(Case)] == [(case_id, "medium")]
+    assert await w.rows(RiskChange, case_id=case_id) == []
+    assert [(i.status, i.queue_reason, i.case_id) for i in await w.rows(Intake)] == [("queued", "refused", None)]
+    assert len(await w.rows(Notification, account_id=w.ids["sw2"])) == len(told)
+
+
+async def test_a_later_raise_after_the_case_closed_is_referred_again(mworld: World) -> None:
+    # given a mother graded orange: a maternal case of sw, ended since as not opened
+    w = mworld
+    _, pregnancy_id = await _mother(w)
+    await _grade(w, pregnancy_id, "orange")
+    (first,) = await w.rows(Case)
+    async with w.kit.service(w.viewer("sw", "social_worker", CASEWORK)) as ctx:
+        await casework.advance(ctx, first.id, "not_opened", "家属拒绝")
+    # when the same pregnancy is graded red
+    await _grade(w, pregnancy_id, "red")
+    # then a new high maternal case of sw from the pregnancy, the closed one left as it was, and sw told again
+    cases = await w.rows(Case)
+    assert [(c.id == first.id, c.stage, c.risk_level, c.social_worker_account_id) for c in cases] == [
+        (True, "not_opened", "medium", w.ids["sw"]),
+        (False, "intake", "high", w.ids["sw"]),
+    ]
+    assert (cases[1].source_kind, cases[1].source_id) == ("maternal_risk", pregnancy_id)
+    assert [(i.status, i.case_id, i.risk_level) for i in await w.rows(Intake)] == [("opened", cases[1].id, "high")]
+    kinds = [n.kind for n in await w.rows(Notification, account_id=w.ids["sw"])]
+    assert kinds.count("case_work.intake_opened") == 2
 
 
 async def test_a_raise_casework_refuses_stands_and_waits_as_refused(
@@ -726,10 +775,6 @@ def test_casework_knows_maternal_care_only_by_the_events_name() -> None:
     assert offenders == []
 
 
-@pytest.mark.skipif(
-    "MATERNAL_RISK" not in CaseWorkSourceKind.__members__,
-    reason="CaseWorkSourceKind.MATERNAL_RISK is added in plugins/case_work/types.py by the lead (see the report)",
-)
 async def test_a_queued_maternal_referral_shows_in_the_queue_and_becomes_a_case(mworld: World) -> None:
     # given a mother of c2 (nobody serves it, nor has she a social worker of her own) graded red: her referral waits
     w = mworld
@@ -752,3 +797,58 @@ async def test_a_queued_maternal_referral_shows_in_the_queue_and_becomes_a_case(
         "maternal_risk",
         pregnancy_id,
     )
+
+
+async def test_w012_downgrade_unlinks_the_maternal_cases_even_closed_and_drops_their_claims(server_url: str) -> None:
+    # given a database at w012 with a maternal intake, an open maternal case and a closed one
+    # (RLS is forced on the owner too, and the guard keeps closed cases as they are)
+    name = "ysg_case_work_w012_downgrade"
+    await drop_database(server_url, name)
+    await ensure_database(server_url, name)
+    engine = create_engine(database_url_for(server_url, name), pool_size=1)
+    dirs = build_plugin_host(entry_points=False).migration_dirs()
+
+    async def rows(statement: str) -> list[tuple[Any, ...]]:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT set_config('app.role', 'platform_admin', true)"))
+            return [tuple(r) for r in (await conn.execute(text(statement))).all()]
+
+    try:
+        await migrate.upgrade(engine, dirs, target="w012")
+        async with engine.begin() as conn:
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for statement in (
+                "INSERT INTO organizations (id, name, kind) VALUES (1, 'A', 'agency')",
+                "INSERT INTO accounts (id, username, display_name, password_hash, role, organization_id) "
+                "VALUES (1, 'w', 'w', '-', 'social_worker', 1), (2, 's', 's', '-', 'social_worker', 1)",
+                "INSERT INTO residents (id, name, organization_id) VALUES (1, '王女士', 1)",
+                "INSERT INTO case_work_clients (id, resident_id, organization_id) VALUES (1, 1, 1)",
+                "INSERT INTO case_work_cases (id, client_id, social_worker_account_id, supervisor_account_id, "
+                "category, risk_level, stage, stage_seq, source_kind, source_id, organization_id) VALUES "
+                "(1, 1, 1, 2, 'maternal', 'high', 'intake', 0, 'maternal_risk', 7, 1), "
+                "(2, 1, 1, 2, 'maternal', 'medium', 'not_opened', 1, 'maternal_risk', 8, 1), "
+                "(3, 1, 1, 2, 'other', 'low', 'intake', 0, NULL, NULL, 1)",
+                "INSERT INTO case_work_intakes (id, source_kind, source_id, resident_id, risk_level, status, "
+                "queue_reason, case_id, organization_id) VALUES "
+                "(1, 'maternal_risk', 7, 1, 'high', 'opened', NULL, 1, 1), "
+                "(2, 'maternal_risk', 9, 1, 'high', 'queued', 'no_social_worker', NULL, 1)",
+            ):
+                await conn.execute(text(statement))
+        # when w012 is undone
+        await migrate.downgrade(engine, "w011", dirs)
+        # then the cases stay, unlinked from their pregnancies (the closed one too), and the claims are gone
+        assert await rows("SELECT id, stage, source_kind, source_id FROM case_work_cases ORDER BY id") == [
+            (1, "intake", None, None),
+            (2, "not_opened", None, None),
+            (3, "intake", None, None),
+        ]
+        assert await rows("SELECT count(*) FROM case_work_intakes") == [(0,)]
+        # and the guard is on again
+        assert await rows(
+            "SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'case_work_guard' "
+            "AND tgrelid = 'case_work_cases'::regclass"
+        ) == [("O",)]
+        await migrate.upgrade(engine, dirs, target="w012")
+    finally:
+        await engine.dispose()
+        await drop_database(server_url, name)

@@ -250,6 +250,60 @@ async def test_a_loss_closes_the_prenatal_items_and_generates_nothing(mc: Matern
     assert {f.status for f in found.values()} == {"not_needed"}
 
 
+async def test_a_delivery_recorded_late_closes_the_prenatal_items_whose_window_passed_as_missed(
+    mc: MaternalWorld,
+) -> None:
+    # given a pregnancy registered on the last day of 16-20 weeks (items prenatal_2 to prenatal_5)
+    pregnancy_id, lmp = await pregnancy_on_day(mc, 146)
+    # when, a month later, a delivery of yesterday is recorded (day 175: past prenatal_3's window end, day 174)
+    mc.clock.now += timedelta(days=30)
+    delivered = await mc.today() - timedelta(days=1)
+    await mc.call("staff", registry.record_outcome, pregnancy_id, outcome="delivered", on=delivered)
+    found = await items(mc, pregnancy_id)
+    # then the checks whose window ended before the delivery were missed, closed on their window's end
+    closed = {c: (found[c].status, found[c].closed_on) for c in PRENATAL[1:]}
+    assert closed == {
+        "prenatal_2": ("missed", lmp + timedelta(days=146)),
+        "prenatal_3": ("missed", lmp + timedelta(days=174)),
+        "prenatal_4": ("not_needed", None),
+        "prenatal_5": ("not_needed", None),
+    }
+
+
+async def test_a_delivery_keeps_a_booked_check_whose_appointment_has_started(cal: MaternalWorld) -> None:
+    mc = cal
+    # given the world's prenatal_2 booked next Monday at 10:00, and that time come
+    item_id = (await items(mc))["prenatal_2"].id
+    start = monday(mc)
+    await mc.call("staff", followups.book, item_id, start=start, minutes=30)
+    mc.clock.now = start + timedelta(hours=1)
+    # when a delivery is recorded today
+    await mc.call("staff", registry.record_outcome, mc.ids["pregnancy"], outcome="delivered", on=await mc.today())
+    # then the check stays booked, its appointment kept, and its result is still recorded
+    found = await items(mc)
+    assert found["prenatal_2"].status == "booked"
+    async with mc.as_("admin") as ctx:
+        appointment = await ctx.session.get(Appointment, found["prenatal_2"].appointment_id)
+        assert appointment is not None
+        assert appointment.status == "active"
+    done = await mc.call("sw", followups.record_result, item_id, outcome="normal")
+    assert (done.status, done.outcome) == ("done", "normal")
+
+
+async def test_nothing_is_recorded_before_the_window_opens(mc: MaternalWorld) -> None:
+    # given the world's pregnancy at 20 weeks: prenatal_3 (21-24 weeks) opens in a week
+    item_id = (await items(mc))["prenatal_3"].id
+    before = await counts(mc)
+    # then it takes no result and is not missed yet
+    assert await mc.refused("sw", followups.record_result, item_id, outcome="normal") == "OUT_OF_RANGE"
+    assert await mc.refused("sw", followups.mark_missed, item_id, note="未到") == "OUT_OF_RANGE"
+    assert await counts(mc) == before
+    # and on its first day it does
+    mc.clock.now += timedelta(days=7)
+    done = await mc.call("sw", followups.record_result, item_id, outcome="normal")
+    assert done.status == "done"
+
+
 # -- booking ------------------------------------------------------------------------------------------------------
 
 
@@ -518,9 +572,9 @@ async def _database_refusal(mc: MaternalWorld, sql: str) -> str:
 
 async def test_the_database_refuses_what_the_services_never_write(mc: MaternalWorld) -> None:
     found = await items(mc)
-    pid, item = mc.ids["pregnancy"], found["prenatal_2"].id
-    await mc.call("sw", followups.mark_missed, found["prenatal_3"].id, note="未到")
-    closed = found["prenatal_3"].id
+    pid, item = mc.ids["pregnancy"], found["prenatal_3"].id
+    await mc.call("sw", followups.mark_missed, found["prenatal_2"].id, note="未到")
+    closed = found["prenatal_2"].id
     t = "maternal_care_followups"
     # a second item of one rule; a rule the schedule does not have
     assert await _database_refusal(
