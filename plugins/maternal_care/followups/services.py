@@ -52,7 +52,6 @@ MIN_MINUTES, MAX_MINUTES = 10, 240
 HORIZON_DAYS = 366  # a booking further ahead is a typo, not a plan (as casework's visits)
 MAX_NOTE = 500
 OPEN = ("open", "booked")
-BOOKABLE_ROLES = frozenset({"social_worker", "organization_admin", "counselor"})
 # What an abnormal finding's referral shares: the summary (core's minimum) and health details.
 REFERRAL_SCOPES = ("summary", "health")
 ERROR_CODES: dict[str, str] = {}
@@ -249,23 +248,33 @@ def _note(v: core.Validator, note: str, field: str = "note") -> str:
     return clean
 
 
-async def _staff_record(ctx: core.ServiceContext, account_id: int, organization_id: int) -> int:
-    """The calendar (staff record) of an active staff member of the mother's organisation: NOT_FOUND for
-    another organisation's account; OUTSIDE_AVAILABILITY for one without a calendar (as casework's visits)."""
+async def _staff_record(ctx: core.ServiceContext, account_id: int, pregnancy: Pregnancy) -> int:
+    """The calendar (staff record) of an active account of the mother's organisation who may see her follow-ups
+    (the registry's rule for health details: her social worker, maternal-care staff, administrators, and the
+    pregnancy's named responsible) -- booking someone who cannot open the item would hand them a visit they
+    cannot see, or show them a mother they must not: INVALID_INPUT. NOT_FOUND for another organisation's
+    account; OUTSIDE_AVAILABILITY for one without a calendar (as casework's visits)."""
     field = ("input", "staffId")
+    organization_id = pregnancy.organization_id
     account: Account = await core.get_row(
         ctx, Account, account_id, what=_("Account"), field=field, scope=Account.organization_id == organization_id
     )
-    staff = account.role in BOOKABLE_ROLES or (
-        await ctx.session.scalar(
-            select(AccountPluginRole.account_id).where(
-                AccountPluginRole.account_id == account_id, AccountPluginRole.role == registry.STAFF_ROLE
+    mother: Mother = await core.get_row(ctx, Mother, pregnancy.mother_id, what=_("Mother"))
+    sees_her = (
+        account.role in registry.ADMIN_ROLES
+        or mother.social_worker_account_id == account_id
+        or pregnancy.responsible_account_id == account_id
+        or (
+            await ctx.session.scalar(
+                select(AccountPluginRole.account_id).where(
+                    AccountPluginRole.account_id == account_id, AccountPluginRole.role == registry.STAFF_ROLE
+                )
             )
+            is not None
         )
-        is not None
     )
-    if not account.is_active or not staff:
-        raise core.DomainError("INVALID_INPUT", "Name an active staff member of the organisation.", field)
+    if not account.is_active or not sees_her:
+        raise core.DomainError("INVALID_INPUT", "Name an active staff member who serves the mother.", field)
     if account.volunteer_id is None:
         raise core.DomainError("OUTSIDE_AVAILABILITY", "This person has no calendar to book.", field)
     return account.volunteer_id
@@ -309,17 +318,17 @@ async def book(
         raise core.DomainError("REQUIRED", "Name the staff member.", ("input", "staffId"))
     item, pregnancy = await _item(ctx, followup_id)
     _still_open(item)
+    if item.appointment_id is not None and item.staff_account_id != who:
+        # Another staff member's booking: taking it over would cancel their appointment behind their back.
+        raise core.DomainError("ALREADY_EXISTS", "The follow-up is booked with another staff member.", ("input", "id"))
     if gestation.local_date(start, zone) < item.window_start:
         raise core.DomainError("OUT_OF_RANGE", "The follow-up's window has not opened then.", ("input", "start"))
-    record = await _staff_record(ctx, who, pregnancy.organization_id)
+    record = await _staff_record(ctx, who, pregnancy)
     end = start + timedelta(minutes=minutes)
     if item.appointment_id is not None and item.staff_account_id == who:
         await core.reschedule_appointment(ctx, item.appointment_id, start, end)
     else:
-        booked = await core.book_appointment(ctx, record, KIND, start, end, record_id=item.id)
-        if item.appointment_id is not None:
-            await core.cancel_appointment(ctx, item.appointment_id, "rebooked")
-        item.appointment_id = booked.id
+        item.appointment_id = (await core.book_appointment(ctx, record, KIND, start, end, record_id=item.id)).id
     item.status, item.staff_account_id, item.rebook_needed, item.updated_at = "booked", who, False, ctx.now()
     await _flush(ctx)
     return item

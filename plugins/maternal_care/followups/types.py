@@ -44,6 +44,16 @@ def _appointments(info: Info) -> DataLoader[int, Any]:
     return info.context.loaders.get("maternal_care:followup_appointments", lambda _: DataLoader(load_fn=load))  # type: ignore[no-any-return]
 
 
+def _findings(info: Info) -> DataLoader[int, FollowUp | None]:
+    """The findings re-checks follow, one statement for a page (a list of re-checks was one query per row)."""
+
+    async def load(ids: list[int]) -> list[FollowUp | None]:
+        found = await info.context.read(services.followups_by_id, ids)
+        return [found.get(pk) for pk in ids]
+
+    return info.context.loaders.get("maternal_care:followup_findings", lambda _: DataLoader(load_fn=load))  # type: ignore[no-any-return]
+
+
 @strawberry.type(
     description="One follow-up of a pregnancy from the national schedule (a prenatal check, the postpartum "
     "visit, the day-42 check, an abnormal finding's re-check): its window, booking and outcome. Health "
@@ -128,8 +138,8 @@ class MaternalCareFollowUp(relay.Node):
         pk = self._read(info, "finding").finding_id
         if pk is None:
             return None
-        found = await info.context.read(services.followups_by_id, [pk])
-        return MaternalCareFollowUp.of(found[pk]) if pk in found else None
+        found = await _findings(info).load(pk)
+        return None if found is None else MaternalCareFollowUp.of(found)
 
     @strawberry.field
     async def pregnancy(self, info: Info) -> registry_types.MaternalCarePregnancy:

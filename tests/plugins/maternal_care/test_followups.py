@@ -24,8 +24,10 @@ from core.vocab import VolunteerMode
 from plugins.maternal_care.followups import services as followups
 from plugins.maternal_care.followups.models import FollowUp
 from plugins.maternal_care.registry import services as registry
+from schema import api as gql
 from tests.core.services.test_scheduling import at, next_monday
 from tests.plugins.maternal_care.conftest import MaternalWorld
+from yunshegong.testing import Harness
 
 HOSPITAL = "西安市妇幼保健院"
 PRENATAL = ("prenatal_1", "prenatal_2", "prenatal_3", "prenatal_4", "prenatal_5")
@@ -33,11 +35,11 @@ PRENATAL = ("prenatal_1", "prenatal_2", "prenatal_3", "prenatal_4", "prenatal_5"
 
 @pytest.fixture
 async def cal(mc: MaternalWorld) -> MaternalWorld:
-    """`staff` and `sw` get a calendar: a staff record with hours 08:00-20:00 every day (as casework's visits)."""
+    """`staff`, `sw` and `sw2` get a calendar: a staff record with hours 08:00-20:00 every day (as casework visits)."""
     builder = Viewer(label="builder", role="platform_admin")
     async with create_sessionmaker(mc.engine)() as session, session.begin():
         ctx = ServiceContext(session=session, viewer=builder, clock=mc.clock)
-        for who in ("staff", "sw", "staff_b"):
+        for who in ("staff", "sw", "sw2", "staff_b"):
             org = "org_b" if who.endswith("_b") else "org_a"
             person = await volunteers.register_volunteer(
                 ctx,
@@ -333,6 +335,42 @@ async def test_a_staff_member_is_never_double_booked_and_nothing_is_written(cal:
     assert (booked.status, booked.staff_account_id) == ("booked", mc.ids["sw"])
 
 
+async def test_another_staff_members_booking_is_not_taken_over(cal: MaternalWorld) -> None:
+    mc = cal
+    # given the 16-20 check booked with staff next Monday at 10:00
+    item_id = (await items(mc))["prenatal_2"].id
+    booking = await mc.call("staff", followups.book, item_id, start=monday(mc), minutes=30)
+    before = await counts(mc)
+    # when her social worker books it on her own calendar
+    code = await mc.refused("sw", followups.book, item_id, start=monday(mc, 11), minutes=30)
+    # then it is refused, and staff's appointment stands: nothing written
+    assert code == "ALREADY_EXISTS"
+    assert await counts(mc) == before
+    kept = (await items(mc))["prenatal_2"]
+    assert (kept.staff_account_id, kept.appointment_id) == (mc.ids["staff"], booking.appointment_id)
+    # and staff moving their own booking is allowed
+    moved = await mc.call("staff", followups.book, item_id, start=monday(mc, 11), minutes=30)
+    assert (moved.staff_account_id, moved.appointment_id) == (mc.ids["staff"], booking.appointment_id)
+
+
+async def test_the_pregnancys_named_responsible_can_be_booked(cal: MaternalWorld) -> None:
+    mc = cal
+    item_id = (await items(mc))["prenatal_2"].id
+    # given sw2, not her social worker, cannot be booked
+    assert (
+        await mc.refused("staff", followups.book, item_id, start=monday(mc), minutes=30, staff_account_id=mc.ids["sw2"])
+        == "INVALID_INPUT"
+    )
+    # when sw2 is named responsible for the pregnancy
+    grade = registry.Grade("orange", responsible_account_id=mc.ids["sw2"])
+    await mc.call("staff", registry.change_risk, mc.ids["pregnancy"], grade, "妊娠期糖尿病")
+    # then sw2 can be booked
+    booked = await mc.call(
+        "staff", followups.book, item_id, start=monday(mc), minutes=30, staff_account_id=mc.ids["sw2"]
+    )
+    assert (booked.status, booked.staff_account_id) == ("booked", mc.ids["sw2"])
+
+
 @pytest.mark.parametrize(
     ("change", "code"),
     [
@@ -341,7 +379,9 @@ async def test_a_staff_member_is_never_double_booked_and_nothing_is_written(cal:
         ({"start": "next_year_and_more"}, "OUT_OF_RANGE"),  # beyond the booking horizon
         ({"rule": "prenatal_4"}, "OUT_OF_RANGE"),  # its window opens in 8 weeks
         ({"time_zone": "Mars/Base"}, "INVALID_INPUT"),
-        ({"staff": "counselor"}, "OUTSIDE_AVAILABILITY"),  # staff without a calendar
+        ({"staff": "admin"}, "OUTSIDE_AVAILABILITY"),  # serves her, without a calendar
+        ({"staff": "sw2"}, "INVALID_INPUT"),  # has a calendar, but is not her social worker: cannot see her
+        ({"staff": "counselor"}, "INVALID_INPUT"),  # staff of the organisation who does not serve her
         ({"staff": "volunteer"}, "INVALID_INPUT"),  # not staff
         ({"staff": "staff_b"}, "NOT_FOUND"),  # another organisation's
         ({"start": "night"}, "OUTSIDE_AVAILABILITY"),
@@ -527,6 +567,33 @@ async def test_the_overdue_list_costs_the_same_statements_for_few_and_many(
         assert len(page.items) == 4 * (1 + extra)
     # then four times the items cost no more statements
     assert counted[0] == counted[3] == 1, counted
+
+
+FINDINGS = """query($id: ID!) { r: maternalCareFollowUps(filter: {pregnancyId: $id}, first: 20) {
+  totalCount nodes { rule finding { rule status } } } }"""
+
+
+async def test_the_findings_of_re_checks_cost_the_same_statements_for_few_and_many(
+    mc: MaternalWorld, kit: Harness, statements: list[str]
+) -> None:
+    # given an administrator of the mother's organisation, signed in
+    await kit.enable("maternal_care", mc.ids["org_a"])
+    admin = await kit.sign_in("organization_admin", mc.ids["org_a"])
+    await _consent(mc)
+    pregnancy_gid = gql.encode_id("MaternalCarePregnancy", mc.ids["pregnancy"])
+    counted: dict[int, int] = {}
+    item_id = (await items(mc))["prenatal_2"].id
+    for chain in (1, 4):
+        # given `chain` abnormal findings in a row (each re-check abnormal again), each with its re-check
+        while len([r for r in (await items(mc)).values() if r.finding_id is not None]) < chain:
+            await mc.call("sw", followups.record_result, item_id, outcome="abnormal", note="异常", referral=_referral())
+            item_id = next(r.id for r in (await items(mc)).values() if r.finding_id == item_id)
+        statements.clear()
+        body = await admin(FINDINGS, {"id": pregnancy_gid})
+        counted[chain] = len([s for s in statements if "maternal_care_followups" in s])
+        assert len([n for n in body["r"]["nodes"] if n["finding"] is not None]) == chain
+    # then four times the re-checks cost no more statements (their findings batched)
+    assert counted[1] == counted[4], counted
 
 
 # -- privacy ------------------------------------------------------------------------------------------------------
