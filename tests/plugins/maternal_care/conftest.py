@@ -20,13 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
 from core.errors import DomainError
-from core.models import Account, AccountPluginRole, Community, Resident
+from core.models import Resident
 from core.plugins import build_plugin_host
-from core.services import communities, organizations
 from core.services.context import ServiceContext, Viewer
-from core.vocab import DistrictKind, OrganizationKind
 from plugins.maternal_care.models import DatingCorrection, Mother, Pregnancy, RiskChange
 from plugins.maternal_care.registry import services
+from tests import two_organisations
 
 MANAGE = frozenset({services.MANAGE})
 STAFF = frozenset({services.MANAGE, services.HEALTH, services.LECTURES})
@@ -131,57 +130,9 @@ class MaternalWorld:
 @pytest.fixture
 async def mc(engine: AsyncEngine, clock: Any) -> MaternalWorld:
     world = MaternalWorld(engine, clock, host=build_plugin_host(entry_points=False))
-    builder = Viewer(label="builder", role="platform_admin")
-    async with create_sessionmaker(engine)() as session, session.begin():
-        ctx = ServiceContext(session=session, viewer=builder, clock=clock)
-        district = await organizations.create_district(ctx, name=f"区{next(_serial)}", kind=DistrictKind.DISTRICT)
-        for key in ("a", "b"):
-            org = await organizations.create_organization(
-                ctx, name=f"机构{next(_serial)}", kind=OrganizationKind.AGENCY
-            )
-            world.ids[f"org_{key}"] = org.id
-            community: Community = await communities.create_community(
-                ctx,
-                communities.CommunityInput(
-                    name=f"社区{next(_serial)}", district_id=district.id, organization_id=org.id, head_name="主任"
-                ),
-            )
-            world.ids[f"community_{key}"] = community.id
-        for who, (role, org, permissions) in CALLERS.items():
-            account = Account(
-                username=f"{who}-{next(_serial)}",
-                display_name=who,
-                password_hash="-",
-                role=role,
-                organization_id=world.ids[f"org_{org}"],
-                community_id=world.ids[f"community_{org}"] if role == "community_head" else None,
-            )
-            if role == "volunteer":
-                from core.services import volunteers
-                from core.vocab import VolunteerMode
-
-                person = await volunteers.register_volunteer(
-                    ctx,
-                    volunteers.VolunteerInput(
-                        name=who,
-                        phone=f"1390000{next(_serial):04d}",
-                        mode=VolunteerMode.OFFLINE,
-                        organization_id=world.ids[f"org_{org}"],
-                    ),
-                )
-                account.volunteer_id = person.id
-            session.add(account)
-            await session.flush()
-            world.ids[who] = account.id
-            if services.HEALTH in permissions:
-                session.add(
-                    AccountPluginRole(
-                        account_id=account.id,
-                        role=services.STAFF_ROLE,
-                        granted_by="builder",
-                        organization_id=account.organization_id,
-                    )
-                )
+    await two_organisations.build(
+        engine, clock, CALLERS, world.ids, plugin_roles={services.HEALTH: services.STAFF_ROLE}
+    )
     mother = await world.call(
         "sw",
         services.register_mother,

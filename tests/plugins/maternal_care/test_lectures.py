@@ -21,17 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
 from core.errors import DomainError
-from core.models import Account, AccountPluginRole, Community, Notification, Resident
-from core.services import communities, organizations
+from core.models import Notification, Resident
 from core.services.common import constraint_name
 from core.services.context import ServiceContext, Viewer
-from core.vocab import DistrictKind, OrganizationKind
 from plugins.maternal_care import gestation
 from plugins.maternal_care.lectures import services as lectures
 from plugins.maternal_care.lectures.models import Lecture, Registration
 from plugins.maternal_care.lectures.services import PregnancyDates, stages_on
 from plugins.maternal_care.models import Mother, Pregnancy
 from plugins.maternal_care.registry import services as registry
+from tests import two_organisations
 from tests.concurrency import Racer, rounds
 
 STAFF = frozenset({registry.MANAGE, registry.HEALTH, registry.LECTURES})
@@ -197,43 +196,9 @@ class World:
 @pytest.fixture
 async def w(engine: AsyncEngine, clock: Any) -> World:
     world = World(engine, clock)
-    builder = Viewer(label="builder", role="platform_admin")
-    async with create_sessionmaker(engine)() as session, session.begin():
-        ctx = ServiceContext(session=session, viewer=builder, clock=clock)
-        district = await organizations.create_district(ctx, name=f"区{next(_serial)}", kind=DistrictKind.DISTRICT)
-        for key in ("a", "b"):
-            org = await organizations.create_organization(
-                ctx, name=f"机构{next(_serial)}", kind=OrganizationKind.AGENCY
-            )
-            world.ids[f"org_{key}"] = org.id
-            community: Community = await communities.create_community(
-                ctx,
-                communities.CommunityInput(
-                    name=f"社区{next(_serial)}", district_id=district.id, organization_id=org.id, head_name="主任"
-                ),
-            )
-            world.ids[f"community_{key}"] = community.id
-        for who, (role, org, permissions) in CALLERS.items():
-            account = Account(
-                username=f"{who}-{next(_serial)}",
-                display_name=who,
-                password_hash="-",
-                role=role,
-                organization_id=world.ids[f"org_{org}"],
-                community_id=world.ids[f"community_{org}"] if role == "community_head" else None,
-            )
-            session.add(account)
-            await session.flush()
-            world.ids[who] = account.id
-            if registry.HEALTH in permissions:
-                session.add(
-                    AccountPluginRole(
-                        account_id=account.id,
-                        role=registry.STAFF_ROLE,
-                        granted_by="builder",
-                        organization_id=account.organization_id,
-                    )
-                )
+    await two_organisations.build(
+        engine, clock, CALLERS, world.ids, plugin_roles={registry.HEALTH: registry.STAFF_ROLE}
+    )
     return world
 
 
