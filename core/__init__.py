@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.database import Base
+    from core.delivery.channel import Channel, Contact, Message, PermanentFailure, TemporaryFailure
     from core.errors import DomainError, NotFound, Validator
     from core.events import (
         AssignmentChanged,
@@ -149,6 +150,12 @@ _EXPORTS: dict[str, str] = {
     "ReferralTarget": "core.services.referrals",
     "SharedResident": "core.services.referrals",
     "ResidentRelation": "core.services.residents",
+    # notification delivery: channels plugins register (hook register_channels), what they receive and raise
+    "Channel": "core.plugin_api",
+    "Contact": "core.plugin_api",
+    "Message": "core.plugin_api",
+    "TemporaryFailure": "core.plugin_api",
+    "PermanentFailure": "core.plugin_api",
 }
 # Names that are modules themselves, not attributes of one.
 _MODULES = frozenset({"residents", "consent", "referrals"})

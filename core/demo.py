@@ -172,6 +172,10 @@ async def load_demo(engine: AsyncEngine, *, now: datetime | None = None, host: P
         # The hospital's system reads the association's data with an API token (its value is never shown:
         # create your own with createApiToken).
         await auth.create_api_token(ctx, association.id, "胸科医院信息系统")
+        # The association's partner system hears its messages through a webhook; one message already went out.
+        from core.delivery.demo import add_demo_data as add_delivery_demo
+
+        await add_delivery_demo(ctx, association.id)
         session.add(AppMeta(key=DEMO_MARKER, value=ctx.now().isoformat()))
     return True
 

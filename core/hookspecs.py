@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from core.delivery.channel import Channel
     from core.events import DomainEvent
     from core.jobs import Job
     from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
@@ -215,6 +216,22 @@ def register_sealed_columns() -> list[SealedColumn]:  # type: ignore[empty-body]
     row's `id_column`. `reseal` rewrites every value of these columns not yet under the current key; a
     column left out keeps its old key and stops opening once that key is dropped. A malformed entry, a
     table outside the plugin's namespace or a column registered twice stops the command naming the plugin.
+    """
+
+
+@hookspec
+def register_channels() -> list[Channel]:  # type: ignore[empty-body]
+    """Contribute notification delivery channels (an SMS gateway, e-mail, a messaging app).
+
+    Called once when the delivery worker starts (`yunshegong worker`, or inside `serve`). Returns objects
+    satisfying `core.Channel`: `name` (the plugin's name or `<plugin name>.<what>`, unique), `accepts(message)`
+    (whether to carry a `core.Message`; may return an awaitable; asked once per message, when it is routed)
+    and `async send(message)`, which delivers or raises `core.TemporaryFailure` (retried with exponential
+    backoff, parked after YUNSHEGONG_DELIVERY_MAX_ATTEMPTS) or `core.PermanentFailure` (parked at once, with
+    its message as the reason administrators read). `send` runs outside any transaction, at least once per
+    delivery: deduplicate by `message.delivery_id`. A plugin's channel carries messages only of organisations
+    that enabled the plugin. A malformed channel or a name outside the plugin's namespace stops startup.
+    See docs/notifications.md and examples/channels/.
     """
 
 

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+# Notification delivery channels (hook register_channels): the interface lives in core.delivery.channel,
+# which imports nothing heavy, and is part of the plugin API from here and from `core`.
+from core.delivery.channel import Channel, Contact, Message, PermanentFailure, TemporaryFailure  # noqa: F401
+
 PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 # The plugin API's major version: bumped when a name plugins use is removed or changes meaning; additions
 # keep it. Plugins state the major version they were written for (PluginInfo.api_version).

@@ -22,7 +22,9 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 ENV_PREFIX = "YUNSHEGONG_"
 # Never echoed in an error: they may hold passwords.
-SECRET_FIELDS = frozenset({"database_url", "app_database_url", "secret_key", "sealing_keys"})
+SECRET_FIELDS = frozenset(
+    {"database_url", "app_database_url", "secret_key", "sealing_keys", "metrics_token", "listen_database_url"}
+)
 MIN_SECRET_KEY_LENGTH = 32
 
 # Set while from_env() builds its instance: only then is the environment a source.
@@ -171,6 +173,72 @@ class Settings(BaseSettings):
     # Run queries through the compiled executor (schema.execution): each operation compiled once into code
     # specialised to its selection set; off runs graphql-core's general executor (same answers, slower).
     compiled_execution: bool = True
+    # -- live updates (subscriptions over graphql-transport-ws: docs/realtime.md) --
+    # The connection each process LISTENs on (one per process, not from the pool). None: the service's own
+    # URL. Set it to the PostgreSQL server itself when the pool goes through PgBouncer in transaction mode
+    # (LISTEN needs a session of its own).
+    listen_database_url: str | None = None
+    # Operations running at once on one websocket connection, and websocket connections one account (or API
+    # token) may hold in one process; more are refused (limit reached / close 4429).
+    live_max_subscriptions_per_connection: PositiveInt = 20
+    live_max_connections_per_account: PositiveInt = 10
+    # Events a subscription may fall behind by before it is told to resync instead (bounded memory).
+    live_queue_size: PositiveInt = 100
+    # Seconds between the server's pings on an idle websocket (graphql-transport-ws ping/pong); 0: none.
+    live_keepalive_seconds: float = Field(default=15.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("listen_database_url")
+    @classmethod
+    def _listen_url(cls, value: str | None) -> str | None:
+        return _postgres_url(value)
+
+    # -- operations (several processes, metrics, logs: docs/deployment.md) --
+    # Worker processes of `yunshegong serve` sharing its port (each with its own pool of db_pool_size).
+    workers: int = Field(default=1, ge=1, le=64)
+    # `text` for a terminal; `json` (one object per line, with the request id) for production log shippers.
+    log_format: Literal["text", "json"] = "text"
+    # When set, GET /metrics requires `Authorization: Bearer <this>`. Unset, /metrics answers only where
+    # nobody else can reach it (the service listens on a loopback address and no trusted proxy forwards to it)
+    # or when metrics_public says so; otherwise it refuses (403).
+    metrics_token: str | None = None
+    # Serve /metrics without a token on any address (a private network the scraper alone reaches).
+    metrics_public: bool = False
+    # -- notification delivery (the outbox worker: docs/notifications.md) --
+    # Run the delivery worker inside `serve` (every process of it); off: run `yunshegong worker` instead.
+    delivery_in_serve: bool = True
+    # Seconds between rounds when there is nothing to do (a NOTIFY wake-up will make it prompt sooner).
+    delivery_poll_interval: float = Field(default=2.0, gt=0, allow_inf_nan=False)
+    # Messages routed and deliveries claimed per organisation and round; sends in flight at once.
+    delivery_batch_size: int = Field(default=20, ge=1, le=1000)
+    delivery_concurrency: int = Field(default=4, ge=1, le=100)
+    # Attempts before a failing delivery is parked; the first retry waits about base delay seconds,
+    # doubling each time (with jitter) up to max delay.
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    delivery_base_delay: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    delivery_max_delay: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
+    # Longest one send may take before it counts as a temporary failure (a claim's lease is twice this + 30 s).
+    delivery_send_timeout: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    # The webhook channel's HTTP timeout; and whether endpoints may be private addresses (tests, closed
+    # networks) -- off, an endpoint resolving to a loopback, private or link-local address is refused.
+    delivery_webhook_timeout: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
+    delivery_webhook_allow_private: bool = False
+    # Ports a webhook endpoint may use (comma-separated). Other ports are refused when the
+    # endpoint is configured and when it is posted to: the service is no port scanner for administrators.
+    delivery_webhook_ports: Annotated[tuple[int, ...], NoDecode] = (443, 80)
+
+    @field_validator("delivery_webhook_ports", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("delivery_webhook_ports")
+    @classmethod
+    def _ports_valid(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 < port < 65536 for port in value):
+            raise ValueError("ports are 1-65535")
+        return value
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -226,7 +294,7 @@ class Settings(BaseSettings):
             raise ValueError("not a time zone of the IANA database (e.g. Asia/Shanghai)") from None
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

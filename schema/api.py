@@ -21,6 +21,7 @@ from schema.ids import decode_optional as decode_optional_id
 from schema.ids import encode as encode_id
 from schema.mutations.base import mutate, payload
 from schema.scalars import Money
+from schema.subscriptions import LiveChange, live_events
 from schema.types.assignment import Assignment
 from schema.types.common import Connection, Edge, PageInfo
 from schema.types.community import Community
@@ -40,6 +41,7 @@ __all__ = [
     "Error",
     "ErrorCode",
     "HelpRequest",
+    "LiveChange",
     "Money",
     "Organization",
     "PageInfo",
@@ -50,6 +52,7 @@ __all__ = [
     "decode_optional_id",
     "encode_id",
     "first_of",
+    "live_events",
     "load",
     "load_required",
     "mutate",

@@ -43,6 +43,7 @@ from schema.extensions import RequestLifecycle, SafeErrors, page_size_rule
 from schema.mutations.assignments import AssignmentMutations
 from schema.mutations.auth import AuthMutations
 from schema.mutations.communities import CommunityMutations
+from schema.mutations.deliveries import DeliveryMutations
 from schema.mutations.help_requests import HelpRequestMutations
 from schema.mutations.people import PeopleMutations
 from schema.mutations.plugin_roles import PluginRoleMutations
@@ -52,6 +53,7 @@ from schema.mutations.scheduling import SchedulingMutations
 from schema.mutations.volunteers import VolunteerMutations
 from schema.queries import CoreQuery, node_fields
 from schema.scalars import MAX_YEAR, MIN_YEAR, SCALARS, input_scalars, literal_parser, parse_datetime
+from schema.subscriptions import CoreSubscription
 from schema.types.nodes import NOT_ADDRESSABLE
 
 CORE_MUTATIONS = (
@@ -65,6 +67,7 @@ CORE_MUTATIONS = (
     PluginRoleMutations,
     SchedulingMutations,
     PeopleMutations,
+    DeliveryMutations,
 )
 
 
@@ -295,7 +298,7 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
     owners: dict[str, dict[str, str]] = {
         "query": dict.fromkeys(_root_fields(strawberry.type(core_query)), "core"),
         "mutation": {name: "core" for cls in CORE_MUTATIONS for name in _root_fields(cls)},
-        "subscription": {},
+        "subscription": dict.fromkeys(_root_fields(CoreSubscription), "core"),
         "type_fields": {},
     }
     parts: dict[str, list[type]] = {"query": [], "mutation": [], "subscription": []}
@@ -312,9 +315,8 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
 
     query = strawberry.type(type("Query", (CoreQuery, *parts["query"]), node_fields()))
     mutation = strawberry.type(type("Mutation", (*CORE_MUTATIONS, *parts["mutation"]), {}))
-    subscription = (
-        strawberry.type(type("Subscription", tuple(parts["subscription"]), {})) if parts["subscription"] else None
-    )
+    # Core's live fields (schema.subscriptions) and the plugins', served over graphql-transport-ws.
+    subscription = strawberry.type(type("Subscription", (CoreSubscription, *parts["subscription"]), {}))
     use_codes(host.error_codes if host is not None else CORE_ERROR_CODES)
     try:
         schema = Schema(

@@ -36,6 +36,7 @@ from schema.types.account import Role as AccountRole
 from schema.types.assignment import Assignment
 from schema.types.common import Bucket, Connection
 from schema.types.community import Community
+from schema.types.deliveries import DeliveriesQuery
 from schema.types.enums import to_vocab
 from schema.types.help_request import HelpRequest
 from schema.types.matching import AssignmentPlan, CoordinatorQueue, MatchCandidate, OverdueRequest
@@ -234,7 +235,7 @@ def node_fields() -> dict[str, object]:
 
 
 @strawberry.type
-class CoreQuery(PeopleQuery):
+class CoreQuery(PeopleQuery, DeliveriesQuery):
     @strawberry.field(description="Help requests, most urgent first by default.")
     async def help_requests(
         self,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import html
+import ipaddress
 import logging
-import uuid
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -22,15 +24,16 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
+from core import observability
 from core.database import create_sessionmaker, ping
 from core.i18n import CALLER_LOCALE, _, negotiate, translate
 from core.plugins import PluginHost, build_plugin_host
@@ -60,14 +63,73 @@ STRAWBERRY_REASONS = (
 )
 
 
+# -- websocket frames (live proofs, issue 16): graphql-transport-ws messages go as TEXT frames --
+class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
+    """strawberry sends bytes from encode_json (ours: orjson) as binary frames, which the protocol's clients
+    cannot read (graphql-ws rejects them: "Message is missing the 'type' property"; a browser gets a Blob).
+    tests/e2e/test_graphql_ws_client.py runs that client."""
+
+    async def send_json(self, message: Any) -> None:
+        from starlette.websockets import WebSocketDisconnect
+        from strawberry.http.exceptions import WebSocketDisconnected
+
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncIterator[object]:
+        """strawberry's, with each message bounded by settings.max_body_bytes (as an HTTP body is): a longer
+        one closes the connection with 1009 (message too big). uvicorn's ws_max_size (yunshegong.cli) refuses
+        it before reading it whole; this holds under any server. Our strict JSON parser's refusal is a
+        non-JSON message (close 4400), as the protocol says."""
+        from starlette.websockets import WebSocketDisconnect, WebSocketState
+        from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+
+        limit = self.view.state.settings.max_body_bytes  # type: ignore[attr-defined]
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+                    await self.ws.close(code=1009, reason="Message too big")
+                    return
+                try:
+                    message = self.view.decode_json(text)
+                except http.RequestRefused as exc:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from exc
+                    continue
+                yield message
+        except KeyError as exc:  # a binary frame
+            raise NonTextMessageReceived from exc
+        except WebSocketDisconnect:
+            pass
+
+
 class GraphQLApp(GraphQL):
     """strawberry's ASGI view behind the service's edge (yunshegong.http): a bounded body, one strict parser
     for every request, JSON errors with codes for every refusal, the GraphQL-over-HTTP media types and
     statuses, 503 when the database is unreachable, and GraphiQL from the service's own files."""
 
+    websocket_adapter_class = TextFrameWebSocketAdapter  # live proofs: text frames (see the adapter)
+
     def __init__(self, state: AppState, **kwargs: Any) -> None:
         super().__init__(build_schema(state.settings, state.host), **kwargs)
         self.state = state
+        # -- metrics: each operation is labelled by its root fields as it executes (HTTP and websocket alike;
+        # observability.operations), never by the name the client gave it.
+        self.schema.extensions = (*self.schema.extensions, observability.OperationLabel)  # type: ignore[attr-defined]
+        # -- live updates (docs/realtime.md): graphql-transport-ws only, through our handler (authentication in
+        # connection_init, a context per operation, keep-alive), with the limits from the settings.
+        from strawberry.http.websocket_origin import normalize_allowed_origins
+        from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+        from schema.subscriptions.transport import LiveTransportHandler
+
+        self.graphql_transport_ws_handler_class = LiveTransportHandler
+        self.protocols = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
+        self.max_subscriptions_per_connection = state.settings.live_max_subscriptions_per_connection
+        self.allowed_origins = normalize_allowed_origins(state.settings.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,18 +144,24 @@ class GraphQLApp(GraphQL):
         try:
             response = await self._answer(request)
         except http.RequestRefused as refused:
+            if not getattr(refused, "counted", False):
+                observability.record_refusal(refused.code)
             response = refused.response(media_type)
         except HTTPException as exc:
             # strawberry's own refusals (e.g. GraphiQL switched off): JSON with a code as well.
             code = "NOT_FOUND" if exc.status_code == 404 else "INVALID_REQUEST"
+            observability.record_refusal(code)
             response = http.error_response(exc.status_code, code, translate(exc.reason), media_type=media_type)
         except Exception as exc:
             if is_unavailable(exc):
                 # E.g. the bearer token could not be checked: an outage, not a fault (no traceback).
                 log.warning("request refused: database unavailable (%s)", type(exc).__name__)
+                observability.record_refusal("UNAVAILABLE")
                 response = http.unavailable().response(media_type)
             else:
-                request_id = uuid.uuid4().hex[:16]
+                # The request's own id (yunshegong.observability): the one in its log lines and X-Request-Id.
+                request_id = observability.current_request_id() or observability.new_request_id()
+                observability.record_refusal("INTERNAL_ERROR")
                 log.error("unexpected error in request %s", request_id, exc_info=exc)
                 message = translate(INTERNAL_MESSAGE, {"request_id": request_id})
                 response = http.error_response(
@@ -151,6 +219,30 @@ class GraphQLApp(GraphQL):
         return http.operations(data, self.state.settings.max_batch)
 
     async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """One operation, counted for /metrics under its root fields (labelled by the schema as it executed:
+        observability.OperationLabel): latency and the codes of its errors."""
+        started = time.perf_counter()
+        try:
+            result = await self._execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except http.RequestRefused as refused:
+            observability.record_graphql_operation(time.perf_counter() - started, [refused.code])
+            refused.counted = True  # type: ignore[attr-defined]
+            raise
+        codes = observability.result_codes(result.errors, result.data)
+        observability.record_graphql_operation(time.perf_counter() - started, codes)
+        return result
+
+    async def _execute_single(
         self,
         request: Request,
         request_adapter: AsyncHTTPRequestAdapter,
@@ -259,9 +351,13 @@ class GraphQLApp(GraphQL):
             request=request,
             response=response,
             _session=getattr(request.state, "session", None),
+            # The id the request's log lines and X-Request-Id carry (observability.RequestMiddleware).
+            request_id=observability.current_request_id() or observability.new_request_id(),
         )
         request.state.graphql_context = context
-        if self.state.host is not None:
+        # A websocket's context is made once, before connection_init says who is asking: plugins' state is made
+        # per operation and event, for the checked viewer (schema.subscriptions.context.LiveContext.extend).
+        if self.state.host is not None and request.scope.get("type") != "websocket":
             for plugin, value in self.state.host.call_each("extend_context", context=context):
                 if value is not None:
                     context.plugin_state[plugin.name] = value
@@ -311,20 +407,36 @@ def create_app(
 
         sealing.configure(settings.sealing_keys)
 
+    # The gauges of /metrics (pool, outbox depth, subscriptions): read every few seconds in each worker.
+    gauges = observability.GaugeSources()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.gc_tuning:
             tune_garbage_collector()
+        gauges.start()
         jobs = None
         if settings.jobs_interval > 0:
             from core.jobs import run_forever
 
             jobs = asyncio.create_task(run_forever(state, settings.jobs_interval))
+        # -- notification delivery (docs/notifications.md): the outbox worker, unless it runs apart --
+        delivery = asyncio.create_task(delivery_worker.run_forever()) if delivery_worker is not None else None
+        app.state.delivery_worker = delivery_worker
         yield
+        if delivery is not None:
+            delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivery
         if jobs is not None:
             jobs.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await jobs
+        # Live updates: the LISTEN connection closes, open subscriptions end.
+        from core import live
+
+        await live.shutdown()
+        await gauges.stop()
         if "engine" in owned:
             await owned["engine"].dispose()
 
@@ -355,10 +467,24 @@ def create_app(
     # Password hashing runs in worker threads, this many at once; more callers wait briefly, then BUSY.
     passwords.configure(settings.password_hash_concurrency)
     plugin_jobs(state.host)
+    # -- notification delivery: the worker of this process (a malformed plugin channel stops startup here) --
+    delivery_worker = None
+    if settings.delivery_in_serve:
+        from core.delivery import build_worker
+
+        delivery_worker = build_worker(state.sessionmaker, settings, state.host, clock=state.clock)
     plugin_roles(state.host)
     if state.host is not None:
         state.host._plugin_settings = load_plugin_settings(state.host)  # type: ignore[attr-defined]
     graphql = GraphQLApp(state, graphql_ide="graphiql" if settings.graphiql else None)
+    # -- live updates: where this process LISTENs (one connection, opened by the first subscriber; core.live) --
+    from core import live
+
+    listened = engine if engine is not None else state.sessionmaker.kw.get("bind")
+    live.configure(
+        settings.listen_database_url or (listened.url if listened is not None else settings.database_url),
+        queue_size=settings.live_queue_size,
+    )
     db_engine = engine
 
     async def healthz(request: Request) -> JSONResponse:
@@ -368,7 +494,15 @@ def create_app(
             status_code=200 if ok else 503,
         )
 
-    middleware = []
+    gauges.pool = getattr(getattr(db_engine, "sync_engine", None), "pool", None)
+    # The outbox's depth (counts only, through a SECURITY DEFINER function: no organisation's rows) and this
+    # process's open subscriptions.
+    gauges.outbox_depth = outbox_depth_reader(state.sessionmaker)
+    gauges.subscription_count = live.subscriber_count
+    metrics = metrics_endpoint(settings, gauges)
+
+    # Outermost: the request id is set before anything logs, and every answer is counted (CORS refusals too).
+    middleware = [Middleware(observability.RequestMiddleware, trusted_proxies=settings.trusted_proxies)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -376,18 +510,103 @@ def create_app(
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],
+                expose_headers=["X-Request-Id"],
             )
         )
-    return Starlette(
+    app = Starlette(
         routes=[
             # Every method reaches the view, which answers the ones it does not serve with a JSON 405.
             Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Mount(GRAPHIQL_STATIC, StaticFiles(directory=STATIC / "graphiql"), name="graphiql-static"),
         ],
         middleware=middleware,
         lifespan=lifespan,
     )
+    # Where the gauges read from (observability.GaugeSources): replaceable, e.g. by tests.
+    app.state.gauges = gauges
+    return app
+
+
+def worker_app() -> Starlette:
+    """The app of each worker process of `yunshegong serve --workers N` (uvicorn imports it by name, as a
+    factory): built from the environment, which the parent prepared -- DATABASE_URL of the database it
+    started and migrated, PROMETHEUS_MULTIPROC_DIR shared by the workers' metrics."""
+    return create_app(Settings.from_env())
+
+
+def outbox_depth_reader(sessionmaker: Any) -> Callable[[], Awaitable[Any]]:
+    async def read() -> Any:
+        from core.delivery import depth
+
+        async with sessionmaker() as session:
+            return await depth(session)
+
+    return read
+
+
+def metrics_endpoint(
+    settings: Settings, gauges: observability.GaugeSources
+) -> Callable[[Request], Awaitable[Response]]:
+    """GET /metrics: Prometheus text exposition (metrics_access says who may read it). A scrape reads only
+    what the process holds: the outbox depth is the background refresher's last reading (GaugeSources), so
+    scraping never queries the database."""
+    expected = settings.metrics_token
+    access = metrics_access(settings)
+    if access == "closed":
+        log.warning(
+            "/metrics is closed: the service listens on %s; set YUNSHEGONG_METRICS_TOKEN (or "
+            "YUNSHEGONG_METRICS_PUBLIC=true) to serve it",
+            settings.host,
+        )
+
+    async def metrics(request: Request) -> Response:
+        if access == "closed":
+            return http.error_response(
+                403,
+                "FORBIDDEN",
+                translate(_("Metrics are not served on this address without a token: set YUNSHEGONG_METRICS_TOKEN.")),
+                media_type=http.APPLICATION_JSON,
+            )
+        if expected is not None:
+            scheme, _space, token = (request.headers.get("authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+                return http.error_response(
+                    401,
+                    "UNAUTHENTICATED",
+                    translate(_("Send the metrics token: `Authorization: Bearer <token>`.")),
+                    media_type=http.APPLICATION_JSON,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        await gauges.refresh_local()
+        body, content_type = observability.render()
+        return Response(body, media_type=content_type)
+
+    return metrics
+
+
+def metrics_access(settings: Settings) -> Literal["token", "open", "closed"]:
+    """Who may read /metrics (operation counts, error rates, pool and queue sizes: what an attacker would
+    like to watch). With a token set, whoever sends it. Without one, everyone only where nobody else can
+    connect -- the service listens on a loopback address and no trusted proxy forwards to it (a proxy on the
+    same machine would make /metrics as public as the proxy) -- or when YUNSHEGONG_METRICS_PUBLIC says the
+    network is private; otherwise nobody."""
+    if settings.metrics_token is not None:
+        return "token"
+    if settings.metrics_public:
+        return "open"
+    return "open" if _loopback(settings.host) and not settings.trusted_proxies else "closed"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 # Young-generation threshold: Python's default (700 allocations) runs a collection many times per page of

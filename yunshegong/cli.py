@@ -1,10 +1,12 @@
-"""yunshegong serve | migrate | schema | demo | createadmin | reseal | plugins (list | enable | disable | remove)"""
+"""yunshegong serve | worker | migrate | schema | demo | createadmin | reseal
+| plugins (list | enable | disable | remove)"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import logging.config
 import os
 import signal
 import sys
@@ -12,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from core.observability import logging_config
 from core.plugins import PluginHost, build_plugin_host
 from core.runtime import Database
 from core.settings import Settings, SettingsError
@@ -25,7 +28,7 @@ log = logging.getLogger("yunshegong")
 T = TypeVar("T")
 
 # Settings a flag overrides: an error names the flag the operator typed.
-FLAGS = {"data_dir": "--data-dir", "host": "--host", "port": "--port"}
+FLAGS = {"data_dir": "--data-dir", "host": "--host", "port": "--port", "workers": "--workers"}
 
 
 class Terminated(BaseException):
@@ -53,6 +56,7 @@ def _settings(args: argparse.Namespace, *, database: bool = False) -> Settings:
         "data_dir": Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else None,
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "workers": getattr(args, "workers", None),
     }
     try:
         settings = settings.with_overrides(**overrides)
@@ -114,6 +118,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from yunshegong.app import create_app
 
     settings = _settings(args, database=True)
+    # From here on every line (migrations, uvicorn's, the requests') in YUNSHEGONG_LOG_FORMAT.
+    log_config = logging_config(settings.log_format)
+    logging.config.dictConfig(log_config)
     host = build_plugin_host(enabled=settings.plugins)
     db = asyncio.run(_prepare(settings, host, demo=args.demo))
     try:
@@ -122,6 +129,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reason = asyncio.run(unreachable(app_url(served.database_url or "", settings.app_database_url)))
         if reason is not None:
             raise SettingsError("app_database_url", f"the service's login cannot connect: {reason}")
+        if settings.workers > 1:
+            print(_banner(settings, demo=args.demo), flush=True)
+            db.supervise()
+            _serve_workers(served, log_config)
+            return 0
         app = create_app(served, host=host)
         print(_banner(settings, demo=args.demo), flush=True)
         db.supervise()
@@ -130,7 +142,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # that uvicorn.run swallows. Either way the `finally` below stops the embedded server.
         # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 and rewrite the
         # client address before the app sees it; the app trusts only YUNSHEGONG_TRUSTED_PROXIES.
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, proxy_headers=False)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            proxy_headers=False,
+            log_config=log_config,
+            # -- websocket messages bounded as HTTP bodies are (uvicorn's default is 16 MiB; live updates) --
+            ws_max_size=settings.max_body_bytes,
+        )
     except Terminated:
         pass
     finally:
@@ -139,6 +160,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, signal.SIG_IGN)
         db.stop()
     return 0
+
+
+def _serve_workers(served: Settings, log_config: dict[str, object]) -> None:
+    """`serve --workers N`: uvicorn's supervisor binds the port once and runs N worker processes on it
+    (restarting any that dies; SIGHUP replaces them one by one). Each builds the app itself
+    (yunshegong.app:worker_app) from the environment set here: the database this process started and
+    migrated, and a directory for the workers' metrics (prometheus-client's multiprocess mode)."""
+    import uvicorn
+
+    from core.observability import multiprocess_directory
+
+    os.environ["DATABASE_URL"] = served.database_url or ""
+    # -- metrics: the workers decide who may read /metrics by the address served (yunshegong.app.metrics_access),
+    # which --host may have set: passed on, or a worker would believe the default loopback address.
+    os.environ["YUNSHEGONG_HOST"] = served.host
+    with multiprocess_directory():
+        uvicorn.run(
+            "yunshegong.app:worker_app",
+            factory=True,
+            workers=served.workers,
+            host=served.host,
+            port=served.port,
+            log_level=served.log_level,
+            proxy_headers=False,
+            log_config=log_config,
+            # -- websocket messages bounded as HTTP bodies are (uvicorn's default is 16 MiB; live updates) --
+            ws_max_size=served.max_body_bytes,
+            # A worker busy with long requests on a loaded machine still answers the supervisor's ping, but
+            # maybe not within uvicorn's default 5 s: killing it then would drop its requests for nothing.
+            timeout_worker_healthcheck=30,
+        )
 
 
 def _banner(settings: Settings, *, demo: bool) -> str:
@@ -215,6 +267,56 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
         print(f"yunshegong createadmin: {exc}", file=sys.stderr)
         return 2
     print(f"platform administrator {name!r} created")
+    return 0
+
+
+# -- notification delivery (docs/notifications.md) ----------------------------------------------------------
+
+
+async def _deliver_forever(settings: Settings, host: PluginHost, url: str) -> None:
+    from core.database import create_engine, create_sessionmaker
+    from core.delivery import build_worker
+
+    # Sends in flight each hold a connection to record their outcome (and the webhook one to read its endpoint).
+    engine = create_engine(
+        url, pool_size=2 * settings.delivery_concurrency + 2, statement_timeout_ms=settings.db_statement_timeout_ms
+    )
+    # The wake-up on new messages (LISTEN, core.live), as in `serve`: without it the worker only polls.
+    from core import live
+
+    live.configure(settings.listen_database_url or url)
+    try:
+        worker = build_worker(create_sessionmaker(engine), settings, host)
+        log.info("delivery worker started: channels %s", ", ".join(c.name for c in worker.channels))
+        await worker.run_forever()
+    finally:
+        await live.shutdown()
+        await engine.dispose()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Delivers the outbox until stopped (several at once are safe: deliveries are claimed SKIP LOCKED)."""
+    from core.database import app_url, unreachable
+
+    settings = _settings(args, database=True)
+    # -- logs: from here on every line (migrations, the log channel's) in YUNSHEGONG_LOG_FORMAT, as in `serve`.
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    host = build_plugin_host(enabled=settings.plugins)
+    db = asyncio.run(_prepare(settings, host, demo=False))
+    try:
+        # Migrated as the owner; delivers as the app role, which row-level security applies to.
+        served = app_url(_render(db.url), settings.app_database_url)
+        reason = asyncio.run(unreachable(served))
+        if reason is not None:
+            raise SettingsError("app_database_url", f"the service's login cannot connect: {reason}")
+        db.supervise()
+        asyncio.run(_deliver_forever(settings, host, served))
+    except (Terminated, KeyboardInterrupt):
+        pass
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        db.stop()
     return 0
 
 
@@ -413,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     # Validated with the other settings (1–65535), so that a bad value is one line naming the flag.
     serve.add_argument("--port", help="port (default 8000)")
     serve.add_argument("--demo", action="store_true", help="load the demo data set first (idempotent)")
+    serve.add_argument("--workers", help="worker processes sharing the port (default 1; YUNSHEGONG_WORKERS)")
     serve.set_defaults(func=cmd_serve)
     with_db(sub.add_parser("migrate", help="bring the database schema up to date")).set_defaults(func=cmd_migrate)
     with_db(sub.add_parser("demo", help="load the demo data set (idempotent)")).set_defaults(func=cmd_demo)
@@ -455,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         help="then delete the key generated into the database, if no value is left under an old key",
     )
     reseal.set_defaults(func=cmd_reseal)
+    with_db(
+        sub.add_parser("worker", help="deliver notifications to their channels until stopped (migrates first)")
+    ).set_defaults(func=cmd_worker)
     plugins = sub.add_parser("plugins", help="installed plugins: list, enable/disable per organisation, remove")
     plugin_sub = plugins.add_subparsers(dest="plugins_command", required=True)
     with_db(

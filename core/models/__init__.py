@@ -3,6 +3,7 @@
 from core.models.account import Account, AccountPluginRole, ApiToken, AuditEntry, LoginAttempt
 from core.models.assignment import Assignment
 from core.models.community import Community, CommunityLiaison
+from core.models.delivery import Delivery, WebhookEndpoint
 from core.models.help_request import HelpRequest, HelpRequestStatusChange
 from core.models.matching import CategoryTraining, Escalation, JobRun, Notification
 from core.models.meta import AppMeta
@@ -26,6 +27,7 @@ __all__ = [
     "Community",
     "CommunityLiaison",
     "Consent",
+    "Delivery",
     "District",
     "Escalation",
     "HelpRequest",
@@ -41,4 +43,5 @@ __all__ = [
     "Volunteer",
     "VolunteerCredential",
     "VolunteerTraining",
+    "WebhookEndpoint",
 ]

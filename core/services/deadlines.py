@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
@@ -20,7 +21,7 @@ from core.models import Assignment, Escalation, HelpRequest
 from core.services import access
 from core.services.context import ServiceContext
 from core.services.matching_policy import MatchingPolicy
-from core.vocab import EscalationStage, RequestStatus, Urgency
+from core.vocab import AssignmentStatus, EscalationStage, RequestStatus, Urgency
 
 S = RequestStatus
 
@@ -106,6 +107,48 @@ async def escalate(ctx: ServiceContext, limit: int = 1000) -> int:
     return raised
 
 
+class QueueSection(StrEnum):
+    """The parts of the coordinator's work list (`queue`)."""
+
+    UNVERIFIED = "unverified"
+    UNMATCHED = "unmatched"
+    PENDING_OFFERS = "pending_offers"
+
+
+# Which status puts a request or an offer in which part of the queue: the one rule `queue` lists by and the
+# live coordinatorQueue reports movements by (schema.subscriptions.fields), so the two cannot disagree.
+REQUEST_SECTIONS: dict[str, QueueSection] = {
+    S.SUBMITTED.value: QueueSection.UNVERIFIED,
+    S.VERIFIED.value: QueueSection.UNMATCHED,
+}
+OFFER_SECTIONS: dict[str, QueueSection] = {AssignmentStatus.OFFERED.value: QueueSection.PENDING_OFFERS}
+
+
+def _status_of(table: dict[str, QueueSection], section: QueueSection) -> str:
+    return next(status for status, held in table.items() if held == section)
+
+
+def queue_section(kind: str, status: object) -> QueueSection | None:
+    """The part of the queue a `kind` ("request" or "offer") with `status` is in (None: not in the queue)."""
+    table = REQUEST_SECTIONS if kind == "request" else OFFER_SECTIONS
+    return table.get(str(status)) if status is not None else None
+
+
+def queue_movement(
+    kind: str, status: object, previous: object, *, created: bool
+) -> tuple[QueueSection | None, QueueSection | None]:
+    """(entered, left) for a record of `kind` now at `status`, before at `previous` (the same when its status
+    did not change; ignored when `created`). (None, None): the change does not touch the queue; (s, s): it
+    changed in place within part s (e.g. its urgency), which a coordinator still wants to see."""
+    now = queue_section(kind, status)
+    if created:
+        return now, None
+    before = queue_section(kind, previous)
+    if now == before:
+        return (None, None) if now is None else (now, now)
+    return now, before
+
+
 @dataclass
 class Queue:
     unverified: list[HelpRequest]
@@ -118,16 +161,18 @@ async def queue(ctx: ServiceContext, limit: int = 50) -> Queue:
     access.require(ctx, "requests.read")
     scope = access.request_scope(ctx.viewer)
     order = (HelpRequest.urgency_rank, HelpRequest.needed_by_sort, HelpRequest.id)
+    to_verify = _status_of(REQUEST_SECTIONS, QueueSection.UNVERIFIED)
+    to_match = _status_of(REQUEST_SECTIONS, QueueSection.UNMATCHED)
     unverified = await ctx.session.scalars(
-        select(HelpRequest).where(HelpRequest.status == S.SUBMITTED.value, scope).order_by(*order).limit(limit)
+        select(HelpRequest).where(HelpRequest.status == to_verify, scope).order_by(*order).limit(limit)
     )
     unmatched = await ctx.session.scalars(
-        select(HelpRequest).where(HelpRequest.status == S.VERIFIED.value, scope).order_by(*order).limit(limit)
+        select(HelpRequest).where(HelpRequest.status == to_match, scope).order_by(*order).limit(limit)
     )
     pending = await ctx.session.scalars(
         select(Assignment)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
-        .where(Assignment.status == "offered", scope)
+        .where(Assignment.status == _status_of(OFFER_SECTIONS, QueueSection.PENDING_OFFERS), scope)
         .order_by(Assignment.expires_at, Assignment.id)
         .limit(limit)
     )

@@ -474,7 +474,8 @@ class SealedColumn:
 
 
 # Core's own sealed columns (none yet); plugins add theirs through the hook.
-CORE_SEALED_COLUMNS: tuple[SealedColumn, ...] = ()
+# The organisations' webhook signing secrets (core/delivery/webhooks.py): `reseal` re-encrypts them too.
+CORE_SEALED_COLUMNS: tuple[SealedColumn, ...] = (SealedColumn("webhook_endpoints", "secret"),)
 
 
 def sealed_columns(host: Any) -> list[SealedColumn]:

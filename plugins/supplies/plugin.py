@@ -18,9 +18,10 @@ def register_plugin() -> core.PluginInfo:
 
 @core.hookimpl
 def register_graphql() -> core.GraphQLContribution:
+    from plugins.supplies.live import SuppliesSubscription
     from plugins.supplies.types import SuppliesMutation, SuppliesQuery
 
-    return core.GraphQLContribution(query=SuppliesQuery, mutation=SuppliesMutation)
+    return core.GraphQLContribution(query=SuppliesQuery, mutation=SuppliesMutation, subscription=SuppliesSubscription)
 
 
 @core.hookimpl

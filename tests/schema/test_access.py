@@ -1691,6 +1691,11 @@ EXEMPT = {
     # Signing in is how every row's caller gets its token (access_world.build_world signs each account in for
     # real); it takes no token, so there is nothing per role to check. tests/schema/test_auth* cover it.
     "Mutation.login",
+    # Served over websockets only: tests/schema/subscriptions/test_fields.py and tests/e2e/test_two_processes.py
+    # check who receives what.
+    "Subscription.helpRequestChanged",
+    "Subscription.myOffers",
+    "Subscription.coordinatorQueue",
 }
 PLUGIN_PREFIXES = ("supplies", "counseling", "caseWork", "maternalCare")
 
