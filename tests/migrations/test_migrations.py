@@ -72,7 +72,7 @@ async def _fresh_database(server_url: str, name: str) -> AsyncIterator[tuple[Asy
 
 
 async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
-    heads = {"s004", "c003", "w012", "m004"}  # the plugins depend on core 0006 (case_work: 0008); core went on to 0011
+    heads = {"s004", "c003", "w013", "m007"}  # the plugins depend on core 0006 (case_work: 0008); core went on to 0011
     async with _fresh_database(server_url, "ysg_migration_roundtrip") as (engine, dirs):
         await migrate.upgrade(engine, dirs)
         await migrate.upgrade(engine, dirs)  # a second run is a no-op
