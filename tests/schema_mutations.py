@@ -679,7 +679,19 @@ MUTATIONS = [
         (MC_LECTURES,),
         "a registration only moves forward (waitlisted -> registered, or cancelled) and is never deleted",
     ),
+    Mutation(
+        "ck_maternal_care_lecture_registrations_time_zone_shape",
+        _constraint("maternal_care_lecture_registrations", "ck_maternal_care_lecture_registrations_time_zone_shape"),
+        (MC_LECTURES,),
+        "a registration's time zone has a zone name's shape",
+    ),
     # -- maternal care: the registry (m001) ---------------------------------------------------------------------
+    Mutation(
+        "ex_maternal_care_pregnancies_no_overlap",
+        _constraint("maternal_care_pregnancies", "ex_maternal_care_pregnancies_no_overlap"),
+        (MC_REG,),
+        "a mother's pregnancies follow one another (m007)",
+    ),
     *(
         Mutation(
             f"maternal_care_risk_guard({table})",

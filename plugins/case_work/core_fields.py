@@ -48,6 +48,8 @@ class CaseWorkQueueReason(Enum):
     NO_RESIDENT = "no_resident"
     # Casework refused to open or join the case (the refusal is logged): a supervisor opens it by hand.
     REFUSED = "refused"
+    # Her consent to casework is needed before anyone but her own worker learns of it (reactions.py).
+    CONSENT_REQUIRED = "consent_required"
 
 
 def _case_files(info: Info) -> DataLoader[int, Case | None]:

@@ -117,6 +117,14 @@ async def register_demo_data(ctx: core.ServiceContext) -> None:
 
 
 @core.hookimpl
+def register_referral_targets() -> list[core.ReferralTarget]:
+    # A consent naming casework is what lets a maternal raise or a counseling flag reach a worker who does not
+    # serve her yet (reactions.py). A referral accepted by casework records the answer; the supervisor opens
+    # the case from the referred resident (no automatic intake yet).
+    return [core.ReferralTarget("case_work", "Casework for the referred resident.", "case_work.manage")]
+
+
+@core.hookimpl
 def register_error_codes() -> dict[str, str]:
     return {
         "ILLEGAL_TRANSITION": "The case cannot go to that stage from its stage (MZ/T 094-2017 stage graph).",

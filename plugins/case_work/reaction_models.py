@@ -19,7 +19,7 @@ from plugins.case_work.models import CATEGORIES, RISK_LEVELS
 INTAKE_KINDS = ("help_request", "counseling_risk_flag", "maternal_risk")  # maternal_risk: w012 (a pregnancy)
 INTAKE_STATUSES = ("queued", "opened", "attached")
 # Why a source waits in the queue rather than opening a case by itself.
-QUEUE_REASONS = ("no_social_worker", "no_supervisor", "no_resident", "refused")
+QUEUE_REASONS = ("no_social_worker", "no_supervisor", "no_resident", "refused", "consent_required")  # w013
 
 
 class Intake(OrganizationOwned, Base):

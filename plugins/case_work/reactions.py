@@ -10,14 +10,25 @@
   made from the requester through core's residents service (the same name and phone find the same resident).
   Its worker is the tagging social worker, else the one serving the request's community.
 - A maternal-care high-risk flag (`maternal_care.risk_raised`: a pregnancy graded orange or red, or purple)
-  refers the mother to casework, category `maternal`, and only to her assigned social worker (the one the
-  event names): a pregnancy and its risk are health details no other worker is to learn of. So the case is
-  hers, or joins the mother's open case when that case is hers too; with no assigned worker, or an open case
-  held by someone else, the referral waits in the queue for a supervisor (never the worker serving her
+  refers the mother to casework, category `maternal`, when the staff member who graded her named casework
+  (`refer_to`, default casework; counseling reacts by its own rules when named), and only to her own social
+  worker (the one the event names): a pregnancy and its risk are health details no other worker is to learn of.
+  So the case is hers, or joins the mother's open case when that case is hers too; with no own worker, or an open
+  case held by someone else, the referral waits in the queue for a supervisor (never the worker serving her
   community, never another worker's case). One intake per pregnancy: a later raise of the same pregnancy
-  raises the risk of what that intake became (the queued intake, or its case while open) instead of opening
-  a second case; once that case is closed, a later raise is routed again (a new case, or the queue). Casework
-  knows maternal care only by the event's name and fields (no import), as it knows counseling.
+  raises the risk of what that intake became instead of opening a second case, and:
+  - only her own social worker: when the case it became has a worker who is not her own worker now (the case
+    was transferred, or she has another worker), nothing is raised on it: the intake goes back to the queue;
+  - a queued intake is routed when a later raise names her own worker (the same intake: no second one);
+  - once that case is closed, a later raise is routed again (a new case, or the queue).
+  Casework knows maternal care only by the event's name and fields (no import), as it knows counseling.
+- Consent (health details: a maternal raise, a counseling risk flag). Within one organisation a source may tell
+  without asking only a worker who serves her already: her own maternal social worker (he keeps her maternal
+  record), or the worker of her open case (joining it). Anyone else -- a new case for the worker serving her
+  community, a worker a supervisor picks from the queue -- learns it only under her consent in force to casework
+  of her organisation covering `summary` and `health` (core.consent.covering, target `case_work`). Without it
+  nothing of her health is copied (no case, no risk raised, nobody told): the intake waits with the reason
+  `consent_required`, and a supervisor's `open_from_intake` is refused (CONSENT_REQUIRED) until she consents.
 - Whatever cannot be assigned (nobody serves the community, no supervisor, no resident) waits in the intake
   queue (`list_intakes`), which supervisors and administrators turn into cases (`open_from_intake`).
 
@@ -62,6 +73,11 @@ MATERNAL_RISK_LEVELS = {"red": "high", "orange": "medium"}
 VERIFIED = frozenset({"verified", "matched", "in_progress", "fulfilled"})
 ENDED = frozenset({"rejected", "cancelled"})
 MAX_ADDRESS = 200  # core's residents keep at most this much of an address
+# Health details (a pregnancy's risk, a counseling risk flag) reach a worker who does not serve the resident yet
+# only under her consent to casework (core.consent), covering these scopes, for her own organisation.
+CASE_WORK = "case_work"
+CONSENT_SCOPES = ("summary", "health")
+CONSENT_REQUIRED = "consent_required"  # the queue reason (w013)
 
 INTAKES_NEWEST: core.Ordering[Intake] = core.Ordering(
     "case_work_intakes_newest", (Intake.id,), lambda i: (i.id,), descending=True
@@ -191,6 +207,17 @@ async def _open_case_of(ctx: core.ServiceContext, resident_id: int) -> Case | No
     return found
 
 
+async def consented(ctx: core.ServiceContext, resident_id: int | None) -> bool:
+    """Whether the resident's consent in force lets casework of her organisation learn her health details
+    (core.consent.covering: target `case_work`, scopes summary and health)."""
+    if resident_id is None:
+        return False
+    found = await core.consent.covering(
+        ctx, resident_id, CASE_WORK, CONSENT_SCOPES, target_organization_id=ctx.viewer.organization_id
+    )
+    return found is not None
+
+
 async def _route(
     ctx: core.ServiceContext,
     intake: Intake,
@@ -199,21 +226,24 @@ async def _route(
     reason: str,
     worker: int | None = None,
     only_worker: bool = False,
+    consent: bool = True,
 ) -> Intake:
     """Attach the intake to its resident's open case, or open one, or leave it queued saying why. A refusal by
     casework (a rule, a constraint) queues the intake as `refused` instead of failing the change that caused the
     event: a counselor's risk flag or a coordinator's verification must not depend on casework's answer.
 
     `only_worker`: the source may reach `worker` and nobody else (no community fallback, no other worker's
-    case), since what it says is not for them."""
+    case), since what it says is not for them. `consent`: whether the resident consented to casework learning
+    what the source says; without it, only a worker who serves her already learns it (the worker of her open
+    case; `worker` when `only_worker`: her own), and anything else waits as `consent_required`."""
     if intake.resident_id is None:
         return await _queue(ctx, intake, "no_resident")
     if only_worker and worker is None:
-        return await _queue(ctx, intake, "no_social_worker")
+        return await _queue(ctx, intake, "no_social_worker" if consent else CONSENT_REQUIRED)
     try:
         async with ctx.session.begin_nested():
             return await _attach_or_open(
-                ctx, intake, category=category, reason=reason, worker=worker, only_worker=only_worker
+                ctx, intake, category=category, reason=reason, worker=worker, only_worker=only_worker, consent=consent
             )
     except (core.DomainError, DBAPIError) as refusal:
         logger.warning(
@@ -228,7 +258,14 @@ async def _route(
 
 
 async def _attach_or_open(
-    ctx: core.ServiceContext, intake: Intake, *, category: str, reason: str, worker: int | None, only_worker: bool
+    ctx: core.ServiceContext,
+    intake: Intake,
+    *,
+    category: str,
+    reason: str,
+    worker: int | None,
+    only_worker: bool,
+    consent: bool,
 ) -> Intake:
     assert intake.resident_id is not None
     case = await _open_case_of(ctx, intake.resident_id)
@@ -241,11 +278,14 @@ async def _attach_or_open(
             intake.source_id,
             case.id,
         )
-        return await _queue(ctx, intake, "refused")
-    if case is not None:
+        return await _queue(ctx, intake, "refused" if consent else CONSENT_REQUIRED)
+    if case is not None:  # its worker serves her already: joining tells nobody new
         if RISK_LEVELS.index(intake.risk_level) > RISK_LEVELS.index(case.risk_level):
             await services.update_case(ctx, case.id, risk_level=intake.risk_level, reason=reason)
         return await _settle(ctx, intake, "attached", case, ctx.viewer.account_id)
+    if not consent and not only_worker:
+        # A new case would be the community's worker's (or the queue's): someone she has not met learns it.
+        return await _queue(ctx, intake, CONSENT_REQUIRED)
     worker = worker or await serving_worker(ctx, intake.community_id)
     if worker is None:
         return await _queue(ctx, intake, "no_social_worker")
@@ -309,7 +349,8 @@ async def on_risk_raised(ctx: core.ServiceContext, event: core.DomainEvent) -> I
         if intake is None:
             return None
         intake.resident_id = None if resident is None else resident.id
-        return await _route(system, intake, category="mental_health", reason=REASONS[RISK_FLAG])
+        consent = await consented(system, intake.resident_id)
+        return await _route(system, intake, category="mental_health", reason=REASONS[RISK_FLAG], consent=consent)
 
 
 # -- maternal-care high-risk flags ----------------------------------------------------------------------------------
@@ -333,7 +374,8 @@ async def on_maternal_risk_raised(ctx: core.ServiceContext, event: core.DomainEv
     data = event.data()
     level = maternal_risk_level(data.get("colour"), data.get("infectious"))
     pregnancy_id = data.get("pregnancy_id")
-    if level is None or pregnancy_id is None:
+    # Referred here only when the grading staff member named casework (an event without the list: casework).
+    if level is None or pregnancy_id is None or CASE_WORK not in (data.get("refer_to") or (CASE_WORK,)):
         return None
     async with as_system(ctx, event.organization_id, ACTORS[MATERNAL_RISK]) as system:
         resident_id = data.get("resident_id")
@@ -345,11 +387,18 @@ async def on_maternal_risk_raised(ctx: core.ServiceContext, event: core.DomainEv
             system, MATERNAL_RISK, int(pregnancy_id), level, None if community_id is None else int(community_id)
         )
         worker = await _named_worker(system, data.get("social_worker_account_id"))
+        consent = await consented(system, None if resident is None else resident.id)
         if intake is None:
-            return await _raise_claimed(system, int(pregnancy_id), level, resident, worker)
+            return await _raise_claimed(system, int(pregnancy_id), level, resident, worker, consent)
         intake.resident_id = None if resident is None else resident.id
         return await _route(
-            system, intake, category="maternal", reason=REASONS[MATERNAL_RISK], worker=worker, only_worker=True
+            system,
+            intake,
+            category="maternal",
+            reason=REASONS[MATERNAL_RISK],
+            worker=worker,
+            only_worker=True,
+            consent=consent,
         )
 
 
@@ -370,41 +419,72 @@ async def _named_worker(ctx: core.ServiceContext, account_id: object) -> int | N
 
 
 async def _raise_claimed(
-    ctx: core.ServiceContext, pregnancy_id: int, level: str, resident: Resident | None, worker: int | None
+    ctx: core.ServiceContext,
+    pregnancy_id: int,
+    level: str,
+    resident: Resident | None,
+    worker: int | None,
+    consent: bool,
 ) -> Intake | None:
-    """A later raise of a pregnancy referred already: a queued intake waits at the graver level; an open case
-    it became (or joined) has its risk raised, with casework's history; when that case is closed, the raise is
-    a new referral of the same intake (a new case for her worker, or the queue), whatever its grade: dropping
-    it would leave a high-risk mother with nobody told."""
+    """A later raise of a pregnancy referred already (`worker`: her own social worker now, if any):
+
+    - the case it became (or joined) is closed: the raise is a new referral of the same intake (a new case for
+      her worker, or the queue), whatever its grade: dropping it would leave a high-risk mother with nobody told;
+    - the case is open but no longer her own worker's (transferred, or she has another worker now): nothing is
+      raised on another worker's case; the intake goes back to the queue for a supervisor;
+    - the intake waits in the queue: it waits at the graver level, and when the raise names her own worker it is
+      routed to him now (the same intake: never a second one);
+    - the case is her worker's and open: its risk is raised, with casework's history, when the grade is graver."""
     intake = await ctx.session.scalar(
         select(Intake).where(Intake.source_kind == MATERNAL_RISK, Intake.source_id == pregnancy_id).with_for_update()
     )
     if intake is None:
         return None
-    if intake.case_id is not None:
-        became = await ctx.session.get(Case, intake.case_id, populate_existing=True)
-        if became is None or became.stage in services.CLOSED:
-            intake.status = "queued"
-            intake.queue_reason = "no_resident"  # until routed below
-            intake.case_id = None
-            intake.handled_at = None
-            intake.handled_by_account_id = None
-            intake.risk_level = level
-            if resident is not None:
-                intake.resident_id = resident.id
-            await core.flush(ctx)
-            return await _route(
-                ctx, intake, category="maternal", reason=REASONS[MATERNAL_RISK], worker=worker, only_worker=True
-            )
-    if RISK_LEVELS.index(level) <= RISK_LEVELS.index(intake.risk_level):
-        return None
-    intake.risk_level = level
+    if resident is not None and intake.resident_id is None:
+        intake.resident_id = resident.id
+    graver = RISK_LEVELS.index(level) > RISK_LEVELS.index(intake.risk_level)
+    if graver:
+        intake.risk_level = level
+    case = None if intake.case_id is None else await ctx.session.get(Case, intake.case_id, populate_existing=True)
+    if intake.case_id is not None and (case is None or case.stage in services.CLOSED):
+        _requeue(intake, level)
+        await core.flush(ctx)
+        return await _route(
+            ctx,
+            intake,
+            category="maternal",
+            reason=REASONS[MATERNAL_RISK],
+            worker=worker,
+            only_worker=True,
+            consent=consent,
+        )
+    if case is not None and case.social_worker_account_id != worker:
+        # Only her own social worker learns of her pregnancy's risk: a supervisor decides (open_from_intake).
+        logger.warning(
+            "case_work: maternal intake %s back in the queue: its case %s is no longer her own worker's",
+            intake.id,
+            case.id,
+        )
+        _requeue(intake, intake.risk_level)
+        return await _queue(ctx, intake, "refused" if consent else CONSENT_REQUIRED)
+    if case is None:  # queued
+        await core.flush(ctx)
+        if worker is None:
+            if intake.queue_reason in ("no_social_worker", CONSENT_REQUIRED):  # the reason follows her consent
+                return await _queue(ctx, intake, "no_social_worker" if consent else CONSENT_REQUIRED)
+            return intake
+        return await _route(
+            ctx,
+            intake,
+            category="maternal",
+            reason=REASONS[MATERNAL_RISK],
+            worker=worker,
+            only_worker=True,
+            consent=consent,
+        )
     await core.flush(ctx)
-    if intake.case_id is None:
-        return intake
-    case = await ctx.session.get(Case, intake.case_id)  # update_case locks it
-    if case is None or case.stage in services.CLOSED or RISK_LEVELS.index(level) <= RISK_LEVELS.index(case.risk_level):
-        return intake
+    if not graver or RISK_LEVELS.index(level) <= RISK_LEVELS.index(case.risk_level):
+        return intake if graver else None
     try:
         async with ctx.session.begin_nested():
             await services.update_case(ctx, case.id, risk_level=level, reason=REASONS[MATERNAL_RISK])
@@ -415,6 +495,16 @@ async def _raise_claimed(
             getattr(refusal, "code", type(refusal).__name__),
         )
     return intake
+
+
+def _requeue(intake: Intake, level: str) -> None:
+    """Back to the queue (the caller routes it or says why it waits): no case, not handled."""
+    intake.status = "queued"
+    intake.queue_reason = "no_resident"  # until routed or queued by the caller
+    intake.case_id = None
+    intake.handled_at = None
+    intake.handled_by_account_id = None
+    intake.risk_level = level
 
 
 # -- help requests tagged for casework ------------------------------------------------------------------------------
@@ -582,6 +672,15 @@ async def open_from_intake(
         raise core.DomainError("INVALID_TRANSITION", "This intake has been handled already.", ("input", "id"))
     if intake.resident_id is None:
         raise core.DomainError("INVALID_INPUT", "The intake names nobody to open a case for.", ("input", "id"))
+    if intake.queue_reason == CONSENT_REQUIRED:
+        # What it says (her pregnancy's risk, a counseling flag) is for a worker she has not consented to: her
+        # consent to casework first (recorded since: the check is now, as the system of her organisation).
+        async with as_system(ctx, intake.organization_id, ctx.viewer.label) as system:
+            allowed = await consented(system, intake.resident_id)
+        if not allowed:
+            raise core.DomainError(
+                "CONSENT_REQUIRED", "The resident's consent does not cover casework learning this.", ("input", "id")
+            )
     if supervisor_account_id is None:
         if not core.can(ctx.viewer, services.SUPERVISE):
             raise core.DomainError("REQUIRED", "Name the case's supervisor.", ("input", "supervisorId"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import core
+from plugins.counseling.reactions import on_event  # noqa: F401  (pluggy finds the reactions' hook here)
 from plugins.counseling.services import RiskRaised
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import Base, OrganizationOwned, created_at_column, pk_column
@@ -71,6 +72,14 @@ class Pregnancy(OrganizationOwned, Base):
         CheckConstraint(
             "responsible_account_id IS NOT NULL OR (risk_colour IN ('green', 'yellow') AND NOT infectious)",
             name="high_risk_has_responsible",
+        ),
+        # A mother's pregnancies follow one another: each begins (LMP) after the previous one ended (its
+        # outcome), and an ongoing one (no outcome yet) overlaps whatever would begin after it.
+        ExcludeConstraint(
+            ("mother_id", "="),
+            (text("daterange(lmp, outcome_on, '[]')"), "&&"),
+            name="ex_maternal_care_pregnancies_no_overlap",
+            using="gist",
         ),
         # One ongoing pregnancy per mother.
         Index(

@@ -5,27 +5,47 @@ The schedule is data: `maternal_care_followup_rules()` (migration m003) gives ea
 (the LMP, the delivery, the discharge, or an abnormal finding) and window (inclusive day offsets from the
 anchor). Nothing here restates it: generation is one INSERT ... SELECT from that function.
 
-- A pregnancy registered: its prenatal items whose window has not fully passed (today, where the mother
-  lives) are generated. Generation is idempotent: one item per pregnancy and rule (a unique index), so a
-  second run (after a dating correction) only adds what is missing.
+Anchors -- which date each window is counted from:
+- The LMP (prenatal checks). A pregnancy registered: its prenatal items whose window has not fully passed
+  (today, where the mother lives) are generated. Generation is idempotent: one item per pregnancy and rule (a
+  unique index), so a second run (after a dating correction) only adds what is missing.
 - The dating corrected: the open and booked prenatal items move with the LMP. A booked item keeps its
   appointment (the mother was told a date; moving it silently is worse than asking): it is flagged
   `rebook_needed` when the appointment's date now falls outside the new window, and booking it again
   (`book`) moves the appointment and clears the flag. Rules that come into reach (an earlier window no
   longer passed) are generated.
-- A delivery recorded: its postpartum items are generated, all of them, passed windows included (the home
-  visit from the discharge, or from the delivery when no discharge is recorded: the earlier date is the
-  safer one), and the pregnancy's open
-  prenatal items are closed as not needed (a booked one's appointment is cancelled: the time is freed). A
+- The delivery (the day-42 check) and the discharge (the home visit within 7 days). A delivery recorded: its
+  postpartum items are generated, all of them, passed windows included; the home visit from the discharge,
+  or from the delivery when no discharge is known yet (the earlier date is the safer one). The pregnancy's
+  open prenatal items are closed (missed when their window ended before the delivery, else not needed; a
+  booked one's appointment is cancelled: the time is freed; one whose appointment has started stays). A
   loss closes them too and generates nothing.
-- An outcome: normal or abnormal, with a note. Abnormal needs a referral (core's public referral service)
-  under a consent of the mother that covers sharing a summary and health details with its recipient (the
-  consent named, or the newest covering one): none is CONSENT_REQUIRED and nothing is written. An abnormal
-  outcome also creates a re-check item due within 14 days (the `recheck` rule) -- the database holds both
-  (ck_maternal_care_followups_abnormal_referred, uq_maternal_care_followups_finding).
+- The discharge recorded later (`discharge_recorded`, from the registry's `record_discharge`): the open
+  discharge-anchored items move to the discharge day's window, as a dating correction moves the LMP-anchored
+  ones -- except that a booking outside the new window is not kept: the visit was booked against a window
+  that was only a guess, so its appointment is cancelled (core's public cancel) and the item is open again
+  to book. A booking still inside the new window stays; one whose appointment has started, and a closed
+  item, stay as they are.
+- An abnormal finding (its re-check): the day of the examination, not the day the result is entered. A
+  result carries `examined_on` (default: the booked appointment's local date if booked, else today in the
+  caller's zone), refused (OUT_OF_RANGE, nothing written) in the future, before the item's window opened, or
+  before the booked appointment's date. The item is closed on that day and the re-check's window is that day
+  plus the `recheck` rule's offsets (due within 14 days). A miss is dated the same way (`missed_on`).
 
-Who sees what: follow-ups are health details, under the registry's scope (`pregnancy_scope`): the mother's
-social worker, maternal-care staff and administrators of her organisation; anyone else NOT_FOUND / nothing.
+An outcome: normal or abnormal, with a note. Abnormal needs a referral (core's public referral service) under
+a consent of the mother that covers sharing a summary and health details with its recipient (the consent
+named, or the newest covering one): none is CONSENT_REQUIRED and nothing is written. The database holds the
+referral and the single re-check (ck_maternal_care_followups_abnormal_referred,
+uq_maternal_care_followups_finding).
+
+Who sees what: follow-ups are health details, read under the registry's scope for a pregnancy
+(`registry.pregnancy_scope`): the mother's social worker, maternal-care staff and administrators of her
+organisation, and the staff member named responsible for that pregnancy (any social worker or counselor: a
+counselor named responsible reads its follow-ups without the manage permission, and nothing of the mother's
+other pregnancies). Anyone else gets NOT_FOUND / null / nothing listed; a role that can hold no maternal-care
+relation at all (volunteers, community heads, partners) is FORBIDDEN on the list. Reads are audited by the
+resolvers (`MaternalCareFollowUp`, field by field). Writes (booking, outcomes, misses) and the
+organisation-wide overdue list need `maternal_care.manage` as well.
 
 Locks, in this order: the pregnancy, the item, the staff record (core's calendar), the appointment.
 """
@@ -203,7 +223,56 @@ async def outcome_recorded(ctx: core.ServiceContext, pregnancy: Pregnancy) -> No
         await _generate(ctx, pregnancy, ["discharge"], pregnancy.discharged_on or pregnancy.outcome_on, None)
 
 
+async def discharge_recorded(ctx: core.ServiceContext, pregnancy: Pregnancy, time_zone: str | None) -> None:
+    """The discharge became known after the delivery: the open discharge-anchored items (the home visit, dated
+    from the delivery until now) move to the discharge day's window. A booking whose appointment has started
+    stays as it is (the visit took place, or she was not in); one not yet started keeps its booking while its
+    date (in `time_zone`) is inside the new window, otherwise its appointment is cancelled and the item is
+    open again (booked against a guessed window: rebooking is the staff's call, not a silent move)."""
+    assert pregnancy.discharged_on is not None
+    schedule = await rules(ctx)
+    zone = registry.zone(time_zone)
+    items = (
+        await ctx.session.scalars(
+            select(FollowUp)
+            .where(FollowUp.pregnancy_id == pregnancy.id, FollowUp.status.in_(OPEN), FollowUp.finding_id.is_(None))
+            .order_by(FollowUp.id)
+            .with_for_update()
+        )
+    ).all()
+    for item in items:
+        rule = schedule[item.rule_code]
+        if rule.anchor != "discharge":
+            continue
+        start = pregnancy.discharged_on + timedelta(days=rule.start_day)
+        end = pregnancy.discharged_on + timedelta(days=rule.end_day)
+        if item.appointment_id is not None:
+            appointment = await _appointment(ctx, item.appointment_id)
+            if appointment.during.lower <= ctx.now():
+                continue
+            if not start <= gestation.local_date(appointment.during.lower, zone) <= end:
+                if appointment.status == "active":
+                    await core.cancel_appointment(ctx, item.appointment_id, "discharge recorded: outside the window")
+                item.status, item.appointment_id, item.staff_account_id = "open", None, None
+            item.rebook_needed = False
+        item.window_start, item.window_end, item.updated_at = start, end, ctx.now()
+    await _flush(ctx)
+    # (Idempotent: only a missing item is added, e.g. none was generated.)
+    await _generate(ctx, pregnancy, ["discharge"], pregnancy.discharged_on, None)
+
+
 # -- scope and loading -------------------------------------------------------------------------------------------
+
+
+def _may_read(ctx: core.ServiceContext) -> None:
+    """Reads follow the pregnancy, not the manage permission: whoever can be named responsible for one (or
+    serves mothers) asks, and finds what `pregnancy_scope` gives them; a role that never can (a volunteer, a
+    community head, a partner) is FORBIDDEN, as on the high-risk list."""
+    viewer = ctx.viewer
+    if not (
+        core.can(viewer, registry.MANAGE) or viewer.role in registry.RESPONSIBLE_ROLES or registry.is_staff(viewer)
+    ):
+        core.require(ctx, registry.MANAGE)
 
 
 def followup_scope(ctx: core.ServiceContext) -> ColumnElement[bool]:
@@ -240,6 +309,29 @@ def _window_opened(item: FollowUp, today: date) -> None:
     """Nothing is recorded (done or missed) for an item whose window has not opened (in the caller's zone)."""
     if today < item.window_start:
         raise core.DomainError("OUT_OF_RANGE", "The follow-up's window has not opened yet.", ("input", "id"))
+
+
+async def _closing_day(
+    ctx: core.ServiceContext, item: FollowUp, given: date | None, today: date, time_zone: str | None, field: str
+) -> date:
+    """The day an item was examined (or missed): `given`, else the booked appointment's date (where the caller
+    says), else today. Not in the future, not before the window opened, not before the booked appointment's
+    date (OUT_OF_RANGE): the re-check is counted from it, so the day the result is typed in must not stand
+    in for it."""
+    booked_on = None
+    if item.status == "booked" and item.appointment_id is not None:
+        booked_on = gestation.local_date(
+            (await _appointment(ctx, item.appointment_id)).during.lower, registry.zone(time_zone)
+        )
+    day = given if given is not None else (booked_on or today)
+    where = ("input", field)
+    if day > today:
+        raise core.DomainError("OUT_OF_RANGE", "The day cannot be in the future.", where)
+    if day < item.window_start:
+        raise core.DomainError("OUT_OF_RANGE", "The follow-up's window has not opened then.", where)
+    if booked_on is not None and day < booked_on:
+        raise core.DomainError("OUT_OF_RANGE", "The day is before the booked appointment.", where)
+    return day
 
 
 def _note(v: core.Validator, note: str, field: str = "note") -> str:
@@ -373,10 +465,12 @@ async def record_result(
     outcome: str,
     note: str = "",
     referral: ReferralRequest | None = None,
+    examined_on: date | None = None,
     time_zone: str | None = None,
 ) -> FollowUp:
-    """Close an item as done: normal, or abnormal with a referral (see the module) and a re-check within 14
-    days. A booked item is closed once its appointment has started."""
+    """Close an item as done on the day of the examination (`examined_on`, see `_closing_day`): normal, or
+    abnormal with a referral (see the module) and a re-check within 14 days of that day. A booked item is
+    closed once its appointment has started."""
     core.require(ctx, registry.MANAGE)
     today = registry.today(ctx, time_zone)
     v = core.Validator()
@@ -392,6 +486,7 @@ async def record_result(
     _still_open(item)
     await _started(ctx, item)
     _window_opened(item, today)
+    examined = await _closing_day(ctx, item, examined_on, today, time_zone, "examinedOn")
     if outcome == "abnormal":
         assert referral is not None
         mother: Mother = await core.get_row(ctx, Mother, pregnancy.mother_id, what=_("Mother"))
@@ -409,7 +504,7 @@ async def record_result(
             source_id=item.id,
         )
         item.referral_id = sent.id
-    item.status, item.outcome, item.note, item.closed_on = "done", outcome, clean, today
+    item.status, item.outcome, item.note, item.closed_on = "done", outcome, clean, examined
     item.closed_by_account_id, item.updated_at = ctx.viewer.account_id, ctx.now()
     await _flush(ctx)
     if outcome == "abnormal":
@@ -418,8 +513,8 @@ async def record_result(
             FollowUp(
                 pregnancy_id=pregnancy.id,
                 rule_code=recheck.code,
-                window_start=today + timedelta(days=recheck.start_day),
-                window_end=today + timedelta(days=recheck.end_day),
+                window_start=examined + timedelta(days=recheck.start_day),
+                window_end=examined + timedelta(days=recheck.end_day),
                 finding_id=item.id,
                 organization_id=pregnancy.organization_id,
                 updated_at=ctx.now(),
@@ -430,10 +525,16 @@ async def record_result(
 
 
 async def mark_missed(
-    ctx: core.ServiceContext, followup_id: int, *, note: str = "", time_zone: str | None = None
+    ctx: core.ServiceContext,
+    followup_id: int,
+    *,
+    note: str = "",
+    missed_on: date | None = None,
+    time_zone: str | None = None,
 ) -> FollowUp:
-    """Close an item as missed (she did not come, could not be reached), with a note; a booked one once its
-    appointment has started (its time was spent waiting)."""
+    """Close an item as missed (she did not come, could not be reached), with a note, on the day it was missed
+    (`missed_on`, as `examined_on` in `_closing_day`); a booked one once its appointment has started (its time
+    was spent waiting)."""
     core.require(ctx, registry.MANAGE)
     today = registry.today(ctx, time_zone)
     v = core.Validator()
@@ -444,7 +545,8 @@ async def mark_missed(
     _still_open(item)
     await _started(ctx, item)
     _window_opened(item, today)
-    item.status, item.note, item.closed_on = "missed", clean, today
+    missed = await _closing_day(ctx, item, missed_on, today, time_zone, "missedOn")
+    item.status, item.note, item.closed_on = "missed", clean, missed
     item.closed_by_account_id, item.updated_at = ctx.viewer.account_id, ctx.now()
     await _flush(ctx)
     return item
@@ -484,8 +586,10 @@ async def of_pregnancy(
     first: int = 50,
     after: str | None = None,
 ) -> core.Page[FollowUp]:
-    """A pregnancy's items by window (NOT_FOUND for a pregnancy the caller may not address)."""
-    core.require(ctx, registry.MANAGE)
+    """A pregnancy's items by window, for whoever reads that pregnancy's health details (`registry.pregnancy_scope`:
+    those who serve the mother, and its named responsible, who may hold no manage permission); NOT_FOUND for a
+    pregnancy the caller may not read."""
+    _may_read(ctx)
     wrong = set(statuses) - set(STATUSES)
     if wrong:
         raise core.DomainError(

@@ -181,6 +181,12 @@ class MaternalCareRecordFollowUpInput:
     outcome: MaternalCareFindingOutcome
     note: str = ""
     referral: MaternalCareReferralInput | None = None
+    examined_on: date | None = strawberry.field(
+        default=None,
+        description="The day of the examination (the re-check is counted from it). Default: the booked "
+        "appointment's date in `timeZone`, else today there; not in the future, nor before the window or the "
+        "booked appointment.",
+    )
     time_zone: str | None = None
 
 
@@ -188,6 +194,11 @@ class MaternalCareRecordFollowUpInput:
 class MaternalCareMissFollowUpInput:
     id: strawberry.ID
     note: str
+    missed_on: date | None = strawberry.field(
+        default=None,
+        description="The day it was missed. Default: the booked appointment's date in `timeZone`, else today "
+        "there; not in the future, nor before the window or the booked appointment.",
+    )
     time_zone: str | None = None
 
 
@@ -217,7 +228,10 @@ def _zone(info: Info, given: str | None) -> str:
 
 @strawberry.type
 class MaternalCareFollowUpQuery:
-    @strawberry.field(description="A pregnancy's follow-ups, by window.")
+    @strawberry.field(
+        description="A pregnancy's follow-ups, by window: for those who read the pregnancy (who serve the "
+        "mother, and its named responsible staff member)."
+    )
     async def maternal_care_follow_ups(
         self, info: Info, filter: MaternalCareFollowUpFilter, first: int | None = None, after: str | None = None
     ) -> gql.Connection[MaternalCareFollowUp]:
@@ -226,6 +240,8 @@ class MaternalCareFollowUpQuery:
         page = await info.context.read(
             services.of_pregnancy, pregnancy_id, statuses=statuses, first=gql.first_of(info, first), after=after
         )
+        # The pregnancy's follow-ups were opened (even for `{ totalCount }`): noted as a read of the pregnancy.
+        info.context.note_sensitive_read(registry_types.AUDITED, pregnancy_id, "followUps")
         return gql.connection(info, page, MaternalCareFollowUp.of)
 
     @strawberry.field(
@@ -286,6 +302,7 @@ class MaternalCareFollowUpMutation:
                 outcome=input.outcome.value,
                 note=input.note,
                 referral=_referral(input.referral),
+                examined_on=input.examined_on,
                 time_zone=_zone(info, input.time_zone),
             ),
         )
@@ -303,6 +320,7 @@ class MaternalCareFollowUpMutation:
                 ctx,
                 _id(input.id, "MaternalCareFollowUp", "id"),
                 note=input.note,
+                missed_on=input.missed_on,
                 time_zone=_zone(info, input.time_zone),
             ),
         )

@@ -9,7 +9,9 @@ The database holds the rules whoever writes (constraints and triggers of m002):
 - one live registration (registered or waitlisted) per mother and lecture (a partial unique index);
 - the waitlist is first in, first out by the registration's identity (`id`, taken under the lecture's row
   lock, so it is the arrival order); a registration only moves waitlisted → registered (promoted),
-  registered|waitlisted → cancelled; nothing is deleted.
+  registered|waitlisted → cancelled; nothing is deleted;
+- a registration keeps the IANA time zone it was made in (m006: `time_zone`, of a zone name's shape; the
+  service validates the zone): her lecture's local date, hence her gestational week, is counted in it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ LECTURE_STATUSES = ("scheduled", "cancelled")
 REGISTRATION_STATUSES = ("registered", "waitlisted", "cancelled")
 ATTENDANCE = ("present", "absent")
 MIN_CAPACITY, MAX_CAPACITY = 1, 500
+# The zone of registrations made before m006 (they were judged in the deployment's default zone).
+DEFAULT_ZONE = "Asia/Shanghai"
+ZONE_SHAPE = "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"  # the registry's _ZONE_NAME, at most 64 long
 
 LECTURES_TABLE = "maternal_care_lectures"
 REGISTRATIONS_TABLE = "maternal_care_lecture_registrations"
@@ -88,6 +93,7 @@ class Registration(OrganizationOwned, Base):
         CheckConstraint(f"attendance IS NULL OR attendance IN {ATTENDANCE!r}", name="attendance_valid"),
         CheckConstraint("attendance IS NULL OR status = 'registered'", name="attendance_of_a_seat"),
         CheckConstraint("(status = 'cancelled') = (cancelled_at IS NOT NULL)", name="cancelled_when_cancelled"),
+        CheckConstraint(f"time_zone ~ '{ZONE_SHAPE}'", name="time_zone_shape"),
         Index(ONE_LIVE, "lecture_id", "mother_id", unique=True, postgresql_where=text("status <> 'cancelled'")),
         Index("ix_maternal_care_lecture_registrations_lecture", "lecture_id", "status", "id"),
         Index("ix_maternal_care_lecture_registrations_mother", "mother_id", "id"),
@@ -106,3 +112,6 @@ class Registration(OrganizationOwned, Base):
     attendance: Mapped[str | None] = mapped_column(String(8))
     attendance_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attendance_recorded_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    # Where she lives, as given when she registered: reminders, promotion and the audience rule count her
+    # lecture's local date in it (services.zone_of_registration).
+    time_zone: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_ZONE)

@@ -23,22 +23,41 @@ the audience again, on the lecture's date as it is now (its start or audience ma
 too): a waitlisted mother who no longer fits is not promoted -- her registration is cancelled with the reason
 `OUTSIDE_AUDIENCE_REASON`, she is told, and the next in line has the seat.
 
-**Audience.** A mother fits a lecture if, on the lecture's local date (its start in the caller's time zone,
-default Asia/Shanghai), her ongoing pregnancy is in a trimester of the audience (gestation.age_at), or she
-delivered within `POSTPARTUM_DAYS` = 42 days and the audience includes postpartum. "Within 42 days of
-delivery" is the 42 calendar days that begin with the delivery day: day 0 (the delivery) to day 41; day 42,
-the day of the 42-day postpartum check that closes 产褥期, is past it. An ongoing pregnancy at 44+0 or more on
-that date fits nothing (a record nobody updated; the registry refuses such dating too: LONGEST_WEEKS). A
-registration waits only for what the records say on that date: a woman pregnant now is not "postpartum"
-at a lecture after her due date until her delivery is recorded.
+**Her time zone.** A registration keeps the IANA zone it was made in (`timeZone` when registering, validated;
+default the deployment's, settings.timezone). Everything that follows from her registration counts her
+lecture's local date in that zone, whoever acts and wherever the deployment is: the audience judged again at
+promotion, the local start and date in every message to her (reminder, promotion, change), `fitsAudience`,
+and the zone her recommendations use when the caller names none. A lecture at 00:30 in Shanghai is the
+evening before in Berlin: a day earlier in her pregnancy, maybe another trimester.
+
+**An edit that leaves a seated mother outside the audience.** Moving a lecture or changing its audience may
+leave a mother who holds a seat outside it (she would be refused if she registered now). She keeps her seat:
+she was admitted, may have arranged her day around it, and whether a week either side of a trimester boundary
+matters is for staff to judge with her, not for the system to undo silently. But it is never silent either:
+her registration answers `fitsAudience: false` (on the lecture's current date and audience, in her zone), the
+lecture counts such seats (`registrationsOutsideAudience`, of the mothers the caller serves), and the edit
+tells her through the outbox (`maternal_care.lecture_changed`, `outside_audience: true`). Every seated mother
+is told of a change of what she needs to attend (start, end, place, link); an audience change alone tells
+only those it leaves outside. A waitlisted mother who no longer fits stays waitlisted (`fitsAudience` shows it)
+until her turn: promotion cancels her then, as above. Cancelling her seat stays a decision of staff.
+
+**Audience.** A mother fits a lecture if, on the lecture's local date (its start in her registration's time
+zone, or the caller's when there is none yet), her ongoing pregnancy is in a trimester of the audience
+(gestation.age_at), or she delivered within `POSTPARTUM_DAYS` = 42 days and the audience includes postpartum.
+"Within 42 days of delivery" is the 42 calendar days that begin with the delivery day: day 0 (the delivery) to
+day 41; day 42, the day of the 42-day postpartum check that closes 产褥期, is past it. An ongoing pregnancy at 44+0
+or more on that date fits nothing (a record nobody updated; the registry refuses such dating too:
+LONGEST_WEEKS). A registration waits only for what the records say on that date: a woman pregnant now is not
+"postpartum" at a lecture after her due date until her delivery is recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, false, func, select, true
 from sqlalchemy.exc import DBAPIError
@@ -52,6 +71,7 @@ from plugins.maternal_care import gestation
 from plugins.maternal_care.lectures.models import (
     ATTENDANCE,
     AUDIENCES,
+    DEFAULT_ZONE,
     MAX_CAPACITY,
     MIN_CAPACITY,
     ONE_LIVE,
@@ -65,7 +85,7 @@ from plugins.maternal_care.registry import services as registry
 # The registry's permissions (registry/services.py declares them): LECTURES is carried by the plugin role
 # maternal_care.staff and held by administrators; MANAGE by social workers (and administrators).
 LECTURES, MANAGE, ADMINS = registry.LECTURES, registry.MANAGE, registry.ADMIN_ROLES
-DEFAULT_ZONE = "Asia/Shanghai"  # settings.timezone's default; resolvers pass the deployment's setting
+# DEFAULT_ZONE (models): settings.timezone's default; resolvers pass the deployment's setting
 POSTPARTUM_DAYS = 42  # days 0..41 after the delivery (see the module doc)
 # The cancel reason of a waitlisted registration that no longer fits the lecture when its turn comes.
 OUTSIDE_AUDIENCE_REASON = "outside the lecture's audience on its date (cancelled at promotion)"
@@ -212,6 +232,15 @@ def fits(audience: Iterable[str], pregnancies: Iterable[PregnancyDates], starts_
     return bool(set(audience) & stages_on(pregnancies, gestation.local_date(starts_at, zone)))
 
 
+def zone_of_registration(registration: Registration) -> ZoneInfo:
+    """The zone a registration was made in. It was validated then; a name the system no longer knows (a
+    tzdata update, a row written by hand) falls back to the deployment's default rather than failing a job."""
+    try:
+        return ZoneInfo(registration.time_zone or DEFAULT_ZONE)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return ZoneInfo(DEFAULT_ZONE)
+
+
 # -- lectures --------------------------------------------------------------------------------------------------
 
 
@@ -343,24 +372,75 @@ class LectureChanges:
         )
 
 
-async def update_lecture(
-    ctx: core.ServiceContext, lecture_id: int, changes: LectureChanges, time_zone: str | None = None
-) -> Lecture:
+async def update_lecture(ctx: core.ServiceContext, lecture_id: int, changes: LectureChanges) -> Lecture:
     """Change a lecture ahead: the fields given, merged into the lecture as it is under its lock (two edits of
-    different fields never undo each other). A higher capacity promotes the waitlist's first into the new
-    seats (judged on the audience again, in `time_zone`); a capacity below the seats taken is refused."""
+    different fields never undo each other). Seated mothers are told of a new time or place, and of an edit
+    that leaves them outside the audience (they keep the seat: see the module doc). A higher capacity promotes
+    the waitlist's first into the new seats (each judged on the audience again, in her registration's zone); a
+    capacity below the seats taken is refused."""
     _require_runs(ctx)
-    zone = zone_of(time_zone)
     lecture = await _lecture(ctx, lecture_id, "id", lock=True)
     _open(ctx, lecture, "id")
     clean = _validated(ctx, changes.applied_to(lecture), registered=lecture.registered_count)
+    before = (lecture.starts_at, lecture.ends_at, lecture.online_url, lecture.place, tuple(lecture.audience))
     lecture.title, lecture.speaker, lecture.description = clean.title, clean.speaker, clean.description
     lecture.starts_at, lecture.ends_at = clean.starts_at, clean.ends_at
     lecture.online_url, lecture.place = clean.online_url, clean.place
     lecture.capacity, lecture.audience = clean.capacity, list(clean.audience)
     await _flush(ctx)
-    await _promote(ctx, lecture.id, zone)
+    await _tell_seated_of_change(ctx, lecture, before)
+    await _promote(ctx, lecture.id)
     return await _lecture(ctx, lecture.id, "id", lock=True)
+
+
+async def _tell_seated_of_change(
+    ctx: core.ServiceContext, lecture: Lecture, before: tuple[datetime, datetime, str, str, tuple[str, ...]]
+) -> None:
+    """After an edit (the caller holds the lecture's lock): tell each seated mother of a new time or place, and
+    any the edit leaves outside the audience (on the lecture's new date, in her zone). She keeps her seat."""
+    starts_at, ends_at, online_url, place, audience = before
+    moved = (starts_at, ends_at, online_url, place) != (
+        lecture.starts_at,
+        lecture.ends_at,
+        lecture.online_url,
+        lecture.place,
+    )
+    if not moved and set(audience) == set(lecture.audience):
+        return
+    seated = list(
+        await ctx.session.scalars(
+            select(Registration)
+            .where(Registration.lecture_id == lecture.id, Registration.status == "registered")
+            .order_by(Registration.id)
+        )
+    )
+    pregnancies = await _pregnancies(ctx, sorted({r.mother_id for r in seated}))
+    # One message per registration and edit: the key names the state she is told about, and when.
+    state = "|".join(
+        [
+            lecture.starts_at.isoformat(),
+            lecture.ends_at.isoformat(),
+            lecture.online_url,
+            lecture.place,
+            *sorted(lecture.audience),
+            ctx.now().isoformat(),
+        ]
+    )
+    edit = hashlib.sha256(state.encode()).hexdigest()[:16]
+    for registration in seated:
+        zone = zone_of_registration(registration)
+        mine = pregnancies[registration.mother_id]
+        fits_now = fits(lecture.audience, mine, lecture.starts_at, zone)
+        left_out = not fits_now and fits(audience, mine, starts_at, zone)
+        if moved or left_out:
+            await _tell(
+                ctx,
+                registration,
+                lecture,
+                "maternal_care.lecture_changed",
+                f"changed:{edit}",
+                outside_audience=not fits_now,
+            )
 
 
 async def cancel_lecture(ctx: core.ServiceContext, lecture_id: int, reason: str) -> Lecture:
@@ -399,7 +479,8 @@ async def _pregnancies(ctx: core.ServiceContext, mother_ids: Sequence[int]) -> d
 async def register(
     ctx: core.ServiceContext, lecture_id: int, mother_id: int, time_zone: str | None = None
 ) -> Registration:
-    """Register a mother for a lecture: a seat while the database's CHECK allows one, else the waitlist (FIFO)."""
+    """Register a mother for a lecture: a seat while the database's CHECK allows one, else the waitlist (FIFO).
+    `time_zone` is where she lives (default the deployment's): the registration keeps it (see the module doc)."""
     actor = _actor(ctx)
     zone = zone_of(time_zone)
     if not _sees_lectures(ctx.viewer):
@@ -429,7 +510,14 @@ async def register(
             ("input", "motherId"),
         )
     lecture_pk, mother_pk = lecture.id, mother.id
-    seat = Registration(lecture_id=lecture_pk, mother_id=mother_pk, status="registered", registered_by_account_id=actor)
+    where = zone.key  # her zone, kept: promotion, reminders and messages count her dates in it
+    seat = Registration(
+        lecture_id=lecture_pk,
+        mother_id=mother_pk,
+        status="registered",
+        registered_by_account_id=actor,
+        time_zone=where,
+    )
     try:
         async with ctx.session.begin_nested():
             ctx.session.add(seat)
@@ -443,7 +531,7 @@ async def register(
             raise error from exc
     # The CHECK refused the seat: the lecture is full. Join the waitlist (its place: this row's identity).
     waiting = Registration(
-        lecture_id=lecture_pk, mother_id=mother_pk, status="waitlisted", registered_by_account_id=actor
+        lecture_id=lecture_pk, mother_id=mother_pk, status="waitlisted", registered_by_account_id=actor, time_zone=where
     )
     ctx.session.add(waiting)
     await _flush(ctx)
@@ -462,15 +550,12 @@ async def _registration(ctx: core.ServiceContext, registration_id: int) -> Regis
     return registration
 
 
-async def cancel_registration(
-    ctx: core.ServiceContext, registration_id: int, reason: str = "", time_zone: str | None = None
-) -> Registration:
+async def cancel_registration(ctx: core.ServiceContext, registration_id: int, reason: str = "") -> Registration:
     """Cancel a registration (a seat or a place on the waitlist) of a lecture ahead; a freed seat goes to the
-    first waitlisted who still fits (the audience judged in `time_zone`) in the same transaction."""
+    first waitlisted who still fits (the audience judged in her registration's zone) in the same transaction."""
     actor = _actor(ctx)
     if not _sees_lectures(ctx.viewer):  # as `register`: FORBIDDEN before any lookup, never NOT_FOUND
         raise core.DomainError("FORBIDDEN", "You may not do this.")
-    zone = zone_of(time_zone)
     v = core.Validator()
     clean = _text(v, "reason", reason, MAX_TEXT)
     v.raise_if_any()
@@ -486,14 +571,15 @@ async def cancel_registration(
     registration.cancelled_by_account_id, registration.cancel_reason = actor, clean
     await _flush(ctx)
     if lecture.status == "scheduled":
-        await _promote(ctx, lecture.id, zone)
+        await _promote(ctx, lecture.id)
     return registration
 
 
-async def _promote(ctx: core.ServiceContext, lecture_id: int, zone: ZoneInfo) -> list[Registration]:
+async def _promote(ctx: core.ServiceContext, lecture_id: int) -> list[Registration]:
     """Fill the lecture's free seats from the head of its waitlist (the caller holds the lecture's lock),
-    judging each on the audience as the lecture and her records are now: one who no longer fits is cancelled
-    (OUTSIDE_AUDIENCE_REASON, told) and the next in line considered."""
+    judging each on the audience as the lecture and her records are now, on the lecture's date in her
+    registration's zone (not the caller's): one who no longer fits is cancelled (OUTSIDE_AUDIENCE_REASON,
+    told) and the next in line considered."""
     lecture = await _lecture(ctx, lecture_id, lock=True)
     free = lecture.capacity - lecture.registered_count
     promoted: list[Registration] = []
@@ -513,6 +599,7 @@ async def _promote(ctx: core.ServiceContext, lecture_id: int, zone: ZoneInfo) ->
         pregnancies = await _pregnancies(ctx, sorted({r.mother_id for r in waiting}))
         now = ctx.now()
         for registration in waiting:
+            zone = zone_of_registration(registration)
             if not fits(lecture.audience, pregnancies[registration.mother_id], lecture.starts_at, zone):
                 registration.status, registration.cancelled_at = "cancelled", now
                 registration.cancelled_by_account_id = ctx.viewer.account_id
@@ -530,9 +617,17 @@ async def _promote(ctx: core.ServiceContext, lecture_id: int, zone: ZoneInfo) ->
     return promoted
 
 
-async def _tell(ctx: core.ServiceContext, registration: Registration, lecture: Lecture, kind: str, what: str) -> bool:
+async def _tell(
+    ctx: core.ServiceContext,
+    registration: Registration,
+    lecture: Lecture,
+    kind: str,
+    what: str,
+    **extra: object,
+) -> bool:
     """Queue a message to the mother (her phone), or to her social worker when no phone is recorded; once per
-    registration and kind (`dedupe_key`)."""
+    registration and `what` (`dedupe_key`). Times are hers: the start with her zone's offset and its local
+    date (her registration's zone, not the deployment's)."""
     row = (
         await ctx.session.execute(
             select(Resident.name, Resident.phone, Mother.social_worker_account_id)
@@ -553,16 +648,28 @@ async def _tell(ctx: core.ServiceContext, registration: Registration, lecture: L
         ctx,
         kind,
         recipient,
-        # No health detail beyond what the lecture's own title says: the outbox is stored in clear.
+        # No health detail beyond what the lecture's own title says (and, for a change, whether it left her
+        # outside its audience -- told to her or her social worker only): the outbox is stored in clear.
         {
             "lecture": lecture.id,
             "registration": registration.id,
             "title": lecture.title,
-            "starts_at": lecture.starts_at.isoformat(),
+            **_local_times(lecture, zone_of_registration(registration)),
+            **extra,
         },
         source="maternal_care",
         dedupe_key=f"maternal_care.lecture_{what}:{registration.id}",
     )
+
+
+def _local_times(lecture: Lecture, zone: ZoneInfo) -> dict[str, str]:
+    starts, ends = lecture.starts_at.astimezone(zone), lecture.ends_at.astimezone(zone)
+    return {
+        "starts_at": starts.isoformat(),
+        "ends_at": ends.isoformat(),
+        "local_date": starts.date().isoformat(),
+        "time_zone": zone.key,
+    }
 
 
 async def record_attendance(ctx: core.ServiceContext, registration_id: int, attendance: str) -> Registration:
@@ -592,7 +699,9 @@ async def record_attendance(ctx: core.ServiceContext, registration_id: int, atte
 
 async def queue_reminders(ctx: core.ServiceContext, lead: timedelta = REMINDER_LEAD) -> int:
     """Queue a reminder for every seat of a lecture starting within `lead`; once per registration however
-    often this runs (dedupe_key). Returns how many were queued now."""
+    often this runs (dedupe_key). The lead is an interval (24 hours before the instant it starts, wherever she
+    is); what she is told -- the start, its date -- is in her registration's zone. Returns how many were
+    queued now."""
     now = ctx.now()
     rows = await ctx.session.execute(
         select(Registration, Lecture)
@@ -768,6 +877,52 @@ async def waitlist_positions(ctx: core.ServiceContext, pks: Sequence[int]) -> li
     return [found.get(pk) for pk in pks]
 
 
+async def registrations_fit(ctx: core.ServiceContext, pks: Sequence[int]) -> list[bool]:
+    """Whether each registration's mother fits its lecture's audience as the lecture is now (its current start
+    and audience), on its date in her registration's zone: what promotion would judge, and what an edit may
+    have changed under a seat (see the module doc). For registrations the caller was shown."""
+    if not pks:
+        return []
+    rows = (
+        await ctx.session.execute(
+            select(Registration, Lecture.starts_at, Lecture.audience)
+            .join(Lecture, Lecture.id == Registration.lecture_id)
+            .where(Registration.id.in_(list(pks)))
+        )
+    ).all()
+    pregnancies = await _pregnancies(ctx, sorted({r.mother_id for r, _, _ in rows}))
+    found = {
+        r.id: fits(audience, pregnancies[r.mother_id], starts_at, zone_of_registration(r))
+        for r, starts_at, audience in rows
+    }
+    return [found.get(pk, True) for pk in pks]
+
+
+async def lectures_outside_audience(ctx: core.ServiceContext, pks: Sequence[int]) -> list[list[int]]:
+    """For each lecture, the mothers holding a seat who no longer fit its audience on its date (each in her
+    registration's zone) -- of the mothers the caller serves only (who is on a lecture is hers to see)."""
+    if not pks or ctx.viewer.role is None:
+        return [[] for _ in pks]
+    rows = (
+        await ctx.session.execute(
+            select(Registration, Lecture.starts_at, Lecture.audience)
+            .join(Lecture, Lecture.id == Registration.lecture_id)
+            .where(
+                Registration.lecture_id.in_(list(pks)),
+                Registration.status == "registered",
+                Registration.mother_id.in_(select(Mother.id).where(mother_scope(ctx))),
+            )
+            .order_by(Registration.id)
+        )
+    ).all()
+    pregnancies = await _pregnancies(ctx, sorted({r.mother_id for r, _, _ in rows}))
+    found: dict[int, list[int]] = {pk: [] for pk in pks}
+    for r, starts_at, audience in rows:
+        if not fits(audience, pregnancies[r.mother_id], starts_at, zone_of_registration(r)):
+            found[r.lecture_id].append(r.mother_id)
+    return [found[pk] for pk in pks]
+
+
 async def lecture_counts(ctx: core.ServiceContext, pks: Sequence[int]) -> list[int]:
     """Each lecture's waitlist length (seats taken: `registered_count`)."""
     rows = await ctx.session.execute(
@@ -780,16 +935,30 @@ async def lecture_counts(ctx: core.ServiceContext, pks: Sequence[int]) -> list[i
 
 
 async def recommendations(
-    ctx: core.ServiceContext, mother_id: int, time_zone: str | None = None, *, first: int = 10
+    ctx: core.ServiceContext,
+    mother_id: int,
+    time_zone: str | None = None,
+    *,
+    first: int = 10,
+    default_zone: str | None = None,
 ) -> list[Lecture]:
     """The upcoming lectures (scheduled, not started, within RECOMMENDATION_HORIZON) whose audience fits the
     mother on each lecture's own date, leaving out those she is registered or waitlisted for already. Full
-    lectures stay in (she would join the waitlist; `seatsLeft` says so), soonest first."""
+    lectures stay in (she would join the waitlist; `seatsLeft` says so), soonest first. Dates are counted in
+    `time_zone`; when none is named, in the zone of her latest registration (where she said she lives), else
+    `default_zone` (the deployment's)."""
     _actor(ctx)
-    zone = zone_of(time_zone, ("timeZone",))
+    zone_of(time_zone, ("timeZone",))  # an unknown name is refused before any lookup
     if not 1 <= first <= 50:
         raise core.DomainError("OUT_OF_RANGE", "Between {low} and {high}.", ("first",), low=1, high=50)
     mother = await core.get_row(ctx, Mother, mother_id, what=_("Mother"), field=("motherId",), scope=mother_scope(ctx))
+    if time_zone:
+        zone = zone_of(time_zone, ("timeZone",))
+    else:
+        latest = await ctx.session.scalar(
+            select(Registration).where(Registration.mother_id == mother.id).order_by(Registration.id.desc()).limit(1)
+        )
+        zone = zone_of_registration(latest) if latest is not None else zone_of(default_zone, ("timeZone",))
     pregnancies = (await _pregnancies(ctx, [mother.id]))[mother.id]
     if not pregnancies:
         return []

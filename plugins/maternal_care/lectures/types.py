@@ -117,6 +117,17 @@ class MaternalCareLecture(relay.Node):
         return int(await _loader(info, "waitlisted", services.lecture_counts).load(self.row.id))
 
     @strawberry.field(
+        description="Seats held by mothers who no longer fit the audience on the lecture's date (an edit moved it "
+        "or changed whom it is for; each judged in her registration's time zone), of the mothers you serve: they "
+        "keep the seat, staff decide. Their registrations answer `fitsAudience: false`."
+    )
+    async def registrations_outside_audience(self, info: Info) -> int:
+        mothers: list[int] = await _loader(info, "outside", services.lectures_outside_audience).load(self.row.id)
+        for mother_id in mothers:  # says where her pregnancy stands against the lecture's audience
+            info.context.note_sensitive_read(AUDITED, mother_id, "lectureAudienceFit")
+        return len(mothers)
+
+    @strawberry.field(
         description="Registrations in arrival order (the waitlist's order): all of them for maternal-care staff "
         "and administrators, those of your own mothers for a social worker."
     )
@@ -150,6 +161,9 @@ class MaternalCareLectureRegistration(relay.Node):
     cancelled_at: datetime | None
     cancel_reason: str
     attendance: MaternalCareAttendance | None
+    time_zone: str = strawberry.field(
+        description="The IANA zone she registered in: her lecture's date, reminders and messages are counted in it."
+    )
     row: strawberry.Private[Registration]
 
     @classmethod
@@ -162,6 +176,7 @@ class MaternalCareLectureRegistration(relay.Node):
             cancelled_at=r.cancelled_at,
             cancel_reason=r.cancel_reason,
             attendance=None if r.attendance is None else MaternalCareAttendance(r.attendance),
+            time_zone=r.time_zone,
             row=r,
         )
 
@@ -189,6 +204,14 @@ class MaternalCareLectureRegistration(relay.Node):
     @strawberry.field
     async def lecture(self, info: Info) -> MaternalCareLecture:
         return await gql.load_required(info, Lecture, self.row.lecture_id, MaternalCareLecture.of)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="Whether she fits the lecture's audience as it is now, on its date in her registration's time "
+        "zone (an edit may have moved it; a seat is kept, a waitlisted one is cancelled when her turn comes)."
+    )
+    async def fits_audience(self, info: Info) -> bool:
+        info.context.note_sensitive_read(AUDITED, self.row.mother_id, "lectureAudienceFit")
+        return bool(await _loader(info, "fits", services.registrations_fit).load(self.row.id))
 
     @strawberry.field(description="Her place on the waitlist (1: next for a seat); null when not waitlisted.")
     async def waitlist_position(self, info: Info) -> int | None:
@@ -254,7 +277,9 @@ class MaternalCareRegisterForLectureInput:
     lecture_id: strawberry.ID
     mother_id: strawberry.ID
     time_zone: str | None = strawberry.field(
-        default=None, description="IANA zone of the lecture's date for the audience rule (default: the service's)."
+        default=None,
+        description="The IANA zone she lives in (default: the service's): the registration keeps it, and her "
+        "lecture's date (the audience rule, at registration and at promotion) and messages are counted in it.",
     )
 
 
@@ -295,13 +320,16 @@ class MaternalCareLecturesQuery:
 
     @strawberry.field(
         description="Upcoming lectures that fit the mother on each lecture's date (trimester, or postpartum "
-        "within 42 days), leaving out those she is registered or waitlisted for; soonest first (at most 50)."
+        "within 42 days), leaving out those she is registered or waitlisted for; soonest first (at most 50). "
+        "Dates in `timeZone`, else the zone of her latest registration, else the service's."
     )
     async def maternal_care_lecture_recommendations(
         self, info: Info, mother_id: strawberry.ID, time_zone: str | None = None, first: int = 10
     ) -> list[MaternalCareLecture]:
         pk = gql.decode_id(mother_id, "MaternalCareMother", ("motherId",))
-        rows = await info.context.read(services.recommendations, pk, _zone(info, time_zone), first=first)
+        rows = await info.context.read(
+            services.recommendations, pk, time_zone, first=first, default_zone=info.context.settings.timezone
+        )
         # What fits her says where her pregnancy stands.
         info.context.note_sensitive_read(AUDITED, pk, "lectureRecommendations")
         return [MaternalCareLecture.of(r) for r in rows]
@@ -348,7 +376,11 @@ class MaternalCareLecturesMutation:
             lambda ctx: services.create_lecture(ctx, data),
         )
 
-    @strawberry.mutation(description="Change a lecture ahead; a higher capacity promotes the waitlist's first.")
+    @strawberry.mutation(
+        description="Change a lecture ahead; a higher capacity promotes the waitlist's first. Seated mothers are "
+        "told of a new time or place; one the edit leaves outside the audience keeps her seat, is told, and is "
+        "counted in `registrationsOutsideAudience`."
+    )
     async def maternal_care_update_lecture(
         self, info: Info, input: MaternalCareUpdateLectureInput
     ) -> MaternalCareLecturePayload:
@@ -366,7 +398,7 @@ class MaternalCareLecturesMutation:
                 place=_given(input.place),
                 description=_given(input.description),
             )
-            return await services.update_lecture(ctx, pk, changes, _zone(info, None))
+            return await services.update_lecture(ctx, pk, changes)
 
         return await gql.mutate(info, MaternalCareLecturePayload, "lecture", MaternalCareLecture.of, work)
 
@@ -412,7 +444,7 @@ class MaternalCareLecturesMutation:
             "registration",
             MaternalCareLectureRegistration.of,
             lambda ctx: services.cancel_registration(
-                ctx, _id(input.id, "MaternalCareLectureRegistration", "id"), input.reason, _zone(info, None)
+                ctx, _id(input.id, "MaternalCareLectureRegistration", "id"), input.reason
             ),
         )
 

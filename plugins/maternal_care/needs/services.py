@@ -9,6 +9,10 @@ Who raises one: those who read her health details (the registry's `mother_scope`
 maternal-care staff, administrators of her organisation) -- and who see her contact in full (core's residents:
 those who serve her), since the request carries her name and phone as the requester's, to reach her. An
 administrator reads her contact masked and so does not copy it into a request: FORBIDDEN.
+The plugin adds no way around core's rule for WHERE a request is posted: a social worker or staff member
+who does not serve her community in core (a liaison seat there) is refused (FORBIDDEN, on `motherId`) like
+anyone posting for a community they do not serve. The mother's social worker is expected to hold a seat in
+her community; the registry does not require it, so that a worker can be assigned before the seat is given.
 
 What the request says. Core shows requests to volunteers, community heads and coordinators: it says what is
 needed and how much, never why -- no pregnancy, grade, ward or diagnosis is copied into it, and no population

@@ -121,7 +121,8 @@ MaternalCareUrgentNeedPayload = gql.payload("MaternalCareUrgentNeedPayload", "ne
 class MaternalCareNeedsMutation:
     @strawberry.mutation(
         description="Raise an urgent need of a mother or her infant as a help request for her community, "
-        "with her as the requester (her social worker and maternal-care staff)."
+        "with her as the requester: her social worker or maternal-care staff who may also post requests for "
+        "her community under core's rules (one they serve through a liaison seat; FORBIDDEN otherwise)."
     )
     async def maternal_care_raise_urgent_need(
         self, info: Info, input: MaternalCareRaiseUrgentNeedInput

@@ -26,7 +26,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, false, or_, select, true
+from sqlalchemy import case, false, func, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 import core
@@ -79,6 +79,11 @@ CONSTRAINT_ERRORS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
         "The resident is registered with maternal care already.",
         ("input", "residentId"),
     ),
+    "ex_maternal_care_pregnancies_no_overlap": (
+        "OUT_OF_RANGE",
+        "A pregnancy begins after the previous one ended.",
+        ("input", "lmp"),
+    ),
     "uq_maternal_care_pregnancies_one_ongoing": (
         "MATERNAL_CARE_PREGNANCY_ONGOING",
         "The mother has an ongoing pregnancy already: record its outcome first.",
@@ -108,6 +113,15 @@ class MaternalRiskRaised(core.DomainEvent):
     # Who serves her (casework refers her to them) and where she lives: read by name, no import needed.
     social_worker_account_id: int | None = None
     community_id: int | None = None
+    # The services the grading staff member refers her to (plugin names, REFERRAL_TARGETS): each reacts only
+    # when named here (and enabled for the organisation; a named one switched off is simply not told).
+    refer_to: tuple[str, ...] = ("case_work",)
+
+
+# Where a high-risk grade may refer the mother, by plugin name; casework by default (the behaviour before the
+# choice existed).
+REFERRAL_TARGETS = ("case_work", "counseling")
+DEFAULT_REFER_TO = ("case_work",)
 
 
 @dataclass(frozen=True)
@@ -261,11 +275,22 @@ def _actor(ctx: core.ServiceContext) -> tuple[int | None, str]:
     return ctx.viewer.account_id, ctx.viewer.label[:100]
 
 
+MAX_TEXT = 2000
+
+
+def _text(value: str | None, field: str) -> str:
+    """Free text as given (trimmed): longer than MAX_TEXT is refused (OUT_OF_RANGE), never silently cut."""
+    clean = (value or "").strip()
+    if len(clean) > MAX_TEXT:
+        raise core.DomainError("OUT_OF_RANGE", "At most {n} characters.", ("input", field), n=MAX_TEXT)
+    return clean
+
+
 def _reason(reason: str, field: str = "reason") -> str:
-    clean = (reason or "").strip()
+    clean = _text(reason, field)
     if not clean:
         raise core.DomainError("REQUIRED", "Say why.", ("input", field))
-    return clean[:2000]
+    return clean
 
 
 async def _mother(ctx: core.ServiceContext, mother_id: int, *, lock: bool = False) -> Mother:
@@ -328,6 +353,24 @@ def _check_lmp(lmp: date, on: date, field: str) -> None:
         )
 
 
+async def _check_after_previous(
+    ctx: core.ServiceContext, mother_id: int, lmp: date, field: str, *, besides: int | None = None
+) -> None:
+    """A pregnancy begins after the mother's previous one ended (OUT_OF_RANGE): the exclusion constraint
+    ex_maternal_care_pregnancies_no_overlap holds it; this names the date in the refusal."""
+    query = select(func.max(Pregnancy.outcome_on)).where(Pregnancy.mother_id == mother_id)
+    if besides is not None:
+        query = query.where(Pregnancy.id != besides)
+    ended = await ctx.session.scalar(query)
+    if ended is not None and lmp <= ended:
+        raise core.DomainError(
+            "OUT_OF_RANGE",
+            "A pregnancy begins after the previous one ended ({ended}).",
+            ("input", field),
+            ended=ended.isoformat(),
+        )
+
+
 def _dating(lmp: date | None, edd: date | None) -> tuple[date, str, str]:
     """(lmp, basis, the input field) from exactly one of LMP and EDD."""
     if (lmp is None) == (edd is None):
@@ -369,6 +412,7 @@ async def register_mother(
     )
     v.check(social_worker_account_id is not None, ("input", "socialWorkerId"), "REQUIRED", "Assign a social worker.")
     v.raise_if_any()
+    consent_note = _text(consent_note, "consentNote")
     organization_id = _own_organisation(ctx)
     assert social_worker_account_id is not None
     await _check_social_worker(ctx, social_worker_account_id, organization_id)
@@ -399,7 +443,7 @@ async def register_mother(
         social_worker_account_id=social_worker_account_id,
         registered_by_account_id=ctx.viewer.account_id,
         consent_at=ctx.now(),
-        consent_note=(consent_note or "").strip()[:2000],
+        consent_note=consent_note,
         organization_id=organization_id,
     )
     ctx.session.add(mother)
@@ -489,6 +533,7 @@ async def register_pregnancy(
     start, basis, field = _dating(lmp, edd)
     _check_lmp(start, today(ctx, time_zone), field)
     _check_grade(grade)
+    reason = _text(reason, "reason")
     mother = await _mother(ctx, mother_id, lock=True)  # one registration at a time per mother
     if grade.responsible_account_id is not None:
         await _check_responsible(ctx, grade.responsible_account_id, mother.organization_id)
@@ -501,6 +546,7 @@ async def register_pregnancy(
             "The mother has an ongoing pregnancy already: record its outcome first.",
             ("input", "motherId"),
         )
+    await _check_after_previous(ctx, mother.id, start, field)
     pregnancy = Pregnancy(
         mother_id=mother.id,
         lmp=start,
@@ -512,16 +558,24 @@ async def register_pregnancy(
     ctx.session.add(pregnancy)
     await _flush(ctx)
     if grade != Grade():
-        await _regrade(ctx, pregnancy, mother, grade, (reason or "").strip() or "registration")
+        await _regrade(ctx, pregnancy, mother, grade, reason or "registration")
     from plugins.maternal_care.followups import services as followups  # (imports this module)
 
     await followups.pregnancy_registered(ctx, pregnancy, today(ctx, time_zone))
     return pregnancy
 
 
-async def _regrade(ctx: core.ServiceContext, pregnancy: Pregnancy, mother: Mother, grade: Grade, reason: str) -> None:
+async def _regrade(
+    ctx: core.ServiceContext,
+    pregnancy: Pregnancy,
+    mother: Mother,
+    grade: Grade,
+    reason: str,
+    refer_to: tuple[str, ...] = DEFAULT_REFER_TO,
+) -> None:
     """The history row first, then the pregnancy (the database checks the row when the grade changes); the
-    pregnancy is locked, so the next number is ours. Announces a raise to orange/red/purple."""
+    pregnancy is locked, so the next number is ours. Announces a raise to orange/red/purple, naming the services
+    it refers her to (`refer_to`)."""
     before = Grade(pregnancy.risk_colour, pregnancy.infectious, pregnancy.responsible_account_id)
     seq = pregnancy.risk_seq + 1
     account_id, label = _actor(ctx)
@@ -558,17 +612,40 @@ async def _regrade(ctx: core.ServiceContext, pregnancy: Pregnancy, mother: Mothe
                 infectious=grade.infectious,
                 social_worker_account_id=mother.social_worker_account_id,
                 community_id=mother.community_id,
+                refer_to=refer_to,
             )
         )
 
 
-async def change_risk(ctx: core.ServiceContext, pregnancy_id: int, grade: Grade, reason: str) -> Pregnancy:
+def _refer_to(refer_to: Sequence[str] | None) -> tuple[str, ...]:
+    """The services a raise refers her to: known ones (INVALID_INPUT), at least one (REQUIRED: a high-risk
+    mother is referred somewhere), each once, in the order given; None is the default, casework."""
+    if refer_to is None:
+        return DEFAULT_REFER_TO
+    wanted = tuple(dict.fromkeys(refer_to))
+    v = core.Validator()
+    v.check(bool(wanted), ("input", "referTo"), "REQUIRED", "Name at least one service to refer her to.")
+    v.check(all(t in REFERRAL_TARGETS for t in wanted), ("input", "referTo"), "INVALID_INPUT", "Unknown service.")
+    v.raise_if_any()
+    return wanted
+
+
+async def change_risk(
+    ctx: core.ServiceContext,
+    pregnancy_id: int,
+    grade: Grade,
+    reason: str,
+    *,
+    refer_to: Sequence[str] | None = None,
+) -> Pregnancy:
     """Regrade an ongoing pregnancy, with why (REQUIRED); a delivered or lost one is INVALID_TRANSITION (its
     grade is history). Orange, red and purple need a named responsible staff member (REQUIRED); an unchanged
-    grade is INVALID_INPUT (nothing to record)."""
+    grade is INVALID_INPUT (nothing to record). A raise refers her to the services in `refer_to` (default
+    casework; see `_refer_to`), carried in the event: each service decides, by its own rules, what it does."""
     core.require(ctx, MANAGE)
     clean = _reason(reason)
     _check_grade(grade)
+    targets = _refer_to(refer_to)
     pregnancy = await _pregnancy(ctx, pregnancy_id)
     if pregnancy.status != "ongoing":
         raise core.DomainError("INVALID_TRANSITION", "Only an ongoing pregnancy is regraded.", ("input", "id"))
@@ -577,7 +654,7 @@ async def change_risk(ctx: core.ServiceContext, pregnancy_id: int, grade: Grade,
         await _check_responsible(ctx, grade.responsible_account_id, pregnancy.organization_id)
     if grade == Grade(pregnancy.risk_colour, pregnancy.infectious, pregnancy.responsible_account_id):
         raise core.DomainError("INVALID_INPUT", "The pregnancy has this grade already.", ("input", "colour"))
-    await _regrade(ctx, pregnancy, mother, grade, clean)
+    await _regrade(ctx, pregnancy, mother, grade, clean, targets)
     return pregnancy
 
 
@@ -602,6 +679,7 @@ async def correct_dating(
         )
     if start == pregnancy.lmp:
         raise core.DomainError("INVALID_INPUT", "The pregnancy is dated so already.", ("input", field))
+    await _check_after_previous(ctx, pregnancy.mother_id, start, field, besides=pregnancy.id)
     account_id, label = _actor(ctx)
     ctx.session.add(
         DatingCorrection(
@@ -637,6 +715,7 @@ async def record_outcome(
     before the LMP or in the future (OUT_OF_RANGE)."""
     core.require(ctx, MANAGE)
     now = today(ctx, time_zone)
+    note = _text(note, "note")
     v = core.Validator()
     v.check(outcome in OUTCOMES, ("input", "outcome"), "INVALID_INPUT", "The outcome is a delivery or a loss.")
     v.check(on <= now, ("input", "on"), "OUT_OF_RANGE", "The outcome cannot be in the future.")
@@ -653,11 +732,43 @@ async def record_outcome(
     if on < pregnancy.lmp:
         raise core.DomainError("OUT_OF_RANGE", "The outcome cannot come before the pregnancy began.", ("input", "on"))
     pregnancy.status, pregnancy.outcome_on, pregnancy.discharged_on = outcome, on, discharged_on
-    pregnancy.outcome_note = (note or "").strip()[:2000]
+    pregnancy.outcome_note = note
     await _flush(ctx)
     from plugins.maternal_care.followups import services as followups  # (imports this module)
 
     await followups.outcome_recorded(ctx, pregnancy)
+    return pregnancy
+
+
+async def record_discharge(
+    ctx: core.ServiceContext, pregnancy_id: int, *, on: date, time_zone: str | None = None
+) -> Pregnancy:
+    """Record the discharge of a delivered pregnancy whose discharge was not known at the outcome (once:
+    INVALID_TRANSITION for a pregnancy not delivered or discharged already); not before the delivery nor in the
+    future (OUT_OF_RANGE). The open home visit moves to the discharge's window (followups.discharge_recorded)."""
+    core.require(ctx, MANAGE)
+    if on > today(ctx, time_zone):
+        raise core.DomainError("OUT_OF_RANGE", "The discharge cannot be in the future.", ("input", "on"))
+    pregnancy: Pregnancy = await core.get_row(
+        ctx,
+        Pregnancy,
+        pregnancy_id,
+        what=_("Pregnancy"),
+        field=("input", "pregnancyId"),
+        lock=True,
+        scope=pregnancy_scope(ctx),
+    )
+    if pregnancy.status != "delivered" or pregnancy.discharged_on is not None:
+        raise core.DomainError(
+            "INVALID_TRANSITION", "Only a delivery not yet discharged takes a discharge.", ("input", "pregnancyId")
+        )
+    if pregnancy.outcome_on is not None and on < pregnancy.outcome_on:
+        raise core.DomainError("OUT_OF_RANGE", "The discharge follows the delivery.", ("input", "on"))
+    pregnancy.discharged_on = on
+    await _flush(ctx)
+    from plugins.maternal_care.followups import services as followups  # (imports this module)
+
+    await followups.discharge_recorded(ctx, pregnancy, time_zone)
     return pregnancy
 
 

@@ -380,11 +380,22 @@ class MaternalCareCorrectDatingInput:
     time_zone: str | None = None
 
 
+@strawberry.enum(description="A service a high-risk grade refers the mother to (within her organisation).")
+class MaternalCareReferralTarget(Enum):
+    CASE_WORK = "case_work"
+    COUNSELING = "counseling"
+
+
 @strawberry.input
 class MaternalCareChangeRiskInput:
     id: strawberry.ID
     grade: MaternalCareGradeInput
     reason: str
+    refer_to: list[MaternalCareReferralTarget] | None = strawberry.field(
+        default=None,
+        description="Where a raise to orange, red or purple refers her (default [CASE_WORK]); a service her "
+        "organisation does not use is not told. Each service applies its own consent rules.",
+    )
 
 
 @strawberry.input
@@ -395,6 +406,13 @@ class MaternalCareRecordOutcomeInput:
     discharged_on: date | None = None
     note: str = ""
     time_zone: str | None = None
+
+
+@strawberry.input(description="The discharge of a delivered pregnancy, recorded after its outcome.")
+class MaternalCareRecordDischargeInput:
+    pregnancy_id: strawberry.ID
+    on: date
+    time_zone: str | None = strawberry.field(default=None, description="Where `on` is a date (IANA).")
 
 
 @strawberry.input
@@ -539,7 +557,11 @@ class MaternalCareRegistryMutation:
             "pregnancy",
             MaternalCarePregnancy.of,
             lambda ctx: services.change_risk(
-                ctx, _id(input.id, "MaternalCarePregnancy", "id"), _grade(input.grade), input.reason
+                ctx,
+                _id(input.id, "MaternalCarePregnancy", "id"),
+                _grade(input.grade),
+                input.reason,
+                refer_to=None if input.refer_to is None else [t.value for t in input.refer_to],
             ),
         )
 
@@ -559,6 +581,26 @@ class MaternalCareRegistryMutation:
                 on=input.on,
                 discharged_on=input.discharged_on,
                 note=input.note,
+                time_zone=_zone(info, input.time_zone),
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Record the discharge of a delivered pregnancy (once); the open postpartum home visit moves "
+        "to within 7 days of it."
+    )
+    async def maternal_care_record_discharge(
+        self, info: Info, input: MaternalCareRecordDischargeInput
+    ) -> MaternalCarePregnancyPayload:
+        return await gql.mutate(
+            info,
+            MaternalCarePregnancyPayload,
+            "pregnancy",
+            MaternalCarePregnancy.of,
+            lambda ctx: services.record_discharge(
+                ctx,
+                _id(input.pregnancy_id, "MaternalCarePregnancy", "pregnancyId"),
+                on=input.on,
                 time_zone=_zone(info, input.time_zone),
             ),
         )

@@ -18,7 +18,7 @@ import core
 import plugins.case_work.plugin as case_work_plugin
 from core import migrate
 from core.database import create_engine, database_url_for, drop_database, ensure_database
-from core.models import Notification
+from core.models import Consent, Notification, Referral
 from core.plugins import build_plugin_host
 from core.services import communities, help_requests
 from core.services.context import Viewer
@@ -100,12 +100,43 @@ class World:
     def counselor(self, org: str = "a") -> Viewer:
         return self.viewer(f"counselor_{org}", "counselor", COUNSELING, org)
 
-    async def client(self, community: str, name: str = "来访者", phone: str = "13600001111", org: str = "a") -> Any:
-        """A counseling client (a core resident of `community`)."""
+    async def client(
+        self, community: str, name: str = "来访者", phone: str = "13600001111", org: str = "a", casework: bool = True
+    ) -> Any:
+        """A counseling client (a core resident of `community`), who consented to casework learning of her
+        (`casework`: a consent to case_work covering summary and health)."""
         async with self.kit.service(self.counselor(org)) as ctx:
-            return await counseling.register_client(
+            client = await counseling.register_client(
                 ctx, name=name, phone=phone, consent=True, community_id=self.ids[community]
             )
+        if casework:
+            await self.consent(client.resident_id, org=org)
+        return client
+
+    async def consent(
+        self,
+        resident_id: int,
+        target: str = "case_work",
+        scopes: tuple[str, ...] = ("summary", "health"),
+        org: str = "a",
+    ) -> int:
+        """The resident's consent to `target` of her organisation. Written as a row: casework is no referral
+        target (yet), so core's record_consent does not take it as a target."""
+        async with self.kit.service() as ctx:
+            consent = Consent(
+                organization_id=self.ids[f"org_{org}"],
+                resident_id=resident_id,
+                scopes=list(scopes),
+                target_kind="plugin",
+                target=target,
+                target_organization_id=self.ids[f"org_{org}"],
+                purpose="转介跟进",
+                valid_from=ctx.now() - timedelta(minutes=1),
+                recorded_by="test",
+            )
+            ctx.session.add(consent)
+            await ctx.session.flush()
+            return int(consent.id)
 
     async def flag(self, client_id: int, severity: str = "high", org: str = "a") -> int:
         """A counselor raises a risk flag (the event goes through the plugin host, as in the service)."""
@@ -453,9 +484,11 @@ async def test_a_flag_casework_refuses_to_take_still_stands_and_waits_as_refused
 MATERNAL = frozenset({"maternal_care.manage"})
 
 
-async def _mother(w: World, community: str = "c1", worker: str = "sw", name: str = "孕妇王女士") -> tuple[int, int]:
-    """A mother of A living in `community`, assigned to `worker`, with an ongoing green pregnancy:
-    (mother id, pregnancy id)."""
+async def _mother(
+    w: World, community: str = "c1", worker: str = "sw", name: str = "孕妇王女士", casework: bool = True
+) -> tuple[int, int]:
+    """A mother of A living in `community`, assigned to `worker`, with an ongoing green pregnancy, who consented
+    to casework learning of her health (`casework`): (mother id, pregnancy id)."""
     async with w.kit.service(w.viewer(worker, "social_worker", MATERNAL)) as ctx:
         mother = await maternal.register_mother(
             ctx,
@@ -467,13 +500,26 @@ async def _mother(w: World, community: str = "c1", worker: str = "sw", name: str
         )
         pregnancy = await maternal.register_pregnancy(ctx, mother.id, lmp=maternal.today(ctx) - timedelta(weeks=20))
         w.ids[f"resident_of_{mother.id}"] = mother.resident_id
-        return int(mother.id), int(pregnancy.id)
+    if casework:
+        await w.consent(mother.resident_id)
+    return int(mother.id), int(pregnancy.id)
 
 
-async def _grade(w: World, pregnancy_id: int, colour: str, infectious: bool = False, who: str = "sw") -> None:
+async def _grade(
+    w: World,
+    pregnancy_id: int,
+    colour: str,
+    infectious: bool = False,
+    who: str = "sw",
+    refer_to: tuple[str, ...] | None = None,
+) -> None:
     async with w.kit.service(w.viewer(who, "social_worker", MATERNAL)) as ctx:
         await maternal.change_risk(
-            ctx, pregnancy_id, maternal.Grade(colour, infectious, w.ids[who]), "产检：妊娠期高血压"
+            ctx,
+            pregnancy_id,
+            maternal.Grade(colour, infectious, w.ids[who]),
+            "产检：妊娠期高血压",
+            refer_to=refer_to,
         )
 
 
@@ -852,3 +898,196 @@ async def test_w012_downgrade_unlinks_the_maternal_cases_even_closed_and_drops_t
     finally:
         await engine.dispose()
         await drop_database(server_url, name)
+
+
+# -- where a raise is referred (refer_to), consent, transfers, the queue routed again -----------------------------
+
+
+async def _referrals(w: World) -> list[tuple[Any, ...]]:
+    return [
+        (r.target_plugin, r.target_organization_id, r.source_plugin, r.source_kind, r.source_id, r.status)
+        for r in await w.rows(Referral)
+    ]
+
+
+async def test_a_raise_naming_counseling_refers_her_to_counseling_under_her_consent_once(mworld: World) -> None:
+    # given a mother of A (her own worker sw) who consented to counseling learning of her health
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w, casework=False)
+    resident_id = w.ids[f"resident_of_{mother_id}"]
+    await w.consent(resident_id, target="counseling")
+    # when sw grades her orange, referring her to counseling only
+    await _grade(w, pregnancy_id, "orange", refer_to=("counseling",))
+    # then counseling of A has a referral from the pregnancy (its intake), and casework heard nothing
+    assert await _referrals(w) == [("counseling", w.ids["org_a"], "maternal_care", "pregnancy", pregnancy_id, "sent")]
+    assert (await w.count(Intake), await w.count(Case)) == (0, 0)
+    # and A's counselor receives it; B's counselor does not
+    async with w.kit.service(w.counselor()) as ctx:
+        received = await core.referrals.referrals_received(ctx)
+        assert [r.resident_id for r in received.items] == [resident_id]
+    async with w.kit.service(w.counselor("b")) as ctx:
+        assert (await core.referrals.referrals_received(ctx)).items == []
+    # when she is graded red later (and the event is delivered again)
+    await _grade(w, pregnancy_id, "red", refer_to=("counseling",))
+    # then no second referral while the first is live
+    assert len(await _referrals(w)) == 1
+
+
+async def test_a_raise_naming_both_refers_to_both(mworld: World) -> None:
+    # given a mother of sw who consented to counseling
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w, casework=False)
+    await w.consent(w.ids[f"resident_of_{mother_id}"], target="counseling")
+    # when she is graded red, referred to casework and counseling
+    await _grade(w, pregnancy_id, "red", refer_to=("case_work", "counseling"))
+    # then a case of her own worker, and a referral to counseling
+    assert [(c.category, c.social_worker_account_id) for c in await w.rows(Case)] == [("maternal", w.ids["sw"])]
+    assert [r[0] for r in await _referrals(w)] == ["counseling"]
+
+
+async def test_a_named_service_switched_off_for_the_organisation_is_ignored(mworld: World) -> None:
+    # given A switched counseling off; a mother who consented to counseling
+    w = mworld
+    await w.kit.enable("counseling", w.ids["org_a"], enabled=False)
+    mother_id, pregnancy_id = await _mother(w)
+    await w.consent(w.ids[f"resident_of_{mother_id}"], target="counseling")
+    # when she is graded red, referred to casework and counseling
+    await _grade(w, pregnancy_id, "red", refer_to=("case_work", "counseling"))
+    # then the grade stands, casework takes her, counseling is not told
+    assert [p.risk_colour for p in await w.rows(Pregnancy, id=pregnancy_id)] == ["red"]
+    assert await w.count(Case) == 1
+    assert await _referrals(w) == []
+
+
+async def test_without_her_consent_counseling_learns_nothing_and_her_own_worker_is_told(mworld: World) -> None:
+    # given a mother of sw with no consent to counseling (one to casework does not count)
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w)
+    # when she is graded red, referred to counseling
+    await _grade(w, pregnancy_id, "red", refer_to=("counseling",))
+    # then no referral; her own worker is told the referral waits for her consent (once)
+    assert await _referrals(w) == []
+    kinds = [n.kind for n in await w.rows(Notification)]
+    assert kinds == ["counseling.referral_consent_required"]
+    (told,) = await w.rows(Notification)
+    assert told.account_id == w.ids["sw"]
+    # when she consents, and a later raise names counseling again
+    await w.consent(w.ids[f"resident_of_{mother_id}"], target="counseling")
+    await _grade(w, pregnancy_id, "red", infectious=True, refer_to=("counseling",))
+    # then the referral is sent
+    assert [r[-1] for r in await _referrals(w)] == ["sent"]
+
+
+async def test_her_own_worker_takes_the_case_without_a_consent_to_casework(mworld: World) -> None:
+    # given a mother of sw who gave casework no consent: sw serves her already (her maternal record is his)
+    w = mworld
+    _, pregnancy_id = await _mother(w, casework=False)
+    # when sw grades her red
+    await _grade(w, pregnancy_id, "red")
+    # then the case is sw's all the same
+    assert [(c.category, c.social_worker_account_id) for c in await w.rows(Case)] == [("maternal", w.ids["sw"])]
+
+
+async def test_without_her_consent_a_raise_nobody_of_hers_can_take_waits_as_consent_required(mworld: World) -> None:
+    # given a mother with no social worker of her own and no consent to casework, graded red
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w, casework=False)
+    await _unassigned_raise(w, mother_id, pregnancy_id)
+    # then no case: the referral waits, saying her consent is required
+    (intake,) = await w.rows(Intake)
+    assert (intake.status, intake.queue_reason, intake.case_id) == ("queued", "consent_required", None)
+    assert await w.count(Case) == 0
+    # when the supervisor opens it for sw2: refused, nothing written
+    before = await w.counts()
+    async with w.kit.service(w.viewer("sup", "social_worker", SUPERVISING)) as ctx:
+        with pytest.raises(core.DomainError) as refused:
+            await reactions.open_from_intake(ctx, intake.id, social_worker_account_id=w.ids["sw2"], category="maternal")
+    assert refused.value.code == "CONSENT_REQUIRED"
+    assert await w.counts() == before
+    # when she consents to casework: the supervisor opens it
+    await w.consent(w.ids[f"resident_of_{mother_id}"])
+    async with w.kit.service(w.viewer("sup", "social_worker", SUPERVISING)) as ctx:
+        await reactions.open_from_intake(ctx, intake.id, social_worker_account_id=w.ids["sw2"], category="maternal")
+    assert [c.social_worker_account_id for c in await w.rows(Case)] == [w.ids["sw2"]]
+
+
+async def test_without_her_consent_a_counseling_flag_opens_no_case_for_the_communitys_worker(world: World) -> None:
+    # given a client of c1 (which sw serves) who gave casework no consent
+    w = world
+    client = await w.client("c1", casework=False)
+    # when a flag is raised
+    flag_id = await w.flag(client.id)
+    # then sw learns nothing: the flag waits, consent required
+    assert await w.count(Case) == 0
+    assert [(i.source_id, i.queue_reason) for i in await w.rows(Intake)] == [(flag_id, "consent_required")]
+    assert await w.rows(Notification, account_id=w.ids["sw"]) == []
+
+
+async def test_without_her_consent_a_counseling_flag_joins_her_own_workers_open_case(world: World) -> None:
+    # given a client with no consent to casework, whose resident has an open case of sw (he serves her)
+    w = world
+    client = await w.client("c1", casework=False)
+    async with w.kit.service(w.viewer("admin", "organization_admin", CASEWORK)) as ctx:
+        case = await casework.open_case(
+            ctx,
+            category="poverty",
+            risk_level="low",
+            supervisor_account_id=w.ids["sup"],
+            social_worker_account_id=w.ids["sw"],
+            resident_id=client.resident_id,
+        )
+    # when a flag is raised
+    await w.flag(client.id)
+    # then it joins his case
+    assert [(i.status, i.case_id) for i in await w.rows(Intake)] == [("attached", case.id)]
+
+
+async def test_a_later_raise_does_not_touch_a_case_transferred_to_another_worker(mworld: World) -> None:
+    # given a mother of sw graded orange: sw's medium case, transferred since to sw2
+    w = mworld
+    _, pregnancy_id = await _mother(w)
+    await _grade(w, pregnancy_id, "orange")
+    (case,) = await w.rows(Case)
+    async with w.kit.service(w.viewer("sw", "social_worker", CASEWORK)) as ctx:
+        transfer = await casework.propose_transfer(ctx, case.id, w.ids["sw2"], "工作调整")
+    async with w.kit.service(w.viewer("sw2", "social_worker", CASEWORK)) as ctx:
+        await casework.answer_transfer(ctx, transfer.id, True)
+    told = len(await w.rows(Notification, account_id=w.ids["sw2"]))
+    # when her own worker sw grades her red
+    await _grade(w, pregnancy_id, "red")
+    # then sw2's case keeps its risk, with no history of a raise, and sw2 is told nothing of it
+    assert [(c.id, c.risk_level, c.social_worker_account_id) for c in await w.rows(Case)] == [
+        (case.id, "medium", w.ids["sw2"])
+    ]
+    assert await w.rows(RiskChange, case_id=case.id) == []
+    assert len(await w.rows(Notification, account_id=w.ids["sw2"])) == told
+    # and the referral waits for a supervisor, at the new level
+    assert [(i.status, i.queue_reason, i.case_id, i.risk_level) for i in await w.rows(Intake)] == [
+        ("queued", "refused", None, "high")
+    ]
+
+
+async def test_a_later_raise_naming_her_worker_routes_the_queued_intake(mworld: World) -> None:
+    # given a mother with no social worker of her own, graded orange: her referral waits in the queue
+    w = mworld
+    mother_id, pregnancy_id = await _mother(w)
+    await _unassigned_raise(w, mother_id, pregnancy_id)
+    (queued,) = await w.rows(Intake)
+    assert queued.status == "queued"
+    # when a later raise (purple added) names sw as her social worker
+    async with w.kit.service(w.viewer("sw", "social_worker", MATERNAL)) as ctx:
+        await ctx.publish(
+            MaternalRiskRaised(
+                organization_id=w.ids["org_a"],
+                mother_id=mother_id,
+                pregnancy_id=pregnancy_id,
+                resident_id=w.ids[f"resident_of_{mother_id}"],
+                colour="red",
+                infectious=True,
+                social_worker_account_id=w.ids["sw"],
+            )
+        )
+    # then the same intake became sw's case (no second intake)
+    (case,) = await w.rows(Case)
+    assert case.social_worker_account_id == w.ids["sw"]
+    assert [(i.id, i.status, i.case_id) for i in await w.rows(Intake)] == [(queued.id, "opened", case.id)]

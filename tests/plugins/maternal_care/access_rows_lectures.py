@@ -92,7 +92,8 @@ async def build(p: PluginWorld) -> None:
     """Each organisation: a lecture (`lecture_a`: 甲讲座, one seat; `lecture_b`: 乙讲座) its mother holds a seat
     of (`reg_a`, `reg_b`). A: another social worker's mother (w-他孕妇) waitlisted for 甲讲座 (`reg_other_a`) and
     the only one registered for 甲他讲座 (`lecture_other_a`); 甲推荐讲座, which A's mother fits and is not
-    registered for (a recommendation)."""
+    registered for (a recommendation); w-甲外讲座, whose audience was changed under two seated mothers -- the
+    world's social worker's (`reg_outside_a`) and another's (`reg_outside_other_a`) -- who no longer fit it."""
     async with p.w.service() as ctx:
         other = Account(
             username=f"mc-sw-other-a-{next(UNIQUE)}",
@@ -113,6 +114,14 @@ async def build(p: PluginWorld) -> None:
     p.pk["lecture_other_a"] = await _lecture(p, "a", "甲他讲座", days=15)
     p.pk["reg_only_other_a"] = await _register(p, "a", p.pk["lecture_other_a"], p.pk["mother_other_a"])
     p.pk["lecture_rec_a"] = await _lecture(p, "a", "甲推荐讲座", days=16)
+    # Named "w-…": the list and recommendation rows leave the lecture and its mothers out.
+    p.pk["lecture_outside_a"] = outside = await _lecture(p, "a", "w-甲外讲座", days=17)
+    for key, worker in (("reg_outside_a", "account_social_worker"), ("reg_outside_other_a", "mc_sw_other_a")):
+        p.pk[key] = await _register(p, "a", outside, await _mother(p, worker, f"w-外孕妇{next(UNIQUE)}"))
+    async with _admin(p, "a") as ctx:  # the audience changed under their seats (as an edit would)
+        await ctx.session.execute(
+            text("UPDATE maternal_care_lectures SET audience = '{postpartum}' WHERE id = :id"), {"id": outside}
+        )
 
 
 # -- reads ----------------------------------------------------------------------------------------------------------
@@ -236,6 +245,36 @@ READS: list[Read] = [
             lambda d: (d["status"], d["motherName"], d["waitlistPosition"]),
         ),
         by_node(("WAITLISTED", "w-他孕妇", 1), social_worker=NULL),
+    ),
+    Read(
+        "MaternalCareLecture.registrationsOutsideAudience: seats no longer fitting, of the mothers one serves",
+        *node(
+            "MaternalCareLecture",
+            "lecture_outside_a",
+            "registrationsOutsideAudience",
+            lambda d: d["registrationsOutsideAudience"],
+        ),
+        by_node(2, social_worker=1),
+    ),
+    Read(
+        "MaternalCareLectureRegistration.fitsAudience and timeZone of a seat that fits",
+        *node(
+            "MaternalCareLectureRegistration",
+            "reg_a",
+            "fitsAudience timeZone",
+            lambda d: (d["fitsAudience"], d["timeZone"]),
+        ),
+        by_node((True, "Asia/Shanghai")),
+    ),
+    Read(
+        "MaternalCareLectureRegistration.fitsAudience of a seat an edit left outside the audience",
+        *node("MaternalCareLectureRegistration", "reg_outside_a", "fitsAudience", lambda d: d["fitsAudience"]),
+        by_node(False),
+    ),
+    Read(
+        "MaternalCareLectureRegistration.fitsAudience of another social worker's mother: null for the world's",
+        *node("MaternalCareLectureRegistration", "reg_outside_other_a", "fitsAudience", lambda d: d["fitsAudience"]),
+        by_node(False, social_worker=NULL),
     ),
 ]
 

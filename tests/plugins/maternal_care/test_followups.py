@@ -516,6 +516,194 @@ async def test_a_closed_item_is_not_closed_again_and_a_booked_one_waits_for_its_
     assert await counts(mc) == before
 
 
+# -- the day of the examination --------------------------------------------------------------------------------
+
+
+async def test_a_result_is_dated_on_the_examination_day_and_its_recheck_counted_from_it(mc: MaternalWorld) -> None:
+    # given the 16-20 check (its window opened four weeks ago), examined ten days ago, entered today
+    await _consent(mc)
+    today = await mc.today()
+    item_id = (await items(mc))["prenatal_2"].id
+    done = await mc.call(
+        "sw",
+        followups.record_result,
+        item_id,
+        outcome="abnormal",
+        note="血压150/95",
+        referral=_referral(),
+        examined_on=today - timedelta(days=10),
+    )
+    # then it is closed on the day of the examination, and the re-check is due within 14 days of it
+    assert done.closed_on == today - timedelta(days=10)
+    recheck = (await items(mc))[f"recheck:{item_id}"]
+    assert (recheck.window_start, recheck.window_end) == (today - timedelta(days=10), today + timedelta(days=4))
+
+
+async def test_a_booked_result_defaults_to_the_appointments_day_not_the_day_it_is_entered(cal: MaternalWorld) -> None:
+    mc = cal
+    await _consent(mc)
+    # given the 16-20 check booked next Monday at 10:00, its result entered on the Wednesday after
+    item_id = (await items(mc))["prenatal_2"].id
+    start = monday(mc)
+    await mc.call("staff", followups.book, item_id, start=start, minutes=30)
+    mc.clock.now = start + timedelta(days=2)
+    done = await mc.call(
+        "staff", followups.record_result, item_id, outcome="abnormal", note="尿蛋白(+)", referral=_referral()
+    )
+    # then it is dated Monday, and the re-check counted from Monday
+    assert done.closed_on == start.date()
+    recheck = (await items(mc))[f"recheck:{item_id}"]
+    assert (recheck.window_start, recheck.window_end) == (start.date(), start.date() + timedelta(days=14))
+
+
+async def test_a_booked_miss_defaults_to_the_appointments_day(cal: MaternalWorld) -> None:
+    mc = cal
+    item_id = (await items(mc))["prenatal_2"].id
+    start = monday(mc)
+    await mc.call("staff", followups.book, item_id, start=start, minutes=30)
+    mc.clock.now = start + timedelta(days=3)
+    missed = await mc.call("staff", followups.mark_missed, item_id, note="未到")
+    assert (missed.status, missed.closed_on) == ("missed", start.date())
+    # and an unbooked one is dated as given
+    other = (await items(mc))["prenatal_3"].id
+    day = await mc.today() - timedelta(days=1)
+    assert (await mc.call("staff", followups.mark_missed, other, note="电话未接通", missed_on=day)).closed_on == day
+
+
+@pytest.mark.parametrize("close", ["result", "miss"])
+@pytest.mark.parametrize("when", ["tomorrow", "before_window", "before_booking"])
+async def test_an_examination_day_out_of_range_is_refused_and_writes_nothing(
+    cal: MaternalWorld, close: str, when: str
+) -> None:
+    mc = cal
+    # given the 16-20 check (window opened 28 days ago), booked next Monday and that Monday passed, for the
+    # last case
+    found = await items(mc)
+    item = found["prenatal_2"]
+    if when == "before_booking":
+        start = monday(mc)
+        await mc.call("staff", followups.book, item.id, start=start, minutes=30)
+        mc.clock.now = start + timedelta(days=2)
+        day = start.date() - timedelta(days=1)
+    elif when == "tomorrow":
+        day = await mc.today() + timedelta(days=1)
+    else:
+        day = item.window_start - timedelta(days=1)
+    before = await counts(mc)
+    # when a result or a miss is dated that day
+    if close == "result":
+        code = await mc.refused("staff", followups.record_result, item.id, outcome="normal", examined_on=day)
+    else:
+        code = await mc.refused("staff", followups.mark_missed, item.id, note="未到", missed_on=day)
+    # then OUT_OF_RANGE, and nothing is written
+    assert code == "OUT_OF_RANGE"
+    assert await counts(mc) == before
+
+
+# -- a discharge recorded after the delivery -------------------------------------------------------------------
+
+
+async def _delivered(mc: MaternalWorld, days_ago: int, discharged: int | None = None) -> date:
+    today = await mc.today()
+    on = today - timedelta(days=days_ago)
+    out = None if discharged is None else today - timedelta(days=discharged)
+    await mc.call("staff", registry.record_outcome, mc.ids["pregnancy"], outcome="delivered", on=on, discharged_on=out)
+    return on
+
+
+async def test_a_discharge_recorded_later_moves_the_open_home_visit(mc: MaternalWorld) -> None:
+    # given a delivery 3 days ago with no discharge known: the home visit counted from the delivery
+    delivered = await _delivered(mc, 3)
+    today = await mc.today()
+    before = await items(mc)
+    assert before["postpartum_visit"].window_start == delivered
+    # when the discharge, yesterday, is recorded
+    pregnancy = await mc.call("staff", registry.record_discharge, mc.ids["pregnancy"], on=today - timedelta(days=1))
+    # then the pregnancy has it, and the home visit runs within 7 days of it; the day-42 check stays
+    assert pregnancy.discharged_on == today - timedelta(days=1)
+    after = await items(mc)
+    visit = after["postpartum_visit"]
+    assert (visit.status, visit.window_start, visit.window_end) == ("open", today - timedelta(1), today + timedelta(6))
+    check = after["postpartum_42"]
+    assert (check.window_start, check.window_end) == (
+        before["postpartum_42"].window_start,
+        before["postpartum_42"].window_end,
+    )
+    assert visit.id == before["postpartum_visit"].id
+
+
+@pytest.mark.parametrize("discharged", ["inside", "outside", "started"])
+async def test_a_discharge_keeps_a_booked_visit_only_inside_its_new_window(cal: MaternalWorld, discharged: str) -> None:
+    mc = cal
+    # given a delivery 10 days ago, no discharge known, the home visit booked next Monday (late by then)
+    await _delivered(mc, 10)
+    visit = (await items(mc))["postpartum_visit"]
+    start = monday(mc)
+    booked = await mc.call("staff", followups.book, visit.id, start=start, minutes=30)
+    if discharged == "started":
+        mc.clock.now = start + timedelta(hours=1)
+    # when the discharge is recorded: today (Monday inside 0-7 days of it), or the day after the delivery
+    # (its window ended before Monday)
+    today = await mc.today()
+    on = today if discharged == "inside" else (await mc.pregnancy()).outcome_on + timedelta(days=1)  # type: ignore[operator]
+    await mc.call("staff", registry.record_discharge, mc.ids["pregnancy"], on=on)
+    item = (await items(mc))["postpartum_visit"]
+    async with mc.as_("admin") as ctx:
+        appointment = await ctx.session.get(Appointment, booked.appointment_id)
+        assert appointment is not None
+    if discharged == "inside":
+        # then a booking inside the new window is kept, the window moved
+        assert (item.status, item.appointment_id, appointment.status) == ("booked", booked.appointment_id, "active")
+        assert (item.window_start, item.window_end) == (on, on + timedelta(days=7))
+    elif discharged == "outside":
+        # then one outside it is cancelled (the time freed) and the visit is open again, in the new window
+        assert (item.status, item.appointment_id, item.staff_account_id) == ("open", None, None)
+        assert appointment.status == "cancelled"
+        assert (item.window_start, item.window_end) == (on, on + timedelta(days=7))
+    else:
+        # then one whose appointment has started stays as it is
+        assert (item.status, item.appointment_id, appointment.status) == ("booked", booked.appointment_id, "active")
+        assert (item.window_start, item.window_end) == (visit.window_start, visit.window_end)
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("ongoing", "INVALID_TRANSITION"),
+        ("loss", "INVALID_TRANSITION"),
+        ("discharged", "INVALID_TRANSITION"),
+        ("twice", "INVALID_TRANSITION"),
+        ("before_delivery", "OUT_OF_RANGE"),
+        ("tomorrow", "OUT_OF_RANGE"),
+        ("zone", "INVALID_INPUT"),
+        ("sw2", "NOT_FOUND"),  # does not serve her
+        ("sw_b", "NOT_FOUND"),  # another organisation
+        ("counselor", "FORBIDDEN"),
+    ],
+)
+async def test_bad_discharges_are_refused_and_write_nothing(mc: MaternalWorld, case: str, code: str) -> None:
+    today = await mc.today()
+    pid = mc.ids["pregnancy"]
+    if case == "loss":
+        await mc.call("staff", registry.record_outcome, pid, outcome="loss", on=today - timedelta(days=3))
+    elif case == "discharged":
+        await _delivered(mc, 3, discharged=2)
+    elif case != "ongoing":
+        await _delivered(mc, 3)
+    if case == "twice":
+        await mc.call("staff", registry.record_discharge, pid, on=today - timedelta(days=1))
+    on = {"before_delivery": today - timedelta(days=4), "tomorrow": today + timedelta(days=1)}.get(case, today)
+    who = case if case in ("sw2", "sw_b", "counselor") else "sw"
+    kwargs: dict[str, Any] = {"on": on, "time_zone": "Mars/Base"} if case == "zone" else {"on": on}
+    before, pregnancy, found = await counts(mc), await mc.pregnancy(), await items(mc)
+    assert await mc.refused(who, registry.record_discharge, pid, **kwargs) == code
+    assert await counts(mc) == before
+    assert (await mc.pregnancy()).discharged_on == pregnancy.discharged_on
+    assert {k: (v.window_start, v.status) for k, v in (await items(mc)).items()} == {
+        k: (v.window_start, v.status) for k, v in found.items()
+    }
+
+
 # -- overdue ------------------------------------------------------------------------------------------------------
 
 
@@ -620,6 +808,32 @@ async def test_follow_ups_are_for_those_who_see_the_pregnancy_only(cal: Maternal
     async with mc.as_(who) as ctx:
         assert await followups.followups_by_id(ctx, [item_id]) == {}
     assert await counts(mc) == before
+
+
+async def test_a_counselor_named_responsible_reads_that_pregnancys_follow_ups_only(mc: MaternalWorld) -> None:
+    # given the world's pregnancy graded orange, the counselor named responsible; another mother's pregnancy
+    grade = registry.Grade("orange", responsible_account_id=mc.ids["counselor"])
+    await mc.call("staff", registry.change_risk, mc.ids["pregnancy"], grade, "妊娠期高血压")
+    other = await mc.new_pregnancy(await mc.new_mother())
+    mine, theirs = await items(mc), await items(mc, other)
+    # when the counselor (no maternal-care permission of her own) reads them
+    async with mc.as_("counselor") as ctx:
+        page = await followups.of_pregnancy(ctx, mc.ids["pregnancy"])
+        by_id = await followups.followups_by_id(ctx, [mine["prenatal_2"].id, theirs["prenatal_2"].id])
+    # then she reads that pregnancy's follow-ups, by list and by id
+    assert [f.rule_code for f in page.items] == ["prenatal_2", "prenatal_3", "prenatal_4", "prenatal_5"]
+    assert set(by_id) == {mine["prenatal_2"].id}
+    # and nothing of another pregnancy; writes and the overdue list stay with the manage permission
+    assert await mc.refused("counselor", followups.of_pregnancy, other) == "NOT_FOUND"
+    assert await mc.refused("counselor", followups.mark_missed, mine["prenatal_2"].id, note="未到") == "FORBIDDEN"
+    assert await mc.refused("counselor", followups.overdue) == "FORBIDDEN"
+    # and a social worker who does not serve her, and members of another organisation, read nothing
+    for who in ("sw2", "sw_b", "admin_b"):
+        assert await mc.refused(who, followups.of_pregnancy, mc.ids["pregnancy"]) == "NOT_FOUND"
+        async with mc.as_(who) as ctx:
+            assert await followups.followups_by_id(ctx, [mine["prenatal_2"].id]) == {}
+    # and a volunteer, who can never be named responsible, is FORBIDDEN
+    assert await mc.refused("volunteer", followups.of_pregnancy, mc.ids["pregnancy"]) == "FORBIDDEN"
 
 
 # -- the database holds it too --------------------------------------------------------------------------------------

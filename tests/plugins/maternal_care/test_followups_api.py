@@ -31,6 +31,14 @@ RECORD = """mutation($input: MaternalCareRecordFollowUpInput!) {
 OVERDUE = """query($asOf: Date) { r: maternalCareOverdueFollowUps(asOf: $asOf, first: 50) {
   totalCount nodes { rule label windowEnd pregnancy { lmp mother { name } } } } }"""
 NODE = "query($id: ID!) { r: node(id: $id) { ... on MaternalCareFollowUp { rule status } } }"
+MISS = """mutation($input: MaternalCareMissFollowUpInput!) {
+  r: maternalCareMissFollowUp(input: $input) { followUp { status closedOn } errors { code field } } }"""
+OUTCOME = """mutation($input: MaternalCareRecordOutcomeInput!) {
+  r: maternalCareRecordOutcome(input: $input) { pregnancy { status } errors { code field } } }"""
+DISCHARGE = """mutation($input: MaternalCareRecordDischargeInput!) {
+  r: maternalCareRecordDischarge(input: $input) { pregnancy { dischargedOn } errors { code field } } }"""
+REGRADE = """mutation($input: MaternalCareChangeRiskInput!) {
+  r: maternalCareChangeRisk(input: $input) { errors { code field } } }"""
 
 
 def _pk(gid: str) -> int:
@@ -49,6 +57,7 @@ async def people(kit: Harness) -> dict[str, Any]:
     for key, role, org in (
         ("sw", "social_worker", org_a),
         ("sw2", "social_worker", org_a),
+        ("counselor", "counselor", org_a),
         ("sw_b", "social_worker", org_b),
     ):
         p[key] = await kit.sign_in(role, org)
@@ -211,3 +220,103 @@ async def test_the_overdue_list_costs_the_same_statements_for_few_and_many(
         counted[target] = len(seen)
     # then four times the mothers cost no more statements (nested pregnancy and mother batched)
     assert counted[1] == counted[4], counted
+
+
+async def test_a_result_and_a_miss_are_dated_on_the_day_given_not_in_the_future(
+    people: dict[str, Any], owner_engine: AsyncEngine
+) -> None:
+    p = people
+    item_id = (await _items(p, await _pregnant(p)))["prenatal_2"]["id"]
+
+    async def count() -> int:
+        async with owner_engine.connect() as conn:
+            return (  # type: ignore[no-any-return]
+                await conn.execute(text("SELECT count(*) FROM maternal_care_followups WHERE status <> 'open'"))
+            ).scalar_one()
+
+    # given the 16-20 check, its window open: a miss dated tomorrow is OUT_OF_RANGE on missedOn, nothing written
+    before = await count()
+    tomorrow = (_today() + timedelta(days=1)).isoformat()
+    refused = await p["sw"](MISS, {"input": {"id": item_id, "note": "未到", "missedOn": tomorrow}})
+    assert [(e["code"], e["field"]) for e in refused["r"]["errors"]] == [("OUT_OF_RANGE", ["input", "missedOn"])]
+    assert await count() == before
+    # when its result is entered for an examination three days ago
+    three_days_ago = (_today() - timedelta(days=3)).isoformat()
+    done = await p["sw"](RECORD, {"input": {"id": item_id, "outcome": "NORMAL", "examinedOn": three_days_ago}})
+    assert done["r"]["errors"] == []
+    # then it is closed on that day
+    closed = await p["sw"](
+        "query($id: ID!) { r: node(id: $id) { ... on MaternalCareFollowUp { closedOn } } }", {"id": item_id}
+    )
+    assert closed["r"]["closedOn"] == three_days_ago
+
+
+async def test_a_discharge_recorded_after_the_delivery_moves_the_home_visit(people: dict[str, Any]) -> None:
+    p = people
+    pid = await _pregnant(p, weeks=39)
+    # given a delivery four days ago, no discharge known: the home visit counted from the delivery
+    delivered = _today() - timedelta(days=4)
+    made = await p["sw"](OUTCOME, {"input": {"id": pid, "outcome": "DELIVERED", "on": delivered.isoformat()}})
+    assert made["r"]["errors"] == []
+    assert (await _items(p, pid))["postpartum_visit"]["windowStart"] == delivered.isoformat()
+    # when the discharge, two days ago, is recorded
+    discharged = _today() - timedelta(days=2)
+    done = await p["sw"](DISCHARGE, {"input": {"pregnancyId": pid, "on": discharged.isoformat()}})
+    # then the pregnancy has it and the visit runs within 7 days of it
+    assert done["r"] == {"pregnancy": {"dischargedOn": discharged.isoformat()}, "errors": []}
+    visit = (await _items(p, pid))["postpartum_visit"]
+    assert (visit["windowStart"], visit["windowEnd"]) == (
+        discharged.isoformat(),
+        (discharged + timedelta(days=7)).isoformat(),
+    )
+    # and it is recorded once; another organisation's caller finds no such pregnancy
+    again = await p["sw"](DISCHARGE, {"input": {"pregnancyId": pid, "on": _today().isoformat()}})
+    assert [e["code"] for e in again["r"]["errors"]] == ["INVALID_TRANSITION"]
+    foreign = await p["sw_b"](DISCHARGE, {"input": {"pregnancyId": pid, "on": _today().isoformat()}})
+    assert [(e["code"], e["field"]) for e in foreign["r"]["errors"]] == [("NOT_FOUND", ["input", "pregnancyId"])]
+
+
+async def test_a_counselor_named_responsible_reads_the_pregnancys_follow_ups_audited(
+    people: dict[str, Any], owner_engine: AsyncEngine
+) -> None:
+    p = people
+    # given a pregnancy graded orange, the counselor named responsible, and another mother's pregnancy
+    pid, other = await _pregnant(p), await _pregnant(p, "孕妇陈女士", weeks=18)
+    graded = await p["sw"](
+        REGRADE,
+        {
+            "input": {
+                "id": pid,
+                "grade": {"colour": "ORANGE", "responsibleId": p["counselor"].account_id},
+                "reason": "双胎",
+            }
+        },
+    )
+    assert graded["r"]["errors"] == []
+    item_id = (await _items(p, pid))["prenatal_2"]["id"]
+    other_item = (await _items(p, other))["prenatal_2"]["id"]
+    # when the counselor reads them: the list and the node
+    listed = await p["counselor"](ITEMS, {"id": pid})
+    assert [n["rule"] for n in listed["r"]["nodes"]] == ["prenatal_2", "prenatal_3", "prenatal_4", "prenatal_5"]
+    assert (await p["counselor"](NODE, {"id": item_id}))["r"] == {"rule": "prenatal_2", "status": "OPEN"}
+    # then nothing of the other pregnancy
+    assert (await p["counselor"](NODE, {"id": other_item}))["r"] is None
+    refused = await p["counselor"].raw(ITEMS, {"id": other})
+    assert refused["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    # and a social worker of the organisation who does not serve her, and one of another organisation, nothing
+    for who in ("sw2", "sw_b"):
+        assert (await p[who](NODE, {"id": item_id}))["r"] is None
+        body = await p[who].raw(ITEMS, {"id": pid})
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    # and the counselor's reads are audited, the pregnancy's list included
+    async with owner_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT record_type, fields FROM audit_log WHERE action = 'read' AND account_id = :a"),
+                {"a": _pk(p["counselor"].account_id)},
+            )
+        ).all()
+    assert {"rule", "status", "windowEnd"} <= {
+        f for r in rows if r.record_type == "MaternalCareFollowUp" for f in r.fields
+    }
+    assert "followUps" in {f for r in rows if r.record_type == "MaternalCarePregnancy" for f in r.fields}

@@ -131,8 +131,10 @@ class World:
         delivered_days_ago: int | None = None,
         phone: str = "13800000000",
         social_worker: str = "sw",
+        lmp: date | None = None,
     ) -> int:
-        """A mother of `org` with an ongoing pregnancy of `weeks` weeks today, or delivered some days ago."""
+        """A mother of `org` with an ongoing pregnancy of `weeks` weeks today (or from `lmp`), or delivered some
+        days ago."""
         today = self.clock.now.astimezone(ZoneInfo("Asia/Shanghai")).date()
         async with self.as_("admin" if org == "a" else "admin_b") as ctx:
             resident = Resident(
@@ -164,8 +166,8 @@ class World:
                         outcome_on=today - timedelta(days=delivered_days_ago),
                     )
                 )
-            elif weeks is not None:
-                lmp = today - timedelta(weeks=weeks)
+            elif lmp is not None or weeks is not None:
+                lmp = lmp or today - timedelta(weeks=weeks or 0)
                 ctx.session.add(
                     Pregnancy(mother_id=mother.id, lmp=lmp, edd=gestation.edd_from_lmp(lmp), dating_basis="lmp")
                 )
@@ -636,7 +638,9 @@ async def test_promotion_passes_over_a_waitlisted_mother_who_no_longer_fits(w: W
     assert (rows[first.id].status, rows[first.id].cancel_reason) == ("cancelled", lectures.OUTSIDE_AUDIENCE_REASON)
     assert rows[second.id].status == "registered"
     assert await w.seats(lecture_id) == (1, 1)
+    # (the seated mother was told of the move when it was made)
     assert [(n.kind, n.payload["registration"]) for n in told if n.payload.get("lecture") == lecture_id] == [
+        ("maternal_care.lecture_changed", seated.id),
         ("maternal_care.lecture_waitlist_cancelled", first.id),
         ("maternal_care.lecture_promoted", second.id),
     ]
@@ -757,3 +761,153 @@ async def test_registrations_and_cancellations_racing_together(w: World, db_url:
     async with Racer.open(db_url, workers=16, clock=w.clock) as racer:
         for _ in range(rounds(2)):
             await round_(racer)
+
+
+# -- her time zone: the registration keeps it ------------------------------------------------------------------
+
+BERLIN, SHANGHAI = ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Shanghai")
+
+
+def _boundary(w: World, days: int = 7) -> tuple[datetime, date]:
+    """00:30 in Shanghai on the date D `days` from now there, and the LMP that makes D 14+0 (second trimester):
+    the same instant is the evening before in Berlin, 13+6 (first trimester)."""
+    start = w.local_at(days, hour=0).replace(minute=30)
+    assert start.astimezone(BERLIN).date() == start.date() - timedelta(days=1)
+    return start, start.date() - timedelta(weeks=14)
+
+
+async def _outbox(w: World, kind: str) -> list[Notification]:
+    async with w.as_("admin") as ctx:
+        return list(
+            await ctx.session.scalars(select(Notification).where(Notification.kind == kind).order_by(Notification.id))
+        )
+
+
+async def test_promotion_judges_her_on_the_lectures_date_in_the_zone_she_registered_in(w: World) -> None:
+    # given a first-trimester lecture of one seat at 00:30 in Shanghai (the evening before in Berlin), taken,
+    # and a mother living in Berlin who is 13+6 there then (14+0 by Shanghai's date)
+    start, lmp = _boundary(w)
+    lecture_id = await w.lecture(capacity=1, audience=("trimester_1",), starts_at=start)
+    seated = await w.call("staff", lectures.register, lecture_id, await w.mother(weeks=6))
+    berliner = await w.mother(lmp=lmp)
+    assert await w.refused("staff", lectures.register, lecture_id, berliner) == "MATERNAL_CARE_OUTSIDE_AUDIENCE"
+    # when she is registered in her zone, she waits for the seat; her registration keeps the zone
+    waiting = await w.call("staff", lectures.register, lecture_id, berliner, "Europe/Berlin")
+    assert (waiting.status, waiting.time_zone) == ("waitlisted", "Europe/Berlin")
+    # and staff in Shanghai (the deployment's zone) cancel the seat
+    await w.call("staff", lectures.cancel_registration, seated.id, "早产风险")
+    # then she is promoted: judged on the lecture's date in Berlin, not in the canceller's zone
+    assert (await w.registrations(lecture_id))[1] == (berliner, "registered")
+    async with w.as_("staff") as ctx:
+        assert await lectures.registrations_fit(ctx, [waiting.id]) == [True]
+    # and told the start as she lives it
+    (told,) = await _outbox(w, "maternal_care.lecture_promoted")
+    assert (told.payload["registration"], told.payload["time_zone"]) == (waiting.id, "Europe/Berlin")
+    assert told.payload["starts_at"] == start.astimezone(BERLIN).isoformat()
+    assert told.payload["local_date"] == (start.date() - timedelta(days=1)).isoformat()
+
+
+async def test_a_reminder_gives_the_start_and_its_date_in_her_zone(w: World) -> None:
+    # given a lecture at the next 00:30 in Shanghai (within 24 hours), one seat registered in Berlin, one in
+    # the deployment's zone
+    shanghai_now = w.clock.now.astimezone(SHANGHAI)
+    start = shanghai_now.replace(hour=0, minute=30, second=0, microsecond=0)
+    if start <= shanghai_now:
+        start += timedelta(days=1)
+    lecture_id = await w.lecture(capacity=2, starts_at=start)
+    berlin = await w.call("staff", lectures.register, lecture_id, await w.mother(), "Europe/Berlin")
+    here = await w.call("staff", lectures.register, lecture_id, await w.mother())
+    # when the reminders job runs
+    async with create_sessionmaker(w.engine)() as session, session.begin():
+        system = Viewer(label="job", role="system", organization_id=w.ids["org_a"])
+        assert await lectures.queue_reminders(ServiceContext(session=session, viewer=system, clock=w.clock)) == 2
+    # then each is told the start and its date in her own zone (a day apart here)
+    told = {n.payload["registration"]: n.payload for n in await _outbox(w, "maternal_care.lecture_reminder")}
+    assert [(told[r.id]["time_zone"], told[r.id]["local_date"], told[r.id]["starts_at"]) for r in (berlin, here)] == [
+        ("Europe/Berlin", (start.date() - timedelta(days=1)).isoformat(), start.astimezone(BERLIN).isoformat()),
+        ("Asia/Shanghai", start.date().isoformat(), start.isoformat()),
+    ]
+
+
+async def test_recommendations_count_her_dates_in_the_zone_she_registered_in(w: World) -> None:
+    # given a mother 13+6 in Berlin / 14+0 in Shanghai at a first-trimester lecture's start, who registered for
+    # another lecture from Berlin
+    start, lmp = _boundary(w)
+    boundary = await w.lecture(audience=("trimester_1",), starts_at=start)
+    mother = await w.mother(lmp=lmp)
+    async with w.as_("sw") as ctx:
+        assert boundary not in [lec.id for lec in await lectures.recommendations(ctx, mother)]  # no zone known yet
+    await w.call("sw", lectures.register, await w.lecture(starts_at=w.at(3)), mother, "Europe/Berlin")
+    async with w.as_("sw") as ctx:
+        # then with no zone named, her registration's is used; a zone named is the caller's choice
+        assert boundary in [lec.id for lec in await lectures.recommendations(ctx, mother)]
+        assert boundary not in [lec.id for lec in await lectures.recommendations(ctx, mother, "Asia/Shanghai")]
+        assert boundary in [lec.id for lec in await lectures.recommendations(ctx, mother, "Europe/Berlin")]
+
+
+async def test_a_zone_of_the_wrong_shape_is_refused_by_the_database(w: World) -> None:
+    lecture_id = await w.lecture()
+    reg = await w.call("staff", lectures.register, lecture_id, await w.mother())
+    assert reg.time_zone == "Asia/Shanghai"  # none given: the deployment's
+    with pytest.raises(DBAPIError) as err:
+        async with w.as_("staff") as ctx:
+            await ctx.session.execute(
+                text(f"UPDATE maternal_care_lecture_registrations SET time_zone = '../etc' WHERE id = {reg.id}")
+            )
+    assert constraint_name(err.value) == "ck_maternal_care_lecture_registrations_time_zone_shape"
+
+
+# -- an edit that leaves a seated mother outside the audience ---------------------------------------------------
+
+
+async def test_an_edit_leaving_a_seated_mother_outside_keeps_her_seat_shows_it_and_tells_her(w: World) -> None:
+    # given a second-trimester lecture in 7 days with two seats -- one mother 27+0 then (26 weeks today), one 21+0
+    # -- and a third at 27+0 then, waiting
+    lecture_id = await w.lecture(capacity=2, audience=("trimester_2",), starts_at=w.local_at(7))
+    young = await w.call("staff", lectures.register, lecture_id, await w.mother(weeks=20))
+    near = await w.call("staff", lectures.register, lecture_id, await w.mother(weeks=26))
+    waiting = await w.call("staff", lectures.register, lecture_id, await w.mother(weeks=26))
+    assert waiting.status == "waitlisted"
+    regs = [young.id, near.id, waiting.id]
+    # when the lecture moves a week later (28+0 then: third trimester)
+    moved = lectures.LectureChanges(starts_at=w.local_at(14), ends_at=w.local_at(14, 15))
+    await w.call("staff", lectures.update_lecture, lecture_id, moved)
+    # then she keeps her seat (staff decide), but it shows: on her registration and counted on the lecture
+    assert [s for _, s in await w.registrations(lecture_id)] == ["registered", "registered", "waitlisted"]
+    async with w.as_("staff") as ctx:
+        assert await lectures.registrations_fit(ctx, regs) == [True, False, False]
+        assert await lectures.lectures_outside_audience(ctx, [lecture_id]) == [[near.mother_id]]
+    # (among the mothers one serves: her social worker sees her, another social worker and B nobody)
+    for who, expected in (("sw", [[near.mother_id]]), ("admin", [[near.mother_id]]), ("sw2", [[]]), ("staff_b", [[]])):
+        async with w.as_(who) as ctx:
+            assert await lectures.lectures_outside_audience(ctx, [lecture_id]) == expected, who
+    # and every seated mother is told of the new time, she that it leaves her outside; the waiting one waits
+    changed = await _outbox(w, "maternal_care.lecture_changed")
+    assert [(n.payload["registration"], n.payload["outside_audience"]) for n in changed] == [
+        (young.id, False),
+        (near.id, True),
+    ]
+    assert changed[0].payload["starts_at"] == w.local_at(14).isoformat()
+    # when the audience is widened to the third trimester, she fits again; nobody is told of that
+    w.clock.now += timedelta(minutes=1)
+    widened = lectures.LectureChanges(audience=("trimester_2", "trimester_3"))
+    await w.call("staff", lectures.update_lecture, lecture_id, widened)
+    async with w.as_("staff") as ctx:
+        assert await lectures.registrations_fit(ctx, regs) == [True, True, True]
+        assert await lectures.lectures_outside_audience(ctx, [lecture_id]) == [[]]
+    assert len(await _outbox(w, "maternal_care.lecture_changed")) == 2
+    # an audience change that leaves her out again tells her (only her), and a title change tells nobody
+    w.clock.now += timedelta(minutes=1)
+    await w.call("staff", lectures.update_lecture, lecture_id, lectures.LectureChanges(audience=("trimester_2",)))
+    await w.call("staff", lectures.update_lecture, lecture_id, lectures.LectureChanges(title="孕中期营养"))
+    changed = await _outbox(w, "maternal_care.lecture_changed")
+    assert [(n.payload["registration"], n.payload["outside_audience"]) for n in changed[2:]] == [(near.id, True)]
+    # when a seat frees, the waiting one who no longer fits is passed over at promotion (cancelled, told)
+    await w.call("staff", lectures.cancel_registration, young.id, "改期")
+    async with w.as_("staff") as ctx:
+        found = await lectures.registrations_by_id(ctx, [waiting.id])
+    assert (found[waiting.id].status, found[waiting.id].cancel_reason) == (
+        "cancelled",
+        lectures.OUTSIDE_AUDIENCE_REASON,
+    )
+    assert await w.seats(lecture_id) == (1, 1)

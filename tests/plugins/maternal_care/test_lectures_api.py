@@ -319,3 +319,46 @@ async def test_a_long_time_zone_name_is_invalid_input(world: World) -> None:
         body = await w.p["sw"].raw(RECOMMEND, {"m": mother, "tz": bad})
         assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT", bad
     assert await w.counts() == before
+
+
+MOVE = """mutation($input: MaternalCareUpdateLectureInput!) { r: maternalCareUpdateLecture(input: $input) {
+  lecture { registrationsOutsideAudience registrations { nodes { status fitsAudience timeZone } } }
+  errors { code } } }"""
+
+
+async def test_an_edit_leaving_a_seated_mother_outside_is_shown_and_told_through_the_api(world: World) -> None:
+    w = world
+    # given a second-trimester lecture in 7 days, its two seats taken by a mother 21+0 then (registered from
+    # Berlin) and one 27+0 then
+    lecture = await w.lecture(audience=["TRIMESTER_2"], capacity=2)
+    first = await w.p["staff"](REGISTER, {"l": lecture, "m": await w.mother(weeks=20), "tz": "Europe/Berlin"})
+    near = await w.mother(weeks=26)
+    second = await w.p["sw"](REGISTER, {"l": lecture, "m": near})
+    assert [first["r"]["errors"], second["r"]["errors"]] == [[], []]
+    # when staff move it a week later (she is 28+0 then: third trimester)
+    start = w.clock.now + timedelta(days=14)
+    moved = await w.p["staff"](
+        MOVE,
+        {"input": {"id": lecture, "startsAt": start.isoformat(), "endsAt": (start + timedelta(hours=1)).isoformat()}},
+    )
+    # then both keep their seats; the edit's answer shows who no longer fits
+    assert moved["r"] == {
+        "lecture": {
+            "registrationsOutsideAudience": 1,
+            "registrations": {
+                "nodes": [
+                    {"status": "REGISTERED", "fitsAudience": True, "timeZone": "Europe/Berlin"},
+                    {"status": "REGISTERED", "fitsAudience": False, "timeZone": "Asia/Shanghai"},
+                ]
+            },
+        },
+        "errors": [],
+    }
+    # her social worker sees it too; another social worker sees the lecture, not her (nor the count of her)
+    seen = "query($id: ID!) { r: node(id: $id) { ... on MaternalCareLecture { registrationsOutsideAudience } } }"
+    assert (await w.p["sw"](seen, {"id": lecture}))["r"] == {"registrationsOutsideAudience": 1}
+    assert (await w.p["sw2"](seen, {"id": lecture}))["r"] == {"registrationsOutsideAudience": 0}
+    assert (await w.p["admin_b"](seen, {"id": lecture}))["r"] is None
+    # and both seated mothers were told of the move, she that it leaves her outside the audience
+    outbox = [n for n in await w.kit.outbox(w.org["a"]) if n.kind == "maternal_care.lecture_changed"]
+    assert sorted(n.payload["outside_audience"] for n in outbox) == [False, True]

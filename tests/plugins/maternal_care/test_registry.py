@@ -74,6 +74,7 @@ async def test_an_existing_resident_is_registered_once(mc: MaternalWorld) -> Non
         ({"name": ""}, "INVALID_INPUT"),
         ({"social_worker": "counselor"}, "INVALID_INPUT"),  # not a social worker
         ({"social_worker": "sw_b"}, "NOT_FOUND"),  # another organisation's account
+        ({"consent_note": "字" * (services.MAX_TEXT + 1)}, "OUT_OF_RANGE"),  # refused, not cut
     ],
 )
 async def test_bad_registrations_are_refused_and_write_nothing(mc: MaternalWorld, change: dict, code: str) -> None:
@@ -238,7 +239,8 @@ async def test_a_delivery_closes_the_pregnancy_and_a_new_one_may_follow(mc: Mate
     assert (done.status, done.outcome_on, done.discharged_on) == ("delivered", today - timedelta(days=3), today)
     async with mc.as_("sw") as ctx:
         assert (await services.gestational_age(ctx, done))[1] is None  # after the outcome
-    again = await mc.call("sw", services.register_pregnancy, mc.ids["mother"], lmp=today - timedelta(weeks=6))
+    # (the next begins after the delivery: see test_a_new_pregnancy_cannot_begin_before_the_previous_one_ended)
+    again = await mc.call("sw", services.register_pregnancy, mc.ids["mother"], lmp=today - timedelta(days=1))
     assert again.status == "ongoing"
 
 
@@ -681,3 +683,124 @@ async def test_the_database_registers_a_resident_once_and_keeps_the_social_worke
     # another organisation's account or resident is not even visible to A: insufficient privilege (42501)
     assert (await _database_refusal(mc, foreign_worker)).startswith("None 42501 ")
     assert (await _database_refusal(mc, foreign_resident)).startswith("None 42501 ")
+
+
+async def test_a_raise_names_where_it_refers_her_casework_by_default(
+    mc: MaternalWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heard: list[object] = []
+
+    async def publish(self: object, event: object, ctx: object) -> None:
+        heard.append(event)
+
+    monkeypatch.setattr(type(mc.host), "publish", publish)
+    pid, staff = mc.ids["pregnancy"], mc.ids["staff"]
+    # when a raise names no service, then one names counseling (twice) and casework
+    await mc.call("sw", services.change_risk, pid, Grade("orange", responsible_account_id=staff), "妊娠期糖尿病")
+    await mc.call(
+        "sw",
+        services.change_risk,
+        pid,
+        Grade("red", responsible_account_id=staff),
+        "重度子痫前期",
+        refer_to=["counseling", "case_work", "counseling"],
+    )
+    # then the events carry casework, then counseling and casework (each once, as given)
+    events = [e for e in heard if isinstance(e, services.MaternalRiskRaised)]
+    assert [e.refer_to for e in events] == [("case_work",), ("counseling", "case_work")]
+    assert events[1].data()["refer_to"] == ("counseling", "case_work")
+
+
+@pytest.mark.parametrize(("refer_to", "code"), [([], "REQUIRED"), (["supplies"], "INVALID_INPUT")])
+async def test_a_raise_refers_her_to_a_known_service_at_least(
+    mc: MaternalWorld, refer_to: list[str], code: str
+) -> None:
+    # given the registry as it is
+    before = await mc.counts()
+    # when a raise names no service, or one that takes no maternal referral
+    refused = await mc.refused(
+        "sw",
+        services.change_risk,
+        mc.ids["pregnancy"],
+        Grade("red", responsible_account_id=mc.ids["staff"]),
+        "重度子痫前期",
+        refer_to=refer_to,
+    )
+    # then it is refused on referTo, nothing written
+    assert refused == code
+    assert await mc.counts() == before
+
+
+# -- pregnancies follow one another; free text is refused when too long, never cut ---------------------------------
+
+
+async def _ended(mc: MaternalWorld, outcome: str, days_ago: int) -> Any:
+    today = await mc.today()
+    return await mc.call(
+        "sw", services.record_outcome, mc.ids["pregnancy"], outcome=outcome, on=today - timedelta(days=days_ago)
+    )
+
+
+@pytest.mark.parametrize("outcome", ["delivered", "loss"])
+async def test_a_new_pregnancy_cannot_begin_before_the_previous_one_ended(mc: MaternalWorld, outcome: str) -> None:
+    # given a pregnancy that ended 10 days ago
+    ended = await _ended(mc, outcome, 10)
+    before = await mc.counts()
+    # when a new one is registered with an LMP on or before that day
+    for lmp in (ended.outcome_on - timedelta(days=20), ended.outcome_on):
+        code = await mc.refused("sw", services.register_pregnancy, mc.ids["mother"], lmp=lmp)
+        # then it is refused and nothing is written
+        assert code == "OUT_OF_RANGE"
+    assert await mc.counts() == before
+    # and the day after is accepted
+    after = await mc.call("sw", services.register_pregnancy, mc.ids["mother"], lmp=ended.outcome_on + timedelta(days=1))
+    assert after.status == "ongoing"
+
+
+async def test_a_correction_cannot_move_a_pregnancy_into_the_previous_one(mc: MaternalWorld) -> None:
+    ended = await _ended(mc, "loss", 30)
+    later = await mc.call("sw", services.register_pregnancy, mc.ids["mother"], lmp=ended.outcome_on + timedelta(days=5))
+    code = await mc.refused(
+        "sw", services.correct_dating, later.id, lmp=ended.outcome_on - timedelta(days=1), reason="超声"
+    )
+    assert code == "OUT_OF_RANGE"
+    async with mc.as_("sw") as ctx:
+        assert (await ctx.session.get(Pregnancy, later.id)).lmp == ended.outcome_on + timedelta(days=5)
+
+
+async def test_the_database_keeps_a_mothers_pregnancies_apart(mc: MaternalWorld) -> None:
+    # given a pregnancy that ended; when an overlapping one is inserted around the service
+    ended = await _ended(mc, "delivered", 10)
+
+    async def overlapping(ctx: Any) -> None:
+        lmp = ended.outcome_on - timedelta(days=5)
+        ctx.session.add(
+            Pregnancy(
+                mother_id=ended.mother_id,
+                lmp=lmp,
+                edd=gestation.edd_from_lmp(lmp),
+                dating_basis="lmp",
+                organization_id=ended.organization_id,
+            )
+        )
+
+    # then the exclusion constraint refuses it, and the service maps it to the code
+    assert (await _database_refusal(mc, overlapping)).startswith("ex_maternal_care_pregnancies_no_overlap")
+    assert services.CONSTRAINT_ERRORS["ex_maternal_care_pregnancies_no_overlap"][0] == "OUT_OF_RANGE"
+
+
+async def test_over_long_text_is_refused_not_cut(mc: MaternalWorld) -> None:
+    long = "字" * (services.MAX_TEXT + 1)
+    before = await mc.counts()
+    today = await mc.today()
+    refusals = [
+        await mc.refused(
+            "sw", services.correct_dating, mc.ids["pregnancy"], lmp=today - timedelta(weeks=10), reason=long
+        ),
+        await mc.refused("sw", services.record_outcome, mc.ids["pregnancy"], outcome="loss", on=today, note=long),
+        await mc.refused("sw", services.change_risk, mc.ids["pregnancy"], Grade("yellow"), long),
+    ]
+    assert refusals == ["OUT_OF_RANGE"] * 3
+    assert await mc.counts() == before
+    async with mc.as_("sw") as ctx:
+        assert (await ctx.session.get(Pregnancy, mc.ids["pregnancy"])).status == "ongoing"
