@@ -623,11 +623,28 @@ def test_the_guide_lists_every_core_event_with_its_fields_and_every_role() -> No
 def test_hook_register_sealed_columns() -> None:
     # given a plugin declaring two sealed columns; then `reseal` knows them (sealing, rotation, the command:
     # tests/core/services/test_sealing.py)
-    from core.services.sealing import sealed_columns
+    from core.services.sealing import CORE_SEALED_COLUMNS, sealed_columns
     from tests.core.services.test_sealing import BODY, OTHER, Vault
 
     host = build_plugin_host(entry_points=False, builtins=(), extra=[Vault([BODY, OTHER])])
-    assert sealed_columns(host) == [BODY, OTHER]
+    # (after core's own: the organisations' webhook secrets)
+    assert sealed_columns(host) == [*CORE_SEALED_COLUMNS, BODY, OTHER]
+
+
+def test_hook_register_channels() -> None:
+    # given a plugin registering a delivery channel; then the worker carries messages through it after core's
+    # own channels (where the plugin is enabled, retries, parking: tests/core/delivery/test_plugin_channels.py,
+    # test_worker.py)
+    from core.delivery import build_worker, plugin_channels
+    from core.settings import Settings
+    from tests.core.delivery.support import Recording
+    from tests.core.delivery.test_plugin_channels import Pager
+
+    channel = Recording(name="pager.sms")
+    host = build_plugin_host(entry_points=False, builtins=(), extra=[Pager(channel)])
+    assert plugin_channels(host) == [("pager", channel)]
+    worker = build_worker(None, Settings(), host)  # type: ignore[arg-type] # no round is run
+    assert [c.name for c in worker.channels] == ["log", "webhook", "pager.sms"]
 
 
 def test_hook_register_referral_targets() -> None:

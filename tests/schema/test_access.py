@@ -27,11 +27,23 @@ from zoneinfo import ZoneInfo
 import graphql
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from core.models import HelpRequest
+from core.database import create_sessionmaker
+from core.delivery import DeliveryConfig, Message, PermanentFailure, Worker, webhooks
+from core.models import Delivery, HelpRequest, Notification
 from core.plugins import build_plugin_host
-from core.services import assignments, auth, communities, consent, help_requests, referrals, scheduling, volunteers
+from core.services import (
+    assignments,
+    auth,
+    communities,
+    consent,
+    help_requests,
+    outbox,
+    referrals,
+    scheduling,
+    volunteers,
+)
 from core.services import plugins as plugin_service
 from core.settings import Settings
 from core.vocab import Availability, LiaisonRole, Role, VolunteerMode
@@ -68,6 +80,16 @@ SENT_A, SENT_B = REFERRAL_SUMMARY["a"], REFERRAL_SUMMARY["b"]
 
 VOLUNTEERS_A = ["志愿者counselor", "志愿者driver", "志愿者other", "志愿者sw"]
 PLUGINS = ["counseling", "supplies", "case_work", "maternal_care"]
+
+# Delivery (docs/notifications.md): per organisation a message to a person, parked by the `Refusing` channel,
+# and a webhook endpoint on a name that never resolves (nothing in this module sends to it: the app's worker
+# is not started here, and `_parked`'s worker has the `Refusing` channel only).
+DELIVERY_KIND = "access.check"
+REFUSED = "网关拒收该号码"
+RECIPIENT = {"a": ("收信人a", "13300001111"), "b": ("收信人b", "13300002222")}
+PARKED_A = [("收信人a 133****1111", "PARKED", REFUSED)]
+PARKED_B = [("收信人b 133****2222", "PARKED", REFUSED)]
+ENDPOINT = {"a": "https://hooks.invalid/yunshegong/a", "b": "https://hooks.invalid/yunshegong/b"}
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +156,50 @@ async def _extend(w: World) -> None:
     failed = await w.gql("anonymous", LOGIN, {"u": "org_admin_b", "p": "wrong password"})
     assert failed["data"]["login"]["errors"] == [{"code": U}]
     await send_referrals(w)
+    # Delivery: each organisation's parked message (`delivery_a`, `delivery_b`) and webhook endpoint.
+    for org in ("a", "b"):
+        w.ids[f"delivery_{org}"] = await _parked(w, org, *RECIPIENT[org])
+        await _endpoint(w, org)
+
+
+class Refusing:
+    """A delivery channel taking the matrix's messages only (kind DELIVERY_KIND) and refusing each for good:
+    the worker parks them with the reason."""
+
+    name = "access"
+
+    def accepts(self, message: Message) -> bool:
+        return message.kind == DELIVERY_KIND
+
+    async def send(self, message: Message) -> None:
+        raise PermanentFailure(REFUSED)
+
+
+_routing = asyncio.Lock()
+
+
+async def _parked(w: World, org: str, name: str, phone: str) -> int:
+    """A message of organisation `org` ("a" or "b") to a person, routed by the delivery worker to `Refusing`,
+    which parks it: the delivery's id. One worker round at a time (a round returns once what it claimed is
+    recorded, so the message is parked when this returns). The organisation's other messages, which no
+    channel of this worker takes, are marked delivered, as the worker does; this module reads none."""
+    async with w.acting_for(org) as ctx:
+        await outbox.notify(ctx, DELIVERY_KIND, outbox.Recipient.person(name, phone), {"check": True})
+    worker = Worker(create_sessionmaker(w.engine), [Refusing()], config=DeliveryConfig())
+    async with _routing:
+        while (await worker.run_organization(w.ids[f"org_{org}"])).busy:
+            pass
+    async with w.acting_for(org) as ctx:
+        found = select(Delivery.id, Delivery.status).join(Notification, Notification.id == Delivery.notification_id)
+        delivery = (await ctx.session.execute(found.where(Notification.recipient_name == name))).one()
+    assert delivery.status == "parked", delivery
+    return delivery.id
+
+
+async def _endpoint(w: World, org: str) -> None:
+    """Organisation `org`'s webhook endpoint, as the world has it (ENDPOINT, enabled), set through the service."""
+    async with w.acting_for(org) as ctx:
+        await webhooks.configure(ctx, w.ids[f"org_{org}"], ENDPOINT[org], None, allow_private=False)
 
 
 async def _referral_to_counseling(w: World, summary: str, *, accepted: bool = False) -> int:
@@ -255,6 +321,16 @@ def _org_of(actor: str) -> str:
 
 def _actor_orgs(d: Any) -> list[str]:
     return sorted({_org_of(e["actor"]) for e in d["auditLog"]["nodes"]})
+
+
+def _deliveries(d: Any) -> list[tuple[str, str, str]]:
+    """(recipient, status, reason), without the deliveries rows make (recipients named with MARK)."""
+    return world_only((n["recipient"], n["status"], n["lastError"]) for n in d["deliveries"]["nodes"])
+
+
+def _endpoint_shown(d: Any) -> Any:
+    e = d["webhookEndpoint"]
+    return (e["url"], e["enabled"]) if e else NULL
 
 
 def _resident(d: Any) -> Any:
@@ -635,6 +711,77 @@ READS = [
             platform_admin=["b system", "hospital system"],
             org_admin_a=["hospital system"],
             org_admin_b=["b system"],
+            social_worker=F,
+            counselor=F,
+            community_head=F,
+            volunteer=F,
+            partner_a=F,
+        ),
+    ),
+    # -- delivery (docs/notifications.md): administrators, for their organisation; platform administrators, for
+    # the one they name (else their own, A)
+    Read(
+        "deliveries: the own organisation's, parked with the reason, the phone masked",
+        '{ deliveries(channel: "access", first: 100) { nodes { recipient status lastError } } }',
+        no_vars,
+        _deliveries,
+        per_role(
+            anonymous=U,
+            platform_admin=PARKED_A,
+            org_admin_a=PARKED_A,
+            org_admin_b=PARKED_B,
+            social_worker=F,
+            counselor=F,
+            community_head=F,
+            volunteer=F,
+            partner_a=F,
+        ),
+    ),
+    Read(
+        "deliveries of B, named (platform administrators; A's administrator may not name B)",
+        'query($o: ID!) { deliveries(organizationId: $o, channel: "access", first: 100) '
+        "{ nodes { recipient status lastError } } }",
+        lambda w: {"o": gid(w, "Organization", "org_b")},
+        _deliveries,
+        per_role(
+            anonymous=U,
+            platform_admin=PARKED_B,
+            org_admin_a=F,
+            org_admin_b=PARKED_B,
+            social_worker=F,
+            counselor=F,
+            community_head=F,
+            volunteer=F,
+            partner_a=F,
+        ),
+    ),
+    Read(
+        "webhookEndpoint: the own organisation's",
+        "{ webhookEndpoint { url enabled } }",
+        no_vars,
+        _endpoint_shown,
+        per_role(
+            anonymous=U,
+            platform_admin=(ENDPOINT["a"], True),
+            org_admin_a=(ENDPOINT["a"], True),
+            org_admin_b=(ENDPOINT["b"], True),
+            social_worker=F,
+            counselor=F,
+            community_head=F,
+            volunteer=F,
+            partner_a=F,
+        ),
+    ),
+    Read(
+        "webhookEndpoint of B, named (platform administrators; A's administrator may not name B)",
+        "query($o: ID!) { webhookEndpoint(organizationId: $o) { url enabled } }",
+        lambda w: {"o": gid(w, "Organization", "org_b")},
+        _endpoint_shown,
+        per_role(
+            anonymous=U,
+            platform_admin=(ENDPOINT["b"], True),
+            org_admin_a=F,
+            org_admin_b=(ENDPOINT["b"], True),
             social_worker=F,
             counselor=F,
             community_head=F,
@@ -1296,6 +1443,40 @@ async def _contact_masked(w: World, token: str | None, payload: dict[str, Any]) 
     assert shown == ("137****6666", "碑林区****"), (role, shown)
 
 
+async def _vars_parked(w: World) -> dict[str, Any]:
+    """A fresh parked delivery of A (its recipient named with MARK)."""
+    return {"id": ids.encode("Delivery", await _parked(w, "a", f"{MARK}收信人{_n()}", "13300009999"))}
+
+
+async def _requeued(w: World, token: str | None, payload: dict[str, Any]) -> None:
+    assert payload["delivery"] == {"status": "QUEUED", "attempts": 0}, payload
+
+
+async def _webhook_configured(w: World, token: str | None, payload: dict[str, Any]) -> None:
+    # A's endpoint, enabled, and the generated secret shown this once: reading the endpoint never shows it.
+    shown = payload["webhookEndpoint"]
+    assert (shown["url"], shown["enabled"], shown["organizationId"]) == (
+        ENDPOINT["a"],
+        True,
+        gid(w, "Organization", "org_a"),
+    ), payload
+    assert payload["generatedSecret"]
+    read = await w.gql_as(token, "{ webhookEndpoint { url enabled configuredBy createdAt updatedAt } }")
+    assert read["data"]["webhookEndpoint"]["url"] == ENDPOINT["a"], read
+    assert payload["generatedSecret"] not in str(read)
+
+
+async def _put_back(w: World, token: str | None, payload: dict[str, Any]) -> None:
+    # Whether this call or a concurrent one (the other role allowed) removed it; then A's endpoint is put back
+    # as the world has it. Every removal is followed by its role's putting back: the row leaves it in place.
+    assert isinstance(payload["removed"], bool), payload
+    await _endpoint(w, "a")
+
+
+async def _test_queued(w: World, token: str | None, payload: dict[str, Any]) -> None:
+    assert payload["delivery"] == {"channel": "webhook", "status": "QUEUED", "kind": "webhook_test"}, payload
+
+
 def expect(default: str = F, **given: str) -> dict[str, str]:
     """Everyone signed in gets `default` unless named; anonymous callers are told to sign in."""
     return per_role(**dict.fromkeys(SIGNED_IN, default) | {"anonymous": U} | given)
@@ -1621,6 +1802,37 @@ WRITES = [
         _step("revokeReferral"),
         _vars_to_counseling,
         expect(N, org_admin_b=OK, anonymous=U),
+    ),
+    # -- delivery: administrators of A (and the platform); A's administrators only for A
+    Write(
+        "retryDelivery: a parked delivery of org A (queued again, its attempts counted afresh)",
+        "mutation($id: ID!) { m: retryDelivery(input: {id: $id}) { delivery { status attempts } errors { code } } }",
+        _vars_parked,
+        ADMINS_OF_A,
+        check=_requeued,
+    ),
+    Write(
+        "configureWebhook for org A (the world's URL again: A's endpoint stays as it was)",
+        f'mutation($o: ID!) {{ m: configureWebhook(input: {{url: "{ENDPOINT["a"]}", organizationId: $o}}) '
+        "{ webhookEndpoint { url enabled organizationId } generatedSecret errors { code } } }",
+        _vars_org_a,
+        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=F),
+        check=_webhook_configured,
+    ),
+    Write(
+        "removeWebhook of org A (put back after each removal)",
+        "mutation($o: ID!) { m: removeWebhook(input: {organizationId: $o}) { removed errors { code } } }",
+        _vars_org_a,
+        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=F),
+        check=_put_back,
+    ),
+    Write(
+        "sendTestWebhook to org A's endpoint (queued only: nothing in this module sends)",
+        "mutation($o: ID!) { m: sendTestWebhook(input: {organizationId: $o}) { delivery { channel status kind } "
+        "errors { code } } }",
+        _vars_org_a,
+        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=F),
+        check=_test_queued,
     ),
     # -- reference data and plugins
     Write(
