@@ -32,7 +32,8 @@ import asyncpg
 import httpx
 
 from bench.common import bench_database, percentile
-from bench.live_latency import CHANGED, Service, Subscriber, demo_community, serve, submit, with_demo
+from bench.live_latency import CHANGED, Subscriber, demo_community, serve, submit, with_demo
+from bench.processes import Served
 from core.database import asyncpg_dsn
 
 DATABASE = "ysg_bench_idle_subscribers"
@@ -79,7 +80,7 @@ async def backends(url: str) -> dict[str, int]:
 class Held:
     """A connected subscriber kept open by a task until `stop`; records when its next message arrives."""
 
-    def __init__(self, service: Service, stop: asyncio.Event) -> None:
+    def __init__(self, service: Served, stop: asyncio.Event) -> None:
         self.service, self.stop = service, stop
         self.subscribed = asyncio.Event()
         self.arrivals: list[tuple[float, str]] = []
@@ -101,7 +102,7 @@ class Held:
                         await receiving
 
 
-async def connect_all(service: Service, count: int, concurrency: int, stop: asyncio.Event) -> list[Held]:
+async def connect_all(service: Served, count: int, concurrency: int, stop: asyncio.Event) -> list[Held]:
     held: list[Held] = []
     for start in range(0, count, concurrency):
         batch = [Held(service, stop) for _ in range(min(concurrency, count - start))]

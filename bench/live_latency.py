@@ -21,13 +21,8 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,13 +30,13 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from bench.common import bench_database, free_port, percentile, summary
-from bench.requests_page import LOGIN
+from bench import processes
+from bench.common import bench_database, percentile, summary
+from bench.processes import Served
 from core.database import asyncpg_dsn, create_engine
 from core.demo import load_demo
 from schema import ids
 
-ROOT = Path(__file__).resolve().parent.parent
 GOAL_P95 = 0.100
 DATABASE = "ysg_bench_live_latency"
 PROTOCOL = "graphql-transport-ws"
@@ -50,61 +45,10 @@ SUBMIT = """mutation($c: ID!, $t: String!) { submitHelpRequest(input: {community
 CHANGED = "subscription { helpRequestChanged { change request { id title } } }"
 
 
-@dataclass
-class Service:
-    process: asyncio.subprocess.Process
-    port: int
-    token: str
-    log: Path
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@contextlib.asynccontextmanager
-async def serve(url: str, **env_overrides: str) -> AsyncIterator[Service]:
-    """`yunshegong serve` (one worker) on `url`, signed in as the demo's organisation administrator."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "YUNSHEGONG_LOG_LEVEL": "warning",
-        "YUNSHEGONG_JOBS_INTERVAL": "0",  # background jobs would change rows in the middle of the measurement
-        **env_overrides,
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = Path(tempfile.gettempdir()) / f"ysg-bench-live-{os.getpid()}-{port}.log"
-    with log.open("wb") as out:
-        command = [sys.executable, "-m", "yunshegong.cli", "serve", "--port", str(port)]
-        process = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT, stdout=out, stderr=out)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            for _ in range(1200):
-                if process.returncode is not None:
-                    raise RuntimeError(f"serve exited with {process.returncode} (see {log})")
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"serve was not ready after 120 s (see {log})")
-            token = (await http.post("/graphql", json={"query": LOGIN})).json()["data"]["login"]["token"]
-        yield Service(process, port, token, log)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+def serve(url: str, **settings: str) -> contextlib.AbstractAsyncContextManager[Served]:
+    """`yunshegong serve` (one worker, its defaults) on `url`, signed in as the demo's organisation
+    administrator."""
+    return processes.serve(url, "live", **settings)
 
 
 async def demo_community(url: str) -> str:
@@ -183,7 +127,7 @@ async def submit(http: httpx.AsyncClient, token: str, community: str, title: str
         raise RuntimeError(f"submitHelpRequest failed: {body}")
 
 
-async def measure(service: Service, community: str, count: int, tag: str) -> tuple[list[float], list[float]]:
+async def measure(service: Served, community: str, count: int, tag: str) -> tuple[list[float], list[float]]:
     """`count` mutations one after another: (mutation -> message, mutation -> HTTP answer) for each."""
     pushed: list[float] = []
     answered: list[float] = []

@@ -23,15 +23,13 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 from sqlalchemy import select
 
@@ -39,6 +37,7 @@ from bench import floor, loadgen
 from bench import postgraphile as pgl
 from bench.common import bench_database, cpu_seconds, free_port, percentile, summary
 from bench.loadgen import Result, Target
+from bench.processes import ROOT, healthz, running, service_env, sign_in, wait_ready
 from core.database import app_url, asyncpg_dsn, create_engine, create_sessionmaker
 from core.demo import load_demo
 from core.models import Volunteer
@@ -46,15 +45,14 @@ from core.services import assignments, help_requests
 from core.services.context import ServiceContext, Viewer
 from core.vocab import RequestCategory, Urgency
 
-ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCIES = (1, 16)
 # The demo plus these make the issue's data set: 1,257 requests, 162 communities, ~2,400 assignments.
 SERVICE_MADE_REQUESTS = 120
 BULK_REQUESTS = 1_080
 BULK_COMMUNITIES = 150
 MEMBER = "orgadmin"
-# An organisation member (not a platform administrator): row-level security is in the figure.
-LOGIN = 'mutation { login(input: {username: "orgadmin", password: "demo-orgadmin-2021"}) { token } }'
+# The service's pool in every comparison.
+POOL = {"YUNSHEGONG_DB_POOL_SIZE": "10", "YUNSHEGONG_DB_MAX_OVERFLOW": "0"}
 
 # Depth 0: the requests' own fields; 1: + community name; 2: + assignments' status; 3: + volunteer name.
 DEPTHS = ("requests only", "+ community", "+ assignments", "+ assignments.volunteer")
@@ -161,6 +159,18 @@ async def table_counts(url: str) -> dict[str, int]:
         await conn.close()
 
 
+async def page_data(url: str) -> tuple[dict[str, str], dict[str, int]]:
+    """The issue's data set on `url` (the demo, SERVICE_MADE_REQUESTS made by the service, the bulk top-up):
+    the member's settings (member_settings) and the table counts."""
+    engine = create_engine(url, pool_size=1)
+    await load_demo(engine)
+    await engine.dispose()
+    await add_requests(url, SERVICE_MADE_REQUESTS)
+    settings = await member_settings(url)
+    await top_up(url, int(settings["app.org_id"]))
+    return settings, await table_counts(url)
+
+
 async def member_settings(url: str) -> dict[str, str]:
     """app.org_id and app.role as our service sets them for the benchmark's signed-in member."""
     conn = await asyncpg.connect(**asyncpg_dsn(url))
@@ -203,34 +213,6 @@ class Server:
         return orjson.loads(payload)
 
 
-@asynccontextmanager
-async def running(process: asyncio.subprocess.Process) -> AsyncIterator[asyncio.subprocess.Process]:
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-async def wait_ready(process: asyncio.subprocess.Process, probe: Callable[[httpx.AsyncClient], Any], what: str) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        for _ in range(600):
-            if process.returncode is not None:
-                raise RuntimeError(f"{what} exited with {process.returncode} before it was ready")
-            try:
-                if (await probe(http)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{what} was not ready after 60 s")
-
-
 def uvicorn(app: str, port: int) -> list[str]:
     server = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port)]
     # Servers are alternated: keep idle keep-alive connections open while the others are measured.
@@ -239,24 +221,11 @@ def uvicorn(app: str, port: int) -> list[str]:
 
 async def start_service(stack: AsyncExitStack, url: str, extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "YUNSHEGONG_LOG_LEVEL": "warning",
-        "YUNSHEGONG_DB_POOL_SIZE": "10",
-        "YUNSHEGONG_DB_MAX_OVERFLOW": "0",
-        # Background jobs (offer expiry …) would change rows in the middle of the comparison.
-        "YUNSHEGONG_JOBS_INTERVAL": "0",
-        **(extra_env or {}),
-    }
+    env = service_env(**{"DATABASE_URL": url, **POOL, **(extra_env or {})})
     cmd = uvicorn("yunshegong.app:create_app", port)
     process = await stack.enter_async_context(running(await asyncio.create_subprocess_exec(*cmd, env=env, cwd=ROOT)))
-    base = f"http://127.0.0.1:{port}"
-    await wait_ready(process, lambda http: http.get(f"{base}/healthz"), "the service")
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        login = (await http.post("/graphql", json={"query": LOGIN})).json()
-    token = login["data"]["login"]["token"]
-    return Server("yunshegong", process, port, "/graphql", {"Authorization": f"Bearer {token}"})
+    await wait_ready(process, healthz(port), "the service")
+    return Server("yunshegong", process, port, "/graphql", {"Authorization": f"Bearer {await sign_in(port)}"})
 
 
 async def start_raw(stack: AsyncExitStack, url: str, settings: dict[str, str]) -> Server:
@@ -269,7 +238,7 @@ async def start_raw(stack: AsyncExitStack, url: str, settings: dict[str, str]) -
     }
     cmd = uvicorn("bench.raw_server:create_app", port)
     process = await stack.enter_async_context(running(await asyncio.create_subprocess_exec(*cmd, env=env, cwd=ROOT)))
-    await wait_ready(process, lambda http: http.get(f"http://127.0.0.1:{port}/healthz"), "the raw server")
+    await wait_ready(process, healthz(port), "the raw server")
     return Server("raw asyncpg+orjson", process, port, "/page")
 
 
@@ -417,13 +386,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"PostGraphile skipped: {pg_skip}. Comparing our service with the raw baseline only.")
 
     async with bench_database("ysg_bench_requests") as url:
-        engine = create_engine(url, pool_size=1)
-        await load_demo(engine)
-        await engine.dispose()
-        await add_requests(url, SERVICE_MADE_REQUESTS)
-        settings = await member_settings(url)
-        await top_up(url, int(settings["app.org_id"]))
-        counts = await table_counts(url)
+        settings, counts = await page_data(url)
         assert counts["help_requests"] >= 1_000, counts
         print(
             f"data: {counts['help_requests']:,} requests, {counts['communities']:,} communities, "

@@ -36,6 +36,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import bench_database, cpu_seconds, free_port
+from bench.processes import healthz, running, service_env, wait_ready
 from core.database import asyncpg_dsn, create_engine, create_sessionmaker
 from core.migrate import upgrade
 from core.plugins import build_plugin_host
@@ -110,23 +111,16 @@ async def server(target: str, env: dict[str, str]) -> AsyncIterator[httpx.AsyncC
     process = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "uvicorn", target, "--factory", "--port", str(port)],
         *["--log-level", "warning", "--no-access-log"],
-        env={**os.environ, "YUNSHEGONG_LOG_LEVEL": "warning", "YUNSHEGONG_JOBS_INTERVAL": "0", **env},
+        env=service_env(**env),
     )
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits) as http:
-            http.pid = process.pid  # type: ignore[attr-defined]
-            for _ in range(300):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            yield http
-    finally:
-        process.terminate()
-        await process.wait()
+    async with (
+        running(process),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits) as http,
+    ):
+        http.pid = process.pid  # type: ignore[attr-defined]
+        await wait_ready(process, healthz(port), target, seconds=30)
+        yield http
 
 
 async def load(send: Callable[[], Awaitable[bool]], requests: int, concurrency: int) -> tuple[float, int]:

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -31,23 +28,11 @@ import httpx
 import orjson
 import psutil
 
-from bench import loadgen
-from bench.common import bench_database, free_port
+from bench import loadgen, processes
+from bench.common import bench_database
 from bench.loadgen import Result
-from bench.requests_page import (
-    LOGIN,
-    SERVICE_MADE_REQUESTS,
-    add_requests,
-    member_settings,
-    normalised,
-    service_body,
-    table_counts,
-    top_up,
-)
-from core.database import create_engine
-from core.demo import load_demo
+from bench.requests_page import POOL, normalised, page_data, service_body
 
-ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.6
 DATABASE = "ysg_bench_workers"
 CORES = psutil.cpu_count() or 1
@@ -103,46 +88,10 @@ class Service:
 
 @asynccontextmanager
 async def serve(url: str, workers: int) -> AsyncIterator[Service]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "YUNSHEGONG_LOG_LEVEL": "warning",
-        "YUNSHEGONG_DB_POOL_SIZE": "10",
-        "YUNSHEGONG_DB_MAX_OVERFLOW": "0",
-        # Background work would change rows and take CPU in the middle of the comparison.
-        "YUNSHEGONG_JOBS_INTERVAL": "0",
-        "YUNSHEGONG_DELIVERY_IN_SERVE": "false",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "yunshegong.cli", "serve", "--workers", str(workers), "--port", str(port)]
-    log = Path(tempfile.gettempdir()) / f"ysg-bench-workers-{workers}-{os.getpid()}.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT, stdout=out, stderr=out)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            for _ in range(1200):
-                if process.returncode is not None:
-                    raise RuntimeError(f"serve --workers {workers} exited with {process.returncode}")
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"serve --workers {workers} was not ready after 120 s")
-            token = (await http.post("/graphql", json={"query": LOGIN})).json()["data"]["login"]["token"]
-        yield Service(workers, process, port, token, log)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    # The delivery worker off: background work would change rows and take CPU in the middle of the comparison.
+    settings = {**POOL, "YUNSHEGONG_DELIVERY_IN_SERVE": "false"}
+    async with processes.serve(url, f"workers-{workers}", "--workers", str(workers), **settings) as served:
+        yield Service(workers, served.process, served.port, served.token, served.log)
 
 
 @dataclass
@@ -184,13 +133,7 @@ async def measure(service: Service, concurrency: int, seconds: float) -> Block:
 
 async def main(args: argparse.Namespace) -> None:
     async with bench_database(DATABASE) as url:
-        engine = create_engine(url, pool_size=1)
-        await load_demo(engine)
-        await engine.dispose()
-        await add_requests(url, SERVICE_MADE_REQUESTS)
-        settings = await member_settings(url)
-        await top_up(url, int(settings["app.org_id"]))
-        counts = await table_counts(url)
+        _, counts = await page_data(url)
         print(
             f"data: {counts['help_requests']:,} requests, {counts['communities']:,} communities, "
             f"{counts['assignments']:,} assignments; one database; {psutil.cpu_count()} CPU cores; "

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.observability import logging_config
 from core.plugins import PluginHost, build_plugin_host
@@ -140,18 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # uvicorn turns SIGINT and SIGTERM into a graceful shutdown, then raises the signal again once it
         # has restored our handlers: SIGTERM arrives here as Terminated, SIGINT as a KeyboardInterrupt
         # that uvicorn.run swallows. Either way the `finally` below stops the embedded server.
-        # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 and rewrite the
-        # client address before the app sees it; the app trusts only YUNSHEGONG_TRUSTED_PROXIES.
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            proxy_headers=False,
-            log_config=log_config,
-            # -- websocket messages bounded as HTTP bodies are (uvicorn's default is 16 MiB; live updates) --
-            ws_max_size=settings.max_body_bytes,
-        )
+        uvicorn.run(app, **_uvicorn_options(settings, log_config))
     except Terminated:
         pass
     finally:
@@ -180,17 +169,26 @@ def _serve_workers(served: Settings, log_config: dict[str, object]) -> None:
             "yunshegong.app:worker_app",
             factory=True,
             workers=served.workers,
-            host=served.host,
-            port=served.port,
-            log_level=served.log_level,
-            proxy_headers=False,
-            log_config=log_config,
-            # -- websocket messages bounded as HTTP bodies are (uvicorn's default is 16 MiB; live updates) --
-            ws_max_size=served.max_body_bytes,
+            **_uvicorn_options(served, log_config),
             # A worker busy with long requests on a loaded machine still answers the supervisor's ping, but
             # maybe not within uvicorn's default 5 s: killing it then would drop its requests for nothing.
             timeout_worker_healthcheck=30,
         )
+
+
+def _uvicorn_options(settings: Settings, log_config: dict[str, object]) -> dict[str, Any]:
+    """How uvicorn serves, one process or N workers."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 and rewrite the
+        # client address before the app sees it; the app trusts only YUNSHEGONG_TRUSTED_PROXIES.
+        "proxy_headers": False,
+        "log_config": log_config,
+        # -- websocket messages bounded as HTTP bodies are (uvicorn's default is 16 MiB; live updates) --
+        "ws_max_size": settings.max_body_bytes,
+    }
 
 
 def _banner(settings: Settings, *, demo: bool) -> str:

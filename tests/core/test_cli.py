@@ -7,12 +7,7 @@ checks the data survived, then checks `yunshegong schema` prints the committed S
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,51 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = shutil.which("yunshegong", path=str(Path(sys.executable).parent)) or "yunshegong"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serve_process import REPO, SCRIPT, free_port, start, stop, wait_healthy
 
 
 def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return subprocess.Popen(
-        [SCRIPT, "serve", "--demo", "--data-dir", str(data_dir), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-# A readiness wait, not a speed check: initdb, migrations and the demo data share the cores with the other
-# test process, so the bound is generous.
-def _wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"server exited early:\n{out}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("server did not become healthy in time")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out.decode(errors="replace")
+    return start([SCRIPT, "serve", "--demo", "--data-dir", str(data_dir), "--port", str(port)], env)
 
 
 QUERY = '{ helpRequests(filter: {search: "结核病"}) { totalCount nodes { beneficiaries } } stats { volunteersTotal } }'
@@ -83,11 +39,11 @@ def _post(port: int, query: str, variables: dict | None = None, token: str | Non
 
 def test_serve_with_demo_data_survives_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "pgdata"
-    port = _free_port()
+    port = free_port()
     # given the service started as the README says
     proc = _serve(data_dir, port)
     try:
-        _wait_healthy(proc, port)
+        wait_healthy(proc, port)
         # when a front end signs in with the documented demo account and queries it
         anonymous = _post(port, QUERY)
         token = _post(port, LOGIN)["data"]["login"]["token"]
@@ -110,7 +66,7 @@ def test_serve_with_demo_data_survives_a_restart(tmp_path: Path) -> None:
         )
         assert created["data"]["submitHelpRequest"]["errors"] == []
     finally:
-        out = _stop(proc)
+        out = stop(proc)
     # and the startup log names the address and every demo account with its password, without alembic's noise
     from core.demo import DEMO_PASSWORDS
 
@@ -120,7 +76,7 @@ def test_serve_with_demo_data_survives_a_restart(tmp_path: Path) -> None:
     assert "setup plugin" not in out
     restarted = _serve(data_dir, port)
     try:
-        _wait_healthy(restarted, port)
+        wait_healthy(restarted, port)
         token = _post(port, LOGIN)["data"]["login"]["token"]
         body = _post(
             port, '{ helpRequests(filter: {search: "重启测试"}) { totalCount } stats { volunteersTotal } }', token=token
@@ -129,7 +85,7 @@ def test_serve_with_demo_data_survives_a_restart(tmp_path: Path) -> None:
         assert body["data"]["helpRequests"]["totalCount"] == 1
         assert body["data"]["stats"]["volunteersTotal"] == 300
     finally:
-        restart_log = _stop(restarted)
+        restart_log = stop(restarted)
     # and a restart with nothing to migrate says nothing about alembic's migration context
     assert "Context impl" not in restart_log
     assert "transactional DDL" not in restart_log

@@ -9,52 +9,21 @@ processes the way an operator would: the postmaster's pid, any process serving t
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
-SCRIPT = shutil.which("yunshegong", path=str(Path(sys.executable).parent)) or "yunshegong"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serve_process import SCRIPT, free_port, start, wait_healthy
 
 
 def _serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"YUNSHEGONG_JOBS_INTERVAL": "0"}
-    # A file, not a pipe: nobody reads a pipe while the test runs, and a full one would block the server.
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [SCRIPT, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited early ({proc.returncode}):\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"serve did not become healthy:\n{log.read_text(errors='replace')[-3000:]}")
+    return start([SCRIPT, "serve", "--data-dir", str(data_dir), "--port", str(port)], env, log)
 
 
 def _postmaster_pid(data_dir: Path) -> int:
@@ -117,9 +86,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_stops_its_postgres_on_a_signal(data_dir: Path, tmp_path: Path, sig: signal.Signals) -> None:
     # given a running service on its embedded PostgreSQL
-    port, log = _free_port(), tmp_path / "serve.log"
+    port, log = free_port(), tmp_path / "serve.log"
     proc = _serve(data_dir, port, log)
-    _wait_healthy(proc, port, log)
+    wait_healthy(proc, port, log)
     postmaster = _postmaster_pid(data_dir)
     assert _alive(postmaster)
     # when the process manager stops it
@@ -133,16 +102,16 @@ def test_serve_stops_its_postgres_on_a_signal(data_dir: Path, tmp_path: Path, si
 
 def test_a_killed_serve_leaves_a_server_the_next_serve_adopts_and_stops(data_dir: Path, tmp_path: Path) -> None:
     # given a service killed outright: its PostgreSQL keeps running, its pid stays in .handle_pids.json
-    port, log = _free_port(), tmp_path / "serve.log"
+    port, log = free_port(), tmp_path / "serve.log"
     killed = _serve(data_dir, port, log)
-    _wait_healthy(killed, port, log)
+    wait_healthy(killed, port, log)
     orphan = _postmaster_pid(data_dir)
     killed.kill()
     killed.wait(timeout=10)
     assert _alive(orphan)
     # when the service is started again on the same data directory
     again = _serve(data_dir, port, log)
-    _wait_healthy(again, port, log)
+    wait_healthy(again, port, log)
     # then it uses the server left running (no second one was started) ...
     assert _servers_of(data_dir) == [orphan]
     # ... and stopping it stops that server too

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,18 +18,11 @@ import httpx
 import orjson
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-# The CLI of this checkout (`python -m` from the repository), as the console script would run it.
-COMMAND = [sys.executable, "-m", "yunshegong.cli"]
+from tests.serve_process import CHECKOUT, free_port, start, stop, wait_healthy
+
 PROBE = "query WorkersProbe { __typename }"
 METRICS_TOKEN = "workers-metrics-token"
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _samples(text: str, name: str) -> dict[str, float]:
@@ -55,7 +46,7 @@ async def _probe_concurrently(port: int, count: int, tag: str) -> list[httpx.Res
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR")}
     env |= {
@@ -66,45 +57,18 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]
         # Behind a trusted proxy, so /metrics needs its token.
         "YUNSHEGONG_METRICS_TOKEN": METRICS_TOKEN,
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*COMMAND, "serve", "--workers", "2", "--data-dir", str(tmp_path / "pgdata"), "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    command = [*CHECKOUT, "serve", "--workers", "2", "--data-dir", str(tmp_path / "pgdata"), "--port", str(port)]
+    proc = start(command, env, log)
     try:
         yield proc, port, log
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 180) -> None:
-    # A readiness wait, not a speed check: initdb and migrations share the cores with other tests.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited early:\n{log.read_text(errors='replace')[-4000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("serve --workers 2 did not become healthy in time")
+        stop(proc, signal.SIGTERM, timeout=60)
 
 
 def test_two_workers_answer_on_one_port_and_metrics_add_up(served: tuple[subprocess.Popen[bytes], int, Path]) -> None:
     proc, port, log = served
     # given `serve --workers 2` on a fresh embedded database
-    _wait_healthy(proc, port, log)
+    wait_healthy(proc, port, log)
 
     # when clients send the named probe concurrently, round after round, until both workers have answered
     sent = 0
@@ -155,14 +119,7 @@ def test_the_delivery_worker_logs_in_the_configured_format(tmp_path: Path) -> No
     log = tmp_path / "worker.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR")}
     env |= {"YUNSHEGONG_LOG_FORMAT": "json"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*COMMAND, "worker", "--data-dir", str(tmp_path / "pgdata")],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start([*CHECKOUT, "worker", "--data-dir", str(tmp_path / "pgdata")], env, log)
     try:
         # when it has started (a readiness wait: initdb and migrations share the cores with other tests)
         deadline = time.monotonic() + 180
@@ -171,13 +128,7 @@ def test_the_delivery_worker_logs_in_the_configured_format(tmp_path: Path) -> No
                 pytest.fail(f"worker did not start:\n{log.read_text(errors='replace')[-4000:]}")
             time.sleep(0.2)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, signal.SIGTERM, timeout=60)
     # then its lines are JSON objects, the start line among them
     lines = [line for line in log.read_bytes().splitlines() if line.strip()]
     started = [line for line in lines if b"delivery worker started" in line]

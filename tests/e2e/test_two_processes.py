@@ -7,11 +7,7 @@ subscriber, can keep it out); revoking its credential on B ends its connection o
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +22,7 @@ from core.services.context import ServiceContext, Viewer
 from core.vocab import DistrictKind, LiaisonRole, OrganizationKind, Role, VolunteerMode
 from schema import ids
 from tests.live_support import WsClient
+from tests.serve_process import CHECKOUT, free_port, start, stop, wait_healthy
 
 PASSWORD = "two processes 2026"
 SUBMIT = """mutation($c: ID!, $t: String!) { submitHelpRequest(input: {communityId: $c, title: $t, category: OTHER,
@@ -34,23 +31,6 @@ LOGIN = "mutation($u: String!, $p: String!) { login(input: {username: $u, passwo
 CHANGE_PASSWORD = """mutation($c: String!, $n: String!) {
   changePassword(input: {currentPassword: $c, newPassword: $n}) { errors { code } } }"""
 CHANGED = "subscription { helpRequestChanged { change request { id title } } }"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate(timeout=10)
-    return (out or b"").decode(errors="replace")
 
 
 @pytest.fixture
@@ -64,37 +44,16 @@ def processes(test_db: Any, db_url: Any) -> Iterator[tuple[int, int]]:
         "YUNSHEGONG_SECRET_KEY": "two-processes-one-database-secret-key",
         "YUNSHEGONG_LOG_LEVEL": "warning",
     }
-    ports = (_free_port(), _free_port())
+    ports = (free_port(), free_port())
     started: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "yunshegong.cli", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            started.append(proc)
-            _wait_healthy(proc, port)
+            started.append(start([*CHECKOUT, "serve", "--port", str(port)], env))
+            wait_healthy(started[-1], port)
         yield ports
     finally:
         for proc in started:
-            _stop(proc)
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
-    # A readiness wait (migrations check and plugin loading share 2 cores with the suite), not a speed check.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited early:\n{_stop(proc)}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("server did not become healthy in time")
+            stop(proc)
 
 
 async def _world(engine: AsyncEngine) -> dict[str, int]:
