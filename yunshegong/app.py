@@ -40,6 +40,7 @@ from core.plugins import PluginHost, build_plugin_host
 from core.services import auth
 from core.services.context import Viewer
 from core.settings import Settings
+from schema import operation_labels
 from schema.build import CALLER_ZONE, build_schema
 from schema.context import AppState, Context
 from schema.extensions import INTERNAL_MESSAGE, is_unavailable, safe_error
@@ -117,8 +118,8 @@ class GraphQLApp(GraphQL):
         super().__init__(build_schema(state.settings, state.host), **kwargs)
         self.state = state
         # -- metrics: each operation is labelled by its root fields as it executes (HTTP and websocket alike;
-        # observability.operations), never by the name the client gave it.
-        self.schema.extensions = (*self.schema.extensions, observability.OperationLabel)  # type: ignore[attr-defined]
+        # schema.operation_labels), never by the name the client gave it.
+        self.schema.extensions = (*self.schema.extensions, operation_labels.OperationLabel)  # type: ignore[attr-defined]
         # -- live updates (docs/realtime.md): graphql-transport-ws only, through our handler (authentication in
         # connection_init, a context per operation, keep-alive), with the limits from the settings.
         from strawberry.http.websocket_origin import normalize_allowed_origins
@@ -228,18 +229,18 @@ class GraphQLApp(GraphQL):
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
         """One operation, counted for /metrics under its root fields (labelled by the schema as it executed:
-        observability.OperationLabel): latency and the codes of its errors."""
+        operation_labels.OperationLabel): latency and the codes of its errors."""
         started = time.perf_counter()
         try:
             result = await self._execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
             )
         except http.RequestRefused as refused:
-            observability.record_graphql_operation(time.perf_counter() - started, [refused.code])
+            operation_labels.record_graphql_operation(time.perf_counter() - started, [refused.code])
             refused.counted = True  # type: ignore[attr-defined]
             raise
         codes = observability.result_codes(result.errors, result.data)
-        observability.record_graphql_operation(time.perf_counter() - started, codes)
+        operation_labels.record_graphql_operation(time.perf_counter() - started, codes)
         return result
 
     async def _execute_single(

@@ -1,7 +1,7 @@
 """Prometheus metrics of the service (prometheus-client), served on /metrics.
 
 Labels never hold personal data and never grow without bound: a GraphQL operation is labelled by the root
-fields it selects, names the schema declares (core.observability.operations), never by the name the client
+fields it selects, names the schema declares (schema.operation_labels), never by the name the client
 gave it; an error by its code (the service's fixed vocabulary, folded into `other` past CODE_LABELS); an HTTP
 request by its route (a fixed list) and status.
 

@@ -45,6 +45,7 @@ from strawberry.utils.aio import aclosing
 from core import live, observability
 from core.i18n import CALLER_LOCALE, negotiate, translate
 from core.services import auth
+from schema import operation_labels
 from schema.build import CALLER_ZONE
 from schema.extensions import UNAVAILABLE_MESSAGE, is_unavailable
 from schema.subscriptions.context import ConnectionEnded, LiveConnection, LiveContext
@@ -309,7 +310,7 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             ):
                 # In this task, where the schema's OperationLabel left the operation's label (its root fields).
                 codes = observability.result_codes(getattr(result, "errors", None), getattr(result, "data", None))
-                observability.record_graphql_operation(time.perf_counter() - started, codes)
+                operation_labels.record_graphql_operation(time.perf_counter() - started, codes)
             if first and isinstance(result, PreExecutionError):
                 await self._handle_pre_execution_error(operation, result)
                 return

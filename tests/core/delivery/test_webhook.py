@@ -227,3 +227,25 @@ def _resolve(monkeypatch, names: dict[str, list[str]]) -> list[str]:  # type: ig
 
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
     return lookups
+
+
+async def test_reseal_moves_the_webhook_secrets_to_the_new_key(
+    make: Factory, engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    from core.services import sealing
+    from core.services.context import ServiceContext
+
+    # given an endpoint whose secret is sealed under the current key
+    await _configure(make, "https://hooks.example.org/x")
+    ((before,),) = await rows(owner_engine, "SELECT secret FROM webhook_endpoints")
+    async with create_sessionmaker(engine)() as session:
+        old = await sealing.keyring(ServiceContext(session=session, viewer=make.ctx.viewer))
+    ring = sealing.Keyring((("rot", b"R" * 32), *old.keys))
+    # when `yunshegong reseal` runs over core's sealed columns with a new current key
+    reports = await sealing.reseal(engine, sealing.CORE_SEALED_COLUMNS, ring)
+    # then the secret moved to it, none was unreadable or left behind
+    assert [(r.column.name, r.resealed, r.unreadable, r.remaining) for r in reports] == [
+        ("webhook_endpoints.secret", 1, [], 0)
+    ]
+    ((after,),) = await rows(owner_engine, "SELECT secret FROM webhook_endpoints")
+    assert bytes(after) != bytes(before)  # type: ignore[arg-type]

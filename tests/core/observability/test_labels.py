@@ -8,9 +8,10 @@ import re
 import pytest
 from graphql import build_schema, parse
 
-from core.observability import metrics, operations
+from core.observability import metrics
 from core.observability.metrics import OTHER, LabelFolder
-from core.observability.operations import INVALID, SEVERAL, operation_label, record_graphql_operation
+from schema import operation_labels as operations
+from schema.operation_labels import INVALID, SEVERAL, operation_label, record_graphql_operation
 
 SCHEMA = build_schema(
     """
