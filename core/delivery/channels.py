@@ -88,6 +88,9 @@ MAX_ADDRESSES = 4
 # One text for refused, reset, timed out, TLS failure: what administrators read (lastError) must not tell an
 # open port from a closed or filtered one. The detail goes to the server log.
 UNREACHABLE = "the endpoint could not be reached"
+# One text whether the name does not resolve or resolves to a private address: an administrator must not be
+# able to tell which internal names exist (the detail goes to the server's log).
+UNUSABLE_ADDRESS = "the endpoint's address cannot be used"
 
 
 class WebhookChannel:
@@ -175,8 +178,8 @@ class WebhookChannel:
                 async with self._http().stream(
                     "POST", target, content=body, headers=headers, extensions=extensions
                 ) as response:
-                    # The status decides; a little of the body is read (briefly) so a short answer leaves the
-                    # connection reusable, and a body that is huge, slow or never ends changes nothing.
+                    # The status decides; a little of the body is read, briefly: a body that is huge, slow or
+                    # never ends changes nothing.
                     with contextlib.suppress(httpx.HTTPError, TimeoutError):
                         async with asyncio.timeout(ANSWER_READ_SECONDS):
                             read = 0
@@ -200,17 +203,28 @@ class WebhookChannel:
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except OSError:
-                raise TemporaryFailure("the endpoint's name does not resolve") from None
+                log.info("webhook: %s does not resolve", host)
+                raise TemporaryFailure(UNUSABLE_ADDRESS) from None
             addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
         if not addresses:
-            raise TemporaryFailure("the endpoint's name does not resolve")
+            log.info("webhook: %s does not resolve", host)
+            raise TemporaryFailure(UNUSABLE_ADDRESS)
         if not self.allow_private and not all(webhooks.is_public(a) for a in addresses):
-            raise PermanentFailure("the endpoint resolves to an address that is not public")
+            log.warning("webhook: %s resolves to an address that is not public", host)
+            raise PermanentFailure(UNUSABLE_ADDRESS)
         return addresses[:MAX_ADDRESSES]
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
+            # No kept-alive connections: requests go to a checked address with the endpoint's name only for TLS,
+            # and the pool would reuse a connection by address alone -- one organisation's payload over a
+            # connection whose certificate was checked for another organisation's host on the same address.
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout,
+                follow_redirects=False,
+                trust_env=False,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
         return self._client
 
     async def aclose(self) -> None:

@@ -89,13 +89,14 @@ async def live_events(
             return plugin is not None and event.id == organization and event.get("plugin_name") == plugin
         return accept is None or accept(event)
 
+    # The setup's reads (the plugin gate, checks) are over: let go of the database before waiting for the
+    # listener, which may take seconds while it reconnects (a connection held meanwhile would queue HTTP).
+    await context.end_event()
     try:
         subscription = await live.subscribe(wanted, accept=concerns)
     except live.LiveUnavailable:
         raise DomainError("UNAVAILABLE", "Live updates are not available for the moment; retry shortly.") from None
     async with subscription:
-        # Nothing is held while waiting: the setup's reads (the plugin gate, checks) are over.
-        await context.end_event()
         # Listening from here on: the client loads what it shows after this, and misses nothing.
         try:
             yield live.RESYNC_EVENT

@@ -203,7 +203,12 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
     async def _watch_credential(self, events: live.Subscription) -> None:
         assert self.connection is not None
-        async for _event in events:  # an announcement about this credential, or a resync (one may be lost)
+        async for event in events:  # an announcement about this credential, or a resync
+            if event.resync:
+                # Announcements may have been lost while the listener reconnected. Every connection checking at
+                # once would be a stampede on the pool (1,000 connections, one reconnect); nothing is served
+                # without a check anyway: each operation and each delivered event begins with one.
+                continue
             try:
                 await self.connection.check()
             except auth.Unauthenticated:

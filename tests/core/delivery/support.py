@@ -73,6 +73,7 @@ class Receiver:
         from starlette.routing import Route
 
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.peers: list[int] = []  # the client's port of each request: one per TCP connection
         self.status = 200
         self.endless = False
 
@@ -83,6 +84,7 @@ class Receiver:
 
         async def hook(request: Request) -> Response:
             self.requests.append((dict(request.headers), await request.body()))
+            self.peers.append(request.client.port if request.client else 0)
             if self.endless:
                 return StreamingResponse(forever(), status_code=self.status)
             return Response(status_code=self.status)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
 from core.delivery import DeliveryConfig, Worker, signing, webhooks
-from core.delivery.channels import UNREACHABLE, WebhookChannel
+from core.delivery.channels import UNREACHABLE, UNUSABLE_ADDRESS, WebhookChannel
 from core.errors import DomainError
 from tests.core.delivery.support import Receiver, queue, rows
 from tests.factories import Factory
@@ -93,9 +93,7 @@ async def test_an_endpoint_on_a_private_address_is_refused_unless_allowed(
     # when a worker that does not allow private addresses sends
     await _worker(engine, clock, allow_private=False).run_once()
     # then nothing is posted there: parked with the reason
-    assert await rows(owner_engine, "SELECT status, last_error FROM deliveries") == [
-        ("parked", "the endpoint resolves to an address that is not public")
-    ]
+    assert await rows(owner_engine, "SELECT status, last_error FROM deliveries") == [("parked", UNUSABLE_ADDRESS)]
 
 
 @pytest.mark.parametrize(
@@ -155,9 +153,7 @@ async def test_a_name_resolving_to_a_private_address_in_any_form_is_refused(
     await queue(make.ctx, 1)
     # when a worker that does not allow private addresses sends: nothing is posted, the delivery is parked
     await _worker(engine, clock, allow_private=False).run_once()
-    assert await rows(owner_engine, "SELECT status, last_error FROM deliveries") == [
-        ("parked", "the endpoint resolves to an address that is not public")
-    ]
+    assert await rows(owner_engine, "SELECT status, last_error FROM deliveries") == [("parked", UNUSABLE_ADDRESS)]
 
 
 async def test_a_port_not_allowed_any_more_is_not_posted_to(
@@ -249,3 +245,18 @@ async def test_reseal_moves_the_webhook_secrets_to_the_new_key(
     ]
     ((after,),) = await rows(owner_engine, "SELECT secret FROM webhook_endpoints")
     assert bytes(after) != bytes(before)  # type: ignore[arg-type]
+
+
+async def test_each_post_opens_its_own_connection(make: Factory, engine: AsyncEngine, clock) -> None:  # type: ignore[no-untyped-def]
+    # given two messages for an endpoint (posted to its checked address, its name only for TLS)
+    with Receiver() as receiver:
+        await _configure(make, receiver.url)
+        await queue(make.ctx, 2)
+        # when one worker sends both, one after the other
+        worker = _worker(engine, clock)
+        worker.config = DeliveryConfig(max_attempts=3, concurrency=1)
+        done = await worker.run_once()
+    # then each went over a connection of its own: a kept-alive one, pooled by address alone, could carry
+    # another organisation's payload over a connection whose certificate was checked for another host
+    assert done.sent == 2
+    assert len(set(receiver.peers)) == 2
