@@ -484,6 +484,20 @@ async def test_a_flag_casework_refuses_to_take_still_stands_and_waits_as_refused
 MATERNAL = frozenset({"maternal_care.manage"})
 
 
+async def _open_case(w: World, resident_id: int, *, worker: str = "sw", risk_level: str = "medium") -> int:
+    """An open poverty case of `resident_id`, held by `worker`, opened by the administrator."""
+    async with w.kit.service(w.viewer("admin", "organization_admin", CASEWORK)) as ctx:
+        case = await casework.open_case(
+            ctx,
+            category="poverty",
+            risk_level=risk_level,
+            supervisor_account_id=w.ids["sup"],
+            social_worker_account_id=w.ids[worker],
+            resident_id=resident_id,
+        )
+        return case.id
+
+
 async def _mother(
     w: World, community: str = "c1", worker: str = "sw", name: str = "孕妇王女士", casework: bool = True
 ) -> tuple[int, int]:
@@ -715,16 +729,7 @@ async def test_a_raise_for_a_resident_with_an_open_case_joins_it(mworld: World) 
     # given a mother of c1 whose resident has an open medium case already (opened by the administrator)
     w = mworld
     mother_id, pregnancy_id = await _mother(w)
-    async with w.kit.service(w.viewer("admin", "organization_admin", CASEWORK)) as ctx:
-        case = await casework.open_case(
-            ctx,
-            category="poverty",
-            risk_level="medium",
-            supervisor_account_id=w.ids["sup"],
-            social_worker_account_id=w.ids["sw"],
-            resident_id=w.ids[f"resident_of_{mother_id}"],
-        )
-        case_id = case.id
+    case_id = await _open_case(w, w.ids[f"resident_of_{mother_id}"])
     # when her pregnancy is graded red
     await _grade(w, pregnancy_id, "red")
     # then no second case: the referral joins the open one and raises its risk
@@ -737,16 +742,7 @@ async def test_a_raise_for_a_resident_whose_open_case_is_another_workers_does_no
     # given a mother of c1 assigned to sw whose resident has an open medium case held by sw2
     w = mworld
     mother_id, pregnancy_id = await _mother(w)
-    async with w.kit.service(w.viewer("admin", "organization_admin", CASEWORK)) as ctx:
-        case = await casework.open_case(
-            ctx,
-            category="poverty",
-            risk_level="medium",
-            supervisor_account_id=w.ids["sup"],
-            social_worker_account_id=w.ids["sw2"],
-            resident_id=w.ids[f"resident_of_{mother_id}"],
-        )
-        case_id = case.id
+    case_id = await _open_case(w, w.ids[f"resident_of_{mother_id}"], worker="sw2")
     told = await w.rows(Notification, account_id=w.ids["sw2"])
     # when her pregnancy is graded red
     await _grade(w, pregnancy_id, "red")
@@ -1027,19 +1023,11 @@ async def test_without_her_consent_a_counseling_flag_joins_her_own_workers_open_
     # given a client with no consent to casework, whose resident has an open case of sw (he serves her)
     w = world
     client = await w.client("c1", casework=False)
-    async with w.kit.service(w.viewer("admin", "organization_admin", CASEWORK)) as ctx:
-        case = await casework.open_case(
-            ctx,
-            category="poverty",
-            risk_level="low",
-            supervisor_account_id=w.ids["sup"],
-            social_worker_account_id=w.ids["sw"],
-            resident_id=client.resident_id,
-        )
+    case_id = await _open_case(w, client.resident_id, risk_level="low")
     # when a flag is raised
     await w.flag(client.id)
     # then it joins his case
-    assert [(i.status, i.case_id) for i in await w.rows(Intake)] == [("attached", case.id)]
+    assert [(i.status, i.case_id) for i in await w.rows(Intake)] == [("attached", case_id)]
 
 
 async def test_a_later_raise_does_not_touch_a_case_transferred_to_another_worker(mworld: World) -> None:
