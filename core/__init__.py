@@ -37,7 +37,15 @@ if TYPE_CHECKING:
     from core.models import Assignment, Community, District, HelpRequest, Organization, Volunteer
     from core.models._columns import created_at as created_at_column
     from core.models._columns import pk as pk_column
-    from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
+    from core.plugin_api import (
+        ExportColumn,
+        ExportDefinition,
+        GraphQLContribution,
+        MatchCriterion,
+        Permission,
+        PluginInfo,
+        StatFigure,
+    )
     from core.plugin_settings import settings_of as plugin_settings
     from core.services import consent, referrals, residents
     from core.services.access import can, community_scope, request_scope, require, volunteer_scope
@@ -68,6 +76,8 @@ _EXPORTS: dict[str, str] = {
     "GraphQLContribution": "core.plugin_api",
     "Permission": "core.plugin_api",
     "StatFigure": "core.plugin_api",
+    "ExportColumn": "core.plugin_api",  # exports (register_exports)
+    "ExportDefinition": "core.plugin_api",
     "MatchCriterion": "core.plugin_api",
     # data
     "Base": "core.database",

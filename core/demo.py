@@ -13,11 +13,11 @@ import random
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
-from core.models import AppMeta, CategoryTraining, Organization
+from core.models import AppMeta, CategoryTraining, HelpRequest, Organization
 from core.plugins import PluginHost
 from core.services import (
     assignments,
@@ -546,6 +546,7 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> list[
         ("婴幼儿用品短缺", RequestCategory.DAILY_SUPPLIES, [PopulationTag.CHILD]),
         ("居家隔离心理支持", RequestCategory.PSYCHOLOGICAL, []),
     ]
+    night: list[int] = []
     for i in range(48):
         title, category, tags = titles[i % len(titles)]
         community = community_rows[i % len(community_rows)]
@@ -564,4 +565,13 @@ async def _seed_requests(ctx, rng, community_rows, people, used_phones) -> list[
         )
         if i % 3 == 0:
             await help_requests.verify(ctx, item.id, "电话核实")
+        if i % 8 == 5:
+            night.append(item.id)
+    # Some came in during the night and nobody has got to them: past their targets already, so the
+    # coordinators' board (the `situation` query) and `overdue` have something to show from the start.
+    await ctx.session.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id.in_(night))
+        .values(created_at=now - timedelta(hours=26), status_changed_at=now - timedelta(hours=26))
+    )
     return tb_drivers

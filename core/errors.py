@@ -61,6 +61,14 @@ CORE_ERROR_CODES: dict[str, str] = {
     "CONSENT_REQUIRED": "No consent of the resident in force covers sharing this with this recipient.",
     "REFERRAL_TARGET_UNKNOWN": "No plugin offers a referral target of that name in this deployment.",
     "REFERRAL_TARGET_DISABLED": "The receiving organisation has not enabled the plugin the referral is for.",
+    # -- imports (core.imports): file-level problems; nothing is written --
+    "UNSUPPORTED_FILE": "The file is not a CSV or XLSX spreadsheet, or cannot be read as one.",
+    "EMPTY_FILE": "The file has no header row or no data rows.",
+    "TOO_LARGE": "The file is larger, or holds more rows, than an import accepts.",
+    "INVALID_MAPPING": "A column mapping names an unknown field, maps two columns to one field, or leaves a "
+    "required field without a column.",
+    "DUPLICATE_ROW": "An import row repeats the key (e.g. the phone number) of an earlier row of the same file; "
+    "the earlier row was taken.",
 }
 
 

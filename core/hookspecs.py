@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from core.delivery.channel import Channel
     from core.events import DomainEvent
     from core.jobs import Job
-    from core.plugin_api import GraphQLContribution, MatchCriterion, Permission, PluginInfo, StatFigure
+    from core.plugin_api import (
+        ExportDefinition,
+        GraphQLContribution,
+        MatchCriterion,
+        Permission,
+        PluginInfo,
+        StatFigure,
+    )
     from core.services.context import ServiceContext
     from core.services.plugin_roles import PluginRole
     from core.services.referrals import ReferralTarget
@@ -237,10 +244,26 @@ def register_channels() -> list[Channel]:  # type: ignore[empty-body]
 
 @hookspec
 def register_stats(ctx: ServiceContext) -> Awaitable[list[StatFigure]] | list[StatFigure]:  # type: ignore[empty-body]
-    """Contribute figures to the `stats` query (e.g. items distributed).
+    """Contribute figures to the `stats` query and the situation board (`situation { figures }`), e.g. items
+    distributed (today).
 
-    Called while `stats` is resolved, for plugins enabled for the caller's organisation. Receives the
-    service context. Returns (or resolves to) a list of `StatFigure(key, label, value)`.
+    Called while `stats` or `situation` is resolved, for plugins enabled for the caller's organisation.
+    Receives the service context (`ctx.start_of_today()`: midnight in the caller's time zone). Returns (or
+    resolves to) a list of `StatFigure(key, label, value)`.
+    """
+
+
+@hookspec
+def register_exports() -> list[ExportDefinition]:  # type: ignore[empty-body]
+    """Offer the plugin's lists for download as CSV and XLSX (`GET /export/{name}.csv|.xlsx`).
+
+    Called once when the service starts (and by the `exports` query, cached). Returns
+    `core.ExportDefinition(name, label, document, connection, columns, rows=None, variables=(),
+    permission=None)` objects, `name` starting with the plugin's name in camelCase (`suppliesStock`), each
+    column a `core.ExportColumn(key, header, path, kind)`. An export is a query of the plugin's own public
+    GraphQL fields, run page by page as the caller: it sees and masks exactly what the API shows them, and
+    is refused (404) to callers whose organisation has not enabled the plugin. A malformed definition, a
+    name outside the namespace or a name used twice stops startup naming the plugin.
     """
 
 

@@ -83,3 +83,43 @@ def pascal_prefix(plugin_name: str) -> str:
 
 def describe(value: Any) -> str:
     return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+# -- exports (hook register_exports; yunshegong/exports.py serves them) --------------------------------------
+EXPORT_KINDS = ("text", "number", "date", "datetime")
+
+
+@dataclass(frozen=True)
+class ExportColumn:
+    """One column of an export: `key` (stable, lowerCamelCase), `header` (a `_()` phrase, translated for the
+    header row), `path` (dotted path into one node of the query's answer, e.g. "district.name"; a list on the
+    way is joined with "、") and `kind` ("text", "number", "date" or "datetime": how spreadsheets type it)."""
+
+    key: str
+    header: str
+    path: str
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class ExportDefinition:
+    """A list a caller can download as CSV or XLSX (GET /export/{name}.csv|.xlsx).
+
+    `document` is a GraphQL query of the public API, run page by page for the caller, so permissions,
+    row-level security, masking and audit are the API's own. For a connection it declares `$first: Int`
+    and `$after: String` (the host pages with them; a plain list may declare `$first` for its length), plus
+    any of `variables` (the names a caller
+    may pass in the `variables` parameter, e.g. "filter"). `connection` is the dotted path in the answer to
+    a connection (edges { node } or nodes, and pageInfo { hasNextPage endCursor }) or to a plain list (read
+    in one page). `rows`, if given, is the dotted path of a list inside each node, one row per item (the
+    columns' paths that start with it read the item). `permission` names the permission the list needs, so
+    that the `exports` query lists it only to those who hold it (the query itself still decides)."""
+
+    name: str
+    label: str
+    document: str
+    connection: str
+    columns: tuple[ExportColumn, ...]
+    rows: str | None = None
+    variables: tuple[str, ...] = ()
+    permission: str | None = None

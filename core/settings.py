@@ -186,6 +186,19 @@ class Settings(BaseSettings):
     live_queue_size: PositiveInt = 100
     # Seconds between the server's pings on an idle websocket (graphql-transport-ws ping/pong); 0: none.
     live_keepalive_seconds: float = Field(default=15.0, ge=0, allow_inf_nan=False)
+    # -- imports (core.imports: CSV/XLSX from the CLI and the upload mutation) --
+    # Largest file accepted (bytes; for an XLSX also the sum of its uncompressed parts), and most data rows.
+    import_max_bytes: PositiveInt = 20 * 1024 * 1024
+    import_max_rows: PositiveInt = 50_000
+    # Imports run at once by one process through the GraphQL upload (parsing and validating a file is CPU
+    # work): one more is refused with UNAVAILABLE at once rather than queued (schema/mutations/imports.py).
+    import_concurrency: PositiveInt = 1
+    # -- exports (yunshegong/exports.py: GET /export/{name}.csv|.xlsx) --
+    # Downloads streamed at once by one process; one more is answered 429 with Retry-After, not queued.
+    export_concurrency: PositiveInt = 4
+    # Rows asked per page (each page is one GraphQL operation in its own short transaction); never more than
+    # max_page_size.
+    export_page_size: PositiveInt = 200
 
     @field_validator("listen_database_url")
     @classmethod

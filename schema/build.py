@@ -45,6 +45,7 @@ from schema.mutations.auth import AuthMutations
 from schema.mutations.communities import CommunityMutations
 from schema.mutations.deliveries import DeliveryMutations
 from schema.mutations.help_requests import HelpRequestMutations
+from schema.mutations.imports import ImportMutations  # importRecords (uploads: yunshegong/http.py)
 from schema.mutations.people import PeopleMutations
 from schema.mutations.plugin_roles import PluginRoleMutations
 from schema.mutations.plugins import PluginMutations
@@ -54,6 +55,7 @@ from schema.mutations.volunteers import VolunteerMutations
 from schema.queries import CoreQuery, node_fields
 from schema.scalars import MAX_YEAR, MIN_YEAR, SCALARS, input_scalars, literal_parser, parse_datetime
 from schema.subscriptions import CoreSubscription
+from schema.types.imports import UPLOAD_SCALARS  # the Upload scalar (importRecords)
 from schema.types.nodes import NOT_ADDRESSABLE
 
 CORE_MUTATIONS = (
@@ -68,6 +70,7 @@ CORE_MUTATIONS = (
     SchedulingMutations,
     PeopleMutations,
     DeliveryMutations,
+    ImportMutations,
 )
 
 
@@ -333,7 +336,7 @@ def build_schema(settings: Settings | None = None, host: PluginHost | None = Non
                 # Suggestions ("did you mean …") would leak the schema that introspection hides.
                 disable_field_suggestions=not settings.introspection,
                 batching_config={"max_operations": settings.max_batch},
-                scalar_map=SCALARS,
+                scalar_map={**SCALARS, **UPLOAD_SCALARS},  # + Upload (importRecords: schema/types/imports.py)
             ),
         )
     except DuplicatedTypeName as exc:

@@ -6,9 +6,10 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import cached_property
 from typing import Any, Concatenate, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -130,9 +131,21 @@ class Context:
             await tenancy.rebind(self._session, self.viewer)
         return self._session
 
+    @property
+    def zone(self) -> tzinfo:
+        """The caller's time zone: the request's X-Timezone (or the subscription's), else the deployment's."""
+        from schema.build import CALLER_ZONE  # schema.build imports this module
+
+        return CALLER_ZONE.get() or ZoneInfo(self.settings.timezone)
+
     def service_context(self, session: AsyncSession) -> ServiceContext:
         ctx = ServiceContext(
-            session=session, viewer=self.viewer, clock=self.app.clock, memo=self._memo, policy=self.app.policy
+            session=session,
+            viewer=self.viewer,
+            clock=self.app.clock,
+            memo=self._memo,
+            policy=self.app.policy,
+            zone=self.zone,
         )
         if self.app.host is not None:
             ctx.events = self.app.host

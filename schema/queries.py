@@ -29,6 +29,8 @@ from core.services import (
 )
 from core.services.pagination import page_size
 from schema import ids
+from schema.exports import ExportsQuery  # the `exports` query (downloads: yunshegong/exports.py)
+from schema.mutations.imports import ImportQuery  # importColumns (the import's mapping screen)
 from schema.mutations.plugin_roles import PluginRoleInfo, role_infos
 from schema.types import enums
 from schema.types.account import Account, ApiToken, AuditEntry, Me
@@ -43,6 +45,7 @@ from schema.types.matching import AssignmentPlan, CoordinatorQueue, MatchCandida
 from schema.types.people import PeopleQuery
 from schema.types.plugins import InstalledPlugin, installed
 from schema.types.reference import District, Organization, Training
+from schema.types.situation import SituationQuery
 from schema.types.volunteer import Volunteer
 
 MAX_PLAN = 2000
@@ -235,7 +238,7 @@ def node_fields() -> dict[str, object]:
 
 
 @strawberry.type
-class CoreQuery(PeopleQuery, DeliveriesQuery):
+class CoreQuery(PeopleQuery, DeliveriesQuery, SituationQuery, ExportsQuery, ImportQuery):
     @strawberry.field(description="Help requests, most urgent first by default.")
     async def help_requests(
         self,

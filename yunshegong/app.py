@@ -9,17 +9,19 @@ import hmac
 import html
 import ipaddress
 import logging
+import re  # the situation board: the Host header it writes into its CSP
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -44,7 +46,7 @@ from schema import operation_labels
 from schema.build import CALLER_ZONE, build_schema
 from schema.context import AppState, Context
 from schema.extensions import INTERNAL_MESSAGE, is_unavailable, safe_error
-from yunshegong import http
+from yunshegong import exports, http
 
 log = logging.getLogger("yunshegong")
 
@@ -107,12 +109,21 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
             pass
 
 
+class EdgeRequestAdapter(StarletteRequestAdapter):
+    """strawberry's request adapter, with the body as a stream: a multipart upload is parsed as it arrives
+    (yunshegong.http.multipart_operations), never read whole before the parts are checked."""
+
+    def stream(self) -> AsyncGenerator[bytes, None]:
+        return self._request.stream()
+
+
 class GraphQLApp(GraphQL):
     """strawberry's ASGI view behind the service's edge (yunshegong.http): a bounded body, one strict parser
     for every request, JSON errors with codes for every refusal, the GraphQL-over-HTTP media types and
     statuses, 503 when the database is unreachable, and GraphiQL from the service's own files."""
 
     websocket_adapter_class = TextFrameWebSocketAdapter  # live proofs: text frames (see the adapter)
+    request_adapter_class = EdgeRequestAdapter  # uploads: the body as a stream (multipart parsing)
 
     def __init__(self, state: AppState, **kwargs: Any) -> None:
         super().__init__(build_schema(state.settings, state.host), **kwargs)
@@ -136,7 +147,7 @@ class GraphQLApp(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, http.bounded(receive, self.state.settings.max_body_bytes))
+        request = Request(scope, http.bounded(receive, self.body_limit(Headers(scope=scope))))
         media_type = http.response_media_type(request.headers.get("accept"))
         # Set for every request (the defaults without the headers): a server running several requests in one
         # task (e.g. an in-process test client) must not carry one caller's zone or language into the next.
@@ -175,7 +186,9 @@ class GraphQLApp(GraphQL):
             raise http.RequestRefused(
                 405, "INVALID_REQUEST", "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}
             )
-        http.check_declared_length(request.headers, self.state.settings.max_body_bytes)
+        http.check_declared_length(request.headers, self.body_limit(request.headers))
+        if http.is_multipart(request.headers):
+            http.require_preflighted(request.headers)  # before a byte of the body is read
         zone = request.headers.get("x-timezone")
         if zone:
             try:
@@ -214,10 +227,25 @@ class GraphQLApp(GraphQL):
             data: object = self.parse_query_params(request.query_params)
         else:
             content_type, _ = parse_content_type(request.content_type or "")
+            if content_type == http.MULTIPART_FORM_DATA and isinstance(request, EdgeRequestAdapter):
+                return await http.multipart_operations(
+                    request.headers,
+                    request.stream(),
+                    max_json_bytes=self.state.settings.max_body_bytes,
+                    max_batch=self.state.settings.max_batch,
+                )
             if content_type != http.APPLICATION_JSON:
                 raise http.RequestRefused(415, "INVALID_REQUEST", "Send the request as application/json.")
             data = http.decode_json(await request.get_body())
         return http.operations(data, self.state.settings.max_batch)
+
+    # -- uploads (GraphQL multipart request spec; yunshegong.http) --
+    def body_limit(self, headers: Headers) -> int:
+        """The largest body read: the upload limit for multipart/form-data, the JSON limit otherwise."""
+        settings = self.state.settings
+        if http.is_multipart(headers):
+            return http.multipart_limit(settings.import_max_bytes, settings.max_body_bytes)
+        return settings.max_body_bytes
 
     async def execute_single(
         self,
@@ -522,6 +550,11 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Mount(GRAPHIQL_STATIC, StaticFiles(directory=STATIC / "graphiql"), name="graphiql-static"),
+            # -- exports (issue 17): GET /export/{name}.csv|.xlsx, the API's lists as spreadsheets --
+            exports.route(state, graphql.schema),
+            # -- the situation board (issue 17): its page and its files (board_page below) --
+            Route("/board", board_page, methods=["GET"]),
+            Mount(BOARD_STATIC, StaticFiles(directory=STATIC / "board"), name="board-static"),
         ],
         middleware=middleware,
         lifespan=lifespan,
@@ -529,6 +562,35 @@ def create_app(
     # Where the gauges read from (observability.GaugeSources): replaceable, e.g. by tests.
     app.state.gauges = gauges
     return app
+
+
+# -- the situation board (issue 17): /board, a static page that is a client of /graphql like any other --
+BOARD_PAGE = STATIC / "board" / "index.html"
+BOARD_STATIC = "/board/static"
+# The page runs only its own files (no inline script or style, no CDN) and talks only to this service.
+BOARD_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'{sockets}; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# A Host header that is a host name or address and a port, nothing else: it is written into the CSP.
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+async def board_page(request: Request) -> Response:
+    """GET /board. connect-src names ws:/wss: to this host too: 'self' covers the websocket only under CSP
+    level 3."""
+    host = request.headers.get("host", "")
+    sockets = f" ws://{host} wss://{host}" if _PLAIN_HOST.fullmatch(host) else ""
+    return HTMLResponse(
+        BOARD_PAGE.read_text(encoding="utf-8"),
+        headers={
+            "Content-Security-Policy": BOARD_CSP.format(sockets=sockets),
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        },
+    )
 
 
 def worker_app() -> Starlette:

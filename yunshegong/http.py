@@ -9,10 +9,13 @@ follow the GraphQL-over-HTTP draft: `application/graphql-response+json` when the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 from starlette.types import Message, Receive
 from strawberry.http import GraphQLRequestData
@@ -186,3 +189,146 @@ def operations(data: object, max_batch: int) -> GraphQLRequestData | list[GraphQ
             )
         return [operation(item) for item in data]
     return operation(data)
+
+
+# -- uploads: the GraphQL multipart request spec (github.com/jaydenseric/graphql-multipart-request-spec) ------
+# A multipart POST carries `operations` (the JSON request, files as nulls), `map` (file part name -> the paths
+# of the nulls it fills, e.g. {"0": ["variables.input.file"]}) and the file parts. It has its own body limit
+# (settings.import_max_bytes, plus room for the JSON parts): the JSON limit stays as it is for everything else.
+
+MULTIPART_FORM_DATA = "multipart/form-data"
+# Headers a cross-site HTML form can never send: with one of them (or a bearer credential) a browser has to
+# ask the CORS preflight first, so the request is the client's own.
+PREFLIGHT_HEADERS = ("graphql-preflight", "apollo-require-preflight")
+# File parts one request may carry (the import mutation takes one; the spec allows several).
+MAX_UPLOAD_FILES = 5
+
+
+def is_multipart(headers: Mapping[str, str]) -> bool:
+    media = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    return media == MULTIPART_FORM_DATA
+
+
+def multipart_limit(max_file_bytes: int, max_body_bytes: int) -> int:
+    """The largest multipart body read: the files' limit plus the JSON limit for `operations` and `map` and
+    the parts' headers. A file over its own limit but within this still arrives, and the import answers
+    TOO_LARGE for it as a payload error."""
+    return max_file_bytes + max_body_bytes
+
+
+def require_preflighted(headers: Mapping[str, str]) -> None:
+    """Refuse a multipart body before reading it unless it carries `Authorization` or a preflight header.
+
+    multipart/form-data is a CORS "simple" content type: any web page can make a visitor's browser POST one
+    here without asking. Requests authenticate by the bearer header (no cookie), which such a form cannot set,
+    so a forged form would run as nobody -- but it would still make the service read and parse up to the upload
+    limit for nothing. Asking for a header a form cannot send (as Apollo's CSRF prevention does) leaves that to
+    clients that could also have sent JSON."""
+    if headers.get("authorization") or any(headers.get(name) for name in PREFLIGHT_HEADERS):
+        return
+    raise RequestRefused(
+        400,
+        "INVALID_REQUEST",
+        "A multipart request needs an Authorization header (or a GraphQL-Preflight header).",
+    )
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """One file of a multipart request, read whole into memory (bounded by the body limit) and its spooled
+    part closed at once: nothing of it stays on disk or open after the request."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+class _InMemoryParser(MultiPartParser):
+    # Starlette spools a file part to a temporary file past 1 MB; the body is already bounded, so keep it in
+    # memory and never touch the disk.
+    spool_max_size = 1 << 62
+
+
+async def multipart_operations(
+    headers: Mapping[str, str], stream: AsyncGenerator[bytes, None], *, max_json_bytes: int, max_batch: int
+) -> GraphQLRequestData | list[GraphQLRequestData]:
+    """The request(s) of a multipart body with each mapped file in place of its null (as an UploadedFile).
+    Malformed multipart, a missing `operations` or `map`, a map naming a part that is not there or a path that
+    leads nowhere: INVALID_REQUEST."""
+    parser = _InMemoryParser(
+        Headers(headers=dict(headers)),
+        stream,
+        max_files=MAX_UPLOAD_FILES,
+        max_fields=2,
+        max_part_size=max_json_bytes,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise RequestRefused(400, "INVALID_REQUEST", "Not a valid multipart body: {reason}", reason=str(exc)) from None
+    files: dict[str, UploadedFile] = {}
+    fields: dict[str, str] = {}
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields[name] = value
+            else:
+                await value.seek(0)
+                files[name] = UploadedFile(
+                    filename=value.filename or "",
+                    content_type=value.content_type or "",
+                    data=await value.read(),
+                )
+    finally:
+        await form.close()
+    for part in ("operations", "map"):
+        if part not in fields:
+            raise RequestRefused(400, "INVALID_REQUEST", "A multipart request needs the `{part}` field.", part=part)
+    data = decode_json(fields["operations"])
+    mapping = decode_json(fields["map"])
+    if not isinstance(mapping, dict) or not all(
+        isinstance(paths, list) and all(isinstance(p, str) for p in paths) for paths in mapping.values()
+    ):
+        raise RequestRefused(400, "INVALID_REQUEST", "`map` must be a JSON object of file fields to lists of paths.")
+    for name, paths in mapping.items():
+        if name not in files:
+            raise RequestRefused(
+                400, "INVALID_REQUEST", "`map` names the file {name}, which was not sent.", name=repr(name[:64])
+            )
+        for path in paths:
+            data = _place(data, path, files[name])
+    return operations(data, max_batch)
+
+
+def _place(data: object, path: str, file: UploadedFile) -> object:
+    """`data` with the null at `path` (dot-separated, list indexes as numbers; a batch starts with its index,
+    a single request with `variables`) replaced by `file`."""
+    keys = path.split(".")
+    first = keys[0] if not isinstance(data, list) else (keys[1] if len(keys) > 1 else "")
+    if first != "variables" or len(keys) < (3 if isinstance(data, list) else 2):
+        raise RequestRefused(
+            400, "INVALID_REQUEST", "A file may only stand for a variable: {path}.", path=repr(path[:200])
+        )
+    target: Any = data
+    for key in keys[:-1]:
+        target = _step(target, key, path)
+    last = keys[-1]
+    if isinstance(target, dict) and last in target and target[last] is None:
+        target[last] = file
+    elif isinstance(target, list) and last.isdigit() and int(last) < len(target) and target[int(last)] is None:
+        target[int(last)] = file
+    else:
+        raise RequestRefused(
+            400, "INVALID_REQUEST", "`map` names {path}, which is not a null in `operations`.", path=repr(path[:200])
+        )
+    return data
+
+
+def _step(target: object, key: str, path: str) -> object:
+    if isinstance(target, dict) and key in target:
+        return target[key]
+    if isinstance(target, list) and key.isdigit() and int(key) < len(target):
+        return target[int(key)]
+    raise RequestRefused(
+        400, "INVALID_REQUEST", "`map` names {path}, which is not a null in `operations`.", path=repr(path[:200])
+    )

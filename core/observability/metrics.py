@@ -54,7 +54,7 @@ CODE_LABELS = 100
 # Seconds between two readings of the outbox depth (a count over the deliveries table) in each process.
 OUTBOX_READ_INTERVAL = 10.0
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-ROUTES = ("/graphql", "/healthz", "/metrics", "/graphiql/static")
+ROUTES = ("/graphql", "/healthz", "/metrics", "/graphiql/static", "/board", "/export")
 
 # Seconds: a page is a few milliseconds, a heavy report or a slow database seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -48,10 +48,9 @@ def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
     access.require_manage(ctx, "communities.manage", organization_id, _("communities"))
 
 
-async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, object]:
-    data = replace(data, organization_id=access.owning_organization(ctx, data.organization_id, ORG_FIELD))
-    _require_manage(ctx, data.organization_id)
-    v = Validator()
+def checked_fields(v: Validator, data: CommunityInput) -> dict[str, object]:
+    """The rules of one community's own fields, without the database: problems go to `v` (field paths as in
+    the mutations' input). Used by `_validated` and, row by row, by the spreadsheet import."""
     values: dict[str, object] = {
         "name": check.text(v, ("input", "name"), data.name, max_length=100, label=_("Name")),
         "street": check.text(v, ("input", "street"), data.street, max_length=100, required=False),
@@ -61,6 +60,14 @@ async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, obj
         "organization_id": data.organization_id,
     }
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
+    return values
+
+
+async def _validated(ctx: ServiceContext, data: CommunityInput) -> dict[str, object]:
+    data = replace(data, organization_id=access.owning_organization(ctx, data.organization_id, ORG_FIELD))
+    _require_manage(ctx, data.organization_id)
+    v = Validator()
+    values = checked_fields(v, data)
     v.raise_if_any()
     await get(ctx, District, data.district_id, what=_("District"), field=("input", "districtId"))
     await get(ctx, Organization, data.organization_id, what=_("Organisation"), field=ORG_FIELD)

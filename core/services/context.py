@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,6 +73,9 @@ class ServiceContext:
     policy: Any = field(default_factory=_default_policy)
     # The audit entry of the write being run (core.services.audit.PendingWrite), set by its runner.
     pending_write: Any = None
+    # The caller's time zone (the X-Timezone header, else the deployment's YUNSHEGONG_TIMEZONE), for what
+    # "today" means to them; None outside a request (scripts, jobs): UTC (`local_zone`).
+    zone: tzinfo | None = None
 
     def __post_init__(self) -> None:
         # The database acts for this viewer from the next statement on (organisation isolation).
@@ -82,6 +85,14 @@ class ServiceContext:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def local_zone(self) -> tzinfo:
+        return self.zone or UTC
+
+    def start_of_today(self) -> datetime:
+        """Midnight today in the caller's zone (`local_zone`), as an aware datetime."""
+        local = self.now().astimezone(self.local_zone())
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
     async def publish(self, event: DomainEvent) -> None:
         """Tell plugins what happened, inside this transaction: a plugin's failure undoes the change."""

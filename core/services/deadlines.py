@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import Select, and_, case, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from core import events
 from core.models import Assignment, Escalation, HelpRequest
 from core.services import access
 from core.services.context import ServiceContext
 from core.services.matching_policy import MatchingPolicy
-from core.vocab import AssignmentStatus, EscalationStage, RequestStatus, Urgency
+from core.vocab import OPEN_REQUEST_STATUSES, AssignmentStatus, EscalationStage, RequestStatus, Urgency
 
 S = RequestStatus
 
@@ -59,12 +60,22 @@ def due_columns(policy: MatchingPolicy) -> tuple[object, object]:
     return stage.label("stage"), due.label("due_at")
 
 
+# The requests that have a target (one of them at a time): the open ones.
+OPEN = sorted(s.value for s in OPEN_REQUEST_STATUSES)
+
+
+def is_overdue(ctx: ServiceContext) -> ColumnElement[bool]:
+    """Whether a request is open and past its current target now, as SQL: the rule `overdue` lists by, for
+    whoever counts instead (the situation board)."""
+    _, due = due_columns(ctx.policy)
+    return and_(HelpRequest.status.in_(OPEN), due.element < ctx.now())  # type: ignore[attr-defined]
+
+
 def _overdue_query(ctx: ServiceContext) -> Select[tuple[HelpRequest, str, datetime]]:
     stage, due = due_columns(ctx.policy)
-    open_ = [s.value for s in (S.SUBMITTED, S.VERIFIED, S.MATCHED, S.IN_PROGRESS)]
     inner = (
         select(HelpRequest.id.label("id"), stage, due)
-        .where(HelpRequest.status.in_(open_), access.request_scope(ctx.viewer))
+        .where(HelpRequest.status.in_(OPEN), access.request_scope(ctx.viewer))
         .subquery()
     )
     return (

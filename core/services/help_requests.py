@@ -102,8 +102,11 @@ NEWEST: Ordering[HelpRequest] = Ordering(
 ORDERINGS = {o.name: o for o in (BY_URGENCY, NEWEST)}
 
 
-async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpRequest | None) -> dict[str, Any]:
-    v = Validator()
+def checked_fields(
+    v: Validator, data: HelpRequestInput, now: datetime, current: HelpRequest | None = None
+) -> dict[str, Any]:
+    """The rules of one request's own fields, without the database: problems go to `v` (field paths as in the
+    mutations' input). Used by `_validated` and, row by row, by the spreadsheet import."""
     values: dict[str, Any] = {
         "community_id": data.community_id,
         "title": check.text(v, ("input", "title"), data.title, max_length=200, label=_("Title")),
@@ -132,8 +135,14 @@ async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpR
     }
     # An unchanged deadline may have passed since it was set; only a new one must lie ahead.
     if current is None or data.needed_by != current.needed_by:
-        values["needed_by"] = check.future_time(v, ("input", "neededBy"), data.needed_by, ctx.now())
+        values["needed_by"] = check.future_time(v, ("input", "neededBy"), data.needed_by, now)
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
+    return values
+
+
+async def _validated(ctx: ServiceContext, data: HelpRequestInput, current: HelpRequest | None) -> dict[str, Any]:
+    v = Validator()
+    values = checked_fields(v, data, ctx.now(), current)
     v.raise_if_any()
     community = await get(ctx, Community, data.community_id, what=_("Community"), field=("input", "communityId"))
     if (

@@ -58,8 +58,10 @@ def _require_manage(ctx: ServiceContext, organization_id: int | None) -> None:
 SELF_SERVICE_FIELDS = frozenset({"availability"})
 
 
-async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunteer | None) -> dict[str, Any]:
-    v = Validator()
+def clean_volunteer(v: Validator, data: VolunteerInput, active_assignments: int | None = None) -> dict[str, Any]:
+    """The rules of a volunteer's fields that need no database, problems added to `v` (field paths under
+    "input", as the mutations name them): the column values to store. `active_assignments` is the current
+    record's, when updating one. Shared by the mutations and the bulk import (core.imports.volunteers)."""
     values: dict[str, Any] = {
         "name": check.text(v, ("input", "name"), data.name, max_length=50, label=_("Name")),
         "phone": check.phone(v, ("input", "phone"), data.phone),
@@ -79,14 +81,20 @@ async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunte
         ),
     }
     values["latitude"], values["longitude"] = check.location(v, data.latitude, data.longitude, ("input",))
-    if current is not None and data.max_concurrent_assignments < current.active_assignments:
+    if active_assignments is not None and data.max_concurrent_assignments < active_assignments:
         v.add(
             ("input", "maxConcurrentAssignments"),
             "OUT_OF_RANGE",
             "The volunteer holds {active} active assignments now; "
             "withdraw some before lowering the maximum below that.",
-            active=current.active_assignments,
+            active=active_assignments,
         )
+    return values
+
+
+async def _validated(ctx: ServiceContext, data: VolunteerInput, current: Volunteer | None) -> dict[str, Any]:
+    v = Validator()
+    values = clean_volunteer(v, data, None if current is None else current.active_assignments)
     v.raise_if_any()
     if data.district_id is not None:
         await get(ctx, District, data.district_id, what=_("District"), field=("input", "districtId"))

@@ -166,3 +166,10 @@ def register_resident_relations() -> list[core.ResidentRelation]:
     from plugins.case_work.resident_relation import relations
 
     return relations()
+
+
+@core.hookimpl
+def register_exports() -> list[core.ExportDefinition]:
+    from plugins.case_work.exports import EXPORTS
+
+    return EXPORTS

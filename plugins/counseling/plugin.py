@@ -112,3 +112,10 @@ def register_translations() -> dict[str, Path]:
     # The plugin's own messages in Chinese (core's are in core/locale): `yunshegong messages plugins/counseling
     # --po plugins/counseling/locale/zh_CN.po` adds new ones for the translator.
     return {"zh_CN": Path(__file__).parent / "locale" / "zh_CN.po"}
+
+
+@core.hookimpl
+def register_exports() -> list[core.ExportDefinition]:
+    from plugins.counseling.exports import EXPORTS
+
+    return EXPORTS

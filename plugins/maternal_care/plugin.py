@@ -136,3 +136,10 @@ def register_referral_targets() -> list[core.ReferralTarget]:
 @core.hookimpl
 def register_jobs() -> list[core.Job]:
     return [lectures_services.REMINDERS_JOB]
+
+
+@core.hookimpl
+def register_exports() -> list[core.ExportDefinition]:
+    from plugins.maternal_care.exports import EXPORTS
+
+    return EXPORTS

@@ -51,13 +51,21 @@ def register_referral_targets() -> list[core.ReferralTarget]:
 
 @core.hookimpl
 async def register_stats(ctx: core.ServiceContext) -> list[core.StatFigure]:
-    from plugins.supplies.services import report
+    from plugins.supplies.services import distributed_since, report
 
+    # Supplies figures are for those who keep the stock: others (a community head on the situation board)
+    # simply get none, rather than a refusal logged on every refresh.
+    if not core.can(ctx.viewer, "supplies.manage"):
+        return []
     rows = await report(ctx)
-    return [
+    figures = [
         core.StatFigure(key="items_received", label="Items received", value=sum(r.received for r in rows)),
         core.StatFigure(key="items_distributed", label="Items distributed", value=sum(r.distributed for r in rows)),
     ]
+    if ctx.viewer.organization_id is not None:  # stock is kept per organisation; "today" is the caller's
+        today = await distributed_since(ctx, ctx.start_of_today())
+        figures.append(core.StatFigure(key="items_distributed_today", label="Items distributed today", value=today))
+    return figures
 
 
 @core.hookimpl
@@ -82,3 +90,10 @@ def register_translations() -> dict[str, Path]:
     # The plugin's own messages in Chinese (core's are in core/locale): `yunshegong messages plugins/supplies
     # --po plugins/supplies/locale/zh_CN.po` adds new ones for the translator.
     return {"zh_CN": Path(__file__).parent / "locale" / "zh_CN.po"}
+
+
+@core.hookimpl
+def register_exports() -> list[core.ExportDefinition]:
+    from plugins.supplies.exports import EXPORTS
+
+    return EXPORTS

@@ -925,6 +925,25 @@ async def report(
     )
 
 
+# The movements `report` counts as distributed: stock taken out for distributions, less what cancelled ones
+# gave back.
+DISTRIBUTED_KINDS = ("distribution", "return")
+
+
+async def distributed_since(ctx: core.ServiceContext, since: datetime) -> int:
+    """Items distributed from `since` on, by the caller's organisation: `report`'s `distributed` over that
+    period, in one sum (the situation board asks for it on every refresh)."""
+    core.require(ctx, "supplies.manage")
+    total = await ctx.session.scalar(
+        select(func.coalesce(func.sum(Movement.quantity), 0)).where(
+            Movement.organization_id == _organization(ctx),
+            Movement.kind.in_(DISTRIBUTED_KINDS),
+            Movement.at >= since,
+        )
+    )
+    return -int(total or 0)
+
+
 def _figures(by_kind: Any, on_hand: dict[str, Any], opening: dict[str, Any]) -> list[CategoryFigures]:
     """Figures per category; with an opening stock, conservation holds for any window."""
     sums: dict[str, dict[str, int]] = {}

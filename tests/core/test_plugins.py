@@ -721,3 +721,32 @@ def test_hook_register_resident_relations() -> None:
     assert names(build_plugin_host(entry_points=False, builtins=(), extra=[Carer("carer.home")])) == ["carer.home"]
     with pytest.raises(ValueError, match="outside its namespace"):
         names(build_plugin_host(entry_points=False, builtins=(), extra=[Carer("case_work")]))
+
+
+def test_hook_register_exports() -> None:
+    # given a plugin offering an export of its own GraphQL fields (downloads, masking, refusals:
+    # tests/yunshegong/test_exports.py)
+    from core.hookspecs import hookimpl
+    from core.plugin_api import ExportColumn, ExportDefinition, PluginInfo
+    from schema.exports import collect
+
+    def tally(name: str, document: str = "query($first: Int) { tallyCounts(first: $first) { n } }") -> Any:
+        class Tally:
+            @hookimpl
+            def register_plugin(self) -> PluginInfo:
+                return PluginInfo(name="tally", version="1.0")
+
+            @hookimpl
+            def register_exports(self) -> list[ExportDefinition]:
+                return [ExportDefinition(name, "Counts", document, "tallyCounts", (ExportColumn("n", "N", "n"),))]
+
+        return Tally()
+
+    # then it joins core's, owned by the plugin
+    found = collect(build_plugin_host(entry_points=False, builtins=(), extra=[tally("tallyCounts")]))
+    assert found["tallyCounts"].plugin == "tally"
+    assert found["volunteers"].plugin is None
+    # and a name outside its namespace, one core uses, or a document that is not one query stops startup
+    for bad in (tally("counts"), tally("volunteers"), tally("tallyX", "mutation { x }"), tally("tallyY", "{")):
+        with pytest.raises(PluginLoadError, match="tally"):
+            collect(build_plugin_host(entry_points=False, builtins=(), extra=[bad]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -369,6 +370,12 @@ def signed_in(value: Any) -> dict[str, Any]:
     return per_role(**dict.fromkeys(SIGNED_IN, value), anonymous=U)
 
 
+# The `exports` row: those who read requests and volunteers; coordinators also the queue and counseling.
+READER_EXPORTS = ["assignments", "helpRequests", "overdue", "volunteers"]
+COORDINATOR_EXPORTS = sorted(
+    [*READER_EXPORTS, "counselingSessions", "queuePendingOffers", "queueUnmatched", "queueUnverified"]
+)
+
 READS = [
     Read(
         "helpRequests: which requests",
@@ -560,6 +567,13 @@ READS = [
         ),
     ),
     Read(
+        "importColumns (the import's fields, the same for everyone signed in)",
+        "{ importColumns(kind: COMMUNITIES) { field } }",
+        no_vars,
+        lambda d: [c["field"] for c in d["importColumns"]][:2],
+        signed_in(["name", "district"]),
+    ),
+    Read(
         "districts (reference data, shared)",
         "{ districts { name } }",
         no_vars,
@@ -665,6 +679,40 @@ READS = [
             community_head={"unverified": [], "unmatched": ["r7"], "offers": ["r2"]},
             volunteer={"unverified": [], "unmatched": [], "offers": ["r2"]},
             partner_a={"unverified": ["r3", "r5"], "unmatched": ["r7"], "offers": ["r2"]},
+        ),
+    ),
+    Read(
+        "situation: open requests by community of the caller's organisation (within their scope)",
+        "{ situation { openRequestsByCommunity { community { name } } } }",
+        no_vars,
+        lambda d: world_only(c["community"]["name"] for c in d["situation"]["openRequestsByCommunity"]),
+        per_role(
+            anonymous=U,
+            platform_admin=["社区c1", "社区c2"],
+            org_admin_a=["社区c1", "社区c2"],
+            org_admin_b=["社区c3"],
+            social_worker=["社区c1"],
+            counselor=F,
+            community_head=["社区c1"],
+            volunteer=F,
+            partner_a=F,
+        ),
+    ),
+    Read(
+        "situation of org B (named): its administrator and platform administrators only",
+        "query($o: ID) { situation(organizationId: $o) { openRequestsByCommunity { community { name } } } }",
+        lambda w: {"o": gid(w, "Organization", "org_b")},
+        lambda d: world_only(c["community"]["name"] for c in d["situation"]["openRequestsByCommunity"]),
+        per_role(
+            anonymous=U,
+            platform_admin=["社区c3"],
+            org_admin_a=F,
+            org_admin_b=["社区c3"],
+            social_worker=F,
+            counselor=F,
+            community_head=F,
+            volunteer=F,
+            partner_a=F,
         ),
     ),
     Read(
@@ -896,6 +944,25 @@ READS = [
         no_vars,
         lambda d: [p["name"] for p in d["plugins"]],
         signed_in(PLUGINS),
+    ),
+    Read(
+        # What each caller may download (GET /export/{name}.csv|.xlsx runs the listed query as them: its refusals
+        # and masking are the rows of that query here; tests/yunshegong/test_exports.py downloads).
+        "exports: what the caller can download",
+        "{ exports { name } }",
+        no_vars,
+        lambda d: sorted(e["name"] for e in d["exports"]),
+        per_role(
+            anonymous=U,
+            platform_admin=COORDINATOR_EXPORTS,
+            org_admin_a=COORDINATOR_EXPORTS,
+            org_admin_b=COORDINATOR_EXPORTS,
+            social_worker=COORDINATOR_EXPORTS,
+            counselor=[*READER_EXPORTS[:1], "counselingSessions", *READER_EXPORTS[1:]],
+            community_head=READER_EXPORTS,
+            volunteer=READER_EXPORTS,
+            partner_a=READER_EXPORTS,
+        ),
     ),
     Read(
         "stats are public (the same totals for everyone)",
@@ -1327,6 +1394,53 @@ async def _vars_community(w: World) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class UploadFile:
+    """A file a Write row sends as the part its variable names (GraphQL multipart request spec)."""
+
+    name: str
+    data: bytes
+
+
+async def _vars_import_communities(w: World) -> dict[str, Any]:
+    csv = f"社区名称,所在区县\n{MARK}导入社区{_n()},碑林区\n"
+    return {"o": gid(w, "Organization", "org_a"), "f": UploadFile("c.csv", csv.encode())}
+
+
+async def _vars_import_requests(w: World) -> dict[str, Any]:
+    n = _n()
+    csv = f"社区,需求标题,需求类别,紧急程度,求助人,联系电话\n社区c1,{MARK}导入{n},药品,一般,王,1370000{n:04d}\n"
+    return {"o": gid(w, "Organization", "org_a"), "f": UploadFile("r.csv", csv.encode())}
+
+
+async def _imported_one(w: World, token: str | None, payload: dict[str, Any]) -> None:
+    # The row was accepted (created, or skipped as a probable duplicate of another role's row): not a row that
+    # every caller sees rejected, which would make "OK" prove nothing.
+    report = payload["report"]
+    assert report["rejectedTotal"] == 0
+    assert report["created"] + report.get("duplicatesTotal", 0) == 1
+
+
+async def _send(w: World, token: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """`world.gql_as`, or a multipart request when a variable is an UploadFile."""
+    files = {name: value for name, value in variables.items() if isinstance(value, UploadFile)}
+    if not files:
+        return await w.gql_as(token, query, variables)
+    operations = {"query": query, "variables": {k: (None if k in files else v) for k, v in variables.items()}}
+    parts = {str(i): (f.name, f.data, "text/csv") for i, f in enumerate(files.values())}
+    file_map = {str(i): [f"variables.{name}"] for i, name in enumerate(files)}
+    # Without a token, the preflight header lets the request through the edge (to be told UNAUTHENTICATED).
+    headers = {"Authorization": f"Bearer {token}"} if token else {"GraphQL-Preflight": "1"}
+    response = await w.http.post(
+        "/graphql",
+        headers=headers,
+        data={"operations": json.dumps(operations), "map": json.dumps(file_map)},
+        files=parts,
+    )
+    assert response.status_code in (200, 400, 401), response.text
+    return response.json()
+
+
 async def _vars_seated(w: World) -> dict[str, Any]:
     return {"c": ids.encode("Community", await _community(w, liaison="v_other")), "v": gid(w, "Volunteer", "v_other")}
 
@@ -1522,6 +1636,23 @@ WRITES = [
         _step("revokeApiToken"),
         _vars_token,
         ADMINS_OF_A,
+    ),
+    # -- imports (a multipart request: the Upload variable is sent as a file part, see `_send`)
+    Write(
+        "importRecords of communities into org A",
+        "mutation($o: ID, $f: Upload!) { m: importRecords(input: {kind: COMMUNITIES, file: $f, organizationId: $o}) "
+        "{ report { created rejectedTotal } errors { code } } }",
+        _vars_import_communities,
+        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=F),
+        check=_imported_one,
+    ),
+    Write(
+        "importRecords of help requests for c1 (org A)",
+        "mutation($o: ID, $f: Upload!) { m: importRecords(input: {kind: REQUESTS, file: $f, organizationId: $o}) "
+        "{ report { created duplicatesTotal rejectedTotal } errors { code } } }",
+        _vars_import_requests,
+        expect(platform_admin=OK, org_admin_a=OK, org_admin_b=F, social_worker=OK, community_head=OK, partner_a=OK),
+        check=_imported_one,
     ),
     # -- communities
     Write(
@@ -1881,7 +2012,7 @@ WRITES = [
 async def _write(world: World, row: Write, role: str) -> str:
     token = await row.sign_in(world, role) if row.sign_in else world.tokens.get(role)
     variables = await row.prepare(world)
-    body = await world.gql_as(token, row.query, variables)
+    body = await _send(world, token, row.query, variables)
     code = _error_code(body)
     errors = body["data"]["m"]["errors"] if not code else []
     observed = code or (errors[0]["code"] if errors else OK)

@@ -118,5 +118,8 @@ def test_error_codes_come_from_graphql_errors_and_from_mutation_payloads() -> No
 def test_routes_are_a_fixed_list() -> None:
     assert metrics.route_label("/graphql") == "/graphql"
     assert metrics.route_label("/graphiql/static/graphiql.min.js") == "/graphiql/static"
+    assert metrics.route_label("/board/static/vendor/echarts/echarts.min.js") == "/board"
+    # an export's name (and its variables) never becomes a label
+    assert metrics.route_label("/export/volunteers.csv") == "/export"
     # a path a client makes up (it may carry anything) is `other`
     assert metrics.route_label("/users/13812345678") == OTHER

@@ -1,0 +1,163 @@
+"""importRecords (a spreadsheet uploaded per the GraphQL multipart request spec) and importColumns."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import strawberry
+from strawberry import Info
+
+from core import imports
+from core.errors import DomainError, UserErrorData
+from core.services import access
+from core.services.context import ServiceContext
+from schema import ids
+from schema.mutations.base import mutate, payload
+from schema.types.imports import ImportColumn, ImportKind, ImportReport, Upload
+
+ImportPayload = payload("ImportPayload", "report", ImportReport, "What an import did, or why it did nothing.")
+
+# Where file-level errors of core.imports point (its paths name the file, the mapping, the organisation, the
+# kind) inside this mutation's input.
+_INPUT_FIELDS = {"file": "file", "mapping": "mapping", "organizationId": "organizationId", "kind": "kind"}
+
+
+@strawberry.input(description="One column of the file and the field it fills (see importColumns).")
+class ImportColumnInput:
+    header: str = strawberry.field(description="The header as the file spells it.")
+    field: str = strawberry.field(description='An import field of the kind, or "" to ignore the column.')
+
+
+@strawberry.input
+class ImportInput:
+    kind: ImportKind
+    file: Upload = strawberry.field(description="A CSV (UTF-8 or GBK/GB18030) or XLSX file.")  # type: ignore[valid-type]
+    mapping: list[ImportColumnInput] | None = strawberry.field(
+        default=None, description="Header -> field, over the defaults (each kind's aliases)."
+    )
+    dry_run: bool = strawberry.field(default=False, description="Check everything, write nothing.")
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The organisation imported into (default: your own)."
+    )
+
+
+class _Done:
+    """An import's result; its str() is the audit entry's detail (counts only, no cell of the file)."""
+
+    def __init__(self, report: imports.ImportReport) -> None:
+        self.report = report
+
+    def __str__(self) -> str:
+        r = self.report
+        return (
+            f"{r.kind}{' (dry run)' if r.dry_run else ''}: {r.rows_read} read, {r.created} created, "
+            f"{r.updated} updated, {r.unchanged} unchanged, {len(r.duplicates)} duplicates, "
+            f"{len({i.row for i in r.rejected})} rejected rows"
+        )
+
+
+# -- at most settings.import_concurrency imports at once per process ----------------------------------------
+# Reading an XLSX and checking tens of thousands of rows is CPU work in the service's process: more imports at
+# once would only slow each other and every other request. A caller waits a little for a slot (imports of a few
+# hundred rows take well under a second), with at most MAX_WAITING callers waiting; past the wait, or with that
+# many already waiting, it is told UNAVAILABLE (retry) instead of joining a queue without bound. One semaphore
+# per event loop (tests run a loop per test).
+WAIT_SECONDS = 10.0
+MAX_WAITING = 8
+
+
+class _Slots:
+    def __init__(self, concurrency: int) -> None:
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.waiting = 0
+
+
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Slots] = weakref.WeakKeyDictionary()
+
+
+def _busy() -> DomainError:
+    return DomainError("UNAVAILABLE", "Other imports are running; retry in a moment.")
+
+
+@asynccontextmanager
+async def import_slot(concurrency: int) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = _Slots(concurrency)
+    if slots.semaphore.locked() and slots.waiting >= MAX_WAITING:
+        raise _busy()
+    slots.waiting += 1
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            await slots.semaphore.acquire()
+    except TimeoutError:
+        raise _busy() from None
+    finally:
+        slots.waiting -= 1
+    try:
+        yield
+    finally:
+        slots.semaphore.release()
+
+
+def _in_input(exc: DomainError) -> DomainError:
+    """The engine's file-level errors addressed inside this mutation's input (["input", "file"], …)."""
+    errors = []
+    for error in exc.errors:
+        field = error.field
+        if field and field[0] in _INPUT_FIELDS:
+            field = ("input", _INPUT_FIELDS[field[0]], *field[1:])
+        errors.append(UserErrorData(error.message, error.code, field, error.template, error.params))
+    return DomainError.many(errors)
+
+
+@strawberry.type
+class ImportMutations:
+    @strawberry.mutation(
+        description="Import volunteers, communities or help requests from a CSV or XLSX file sent as a multipart "
+        "request. Each row is checked as the matching mutation checks it; rows with problems are reported and "
+        "skipped, the others written together (importing the same file again changes nothing)."
+    )
+    async def import_records(self, info: Info, input: ImportInput) -> ImportPayload:  # type: ignore[valid-type]
+        settings = info.context.settings
+
+        async def work(ctx: ServiceContext) -> Any:
+            organization_id = ids.decode_optional(input.organization_id, "Organization", ("input", "organizationId"))
+            mapping = {column.header: column.field for column in input.mapping or ()}
+            upload = input.file
+            try:
+                async with import_slot(settings.import_concurrency):
+                    report = await imports.run_import(
+                        ctx,
+                        input.kind.value,
+                        upload.data,
+                        filename=upload.filename,
+                        mapping=mapping if input.mapping is not None else None,
+                        dry_run=input.dry_run,
+                        organization_id=organization_id,
+                        settings=settings,
+                    )
+            except DomainError as exc:
+                raise _in_input(exc) from exc
+            return _Done(report)
+
+        return await mutate(info, ImportPayload, "report", lambda done: ImportReport.of(done.report), work)
+
+
+@strawberry.type
+class ImportQuery:
+    @strawberry.field(description="The fields an import kind fills, with the headers recognised by default.")
+    async def import_columns(self, info: Info, kind: ImportKind) -> list[ImportColumn]:
+        columns = await info.context.read(_columns, kind.value)
+        return [ImportColumn.of(column) for column in columns]
+
+
+async def _columns(ctx: ServiceContext, kind: str) -> tuple[Any, ...]:
+    # Signed-in callers only, like the rest of the API (nothing here is secret, but nothing is public either).
+    access.require_signed_in(ctx)
+    return imports.KINDS[kind].columns

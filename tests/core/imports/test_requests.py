@@ -1,0 +1,200 @@
+"""Importing help requests (core.imports.requests through run_import): each row submitted as `submit` does
+(history, events), every kind of bad row reported by row, column and code, duplicates of open requests and of
+earlier rows skipped (so re-import creates nothing), dry run writes nothing; permission and isolation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from core import events
+from core.errors import DomainError
+from core.imports import run_import
+from core.models import HelpRequest, HelpRequestStatusChange
+from core.services.context import ServiceContext, Viewer
+from tests.factories import Factory
+
+HEADER = "社区,所在区县,需求标题,需求类别,紧急程度,求助人,联系电话,人数,截止时间,人群,健康状况,问卷编号\n"
+
+
+def csv(*lines: str, header: str = HEADER) -> bytes:
+    return (header + "\n".join(lines) + "\n").encode()
+
+
+@dataclass
+class Recorder:
+    seen: list[Any] = field(default_factory=list)
+
+    async def publish(self, event: Any, ctx: ServiceContext) -> None:
+        self.seen.append(event)
+
+
+async def count(ctx: ServiceContext, model: Any = HelpRequest) -> int:
+    return int(await ctx.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.fixture
+async def places(make: Factory) -> dict[str, int]:
+    beilin, yanta = await make.district("碑林区"), await make.district("雁塔区")
+    return {
+        "粉巷": (await make.community(district=beilin, name="粉巷社区")).id,
+        "新村碑林": (await make.community(district=beilin, name="新村社区")).id,
+        "新村雁塔": (await make.community(district=yanta, name="新村社区")).id,
+    }
+
+
+def issues(items: list) -> list[tuple[int, str | None, str | None, str]]:
+    return sorted((i.row, i.column, i.field, i.code) for i in items)
+
+
+async def test_good_rows_are_submitted_and_each_bad_row_is_named(
+    ctx: ServiceContext, places: dict[str, int], clock: Any
+) -> None:
+    # given a request form's export with good rows and one of every kind of bad row
+    tomorrow = (clock.now + timedelta(days=1)).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    past = (clock.now - timedelta(days=1)).strftime("%Y-%m-%d")
+    data = csv(
+        f"粉巷社区,,30名结核病患者断药,药品,特急,王主任,029-88881234,30,{tomorrow},慢性病患者、老人,肺结核,Q1",
+        "新村社区,雁塔区,独居老人买菜,food,normal,李奶奶,13912345678,,,老人,,Q2",
+        "火星社区,,买药,药品,紧急,张三,13700000001,,,,,Q3",  # unknown community
+        "新村社区,,买药,药品,紧急,张三,13700000002,,,,,Q4",  # two communities of that name, no district
+        "粉巷社区,火星区,买药,药品,紧急,张三,13700000003,,,,,Q5",  # unknown district
+        "粉巷社区,,,药品,紧急,张三,13700000004,,,,,Q6",  # empty required cell
+        "粉巷社区,,买药,药品,紧急,张三,12345,,,,,Q7",  # bad phone
+        "粉巷社区,,买药,飞行,紧急,张三,13700000005,,,,,Q8",  # not a category
+        "粉巷社区,,买药,药品,紧急,张三,13700000006,三十,,,,Q9",  # not a number
+        f"粉巷社区,,买药,药品,紧急,张三,13700000007,,{past},,,Q10",  # in the past
+        "粉巷社区,,买菜,食品,一般,王二,029-88881234,,,,,Q11",  # the same requester as row 2
+    )
+    recorder = Recorder()
+    ctx.events = recorder
+    ctx.zone = ZoneInfo("Asia/Shanghai")  # the caller's zone: times without an offset are read in it
+    # when it is imported
+    report = await run_import(ctx, "requests", data, filename="r.csv")
+    await ctx.session.commit()
+    # then the good rows are submitted, and the report names each bad one by row, column and code
+    assert (report.rows_read, report.created, report.updated) == (11, 2, 0)
+    assert issues(report.rejected) == [
+        (4, "社区", "community", "NOT_FOUND"),
+        (5, "社区", "community", "INVALID_INPUT"),
+        (6, "所在区县", "district", "NOT_FOUND"),
+        (7, "需求标题", "title", "REQUIRED"),
+        (8, "联系电话", "requester_phone", "INVALID_PHONE"),
+        (9, "需求类别", "category", "INVALID_INPUT"),
+        (10, "人数", "beneficiaries", "INVALID_INPUT"),
+        (11, "截止时间", "needed_by", "IN_PAST"),
+    ]
+    assert issues(report.duplicates) == [(12, "联系电话", "requester_phone", "DUPLICATE_ROW")]
+    assert report.ignored_columns == ["问卷编号"]
+    # as submit would have stored them, with their history and events
+    rows = {r.title: r for r in (await ctx.session.scalars(select(HelpRequest))).all()}
+    tb = rows["30名结核病患者断药"]
+    assert (tb.community_id, tb.category, tb.urgency, tb.beneficiaries, tb.status) == (
+        places["粉巷"],
+        "medicine",
+        "critical",
+        30,
+        "submitted",
+    )
+    assert sorted(tb.population_tags) == ["chronic_patient", "elderly"]
+    assert tb.needed_by is not None
+    assert tb.needed_by.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") == tomorrow
+    assert tb.latitude is not None  # the community's location, as submit does
+    assert rows["独居老人买菜"].community_id == places["新村雁塔"]
+    assert await count(ctx, HelpRequestStatusChange) == 2
+    assert sorted(type(e).__name__ for e in recorder.seen) == ["HelpRequestSubmitted"] * 2
+    assert all(isinstance(e, events.HelpRequestSubmitted) for e in recorder.seen)
+
+
+async def test_reimport_creates_nothing(ctx: ServiceContext, places: dict[str, int]) -> None:
+    data = csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,", "粉巷社区,,买菜,食品,一般,李四,13700000002,,,,,")
+    first = await run_import(ctx, "requests", data, filename="r.csv")
+    await ctx.session.commit()
+    again = await run_import(ctx, "requests", data, filename="r.csv")
+    await ctx.session.commit()
+    assert (first.created, again.created) == (2, 0)
+    assert [(d.row, d.code) for d in again.duplicates] == [(2, "DUPLICATE_ROW"), (3, "DUPLICATE_ROW")]
+    assert await count(ctx) == 2
+
+
+async def test_dry_run_writes_nothing(ctx: ServiceContext, places: dict[str, int]) -> None:
+    recorder = Recorder()
+    ctx.events = recorder
+    data = csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,", "粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,")
+    report = await run_import(ctx, "requests", data, filename="r.csv", dry_run=True)
+    await ctx.session.commit()
+    assert (report.dry_run, report.created, len(report.duplicates)) == (True, 1, 1)
+    assert await count(ctx) == 0
+    assert recorder.seen == []
+
+
+async def test_a_row_the_service_refuses_leaves_nothing(
+    ctx: ServiceContext, places: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a service that refuses the second row only after writing part of it
+    from core.services import help_requests
+
+    submit = help_requests.submit
+
+    async def refusing(c: ServiceContext, data: Any) -> Any:
+        request = await submit(c, data)
+        if data.title == "第二条":
+            raise DomainError("INVALID_INPUT", "refused after the write", ("input", "title"))
+        return request
+
+    monkeypatch.setattr(help_requests, "submit", refusing)
+    data = csv("粉巷社区,,第一条,药品,紧急,张三,13700000001,,,,,", "粉巷社区,,第二条,食品,一般,李四,13700000002,,,,,")
+    # when it is imported
+    report = await run_import(ctx, "requests", data, filename="r.csv")
+    await ctx.session.commit()
+    # then the refused row is rejected and nothing of it (request, history) stays
+    assert (report.created, issues(report.rejected)) == (1, [(3, "需求标题", "title", "INVALID_INPUT")])
+    assert [r.title for r in (await ctx.session.scalars(select(HelpRequest))).all()] == ["第一条"]
+    assert await count(ctx, HelpRequestStatusChange) == 1
+
+
+@pytest.mark.parametrize("role", ["volunteer", "counselor"])
+async def test_roles_that_cannot_submit_are_forbidden(
+    ctx: ServiceContext, places: dict[str, int], home_org: int, role: str
+) -> None:
+    caller = ServiceContext(session=ctx.session, viewer=Viewer(label="x", role=role, organization_id=home_org))
+    with pytest.raises(DomainError) as refused:
+        await run_import(caller, "requests", csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,"), filename="r.csv")
+    assert refused.value.code == "FORBIDDEN"
+
+
+async def test_another_organisation_cannot_import_into_ours(
+    ctx: ServiceContext, make: Factory, places: dict[str, int], home_org: int
+) -> None:
+    other = await make.organization_using("counseling", "别的机构")
+    data = csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,")
+    for role in ("organization_admin", "social_worker"):
+        caller = ServiceContext(session=ctx.session, viewer=Viewer(label="b", role=role, organization_id=other.id))
+        with pytest.raises(DomainError) as refused:
+            await run_import(caller, "requests", data, filename="r.csv", organization_id=home_org)
+        assert refused.value.code == "FORBIDDEN", role
+        await ctx.session.rollback()
+    # and importing into their own organisation finds none of our communities
+    caller = ServiceContext(
+        session=ctx.session, viewer=Viewer(label="b", role="organization_admin", organization_id=other.id)
+    )
+    report = await run_import(caller, "requests", data, filename="r.csv")
+    assert (report.created, issues(report.rejected)) == (0, [(2, "社区", "community", "NOT_FOUND")])
+    await ctx.session.rollback()
+    ServiceContext(session=ctx.session, viewer=ctx.viewer)  # the session acts for the platform admin again
+    assert await count(ctx) == 0
+
+
+async def test_a_community_head_imports_for_their_own_community_only(
+    ctx: ServiceContext, places: dict[str, int], home_org: int
+) -> None:
+    head = Viewer(label="head", role="community_head", organization_id=home_org, community_id=places["粉巷"])
+    caller = ServiceContext(session=ctx.session, viewer=head)
+    data = csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,", "新村社区,碑林区,买菜,食品,一般,李四,13700000002,,,,,")
+    report = await run_import(caller, "requests", data, filename="r.csv")
+    assert (report.created, issues(report.rejected)) == (1, [(3, "社区", "community", "NOT_FOUND")])

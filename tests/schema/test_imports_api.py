@@ -1,0 +1,448 @@
+"""importRecords through /graphql: a real multipart request (GraphQL multipart request spec) to the app.
+
+The edge (yunshegong/http.py, "uploads") reads a multipart body under its own limit, only from a client that
+sent a bearer credential or a preflight header, and refuses malformed bodies with 400; the mutation answers the
+import's report, or its file-level errors as payload errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import openpyxl
+import orjson
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.database import create_sessionmaker
+from core.models import Community, HelpRequest
+from core.services.context import ServiceContext, Viewer
+from core.settings import Settings
+from schema.context import AppState
+from schema.mutations import imports as import_mutations
+from tests.factories import Factory
+from tests.schema.helpers import gid
+from yunshegong.app import create_app
+
+IMPORT = """
+mutation Import($input: ImportInput!) {
+  importRecords(input: $input) {
+    report {
+      kind dryRun rowsRead created updated unchanged duplicatesTotal rejectedTotal rejectedRows ignoredColumns
+      duplicates { row column field code }
+      rejected { row column field code message }
+      mapping { header field }
+    }
+    errors { field code }
+  }
+}"""
+
+COMMUNITIES_CSV = (
+    "社区名称,所在区县,地址,负责人,负责人电话,户数\n"
+    "粉巷社区,碑林区,粉巷5号,王主任,029-88881234,1200\n"
+    "大雁塔社区,雁塔,雁塔路1号,李主任,13812345678,800\n"
+    "火星社区,火星区,,,,10\n"  # unknown district
+    "粉巷社区,碑林区,重复,,,\n"  # the same (district, name) as row 2
+    "坏电话社区,碑林区,,张三,12345,\n"  # bad phone
+)
+AUTH = {"Authorization": "Bearer test"}  # the tests' app authenticates everyone as one viewer
+
+
+def multipart(
+    query: str, variables: dict[str, Any], data: bytes, filename: str = "data.csv", path: str = "variables.input.file"
+) -> dict[str, Any]:
+    """httpx arguments of a multipart request per the spec: operations (the file as null), map, the file."""
+    return {
+        "data": {
+            "operations": orjson.dumps({"query": query, "variables": variables}).decode(),
+            "map": f'{{"0": ["{path}"]}}',
+        },
+        "files": {"0": (filename, data, "application/octet-stream")},
+    }
+
+
+def import_vars(kind: str = "COMMUNITIES", **extra: Any) -> dict[str, Any]:
+    return {"input": {"kind": kind, "file": None, **extra}}
+
+
+def xlsx(rows: list[list[Any]]) -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+Client = Callable[..., Any]
+
+
+@pytest.fixture
+async def client_as(engine: AsyncEngine, clock: Any) -> AsyncIterator[Callable[..., Any]]:
+    """An httpx client on an app whose every request acts for `viewer` (settings adjustable)."""
+    opened: list[httpx.AsyncClient] = []
+
+    async def make(viewer: Viewer, **settings: Any) -> httpx.AsyncClient:
+        config = Settings(database_url=None, max_page_size=200, **settings)
+
+        async def as_viewer(request: Any, session: Any) -> Viewer:
+            return viewer
+
+        state = AppState(settings=config, sessionmaker=create_sessionmaker(engine), clock=clock, authenticate=as_viewer)
+        app = create_app(config, engine=engine, state=state)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        await client.aclose()
+
+
+@pytest.fixture
+async def admin_client(client_as: Any, admin: Viewer) -> httpx.AsyncClient:
+    return await client_as(dataclasses.replace(admin, label="test admin"))
+
+
+async def _count(engine: AsyncEngine, model: Any) -> int:
+    async with create_sessionmaker(engine)() as session:
+        ctx = ServiceContext(session=session, viewer=Viewer(label="t", role="platform_admin"))
+        return int(await ctx.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def _districts(make: Factory) -> None:
+    await make.district("碑林区")
+    await make.district("雁塔区")
+
+
+async def test_a_csv_of_communities_lands_with_a_report_naming_each_bad_row(
+    admin_client: httpx.AsyncClient, make: Factory, engine: AsyncEngine
+) -> None:
+    # given the city's districts
+    await _districts(make)
+    # when a CSV of communities is uploaded
+    response = await admin_client.post(
+        "/graphql", headers=AUTH, **multipart(IMPORT, import_vars(), COMMUNITIES_CSV.encode("utf-8-sig"))
+    )
+    # then the good rows land and the report names each bad row by row, column and code
+    assert response.status_code == 200, response.text
+    payload = response.json()["data"]["importRecords"]
+    assert payload["errors"] == []
+    report = payload["report"]
+    assert (report["kind"], report["dryRun"], report["rowsRead"], report["created"]) == ("COMMUNITIES", False, 5, 2)
+    assert [(d["row"], d["code"]) for d in report["duplicates"]] == [(5, "DUPLICATE_ROW")]
+    assert sorted((r["row"], r["column"], r["field"], r["code"]) for r in report["rejected"]) == [
+        (4, "所在区县", "district", "NOT_FOUND"),
+        (6, "负责人电话", "head_phone", "INVALID_PHONE"),
+    ]
+    assert (report["rejectedTotal"], report["rejectedRows"], report["duplicatesTotal"]) == (2, 2, 1)
+    assert report["ignoredColumns"] == ["户数"]
+    assert {"header": "所在区县", "field": "district"} in report["mapping"]
+    assert await _count(engine, Community) == 2
+
+
+async def test_an_xlsx_of_help_requests_is_submitted(
+    admin_client: httpx.AsyncClient, make: Factory, engine: AsyncEngine
+) -> None:
+    # given a community
+    await make.community(name="粉巷社区")
+    sheet = xlsx(
+        [
+            ["社区", "需求标题", "需求类别", "紧急程度", "求助人", "联系电话", "人数"],
+            ["粉巷社区", "30名结核病患者断药", "药品", "特急", "王主任", 13812345678, 30],
+            ["粉巷社区", "独居老人买菜", "食品", "一般", "李奶奶", "13912345678", "abc"],
+        ]
+    )
+    # when it is uploaded as XLSX
+    response = await admin_client.post(
+        "/graphql", headers=AUTH, **multipart(IMPORT, import_vars("REQUESTS"), sheet, "求助.xlsx")
+    )
+    # then the good row is submitted and the wrong number is rejected on its column
+    payload = response.json()["data"]["importRecords"]
+    assert payload["errors"] == [], payload
+    report = payload["report"]
+    assert report["created"] == 1
+    assert [(r["row"], r["column"], r["code"]) for r in report["rejected"]] == [(3, "人数", "INVALID_INPUT")]
+    assert await _count(engine, HelpRequest) == 1
+
+
+async def test_a_dry_run_writes_nothing_and_a_second_import_changes_nothing(
+    admin_client: httpx.AsyncClient, make: Factory, engine: AsyncEngine
+) -> None:
+    await _districts(make)
+    body = COMMUNITIES_CSV.encode()
+    # when the file is imported as a dry run
+    dry = await admin_client.post("/graphql", headers=AUTH, **multipart(IMPORT, import_vars(dryRun=True), body))
+    # then the report says what would happen, and nothing is written
+    report = dry.json()["data"]["importRecords"]["report"]
+    assert (report["dryRun"], report["created"], report["rejectedRows"]) == (True, 2, 2)
+    assert await _count(engine, Community) == 0
+    # when it is imported for real, twice
+    await admin_client.post("/graphql", headers=AUTH, **multipart(IMPORT, import_vars(), body))
+    again = await admin_client.post("/graphql", headers=AUTH, **multipart(IMPORT, import_vars(), body))
+    # then the second import creates and updates nothing
+    report = again.json()["data"]["importRecords"]["report"]
+    assert (report["created"], report["updated"], report["unchanged"]) == (0, 0, 2)
+    assert await _count(engine, Community) == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "code"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "picture.csv", "UNSUPPORTED_FILE"),
+        (b"", "empty.csv", "EMPTY_FILE"),
+        ("社区名称,所在区县\n".encode() + b"x" * 5000, "big.csv", "TOO_LARGE"),
+    ],
+)
+async def test_bad_files_are_payload_errors_on_the_file(
+    client_as: Any, admin: Viewer, make: Factory, engine: AsyncEngine, data: bytes, filename: str, code: str
+) -> None:
+    # given a service accepting files of up to 4,000 bytes
+    client = await client_as(admin, import_max_bytes=4000)
+    await _districts(make)
+    # when a file that is not a spreadsheet, an empty one or one over the limit is uploaded
+    response = await client.post("/graphql", headers=AUTH, **multipart(IMPORT, import_vars(), data, filename))
+    # then the payload names the file and nothing is written
+    assert response.status_code == 200, response.text
+    payload = response.json()["data"]["importRecords"]
+    assert payload["report"] is None
+    assert [(e["field"], e["code"]) for e in payload["errors"]] == [(["input", "file"], code)]
+    assert await _count(engine, Community) == 0
+
+
+async def test_a_mapping_naming_an_unknown_field_is_refused(admin_client: httpx.AsyncClient, make: Factory) -> None:
+    await _districts(make)
+    variables = import_vars(mapping=[{"header": "户数", "field": "households"}])
+    response = await admin_client.post(
+        "/graphql", headers=AUTH, **multipart(IMPORT, variables, COMMUNITIES_CSV.encode())
+    )
+    errors = response.json()["data"]["importRecords"]["errors"]
+    assert [e["code"] for e in errors] == ["INVALID_MAPPING"]
+    assert errors[0]["field"][:2] == ["input", "mapping"]
+
+
+async def test_an_explicit_mapping_fills_fields_from_other_headers(
+    admin_client: httpx.AsyncClient, make: Factory, engine: AsyncEngine
+) -> None:
+    await _districts(make)
+    csv = "小区叫啥,哪个区\n粉巷社区,碑林区\n".encode()
+    variables = import_vars(
+        mapping=[{"header": "小区叫啥", "field": "name"}, {"header": "哪个区", "field": "district"}]
+    )
+    response = await admin_client.post("/graphql", headers=AUTH, **multipart(IMPORT, variables, csv))
+    assert response.json()["data"]["importRecords"]["report"]["created"] == 1
+    assert await _count(engine, Community) == 1
+
+
+# -- the edge -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        # not multipart at all, though it says so
+        {"content": b"this is not multipart", "headers": {"content-type": "multipart/form-data; boundary=xyz"}},
+        # no boundary
+        {"content": b"--x\r\n", "headers": {"content-type": "multipart/form-data"}},
+        # the map names a file that was not sent
+        {
+            "data": {
+                "operations": orjson.dumps({"query": IMPORT, "variables": import_vars()}).decode(),
+                "map": '{"1": ["variables.input.file"]}',
+            },
+            "files": {"0": ("a.csv", b"a,b\n1,2\n", "text/csv")},
+        },
+        # the map points at something that is not a null of the operation
+        {
+            "data": {
+                "operations": orjson.dumps({"query": IMPORT, "variables": import_vars()}).decode(),
+                "map": '{"0": ["variables.input.nothing.here"]}',
+            },
+            "files": {"0": ("a.csv", b"a,b\n1,2\n", "text/csv")},
+        },
+        # no map at all
+        {
+            "data": {"operations": orjson.dumps({"query": IMPORT, "variables": import_vars()}).decode()},
+            "files": {"0": ("a.csv", b"a,b\n1,2\n", "text/csv")},
+        },
+        # operations is not JSON
+        {"data": {"operations": "{not json", "map": "{}"}, "files": {"0": ("a.csv", b"x", "text/csv")}},
+    ],
+)
+async def test_a_malformed_multipart_request_is_a_400(
+    admin_client: httpx.AsyncClient, request_kwargs: dict[str, Any]
+) -> None:
+    headers = {**AUTH, **request_kwargs.pop("headers", {})}
+    response = await admin_client.post("/graphql", headers=headers, **request_kwargs)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_REQUEST"
+
+
+async def test_multipart_without_a_credential_or_preflight_header_is_refused_unread(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    # when a browser form could have sent it (no Authorization, no preflight header)
+    response = await admin_client.post("/graphql", **multipart(IMPORT, import_vars(), COMMUNITIES_CSV.encode()))
+    # then it is refused
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_REQUEST"
+    # while a preflight header is enough
+    preflighted = await admin_client.post(
+        "/graphql", headers={"GraphQL-Preflight": "1"}, **multipart(IMPORT, import_vars(), COMMUNITIES_CSV.encode())
+    )
+    assert preflighted.status_code == 200
+
+
+async def _raw_asgi(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, bytes, int]:
+    """Call the app directly: (status, body, how many body chunks it read)."""
+    read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        if read < len(chunks):
+            read += 1
+            return {"type": "http.request", "body": chunks[read - 1], "more_body": read < len(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, body, read
+
+
+async def test_a_multipart_body_over_the_limit_is_refused_before_it_is_read(
+    engine: AsyncEngine, app_state: AppState
+) -> None:
+    settings = Settings(database_url=None, import_max_bytes=10_000, max_body_bytes=5_000)
+    app = create_app(settings, engine=engine, state=dataclasses.replace(app_state, settings=settings))
+    base = [(b"content-type", b"multipart/form-data; boundary=b"), (b"authorization", b"Bearer test")]
+    # when a multipart body declares more than the upload limit (plus the JSON parts' limit)
+    status, body, read = await _raw_asgi(app, [*base, (b"content-length", b"15001")], [b"x" * 100])
+    # then it is refused without a byte read
+    assert (status, orjson.loads(body)["errors"][0]["extensions"]["code"], read) == (413, "BODY_TOO_LARGE", 0)
+    # and a chunked body that grows past the limit stops being read there
+    part = b'--b\r\nContent-Disposition: form-data; name="0"; filename="a.csv"\r\n\r\n'
+    status, body, read = await _raw_asgi(app, base, [part, *[b"x" * 4000] * 10])
+    assert (status, orjson.loads(body)["errors"][0]["extensions"]["code"]) == (413, "BODY_TOO_LARGE")
+    assert read < 11
+    # while the JSON limit stays as it was for JSON
+    json_headers = [(b"content-type", b"application/json"), (b"content-length", b"6000")]
+    status, body, read = await _raw_asgi(app, json_headers, [b"{}"])
+    assert (status, read) == (413, 0)
+
+
+async def test_a_file_sent_inside_json_is_refused(admin_client: httpx.AsyncClient) -> None:
+    response = await admin_client.post(
+        "/graphql", json={"query": IMPORT, "variables": {"input": {"kind": "COMMUNITIES", "file": "a,b\n1,2"}}}
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_an_ordinary_json_request_still_works(admin_client: httpx.AsyncClient) -> None:
+    response = await admin_client.post(
+        "/graphql", json={"query": "{ importColumns(kind: COMMUNITIES) { field required aliases } }"}
+    )
+    assert response.status_code == 200
+    columns = {c["field"]: c for c in response.json()["data"]["importColumns"]}
+    assert columns["name"]["required"]
+    assert "社区名称" in columns["name"]["aliases"]
+    assert not columns["street"]["required"]
+
+
+# -- who may ----------------------------------------------------------------------------------------------------
+
+
+async def test_a_volunteer_account_is_forbidden(
+    client_as: Any, home_org: int, make: Factory, engine: AsyncEngine
+) -> None:
+    await _districts(make)
+    volunteer = Viewer(label="v", role="volunteer", organization_id=home_org, volunteer_id=1)
+    client = await client_as(volunteer)
+    for kind in ("COMMUNITIES", "REQUESTS", "VOLUNTEERS"):
+        response = await client.post(
+            "/graphql", headers=AUTH, **multipart(IMPORT, import_vars(kind), COMMUNITIES_CSV.encode())
+        )
+        payload = response.json()["data"]["importRecords"]
+        assert [e["code"] for e in payload["errors"]] == ["FORBIDDEN"], kind
+    assert await _count(engine, Community) == 0
+
+
+async def test_another_organisations_administrator_is_forbidden(
+    client_as: Any, home_org: int, make: Factory, engine: AsyncEngine
+) -> None:
+    # given an administrator of another organisation
+    await _districts(make)
+    other = await make.organization_using("counseling", "别的机构")
+    client = await client_as(Viewer(label="b", role="organization_admin", organization_id=other.id))
+    # when they import into ours
+    for kind in ("COMMUNITIES", "REQUESTS"):
+        variables = import_vars(kind, organizationId=gid("Organization", home_org))
+        response = await client.post("/graphql", headers=AUTH, **multipart(IMPORT, variables, COMMUNITIES_CSV.encode()))
+        # then they are refused and nothing is written
+        errors = response.json()["data"]["importRecords"]["errors"]
+        assert [(e["field"], e["code"]) for e in errors] == [(["input", "organizationId"], "FORBIDDEN")], kind
+    assert await _count(engine, Community) == 0
+
+
+async def test_an_import_waiting_too_long_for_a_slot_is_unavailable(
+    admin_client: httpx.AsyncClient, make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an import holding the process's only slot, and a short wait for one
+    await _districts(make)
+    monkeypatch.setattr(import_mutations, "WAIT_SECONDS", 0.2)
+    async with import_mutations.import_slot(1):
+        # when another arrives
+        response = await admin_client.post(
+            "/graphql", headers=AUTH, **multipart(IMPORT, import_vars(), COMMUNITIES_CSV.encode())
+        )
+    # then it is told to retry instead of waiting on
+    assert [e["code"] for e in response.json()["data"]["importRecords"]["errors"]] == ["UNAVAILABLE"]
+
+
+async def test_imports_beyond_the_waiting_room_are_unavailable_at_once(
+    admin_client: httpx.AsyncClient, make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an import holding the slot and no room to wait
+    await _districts(make)
+    monkeypatch.setattr(import_mutations, "MAX_WAITING", 0)
+    async with import_mutations.import_slot(1):
+        response = await admin_client.post(
+            "/graphql", headers=AUTH, **multipart(IMPORT, import_vars(), COMMUNITIES_CSV.encode())
+        )
+    assert [e["code"] for e in response.json()["data"]["importRecords"]["errors"]] == ["UNAVAILABLE"]
+
+
+async def test_imports_at_once_wait_for_each_other(admin_client: httpx.AsyncClient, make: Factory) -> None:
+    # given several imports sent at once (one slot)
+    await _districts(make)
+    bodies = [f"社区名称,所在区县\n社区{i},碑林区\n".encode() for i in range(4)]
+    responses = await asyncio.gather(
+        *(admin_client.post("/graphql", headers=AUTH, **multipart(IMPORT, import_vars(), b)) for b in bodies)
+    )
+    # then each one runs in turn
+    assert [r.json()["data"]["importRecords"]["report"]["created"] for r in responses] == [1, 1, 1, 1]
