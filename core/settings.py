@@ -191,8 +191,11 @@ class Settings(BaseSettings):
     import_max_bytes: PositiveInt = 20 * 1024 * 1024
     import_max_rows: PositiveInt = 50_000
     # Imports run at once by one process through the GraphQL upload (parsing and validating a file is CPU
-    # work): one more is refused with UNAVAILABLE at once rather than queued (schema/mutations/imports.py).
+    # work): one more waits up to 10 s (at most 8 waiting), then UNAVAILABLE (schema/mutations/imports.py).
     import_concurrency: PositiveInt = 1
+    # Multipart (upload) requests one process handles at once, from reading the body to the answer (each
+    # holds its file in memory: up to import_max_bytes); one more is answered 429 with Retry-After, unread.
+    import_upload_concurrency: PositiveInt = 4
     # -- exports (yunshegong/exports.py: GET /export/{name}.csv|.xlsx) --
     # Downloads streamed at once by one process; one more is answered 429 with Retry-After, not queued.
     export_concurrency: PositiveInt = 4

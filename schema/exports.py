@@ -11,14 +11,37 @@ import re
 from dataclasses import dataclass
 
 import strawberry
-from graphql import OperationDefinitionNode, parse
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLType,
+    OperationDefinitionNode,
+    get_named_type,
+    get_nullable_type,
+    parse,
+)
 from strawberry import Info
 
-from core.i18n import _, translate
+from core.i18n import Text, _, translate
 from core.plugin_api import EXPORT_KINDS, ExportColumn, ExportDefinition, camel_prefix, describe
 from core.plugins import PluginHost, PluginLoadError
 from core.services import access
 from core.services import plugins as plugin_service
+from core.services.deadlines import REQUEST_SECTIONS, QueueSection
+from core.vocab import AssignmentStatus as AssignmentStatusValue
+from core.vocab import (
+    Availability,
+    EscalationStage,
+    RequestCategory,
+    Team,
+    Urgency,
+    VolunteerMode,
+    label,
+)
+from core.vocab import RequestStatus as RequestStatusValue
 
 FORMATS = ("csv", "xlsx")
 EXPORT_NAME = re.compile(r"^[a-z][A-Za-z0-9]{1,63}$")
@@ -46,6 +69,26 @@ _REQUEST_COLUMNS = (
     C("neededBy", _("Needed by"), "neededBy", "datetime"),
     C("createdAt", _("Submitted at"), "createdAt", "datetime"),
 )
+
+
+def _queue_status(section: QueueSection) -> str:
+    """The GraphQL name of the request status that puts a request in `section` of the coordinator's queue
+    (core.services.deadlines.REQUEST_SECTIONS, the rule `queue` lists by)."""
+    return next(status for status, held in REQUEST_SECTIONS.items() if held == section).upper()
+
+
+def _queue_document(section: QueueSection) -> str:
+    """A part of the queue as the paged helpRequests list with the queue's rule (its status, most urgent
+    first, the request scope): `queue` itself is one page with no cursor, and an export must never stop at
+    one page without saying so."""
+    return f"""query Export($first: Int, $after: String) {{
+  helpRequests(first: $first, after: $after, filter: {{statuses: [{_queue_status(section)}]}}, orderBy: URGENCY) {{
+    nodes {{ {_REQUEST_FIELDS} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}"""
+
+
 _OFFER_FIELDS = (
     "status offeredAt respondedAt finishedAt hours volunteer { name phone } request { title community { name } }"
 )
@@ -77,6 +120,32 @@ CORE_EXPORTS: tuple[ExportDefinition, ...] = (
         ),
         variables=("filter",),
         permission="volunteers.read",
+    ),
+    ExportDefinition(
+        name="communities",
+        label=_("Communities"),
+        document="""query Export($first: Int, $after: String, $filter: CommunityFilter) {
+  communities(first: $first, after: $after, filter: $filter) {
+    nodes { name street latitude longitude headName headPhone district { name } organization { name } createdAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}""",
+        connection="communities",
+        # Headers the communities import recognises (core.imports.communities aliases), in either language, so
+        # a download goes back in as it is.
+        columns=(
+            C("name", _("Community name"), "name"),
+            C("district", _("District"), "district.name"),
+            C("street", _("Address"), "street"),
+            C("latitude", _("Latitude"), "latitude", "number"),
+            C("longitude", _("Longitude"), "longitude", "number"),
+            C("headName", _("Head"), "headName"),
+            C("headPhone", _("Head phone"), "headPhone"),
+            C("organization", _("Organisation"), "organization.name"),
+            C("createdAt", _("Created at"), "createdAt", "datetime"),
+        ),
+        variables=("filter",),
+        permission="communities.read",
     ),
     ExportDefinition(
         name="helpRequests",
@@ -125,16 +194,16 @@ CORE_EXPORTS: tuple[ExportDefinition, ...] = (
     ExportDefinition(
         name="queueUnverified",
         label=_("Queue: requests to verify"),
-        document=f"query Export($first: Int!) {{ queue(first: $first) {{ unverified {{ {_REQUEST_FIELDS} }} }} }}",
-        connection="queue.unverified",
+        document=_queue_document(QueueSection.UNVERIFIED),
+        connection="helpRequests",
         columns=_REQUEST_COLUMNS,
         permission="requests.coordinate",
     ),
     ExportDefinition(
         name="queueUnmatched",
         label=_("Queue: requests to match"),
-        document=f"query Export($first: Int!) {{ queue(first: $first) {{ unmatched {{ {_REQUEST_FIELDS} }} }} }}",
-        connection="queue.unmatched",
+        document=_queue_document(QueueSection.UNMATCHED),
+        connection="helpRequests",
         columns=_REQUEST_COLUMNS,
         permission="requests.coordinate",
     ),
@@ -170,6 +239,50 @@ CORE_EXPORTS: tuple[ExportDefinition, ...] = (
 )
 
 
+# How an export writes the API's enum values: in the caller's words (线上 / online), not as GraphQL's ONLINE,
+# by the enum's GraphQL type (found from the schema, see column_enums). Statuses, modes and availability are
+# the words core's messages use already (core.vocab.LABELS). An enum not listed here (plugins' own) is written
+# as the API gives it.
+ENUM_LABELS: dict[str, dict[str, Text]] = {
+    "RequestStatus": {s.name: label(s) for s in RequestStatusValue},
+    "AssignmentStatus": {s.name: label(s) for s in AssignmentStatusValue},
+    "Availability": {a.name: label(a) for a in Availability},
+    "VolunteerMode": {m.name: label(m) for m in VolunteerMode},
+    # The words the requests import reads back (core.imports.requests.URGENCY_WORDS, CATEGORY_WORDS).
+    "Urgency": {
+        Urgency.CRITICAL.name: _("critical"),
+        Urgency.HIGH.name: _("high"),
+        Urgency.NORMAL.name: _("normal"),
+        Urgency.LOW.name: _("low"),
+    },
+    "RequestCategory": {
+        RequestCategory.MEDICINE.name: _("medicine"),
+        RequestCategory.FOOD.name: _("food"),
+        RequestCategory.DAILY_SUPPLIES.name: _("daily supplies"),
+        RequestCategory.MEDICAL_CARE.name: _("medical care"),
+        RequestCategory.PSYCHOLOGICAL.name: _("psychological"),
+        RequestCategory.EPIDEMIC_PREVENTION_SUPPLIES.name: _("epidemic prevention supplies"),
+        RequestCategory.OTHER.name: _("other"),
+    },
+    "Team": {
+        Team.RECRUITMENT.name: _("recruitment"),
+        Team.TRAINING.name: _("training"),
+        Team.EXTERNAL_LIAISON.name: _("external liaison"),
+        Team.COMMUNITY_LIAISON.name: _("community liaison"),
+        Team.SUPPLIES_MANAGEMENT.name: _("supplies management"),
+        Team.DELIVERY.name: _("delivery"),
+        Team.OPINION_MONITORING.name: _("opinion monitoring"),
+        Team.PSYCHOLOGICAL_SUPPORT.name: _("psychological support"),
+        Team.PUBLICITY.name: _("publicity"),
+    },
+    "EscalationStage": {
+        EscalationStage.VERIFICATION.name: _("verification"),
+        EscalationStage.MATCHING.name: _("matching"),
+        EscalationStage.FULFILMENT.name: _("fulfilment"),
+    },
+}
+
+
 @dataclass(frozen=True)
 class Export:
     """A definition checked and ready to run: who owns it (None: core) and what its document declares."""
@@ -186,6 +299,34 @@ class Export:
     def paged(self) -> bool:
         """A connection, read page after page (else a plain list, read once)."""
         return "after" in self.declared
+
+
+def _output_type(schema: GraphQLSchema, parts: list[str]) -> GraphQLType | None:
+    """The type of the field at `parts` below Query (through lists), None when a part is not a field."""
+    current: GraphQLType = schema.query_type  # type: ignore[assignment]
+    for part in parts:
+        named = get_named_type(current)
+        if not isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)) or part not in named.fields:
+            return None
+        current = named.fields[part].type
+    return current
+
+
+def column_enums(schema: GraphQLSchema, export: Export) -> tuple[str | None, ...]:
+    """For each column of `export`, the name of its GraphQL enum type (None: not an enum, or a path the
+    schema does not name, e.g. through an alias)."""
+    parts = export.definition.connection.split(".")
+    found = _output_type(schema, parts)
+    if found is not None and not isinstance(get_nullable_type(found), GraphQLList):
+        named = get_named_type(found)
+        if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)) and "nodes" in named.fields:
+            parts.append("nodes")  # a connection: its nodes are the rows
+    names: list[str | None] = []
+    for column in export.definition.columns:
+        kind = _output_type(schema, [*parts, *column.path.split(".")])
+        named = get_named_type(kind) if kind is not None else None
+        names.append(named.name if isinstance(named, GraphQLEnumType) else None)
+    return tuple(names)
 
 
 def _check(definition: object, owner: str, plugin: str | None = None) -> Export:

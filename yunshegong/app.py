@@ -128,6 +128,8 @@ class GraphQLApp(GraphQL):
     def __init__(self, state: AppState, **kwargs: Any) -> None:
         super().__init__(build_schema(state.settings, state.host), **kwargs)
         self.state = state
+        # -- uploads: multipart requests handled at once by this process (yunshegong.http.UploadGate) --
+        self.uploads = http.UploadGate(state.settings.import_upload_concurrency)
         # -- metrics: each operation is labelled by its root fields as it executes (HTTP and websocket alike;
         # schema.operation_labels), never by the name the client gave it.
         self.schema.extensions = (*self.schema.extensions, operation_labels.OperationLabel)  # type: ignore[attr-defined]
@@ -187,8 +189,6 @@ class GraphQLApp(GraphQL):
                 405, "INVALID_REQUEST", "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}
             )
         http.check_declared_length(request.headers, self.body_limit(request.headers))
-        if http.is_multipart(request.headers):
-            http.require_preflighted(request.headers)  # before a byte of the body is read
         zone = request.headers.get("x-timezone")
         if zone:
             try:
@@ -209,10 +209,24 @@ class GraphQLApp(GraphQL):
                 raise http.RequestRefused(
                     401, "UNAUTHENTICATED", str(exc), headers={"WWW-Authenticate": "Bearer"}
                 ) from exc
+            if http.is_multipart(request.headers):
+                return await self._upload(request, session)
             return await self.run(request)
         finally:
             # The operation closes it when it ends; this covers every way out before or around it.
             await session.close()
+
+    # -- uploads (issue 17): a multipart body is read only for a signed-in caller, a few at once per process --
+    async def _upload(self, request: Request, session: AsyncSession) -> Response:
+        http.require_signed_in_for_upload(request.state.viewer.role is not None)  # the body still unread
+        self.uploads.take()  # 429 past the limit, the body still unread
+        try:
+            # The token check's transaction ends here: no pooled connection waits while the body streams in
+            # or while the import waits for its slot and parses (the write opens its own transaction).
+            await session.rollback()
+            return await self.run(request)
+        finally:
+            self.uploads.give_back()
 
     # -- what strawberry's view lets us replace -------------------------------------------------------------
 

@@ -519,7 +519,9 @@ async def _organization_id(engine: AsyncEngine, ref: str | None) -> int:
         return int(found.id)
 
 
-async def _import(settings: Settings, args: argparse.Namespace, progress: Callable[[int, int | None], None]) -> Any:
+async def _import(
+    settings: Settings, args: argparse.Namespace, progress: Callable[[str, int, int | None], None]
+) -> Any:
     """Runs the import as the system acting for the organisation, as the app role (row-level security
     applies), in one transaction: all the good rows, or nothing on a file-level or unexpected error."""
     import dataclasses
@@ -590,7 +592,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = _settings(args, database=True)
     err = Console(stderr=True)
     bar = Progress(
-        TextColumn(f"{args.kind}"),
+        TextColumn(f"{args.kind} {{task.description}}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -599,9 +601,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         transient=True,
     )
     task = bar.add_task("rows", total=None)
+    # One bar per stage (reading the file, checking the rows, writing them): 100% only once written.
+    stages = {"read": "reading", "check": "checking", "write": "writing"}
 
-    def progress(done: int, total: int | None) -> None:
-        bar.update(task, completed=done, total=total)
+    def progress(stage: str, done: int, total: int | None) -> None:
+        bar.update(task, description=stages.get(stage, stage), completed=done, total=total)
 
     try:
         with bar:

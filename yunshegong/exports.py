@@ -9,22 +9,33 @@ sensitive reads are exactly the API's, with no second code path that could drift
 - The first page runs before any byte is sent, so a refusal (FORBIDDEN, a bad variable) is a JSON error
   with the API's code and a 4xx status, never a truncated file. A later page failing (the database gone)
   ends the CSV stream without its last chunk, so the client sees an incomplete download, not a short file.
-- CSV: UTF-8 with a byte-order mark (Excel then reads Chinese correctly), CRLF, the csv module.
+- Every row of the list or none: a connection is read page after page to its end; a list the API gives
+  in one piece with a size (`first`, no cursor) is refused (OUT_OF_RANGE) when it holds more than a page,
+  never cut. A page too costly for the API's budget is asked again at half the size, and paging goes on.
+- CSV: UTF-8 with a byte-order mark (Excel then reads Chinese correctly), CRLF, the csv module, every
+  field quoted (a `;`-separated locale cannot split a field into a cell of its own), text that a
+  spreadsheet would run as a formula neutralised (yunshegong.cell_guard).
 - XLSX: openpyxl's write-only workbook (rows go to a temporary file as they come), saved into a
   SpooledTemporaryFile in a worker thread, then streamed. It is built whole before the answer starts (a
-  zip's directory comes last), so any page's refusal is still a clean JSON error.
+  zip's directory comes last), so any page's refusal is still a clean JSON error. Text cells are typed
+  as strings (inline strings: never evaluated on opening); one that looks like a formula also carries
+  the quotePrefix style, so that editing it keeps it text, with no quote shown. Its temporary file is
+  removed however the export ends (refused, failed, cancelled).
+- Enum values are written in the caller's words (schema.exports.ENUM_LABELS), not as GraphQL names.
 - At most `export_concurrency` downloads at once per process; one more is answered 429 with Retry-After.
-- Text cells that a spreadsheet would run as a formula are neutralised (yunshegong.cell_guard).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import logging
+import os
 import re
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -46,9 +57,9 @@ from core.services import plugins as plugin_service
 from core.services.context import Viewer
 from schema.build import CALLER_ZONE
 from schema.context import AppState, Context
-from schema.exports import Export, exports_of
+from schema.exports import ENUM_LABELS, Export, column_enums, exports_of
 from yunshegong import http
-from yunshegong.cell_guard import neutralise
+from yunshegong.cell_guard import TRIGGERS, neutralise
 
 log = logging.getLogger("yunshegong.exports")
 
@@ -71,6 +82,8 @@ STATUS_OF_CODE = {
 # Characters XML 1.0 cannot hold (openpyxl refuses them): dropped from XLSX cells.
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 MAX_XLSX_TEXT = 32_767  # Excel's longest cell
+# Per column, the labels of its enum values (None: not an enum column, or an enum without labels).
+Labels = Sequence[dict[str, Any] | None]
 
 
 class PageFailed(Exception):
@@ -147,13 +160,24 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def labelled(value: Any, labels: dict[str, Any] | None) -> Any:
+    """An enum value (or a list of them) in the caller's words; anything else as it is."""
+    if labels is None:
+        return value
+    if isinstance(value, list):
+        return [labelled(v, labels) for v in value]
+    found = labels.get(value) if isinstance(value, str) else None
+    return value if found is None else translate(found)
+
+
 def typed(value: Any, kind: str) -> Any:
     """The cell's value: int/Decimal for numbers, datetime (naive, in the caller's zone as the API presents
-    it) or date for dates, else neutralised text. A value that is not of its column's kind is text."""
+    it) or date for dates, else text (as it is: each writer guards it against formulas its own way). A value
+    that is not of its column's kind is text."""
     if value is None or value == []:
         return None
     if isinstance(value, list):
-        return neutralise(_text(value))
+        return _text(value)
     try:
         if kind == "number":
             if isinstance(value, bool):
@@ -170,29 +194,36 @@ def typed(value: Any, kind: str) -> Any:
             return date.fromisoformat(value)
     except (ValueError, InvalidOperation):
         pass
-    return neutralise(_text(value))
+    return _text(value)
 
 
 def csv_cell(value: Any) -> str:
+    """A CSV field: a CSV has no types, so text that a spreadsheet would run as a formula gets its quote."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str):
+        return neutralise(value)
     return str(value)
 
 
 def csv_lines(rows: Iterable[Sequence[Any]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    # Every field quoted: a spreadsheet reading `;` as the separator (many locales) would otherwise cut an
+    # unquoted `x;=HYPERLINK(..)` into a cell of its own that starts with `=`.
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     for row in rows:
         writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
 
 
 class XlsxBook:
-    """A write-only workbook: rows are appended as pages come (openpyxl keeps them in a temporary file)."""
+    """A write-only workbook: rows are appended as pages come (openpyxl keeps them in a temporary file, made
+    at the first row). Its methods run in worker threads, one at a time (a lock); `discard` removes the
+    temporary file whenever it is called, waiting for a write in progress to end."""
 
     def __init__(self, title: str, headers: Sequence[str], kinds: Sequence[str]) -> None:
         from openpyxl import Workbook
@@ -200,7 +231,9 @@ class XlsxBook:
         self.book = Workbook(write_only=True)
         self.sheet = self.book.create_sheet(title=re.sub(r"[\[\]:*?/\\]", " ", title)[:31] or "export")
         self.kinds = list(kinds)
-        self.append([str(h) for h in headers], text_only=True)
+        self.headers = [str(h) for h in headers]
+        self.lock = threading.Lock()
+        self.discarded = False
 
     def append(self, row: Sequence[Any], *, text_only: bool = False) -> None:
         from openpyxl.cell import WriteOnlyCell
@@ -209,9 +242,15 @@ class XlsxBook:
         for value, kind in zip(row, self.kinds, strict=True):
             cell = WriteOnlyCell(self.sheet, value=None)
             if isinstance(value, str) or text_only:
-                # Typed as a string whatever it starts with (openpyxl makes a str starting with "=" a formula).
-                cell.value = _ILLEGAL_XML.sub("", str(value))[:MAX_XLSX_TEXT]
+                # Typed as a string whatever it starts with (openpyxl makes a str starting with "=" a formula):
+                # a string cell is never evaluated. One that would be a formula if typed in again also gets
+                # quotePrefix, the style Excel gives text entered as '=…: it stays text when edited, and no
+                # quote shows (a leading ' in the value itself would show).
+                text = _ILLEGAL_XML.sub("", str(value))[:MAX_XLSX_TEXT]
+                cell.value = text
                 cell.data_type = "s"
+                if text[:1] in TRIGGERS:
+                    cell.quotePrefix = True
             elif isinstance(value, Decimal):
                 cell.value = float(value)
             elif value is not None:
@@ -224,14 +263,45 @@ class XlsxBook:
         self.sheet.append(cells)
 
     def extend(self, rows: Iterable[Sequence[Any]]) -> None:
-        for row in rows:
-            self.append(row)
+        with self.lock:
+            if self.discarded:
+                return
+            if self.sheet._writer is None:  # the first rows: the header goes first
+                self.append(self.headers, text_only=True)
+            for row in rows:
+                self.append(row)
 
     def save(self) -> Any:
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 # closed by the stream
-        self.book.save(spool)
-        spool.seek(0)
-        return spool
+        self.extend(())  # a list without rows still has its header
+        with self.lock:
+            if self.discarded:
+                raise RuntimeError("the workbook was discarded")
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 # closed by the stream
+            try:
+                self.book.save(spool)  # (removes its temporary file when it succeeds)
+            except BaseException:
+                spool.close()
+                raise
+            spool.seek(0)
+            return spool
+
+    def discard(self) -> None:
+        """Removes the temporary file of an unsaved workbook (after a save, openpyxl has removed it)."""
+        from openpyxl.worksheet._writer import ALL_TEMP_FILES
+
+        with self.lock:
+            self.discarded = True
+            writer = self.sheet._writer
+            if writer is None or writer.out not in ALL_TEMP_FILES:
+                return
+            for stream in (self.sheet._rows, writer.xf):
+                # Closes the file (a half-written XML, deleted next), whatever state it was left in.
+                with contextlib.suppress(Exception):
+                    if stream is not None:
+                        stream.close()
+            ALL_TEMP_FILES.remove(writer.out)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(writer.out)
 
 
 # -- the endpoint ------------------------------------------------------------------------------------------------
@@ -266,6 +336,10 @@ class GatedStreamingResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self._release()
+
+
+def _too_costly(errors: Sequence[Any] | None) -> bool:
+    return any((e.extensions or {}).get("code") == "QUERY_TOO_COSTLY" for e in errors or ())
 
 
 def _refusal(errors: Sequence[Any]) -> http.RequestRefused:
@@ -312,6 +386,10 @@ def route(state: AppState, schema: Any) -> Route:
         problems = validate(schema._schema, parse(export.definition.document))
         if problems:
             raise PluginLoadError(f"{export.plugin or 'core'}: export {export.name!r}: {problems[0].message}")
+    labels_of: dict[str, Labels] = {
+        name: [ENUM_LABELS.get(enum) if enum else None for enum in column_enums(schema._schema, export)]
+        for name, export in exports.items()
+    }
     gate = Gate(state.settings.export_concurrency)
 
     async def run_page(viewer: Viewer, request: Request, export: Export, variables: dict[str, Any]) -> Any:
@@ -336,24 +414,37 @@ def route(state: AppState, schema: Any) -> Route:
     ) -> tuple[list[Any], Callable[[], AsyncIterator[list[Any]]]]:
         """The first page's nodes (a refusal raised as RequestRefused), and an iterator of the later pages."""
         size = min(state.settings.export_page_size, state.settings.max_page_size)
+        # A list in one piece (a size, no cursor) is asked for one row more than a page, to know it is whole.
+        sized_list = "first" in export.declared and not export.paged
         while True:
-            paging = {"first": size} if "first" in export.declared else {}
+            asked = min(size + 1, state.settings.max_page_size) if sized_list else size
+            paging = {"first": asked} if "first" in export.declared else {}
             result = await run_page(viewer, request, export, {**variables, **paging})
-            codes = [(e.extensions or {}).get("code") for e in result.errors or ()]
-            # A page too costly for the API's budget (nested lists): halve it until the API accepts it.
-            if "QUERY_TOO_COSTLY" in codes and size > 1:
+            if _too_costly(result.errors) and size > 1:
+                # A page too costly for the API's budget (nested lists): halve it until the API accepts it.
                 size //= 2
                 continue
             break
         if result.errors:
             raise _refusal(result.errors)
         nodes, cursor = page_of(result.data, export)
+        if sized_list and len(nodes) >= asked:
+            raise http.RequestRefused(
+                422,
+                "OUT_OF_RANGE",
+                _("This list has more than {limit} rows: more than it can be downloaded in one piece."),
+                limit=asked - 1,
+            )
         cursor = cursor if export.paged else None
 
         async def rest() -> AsyncIterator[list[Any]]:
+            nonlocal size
             after = cursor
             while after is not None:
                 page = await run_page(viewer, request, export, {**variables, "first": size, "after": after})
+                if _too_costly(page.errors) and size > 1:
+                    size //= 2  # the same page again, smaller: paging goes on from the same cursor
+                    continue
                 if page.errors:
                     log.warning("export %s stopped: %s", export.name, (page.errors[0].extensions or {}).get("code"))
                     raise PageFailed(page.errors)
@@ -397,11 +488,12 @@ def route(state: AppState, schema: Any) -> Route:
         try:
             first, rest = await pages(viewer, request, export, variables)
             headers = {"Content-Disposition": _filename(export, fmt), "Cache-Control": "no-store"}
+            labels = labels_of[export.name]
             if fmt == "csv":
                 return GatedStreamingResponse(
-                    csv_stream(export, first, rest), gate.give_back, media_type=CSV_TYPE, headers=headers
+                    csv_stream(export, labels, first, rest), gate.give_back, media_type=CSV_TYPE, headers=headers
                 )
-            spool = await xlsx_file(export, first, rest)
+            spool = await xlsx_file(export, labels, first, rest)
             return GatedStreamingResponse(file_stream(spool), gate.give_back, media_type=XLSX_TYPE, headers=headers)
         except BaseException:
             gate.give_back()
@@ -439,33 +531,53 @@ def _header_and_kinds(export: Export) -> tuple[list[str], list[str]]:
     return [translate(c.header) for c in columns], [c.kind for c in columns]
 
 
-def _typed_rows(export: Export, nodes: list[Any], kinds: list[str]) -> list[list[Any]]:
-    return [[typed(v, k) for v, k in zip(row, kinds, strict=True)] for row in raw_rows(nodes, export)]
+def _typed_rows(export: Export, labels: Labels, nodes: list[Any], kinds: list[str]) -> list[list[Any]]:
+    return [
+        [typed(labelled(v, table), k) for v, table, k in zip(row, labels, kinds, strict=True)]
+        for row in raw_rows(nodes, export)
+    ]
 
 
 async def csv_stream(
-    export: Export, first: list[Any], rest: Callable[[], AsyncIterator[list[Any]]]
+    export: Export, labels: Labels, first: list[Any], rest: Callable[[], AsyncIterator[list[Any]]]
 ) -> AsyncIterator[bytes]:
     """The header and first page in one chunk, then a chunk per page (each page read after the previous one
     was handed to the server, its session long closed)."""
     headers, kinds = _header_and_kinds(export)
-    yield (BOM + csv_lines([[neutralise(h) for h in headers]]) + csv_lines(_typed_rows(export, first, kinds))).encode()
+    yield (BOM + csv_lines([headers]) + csv_lines(_typed_rows(export, labels, first, kinds))).encode()
     async for nodes in rest():
-        yield csv_lines(_typed_rows(export, nodes, kinds)).encode()
+        yield csv_lines(_typed_rows(export, labels, nodes, kinds)).encode()
 
 
-async def xlsx_file(export: Export, first: list[Any], rest: Callable[[], AsyncIterator[list[Any]]]) -> Any:
+async def xlsx_file(
+    export: Export, labels: Labels, first: list[Any], rest: Callable[[], AsyncIterator[list[Any]]]
+) -> Any:
     """The whole workbook in a spooled file (built in worker threads, page by page); a later page's refusal
-    raises PageFailed before any byte is sent."""
+    raises PageFailed before any byte is sent. However it ends short of the saved file (a page refused, an
+    error, the client gone and the task cancelled), the workbook's temporary file is removed: it holds the
+    rows written so far, personal data among them."""
     headers, kinds = _header_and_kinds(export)
-    book = await asyncio.to_thread(XlsxBook, translate(export.definition.label), headers, kinds)
-    await asyncio.to_thread(book.extend, _typed_rows(export, first, kinds))
+    book = XlsxBook(translate(export.definition.label), headers, kinds)  # (no file yet: made at the first row)
+    saved = False
     try:
-        async for nodes in rest():
-            await asyncio.to_thread(book.extend, _typed_rows(export, nodes, kinds))
-    except PageFailed as failed:
-        raise _refusal(failed.errors) from None
-    return await asyncio.to_thread(book.save)
+        await asyncio.to_thread(book.extend, _typed_rows(export, labels, first, kinds))
+        try:
+            async for nodes in rest():
+                await asyncio.to_thread(book.extend, _typed_rows(export, labels, nodes, kinds))
+        except PageFailed as failed:
+            raise _refusal(failed.errors) from None
+        spool = await asyncio.to_thread(book.save)
+        saved = True
+        return spool
+    finally:
+        if not saved:
+            # Cancelled, a worker thread may still be writing; discard waits for it, in a thread of its own
+            # so that the loop does not (and so that a second cancellation cannot stop it).
+            if book.lock.acquire(blocking=False):
+                book.lock.release()
+                book.discard()
+            else:
+                asyncio.get_running_loop().run_in_executor(None, book.discard)
 
 
 async def file_stream(spool: Any) -> AsyncIterator[bytes]:

@@ -9,12 +9,13 @@ follow the GraphQL-over-HTTP draft: `application/graphql-response+json` when the
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 from starlette.types import Message, Receive
@@ -197,9 +198,6 @@ def operations(data: object, max_batch: int) -> GraphQLRequestData | list[GraphQ
 # (settings.import_max_bytes, plus room for the JSON parts): the JSON limit stays as it is for everything else.
 
 MULTIPART_FORM_DATA = "multipart/form-data"
-# Headers a cross-site HTML form can never send: with one of them (or a bearer credential) a browser has to
-# ask the CORS preflight first, so the request is the client's own.
-PREFLIGHT_HEADERS = ("graphql-preflight", "apollo-require-preflight")
 # File parts one request may carry (the import mutation takes one; the spec allows several).
 MAX_UPLOAD_FILES = 5
 
@@ -216,27 +214,51 @@ def multipart_limit(max_file_bytes: int, max_body_bytes: int) -> int:
     return max_file_bytes + max_body_bytes
 
 
-def require_preflighted(headers: Mapping[str, str]) -> None:
-    """Refuse a multipart body before reading it unless it carries `Authorization` or a preflight header.
+def require_signed_in_for_upload(signed_in: bool) -> None:
+    """Refuse a multipart body, unread, from a caller without a valid bearer credential (checked by the same
+    authenticator as every request, before this; an invalid one was refused there already).
 
-    multipart/form-data is a CORS "simple" content type: any web page can make a visitor's browser POST one
-    here without asking. Requests authenticate by the bearer header (no cookie), which such a form cannot set,
-    so a forged form would run as nobody -- but it would still make the service read and parse up to the upload
-    limit for nothing. Asking for a header a form cannot send (as Apollo's CSRF prevention does) leaves that to
-    clients that could also have sent JSON."""
-    if headers.get("authorization") or any(headers.get(name) for name in PREFLIGHT_HEADERS):
-        return
-    raise RequestRefused(
-        400,
-        "INVALID_REQUEST",
-        "A multipart request needs an Authorization header (or a GraphQL-Preflight header).",
-    )
+    Only imports take files, and only signed-in callers may import: reading and parsing up to the upload
+    limit for anyone else would be work (and memory) for nothing. A preflight header alone no longer
+    admits a body: it proves the request is not a cross-site form, not that anyone may send one, and this
+    service authenticates by bearer token only (no cookie), so a credential is what every real uploader
+    sends anyway."""
+    if not signed_in:
+        raise RequestRefused(
+            401,
+            "UNAUTHENTICATED",
+            "Send files with a bearer credential: `Authorization: Bearer <token>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+class UploadGate:
+    """At most `limit` multipart requests of this process at once, from the first byte of the body read
+    until the operation answered: their files are in memory all that time (up to the upload limit each).
+    No queue: the one over the limit is answered 429 with Retry-After, its body unread. A plain counter
+    (one event loop per process; no await between the check and the increment)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.taken = limit, 0
+
+    def take(self) -> None:
+        if self.taken >= self.limit:
+            raise RequestRefused(
+                429,
+                "UNAVAILABLE",
+                "Too many uploads at once; retry shortly.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        self.taken += 1
+
+    def give_back(self) -> None:
+        self.taken -= 1
 
 
 @dataclass(frozen=True)
 class UploadedFile:
-    """One file of a multipart request, read whole into memory (bounded by the body limit) and its spooled
-    part closed at once: nothing of it stays on disk or open after the request."""
+    """One file of a multipart request, read whole into memory (bounded by the body limit), once: nothing of
+    it stays on disk or open after the request."""
 
     filename: str
     content_type: str
@@ -247,6 +269,18 @@ class _InMemoryParser(MultiPartParser):
     # Starlette spools a file part to a temporary file past 1 MB; the body is already bounded, so keep it in
     # memory and never touch the disk.
     spool_max_size = 1 << 62
+
+
+async def _bytes_of(upload: UploadFile) -> bytes:
+    """An uploaded part's bytes without a second copy of them: the spooled file is a BytesIO here (never
+    rolled to disk), whose getvalue() hands over its own buffer (CPython shares it, trimmed to size, instead
+    of copying); read() would copy the whole file while the buffer is still held, doubling the memory a
+    request takes. Anything else (another parser's file) is read the usual way."""
+    buffer = getattr(upload.file, "_file", None)
+    if isinstance(buffer, io.BytesIO):
+        return buffer.getvalue()
+    await upload.seek(0)
+    return await upload.read()
 
 
 async def multipart_operations(
@@ -273,11 +307,8 @@ async def multipart_operations(
             if isinstance(value, str):
                 fields[name] = value
             else:
-                await value.seek(0)
                 files[name] = UploadedFile(
-                    filename=value.filename or "",
-                    content_type=value.content_type or "",
-                    data=await value.read(),
+                    filename=value.filename or "", content_type=value.content_type or "", data=await _bytes_of(value)
                 )
     finally:
         await form.close()

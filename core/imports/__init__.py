@@ -8,7 +8,7 @@ mutation does and writes the good ones in bulk, all in the caller's transaction.
 from __future__ import annotations
 
 from core.imports.communities import COMMUNITIES
-from core.imports.engine import load_mapping, run_import
+from core.imports.engine import ParsedImport, check_import_permission, load_mapping, parse_import, run_import
 from core.imports.requests import REQUESTS
 from core.imports.spec import Column, ImportKind, ImportReport, Row, RowIssue
 from core.imports.volunteers import VOLUNTEERS
@@ -19,4 +19,16 @@ KINDS: dict[str, ImportKind] = {
     "requests": REQUESTS,
 }
 
-__all__ = ["KINDS", "Column", "ImportKind", "ImportReport", "Row", "RowIssue", "load_mapping", "run_import"]
+__all__ = [
+    "KINDS",
+    "Column",
+    "ImportKind",
+    "ImportReport",
+    "ParsedImport",
+    "Row",
+    "RowIssue",
+    "check_import_permission",
+    "load_mapping",
+    "parse_import",
+    "run_import",
+]

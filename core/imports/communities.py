@@ -4,21 +4,25 @@ Each row is checked by the rules `create_community` applies (core.services.commu
 district is named (雁塔区, or 雁塔 without the suffix) rather than given by id. A row naming a community the
 organisation already has in that district updates the fields the row gives (a cell left empty keeps what the
 record holds) or counts as `unchanged`; the same (district, name) twice in the file: the first row wins, later
-ones are `duplicates`. All lookups are one query each for the whole file.
+ones are `duplicates`. All lookups are one query each for the whole file. New communities are inserted with
+ON CONFLICT DO NOTHING: one created meanwhile by another transaction (a concurrent import, the mutation) is
+reported as a duplicate (ALREADY_EXISTS), never a failed import.
 """
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from core.errors import UserErrorData, Validator
 from core.i18n import Text, _
-from core.imports.spec import Column, ImportReport, Row, RowIssue
+from core.imports.spec import WRITE, Column, ImportReport, Row, RowIssue, report_progress
 from core.models import Community, District
 from core.services import communities
 from core.services.context import ServiceContext
@@ -135,6 +139,8 @@ _PATHS = {
     "longitude": "longitude",
 }
 _UPDATABLE = ("street", "head_name", "head_phone", "latitude", "longitude")
+# How often (rows) the import's progress hears of the write.
+PROGRESS_EVERY = 500
 
 
 class CommunitiesKind:
@@ -194,20 +200,22 @@ class CommunitiesKind:
             ).all()
         }
         seen: dict[tuple[int, str], int] = {}
-        new: list[Community] = []
-        for row in rows:
+        new: list[tuple[Row, dict[str, object]]] = []
+        for done, row in enumerate(rows, 1):
+            if done % PROGRESS_EVERY == 0:
+                report_progress(WRITE, done, len(rows))
+                await asyncio.sleep(0)  # checking 50,000 rows takes a while: let the loop serve others meanwhile
             values = self._checked(row, organization_id, districts, issues)
             if values is None:
                 continue
             key = (int(values["district_id"]), fold(str(values["name"])))
             if key in seen:
-                issues.duplicate(row, "name", "The same community as row {earlier}.", earlier=seen[key])
+                issues.duplicate(row, "name", _("The same community as row {earlier}."), earlier=seen[key])
                 continue
             seen[key] = row.number
             current = existing.get(key)
             if current is None:
-                report.created += 1
-                new.append(Community(**values))
+                new.append((row, values))
                 continue
             # The row's values passed the rules as a whole; the record keeps what the row leaves empty.
             changes = self._changes(current, values, row)
@@ -218,9 +226,32 @@ class CommunitiesKind:
             if not dry_run:
                 for field, value in changes.items():
                     setattr(current, field, value)
-        if not dry_run:
-            ctx.session.add_all(new)
-            await ctx.session.flush()
+        if dry_run:
+            report.created += len(new)
+        elif new:
+            await self._insert(ctx, new, issues, report)
+
+    @staticmethod
+    async def _insert(
+        ctx: ServiceContext, new: Sequence[tuple[Row, dict[str, object]]], issues: Issues, report: ImportReport
+    ) -> None:
+        """Insert the new communities; one another transaction created meanwhile (another import, the
+        mutation) is skipped and reported as a duplicate instead of failing the whole import on the unique
+        key. Batched by SQLAlchemy (insertmanyvalues) under PostgreSQL's parameter limit."""
+        await ctx.session.flush()  # the updates above, before the inserts
+        statement = (
+            pg_insert(Community)
+            .on_conflict_do_nothing(index_elements=["organization_id", "district_id", "name"])
+            .returning(Community.district_id, Community.name)
+        )
+        result = await ctx.session.execute(statement, [values for _, values in new])
+        inserted = {(district_id, name) for district_id, name in result.all()}
+        report.created += len(inserted)
+        for row, values in new:
+            if (values["district_id"], values["name"]) not in inserted:
+                report.duplicates.append(
+                    issues.make(row, "name", "ALREADY_EXISTS", _("This community was created meanwhile."))
+                )
 
     def _checked(
         self, row: Row, organization_id: int, districts: Districts, issues: Issues

@@ -33,6 +33,18 @@ UNCOMPRESSED_FACTOR = 8
 MAX_RATIO = 200
 RATIO_FLOOR = 1 << 20  # parts smaller than 1 MiB inflated are harmless whatever their ratio
 MAX_COLUMNS = 200
+# No part may inflate beyond PART_FACTOR times the size limit (the sheet is streamed, but parsing 160 MB of XML
+# is minutes of CPU), and the shared strings, read whole before the first row, beyond 1/SHARED_STRINGS_DIVISOR
+# of it (10 MiB by default: ~500,000 strings, some seconds).
+PART_FACTOR = 4
+SHARED_STRINGS_DIVISOR = 2
+# Excel's last row; a row numbered beyond it is a crafted file.
+MAX_SHEET_ROWS = 1_048_576
+# Blank rows present in a sheet (separators, trailing formatted rows) are skipped, but counted: at most
+# max_rows + this many, so that a sheet of millions of empty <row/> elements is refused, not walked.
+BLANK_ROWS_ALLOWED = 100_000
+# A CSV line with more delimiters than this is refused before csv splits it (quoted cells may hold some).
+MAX_LINE_DELIMITERS = 10_000
 _CHUNK = 1 << 16
 
 
@@ -87,7 +99,7 @@ def open_table(source: bytes | Path, limits: Limits) -> Table:
         # Another zip (.docx, .ods), the old binary .xls, a PDF, an image, gzip: say so rather than
         # reading noise as text.
         raise unsupported()
-    return _csv(source)
+    return _csv(source, limits)
 
 
 def _head(source: bytes | Path, n: int) -> bytes:
@@ -138,13 +150,25 @@ def _delimiter(sample: str) -> str:
         return max(DELIMITERS, key=first.count)
 
 
-def _csv(source: bytes | Path) -> Table:
+def _lines(text: IO[str], delimiter: str) -> Iterator[str]:
+    """The text's lines, refusing one with more delimiters than any table has columns: csv.reader would
+    otherwise build a list of millions of cells from one line of commas."""
+    for line in text:
+        if line.count(delimiter) > MAX_LINE_DELIMITERS:
+            raise DomainError(
+                "TOO_LARGE", "A row of the file has more than {limit} columns.", FILE_FIELD, limit=MAX_LINE_DELIMITERS
+            )
+        yield line
+
+
+def _csv(source: bytes | Path, limits: Limits) -> Table:
     encoding = _encoding(source)
     binary = _open_binary(source)
     text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
     sample = text.read(_CHUNK)
     text.seek(0)
-    reader = csv.reader(text, delimiter=_delimiter(sample), strict=False)
+    delimiter = _delimiter(sample)
+    reader = csv.reader(_lines(text, delimiter), delimiter=delimiter, strict=False)
     # Lines counted for the progress bar only (a quoted cell may span lines): cheap on bytes.
     estimated = max(_newlines(source) - 1, 0) or None
 
@@ -152,7 +176,8 @@ def _csv(source: bytes | Path) -> Table:
         try:
             # A record is one row of the spreadsheet however many lines its quoted cells span.
             for number, record in enumerate(reader, start=1):
-                yield number, [cell.strip() for cell in record]
+                # At most MAX_COLUMNS cells, as for an XLSX: columns beyond are never mapped.
+                yield number, [cell.strip() for cell in record[:MAX_COLUMNS]]
         except csv.Error as exc:
             raise DomainError(
                 "UNSUPPORTED_FILE", "The CSV file is malformed: {reason}.", FILE_FIELD, reason=str(exc)
@@ -160,19 +185,34 @@ def _csv(source: bytes | Path) -> Table:
         finally:
             text.close()
 
-    return _with_header(records(), estimated)
+    return _with_header(records(), estimated, limits)
 
 
-def _with_header(records: Iterator[tuple[int, list[str]]], estimated: int | None) -> Table:
+def _with_header(records: Iterator[tuple[int, list[str]]], estimated: int | None, limits: Limits) -> Table:
+    budget = [limits.max_rows + BLANK_ROWS_ALLOWED]
     for number, cells in records:
         if any(cells):
-            return Table(cells, number, _nonempty(records), estimated)
+            return Table(cells, number, _nonempty(records, budget, limits), estimated)
+        _blank(budget, limits)
     raise empty()
 
 
-def _nonempty(records: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
-    # Blank rows (a spreadsheet's trailing ones, separators) are no data; their numbers still count.
-    return ((number, cells) for number, cells in records if any(cells))
+def _blank(budget: list[int], limits: Limits) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise DomainError("TOO_LARGE", "The file holds more than {limit} rows.", FILE_FIELD, limit=limits.max_rows)
+
+
+def _nonempty(
+    records: Iterator[tuple[int, list[str]]], budget: list[int], limits: Limits
+) -> Iterator[tuple[int, list[str]]]:
+    # Blank rows (a spreadsheet's trailing ones, separators) are no data; their numbers still count, and so
+    # do they, against a generous budget: a file of millions of blank rows is refused, not walked.
+    for number, cells in records:
+        if any(cells):
+            yield number, cells
+        else:
+            _blank(budget, limits)
 
 
 # -- XLSX ------------------------------------------------------------------------------------------------------
@@ -192,8 +232,22 @@ def _check_zip(source: bytes | Path, limits: Limits) -> None:
     if total > limits.max_bytes * UNCOMPRESSED_FACTOR:
         raise too_large(limits.max_bytes)
     for entry in entries:
+        if entry.file_size > limits.max_bytes * PART_FACTOR:
+            raise too_large(limits.max_bytes)
         if entry.file_size > RATIO_FLOOR and entry.file_size > MAX_RATIO * max(entry.compress_size, 1):
             raise unsupported(_("The spreadsheet is malformed (a part inflates far beyond its size)."))
+
+
+def _check_shared_strings(archive: zipfile.ZipFile, part: str | None, limits: Limits) -> None:
+    """openpyxl reads the shared strings whole, at ~20 µs a string, before the first row: their part gets a
+    cap of its own (the sheet itself is streamed and stopped by the row limit)."""
+    for name in {"xl/sharedStrings.xml", *([part.lstrip("/")] if part else [])}:
+        try:
+            size = archive.getinfo(name).file_size
+        except KeyError:
+            continue
+        if size > limits.max_bytes // SHARED_STRINGS_DIVISOR:
+            raise too_large(limits.max_bytes)
 
 
 def _cell_text(value: Any) -> str:
@@ -220,37 +274,79 @@ def _cell_text(value: Any) -> str:
 
 def _xlsx(source: bytes | Path, limits: Limits) -> Table:
     _check_zip(source, limits)
-    from openpyxl import load_workbook
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.worksheet._reader import WorkSheetParser
+    from openpyxl.xml.constants import SHARED_STRINGS
 
     try:
-        workbook = load_workbook(_open_binary(source), read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
+        reader = ExcelReader(_open_binary(source), read_only=True, data_only=True)
+        reader.read_manifest()
+        strings = reader.package.find(SHARED_STRINGS)
     except Exception as exc:  # openpyxl raises many kinds on a damaged file; all mean "cannot read it"
         raise unsupported(_("The Excel file cannot be read.")) from exc
-    estimated, width = None, MAX_COLUMNS
     try:
-        # From the sheet's <dimension>, when the writer gave one (it may lie: only a hint and a cap).
-        declared_rows, declared_columns = sheet.max_row, sheet.max_column
+        _check_shared_strings(reader.archive, strings.PartName if strings is not None else None, limits)
+    except DomainError:
+        reader.archive.close()
+        raise
+    try:
+        reader.read()
+        workbook = reader.wb
+        sheet = workbook.worksheets[0]
+    except Exception as exc:
+        reader.archive.close()
+        raise unsupported(_("The Excel file cannot be read.")) from exc
+    estimated = None
+    try:
+        # The sheet's <dimension>, when the writer gave one, only for the progress bar: it may lie (rows
+        # beyond it are read all the same).
+        declared_rows = sheet.max_row
         estimated = declared_rows - 1 if declared_rows and declared_rows > 1 else None
-        width = min(declared_columns or MAX_COLUMNS, MAX_COLUMNS)
     except Exception:  # a missing or malformed dimension only costs the progress bar its total
         pass
+    # Never the declared size as a limit: rows beyond an understated <dimension> are rows all the same.
+    sheet.reset_dimensions()
 
     def records() -> Iterator[tuple[int, list[str]]]:
+        # The rows as the sheet's XML has them, parsed by openpyxl's own row parser rather than iter_rows:
+        # read-only iter_rows makes up an empty row for every row number the XML skips, so that rows
+        # numbered 1, 2 and 900,000,000 would cost 900 million made-up rows. Here a skipped number costs
+        # nothing, a blank row present in the XML counts against a budget (_with_header), and no row
+        # number may exceed Excel's own last row.
+        source_xml = None
         try:
-            # At most MAX_COLUMNS cells a row: read-only openpyxl pads every row to the width the sheet
-            # declares, and a crafted sheet declaring 16,384 columns would make each row that many cells.
-            rows = sheet.iter_rows(max_col=width, values_only=True)
-            for number, values in enumerate(rows, start=1):
-                cells = [_cell_text(v) for v in values]
+            source_xml = sheet._get_source()
+            parser = WorkSheetParser(
+                source_xml,
+                sheet._shared_strings,
+                data_only=True,
+                epoch=workbook.epoch,
+                date_formats=workbook._date_formats,
+                timedelta_formats=workbook._timedelta_formats,
+            )
+            width = MAX_COLUMNS  # until the header row is known: then as wide as the header (at most MAX_COLUMNS)
+            seen_header = False
+            for number, parsed in parser.parse():
+                if number > MAX_SHEET_ROWS:
+                    raise unsupported(_("The spreadsheet is malformed (a row number beyond Excel's last row)."))
+                cells = [""] * width
+                for cell in parsed:
+                    column = cell["column"]
+                    if 1 <= column <= width:
+                        cells[column - 1] = _cell_text(cell["value"])
                 while cells and not cells[-1]:
                     cells.pop()
+                if cells and not seen_header:
+                    seen_header = True
+                    width = len(cells)
                 yield number, cells
         except DomainError:
             raise
         except Exception as exc:
             raise unsupported(_("The Excel file cannot be read.")) from exc
         finally:
+            if source_xml is not None:
+                source_xml.close()
             workbook.close()
 
-    return _with_header(records(), estimated)
+    return _with_header(records(), estimated, limits)

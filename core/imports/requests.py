@@ -5,28 +5,37 @@ district when two communities share a name), category and urgency by their Chine
 requester, and the needed-by time in the caller's zone. Each row is checked by the mutation's own rules
 (core.services.help_requests.checked_fields), then submitted through `help_requests.submit` in a savepoint of
 its own -- status history, domain events, the live triggers and the audit trail as for one request; a row the
-service still refuses leaves nothing behind. Requests are never updated by an import: a row that is a probable
-duplicate of an open request (core's `probable_duplicate`) or of an earlier row of the file is skipped as a
-duplicate, so importing the same file again creates nothing.
+service still refuses leaves nothing behind.
+
+Requests are never updated by an import. Each request created remembers the row it came from
+(help_requests.import_key: a hash of the organisation and the row's normalised values, the form's submission
+id among them when the file has that column), unique per organisation. A row is a duplicate only when it is
+the same row: twice in the file (DUPLICATE_ROW, the first is taken), or imported before (ALREADY_EXISTS),
+whatever became of that request since -- so importing a file again creates nothing, even after its requests
+were closed. Another need of the same requester is a request of its own: submit flags it as a probable
+duplicate (duplicate_of) for verification to decide, as it does for one request submitted by hand.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, time
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from core.errors import DomainError, Validator
 from core.i18n import Text, _
 from core.imports.communities import Districts, Issues, fold, not_numbers, number
-from core.imports.spec import Column, ImportReport, Row
-from core.models import Community
+from core.imports.spec import WRITE, Column, ImportReport, Row, report_progress
+from core.models import Community, HelpRequest
 from core.services import access, help_requests
+from core.services.common import constraint_name
 from core.services.context import ServiceContext
 from core.vocab import PopulationTag, RequestCategory, Role, Urgency
 
@@ -138,6 +147,12 @@ class RequestsKind:
     name = "requests"
     permission = "requests.create"
     columns = (
+        Column(
+            "submission_id",
+            ("序号", "编号", "提交序号", "答卷编号", "问卷编号", "提交编号", "submission id", "submission", "id", "no"),
+            False,
+            _("Submission number"),
+        ),
         Column("community", ("社区", "社区名称", "所在社区", "小区", "小区名称", "community"), True, _("Community")),
         Column("district", ("所在区县", "所在区", "区县", "区", "district"), False, _("District")),
         Column(
@@ -224,37 +239,39 @@ class RequestsKind:
         by_name: dict[str, list[tuple[int, int]]] = {}
         for id_, name, district_id in reachable:
             by_name.setdefault(fold(name), []).append((id_, district_id))
-        communities = {
-            c.id: c
-            for c in (
-                await ctx.session.scalars(select(Community).where(Community.id.in_([r[0] for r in reachable])))
-            ).all()
-        }
-        seen_phones: dict[str, int] = {}
-        seen_texts: dict[tuple[int, str], int] = {}
-        for row in rows:
-            prepared = self._checked(ctx, row, districts, by_name, communities, issues)
+        keys = [import_key(organization_id, row.values) for row in rows]
+        imported = await _imported(ctx, organization_id, keys)
+        seen: dict[str, int] = {}
+        for done, (row, key) in enumerate(zip(rows, keys, strict=True), 1):
+            if done % PROGRESS_EVERY == 0:
+                report_progress(WRITE, done, len(rows))
+            if key in imported:
+                # Before the row's checks: a row imported last week is not "in the past" now, just done.
+                _already(issues, row)
+                continue
+            prepared = self._checked(ctx, row, districts, by_name, issues)
             if prepared is None:
                 continue
-            data, values = prepared
-            earlier = seen_phones.get(values["requester_phone"]) or seen_texts.get(_text_key(values))
-            if earlier is not None:
-                issues.duplicate(row, "requester_phone", "A probable duplicate of row {earlier}.", earlier=earlier)
+            if key in seen:
+                issues.duplicate(row, None, _("The same request as row {earlier}."), earlier=seen[key])
                 continue
-            existing = await help_requests.probable_duplicate(ctx, values)
-            if existing is not None:
-                issues.duplicate(row, "requester_phone", "A probable duplicate of the open request {id}.", id=existing)
-                continue
-            seen_phones[values["requester_phone"]] = row.number
-            seen_texts[_text_key(values)] = row.number
+            seen[key] = row.number
             if dry_run:
                 report.created += 1
                 continue
             try:
                 async with ctx.session.begin_nested():
-                    await help_requests.submit(ctx, data)
+                    request = await help_requests.submit(ctx, prepared)
+                    request.import_key = key
+                    await _only_within(ctx, request, organization_id)
+                    await ctx.session.flush()
             except DomainError as refused:
                 issues.reject(issues.from_errors(row, refused.errors))
+                continue
+            except IntegrityError as exc:
+                if constraint_name(exc) != IMPORT_KEY_INDEX:
+                    raise
+                _already(issues, row)  # imported by another transaction meanwhile (a concurrent import)
                 continue
             report.created += 1
 
@@ -264,10 +281,9 @@ class RequestsKind:
         row: Row,
         districts: Districts,
         by_name: dict[str, list[tuple[int, int]]],
-        communities: dict[int, Community],
         issues: Issues,
-    ) -> tuple[help_requests.HelpRequestInput, dict[str, Any]] | None:
-        """The row as submit's input and the values it would store, or None (its problems reported)."""
+    ) -> help_requests.HelpRequestInput | None:
+        """The row as submit's input, or None (its problems reported)."""
         cells = row.values
         v = Validator()
         community_id = self._community(v, cells.get("community", ""), cells.get("district", ""), districts, by_name)
@@ -306,15 +322,11 @@ class RequestsKind:
             latitude=latitude,
             longitude=longitude,
         )
-        values = help_requests.checked_fields(v, data, ctx.now())
+        help_requests.checked_fields(v, data, ctx.now())
         if v.errors:
             issues.reject(issues.from_errors(row, v.errors))
             return None
-        if values["latitude"] is None and community_id is not None:
-            # As submit does: without a location of its own, a request is where its community is.
-            community = communities[community_id]
-            values["latitude"], values["longitude"] = community.latitude, community.longitude
-        return data, values
+        return data
 
     @staticmethod
     def _community(
@@ -344,8 +356,53 @@ class RequestsKind:
         return candidates[0][0]
 
 
-def _text_key(values: dict[str, Any]) -> tuple[int, str]:
-    return (int(values["community_id"]), fold(f"{values['title']} {values['description']}"))
+IMPORT_KEY_INDEX = "uq_help_requests_import_key"
+# How often (rows) the import's progress hears of the write.
+PROGRESS_EVERY = 100
+_IMPORTED = text(
+    "SELECT import_key FROM help_requests WHERE organization_id = :org AND import_key = ANY(CAST(:keys AS varchar[]))"
+)
+
+
+def import_key(organization_id: int, values: dict[str, str]) -> str:
+    """The key of a row: a hash of the organisation and the row's non-empty cells, each by its field and as
+    compared (NFKC, no spaces, case-folded). The form's submission id, when mapped, is one of those cells: two
+    submissions saying the same thing stay two requests. Whole rows rather than the submission id alone: a
+    序号 restarts at 1 in every form and every hand-kept sheet, and a second form's rows must not be taken
+    for the first's. Independent of the database and of the mapping's header texts."""
+    parts = [str(organization_id)]
+    for field in sorted(values):
+        cell = fold(values[field])
+        if cell:
+            parts.append(f"{field}={cell}")
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+async def _imported(ctx: ServiceContext, organization_id: int, keys: list[str]) -> set[str]:
+    """Those of `keys` a request of the organisation was imported from (one query; an array parameter, not
+    one bind per key)."""
+    result = await ctx.session.execute(_IMPORTED, {"org": organization_id, "keys": sorted(set(keys))})
+    return set(result.scalars().all())
+
+
+def _already(issues: Issues, row: Row) -> None:
+    # Says nothing of the request (which the caller may no longer see): that this row was imported before.
+    issues.report.duplicates.append(
+        issues.make(row, None, "ALREADY_EXISTS", _("This row was imported before; it is not imported again."))
+    )
+
+
+async def _only_within(ctx: ServiceContext, request: HelpRequest, organization_id: int) -> None:
+    """submit's probable-duplicate flag, kept only when it names a request of the organisation imported into
+    (its check does not filter by organisation: a platform administrator importing into one organisation
+    would see the new request flagged as a duplicate of another organisation's)."""
+    if request.duplicate_of_id is None:
+        return
+    owner = await ctx.session.scalar(
+        select(HelpRequest.organization_id).where(HelpRequest.id == request.duplicate_of_id)
+    )
+    if owner != organization_id:
+        request.duplicate_of_id = None
 
 
 REQUESTS = RequestsKind()

@@ -6,7 +6,8 @@ File-level problems (not a spreadsheet, empty, too large, a bad mapping) raise
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -55,8 +56,26 @@ class ImportReport:
     duplicates: list[RowIssue] = field(default_factory=list)
     # One entry per problem (a row may have several); nothing of a rejected row is written.
     rejected: list[RowIssue] = field(default_factory=list)
-    ignored_columns: list[str] = field(default_factory=list)  # headers mapped to nothing: reported, not an error
+    # Headers mapped to nothing: reported, not an error (the first MAX_IGNORED_REPORTED; ignored_total counts all).
+    ignored_columns: list[str] = field(default_factory=list)
+    ignored_total: int = 0
     mapping: dict[str, str] = field(default_factory=dict)  # header -> field actually used
+
+
+# progress(stage, done, total or None): the stages in order, each counting rows.
+READ, CHECK, WRITE = "read", "check", "write"
+Progress = Callable[[str, int, int | None], None]
+# The running import's progress callback, set by run_import for the kind's `write` (which the Protocol below
+# keeps free of it); a kind tells it with `report_progress`. A context variable, so that it follows the
+# import into asyncio.to_thread and never leaks into another request.
+PROGRESS: ContextVar[Progress | None] = ContextVar("import_progress", default=None)
+
+
+def report_progress(stage: str, done: int, total: int | None) -> None:
+    """Tell the running import's caller how far `stage` got (nothing when nobody listens)."""
+    callback = PROGRESS.get()
+    if callback is not None:
+        callback(stage, done, total)
 
 
 class ImportKind(Protocol):

@@ -42,6 +42,15 @@ class HelpRequest(OrganizationOwned, Base):
             f"required_credentials <@ ARRAY[{sql_in(CredentialKind)}]::varchar[]", name="required_credentials_valid"
         ),
         Index("ix_help_requests_requester_phone", "requester_phone"),
+        # A spreadsheet import's key of the row a request came from (core.imports.requests): the same row
+        # imported again is recognised, whatever became of the request since.
+        Index(
+            "uq_help_requests_import_key",
+            "organization_id",
+            "import_key",
+            unique=True,
+            postgresql_where=text("import_key IS NOT NULL"),
+        ),
         *latlng_checks(),
         # The coordinator's work list: open requests by urgency, then deadline.
         Index("ix_help_requests_queue", "urgency_rank", "needed_by_sort", "id"),
@@ -77,6 +86,9 @@ class HelpRequest(OrganizationOwned, Base):
     required_credentials: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
     # Set at intake when the request is probably the same as an open one; verification can merge them.
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("help_requests.id"))
+    # Set by the spreadsheet import only (migration 0015): a hash of the organisation and the row (with the
+    # form's submission id when the file has one); NULL for requests submitted one by one.
+    import_key: Mapped[str | None] = mapped_column(String(64))
     requester_name: Mapped[str] = mapped_column(String(50))
     requester_phone: Mapped[str] = mapped_column(String(20))
     requester_address: Mapped[str] = mapped_column(String(300), default="")

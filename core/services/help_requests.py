@@ -399,9 +399,14 @@ DUPLICATE_WINDOW = timedelta(hours=48)
 
 async def probable_duplicate(ctx: ServiceContext, values: Mapping[str, Any]) -> int | None:
     open_ = [s.value for s in OPEN_REQUEST_STATUSES]
+    # Only among the organisation's own requests: a platform administrator (who sees every organisation)
+    # must not get one organisation's request flagged as a duplicate of another's.
+    own = HelpRequest.organization_id == (
+        select(Community.organization_id).where(Community.id == values["community_id"]).scalar_subquery()
+    )
     same_phone = await ctx.session.scalar(
         select(HelpRequest.id)
-        .where(HelpRequest.status.in_(open_), HelpRequest.requester_phone == values["requester_phone"])
+        .where(own, HelpRequest.status.in_(open_), HelpRequest.requester_phone == values["requester_phone"])
         .order_by(HelpRequest.id)
         .limit(1)
     )
@@ -419,6 +424,7 @@ async def probable_duplicate(ctx: ServiceContext, values: Mapping[str, Any]) -> 
     similar = await ctx.session.scalar(
         select(HelpRequest.id)
         .where(
+            own,
             HelpRequest.status.in_(open_),
             HelpRequest.created_at > ctx.now() - DUPLICATE_WINDOW,
             similarity >= DUPLICATE_SIMILARITY,

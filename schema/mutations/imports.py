@@ -6,6 +6,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -124,29 +125,55 @@ class ImportMutations:
         "skipped, the others written together (importing the same file again changes nothing)."
     )
     async def import_records(self, info: Info, input: ImportInput) -> ImportPayload:  # type: ignore[valid-type]
-        settings = info.context.settings
-
-        async def work(ctx: ServiceContext) -> Any:
+        """In this order, so that nothing waits or parses while holding a database connection: who may
+        (no database, no file), a slot (waiting, if need be, with no transaction open), the file read and
+        split in a worker thread (no transaction either), and only then the write, in its own transaction
+        (context.write: committed, or rolled back with nothing written). The request's token check already
+        ended its transaction before the body was read (yunshegong.app, uploads)."""
+        context = info.context
+        settings = context.settings
+        kind = input.kind.value
+        upload = input.file
+        mapping = {column.header: column.field for column in input.mapping or ()} if input.mapping is not None else None
+        try:
             organization_id = ids.decode_optional(input.organization_id, "Organization", ("input", "organizationId"))
-            mapping = {column.header: column.field for column in input.mapping or ()}
-            upload = input.file
-            try:
-                async with import_slot(settings.import_concurrency):
-                    report = await imports.run_import(
-                        ctx,
-                        input.kind.value,
-                        upload.data,
-                        filename=upload.filename,
-                        mapping=mapping if input.mapping is not None else None,
-                        dry_run=input.dry_run,
-                        organization_id=organization_id,
-                        settings=settings,
-                    )
-            except DomainError as exc:
-                raise _in_input(exc) from exc
-            return _Done(report)
+            imports.check_import_permission(_caller(context), kind, organization_id)
+            async with import_slot(settings.import_concurrency):
+                parsed = await imports.parse_import(kind, upload.data, mapping=mapping, settings=settings)
 
-        return await mutate(info, ImportPayload, "report", lambda done: ImportReport.of(done.report), work)
+                async def work(ctx: ServiceContext) -> Any:
+                    try:
+                        report = await imports.run_import(
+                            ctx,
+                            kind,
+                            parsed,
+                            filename=upload.filename,
+                            dry_run=input.dry_run,
+                            organization_id=organization_id,
+                            settings=settings,
+                        )
+                    except DomainError as exc:
+                        raise _in_input(exc) from exc
+                    return _Done(report)
+
+                return await mutate(info, ImportPayload, "report", _converted, work)
+        except DomainError as exc:
+            refusal = _in_input(exc)
+        # Answered as every mutation answers a refusal (signed-in check first, a denial audited).
+        return await mutate(info, ImportPayload, "report", _converted, partial(_refuse, refusal))
+
+
+def _caller(context: Any) -> ServiceContext:
+    """The caller, for checks that read nothing (a session never used: opening one connects nothing)."""
+    return context.service_context(context.app.sessionmaker())
+
+
+async def _refuse(refusal: DomainError, ctx: ServiceContext) -> Any:
+    raise refusal
+
+
+def _converted(done: _Done) -> ImportReport:
+    return ImportReport.of(done.report)
 
 
 @strawberry.type

@@ -98,7 +98,10 @@ class ImportReport:
     )
     rejected_total: int
     rejected_rows: int = strawberry.field(description="How many rows were rejected.")
-    ignored_columns: list[str] = strawberry.field(description="Headers mapped to no field (not an error).")
+    ignored_columns: list[str] = strawberry.field(
+        description="Headers mapped to no field (not an error; the first ones, ignoredTotal counts them all)."
+    )
+    ignored_total: int
     mapping: list[ImportMappingEntry] = strawberry.field(description="The mapping actually used.")
 
     @classmethod
@@ -116,6 +119,7 @@ class ImportReport:
             rejected_total=len(report.rejected),
             rejected_rows=len({i.row for i in report.rejected}),
             ignored_columns=list(report.ignored_columns),
+            ignored_total=report.ignored_total,
             mapping=[ImportMappingEntry(header=h, field=f) for h, f in report.mapping.items()],
         )
 

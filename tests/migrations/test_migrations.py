@@ -72,8 +72,8 @@ async def _fresh_database(server_url: str, name: str) -> AsyncIterator[tuple[Asy
 
 
 async def test_downgrade_to_base_and_upgrade_again(server_url: str) -> None:
-    # the plugins depend on core 0006 (case_work: 0008; supplies s005: 0013); core went on to 0014
-    heads = {"s005", "c003", "w013", "m007", "0014"}
+    # the plugins depend on core 0006 (case_work: 0008; supplies s005: 0013); core went on to 0015
+    heads = {"s005", "c003", "w013", "m007", "0015"}
     async with _fresh_database(server_url, "ysg_migration_roundtrip") as (engine, dirs):
         await migrate.upgrade(engine, dirs)
         await migrate.upgrade(engine, dirs)  # a second run is a no-op

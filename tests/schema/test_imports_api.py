@@ -1,8 +1,9 @@
 """importRecords through /graphql: a real multipart request (GraphQL multipart request spec) to the app.
 
-The edge (yunshegong/http.py, "uploads") reads a multipart body under its own limit, only from a client that
-sent a bearer credential or a preflight header, and refuses malformed bodies with 400; the mutation answers the
-import's report, or its file-level errors as payload errors.
+The edge (yunshegong/http.py, "uploads") reads a multipart body under its own limit, only from a signed-in
+caller (a valid bearer credential), a few at once per process, holding no database connection meanwhile, and
+refuses malformed bodies with 400; the mutation answers the import's report, or its file-level errors as
+payload errors.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,7 +19,7 @@ import httpx
 import openpyxl
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
@@ -28,13 +30,15 @@ from schema.context import AppState
 from schema.mutations import imports as import_mutations
 from tests.factories import Factory
 from tests.schema.helpers import gid
-from yunshegong.app import create_app
+from yunshegong import http
+from yunshegong.app import bearer_authenticator, create_app
 
 IMPORT = """
 mutation Import($input: ImportInput!) {
   importRecords(input: $input) {
     report {
-      kind dryRun rowsRead created updated unchanged duplicatesTotal rejectedTotal rejectedRows ignoredColumns
+      kind dryRun rowsRead created updated unchanged duplicatesTotal rejectedTotal rejectedRows
+      ignoredColumns ignoredTotal
       duplicates { row column field code }
       rejected { row column field code message }
       mapping { header field }
@@ -143,7 +147,7 @@ async def test_a_csv_of_communities_lands_with_a_report_naming_each_bad_row(
         (6, "负责人电话", "head_phone", "INVALID_PHONE"),
     ]
     assert (report["rejectedTotal"], report["rejectedRows"], report["duplicatesTotal"]) == (2, 2, 1)
-    assert report["ignoredColumns"] == ["户数"]
+    assert (report["ignoredColumns"], report["ignoredTotal"]) == (["户数"], 1)
     assert {"header": "所在区县", "field": "district"} in report["mapping"]
     assert await _count(engine, Community) == 2
 
@@ -285,19 +289,43 @@ async def test_a_malformed_multipart_request_is_a_400(
     assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_REQUEST"
 
 
-async def test_multipart_without_a_credential_or_preflight_header_is_refused_unread(
-    admin_client: httpx.AsyncClient,
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"graphql-preflight", b"1")],  # a preflight header is no credential
+        [(b"apollo-require-preflight", b"1")],
+        [],
+        [(b"authorization", b"Bearer not-a-token")],  # a credential that is not valid
+    ],
+)
+async def test_multipart_from_a_caller_not_signed_in_is_refused_unread(
+    engine: AsyncEngine, app_state: AppState, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    # when a browser form could have sent it (no Authorization, no preflight header)
-    response = await admin_client.post("/graphql", **multipart(IMPORT, import_vars(), COMMUNITIES_CSV.encode()))
-    # then it is refused
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_REQUEST"
-    # while a preflight header is enough
-    preflighted = await admin_client.post(
-        "/graphql", headers={"GraphQL-Preflight": "1"}, **multipart(IMPORT, import_vars(), COMMUNITIES_CSV.encode())
+    # given the service's own bearer authenticator
+    state = dataclasses.replace(app_state)
+    state.authenticate = bearer_authenticator(state)
+    app = create_app(state.settings, engine=engine, state=state)
+    # when a multipart import arrives without a valid credential
+    status, body, read = await _raw_asgi(app, [MULTIPART, *headers], [_body(COMMUNITIES_CSV.encode())])
+    # then it is refused with 401 before a byte of its body is read
+    assert (status, orjson.loads(body)["errors"][0]["extensions"]["code"], read) == (401, "UNAUTHENTICATED", 0)
+
+
+MULTIPART = (b"content-type", b"multipart/form-data; boundary=b")
+
+
+def _body(data: bytes, variables: dict[str, Any] | None = None) -> bytes:
+    """A multipart body per the spec (boundary "b") carrying the import of `data`."""
+    operations = orjson.dumps({"query": IMPORT, "variables": variables or import_vars()}).decode()
+    return (
+        (
+            f'--b\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{operations}\r\n'
+            '--b\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0": ["variables.input.file"]}\r\n'
+            '--b\r\nContent-Disposition: form-data; name="0"; filename="c.csv"\r\nContent-Type: text/csv\r\n\r\n'
+        ).encode()
+        + data
+        + b"\r\n--b--\r\n"
     )
-    assert preflighted.status_code == 200
 
 
 async def _raw_asgi(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, bytes, int]:
@@ -446,3 +474,178 @@ async def test_imports_at_once_wait_for_each_other(admin_client: httpx.AsyncClie
     )
     # then each one runs in turn
     assert [r.json()["data"]["importRecords"]["report"]["created"] for r in responses] == [1, 1, 1, 1]
+
+
+# -- what an upload holds while it waits ----------------------------------------------------------------------------
+
+
+class _Stalled:
+    """An upload whose body stops before its last bytes until `resume` is set (a slow client)."""
+
+    def __init__(self, app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.chunks = [body[:-10], body[-10:]]
+        self.read = 0
+        self.reading = asyncio.Event()  # the first chunk was read: the body is being parsed
+        self.resume = asyncio.Event()
+        self.task = asyncio.ensure_future(_raw_asgi_with(app, headers, self.receive))
+
+    async def receive(self) -> dict[str, Any]:
+        if self.read == 1:
+            self.reading.set()
+            await self.resume.wait()
+        if self.read < len(self.chunks):
+            self.read += 1
+            return {"type": "http.request", "body": self.chunks[self.read - 1], "more_body": self.read < 2}
+        await asyncio.Event().wait()  # a client that sent everything just waits for the answer
+        raise AssertionError("unreachable")
+
+
+async def _raw_asgi_with(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def _reading_app(engine: AsyncEngine, app_state: AppState, viewer: Viewer, **settings: Any) -> Any:
+    """An app whose token check reads on the request's session, as the real one does (its transaction begun)."""
+    config = Settings(database_url=None, max_page_size=200, **settings)
+
+    async def checked(request: Any, session: Any) -> Viewer:
+        await session.execute(text("SELECT 1"))
+        return viewer
+
+    state = dataclasses.replace(app_state, settings=config, authenticate=checked)
+    return create_app(config, engine=engine, state=state)
+
+
+async def test_uploads_past_the_process_limit_are_answered_429_unread(
+    engine: AsyncEngine, app_state: AppState, admin: Viewer, make: Factory
+) -> None:
+    # given a service handling one upload at once, busy with a slow one
+    await _districts(make)
+    app = _reading_app(engine, app_state, admin, import_upload_concurrency=1)
+    headers = [MULTIPART, *[(k.lower().encode(), v.encode()) for k, v in AUTH.items()]]
+    slow = _Stalled(app, headers, _body("社区名称,所在区县\n慢社区,碑林区\n".encode()))
+    try:
+        await asyncio.wait_for(slow.reading.wait(), 10)
+        # when another upload arrives
+        status, body, read = await _raw_asgi(app, headers, [_body(COMMUNITIES_CSV.encode())])
+        # then it is told to retry, its body unread
+        assert (status, orjson.loads(body)["errors"][0]["extensions"]["code"], read) == (429, "UNAVAILABLE", 0)
+    finally:
+        slow.resume.set()
+        finished = await _finished([slow.task])
+    # and once the slow one is done, uploads are taken again
+    assert finished[0][0] == 200
+    status, body, read = await _raw_asgi(app, headers, [_body("社区名称,所在区县\n快社区,碑林区\n".encode())])
+    assert status == 200
+    assert orjson.loads(body)["data"]["importRecords"]["report"]["created"] == 1
+
+
+async def test_an_upload_holds_no_connection_while_its_body_streams_in_or_it_waits_for_a_slot(
+    engine: AsyncEngine, app_state: AppState, admin: Viewer, make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given uploads whose token check began a transaction on the request's connection
+    await _districts(make)
+    app = _reading_app(engine, app_state, admin)
+    headers = [MULTIPART, *[(k.lower().encode(), v.encode()) for k, v in AUTH.items()]]
+    pool = engine.sync_engine.pool
+    idle = pool.checkedout()  # type: ignore[attr-defined]
+    # when one streams its body slowly
+    slow = _Stalled(app, headers, _body("社区名称,所在区县\n慢社区,碑林区\n".encode()))
+    try:
+        await asyncio.wait_for(slow.reading.wait(), 10)
+        # then it holds no pooled connection meanwhile
+        assert pool.checkedout() == idle  # type: ignore[attr-defined]
+    finally:
+        slow.resume.set()
+        finished = await _finished([slow.task])
+    assert finished[0][0] == 200
+    # when several wait for the one import slot
+    monkeypatch.setattr(import_mutations, "WAIT_SECONDS", 30)
+    waiting: list[asyncio.Future[tuple[int, bytes]]] = []
+    try:
+        async with import_mutations.import_slot(1):
+            slots = import_mutations._slots[asyncio.get_running_loop()]
+            waiting = [
+                asyncio.ensure_future(
+                    _raw_asgi_with(app, headers, _once(_body(f"社区名称,所在区县\n社区{i},碑林区\n".encode())))
+                )
+                for i in range(3)
+            ]
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if slots.waiting == 3:
+                    break
+            # then none of them holds a connection while it waits
+            assert slots.waiting == 3
+            assert pool.checkedout() == idle  # type: ignore[attr-defined]
+    finally:
+        results = await _finished(waiting)
+    # and each runs once the slot is free
+    assert [orjson.loads(body)["data"]["importRecords"]["report"]["created"] for _, body in results] == [1, 1, 1]
+
+
+async def _finished(tasks: list[asyncio.Future[tuple[int, bytes]]]) -> list[tuple[int, bytes]]:
+    """The tasks' results; whatever happened, none is left running past the test."""
+    try:
+        return await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _once(body: bytes) -> Any:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return receive
+
+
+async def test_a_file_is_held_in_memory_once() -> None:
+    # given a multipart body carrying a file of 8 MB
+    size = 8 * 1024 * 1024
+    body = _body(b"x" * size)
+
+    async def stream() -> Any:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    # when it is parsed
+    tracemalloc.start()
+    try:
+        request = await http.multipart_operations(headers, stream(), max_json_bytes=100_000, max_batch=5)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # then the file came through whole, and was never held twice (its bytes handed over, not copied)
+    assert not isinstance(request, list)
+    assert len(request.variables["input"]["file"].data) == size  # type: ignore[index]
+    assert peak < 1.5 * size

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
+from core.i18n import translate
 from core.plugins import build_plugin_host
 from core.services import auth
 from core.settings import Settings
@@ -115,7 +116,10 @@ async def test_csv_of_volunteers_as_an_admin_has_their_own_rows_in_full_and_no_o
     assert response.headers["content-disposition"].startswith("attachment;")
     assert "filename*=UTF-8''" in response.headers["content-disposition"]
     rows = read_csv(response)
-    assert rows[0][:2] == ["姓名", "手机号"] or rows[0][0] != "Name"  # translated when the catalog has it
+    zh = [translate(h, locale="zh_CN") for h in ("Name", "Phone")]
+    assert zh != ["Name", "Phone"]  # positive control: the catalog translates both headers
+    assert rows[0][:2] == zh
+    assert rows[0][1] == "手机号"
     by_name = {r[0]: r for r in rows[1:]}
     assert {"甲一", "甲二"} <= set(by_name)  # positive control: own rows
     assert by_name["甲一"][1] == "13900000001"
@@ -186,9 +190,20 @@ async def test_assignments_are_flattened_one_row_per_assignment(world: tuple[Har
     await offer(worker, request, first, second)
     # when the assignments are downloaded
     rows = read_csv(await download(kit, worker, "/export/assignments.csv", lang="en"))
-    # then one row per assignment, with its request's title beside it
+    # then one row per assignment, with its request's title beside it, its status and the request's urgency in
+    # the caller's words
     assert rows[0][:2] == ["Help request", "Urgency"]
-    assert sorted((r[0], r[4], r[6]) for r in rows[1:]) == [("送药", "甲一", "OFFERED"), ("送药", "甲二", "OFFERED")]
+    assert sorted((r[0], r[1], r[4], r[6]) for r in rows[1:]) == [
+        ("送药", "high", "甲一", "offered"),
+        ("送药", "high", "甲二", "offered"),
+    ]
+    # and in Chinese for a Chinese caller, in both formats
+    offered, high = translate("offered", locale="zh_CN"), translate("high", locale="zh_CN")
+    assert offered == "已派单"
+    zh_csv = read_csv(await download(kit, worker, "/export/assignments.csv", lang="zh"))
+    zh_xlsx = read_xlsx(await download(kit, worker, "/export/assignments.xlsx", lang="zh"))
+    assert {(r[1], r[6]) for r in zh_csv[1:]} == {(high, offered)}
+    assert {(r[1], r[6]) for r in zh_xlsx[1:]} == {(high, offered)}
 
 
 # -- formula injection -------------------------------------------------------------------------------------------
@@ -207,13 +222,16 @@ async def test_formulas_are_neutralised_in_csv_and_xlsx_while_numbers_stay_numbe
     csv_rows = read_csv(await download(kit, admin, "/export/volunteers.csv"))
     xlsx_rows = read_xlsx(await download(kit, admin, "/export/volunteers.xlsx"))
     book = openpyxl.load_workbook(io.BytesIO((await download(kit, admin, "/export/volunteers.xlsx")).content))
-    # then each starts with a quote (text, shown as written), in both formats
-    expected = sorted("'" + name for name in STORED_FORMULAS)
-    assert sorted(r[0] for r in csv_rows[1:]) == expected
-    assert sorted(r[0] for r in xlsx_rows[1:]) == expected
-    # and no cell of the sheet is a formula, while the numbers (hours served, active assignments) are numbers
+    # then in the CSV (no types) each starts with a quote
+    assert sorted(r[0] for r in csv_rows[1:]) == sorted("'" + name for name in STORED_FORMULAS)
+    # and in the XLSX each is a string cell holding exactly the name (nothing evaluates a string cell; no
+    # quote to see), marked quotePrefix (Excel's mark of text typed as '=…, kept as text when edited)
+    assert sorted(r[0] for r in xlsx_rows[1:]) == sorted(STORED_FORMULAS)
     sheet = book.worksheets[0]
+    names = [row[0] for row in sheet.iter_rows(min_row=2)]
+    assert {(c.value, c.data_type, c.quotePrefix) for c in names} == {(n, "s", True) for n in STORED_FORMULAS}
     assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+    # while the numbers (hours served, active assignments) are numbers
     hours_column = [c.value for c in sheet[2]]
     assert hours_column[8] == 0
     assert isinstance(hours_column[8], int)
@@ -248,24 +266,39 @@ def test_xlsx_writer_types_text_as_text_and_numbers_and_dates_as_such() -> None:
     header, row = list(sheet.iter_rows())
     assert header[0].value == "=名"
     assert header[0].data_type == "s"  # a header is never a formula
-    assert [c.value for c in row][:3] == ["'=1+1", "'\tx", -2]
+    assert header[0].quotePrefix
+    assert [c.value for c in row][:3] == ["=1+1", "\tx", -2]
     assert isinstance(row[3].value, datetime)
     assert [row[3].value.isoformat(), row[4].value.isoformat()] == ["2021-07-21T10:30:00", "2021-07-22T00:00:00"]
     assert [c.data_type for c in row][:3] == ["s", "s", "n"]
+    assert [c.quotePrefix for c in row][:3] == [True, True, False]
+    assert not header[1].quotePrefix
     assert isinstance(typed("2021-07-22", "date"), date)
 
 
-def test_numbers_are_typed_and_bad_numbers_become_neutralised_text() -> None:
+def test_numbers_are_typed_and_bad_numbers_become_text_neutralised_in_csv() -> None:
     from decimal import Decimal
 
-    from yunshegong.exports import typed
+    from yunshegong.exports import csv_lines, typed
 
     assert typed(-3, "number") == -3
     assert typed("-1.5", "number") == Decimal("-1.5")
     assert typed("2", "number") == 2
-    assert typed("-1+1", "number") == "'-1+1"
-    assert typed("-1", "text") == "'-1"
+    assert typed("-1+1", "number") == "-1+1"
     assert typed(["a", "b"], "text") == "a、b"
+    row = [typed(v, k) for v, k in (("-1+1", "number"), ("-1", "text"), (-2, "number"), ("-1.5", "number"))]
+    assert list(csv.reader(io.StringIO(csv_lines([row])))) == [["'-1+1", "'-1", "-2", "-1.5"]]
+
+
+def test_csv_quotes_every_field_so_a_semicolon_locale_cannot_split_a_formula_out() -> None:
+    from yunshegong.exports import csv_lines
+
+    # given a text with a `;` followed by a formula (what a `;`-separated spreadsheet would cut it at)
+    line = csv_lines([["x;=1+1", "王阿姨", 3]])
+    # then every field is quoted, and read with `;` as the separator no cell starts with "="
+    assert line == '"x;=1+1","王阿姨","3"\r\n'
+    cells = next(csv.reader(io.StringIO(line), delimiter=";"))
+    assert not any(c.startswith("=") for c in cells)
 
 
 # -- refusals ---------------------------------------------------------------------------------------------------
@@ -441,3 +474,181 @@ async def test_exports_query_lists_what_the_caller_can_download(world: tuple[Har
     assert listed_a["helpRequests"]["variables"] == ["filter", "orderBy"]
     anonymous = await kit.anonymous.raw(query)
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+# -- every row or none ---------------------------------------------------------------------------------------------
+
+
+async def test_queue_exports_read_every_page(world: tuple[Harness, Any]) -> None:
+    # given 7 requests to verify and 4 to match (pages of 3), and one of B's
+    kit, _app = world
+    orgs = await two_orgs(kit)
+    for n in range(7):
+        await kit.help_request(orgs["community_a"], title=f"核实{n}", requester_phone=f"1381111{n:04d}")
+    admin = await kit.sign_in("organization_admin", orgs["a"])
+    for n in range(4):
+        await offer(admin, await kit.help_request(orgs["community_a"], title=f"匹配{n}"))
+    await kit.help_request(orgs["community_b"], title="乙的请求")
+    # when the two parts of the queue are downloaded
+    unverified = read_csv(await download(kit, admin, "/export/queueUnverified.csv", lang="en"))
+    unmatched = read_xlsx(await download(kit, admin, "/export/queueUnmatched.xlsx", lang="en"))
+    # then every row of each, once, most urgent first as the queue lists them, in the caller's words
+    assert sorted(r[0] for r in unverified[1:]) == sorted(f"核实{n}" for n in range(7))
+    assert {r[3] for r in unverified[1:]} == {"submitted"}
+    assert sorted(r[0] for r in unmatched[1:]) == sorted(f"匹配{n}" for n in range(4))
+    assert {r[3] for r in unmatched[1:]} == {"verified"}
+    queue = await admin("{ queue(first: 3) { unverified { title } } }")
+    assert [r[0] for r in unverified[1:4]] == [r["title"] for r in queue["queue"]["unverified"]]
+
+
+async def test_overdue_in_one_piece_is_refused_when_longer_than_a_page_never_cut(
+    world: tuple[Harness, Any], clock: Any
+) -> None:
+    from datetime import timedelta
+
+    # given 3 overdue requests (a page holds 3)
+    kit, _app = world
+    orgs = await two_orgs(kit)
+    for n in range(3):
+        await kit.help_request(orgs["community_a"], title=f"超时{n}", requester_phone=f"1382222{n:04d}")
+    clock.now += timedelta(days=3)
+    admin = await kit.sign_in("organization_admin", orgs["a"])
+    # when they are downloaded, then all three come
+    rows = read_csv(await download(kit, admin, "/export/overdue.csv", lang="en"))
+    assert sorted(r[2] for r in rows[1:]) == ["超时0", "超时1", "超时2"]
+    assert {r[0] for r in rows[1:]} == {"verification"}
+    # and given a fourth, the list (which the API gives in one piece) is refused, with no file
+    await kit.help_request(orgs["community_a"], title="超时3", requester_phone="13822229999")
+    clock.now += timedelta(days=1)
+    admin = await kit.sign_in("organization_admin", orgs["a"])
+    for path in ("/export/overdue.csv", "/export/overdue.xlsx"):
+        response = await download(kit, admin, path)
+        assert response.status_code == 422
+        assert code(response) == "OUT_OF_RANGE"
+        assert response.headers["content-type"].startswith("application/json")
+
+
+async def test_a_page_too_costly_is_asked_again_smaller_and_paging_goes_on(
+    engine: AsyncEngine, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graphql import parse
+
+    from schema.build import build_schema
+    from schema.cost import CostModel, operation_cost
+    from schema.exports import CORE_EXPORTS
+
+    # given a query budget that refuses the assignments export at a page of 3 requests but not at 1
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    settings = Settings(login_max_failures=1000, export_page_size=3)
+    document = parse(next(e.document for e in CORE_EXPORTS if e.name == "assignments"))
+    model = CostModel(plain_list=settings.max_page_size, max_page=settings.max_page_size)
+    graphql_schema = build_schema(settings, build_plugin_host(entry_points=False))._schema
+    cost_of = [operation_cost(graphql_schema, document, None, {"first": n}, model) or 0 for n in (1, 3)]
+    assert cost_of[0] < cost_of[1]
+    settings = Settings(login_max_failures=1000, export_page_size=3, max_query_cost=cost_of[0])
+    kit, _app, http = _harness(engine, clock, settings)
+    async with http:
+        orgs = await two_orgs(kit)
+        admin = await kit.sign_in("organization_admin", orgs["a"])
+        for n in range(5):
+            volunteer = await kit.volunteer(orgs["a"], f"志愿者{n}")
+            await offer(admin, await kit.help_request(orgs["community_a"], title=f"请求{n}"), volunteer)
+        refused = await admin.raw(document.loc.source.body, {"first": 3})  # type: ignore[union-attr]
+        assert refused["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"  # positive control
+        # when the assignments are downloaded
+        response = await download(kit, admin, "/export/assignments.csv", lang="en")
+        # then every assignment is there
+        assert response.status_code == 200
+        assert sorted(r[0] for r in read_csv(response)[1:]) == [f"请求{n}" for n in range(5)]
+
+
+# -- temporary files ----------------------------------------------------------------------------------------------
+
+
+async def test_a_failed_xlsx_export_leaves_no_temporary_file(
+    world: tuple[Harness, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import tempfile
+
+    from yunshegong import exports
+
+    # given a second page that fails (its cursor is refused by the API)
+    kit, _app = world
+    orgs = await two_orgs(kit)
+    for n in range(5):
+        await kit.volunteer(orgs["a"], f"志愿者{n}")
+    admin = await kit.sign_in("organization_admin", orgs["a"])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    real_page_of = exports.page_of
+    monkeypatch.setattr(exports, "page_of", lambda data, export: (real_page_of(data, export)[0], "not-a-cursor"))
+    # when the XLSX is downloaded
+    response = await download(kit, admin, "/export/volunteers.xlsx")
+    # then it is refused with the API's code, and the workbook's temporary file (its first page) is gone
+    assert response.status_code == 400
+    assert code(response) == "INVALID_CURSOR"
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_cancelled_xlsx_export_leaves_no_temporary_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import tempfile
+
+    from schema.exports import CORE_EXPORTS, _check
+    from yunshegong.exports import xlsx_file
+
+    # given an XLSX export whose first page is written and whose next page never comes
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    export = _check(CORE_EXPORTS[0], "core")
+    waiting = asyncio.Event()
+
+    async def rest() -> AsyncIterator[list[Any]]:
+        waiting.set()
+        await asyncio.Event().wait()
+        yield []
+
+    first = [{"name": f"志愿者{n}", "phone": "13900000001"} for n in range(50)]
+    task = asyncio.create_task(xlsx_file(export, [None] * len(export.definition.columns), first, rest))
+    await asyncio.wait_for(waiting.wait(), 30)
+    assert [p.name.startswith("openpyxl.") for p in tmp_path.iterdir()] == [True]  # positive control
+    # when it is cancelled (the client gone)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # then the temporary file is gone
+    for _ in range(100):
+        if not list(tmp_path.iterdir()):
+            break
+        await asyncio.sleep(0.05)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- communities ------------------------------------------------------------------------------------------------
+
+
+async def test_communities_export_as_the_import_reads_it(world: tuple[Harness, Any]) -> None:
+    from core.imports.communities import CommunitiesKind
+    from core.imports.mapping import resolve
+
+    # given communities in two organisations
+    kit, _app = world
+    orgs = await two_orgs(kit)
+    for _n in range(3):
+        await kit.community(orgs["a"])
+    admin = await kit.sign_in("organization_admin", orgs["a"])
+    api = await admin("{ communities(first: 50) { nodes { name headPhone district { name } } } }")
+    # when A's administrator downloads them
+    rows = read_csv(await download(kit, admin, "/export/communities.csv", lang="en"))
+    # then A's four communities as the API gives them, none of B's, with the import's own headers
+    shown = sorted((n["name"], n["district"]["name"], n["headPhone"] or "") for n in api["communities"]["nodes"])
+    assert len(shown) == 4
+    assert sorted((r[0], r[1], r[6]) for r in rows[1:]) == shown
+    # and the communities import maps every one of those headers to its field
+    fields = resolve(rows[0], CommunitiesKind.columns, None).by_index
+    assert [fields.get(i) for i in range(7)] == [
+        "name",
+        "district",
+        "street",
+        "latitude",
+        "longitude",
+        "head_name",
+        "head_phone",
+    ]

@@ -65,7 +65,9 @@ def _phones() -> set[str]:
     return set(_owner(read))
 
 
-def test_import_exit_codes_dry_run_and_json(cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_exit_codes_dry_run_and_json(
+    cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert main(["migrate"]) == 0
     org = _setup()
     good = tmp_path / "good.csv"
@@ -82,9 +84,24 @@ def test_import_exit_codes_dry_run_and_json(cli_db: str, tmp_path: Path, capsys:
     assert (report["dry_run"], report["created"]) == (True, 1)
     assert _phones() == set()
 
-    # the real run writes; the organisation by name
+    # the real run writes; the organisation by name; its progress bar goes through reading, checking and
+    # writing, and is full only once written
+    from rich.progress import Progress
+
+    bar: list[tuple[object, object, object]] = []
+    real_update = Progress.update
+
+    def update(self: Progress, task: Any, **changes: Any) -> None:
+        bar.append((changes.get("description"), changes.get("completed"), changes.get("total")))
+        real_update(self, task, **changes)
+
+    monkeypatch.setattr(Progress, "update", update)
     assert main(["import", "volunteers", str(good), "--organization", "甲社工站"]) == 0
     assert _phones() == {"13812345678"}
+    stages = [description for description, _, _ in bar]
+    assert stages.index("reading") < stages.index("checking") < stages.index("writing")
+    assert bar[-1] == ("writing", 1, 1)
+    monkeypatch.setattr(Progress, "update", real_update)
     capsys.readouterr()
 
     # rejected rows: exit 1, the good row imported, the bad one reported by row, column and code

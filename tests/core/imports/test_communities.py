@@ -160,3 +160,30 @@ async def _district(ctx: ServiceContext, district_id: int) -> object:
     from core.models import District
 
     return await ctx.session.get(District, district_id)
+
+
+async def test_concurrent_imports_of_one_community_create_it_once(
+    make: Factory, ctx: ServiceContext, districts: dict[str, int], db_url: object, clock: object
+) -> None:
+    from tests.concurrency import Racer, rounds
+
+    # given two coordinators importing, at the same moment, files of 100 communities each that share one
+    async def round_(racer: Racer, n: int) -> None:
+        async def work(worker: ServiceContext, i: int) -> tuple[int, int, list[str]]:
+            own = [f"社区{n}-{i}-{k},碑林区,,,,,," for k in range(100)]
+            report = await run_import(worker, "communities", csv(f"共同社区{n},碑林区,,,,,,", *own), filename="c")
+            return report.created, report.unchanged, [d.code for d in report.duplicates]
+
+        outcomes = await racer.race(work, viewer=make.ctx.viewer)
+        # then neither import fails on the unique key: the shared community is created once, and the other
+        # import reports it as created meanwhile (their transactions overlapped) or finds it (they did not)
+        assert sum(created for created, _, _ in outcomes) == 2 * 100 + 1
+        assert sorted((found, codes) for _, found, codes in outcomes) in (
+            [(0, []), (0, ["ALREADY_EXISTS"])],
+            [(0, []), (1, [])],
+        )
+
+    async with Racer.open(db_url, workers=2, clock=clock) as racer:  # type: ignore[arg-type]
+        for n in range(rounds(3)):
+            await round_(racer, n)
+    assert await count(ctx) == rounds(3) * 201

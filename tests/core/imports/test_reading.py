@@ -142,3 +142,221 @@ def test_xlsx_bomb_is_refused_before_parsing() -> None:
     assert len(data) < 200_000
     # then it is refused under a limit that lets the small file itself through
     assert refused(data, Limits(max_bytes=1_000_000, max_rows=10)) in ("UNSUPPORTED_FILE", "TOO_LARGE")
+
+
+# -- crafted workbooks (review of issue 17): each trap refused by its own check, not by the size limit ----------
+
+_CT = (
+    '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+)
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?><Relationships '
+    'xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="xl/workbook.xml"/></Relationships>'
+)
+_WORKBOOK = (
+    '<?xml version="1.0" encoding="UTF-8"?><workbook '
+    'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+_WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?><Relationships '
+    'xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+    'Target="worksheets/sheet1.xml"/></Relationships>'
+)
+HEADER = ["姓名", "手机号", "志愿类型"]
+
+
+def _row(number: int, values: list[str]) -> str:
+    cells = "".join(
+        f'<c r="{chr(65 + i)}{number}" t="inlineStr"><is><t>{value}</t></is></c>' for i, value in enumerate(values)
+    )
+    return f'<row r="{number}">{cells}</row>'
+
+
+def raw_xlsx(rows: str, dimension: str | None = None) -> bytes:
+    """A workbook whose sheet XML is exactly `rows` (row elements), as a hand-made or crafted file has it."""
+    sheet = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        + (f'<dimension ref="{dimension}"/>' if dimension else "")
+        + f"<sheetData>{rows}</sheetData></worksheet>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", _CT)
+        archive.writestr("_rels/.rels", _RELS)
+        archive.writestr("xl/workbook.xml", _WORKBOOK)
+        archive.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+    return out.getvalue()
+
+
+def _data(first: int, last: int) -> str:
+    return "".join(_row(n, [f"n{n}", f"138{n:08d}", "线下"]) for n in range(first, last + 1))
+
+
+@pytest.mark.parametrize("dimension", ["A1:C3", "A1", None])
+def test_rows_and_columns_beyond_the_declared_dimension_are_read(dimension: str | None) -> None:
+    # given a sheet declaring A1:C3 (or only A1, or nothing) that holds a header and six data rows
+    header, rows = read(raw_xlsx(_row(1, HEADER) + _data(2, 7), dimension))
+    # then every column of the header and every row is read: the declared size is no limit
+    assert header == HEADER
+    assert [number for number, _ in rows] == [2, 3, 4, 5, 6, 7]
+    assert rows[-1][1] == ["n7", "13800000007", "线下"]
+
+
+def test_skipped_row_numbers_cost_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a 2 KB sheet with rows numbered 1, 2 and 20,000 (openpyxl's iter_rows makes up every row between,
+    # each as wide as the sheet: 4 million made-up cells)
+    from core.imports import reading
+
+    made: list[object] = []
+    real = reading._cell_text
+    monkeypatch.setattr(reading, "_cell_text", lambda value: made.append(value) or real(value))
+    _, rows = read(raw_xlsx(_row(1, HEADER) + _data(2, 2) + _data(20_000, 20_000)), Limits(1_000_000, 10))
+    # then only the rows present are read, and only their cells are looked at
+    assert [number for number, _ in rows] == [2, 20_000]
+    assert len(made) <= 3 * 3
+
+
+def test_a_row_number_beyond_excels_last_row_is_refused() -> None:
+    # given rows numbered 1, 2 and 900,000,000 (the review's hours-long file)
+    data = raw_xlsx(_row(1, HEADER) + _data(2, 2) + _row(900_000_000, ["b", "13800000002", "线下"]))
+    assert len(data) < 2_000
+    assert refused(data, Limits(1_000_000, 50_000)) == "UNSUPPORTED_FILE"
+
+
+def test_blank_rows_count_against_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.imports import reading
+
+    monkeypatch.setattr(reading, "BLANK_ROWS_ALLOWED", 50)
+    blank = "".join(f'<row r="{n}"/>' for n in range(3, 100))
+    # given 97 blank rows between two data rows, under max_rows 10 + 50 blank rows allowed: refused
+    assert refused(raw_xlsx(_row(1, HEADER) + _data(2, 2) + blank + _data(100, 100)), Limits(1_000_000, 10)) == (
+        "TOO_LARGE"
+    )
+    # the same in a CSV
+    assert refused(("姓名\n甲\n" + "\n" * 97 + "乙\n").encode(), Limits(1_000_000, 10)) == "TOO_LARGE"
+    # and a few blank rows are fine (their numbers still count)
+    few = "".join(f'<row r="{n}"/>' for n in range(3, 40))
+    _, rows = read(raw_xlsx(_row(1, HEADER) + _data(2, 2) + few + _data(100, 100)), Limits(1_000_000, 10))
+    assert [number for number, _ in rows] == [2, 100]
+
+
+def test_a_rows_width_is_the_headers() -> None:
+    # given data rows with cells far beyond the header's last column (a crafted sheet, or notes off to the side)
+    wide = (
+        '<row r="2"><c r="A2" t="inlineStr"><is><t>甲</t></is></c><c r="GR2" t="inlineStr"><is><t>x</t></is></c></row>'
+    )
+    header, rows = read(raw_xlsx(_row(1, HEADER) + wide))
+    assert header == HEADER
+    assert rows == [(2, ["甲"])]
+
+
+def _inflated(part: str, padding: bytes) -> bytes:
+    """A small workbook (a string table included) whose `part` carries `padding` in an XML comment."""
+    good = zipfile.ZipFile(io.BytesIO(xlsx(["姓名"], ["张三"])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for item in good.infolist():
+            content = good.read(item.filename)
+            if item.filename == part:
+                head, sep, rest = content.partition(b"?>")
+                content = head + sep + b"<!--" + padding + b"-->" + rest
+            archive.writestr(item.filename, content)
+    return out.getvalue()
+
+
+def _noise(size: int) -> bytes:
+    # Two letters at random: deflates ~6x, far under the ratio trap.
+    import random
+
+    rnd = random.Random(17)
+    return bytes(97 + (byte & 1) for byte in rnd.randbytes(size))
+
+
+LIMIT = Limits(max_bytes=1_000_000, max_rows=10)
+
+
+def test_a_part_inflating_far_beyond_its_size_is_refused_by_the_ratio() -> None:
+    # given a sheet inflating from a few KB to 2 MB: under the total (8 MB) and part (4 MB) caps
+    data = _inflated("xl/worksheets/sheet1.xml", b" " * 2_000_000)
+    assert len(data) < 20_000
+    # then the ratio check refuses it (UNSUPPORTED_FILE; the size caps say TOO_LARGE)
+    assert refused(data, LIMIT) == "UNSUPPORTED_FILE"
+
+
+def test_a_part_over_its_own_cap_is_refused() -> None:
+    # given a sheet of 4.5 MB that deflates ordinarily (~6x): file, ratio and total all within the limits
+    data = _inflated("xl/worksheets/sheet1.xml", _noise(4_500_000))
+    assert len(data) < LIMIT.max_bytes
+    assert refused(data, LIMIT) == "TOO_LARGE"
+
+
+def _with_strings(padding: bytes) -> bytes:
+    """A workbook whose cells come from a shared-string table (as Excel writes them), `padding` in that table."""
+    sst = (
+        b'<?xml version="1.0" encoding="UTF-8"?><!--' + padding + b"-->"
+        b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        + "<si><t>姓名</t></si><si><t>张三</t></si>".encode()
+        + b"</sst>"
+    )
+    sheet = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        '<row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" t="s"><v>1</v></c></row>'
+        "</sheetData></worksheet>"
+    )
+    content_types = _CT.replace(
+        "</Types>",
+        '<Override PartName="/xl/sharedStrings.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+    )
+    workbook_rels = _WORKBOOK_RELS.replace(
+        "</Relationships>",
+        '<Relationship Id="rId2" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" '
+        'Target="sharedStrings.xml"/></Relationships>',
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        archive.writestr("[Content_Types].xml", content_types)
+        archive.writestr("_rels/.rels", _RELS)
+        archive.writestr("xl/workbook.xml", _WORKBOOK)
+        archive.writestr("xl/_rels/workbook.xml.rels", workbook_rels)
+        archive.writestr("xl/sharedStrings.xml", sst)
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+    return out.getvalue()
+
+
+def test_shared_strings_over_their_cap_are_refused() -> None:
+    # given a string table of 600 KB (read whole before the first row): over half the size limit, while the
+    # file, every ratio and the total stay within the limits
+    data = _with_strings(_noise(600_000))
+    assert len(data) < LIMIT.max_bytes
+    assert refused(data, LIMIT) == "TOO_LARGE"
+    # while the same workbook with a small string table reads
+    assert read(_with_strings(_noise(10_000)), LIMIT) == (["姓名"], [(2, ["张三"])])
+
+
+def test_a_csv_keeps_at_most_max_columns() -> None:
+    from core.imports.reading import MAX_COLUMNS
+
+    header = ",".join(f"c{i}" for i in range(MAX_COLUMNS + 50))
+    got_header, rows = read(f"{header}\n{'x,' * (MAX_COLUMNS + 49)}x\n".encode())
+    assert len(got_header) == MAX_COLUMNS
+    assert len(rows[0][1]) == MAX_COLUMNS
+
+
+def test_a_csv_line_of_a_million_columns_is_refused_before_it_is_split() -> None:
+    assert refused(b"," * 1_000_000 + b"x\n1\n", Limits(max_bytes=2_000_000, max_rows=10)) == "TOO_LARGE"

@@ -1,6 +1,7 @@
 """Importing help requests (core.imports.requests through run_import): each row submitted as `submit` does
-(history, events), every kind of bad row reported by row, column and code, duplicates of open requests and of
-earlier rows skipped (so re-import creates nothing), dry run writes nothing; permission and isolation."""
+(history, events, the probable-duplicate flag), every kind of bad row reported by row, column and code; a row
+is a duplicate only when it is the same row (twice in the file, or imported before: re-import creates nothing,
+even after the requests closed); dry run writes nothing; permission and isolation."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core import events
 from core.errors import DomainError
@@ -69,7 +70,7 @@ async def test_good_rows_are_submitted_and_each_bad_row_is_named(
         "粉巷社区,,买药,飞行,紧急,张三,13700000005,,,,,Q8",  # not a category
         "粉巷社区,,买药,药品,紧急,张三,13700000006,三十,,,,Q9",  # not a number
         f"粉巷社区,,买药,药品,紧急,张三,13700000007,,{past},,,Q10",  # in the past
-        "粉巷社区,,买菜,食品,一般,王二,029-88881234,,,,,Q11",  # the same requester as row 2
+        "粉巷社区,,买菜,食品,一般,王二,029-88881234,,,,,Q11",  # the same requester as row 2, another need
     )
     recorder = Recorder()
     ctx.events = recorder
@@ -78,7 +79,7 @@ async def test_good_rows_are_submitted_and_each_bad_row_is_named(
     report = await run_import(ctx, "requests", data, filename="r.csv")
     await ctx.session.commit()
     # then the good rows are submitted, and the report names each bad one by row, column and code
-    assert (report.rows_read, report.created, report.updated) == (11, 2, 0)
+    assert (report.rows_read, report.created, report.updated) == (11, 3, 0)
     assert issues(report.rejected) == [
         (4, "社区", "community", "NOT_FOUND"),
         (5, "社区", "community", "INVALID_INPUT"),
@@ -89,8 +90,8 @@ async def test_good_rows_are_submitted_and_each_bad_row_is_named(
         (10, "人数", "beneficiaries", "INVALID_INPUT"),
         (11, "截止时间", "needed_by", "IN_PAST"),
     ]
-    assert issues(report.duplicates) == [(12, "联系电话", "requester_phone", "DUPLICATE_ROW")]
-    assert report.ignored_columns == ["问卷编号"]
+    assert issues(report.duplicates) == []
+    assert report.ignored_columns == []  # 问卷编号: the form's submission number
     # as submit would have stored them, with their history and events
     rows = {r.title: r for r in (await ctx.session.scalars(select(HelpRequest))).all()}
     tb = rows["30名结核病患者断药"]
@@ -106,8 +107,11 @@ async def test_good_rows_are_submitted_and_each_bad_row_is_named(
     assert tb.needed_by.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") == tomorrow
     assert tb.latitude is not None  # the community's location, as submit does
     assert rows["独居老人买菜"].community_id == places["新村雁塔"]
-    assert await count(ctx, HelpRequestStatusChange) == 2
-    assert sorted(type(e).__name__ for e in recorder.seen) == ["HelpRequestSubmitted"] * 2
+    # the same requester's other need is a request of its own, flagged as submit flags it
+    assert rows["买菜"].duplicate_of_id == tb.id
+    assert tb.duplicate_of_id is None
+    assert await count(ctx, HelpRequestStatusChange) == 3
+    assert sorted(type(e).__name__ for e in recorder.seen) == ["HelpRequestSubmitted"] * 3
     assert all(isinstance(e, events.HelpRequestSubmitted) for e in recorder.seen)
 
 
@@ -118,8 +122,115 @@ async def test_reimport_creates_nothing(ctx: ServiceContext, places: dict[str, i
     again = await run_import(ctx, "requests", data, filename="r.csv")
     await ctx.session.commit()
     assert (first.created, again.created) == (2, 0)
-    assert [(d.row, d.code) for d in again.duplicates] == [(2, "DUPLICATE_ROW"), (3, "DUPLICATE_ROW")]
+    assert [(d.row, d.code) for d in again.duplicates] == [(2, "ALREADY_EXISTS"), (3, "ALREADY_EXISTS")]
     assert await count(ctx) == 2
+
+
+async def test_reimport_after_the_requests_closed_creates_nothing(
+    ctx: ServiceContext, places: dict[str, int], clock: Any
+) -> None:
+    # given a file imported, its requests since fulfilled, and time gone by (its deadline passed)
+    tomorrow = (clock.now + timedelta(days=1)).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    data = csv(
+        f"粉巷社区,,买药,药品,紧急,张三,13700000001,,{tomorrow},,,", "粉巷社区,,买菜,食品,一般,李四,13700000002,,,,,"
+    )
+    first = await run_import(ctx, "requests", data, filename="r.csv")
+    await ctx.session.commit()
+    await ctx.session.execute(update(HelpRequest).values(status="fulfilled"))
+    await ctx.session.commit()
+    clock.now += timedelta(days=3)
+    # when the same file is imported again
+    again = await run_import(ctx, "requests", data, filename="r.csv")
+    await ctx.session.commit()
+    # then nothing is created, and each row is reported as imported before (not as a bad deadline)
+    assert (first.created, again.created, again.rejected) == (2, 0, [])
+    assert [(d.row, d.code) for d in again.duplicates] == [(2, "ALREADY_EXISTS"), (3, "ALREADY_EXISTS")]
+    assert await count(ctx) == 2
+
+
+async def test_another_need_of_the_same_requester_is_created_and_flagged(
+    ctx: ServiceContext, places: dict[str, int]
+) -> None:
+    # given two needs of one requester, one of them already an open request
+    await run_import(ctx, "requests", csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,"), filename="a.csv")
+    await ctx.session.commit()
+    data = csv(
+        "粉巷社区,,换煤气罐,生活用品,一般,张三,13700000001,,,,,", "粉巷社区,,买菜,食品,一般,张三,13700000001,,,,,"
+    )
+    # when the other needs are imported
+    report = await run_import(ctx, "requests", data, filename="b.csv")
+    await ctx.session.commit()
+    # then both are created, flagged as probable duplicates of the open request, not skipped
+    assert (report.created, report.duplicates) == (2, [])
+    rows = {r.title: r for r in (await ctx.session.scalars(select(HelpRequest))).all()}
+    assert rows["换煤气罐"].duplicate_of_id == rows["买药"].id
+    assert rows["买菜"].duplicate_of_id == rows["买药"].id
+
+
+async def test_a_row_is_a_duplicate_only_when_it_is_the_same_submission(
+    ctx: ServiceContext, places: dict[str, int]
+) -> None:
+    # given a form's export where one submission appears twice (an export merged twice) and one requester
+    # submitted the same words twice (two submissions: two numbers)
+    data = csv(
+        "粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,Q1",
+        "粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,Q1",
+        "粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,Q2",
+        "粉巷社区,, 买药 ,药品,紧急,张三,137 0000 0001,,,,,Q1",  # the same cells, spaced differently
+    )
+    # when it is imported
+    report = await run_import(ctx, "requests", data, filename="r.csv")
+    await ctx.session.commit()
+    # then the repeated submission is a duplicate of the first; the other submission is a request of its own
+    assert report.created == 2
+    assert [(d.row, d.code) for d in report.duplicates] == [(3, "DUPLICATE_ROW"), (5, "DUPLICATE_ROW")]
+    assert await count(ctx) == 2
+
+
+async def test_a_platform_administrator_imports_into_one_organisation_unaffected_by_another(
+    ctx: ServiceContext, make: Factory, places: dict[str, int], home_org: int
+) -> None:
+    # given an open request of our organisation for 张三, and another organisation with a community
+    await run_import(ctx, "requests", csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,"), filename="a.csv")
+    await ctx.session.commit()
+    other = await make.organization_using("counseling", "别的机构")
+    district = await make.district("莲湖区")
+    await make.community(name="北院门社区", district=district, organization_id=other.id)
+    # when a platform administrator imports 张三's request into the other organisation
+    data = csv("北院门社区,,买药,药品,紧急,张三,13700000001,,,,,")
+    report = await run_import(ctx, "requests", data, filename="b.csv", organization_id=other.id)
+    await ctx.session.commit()
+    # then it is created there, not skipped nor flagged because of our organisation's request
+    assert (report.created, report.duplicates, report.rejected) == (1, [], [])
+    theirs = (await ctx.session.scalars(select(HelpRequest).where(HelpRequest.organization_id == other.id))).one()
+    assert theirs.duplicate_of_id is None
+    # and the same row imported into our organisation is not "imported before" (the key is per organisation)
+    ours = await run_import(ctx, "requests", csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,"), filename="c")
+    assert (ours.created, [d.code for d in ours.duplicates]) == (0, ["ALREADY_EXISTS"])
+
+
+async def test_concurrent_imports_of_one_file_create_each_request_once(
+    make: Factory, ctx: ServiceContext, places: dict[str, int], db_url: object, clock: object
+) -> None:
+    from tests.concurrency import Racer, rounds
+
+    # given two coordinators importing the same file at the same moment
+    async def round_(racer: Racer, n: int) -> None:
+        data = csv(*(f"粉巷社区,,买药{n}-{k},药品,紧急,张{k},1370000{n:02d}{k:02d},,,,," for k in range(20)))
+
+        async def work(worker: ServiceContext, i: int) -> tuple[int, list[str]]:
+            report = await run_import(worker, "requests", data, filename="r.csv")
+            return report.created, sorted({d.code for d in report.duplicates})
+
+        outcomes = await racer.race(work, viewer=make.ctx.viewer)
+        # then neither fails on the key: each request is created once, the other import reports its rows as
+        # imported before (whether it saw them at the start or met them while writing)
+        assert sorted(outcomes) == [(0, ["ALREADY_EXISTS"]), (20, [])]
+
+    async with Racer.open(db_url, workers=2, clock=clock) as racer:  # type: ignore[arg-type]
+        for n in range(rounds(3)):
+            await round_(racer, n)
+    assert await count(ctx) == rounds(3) * 20
 
 
 async def test_dry_run_writes_nothing(ctx: ServiceContext, places: dict[str, int]) -> None:

@@ -247,3 +247,28 @@ async def test_concurrent_imports_of_one_phone_create_it_once(
         for n in range(rounds(3)):
             await round_(racer, n)
     assert await count(ctx, home_org) == rounds(3) * 401
+
+
+async def test_rows_are_checked_off_the_event_loop(
+    ctx: ServiceContext, district: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a record of which thread checks the rows
+    import threading
+
+    from core.imports import volunteers
+
+    threads: list[threading.Thread] = []
+    real = volunteers.clean_volunteer
+
+    def recording(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(volunteers, "clean_volunteer", recording)
+    # when two rows are imported, one of them bad
+    report = await run_import(ctx, "volunteers", csv("甲,13800000001,雁塔区,线下,,,,", "乙,12,,线下,,,,"), filename="v")
+    # then the rows were checked, in a worker thread, not on the loop's; messages still in the caller's terms
+    assert report.created == 1
+    assert {issue.row for issue in report.rejected} == {3}
+    assert len(threads) == 2
+    assert threading.main_thread() not in threads

@@ -112,6 +112,20 @@ async def test_same_phone_or_similar_text_nearby_is_flagged_as_a_duplicate(make:
     assert (by_phone.duplicate_of_id, by_text.duplicate_of_id, unrelated.duplicate_of_id) == (first.id, first.id, None)
 
 
+async def test_a_request_of_another_organisation_is_never_its_duplicate(make: Factory) -> None:
+    # given an open request of one organisation
+    first = await make.request(title="隔离病房婴儿奶粉即将用完", requester_phone="13912345678")
+    other = await make.organization_using("supplies")
+    # when the same requester's same need is submitted for a community of another organisation (a platform
+    # administrator or the system sees both)
+    there = make.in_org(other.id)
+    community = await there.community()
+    second = await there.request(community, title="隔离病房婴儿奶粉即将用完", requester_phone="13912345678")
+    # then it is not flagged as a duplicate of the first organisation's request, which its verifiers cannot see
+    assert (second.organization_id, second.duplicate_of_id) == (other.id, None)
+    assert first.organization_id != other.id
+
+
 async def test_verification_can_merge_a_duplicate(make: Factory) -> None:
     keep = await make.request(requester_phone="13912345678")
     duplicate = await make.request(requester_phone="13912345678")
