@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     # Multipart (upload) requests one process handles at once, from reading the body to the answer (each
     # holds its file in memory: up to import_max_bytes); one more is answered 429 with Retry-After, unread.
     import_upload_concurrency: PositiveInt = 4
+    # Seconds a multipart (upload) body may take to arrive whole; a slower one is answered 408 and its slot
+    # freed (a client trickling bytes would otherwise hold one as long as it likes). 20 MB in 5 min: ~70 kB/s.
+    import_upload_seconds: float = Field(default=300.0, gt=0, le=3600, allow_inf_nan=False)
     # -- exports (yunshegong/exports.py: GET /export/{name}.csv|.xlsx) --
     # Downloads streamed at once by one process; one more is answered 429 with Retry-After, not queued.
     export_concurrency: PositiveInt = 4

@@ -225,15 +225,17 @@ CORE_EXPORTS: tuple[ExportDefinition, ...] = (
     ExportDefinition(
         name="overdue",
         label=_("Overdue requests"),
-        document=f"""query Export($first: Int!) {{
-  overdue(first: $first) {{ stage dueAt request {{ {_REQUEST_FIELDS} }} }}
+        # The paged helpRequests list with the `overdue` query's rule (filter overdue: deadlines.is_overdue), read
+        # to its end: `overdue` itself is one piece of at most a page. Its stage is the request's status (the
+        # target follows from it); the due time is not a field of a request, so the list has no such column.
+        document=f"""query Export($first: Int, $after: String) {{
+  helpRequests(first: $first, after: $after, filter: {{overdue: true}}, orderBy: URGENCY) {{
+    nodes {{ {_REQUEST_FIELDS} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
 }}""",
-        connection="overdue",
-        columns=(
-            C("stage", _("Stage"), "stage"),
-            C("dueAt", _("Due at"), "dueAt", "datetime"),
-            *(ExportColumn(c.key, c.header, f"request.{c.path}", c.kind) for c in _REQUEST_COLUMNS),
-        ),
+        connection="helpRequests",
+        columns=_REQUEST_COLUMNS,
         permission="requests.read",
     ),
 )

@@ -61,6 +61,11 @@ class HelpRequestFilter:
     population_tag: enums.PopulationTag | None = None  # type: ignore[valid-type]
     needed_before: datetime | None = strawberry.field(default=None, description="Deadline earlier than this.")
     search: str | None = strawberry.field(default=None, description="Substring of title or description.")
+    overdue: bool | None = strawberry.field(
+        default=None,
+        description="true: only open requests past the target time of their stage (as `overdue`, but paged); "
+        "false: only the others.",
+    )
 
     def to_service(self) -> help_requests.HelpRequestFilter:
         return help_requests.HelpRequestFilter(
@@ -72,6 +77,7 @@ class HelpRequestFilter:
             population_tag=to_vocab(vocab.PopulationTag, self.population_tag),
             needed_before=self.needed_before,
             search=self.search,
+            overdue=self.overdue,
         )
 
 

@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -35,11 +35,11 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from core import observability
+from core import imports, observability  # imports: who may send files (any import kind's permission)
 from core.database import create_sessionmaker, ping
 from core.i18n import CALLER_LOCALE, _, negotiate, translate
 from core.plugins import PluginHost, build_plugin_host
-from core.services import auth
+from core.services import access, audit, auth
 from core.services.context import Viewer
 from core.settings import Settings
 from schema import operation_labels
@@ -161,6 +161,11 @@ class GraphQLApp(GraphQL):
             if not getattr(refused, "counted", False):
                 observability.record_refusal(refused.code)
             response = refused.response(media_type)
+        except ClientDisconnect:
+            # The client went away before its body arrived (e.g. an upload abandoned halfway): nobody is left
+            # to answer, and nothing went wrong here (not an INTERNAL_ERROR, not counted as one).
+            log.info("request abandoned: the client disconnected before its body was read")
+            return
         except HTTPException as exc:
             # strawberry's own refusals (e.g. GraphiQL switched off): JSON with a code as well.
             code = "NOT_FOUND" if exc.status_code == 404 else "INVALID_REQUEST"
@@ -219,6 +224,19 @@ class GraphQLApp(GraphQL):
     # -- uploads (issue 17): a multipart body is read only for a signed-in caller, a few at once per process --
     async def _upload(self, request: Request, session: AsyncSession) -> Response:
         http.require_signed_in_for_upload(request.state.viewer.role is not None)  # the body still unread
+        # 403 for a caller who may import nothing, the body still unread and before a slot is taken. Decided
+        # from the viewer the token check built (nothing read); the refusal audited like a mutation's denial.
+        viewer = request.state.viewer
+        if not any(access.can(viewer, kind.permission) for kind in imports.KINDS.values()):
+            await session.rollback()  # the token check's transaction ends before the audit's own one
+            await audit.record_separately(
+                self.state.sessionmaker,
+                viewer,
+                [audit.AuditRecord(action="denied", operation="upload", detail="may not import")],
+                self.state.clock(),
+                observability.current_request_id() or "",
+            )
+            http.require_may_import(False)
         self.uploads.take()  # 429 past the limit, the body still unread
         try:
             # The token check's transaction ends here: no pooled connection waits while the body streams in
@@ -246,7 +264,7 @@ class GraphQLApp(GraphQL):
                     request.headers,
                     request.stream(),
                     max_json_bytes=self.state.settings.max_body_bytes,
-                    max_batch=self.state.settings.max_batch,
+                    deadline_seconds=self.state.settings.import_upload_seconds,
                 )
             if content_type != http.APPLICATION_JSON:
                 raise http.RequestRefused(415, "INVALID_REQUEST", "Send the request as application/json.")

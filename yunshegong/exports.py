@@ -414,7 +414,9 @@ def route(state: AppState, schema: Any) -> Route:
     ) -> tuple[list[Any], Callable[[], AsyncIterator[list[Any]]]]:
         """The first page's nodes (a refusal raised as RequestRefused), and an iterator of the later pages."""
         size = min(state.settings.export_page_size, state.settings.max_page_size)
-        # A list in one piece (a size, no cursor) is asked for one row more than a page, to know it is whole.
+        # A list in one piece (a size, no cursor) is asked for one row more than a page, to know it is whole. At
+        # most max_page_size, though: a list of that many rows cannot be told whole, and is refused as having
+        # more than max_page_size - 1 rows, which it has (the limit the refusal states is always `asked - 1`).
         sized_list = "first" in export.declared and not export.paged
         while True:
             asked = min(size + 1, state.settings.max_page_size) if sized_list else size

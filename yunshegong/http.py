@@ -9,6 +9,7 @@ follow the GraphQL-over-HTTP draft: `application/graphql-response+json` when the
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -198,8 +199,9 @@ def operations(data: object, max_batch: int) -> GraphQLRequestData | list[GraphQ
 # (settings.import_max_bytes, plus room for the JSON parts): the JSON limit stays as it is for everything else.
 
 MULTIPART_FORM_DATA = "multipart/form-data"
-# File parts one request may carry (the import mutation takes one; the spec allows several).
-MAX_UPLOAD_FILES = 5
+# File parts one request may carry: the import mutation takes one, and imports one file once per request
+# (schema/mutations/imports.py), so one request is at most one import (the spec would allow several).
+MAX_UPLOAD_FILES = 1
 
 
 def is_multipart(headers: Mapping[str, str]) -> bool:
@@ -232,6 +234,16 @@ def require_signed_in_for_upload(signed_in: bool) -> None:
         )
 
 
+def require_may_import(may_import: bool) -> None:
+    """Refuse a multipart body, unread, from a signed-in caller who may import nothing at all (no import
+    kind's permission: core.imports.KINDS). Otherwise anyone signed in, a volunteer say, could hold the
+    process's upload slots with bodies sent slowly while the import itself would refuse them anyway. Decided
+    from the viewer the token check built (its role and granted permissions): nothing is read for it. Whether
+    the caller may import this kind into this organisation is still the mutation's check."""
+    if not may_import:
+        raise RequestRefused(403, "FORBIDDEN", "You may not import, so you may not send files.")
+
+
 class UploadGate:
     """At most `limit` multipart requests of this process at once, from the first byte of the body read
     until the operation answered: their files are in memory all that time (up to the upload limit each).
@@ -255,7 +267,7 @@ class UploadGate:
         self.taken -= 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity: never by hashing its bytes
 class UploadedFile:
     """One file of a multipart request, read whole into memory (bounded by the body limit), once: nothing of
     it stays on disk or open after the request."""
@@ -283,12 +295,22 @@ async def _bytes_of(upload: UploadFile) -> bytes:
     return await upload.read()
 
 
+def upload_too_slow(seconds: float) -> RequestRefused:
+    return RequestRefused(
+        408, "INVALID_REQUEST", "The upload did not arrive within {seconds} seconds.", seconds=f"{seconds:g}"
+    )
+
+
 async def multipart_operations(
-    headers: Mapping[str, str], stream: AsyncGenerator[bytes, None], *, max_json_bytes: int, max_batch: int
-) -> GraphQLRequestData | list[GraphQLRequestData]:
-    """The request(s) of a multipart body with each mapped file in place of its null (as an UploadedFile).
+    headers: Mapping[str, str],
+    stream: AsyncGenerator[bytes, None],
+    *,
+    max_json_bytes: int,
+    deadline_seconds: float | None = None,
+) -> GraphQLRequestData:
+    """The request of a multipart body with each mapped file in place of its null (as an UploadedFile).
     Malformed multipart, a missing `operations` or `map`, a map naming a part that is not there or a path that
-    leads nowhere: INVALID_REQUEST."""
+    leads nowhere, a batch: INVALID_REQUEST. A body not read whole within `deadline_seconds`: 408."""
     parser = _InMemoryParser(
         Headers(headers=dict(headers)),
         stream,
@@ -297,9 +319,14 @@ async def multipart_operations(
         max_part_size=max_json_bytes,
     )
     try:
-        form = await parser.parse()
+        # A deadline on the whole body, not only between its chunks: a client trickling a byte now and then
+        # would otherwise hold an upload slot (and its memory) for as long as it likes.
+        async with asyncio.timeout(deadline_seconds):
+            form = await parser.parse()
     except MultiPartException as exc:
         raise RequestRefused(400, "INVALID_REQUEST", "Not a valid multipart body: {reason}", reason=str(exc)) from None
+    except TimeoutError:
+        raise upload_too_slow(deadline_seconds or 0) from None
     files: dict[str, UploadedFile] = {}
     fields: dict[str, str] = {}
     try:
@@ -316,6 +343,10 @@ async def multipart_operations(
         if part not in fields:
             raise RequestRefused(400, "INVALID_REQUEST", "A multipart request needs the `{part}` field.", part=part)
     data = decode_json(fields["operations"])
+    if isinstance(data, list):
+        # Each operation of a batch runs at once with the others: a batch of imports mapped to one file would
+        # queue (and parse) that file once per operation while the upload gate counted one request.
+        raise RequestRefused(400, "INVALID_REQUEST", "Send files with a single operation, not a batch.")
     mapping = decode_json(fields["map"])
     if not isinstance(mapping, dict) or not all(
         isinstance(paths, list) and all(isinstance(p, str) for p in paths) for paths in mapping.values()
@@ -328,15 +359,14 @@ async def multipart_operations(
             )
         for path in paths:
             data = _place(data, path, files[name])
-    return operations(data, max_batch)
+    return operation(data)
 
 
 def _place(data: object, path: str, file: UploadedFile) -> object:
-    """`data` with the null at `path` (dot-separated, list indexes as numbers; a batch starts with its index,
-    a single request with `variables`) replaced by `file`."""
+    """`data` (one request) with the null at `path` (dot-separated, starting with `variables`, list indexes as
+    numbers) replaced by `file`."""
     keys = path.split(".")
-    first = keys[0] if not isinstance(data, list) else (keys[1] if len(keys) > 1 else "")
-    if first != "variables" or len(keys) < (3 if isinstance(data, list) else 2):
+    if keys[0] != "variables" or len(keys) < 2:
         raise RequestRefused(
             400, "INVALID_REQUEST", "A file may only stand for a variable: {path}.", path=repr(path[:200])
         )

@@ -2,7 +2,9 @@
 
 A file-level problem raises DomainError (UNSUPPORTED_FILE, EMPTY_FILE, TOO_LARGE) before anything is written.
 Rows are streamed: a CSV is decoded as it is parsed (its encoding checked first by an incremental decoder, so
-the decoded text is never held whole), an XLSX sheet is parsed row by row.
+the decoded text is never held whole), an XLSX sheet is parsed cell by cell (nothing of it kept but the open
+row's text). Work is bounded by the file's structure as well as by its size: the delimiter is found in one pass,
+a row may hold no more cells than Excel allows, and each part read whole has a cap of its own.
 """
 
 from __future__ import annotations
@@ -38,13 +40,24 @@ MAX_COLUMNS = 200
 # of it (10 MiB by default: ~500,000 strings, some seconds).
 PART_FACTOR = 4
 SHARED_STRINGS_DIVISOR = 2
+# The parts read whole before the first row that hold the workbook's settings and formatting, not its data
+# (the workbook part and its relationships under whatever name the manifest gives too): at most
+# SETTINGS_PART_MAX each. Nothing else is read but the sheet (streamed) and the shared strings (capped apart).
+SETTINGS_PARTS = frozenset({"[Content_Types].xml", "xl/workbook.xml", "xl/_rels/workbook.xml.rels", "xl/styles.xml"})
+SETTINGS_PART_MAX = 2 << 20
+# The sheet's <dimension> (for the progress bar) is looked for among its first this many elements only.
+DIMENSION_LOOKAHEAD = 100
 # Excel's last row; a row numbered beyond it is a crafted file.
 MAX_SHEET_ROWS = 1_048_576
 # Blank rows present in a sheet (separators, trailing formatted rows) are skipped, but counted: at most
 # max_rows + this many, so that a sheet of millions of empty <row/> elements is refused, not walked.
 BLANK_ROWS_ALLOWED = 100_000
+# A sheet row holding more <c> elements than Excel has columns (XFD) is a crafted file: refused as it is read.
+MAX_ROW_CELLS = 16_384
 # A CSV line with more delimiters than this is refused before csv splits it (quoted cells may hold some).
 MAX_LINE_DELIMITERS = 10_000
+# The delimiter is told from the header and at most this many records after it (_delimiter).
+SNIFF_RECORDS = 20
 _CHUNK = 1 << 16
 
 
@@ -142,12 +155,45 @@ def _newlines(source: bytes | Path) -> int:
 
 
 def _delimiter(sample: str) -> str:
-    """The delimiter among , ; and tab: csv.Sniffer on the first lines, else the one the header uses most."""
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        first = sample.splitlines()[0] if sample else ""
-        return max(DELIMITERS, key=first.count)
+    """The delimiter among , ; and tab: the one the header row uses most outside quoted cells; a tie goes to
+    the one on which more of the next rows agree with the header, then to the comma (a one-column file).
+
+    One linear pass over at most SNIFF_RECORDS records: csv.Sniffer, used before, guesses quoting with a
+    regex that is quadratic in a quoted cell (a 60 KB cell of commas cost 45 s before a row was read)."""
+    records: list[dict[str, int]] = []
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = closed = False
+    blank = True  # the record so far holds nothing but white space: a blank line is no record
+    previous = "\n"
+    for char in sample:
+        if quoted:
+            if char == '"':
+                quoted, closed = False, True
+                continue
+        elif char == '"' and (closed or previous in DELIMITERS or previous in "\r\n"):
+            # A quote opens a quoted cell only at a cell's start, or right after one closes ('""' inside a
+            # quoted cell is a quote): as csv reads it.
+            quoted = True
+            blank = False
+        elif char in "\r\n":
+            if not blank:
+                records.append(counts)
+                if len(records) == SNIFF_RECORDS:
+                    break
+            counts, blank = dict.fromkeys(DELIMITERS, 0), True
+        else:
+            if char in counts:
+                counts[char] += 1
+            blank = blank and char.isspace()
+        previous, closed = char, False
+    else:
+        if not blank:
+            records.append(counts)
+    if not records:
+        return DELIMITERS[0]
+    header, rest = records[0], records[1:]
+    # max() keeps the first of equals: DELIMITERS starts with the comma.
+    return max(DELIMITERS, key=lambda d: (header[d], sum(r[d] == header[d] for r in rest)))
 
 
 def _lines(text: IO[str], delimiter: str) -> Iterator[str]:
@@ -238,16 +284,29 @@ def _check_zip(source: bytes | Path, limits: Limits) -> None:
             raise unsupported(_("The spreadsheet is malformed (a part inflates far beyond its size)."))
 
 
-def _check_shared_strings(archive: zipfile.ZipFile, part: str | None, limits: Limits) -> None:
-    """openpyxl reads the shared strings whole, at ~20 µs a string, before the first row: their part gets a
-    cap of its own (the sheet itself is streamed and stopped by the row limit)."""
-    for name in {"xl/sharedStrings.xml", *([part.lstrip("/")] if part else [])}:
-        try:
-            size = archive.getinfo(name).file_size
-        except KeyError:
-            continue
-        if size > limits.max_bytes // SHARED_STRINGS_DIVISOR:
+def _check_whole_parts(archive: zipfile.ZipFile, strings: str | None, workbook: str | None, limits: Limits) -> None:
+    """Caps, from the zip's directory, on the parts parsed whole before the first row (the sheet itself is
+    streamed and stopped by the row limit). The shared strings grow with the data: half the size limit
+    (10 MiB by default: ~500,000 strings at ~20 µs each, some seconds). The workbook's settings and formatting
+    do not: SETTINGS_PART_MAX (a style table of 200,000 formats, 16 MB, took 8.5 s; Excel allows 64,000)."""
+    data_parts = {"xl/sharedStrings.xml", *([strings.lstrip("/")] if strings else [])}
+    settings_parts = set(SETTINGS_PARTS)
+    if workbook:
+        name = workbook.lstrip("/")
+        folder, _slash, base = name.rpartition("/")
+        settings_parts |= {name, f"{folder}/_rels/{base}.rels" if folder else f"_rels/{base}.rels"}
+    for entry in archive.infolist():
+        if entry.filename in data_parts and entry.file_size > limits.max_bytes // SHARED_STRINGS_DIVISOR:
             raise too_large(limits.max_bytes)
+        if entry.filename in settings_parts and entry.file_size > SETTINGS_PART_MAX:
+            raise DomainError(
+                "TOO_LARGE",
+                "The spreadsheet's formatting or settings ({part}) are larger than {limit} bytes: copy its rows "
+                "into a new workbook and import that.",
+                FILE_FIELD,
+                part=entry.filename,
+                limit=SETTINGS_PART_MAX,
+            )
 
 
 def _cell_text(value: Any) -> str:
@@ -274,72 +333,58 @@ def _cell_text(value: Any) -> str:
 
 def _xlsx(source: bytes | Path, limits: Limits) -> Table:
     _check_zip(source, limits)
-    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.reader.excel import ExcelReader, _find_workbook_part
+    from openpyxl.styles.stylesheet import apply_stylesheet
     from openpyxl.worksheet._reader import WorkSheetParser
     from openpyxl.xml.constants import SHARED_STRINGS
 
     try:
-        reader = ExcelReader(_open_binary(source), read_only=True, data_only=True)
-        reader.read_manifest()
-        strings = reader.package.find(SHARED_STRINGS)
+        # keep_links=False: links to other workbooks carry cached copies of their sheets, parsed whole.
+        reader = ExcelReader(_open_binary(source), read_only=True, data_only=True, keep_links=False)
     except Exception as exc:  # openpyxl raises many kinds on a damaged file; all mean "cannot read it"
         raise unsupported(_("The Excel file cannot be read.")) from exc
+    archive = reader.archive
     try:
-        _check_shared_strings(reader.archive, strings.PartName if strings is not None else None, limits)
+        _check_whole_parts(archive, None, None, limits)  # the manifest among them: read_manifest parses it
+        reader.read_manifest()
+        strings = reader.package.find(SHARED_STRINGS)
+        workbook_part = _find_workbook_part(reader.package).PartName
+        _check_whole_parts(archive, strings.PartName if strings is not None else None, workbook_part, limits)
+        # Only what the rows need, not reader.read(): that also opens every sheet, and openpyxl's read-only
+        # sheet walks one without a <dimension> whole (keeping its elements) just to learn its size; and it
+        # parses properties, theme, each sheet's relationships (a hyperlink a row) and chart sheets, none of
+        # which an import uses.
+        reader.read_strings()
+        reader.read_workbook()
+        apply_stylesheet(archive, reader.wb)  # the date formats: a number cell styled as a date is a date
+        sheet_path = _first_worksheet(reader)
     except DomainError:
-        reader.archive.close()
+        archive.close()
         raise
-    try:
-        reader.read()
-        workbook = reader.wb
-        sheet = workbook.worksheets[0]
     except Exception as exc:
-        reader.archive.close()
+        archive.close()
         raise unsupported(_("The Excel file cannot be read.")) from exc
-    estimated = None
-    try:
-        # The sheet's <dimension>, when the writer gave one, only for the progress bar: it may lie (rows
-        # beyond it are read all the same).
-        declared_rows = sheet.max_row
-        estimated = declared_rows - 1 if declared_rows and declared_rows > 1 else None
-    except Exception:  # a missing or malformed dimension only costs the progress bar its total
-        pass
-    # Never the declared size as a limit: rows beyond an understated <dimension> are rows all the same.
-    sheet.reset_dimensions()
+    workbook = reader.wb
+    estimated = _declared_rows(archive, sheet_path)
 
     def records() -> Iterator[tuple[int, list[str]]]:
-        # The rows as the sheet's XML has them, parsed by openpyxl's own row parser rather than iter_rows:
-        # read-only iter_rows makes up an empty row for every row number the XML skips, so that rows
-        # numbered 1, 2 and 900,000,000 would cost 900 million made-up rows. Here a skipped number costs
-        # nothing, a blank row present in the XML counts against a budget (_with_header), and no row
-        # number may exceed Excel's own last row.
+        # The rows as the sheet's XML has them, not read-only iter_rows: that makes up an empty row for every
+        # row number the XML skips, so that rows numbered 1, 2 and 900,000,000 would cost 900 million made-up
+        # rows. Here a skipped number costs nothing, a blank row present in the XML counts against a budget
+        # (_with_header), and no row number may exceed Excel's own last row. Nor openpyxl's parse(): it
+        # gathers a row's cells whole before anything can look at them (_sheet_rows streams them).
         source_xml = None
         try:
-            source_xml = sheet._get_source()
+            source_xml = archive.open(sheet_path)
             parser = WorkSheetParser(
                 source_xml,
-                sheet._shared_strings,
+                reader.shared_strings,
                 data_only=True,
                 epoch=workbook.epoch,
                 date_formats=workbook._date_formats,
                 timedelta_formats=workbook._timedelta_formats,
             )
-            width = MAX_COLUMNS  # until the header row is known: then as wide as the header (at most MAX_COLUMNS)
-            seen_header = False
-            for number, parsed in parser.parse():
-                if number > MAX_SHEET_ROWS:
-                    raise unsupported(_("The spreadsheet is malformed (a row number beyond Excel's last row)."))
-                cells = [""] * width
-                for cell in parsed:
-                    column = cell["column"]
-                    if 1 <= column <= width:
-                        cells[column - 1] = _cell_text(cell["value"])
-                while cells and not cells[-1]:
-                    cells.pop()
-                if cells and not seen_header:
-                    seen_header = True
-                    width = len(cells)
-                yield number, cells
+            yield from _sheet_rows(parser, source_xml)
         except DomainError:
             raise
         except Exception as exc:
@@ -347,6 +392,108 @@ def _xlsx(source: bytes | Path, limits: Limits) -> Table:
         finally:
             if source_xml is not None:
                 source_xml.close()
-            workbook.close()
+            archive.close()
 
     return _with_header(records(), estimated, limits)
+
+
+def _first_worksheet(reader: Any) -> str:
+    """The path of the workbook's first worksheet (chart sheets have no rows), as openpyxl's worksheets[0]."""
+    for _sheet, rel in reader.parser.find_sheets():
+        if rel.target in reader.valid_files and "chartsheet" not in rel.Type:
+            return str(rel.target)
+    raise unsupported(_("The Excel file cannot be read."))
+
+
+def _declared_rows(archive: zipfile.ZipFile, sheet_path: str) -> int | None:
+    """Data rows as the sheet's <dimension> declares them, for the progress bar only: it may lie or be missing
+    (rows beyond it are read all the same). Only the sheet's first elements are looked at: Excel writes the
+    dimension second, and a sheet whose rows come first has none worth walking the sheet for."""
+    from openpyxl.utils.cell import range_boundaries
+    from openpyxl.worksheet._reader import DATA_TAG, DIMENSION_TAG
+    from openpyxl.xml.functions import iterparse
+
+    try:
+        with archive.open(sheet_path) as source_xml:
+            for seen, (_event, element) in enumerate(iterparse(source_xml, events=("start",))):
+                if element.tag == DIMENSION_TAG:
+                    last = range_boundaries(element.get("ref", ""))[3]
+                    return last - 1 if last and last > 1 else None
+                if element.tag == DATA_TAG or seen > DIMENSION_LOOKAHEAD:
+                    return None
+    except Exception:  # a malformed dimension or sheet only costs the progress bar its total (rows say more)
+        return None
+    return None
+
+
+def _sheet_rows(parser: Any, source_xml: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
+    """The sheet's rows (number, cells as text) from its XML, cell by cell: each <c> is parsed by openpyxl's
+    own parse_cell as it ends and then dropped, as is every other element once read, so that memory stays
+    flat whatever one row holds (openpyxl's parse_row builds every cell of a row first: a row of 3.9 million
+    cells took 2.2 GB), and a row with more cells than Excel has columns is refused when the limit is passed.
+    `parser` is an openpyxl WorkSheetParser (its cell parsing, its row and column counters)."""
+    from openpyxl.worksheet._reader import CELL_TAG, ROW_TAG
+    from openpyxl.xml.functions import iterparse
+
+    width = MAX_COLUMNS  # until the header row is known: then as wide as the header (at most MAX_COLUMNS)
+    seen_header = False
+    open_elements: list[Any] = []
+    in_cell = 0  # depth of <c> elements open: their children (value, inline string) are kept until it ends
+    cells: list[str] | None = None  # the open row's cells
+    present = 0  # <c> elements of the open row so far
+    for event, element in iterparse(source_xml, events=("start", "end")):
+        tag = element.tag
+        if event == "start":
+            open_elements.append(element)
+            if tag == CELL_TAG:
+                in_cell += 1
+            elif tag == ROW_TAG and not in_cell:
+                if cells is not None:
+                    raise ValueError("a row inside a row")
+                parser.row_counter = _row_number(element.get("r"), parser.row_counter)
+                parser.col_counter = 0
+                if parser.row_counter > MAX_SHEET_ROWS:
+                    raise unsupported(_("The spreadsheet is malformed (a row number beyond Excel's last row)."))
+                cells, present = [""] * width, 0
+            continue
+        open_elements.pop()
+        parent = open_elements[-1] if open_elements else None
+        if tag == CELL_TAG:
+            in_cell -= 1
+            if in_cell == 0 and cells is not None and parent is not None and parent.tag == ROW_TAG:
+                present += 1
+                if present > MAX_ROW_CELLS:
+                    raise DomainError(
+                        "TOO_LARGE", "A row of the file has more than {limit} columns.", FILE_FIELD, limit=MAX_ROW_CELLS
+                    )
+                cell = parser.parse_cell(element)
+                if 1 <= cell["column"] <= width:
+                    cells[cell["column"] - 1] = _cell_text(cell["value"])
+        elif tag == ROW_TAG and not in_cell and cells is not None:
+            while cells and not cells[-1]:
+                cells.pop()
+            if cells and not seen_header:
+                seen_header = True
+                width = len(cells)
+            number, row = parser.row_counter, cells
+            cells = None
+            if parent is not None:
+                parent.remove(element)
+            yield number, row
+            continue
+        if not in_cell and parent is not None:
+            # Read, or of no interest (formatting, merged ranges, extensions): dropped, not kept in the tree.
+            parent.remove(element)
+
+
+def _row_number(declared: str | None, previous: int) -> int:
+    """A <row>'s number: its r attribute (openpyxl accepts "2.0"), else the one after the previous row's."""
+    if declared is None:
+        return previous + 1
+    try:
+        return int(declared)
+    except ValueError:
+        value = float(declared)
+        if not value.is_integer():
+            raise
+        return int(value)

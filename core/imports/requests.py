@@ -8,11 +8,12 @@ its own -- status history, domain events, the live triggers and the audit trail 
 service still refuses leaves nothing behind.
 
 Requests are never updated by an import. Each request created remembers the row it came from
-(help_requests.import_key: a hash of the organisation and the row's normalised values, the form's submission
-id among them when the file has that column), unique per organisation. A row is a duplicate only when it is
-the same row: twice in the file (DUPLICATE_ROW, the first is taken), or imported before (ALREADY_EXISTS),
-whatever became of that request since -- so importing a file again creates nothing, even after its requests
-were closed. Another need of the same requester is a request of its own: submit flags it as a probable
+(help_requests.import_key, see `import_key`: a hash of what the row says as read -- community, category,
+urgency, phone, needed-by instant, name, title, description; with the form's submission id, that id, phone
+and community alone), unique per organisation. A row is a duplicate only when it is the same row: twice in
+the file (DUPLICATE_ROW, the first is taken), or imported before (ALREADY_EXISTS), whatever became of that
+request since -- so importing a file again, as CSV or XLSX, creates nothing, even after its requests were
+closed. Another need of the same requester is a request of its own: submit flags it as a probable
 duplicate (duplicate_of) for verification to decide, as it does for one request submitted by hand.
 """
 
@@ -22,7 +23,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from enum import StrEnum
 from typing import TypeVar
 
@@ -37,6 +38,7 @@ from core.models import Community, HelpRequest
 from core.services import access, help_requests
 from core.services.common import constraint_name
 from core.services.context import ServiceContext
+from core.services.validation import normalize_phone
 from core.vocab import PopulationTag, RequestCategory, Role, Urgency
 
 E = TypeVar("E", bound=StrEnum)
@@ -67,6 +69,8 @@ POPULATION_WORDS: dict[PopulationTag, tuple[str, ...]] = {
     PopulationTag.FRONT_LINE_WORKER: ("一线人员", "一线工作者", "医护人员"),
 }
 _LIST_SEPARATORS = re.compile(r"[,，、;；/|\n]+")
+_DATE_PARTS = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
+_ONE_DIGIT_HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T])(\d:)")
 
 # The mutation's input field (last element of its error path) -> the import field.
 _PATHS = {
@@ -126,7 +130,10 @@ def needed_by(v: Validator, text: str, ctx: ServiceContext) -> datetime | None:
     if not text:
         return None
     cleaned = unicodedata.normalize("NFKC", text).strip().replace("/", "-").replace("年", "-").replace("月", "-")
-    cleaned = cleaned.replace("日", " ").strip()
+    cleaned = " ".join(cleaned.replace("日", " ").split())
+    # Sheets and forms write 2026/12/1 9:00 as often as 2026-12-01 09:00 (fromisoformat wants the zeros).
+    cleaned = _DATE_PARTS.sub(lambda m: f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}", cleaned)
+    cleaned = _ONE_DIGIT_HOUR.sub(r"\g<1>0\g<2>", cleaned)
     try:
         value = datetime.fromisoformat(cleaned)
     except ValueError:
@@ -158,12 +165,27 @@ class RequestsKind:
         Column(
             "title",
             ("标题", "需求标题", "求助标题", "求助事项", "需求", "求助需求", "title", "need"),
-            True,
+            # Many forms ask only for a description: the title is then its first words (derived_title).
+            False,
             _("Title"),
         ),
         Column(
             "description",
-            ("详情", "需求详情", "详细描述", "描述", "情况说明", "具体需求", "description", "details"),
+            (
+                "详情",
+                "需求详情",
+                "详细描述",
+                "描述",
+                "需求描述",
+                "求助内容",
+                "求助描述",
+                "需求内容",
+                "具体情况",
+                "情况说明",
+                "具体需求",
+                "description",
+                "details",
+            ),
             False,
             _("Description"),
         ),
@@ -239,18 +261,26 @@ class RequestsKind:
         by_name: dict[str, list[tuple[int, int]]] = {}
         for id_, name, district_id in reachable:
             by_name.setdefault(fold(name), []).append((id_, district_id))
-        keys = [import_key(organization_id, row.values) for row in rows]
-        imported = await _imported(ctx, organization_id, keys)
+        # Each row read into submit's input first (its words, numbers, community and time understood), its key
+        # made of those values, then one query for the keys imported before.
+        read = [self._read(ctx, row, districts, by_name) for row in rows]
+        keys = [
+            None if v.errors else import_key(organization_id, row.values, data)
+            for row, (data, v) in zip(rows, read, strict=True)
+        ]
+        imported = await _imported(ctx, organization_id, [k for k in keys if k is not None])
         seen: dict[str, int] = {}
-        for done, (row, key) in enumerate(zip(rows, keys, strict=True), 1):
+        now = ctx.now()
+        for done, (row, (prepared, v), key) in enumerate(zip(rows, read, keys, strict=True), 1):
             if done % PROGRESS_EVERY == 0:
                 report_progress(WRITE, done, len(rows))
-            if key in imported:
-                # Before the row's checks: a row imported last week is not "in the past" now, just done.
+            if key is not None and key in imported:
+                # Before the rules of submit: a row imported last week is not "in the past" now, just done.
                 _already(issues, row)
                 continue
-            prepared = self._checked(ctx, row, districts, by_name, issues)
-            if prepared is None:
+            help_requests.checked_fields(v, prepared, now)  # (also for a row not read: all its problems at once)
+            if key is None or v.errors:
+                issues.reject(issues.from_errors(row, v.errors))
                 continue
             if key in seen:
                 issues.duplicate(row, None, _("The same request as row {earlier}."), earlier=seen[key])
@@ -275,15 +305,16 @@ class RequestsKind:
                 continue
             report.created += 1
 
-    def _checked(
+    def _read(
         self,
         ctx: ServiceContext,
         row: Row,
         districts: Districts,
         by_name: dict[str, list[tuple[int, int]]],
-        issues: Issues,
-    ) -> help_requests.HelpRequestInput | None:
-        """The row as submit's input, or None (its problems reported)."""
+    ) -> tuple[help_requests.HelpRequestInput, Validator]:
+        """The row as submit's input, and the problems of reading it (a word not among the choices, a community
+        not found, not a number, not a time). submit's own rules (checked_fields) are not applied yet: the row's
+        key is made of what was read, and a row imported before is reported as such whatever they say now."""
         cells = row.values
         v = Validator()
         community_id = self._community(v, cells.get("community", ""), cells.get("district", ""), districts, by_name)
@@ -306,7 +337,7 @@ class RequestsKind:
             latitude = longitude = None  # said once, not again as "latitude and longitude go together"
         data = help_requests.HelpRequestInput(
             community_id=community_id or 0,
-            title=cells.get("title", ""),
+            title=cells.get("title", "") or derived_title(cells.get("description", "")),
             category=category or RequestCategory.OTHER,
             urgency=urgency or Urgency.NORMAL,
             requester_name=cells.get("requester_name", ""),
@@ -322,11 +353,7 @@ class RequestsKind:
             latitude=latitude,
             longitude=longitude,
         )
-        help_requests.checked_fields(v, data, ctx.now())
-        if v.errors:
-            issues.reject(issues.from_errors(row, v.errors))
-            return None
-        return data
+        return data, v
 
     @staticmethod
     def _community(
@@ -364,17 +391,43 @@ _IMPORTED = text(
 )
 
 
-def import_key(organization_id: int, values: dict[str, str]) -> str:
-    """The key of a row: a hash of the organisation and the row's non-empty cells, each by its field and as
-    compared (NFKC, no spaces, case-folded). The form's submission id, when mapped, is one of those cells: two
-    submissions saying the same thing stay two requests. Whole rows rather than the submission id alone: a
-    序号 restarts at 1 in every form and every hand-kept sheet, and a second form's rows must not be taken
-    for the first's. Independent of the database and of the mapping's header texts."""
-    parts = [str(organization_id)]
-    for field in sorted(values):
-        cell = fold(values[field])
-        if cell:
-            parts.append(f"{field}={cell}")
+def import_key(organization_id: int, cells: dict[str, str], data: help_requests.HelpRequestInput) -> str:
+    """The key of a row: a hash of what the row says, as read (`data`: the community found, the category and
+    urgency understood, the needed-by time as an instant), not of its cells' text -- the same form saved as CSV
+    and as XLSX (2026/12/1 18:00 and a date cell), 药品 or 买药, 138 1234 5678 or 13812345678 are one row.
+
+    - With the form's submission id (序号, 问卷编号): the organisation, that id, the requester's phone and the
+      community. A submission corrected since (a word of its description, its urgency) is still the row
+      imported before. The phone and community keep a 序号 that restarts at 1 in another form or hand-kept
+      sheet from being taken for the first form's row 1 (unless it is the same requester in the same
+      community under the same number).
+    - Without: the organisation, community, category, urgency, phone, needed-by instant and the requester's
+      name, title and description (compared as names are: NFKC, no spaces, case-folded). Another need of the
+      same requester is a row of its own (submit then flags it a probable duplicate); a row corrected since
+      is one too, as nothing else tells it is the same submission.
+    Cells not named here (address, counts, tags) do not make a row another one.
+
+    The recipe changed after migration 0015 (which added the column) without a migration: the column holds a
+    SHA-256 of whatever the import puts in it, compared only with keys the import makes, and no release
+    stored keys of the earlier recipe (they were never on a deployment's data)."""
+    phone = normalize_phone(data.requester_phone) or fold(data.requester_phone)
+    submission = fold(cells.get("submission_id", ""))
+    if submission:
+        parts = ["submission", str(organization_id), submission, phone, str(data.community_id)]
+    else:
+        needed_by = data.needed_by.astimezone(UTC).isoformat() if data.needed_by is not None else ""
+        parts = [
+            "row",
+            str(organization_id),
+            str(data.community_id),
+            RequestCategory(data.category).value,
+            Urgency(data.urgency).value,
+            phone,
+            needed_by,
+            fold(data.requester_name),
+            fold(data.title),
+            fold(data.description),
+        ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -406,3 +459,12 @@ async def _only_within(ctx: ServiceContext, request: HelpRequest, organization_i
 
 
 REQUESTS = RequestsKind()
+
+
+TITLE_WORDS = 30
+
+
+def derived_title(description: str) -> str:
+    """A title for a row that has only a description: its first line, cut at TITLE_WORDS characters."""
+    first = description.strip().splitlines()[0].strip() if description.strip() else ""
+    return first if len(first) <= TITLE_WORDS else first[: TITLE_WORDS - 1] + "…"

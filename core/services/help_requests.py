@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, not_, select
 
 from core import events
 from core.errors import DomainError, Validator
@@ -23,6 +23,7 @@ from core.services import access
 from core.services import validation as check
 from core.services.common import flush, get
 from core.services.context import ServiceContext
+from core.services.deadlines import is_overdue
 from core.services.pagination import Ordering, Page, paginate
 from core.services.search import contains
 from core.vocab import (
@@ -86,6 +87,10 @@ class HelpRequestFilter:
     population_tag: PopulationTag | None = None
     needed_before: datetime | None = None
     search: str | None = None
+    # True: only requests open and past their current target now (deadlines.is_overdue, the rule `overdue` and
+    # the situation board count by); False: only the others. Applied by list_requests (it needs the policy and
+    # the clock): the paged form of `overdue`, which an export reads to its end.
+    overdue: bool | None = None
 
 
 BY_URGENCY: Ordering[HelpRequest] = Ordering(
@@ -502,4 +507,7 @@ async def list_requests(
 ) -> Page[HelpRequest]:
     access.require(ctx, "requests.read")
     stmt = filtered(f).where(access.request_scope(ctx.viewer))
+    if f.overdue is not None:
+        late = func.coalesce(is_overdue(ctx), False)
+        stmt = stmt.where(late if f.overdue else not_(late))
     return await paginate(ctx, stmt, ORDERINGS[order], first=first, after=after)

@@ -80,6 +80,12 @@ class _Slots:
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Slots] = weakref.WeakKeyDictionary()
 
 
+# The files already imported by a request: an operation naming its one file in several imports (aliases run
+# one after another, each parsing the file again) imports it once; the others are refused. By identity (the
+# edge's object; weak, so it goes with its request).
+_imported: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def _busy() -> DomainError:
     return DomainError("UNAVAILABLE", "Other imports are running; retry in a moment.")
 
@@ -136,6 +142,9 @@ class ImportMutations:
         upload = input.file
         mapping = {column.header: column.field for column in input.mapping or ()} if input.mapping is not None else None
         try:
+            if upload in _imported:
+                raise DomainError("INVALID_INPUT", "A file is imported once per request.", ("file",))
+            _imported.add(upload)
             organization_id = ids.decode_optional(input.organization_id, "Organization", ("input", "organizationId"))
             imports.check_import_permission(_caller(context), kind, organization_id)
             async with import_slot(settings.import_concurrency):

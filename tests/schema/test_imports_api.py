@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import logging
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import create_sessionmaker
-from core.models import Community, HelpRequest
+from core.models import AuditEntry, Community, HelpRequest
 from core.services.context import ServiceContext, Viewer
 from core.settings import Settings
 from schema.context import AppState
@@ -312,6 +313,7 @@ async def test_multipart_from_a_caller_not_signed_in_is_refused_unread(
 
 
 MULTIPART = (b"content-type", b"multipart/form-data; boundary=b")
+_AUTH_HEADERS = [(b"authorization", b"Bearer test")]
 
 
 def _body(data: bytes, variables: dict[str, Any] | None = None) -> bytes:
@@ -328,8 +330,11 @@ def _body(data: bytes, variables: dict[str, Any] | None = None) -> bytes:
     )
 
 
-async def _raw_asgi(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, bytes, int]:
-    """Call the app directly: (status, body, how many body chunks it read)."""
+async def _raw_asgi(
+    app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes], *, more: bool = False
+) -> tuple[int | None, bytes, int]:
+    """Call the app directly: (status, or None if it answered nothing; body; how many body chunks it read).
+    `more`: the last chunk promises more, and the client disconnects instead."""
     read = 0
     sent: list[dict[str, Any]] = []
 
@@ -337,7 +342,7 @@ async def _raw_asgi(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[b
         nonlocal read
         if read < len(chunks):
             read += 1
-            return {"type": "http.request", "body": chunks[read - 1], "more_body": read < len(chunks)}
+            return {"type": "http.request", "body": chunks[read - 1], "more_body": more or read < len(chunks)}
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
@@ -358,7 +363,7 @@ async def _raw_asgi(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[b
         "server": ("test", 80),
     }
     await app(scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), None)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, body, read
 
@@ -405,19 +410,46 @@ async def test_an_ordinary_json_request_still_works(admin_client: httpx.AsyncCli
 # -- who may ----------------------------------------------------------------------------------------------------
 
 
-async def test_a_volunteer_account_is_forbidden(
-    client_as: Any, home_org: int, make: Factory, engine: AsyncEngine
+@pytest.mark.parametrize("role", ["volunteer", "counselor"])
+async def test_a_caller_who_may_import_nothing_is_refused_its_body_unread(
+    engine: AsyncEngine, owner_engine: AsyncEngine, app_state: AppState, home_org: int, make: Factory, role: str
 ) -> None:
+    # given a signed-in account whose role may import no kind at all, on a service taking one upload at once
     await _districts(make)
-    volunteer = Viewer(label="v", role="volunteer", organization_id=home_org, volunteer_id=1)
-    client = await client_as(volunteer)
+    caller = Viewer(label="no importer", role=role, organization_id=home_org, volunteer_id=1)
+    app = _reading_app(engine, app_state, caller, import_upload_concurrency=1)
     for kind in ("COMMUNITIES", "REQUESTS", "VOLUNTEERS"):
-        response = await client.post(
-            "/graphql", headers=AUTH, **multipart(IMPORT, import_vars(kind), COMMUNITIES_CSV.encode())
-        )
-        payload = response.json()["data"]["importRecords"]
-        assert [e["code"] for e in payload["errors"]] == ["FORBIDDEN"], kind
+        # when it sends an upload
+        body = _body(COMMUNITIES_CSV.encode(), import_vars(kind))
+        status, answer, read = await _raw_asgi(app, [MULTIPART, *_AUTH_HEADERS], [body[:100], body[100:]])
+        # then it is refused before a byte of the body is read (so it never holds an upload slot)
+        assert (status, orjson.loads(answer)["errors"][0]["extensions"]["code"], read) == (403, "FORBIDDEN", 0)
+    # and nothing is written but the refusals, kept as a refused mutation's are
     assert await _count(engine, Community) == 0
+    assert await _denied(owner_engine) == [("upload", "no importer")] * 3
+
+
+async def test_the_upload_gate_lets_through_a_role_that_may_import_some_kind(
+    engine: AsyncEngine, app_state: AppState, home_org: int, make: Factory
+) -> None:
+    # given a community head (may submit requests, not manage communities)
+    await _districts(make)
+    head = Viewer(label="head", role="community_head", organization_id=home_org, community_id=1)
+    app = _reading_app(engine, app_state, head)
+    # when it uploads communities
+    status, answer, _read = await _raw_asgi(app, [MULTIPART, *_AUTH_HEADERS], [_body(COMMUNITIES_CSV.encode())])
+    # then the body is read and the mutation itself refuses the kind
+    assert status == 200
+    assert [e["code"] for e in orjson.loads(answer)["data"]["importRecords"]["errors"]] == ["FORBIDDEN"]
+
+
+async def _denied(owner_engine: AsyncEngine) -> list[tuple[str, str]]:
+    # As tests/schema/test_auth.py reads the audit trail (no role's view filters it).
+    async with owner_engine.connect() as conn:
+        rows = await conn.execute(
+            select(AuditEntry.operation, AuditEntry.actor).where(AuditEntry.action == "denied").order_by(AuditEntry.id)
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
 async def test_another_organisations_administrator_is_forbidden(
@@ -641,7 +673,7 @@ async def test_a_file_is_held_in_memory_once() -> None:
     # when it is parsed
     tracemalloc.start()
     try:
-        request = await http.multipart_operations(headers, stream(), max_json_bytes=100_000, max_batch=5)
+        request = await http.multipart_operations(headers, stream(), max_json_bytes=100_000)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -649,3 +681,130 @@ async def test_a_file_is_held_in_memory_once() -> None:
     assert not isinstance(request, list)
     assert len(request.variables["input"]["file"].data) == size  # type: ignore[index]
     assert peak < 1.5 * size
+
+
+# -- what one upload may cost --------------------------------------------------------------------------------------
+
+
+async def test_an_upload_body_too_slow_to_arrive_is_answered_408_and_frees_its_slot(
+    engine: AsyncEngine, app_state: AppState, admin: Viewer, make: Factory
+) -> None:
+    # given a service taking one upload at once, with a short deadline for its body
+    await _districts(make)
+    app = _reading_app(engine, app_state, admin, import_upload_concurrency=1, import_upload_seconds=0.3)
+    headers = [MULTIPART, *_AUTH_HEADERS]
+    # when a client sends most of its body and then nothing more
+    slow = _Stalled(app, headers, _body("社区名称,所在区县\n慢社区,碑林区\n".encode()))
+    try:
+        finished = await _finished([slow.task])
+    finally:
+        slow.resume.set()
+    # then it is answered 408, nothing imported
+    status, body = finished[0]
+    assert (status, orjson.loads(body)["errors"][0]["extensions"]["code"]) == (408, "INVALID_REQUEST")
+    assert await _count(engine, Community) == 0
+    # and the slot it held is free again
+    status, body, _read = await _raw_asgi(app, headers, [_body("社区名称,所在区县\n快社区,碑林区\n".encode())])
+    assert status == 200
+    assert orjson.loads(body)["data"]["importRecords"]["report"]["created"] == 1
+
+
+def _multipart_body(operations: object, file_map: object, files: dict[str, bytes]) -> bytes:
+    parts = [
+        f'--b\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{orjson.dumps(operations).decode()}\r\n',
+        f'--b\r\nContent-Disposition: form-data; name="map"\r\n\r\n{orjson.dumps(file_map).decode()}\r\n',
+    ]
+    body = "".join(parts).encode()
+    for name, data in files.items():
+        body += (
+            (
+                f'--b\r\nContent-Disposition: form-data; name="{name}"; filename="c.csv"\r\n'
+                "Content-Type: text/csv\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    return body + b"--b--\r\n"
+
+
+async def test_a_multipart_batch_is_refused(
+    engine: AsyncEngine, app_state: AppState, admin: Viewer, make: Factory
+) -> None:
+    # given a batch of two imports, both mapped to one file
+    await _districts(make)
+    app = _reading_app(engine, app_state, admin)
+    batch = [{"query": IMPORT, "variables": import_vars()}, {"query": IMPORT, "variables": import_vars()}]
+    body = _multipart_body(batch, {"0": ["0.variables.input.file", "1.variables.input.file"]}, {"0": b"a"})
+    # when it is sent
+    status, answer, _read = await _raw_asgi(app, [MULTIPART, *_AUTH_HEADERS], [body])
+    # then it is refused as a request; nothing is imported
+    assert (status, orjson.loads(answer)["errors"][0]["extensions"]["code"]) == (400, "INVALID_REQUEST")
+    assert await _count(engine, Community) == 0
+
+
+async def test_a_request_imports_one_file_once(
+    engine: AsyncEngine, app_state: AppState, admin: Viewer, make: Factory
+) -> None:
+    await _districts(make)
+    app = _reading_app(engine, app_state, admin)
+    headers = [MULTIPART, *_AUTH_HEADERS]
+    csv = "社区名称,所在区县\n一社区,碑林区\n".encode()
+    # when one operation imports its file under two aliases
+    twice = (
+        "mutation($input: ImportInput!) { a: importRecords(input: $input) { report { created } errors { code } } "
+        "b: importRecords(input: $input) { report { created } errors { field code } } }"
+    )
+    body = _multipart_body({"query": twice, "variables": import_vars()}, {"0": ["variables.input.file"]}, {"0": csv})
+    status, answer, _read = await _raw_asgi(app, headers, [body])
+    # then the first imports it and the second is refused, the file not read again
+    data = orjson.loads(answer)["data"]
+    assert status == 200
+    assert (data["a"]["report"]["created"], data["a"]["errors"]) == (1, [])
+    assert (data["b"]["report"], data["b"]["errors"]) == (None, [{"field": ["input", "file"], "code": "INVALID_INPUT"}])
+    # and a request carrying a second file part is refused as a request
+    two_files = _multipart_body(
+        {
+            "query": twice.replace("$input", "$i")
+            .replace("($i: ImportInput!)", "($i: ImportInput!, $j: ImportInput!)")
+            .replace("b: importRecords(input: $i)", "b: importRecords(input: $j)"),
+            "variables": {"i": import_vars()["input"], "j": import_vars()["input"]},
+        },
+        {"0": ["variables.i.file"], "1": ["variables.j.file"]},
+        {"0": csv, "1": csv},
+    )
+    status, answer, _read = await _raw_asgi(app, headers, [two_files])
+    assert (status, orjson.loads(answer)["errors"][0]["extensions"]["code"]) == (400, "INVALID_REQUEST")
+    assert await _count(engine, Community) == 1
+
+
+async def test_a_client_gone_mid_upload_is_no_error(
+    engine: AsyncEngine, app_state: AppState, admin: Viewer, make: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a service taking one upload at once
+    await _districts(make)
+    app = _reading_app(engine, app_state, admin, import_upload_concurrency=1)
+    headers = [MULTIPART, *_AUTH_HEADERS]
+    body = _body("社区名称,所在区县\n慢社区,碑林区\n".encode())
+    internal = _internal_errors()
+    # when a client disconnects halfway through its body
+    with caplog.at_level(logging.INFO, logger="yunshegong"):
+        _status, _answer, read = await _raw_asgi(app, headers, [body[:50]], more=True)
+    # then nothing is logged as an error nor counted as an internal one
+    assert read == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert _internal_errors() == internal
+    # and the upload slot is free again
+    status, answer, _read = await _raw_asgi(app, headers, [_body("社区名称,所在区县\n快社区,碑林区\n".encode())])
+    assert status == 200
+    assert orjson.loads(answer)["data"]["importRecords"]["report"]["created"] == 1
+
+
+def _internal_errors() -> float:
+    from core.observability import metrics
+
+    return sum(
+        sample.value
+        for family in metrics.ERRORS.collect()
+        for sample in family.samples
+        if sample.labels.get("code") == "INTERNAL_ERROR" and sample.name.endswith("_total")
+    )

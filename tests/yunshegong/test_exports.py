@@ -501,31 +501,48 @@ async def test_queue_exports_read_every_page(world: tuple[Harness, Any]) -> None
     assert [r[0] for r in unverified[1:4]] == [r["title"] for r in queue["queue"]["unverified"]]
 
 
-async def test_overdue_in_one_piece_is_refused_when_longer_than_a_page_never_cut(
-    world: tuple[Harness, Any], clock: Any
+async def test_overdue_is_read_page_after_page_to_its_end_however_long(
+    engine: AsyncEngine, clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datetime import timedelta
 
-    # given 3 overdue requests (a page holds 3)
-    kit, _app = world
-    orgs = await two_orgs(kit)
-    for n in range(3):
-        await kit.help_request(orgs["community_a"], title=f"超时{n}", requester_phone=f"1382222{n:04d}")
-    clock.now += timedelta(days=3)
-    admin = await kit.sign_in("organization_admin", orgs["a"])
-    # when they are downloaded, then all three come
-    rows = read_csv(await download(kit, admin, "/export/overdue.csv", lang="en"))
-    assert sorted(r[2] for r in rows[1:]) == ["超时0", "超时1", "超时2"]
-    assert {r[0] for r in rows[1:]} == {"verification"}
-    # and given a fourth, the list (which the API gives in one piece) is refused, with no file
-    await kit.help_request(orgs["community_a"], title="超时3", requester_phone="13822229999")
-    clock.now += timedelta(days=1)
-    admin = await kit.sign_in("organization_admin", orgs["a"])
-    for path in ("/export/overdue.csv", "/export/overdue.xlsx"):
-        response = await download(kit, admin, path)
-        assert response.status_code == 422
-        assert code(response) == "OUT_OF_RANGE"
-        assert response.headers["content-type"].startswith("application/json")
+    from core.services import help_requests
+
+    # given pages as large as the API allows (3 rows) and exactly that many overdue requests, besides a
+    # cancelled one (not overdue: closed) and another organisation's overdue one
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    settings = Settings(login_max_failures=1000, export_page_size=3, max_page_size=3)
+    kit, _app, http = _harness(engine, clock, settings)
+    async with http:
+        orgs = await two_orgs(kit)
+        for n in range(3):
+            await kit.help_request(orgs["community_a"], title=f"超时{n}", requester_phone=f"1382222{n:04d}")
+        await kit.help_request(orgs["community_b"], title="乙超时", requester_phone="13822228888")
+        cancelled = await kit.help_request(orgs["community_a"], title="撤销", requester_phone="13822227777")
+        async with kit.service() as ctx:
+            await help_requests.cancel(ctx, cancelled, "不需要了")
+        clock.now += timedelta(days=3)
+        admin = await kit.sign_in("organization_admin", orgs["a"])
+        # when they are downloaded, then all three come, none else
+        for path in ("/export/overdue.csv", "/export/overdue.xlsx"):
+            response = await download(kit, admin, path, lang="en")
+            assert response.status_code == 200
+            rows = read_csv(response) if path.endswith(".csv") else read_xlsx(response)
+            assert sorted(r[0] for r in rows[1:]) == ["超时0", "超时1", "超时2"]
+            assert {r[3] for r in rows[1:]} == {"submitted"}
+        # and given four more (seven: three pages), every one comes, once, most urgent first (here, as `overdue`
+        # lists them: one urgency, no deadline)
+        for n in range(3, 7):
+            await kit.help_request(orgs["community_a"], title=f"超时{n}", requester_phone=f"1382222{n:04d}")
+        clock.now += timedelta(days=3)
+        admin = await kit.sign_in("organization_admin", orgs["a"])
+        rows = read_csv(await download(kit, admin, "/export/overdue.csv", lang="en"))
+        assert sorted(r[0] for r in rows[1:]) == [f"超时{n}" for n in range(7)]
+        listed = await admin("{ overdue(first: 3) { request { title } } }")
+        assert [r[0] for r in rows[1:4]] == [o["request"]["title"] for o in listed["overdue"]]
+        # and the filter's other side is the rest of the organisation's requests
+        rest = await admin("{ helpRequests(first: 3, filter: {overdue: false}) { nodes { title } } }")
+        assert [n["title"] for n in rest["helpRequests"]["nodes"]] == ["撤销"]
 
 
 async def test_a_page_too_costly_is_asked_again_smaller_and_paging_goes_on(

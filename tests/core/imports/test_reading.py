@@ -360,3 +360,127 @@ def test_a_csv_keeps_at_most_max_columns() -> None:
 
 def test_a_csv_line_of_a_million_columns_is_refused_before_it_is_split() -> None:
     assert refused(b"," * 1_000_000 + b"x\n1\n", Limits(max_bytes=2_000_000, max_rows=10)) == "TOO_LARGE"
+
+
+# -- second review of issue 17: work bounded by the structure of the file, not only by its size ----------------
+
+
+def test_the_delimiter_is_told_without_the_quadratic_sniffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a header and one quoted cell of 60,000 commas (csv.Sniffer's quote-guessing regex took 45 s on it)
+    import csv
+
+    from core.imports import reading
+
+    def sniffer() -> None:
+        raise AssertionError("csv.Sniffer guesses quoting in time quadratic in a quoted cell")
+
+    monkeypatch.setattr(csv, "Sniffer", sniffer)
+    sample = '姓名,手机号\n"' + "," * 60_000 + '"\n'
+    # then the delimiter is found by one pass that counts delimiters outside quoted cells
+    assert reading._delimiter(sample) == ","
+    # and the import of that file answers: its row holds more delimiters than any table has columns
+    assert refused(sample.encode()) == "TOO_LARGE"
+    # while a long quoted cell of fewer commas is read whole, as one cell
+    cell = "降压药," * 3000
+    assert read(f'姓名,详情\n张三,"{cell}"\n'.encode())[1] == [(2, ["张三", cell.strip()])]
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("姓名;详情;手机号\n张三;药品,两盒;13812345678\n", ";"),  # commas in a semicolon file's free text
+        ('"姓名,全名";手机号\n张三;138\n', ";"),  # a delimiter inside a quoted header cell does not count
+        ('"说 ""你好"", 再见";x\n1;2\n', ";"),  # doubled quotes inside a quoted cell
+        ("\n\n姓名\t手机号\t备注\n张三\t138\t无\n", "\t"),  # blank lines before the header
+        ("姓名\n张三\n", ","),  # one column: the comma
+        ("姓名\t电话,手机\n张三\t138\n李四\t139\n", "\t"),  # a tie: the one the next rows agree on
+        ("姓名,电话;手机\n张三,138\n李四,139\n", ","),
+    ],
+)
+def test_delimiter_from_the_header_outside_quoted_cells(sample: str, expected: str) -> None:
+    from core.imports.reading import _delimiter
+
+    assert _delimiter(sample) == expected
+
+
+def _wide_row(cells: int) -> bytes:
+    """A workbook, without a <dimension>, whose second row holds `cells` numeric cells (random: the file
+    deflates as a real one does, under the ratio check)."""
+    import random
+
+    rnd = random.Random(17)
+    values = "".join(f"<c><v>{rnd.randrange(10**6)}</v></c>" for _ in range(cells))
+    return raw_xlsx(_row(1, HEADER) + f'<row r="2">{values}</row>' + _data(3, 3))
+
+
+def test_a_row_of_a_million_cells_is_refused_as_it_is_read() -> None:
+    import tracemalloc
+
+    from core.imports.reading import MAX_ROW_CELLS
+
+    # given a 4 MB workbook whose second row holds a million cells (3.9 million took 36 s and 2.2 GB: openpyxl
+    # builds a row's cells whole, and walks a sheet without a <dimension> whole to learn its size)
+    data = _wide_row(1_000_000)
+    assert 1_000_000 < len(data) < 8_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DomainError) as error:
+            read(data, Limits(max_bytes=20_000_000, max_rows=10))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # then it is refused for its width, Excel's own, once past it; cells are dropped as they are read
+    assert error.value.code == "TOO_LARGE"
+    assert dict(error.value.errors[0].params) == {"limit": MAX_ROW_CELLS}
+    assert peak < 20_000_000
+
+
+def test_a_row_as_wide_as_excel_allows_is_read() -> None:
+    from core.imports.reading import MAX_ROW_CELLS
+
+    header, rows = read(_wide_row(MAX_ROW_CELLS), Limits(max_bytes=20_000_000, max_rows=10))
+    # the cells beyond the header's width are not kept
+    assert header == HEADER
+    assert [(number, len(cells)) for number, cells in rows] == [(2, 3), (3, 3)]
+
+
+def _styled(formats: int) -> bytes:
+    """A workbook whose style table holds `formats` cell formats (a "too many formats" workbook)."""
+    import random
+
+    rnd = random.Random(17)
+    xfs = "".join(
+        f'<xf numFmtId="{rnd.randrange(200)}" fontId="0" fillId="0" borderId="0" xfId="0"/>' for _ in range(formats)
+    ).encode()
+    good = zipfile.ZipFile(io.BytesIO(xlsx(["姓名"], ["张三"])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for item in good.infolist():
+            content = good.read(item.filename)
+            if item.filename == "xl/styles.xml":
+                content = content.replace(b'<cellXfs count="1">', b'<cellXfs count="%d">' % (formats + 1) + xfs)
+            archive.writestr(item.filename, content)
+    return out.getvalue()
+
+
+def test_a_style_table_of_200000_formats_is_refused_before_it_is_parsed() -> None:
+    from core.imports.reading import SETTINGS_PART_MAX
+
+    # given 200,000 cell formats (16 MB of XML, 8.5 s to parse) in a file far under the size limit
+    data = _styled(200_000)
+    limits = Limits(max_bytes=20_000_000, max_rows=10)
+    assert len(data) < 2_000_000
+    with pytest.raises(DomainError) as error:
+        read(data, limits)
+    # then its own cap refuses it (the parameters name the part)
+    assert error.value.code == "TOO_LARGE"
+    assert dict(error.value.errors[0].params) == {"part": "xl/styles.xml", "limit": SETTINGS_PART_MAX}
+    # while a workbook with some thousands of formats reads
+    assert read(_styled(5_000), limits) == (["姓名"], [(2, ["张三"])])
+
+
+@pytest.mark.parametrize(("dimension", "expected"), [("A1:C7", 6), ("A1", None), (None, None), ("nonsense", None)])
+def test_the_declared_size_is_only_an_estimate(dimension: str | None, expected: int | None) -> None:
+    table = open_table(raw_xlsx(_row(1, HEADER) + _data(2, 4), dimension), LIMITS)
+    assert table.estimated_rows == expected
+    assert [number for number, _ in table.rows()] == [2, 3, 4]

@@ -309,3 +309,105 @@ async def test_a_community_head_imports_for_their_own_community_only(
     data = csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,", "新村社区,碑林区,买菜,食品,一般,李四,13700000002,,,,,")
     report = await run_import(caller, "requests", data, filename="r.csv")
     assert (report.created, issues(report.rejected)) == (1, [(3, "社区", "community", "NOT_FOUND")])
+
+
+async def test_a_form_without_a_title_column_takes_the_description_s_first_words(
+    ctx: ServiceContext, places: dict[str, int]
+) -> None:
+    # given a request form that asks only for a description (no title column), one row without either
+    header = "社区,所在区县,求助内容,需求类别,紧急程度,求助人,联系电话\n"
+    long = "家中老人需要降压药硝苯地平缓释片，每天两次，已经断药两天，请尽快送到小区门口，联系电话同上"
+    data = csv(
+        f"粉巷社区,碑林区,{long},药品,特急,张三,13800001111",
+        "粉巷社区,碑林区,,药品,特急,李四,13800002222",
+        header=header,
+    )
+    # when it is imported
+    report = await run_import(ctx, "requests", data, filename="form.csv")
+    # then the request is titled by its description's first words, and the row with neither is refused on the title
+    assert (report.created, issues(report.rejected)) == (1, [(3, None, "title", "REQUIRED")])
+    request = await ctx.session.scalar(select(HelpRequest).where(HelpRequest.requester_name == "张三"))
+    assert request is not None
+    assert request.description == long
+    assert request.title == long[:29] + "…"
+
+
+def xlsx(header: str, *rows: list[object]) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(header.strip().split(","))
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+async def test_the_same_rows_as_xlsx_in_other_words_are_imported_before(
+    ctx: ServiceContext, places: dict[str, int], clock: Any
+) -> None:
+    from datetime import datetime
+
+    # given a form's rows (no submission number) imported from CSV, a deadline written as a sheet's text
+    ctx.zone = ZoneInfo("Asia/Shanghai")
+    due = (clock.now + timedelta(days=2)).astimezone(ctx.zone).replace(minute=0, second=0, tzinfo=None)
+    header = "社区,所在区县,需求标题,需求类别,紧急程度,求助人,联系电话,截止时间,详情\n"
+    first = await run_import(
+        ctx,
+        "requests",
+        csv(
+            f"粉巷社区,,买降压药,药品,紧急,张三,13812345678,{due.year}/{due.month}/{due.day} {due:%H:%M},降压药 两盒",
+            "粉巷社区,,买菜,食品,一般,李四,029-88881234,,",
+            header=header,
+        ),
+        filename="form.csv",
+    )
+    await ctx.session.commit()
+    # when the same rows come again as XLSX: a date cell, other words for the category and urgency, the phone
+    # spaced, the description without its space
+    again = await run_import(
+        ctx,
+        "requests",
+        xlsx(
+            header,
+            ["粉巷社区", "碑林区", "买降压药", "买药", "急", "张三", "138 1234 5678", due, "降压药两盒"],
+            ["粉巷社区", None, "买菜", "food", "普通", "李四", "(029)88881234", None, None],
+        ),
+        filename="form.xlsx",
+    )
+    await ctx.session.commit()
+    # then nothing is created: each row was imported before
+    assert isinstance(due, datetime)
+    assert (first.created, first.rejected, again.created, again.rejected) == (2, [], 0, [])
+    assert [(d.row, d.code) for d in again.duplicates] == [(2, "ALREADY_EXISTS"), (3, "ALREADY_EXISTS")]
+    assert await count(ctx) == 2
+
+
+async def test_a_submission_corrected_since_is_the_row_imported_before(
+    ctx: ServiceContext, places: dict[str, int]
+) -> None:
+    # given a form's export with submission numbers, imported
+    data = csv("粉巷社区,,买药,药品,紧急,张三,13700000001,,,,,Q1", "粉巷社区,,买菜,食品,一般,李四,13700000002,,,,,Q2")
+    first = await run_import(ctx, "requests", data, filename="a.csv")
+    await ctx.session.commit()
+    # when the export is downloaded again after submissions were corrected (a word, the urgency, a count) and
+    # one added, and row 1 of another form (its numbers restart) is another requester's
+    data = csv(
+        "粉巷社区,,买降压药,药品,特急,张三,13700000001,2,,,,Q1",
+        "粉巷社区,,买菜,食品,一般,李四,13700000002,,,,,Q2",
+        "粉巷社区,,买米,食品,一般,王五,13700000003,,,,,Q3",
+    )
+    again = await run_import(ctx, "requests", data, filename="b.csv")
+    other_form = await run_import(
+        ctx, "requests", csv("粉巷社区,,买药,药品,紧急,赵六,13700000004,,,,,Q1"), filename="c.csv"
+    )
+    await ctx.session.commit()
+    # then only the new submission and the other form's row are created
+    assert (first.created, again.created, other_form.created) == (2, 1, 1)
+    assert [(d.row, d.code) for d in again.duplicates] == [(2, "ALREADY_EXISTS"), (3, "ALREADY_EXISTS")]
+    assert await count(ctx) == 4
