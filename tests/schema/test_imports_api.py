@@ -336,7 +336,6 @@ async def _raw_asgi(
     """Call the app directly: (status, or None if it answered nothing; body; how many body chunks it read).
     `more`: the last chunk promises more, and the client disconnects instead."""
     read = 0
-    sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal read
@@ -345,26 +344,7 @@ async def _raw_asgi(
             return {"type": "http.request", "body": chunks[read - 1], "more_body": more or read < len(chunks)}
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
-    await app(scope, receive, send)
-    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), None)
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    status, body = await _raw_asgi_with(app, headers, receive)
     return status, body, read
 
 
@@ -532,7 +512,8 @@ class _Stalled:
         raise AssertionError("unreachable")
 
 
-async def _raw_asgi_with(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) -> tuple[int, bytes]:
+async def _raw_asgi_with(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) -> tuple[int | None, bytes]:
+    """Call the app directly with the given receive: (status, or None if it answered nothing; body)."""
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -553,7 +534,7 @@ async def _raw_asgi_with(app: Any, headers: list[tuple[bytes, bytes]], receive: 
         "server": ("test", 80),
     }
     await app(scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), None)
     return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
