@@ -31,6 +31,7 @@ bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same r
 	$(BIN)/python -m bench.requests_page
 	$(BIN)/python -m bench.matching
 	$(BIN)/python -m bench.supplies
+	$(BIN)/python -m bench.routing  # delivery runs (issue 18): OR-Tools at 1 s and 5 s against a feasible greedy
 	$(BIN)/python -m bench.live_latency  # live proofs (issue 16): mutation -> subscriber's message
 	$(BIN)/python -m bench.idle_subscribers  # 1,000 idle subscribers: memory each, one event to all
 	$(BIN)/python -m bench.imports  # issue 17: import of 10,229 volunteers (CSV, XLSX) against a raw COPY
