@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -22,16 +21,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from core.errors import UserErrorData, Validator
 from core.i18n import Text, _
+from core.imports.lookup import Districts, fold
 from core.imports.spec import WRITE, Column, ImportReport, Row, RowIssue, report_progress
-from core.models import Community, District
+from core.models import Community
 from core.services import communities
 from core.services.context import ServiceContext
-
-
-def fold(text: str) -> str:
-    """A name as compared: NFKC (full-width letters and digits), no spaces, case-folded."""
-    return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
-
 
 # -- row issues ---------------------------------------------------------------------------------------------
 
@@ -100,30 +94,6 @@ def number(v: Validator, path: tuple[str, ...], text: str, label: Text, *, integ
 def not_numbers(v: Validator, *fields: str) -> bool:
     """Whether `v` already holds an error on one of these fields (a cell that is not a number)."""
     return any(e.field and e.field[-1] in fields for e in v.errors)
-
-
-@dataclass(frozen=True)
-class Districts:
-    """The city's districts by folded name, also without their 区/县 suffix when that stays unambiguous."""
-
-    by_name: dict[str, int]
-
-    @classmethod
-    async def load(cls, ctx: ServiceContext) -> Districts:
-        rows = (await ctx.session.execute(select(District.id, District.name))).all()
-        exact = {fold(name): id_ for id_, name in rows}
-        short: dict[str, set[int]] = {}
-        for id_, name in rows:
-            folded = fold(name)
-            for suffix in ("新区", "开发区", "区", "县", "市"):
-                if folded.endswith(suffix) and len(folded) > len(suffix):
-                    short.setdefault(folded[: -len(suffix)], set()).add(id_)
-                    break
-        unique_short = {k: next(iter(ids)) for k, ids in short.items() if len(ids) == 1 and k not in exact}
-        return cls({**unique_short, **exact})
-
-    def find(self, text: str) -> int | None:
-        return self.by_name.get(fold(text))
 
 
 # -- the kind -----------------------------------------------------------------------------------------------

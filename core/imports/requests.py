@@ -32,7 +32,8 @@ from sqlalchemy.exc import IntegrityError
 
 from core.errors import DomainError, Validator
 from core.i18n import Text, _
-from core.imports.communities import Districts, Issues, fold, not_numbers, number
+from core.imports.communities import Issues, not_numbers, number
+from core.imports.lookup import Districts, fold
 from core.imports.spec import WRITE, Column, ImportReport, Row, report_progress
 from core.models import Community, HelpRequest
 from core.services import access, help_requests

@@ -22,7 +22,7 @@ import dataclasses
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from sqlalchemy import text
 from core import events
 from core.errors import UserErrorData, Validator
 from core.i18n import Text, _, translate
+from core.imports.lookup import Districts, fold
 from core.imports.spec import CHECK, WRITE, Column, ImportReport, Row, RowIssue, report_progress
 from core.models import Organization
 from core.services.common import get
@@ -126,10 +127,6 @@ _TEAM_SUFFIXES = ("团队", "小组", "组", "队", "team")
 PROGRESS_EVERY = 500
 
 
-def _key(value: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", value).casefold())
-
-
 def _vocabulary(words: dict[Any, tuple[str, ...]]) -> dict[str, Any]:
     """Each member by its stored value, its label in English and Chinese, and the extra words given."""
     out: dict[str, Any] = {}
@@ -139,7 +136,7 @@ def _vocabulary(words: dict[Any, tuple[str, ...]]) -> dict[str, Any]:
         if label:
             names += [str(label), translate(label, locale="zh_CN")]
         for name in names:
-            out.setdefault(_key(name), member)
+            out.setdefault(fold(name), member)
     return out
 
 
@@ -149,7 +146,7 @@ TEAMS: dict[str, Team] = _vocabulary(_TEAM_WORDS)
 
 
 def _team(word: str) -> Team | None:
-    key = _key(word)
+    key = fold(word)
     if key in TEAMS:
         return TEAMS[key]
     for suffix in _TEAM_SUFFIXES:
@@ -160,24 +157,6 @@ def _team(word: str) -> Team | None:
 
 def _items(cell: str) -> list[str]:
     return [part.strip() for part in _LIST_SEPARATORS.split(cell) if part.strip()]
-
-
-class Districts:
-    """Districts by name, by name without its 区/县/市 suffix, and by id (read once per import)."""
-
-    def __init__(self, rows: Iterable[tuple[int, str]]) -> None:
-        self.by_key: dict[str, int] = {}
-        for id_, name in rows:
-            key = _key(name)
-            self.by_key.setdefault(key, id_)
-            self.by_key.setdefault(str(id_), id_)
-            for suffix in ("开发区", "新区", "区", "县", "市"):
-                if key.endswith(suffix) and len(key) > len(suffix) + 1:
-                    self.by_key.setdefault(key[: -len(suffix)], id_)
-                    break
-
-    def find(self, name: str) -> int | None:
-        return self.by_key.get(_key(name))
 
 
 _STORED = (
@@ -253,7 +232,7 @@ def _parse(check: _RowCheck, values: dict[str, str], districts: Districts, base:
     changes: dict[str, Any] = {"name": values.get("name", base.name), "phone": values.get("phone", base.phone)}
     if "mode" in values:
         cell = values["mode"]
-        mode = MODES.get(_key(cell))
+        mode = MODES.get(fold(cell))
         if not cell:
             check.add("mode", "REQUIRED", "{label} must not be empty.", label=_("Mode"))
         elif mode is None:
@@ -278,7 +257,7 @@ def _parse(check: _RowCheck, values: dict[str, str], districts: Districts, base:
                 teams.append(team)
         changes["teams"] = teams
     if values.get("availability"):
-        availability = AVAILABILITIES.get(_key(values["availability"]))
+        availability = AVAILABILITIES.get(fold(values["availability"]))
         if availability is None:
             check.add(
                 "availability", "INVALID_INPUT", "“{value}” is not an availability.", value=values["availability"][:40]
@@ -446,7 +425,7 @@ class VolunteersImport:
         header_of = {f: h for h, f in report.mapping.items()}
         # As registration: the organisation must exist (and be visible to the caller).
         await get(ctx, Organization, organization_id, what=_("Organisation"), field=("organizationId",))
-        districts = Districts((await ctx.session.execute(text("SELECT id, name FROM districts"))).all())
+        districts = await Districts.load(ctx)
         # One query for every volunteer of the organisation the file names (locked: updated below).
         normalized = await asyncio.to_thread(lambda: [normalize_phone(r.values.get("phone", "")) for r in rows])
         phones = {p for p in normalized if p}

@@ -286,6 +286,10 @@ def _of_a(name: str) -> str:
     return "A" if name in VOLUNTEERS_A or name.startswith(MARK) else name
 
 
+def _situation_communities(d: dict[str, Any]) -> Any:
+    return world_only(c["community"]["name"] for c in d["situation"]["openRequestsByCommunity"])
+
+
 def _plan(d: Any) -> list[Any]:
     plan = d["planAssignments"]
     return [
@@ -685,7 +689,7 @@ READS = [
         "situation: open requests by community of the caller's organisation (within their scope)",
         "{ situation { openRequestsByCommunity { community { name } } } }",
         no_vars,
-        lambda d: world_only(c["community"]["name"] for c in d["situation"]["openRequestsByCommunity"]),
+        _situation_communities,
         per_role(
             anonymous=U,
             platform_admin=["社区c1", "社区c2"],
@@ -702,7 +706,7 @@ READS = [
         "situation of org B (named): its administrator and platform administrators only",
         "query($o: ID) { situation(organizationId: $o) { openRequestsByCommunity { community { name } } } }",
         lambda w: {"o": gid(w, "Organization", "org_b")},
-        lambda d: world_only(c["community"]["name"] for c in d["situation"]["openRequestsByCommunity"]),
+        _situation_communities,
         per_role(
             anonymous=U,
             platform_admin=["社区c3"],
